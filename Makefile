@@ -1,0 +1,100 @@
+# cembed: plain Makefile with pkg-config.
+#   make                          build/cembed
+#   make SANITIZE=address,undefined   build/san/cembed (ASan + UBSan)
+#   make test                     unit tests, fuzz corpus replay, oracle and CLI tests,
+#                                 then the same under the sanitizers
+#   make run                      install deps, build, fetch the default model, run
+#   make oracle                   regenerate tests/golden/tfjs-minilm.json (TF.js, ~40 min)
+#   make fuzz                     libFuzzer binaries (clang) in build/fuzz/
+#   make bench                    bench/run.sh: cembed against ONNX Runtime and PyTorch
+
+PKGS     := openblas jansson libutf8proc
+CC       ?= cc
+OPT      ?= -O2
+WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Werror=implicit-function-declaration
+CFLAGS   ?=
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+SIMD_AVX512 := -mavx512f -mavx512dq -mavx512vl -mavx2 -mfma
+
+ifdef SANITIZE
+BUILD    ?= build/san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      := -O1
+else
+BUILD    ?= build
+SANFLAGS :=
+endif
+
+ALL_CFLAGS := $(WARN) $(OPT) -g $(SANFLAGS) $(CFLAGS)
+
+LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c)
+APP_SRC  := $(wildcard app/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+
+.PHONY: all test unit run oracle fuzz bench clean deps model
+all: $(BUILD)/cembed
+
+$(BUILD)/obj/src/nn/kernels_avx512.o: EXTRA := $(SIMD_AVX512)
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(EXTRA) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcembed.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/cembed: $(APP_OBJ) $(BUILD)/libcembed.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# unit tests: one binary, tests/unit/*.c (each may #include the .c it tests)
+$(BUILD)/unit_tests: $(UNIT_SRC) $(BUILD)/libcembed.a $(wildcard tests/unit/*.h)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $(UNIT_SRC) $(BUILD)/libcembed.a $(LDLIBS)
+
+# fuzz targets linked with a replay driver (any compiler) for CI, and with
+# libFuzzer (clang) for real fuzzing
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libcembed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/libcembed.a $(LDLIBS)
+
+FUZZ_NAMES := $(FUZZ_SRC:fuzz/fuzz_%.c=%)
+REPLAYS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+
+fuzz:
+	$(MAKE) BUILD=build/fuzz-lib CC=clang SANITIZE=address,undefined CFLAGS=-fsanitize=fuzzer-no-link build/fuzz-lib/libcembed.a
+	@mkdir -p build/fuzz
+	for n in $(FUZZ_NAMES); do \
+	  clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -o build/fuzz/fuzz_$$n fuzz/fuzz_$$n.c \
+	    build/fuzz-lib/libcembed.a $(LDLIBS) || exit 1; done
+
+unit: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests
+
+test: $(BUILD)/cembed $(BUILD)/unit_tests $(REPLAYS)
+	tests/run.sh
+
+deps:
+	scripts/install-deps.sh
+
+model:
+	scripts/fetch-model.sh
+
+run: deps
+	$(MAKE) all
+	scripts/fetch-model.sh
+	scripts/run-sample.sh
+
+oracle:
+	tests/oracle/make_golden.sh $(or $(TFJS_MODEL),../shared/models/all-MiniLM-L6-v2-tfjs-uint8)
+
+bench: all
+	bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/obj/*/*/*.d $(BUILD)/obj/*/*.d)

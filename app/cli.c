@@ -1,0 +1,87 @@
+/* Flag and environment handling shared by the subcommands. */
+#include <errno.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cembed: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_parse_int(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int env_int(const char *name, long lo, long hi, int *out) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    long x;
+    if (cli_parse_int(v, lo, hi, &x)) {
+        cli_error("%s=%s: must be an integer in [%ld, %ld]", name, v, lo, hi);
+        return EXIT_USAGE;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+int cli_common_init(cli_common *c) {
+    *c = (cli_common){.model_dir = DEFAULT_MODEL_DIR};
+    const char *m = getenv("EMBEDDING_MODEL");
+    if (m && *m) c->model_dir = m;
+    if (env_int("EMBEDDING_ONNX_THREADS", 1, 1024, &c->threads) || env_int("EMBEDDING_THREADS", 1, 1024, &c->threads))
+        return EXIT_USAGE;
+    const char *lvl = getenv("EMBEDDING_LOG_LEVEL");
+    if (lvl && *lvl) {
+        int l = log_level_from(str_from(lvl, strlen(lvl)));
+        if (l < 0) {
+            cli_error("EMBEDDING_LOG_LEVEL=%s: must be one of debug, info, warning, error", lvl);
+            return EXIT_USAGE;
+        }
+        log_set_level(l);
+    }
+    return 0;
+}
+
+int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    struct {
+        const char *flag;
+        long lo, hi;
+        int *dst;
+    } ints[] = {
+        {"--threads", 1, 1024, &c->threads},
+        {"--batch-size", 1, 4096, &c->batch_size},
+        {"--max-seq-len", 2, 1 << 20, &c->max_seq_len},
+    };
+    if (strcmp(a, "--model") == 0) {
+        if (*i + 1 >= argc) {
+            cli_error("--model needs a directory");
+            return -1;
+        }
+        c->model_dir = argv[++*i];
+        return 1;
+    }
+    for (size_t k = 0; k < CE_ARRAY_LEN(ints); k++) {
+        if (strcmp(a, ints[k].flag) != 0) continue;
+        long v;
+        if (*i + 1 >= argc || cli_parse_int(argv[*i + 1], ints[k].lo, ints[k].hi, &v)) {
+            cli_error("%s needs an integer in [%ld, %ld]", ints[k].flag, ints[k].lo, ints[k].hi);
+            return -1;
+        }
+        *ints[k].dst = (int)v;
+        ++*i;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* Shared pieces of the subcommands: flag parsing, model options from flags
+ * and EMBEDDING_* variables, and the exit codes. */
+#ifndef CEMBED_CLI_H
+#define CEMBED_CLI_H
+
+#include "base/base.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+#define DEFAULT_MODEL_DIR "models/all-MiniLM-L6-v2"
+
+typedef struct cli_common {
+    const char *model_dir;
+    int threads, batch_size, max_seq_len;
+} cli_common;
+
+/* Fills defaults from the environment (EMBEDDING_MODEL, EMBEDDING_THREADS /
+ * EMBEDDING_ONNX_THREADS, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE
+ * after printing which variable is wrong. */
+int cli_common_init(cli_common *c);
+/* If argv[*i] is a common flag, consumes it (and its value) and returns 1;
+ * 0 if not one; -1 (message printed) for a bad value. */
+int cli_common_flag(cli_common *c, int argc, char **argv, int *i);
+/* Parses a decimal integer in [lo, hi]; returns 0 or -1. */
+int cli_parse_int(const char *s, long lo, long hi, long *out);
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int cmd_embed(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/* cembed: the command line. Dispatches to one file per subcommand; this
+ * directory is the only place that exits the process. */
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fputs("usage: cembed COMMAND [ARGS]\n"
+          "\n"
+          "commands:\n"
+          "  embed     [--model DIR] [--batch-size N] [--threads N] FILE.jsonl|-\n"
+          "            embed JSON lines {\"id\", \"text\"} (or bare strings); writes\n"
+          "            {\"id\", \"embedding\"} lines to stdout in input order\n"
+          "  tokenize  [--model DIR] FILE.jsonl|-      write {\"id\", \"ids\"} lines\n"
+          "  info      [--model DIR]                   print the model's facts\n"
+          "  convert   --from tfjs SRC_DIR OUT_DIR [--max-seq-length N]\n"
+          "            import a TF.js graph model into a Hugging Face directory\n"
+          "\n"
+          "The model directory defaults to $EMBEDDING_MODEL, else " DEFAULT_MODEL_DIR ".\n"
+          "Threads default to $EMBEDDING_THREADS, else min(usable CPUs, 8).\n",
+          f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    base_alloc_install_json();
+    const char *cmd = argv[1];
+    int rc;
+    if (strcmp(cmd, "embed") == 0) rc = cmd_embed(argc - 1, argv + 1);
+    else if (strcmp(cmd, "tokenize") == 0) rc = cmd_tokenize(argc - 1, argv + 1);
+    else if (strcmp(cmd, "info") == 0) rc = cmd_info(argc - 1, argv + 1);
+    else if (strcmp(cmd, "convert") == 0) rc = cmd_convert(argc - 1, argv + 1);
+    else if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        rc = EXIT_OK;
+    } else {
+        cli_error("unknown command \"%s\"", cmd);
+        usage(stderr);
+        rc = EXIT_USAGE;
+    }
+    exit(rc);
+}

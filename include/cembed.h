@@ -1,0 +1,91 @@
+/* cembed public API: open a model directory, tokenize and embed texts.
+ *
+ * Every function returns 0 on success or a negative CEMBED_E* code; the
+ * message of the last failure on the calling thread (file, field, limit) is
+ * in cembed_last_error(). Nothing here calls exit() or prints. Objects are
+ * opaque and owned by the caller once returned; free them with the matching
+ * _free function (NULL is accepted and ignored).
+ */
+#ifndef CEMBED_H
+#define CEMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One table of error codes; cembed_strerror() gives the short text. */
+#define CEMBED_ERRORS(X)                                              \
+    X(CEMBED_OK,       0,  "ok")                                      \
+    X(CEMBED_ENOMEM,  -1,  "out of memory")                           \
+    X(CEMBED_EIO,     -2,  "input/output error")                      \
+    X(CEMBED_EFORMAT, -3,  "malformed file")                          \
+    X(CEMBED_EMODEL,  -4,  "unsupported or incomplete model")         \
+    X(CEMBED_EINVAL,  -5,  "invalid argument")                        \
+    X(CEMBED_ELIMIT,  -6,  "over a limit")                            \
+    X(CEMBED_ENOTFOUND, -7, "not found")
+
+enum cembed_status {
+#define CEMBED_X_ENUM(name, code, text) name = code,
+    CEMBED_ERRORS(CEMBED_X_ENUM)
+#undef CEMBED_X_ENUM
+};
+
+/* Short text of a code; never NULL. */
+const char *cembed_strerror(int code);
+/* Detailed message of the last failure on this thread ("" if none). */
+const char *cembed_last_error(void);
+
+typedef struct cembed_model cembed_model;
+
+typedef struct cembed_options {
+    int threads;        /* compute threads; 0 = min(usable CPUs, 8) */
+    int max_batch;      /* sequences per forward pass; 0 = 32 */
+    int max_seq_len;    /* 0 = the model's limit; else min(this, the model's) */
+} cembed_options;
+
+/* Facts about an open model; strings are owned by the model. */
+typedef struct cembed_model_info {
+    const char *name;           /* directory basename */
+    const char *path;
+    const char *architecture;   /* "bert" */
+    int hidden;                 /* embedding dimensions */
+    int layers, heads, intermediate, vocab_size;
+    int max_seq_len;            /* truncation limit, [CLS]/[SEP] included */
+    const char *pooling;        /* "mean" | "cls" */
+    int normalize;              /* L2-normalized output */
+    float layer_norm_eps;
+    const char *weights_dtype;  /* dtype on disk: "F32", "F16", "BF16" */
+    size_t weights_bytes;       /* size of model.safetensors */
+    int threads;
+} cembed_model_info;
+
+/* Opens the Hugging Face model directory DIR (config.json, model.safetensors,
+ * tokenizer.json or vocab.txt, optional sentence-transformers files).
+ * OUT: *out, owned by the caller. Fails with EIO, EFORMAT, EMODEL or ENOMEM. */
+int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model **out);
+void cembed_model_free(cembed_model *m);
+void cembed_model_get_info(const cembed_model *m, cembed_model_info *out);
+
+/* Token ids of one text, [CLS] ... [SEP], truncated to the model limit.
+ * OUT: *ids (malloc'd, caller frees), *n_ids, *truncated (may be NULL),
+ * *n_full: length before truncation (may be NULL). Invalid UTF-8 becomes
+ * U+FFFD. Fails only with ENOMEM. */
+int cembed_tokenize(const cembed_model *m, const char *text, size_t len,
+                    int32_t **ids, size_t *n_ids, int *truncated, size_t *n_full);
+
+/* Embeds n texts; out holds n * hidden floats, row i for text i.
+ * Batches are formed inside (length-sorted, packed). Fails with ENOMEM. */
+int cembed_embed(cembed_model *m, const char *const *texts, const size_t *lens,
+                 size_t n, float *out);
+
+/* Embeds already tokenized sequences (each [CLS] ... [SEP], within the limit). */
+int cembed_embed_ids(cembed_model *m, const int32_t *const *ids, const size_t *n_ids,
+                     size_t n, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,129 @@
+/* Whole-file reads, read-only maps and atomic writes. Errors name the path
+ * and the errno text. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base.h"
+
+int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len) {
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return base_err(CEMBED_EIO, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return base_err(CEMBED_EIO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        close(fd);
+        return base_err(CEMBED_ELIMIT, "%s: %lld bytes, over the limit of %zu", path,
+                        (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    char *p = base_malloc(n + 1);
+    if (!p) {
+        close(fd);
+        return base_err(CEMBED_ENOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) {
+        base_free(p);
+        return base_err(CEMBED_EIO, "%s: short read (%zu of %zu bytes)", path, got, n);
+    }
+    p[n] = 0;
+    *data = p;
+    *len = n;
+    return 0;
+}
+
+int file_map(const char *path, const void **map, size_t *len) {
+    *map = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return base_err(CEMBED_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) return base_err(CEMBED_EIO, "%s: mmap: %s", path, strerror(e));
+    *map = p;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
+void file_unmap(const void *map, size_t len) {
+    if (map && len) munmap((void *)map, len);
+}
+
+int file_write_all(const char *path, const void *data, size_t len) {
+    size_t n = strlen(path);
+    char *tmp = base_malloc(n + 16);
+    if (!tmp) return base_err(CEMBED_ENOMEM, "%s: out of memory", path);
+    snprintf(tmp, n + 16, "%s.tmp%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        base_free(tmp);
+        return base_err(CEMBED_EIO, "%s: %s", path, strerror(e));
+    }
+    const char *p = data;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    int ok = done == len && fsync(fd) == 0;
+    int e = errno;
+    ok = (close(fd) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        e = e ? e : errno;
+        unlink(tmp);
+        base_free(tmp);
+        return base_err(CEMBED_EIO, "%s: write failed: %s", path, strerror(e));
+    }
+    base_free(tmp);
+    return 0;
+}
+
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+char *path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = base_malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}

@@ -1,0 +1,77 @@
+/* model: a Hugging Face BERT directory on disk -> validated config and F32
+ * weight views.
+ *
+ * config.json gives the shape (hidden, layers, heads, ...); model.safetensors
+ * is mapped read-only and every tensor BERT needs is looked up by its HF name
+ * (an optional "bert." prefix, LayerNorm weight/bias or gamma/beta) and
+ * checked against that shape. F32 tensors are used in place from the map;
+ * F16 and BF16 tensors are converted once at load into owned memory. The
+ * sentence-transformers files (modules.json, 1_Pooling/config.json,
+ * sentence_bert_config.json) set pooling, normalization and max_seq_length.
+ */
+#ifndef CEMBED_MODEL_H
+#define CEMBED_MODEL_H
+
+#include "base/base.h"
+#include "model/safetensors.h"
+
+#define MODEL_MAX_CONFIG_BYTES (4u << 20)
+
+typedef struct model_config {
+    char model_type[32];
+    char hidden_act[32];
+    int vocab_size, hidden, layers, heads, intermediate, max_position, type_vocab_size;
+    float layer_norm_eps;
+} model_config;
+
+typedef enum { POOL_MEAN, POOL_CLS } pool_mode;
+
+typedef struct bert_layer_w {
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   /* [H, H] (out, in), [H] */
+    const float *o_w, *o_b, *ln1_g, *ln1_b;           /* attention output + LayerNorm */
+    const float *i_w, *i_b;                           /* [I, H], [I] */
+    const float *f_w, *f_b, *ln2_g, *ln2_b;           /* [H, I], [H], LayerNorm */
+} bert_layer_w;
+
+typedef struct model {
+    model_config cfg;
+    pool_mode pooling;
+    int normalize;
+    int st_max_seq_length;      /* sentence_bert_config.json, 0 when absent */
+    const float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
+    bert_layer_w *layer;        /* cfg.layers entries */
+    st_dtype dtype;             /* dtype of the weights on disk */
+    size_t file_bytes;
+    /* storage */
+    const void *map;
+    size_t map_len;
+    st_file st;
+    float *owned;               /* converted F16/BF16 tensors */
+} model;
+
+/* Parses config.json text. OUT: *out. Fails with EFORMAT (names the field)
+ * or EMODEL (an architecture or activation cembed does not run). */
+int model_config_parse(const char *json, size_t len, model_config *out);
+/* Parses a sentence-transformers 1_Pooling/config.json. Fails with EFORMAT
+ * or EMODEL (a pooling mode cembed does not implement). */
+int model_pooling_parse(const char *json, size_t len, pool_mode *out);
+/* Parses modules.json: OUT *normalize (a Normalize module is listed),
+ * *pooling_path (base_malloc'd, NULL if no Pooling module). */
+int model_modules_parse(const char *json, size_t len, int *normalize, char **pooling_path);
+/* Parses sentence_bert_config.json: OUT *max_seq_length (0 if absent). */
+int model_st_config_parse(const char *json, size_t len, int *max_seq_length);
+
+/* Loads DIR (see the top of this file). OUT: *m (free with model_free).
+ * Fails with EIO, EFORMAT, EMODEL or ENOMEM; the message names the file and
+ * the tensor or field. */
+int model_load(const char *dir, model *m);
+void model_free(model *m);
+
+/* Converts the TF.js graph model in src_dir (model.json + weight shards +
+ * tokenizer.json) into an HF directory at out_dir: F32 model.safetensors,
+ * config.json, tokenizer.json, tokenizer_config.json and the
+ * sentence-transformers files (mean pooling, normalize, max_seq_length).
+ * Fails with EIO, EFORMAT, EMODEL or ENOMEM. */
+int model_convert_tfjs(const char *src_dir, const char *out_dir, int max_seq_length);
+
+#endif

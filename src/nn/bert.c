@@ -1,0 +1,252 @@
+/* The BERT forward pass; see bert.h. Per layer, with T tokens, H hidden,
+ * I intermediate, and three activation regions x [T,H], a [T,max(3H,I)],
+ * c [T,H]:
+ *   a   = x @ Wqkv^T + bqkv             (qkv, one GEMM of N = 3H)
+ *   c   = attention(a) per sequence, per head
+ *   a   = c @ Wo^T;  x = LN(a + bo + x)
+ *   a   = gelu(x @ Wi^T + bi)
+ *   c   = a @ Wf^T;  x = LN(c + bf + x)
+ * GEMM phases split the rows statically across the pool's threads; each
+ * thread runs single-threaded BLAS on chunks of ROW_CHUNK rows and applies
+ * the epilogue while the chunk is still in cache. */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "bert.h"
+
+#define ROW_CHUNK 256
+
+struct bert {
+    const model *m;
+    const nn_kernels *k;
+    pool *p;
+    int max_tokens, max_seq_len;
+    int H, I, heads, dh, wa;   /* wa: width of region a */
+    float *wqkv, *bqkv;        /* per layer: [3H, H], [3H] */
+    float *x, *a, *c;          /* workspace */
+    float *scratch;            /* per thread attention scratch */
+    size_t scratch_per_thread;
+    int32_t *pos;              /* position of each token */
+};
+
+size_t bert_workspace_bytes(const model_config *c, int max_tokens, int max_seq_len, int threads) {
+    size_t H = (size_t)c->hidden, I = (size_t)c->intermediate, T = (size_t)max_tokens;
+    size_t wa = CE_MAX(3 * H, I);
+    size_t floats = T * (2 * H + wa) + (size_t)threads * nn_attention_scratch(max_seq_len, c->hidden / c->heads);
+    size_t packed = (size_t)c->layers * (3 * H * H + 3 * H);
+    return (floats + packed) * sizeof(float) + T * sizeof(int32_t);
+}
+
+void bert_free(bert *b) {
+    if (!b) return;
+    base_free(b->wqkv);
+    base_free(b->bqkv);
+    base_free(b->x);
+    base_free(b->a);
+    base_free(b->c);
+    base_free(b->scratch);
+    base_free(b->pos);
+    base_free(b);
+}
+
+int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int max_seq_len, bert **out) {
+    *out = NULL;
+    const model_config *c = &m->cfg;
+    CE_ASSERT(max_tokens >= max_seq_len && max_seq_len >= 2 && max_seq_len <= c->max_position);
+    bert *b = base_calloc(1, sizeof *b);
+    if (!b) return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
+    b->m = m;
+    b->k = k;
+    b->p = p;
+    b->max_tokens = max_tokens;
+    b->max_seq_len = max_seq_len;
+    b->H = c->hidden;
+    b->I = c->intermediate;
+    b->heads = c->heads;
+    b->dh = c->hidden / c->heads;
+    b->wa = CE_MAX(3 * b->H, b->I);
+    const size_t H = (size_t)b->H, T = (size_t)max_tokens, L = (size_t)c->layers;
+    int threads = pool_threads(p);
+    b->scratch_per_thread = nn_attention_scratch(max_seq_len, b->dh);
+    b->wqkv = base_malloc(L * 3 * H * H * sizeof(float));
+    b->bqkv = base_malloc(L * 3 * H * sizeof(float));
+    b->x = base_malloc(T * H * sizeof(float));
+    b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
+    b->c = base_malloc(T * H * sizeof(float));
+    b->scratch = base_malloc((size_t)threads * b->scratch_per_thread * sizeof(float));
+    b->pos = base_malloc(T * sizeof(int32_t));
+    if (!b->wqkv || !b->bqkv || !b->x || !b->a || !b->c || !b->scratch || !b->pos) {
+        size_t want = bert_workspace_bytes(c, max_tokens, max_seq_len, threads);
+        bert_free(b);
+        return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
+    }
+    /* Q, K, V weights stacked into one [3H, H] matrix per layer */
+    for (size_t l = 0; l < L; l++) {
+        const bert_layer_w *w = &m->layer[l];
+        float *dst = b->wqkv + l * 3 * H * H, *bd = b->bqkv + l * 3 * H;
+        memcpy(dst, w->q_w, H * H * sizeof(float));
+        memcpy(dst + H * H, w->k_w, H * H * sizeof(float));
+        memcpy(dst + 2 * H * H, w->v_w, H * H * sizeof(float));
+        memcpy(bd, w->q_b, H * sizeof(float));
+        memcpy(bd + H, w->k_b, H * sizeof(float));
+        memcpy(bd + 2 * H, w->v_b, H * sizeof(float));
+    }
+    *out = b;
+    return 0;
+}
+
+/* ---- phases ---- */
+
+enum epilogue { EPI_BIAS, EPI_BIAS_GELU, EPI_ADD_LN };
+
+typedef struct job {
+    bert *b;
+    int T, n_seq;
+    const int32_t *ids;
+    const int *offsets;
+    float *out;
+    /* GEMM phase: C[T, N] = A[T, K] @ W[N, K]^T, then the epilogue */
+    const float *A, *W, *bias, *g, *beta;
+    float *C;
+    int N, K;
+    enum epilogue epi;
+    atomic_int next;   /* attention: next (sequence, head) pair */
+    const float *qkv;
+    float *ctx;
+} job;
+
+static void row_range(int T, int t, int n, int *r0, int *r1) {
+    *r0 = (int)((long long)T * t / n);
+    *r1 = (int)((long long)T * (t + 1) / n);
+}
+
+static void phase_embed(void *arg, int t, int n) {
+    job *j = arg;
+    bert *b = j->b;
+    const model *m = b->m;
+    const int H = b->H;
+    int r0, r1;
+    row_range(j->T, t, n, &r0, &r1);
+    for (int r = r0; r < r1; r++) {
+        const float *we = m->word_emb + (size_t)j->ids[r] * H, *pe = m->pos_emb + (size_t)b->pos[r] * H;
+        float *x = b->x + (size_t)r * H;
+        for (int i = 0; i < H; i++) x[i] = we[i] + pe[i] + (m->type_emb ? m->type_emb[i] : 0.0f);
+    }
+    if (r1 > r0)
+        b->k->add_layernorm(NULL, NULL, b->x + (size_t)r0 * H, m->emb_ln_g, m->emb_ln_b, m->cfg.layer_norm_eps,
+                            r1 - r0, H);
+}
+
+static void phase_gemm(void *arg, int t, int n) {
+    job *j = arg;
+    bert *b = j->b;
+    int r0, r1;
+    row_range(j->T, t, n, &r0, &r1);
+    const int N = j->N, K = j->K, H = b->H;
+    for (int r = r0; r < r1; r += ROW_CHUNK) {
+        const int rows = CE_MIN(ROW_CHUNK, r1 - r);
+        float *C = j->C + (size_t)r * N;
+        /* C[rows, N] = A[rows, K] @ W[N, K]^T */
+        nn_gemm_bt(rows, N, K, j->A + (size_t)r * K, K, j->W, K, C, N);
+        switch (j->epi) {
+        case EPI_BIAS: b->k->bias(C, j->bias, rows, N); break;
+        case EPI_BIAS_GELU: b->k->bias_gelu(C, j->bias, rows, N); break;
+        case EPI_ADD_LN:   /* x[rows, H] = LN(C + bias + x) */
+            b->k->add_layernorm(C, j->bias, b->x + (size_t)r * H, j->g, j->beta, b->m->cfg.layer_norm_eps, rows, H);
+            break;
+        }
+    }
+}
+
+static void phase_attention(void *arg, int t, int n) {
+    (void)n;
+    job *j = arg;
+    bert *b = j->b;
+    const int H = b->H, dh = b->dh, heads = b->heads, ld = 3 * H;
+    const float scale = 1.0f / sqrtf((float)dh);
+    float *scratch = b->scratch + (size_t)t * b->scratch_per_thread;
+    for (;;) {
+        int w = atomic_fetch_add(&j->next, 1);
+        if (w >= j->n_seq * heads) break;
+        const int s = w / heads, h = w % heads;
+        const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
+        const float *base = j->qkv + (size_t)t0 * ld;
+        /* q, k, v of head h: columns [h*dh, (h+1)*dh) of each third of qkv */
+        b->k->attention(base + h * dh, base + H + h * dh, base + 2 * H + h * dh, ld, L, dh, scale,
+                        j->ctx + (size_t)t0 * H + h * dh, H, scratch);
+    }
+}
+
+static void phase_pool(void *arg, int t, int n) {
+    job *j = arg;
+    bert *b = j->b;
+    const int H = b->H;
+    int s0, s1;
+    row_range(j->n_seq, t, n, &s0, &s1);
+    for (int s = s0; s < s1; s++) {
+        const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
+        float *o = j->out + (size_t)s * H;
+        if (b->m->pooling == POOL_CLS) {
+            memcpy(o, b->x + (size_t)t0 * H, (size_t)H * sizeof(float));
+        } else {
+            for (int i = 0; i < H; i++) o[i] = 0;
+            for (int r = 0; r < L; r++) {
+                const float *x = b->x + (size_t)(t0 + r) * H;
+                for (int i = 0; i < H; i++) o[i] += x[i];
+            }
+            const float inv = 1.0f / (float)L;
+            for (int i = 0; i < H; i++) o[i] *= inv;
+        }
+        if (b->m->normalize) {
+            double sq = 0;
+            for (int i = 0; i < H; i++) sq += (double)o[i] * o[i];
+            const float inv = (float)(1.0 / fmax(sqrt(sq), 1e-12));
+            for (int i = 0; i < H; i++) o[i] *= inv;
+        }
+    }
+}
+
+static void run_gemm(bert *b, job *j, const float *A, int K, const float *W, int N, float *C, enum epilogue epi,
+                     const float *bias, const float *g, const float *beta) {
+    j->A = A;
+    j->K = K;
+    j->W = W;
+    j->N = N;
+    j->C = C;
+    j->epi = epi;
+    j->bias = bias;
+    j->g = g;
+    j->beta = beta;
+    pool_run(b->p, phase_gemm, j);
+}
+
+void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out) {
+    const int T = offsets[n_seq], H = b->H, I = b->I;
+    CE_ASSERT(T <= b->max_tokens);
+    for (int s = 0; s < n_seq; s++) {
+        const int L = offsets[s + 1] - offsets[s];
+        CE_ASSERT(L >= 1 && L <= b->max_seq_len);
+        for (int p = 0; p < L; p++) b->pos[offsets[s] + p] = p;
+    }
+    job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out};
+    pool_run(b->p, phase_embed, &j);
+    for (int l = 0; l < b->m->cfg.layers; l++) {
+        const bert_layer_w *w = &b->m->layer[l];
+        /* a[T, 3H] = x @ Wqkv^T + bqkv */
+        run_gemm(b, &j, b->x, H, b->wqkv + (size_t)l * 3 * H * H, 3 * H, b->a, EPI_BIAS,
+                 b->bqkv + (size_t)l * 3 * H, NULL, NULL);
+        /* c[T, H] = attention(a) */
+        atomic_store(&j.next, 0);
+        j.qkv = b->a;
+        j.ctx = b->c;
+        pool_run(b->p, phase_attention, &j);
+        /* a[T, H] = c @ Wo^T; x = LN(a + bo + x) */
+        run_gemm(b, &j, b->c, H, w->o_w, H, b->a, EPI_ADD_LN, w->o_b, w->ln1_g, w->ln1_b);
+        /* a[T, I] = gelu(x @ Wi^T + bi) */
+        run_gemm(b, &j, b->x, H, w->i_w, I, b->a, EPI_BIAS_GELU, w->i_b, NULL, NULL);
+        /* c[T, H] = a @ Wf^T; x = LN(c + bf + x) */
+        run_gemm(b, &j, b->a, I, w->f_w, H, b->c, EPI_ADD_LN, w->f_b, w->ln2_g, w->ln2_b);
+    }
+    pool_run(b->p, phase_pool, &j);
+}

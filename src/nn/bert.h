@@ -1,0 +1,33 @@
+/* bert: the BERT encoder forward pass over packed batches.
+ *
+ * A batch is n_seq token sequences packed into one [T, hidden] matrix
+ * (T = total tokens, no padding): every dense layer is one GEMM over all
+ * tokens, attention runs per (sequence, head). All activations live in one
+ * workspace allocated at bert_new for the largest batch; the forward pass
+ * allocates nothing.
+ */
+#ifndef CEMBED_BERT_H
+#define CEMBED_BERT_H
+
+#include "base/pool.h"
+#include "model/model.h"
+#include "nn/kernels.h"
+
+typedef struct bert bert;
+
+/* Bytes bert_new will allocate for batches of up to max_tokens tokens and
+ * sequences of up to max_seq_len, with `threads` threads. */
+size_t bert_workspace_bytes(const model_config *c, int max_tokens, int max_seq_len, int threads);
+
+/* Prepares the forward pass of model m (which must outlive it). OUT: *out.
+ * k: the kernel table (nn_kernels_best() normally). Fails with ENOMEM. */
+int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int max_seq_len, bert **out);
+void bert_free(bert *b);
+
+/* Embeds one packed batch: sequence s is ids[offsets[s] .. offsets[s+1]),
+ * offsets[n_seq] <= max_tokens, each length in [1, max_seq_len].
+ * out: n_seq * hidden floats, pooled (and L2-normalized if the model says).
+ * Cannot fail. */
+void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out);
+
+#endif

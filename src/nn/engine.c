@@ -1,0 +1,179 @@
+/* The public API of cembed.h: a model directory opened into tokenizer +
+ * weights + forward pass, and embedding of text lists in length-sorted
+ * packed batches. */
+#include <string.h>
+
+#include "base/pool.h"
+#include "nn/bert.h"
+#include "tok/tok.h"
+
+struct cembed_model {
+    model m;
+    tokenizer *tok;
+    pool *pool;
+    bert *fwd;
+    const nn_kernels *k;
+    int threads, max_batch, max_seq_len;
+    char *path, *name;
+    int32_t *batch_ids;    /* [max_batch * max_seq_len] */
+    int *batch_off;        /* [max_batch + 1] */
+    float *batch_out;      /* [max_batch * hidden] */
+};
+
+void cembed_model_free(cembed_model *cm) {
+    if (!cm) return;
+    bert_free(cm->fwd);
+    pool_free(cm->pool);
+    tok_free(cm->tok);
+    model_free(&cm->m);
+    base_free(cm->path);
+    base_free(cm->name);
+    base_free(cm->batch_ids);
+    base_free(cm->batch_off);
+    base_free(cm->batch_out);
+    base_free(cm);
+}
+
+int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model **out) {
+    *out = NULL;
+    base_err_clear();
+    cembed_options o = opt ? *opt : (cembed_options){0};
+    if (o.threads < 0 || o.threads > 1024) return base_err(CEMBED_EINVAL, "threads %d: must be in [0, 1024]", o.threads);
+    if (o.max_batch < 0 || o.max_batch > 4096)
+        return base_err(CEMBED_EINVAL, "batch size %d: must be in [1, 4096]", o.max_batch);
+    if (o.max_seq_len < 0 || o.max_seq_len == 1)
+        return base_err(CEMBED_EINVAL, "max sequence length %d: must be at least 2", o.max_seq_len);
+    cembed_model *cm = base_calloc(1, sizeof *cm);
+    if (!cm) return base_err(CEMBED_ENOMEM, "out of memory");
+    int rc;
+    if ((rc = model_load(dir, &cm->m))) goto fail;
+    if ((rc = tok_load_dir(dir, &cm->tok))) goto fail;
+    if (tok_vocab_size(cm->tok) > (size_t)cm->m.cfg.vocab_size) {
+        rc = base_err(CEMBED_EMODEL, "%s: the tokenizer has %zu ids, the model's vocab_size is %d", dir,
+                      tok_vocab_size(cm->tok), cm->m.cfg.vocab_size);
+        goto fail;
+    }
+    cm->max_seq_len = cm->m.cfg.max_position;
+    if (cm->m.st_max_seq_length > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, cm->m.st_max_seq_length);
+    if (o.max_seq_len > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, o.max_seq_len);
+    cm->threads = o.threads ? o.threads : CE_MIN(cpu_usable(), 8);
+    cm->max_batch = o.max_batch ? o.max_batch : 32;
+    cm->k = nn_kernels_best();
+    nn_gemm_init();
+    if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;
+    if ((rc = bert_new(&cm->m, cm->k, cm->pool, cm->max_batch * cm->max_seq_len, cm->max_seq_len, &cm->fwd)))
+        goto fail;
+    cm->batch_ids = base_malloc((size_t)cm->max_batch * (size_t)cm->max_seq_len * sizeof(int32_t));
+    cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
+    cm->batch_out = base_malloc((size_t)cm->max_batch * (size_t)cm->m.cfg.hidden * sizeof(float));
+    cm->path = base_strndup(dir, strlen(dir));
+    size_t end = strlen(dir), start;
+    while (end > 1 && dir[end - 1] == '/') end--;
+    for (start = end; start > 0 && dir[start - 1] != '/'; start--) {}
+    cm->name = base_strndup(dir + start, end - start);
+    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->path || !cm->name) {
+        rc = base_err(CEMBED_ENOMEM, "out of memory");
+        goto fail;
+    }
+    *out = cm;
+    return 0;
+fail:
+    cembed_model_free(cm);
+    return rc;
+}
+
+void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
+    const model_config *c = &cm->m.cfg;
+    *o = (cembed_model_info){
+        .name = cm->name,
+        .path = cm->path,
+        .architecture = c->model_type,
+        .hidden = c->hidden,
+        .layers = c->layers,
+        .heads = c->heads,
+        .intermediate = c->intermediate,
+        .vocab_size = c->vocab_size,
+        .max_seq_len = cm->max_seq_len,
+        .pooling = cm->m.pooling == POOL_CLS ? "cls" : "mean",
+        .normalize = cm->m.normalize,
+        .layer_norm_eps = c->layer_norm_eps,
+        .weights_dtype = st_dtype_name(cm->m.dtype),
+        .weights_bytes = cm->m.file_bytes,
+        .threads = cm->threads,
+    };
+}
+
+int cembed_tokenize(const cembed_model *cm, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                    int *truncated, size_t *n_full) {
+    tok_ids v = {0};
+    int rc = tok_encode(cm->tok, text, len, cm->max_seq_len, &v);
+    if (rc) {
+        tok_ids_free(&v);
+        return rc;
+    }
+    *ids = v.ids;
+    *n_ids = v.n;
+    if (truncated) *truncated = v.truncated;
+    if (n_full) *n_full = v.n_full;
+    return 0;
+}
+
+typedef struct seq_ref {
+    size_t index;
+    const int32_t *ids;
+    size_t n;
+} seq_ref;
+
+static int by_len_desc(const void *a, const void *b) {
+    const seq_ref *x = a, *y = b;
+    if (x->n != y->n) return x->n < y->n ? 1 : -1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+int cembed_embed_ids(cembed_model *cm, const int32_t *const *ids, const size_t *n_ids, size_t n, float *out) {
+    const int H = cm->m.cfg.hidden;
+    for (size_t i = 0; i < n; i++) {
+        if (n_ids[i] < 1 || n_ids[i] > (size_t)cm->max_seq_len)
+            return base_err(CEMBED_ELIMIT, "sequence %zu has %zu tokens, the limit is %d", i, n_ids[i], cm->max_seq_len);
+        for (size_t t = 0; t < n_ids[i]; t++)
+            if (ids[i][t] < 0 || ids[i][t] >= cm->m.cfg.vocab_size)
+                return base_err(CEMBED_EINVAL, "sequence %zu: token id %d is outside the vocabulary", i, (int)ids[i][t]);
+    }
+    seq_ref *order = base_malloc((n ? n : 1) * sizeof *order);
+    if (!order) return base_err(CEMBED_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) order[i] = (seq_ref){i, ids[i], n_ids[i]};
+    qsort(order, n, sizeof *order, by_len_desc);
+    for (size_t s = 0; s < n;) {
+        int k = 0, T = 0;
+        cm->batch_off[0] = 0;
+        while (s + (size_t)k < n && k < cm->max_batch) {
+            const seq_ref *r = &order[s + (size_t)k];
+            memcpy(cm->batch_ids + T, r->ids, r->n * sizeof(int32_t));
+            T += (int)r->n;
+            cm->batch_off[++k] = T;
+        }
+        bert_forward(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_out);
+        for (int i = 0; i < k; i++)
+            memcpy(out + order[s + (size_t)i].index * (size_t)H, cm->batch_out + (size_t)i * H, (size_t)H * sizeof(float));
+        s += (size_t)k;
+    }
+    base_free(order);
+    return 0;
+}
+
+int cembed_embed(cembed_model *cm, const char *const *texts, const size_t *lens, size_t n, float *out) {
+    int32_t **ids = base_calloc(n ? n : 1, sizeof *ids);
+    size_t *n_ids = base_calloc(n ? n : 1, sizeof *n_ids);
+    int rc = 0;
+    if (!ids || !n_ids) {
+        rc = base_err(CEMBED_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n && !rc; i++) rc = cembed_tokenize(cm, texts[i], lens[i], &ids[i], &n_ids[i], NULL, NULL);
+    if (!rc) rc = cembed_embed_ids(cm, (const int32_t *const *)ids, n_ids, n, out);
+done:
+    for (size_t i = 0; ids && i < n; i++) base_free(ids[i]);
+    base_free(ids);
+    base_free(n_ids);
+    return rc;
+}

@@ -1,0 +1,178 @@
+/* The BERT normalizer over code points, in the oracle's order: clean text,
+ * pad CJK, lowercase, strip accents (see tok.h). Lowercasing is Unicode's
+ * full mapping: utf8proc's simple mapping plus the one unconditional
+ * special case (U+0130 -> "i" U+0307) and the Final_Sigma context rule. */
+#include <utf8proc.h>
+
+#include "tok_internal.h"
+
+int u32_reserve(u32vec *v, size_t n) {
+    if (v->cap >= n) return 0;
+    size_t cap = v->cap ? v->cap : 64;
+    while (cap < n) cap *= 2;
+    uint32_t *p = base_realloc(v->p, cap * sizeof *p);
+    if (!p) return CEMBED_ENOMEM;
+    v->p = p;
+    v->cap = cap;
+    return 0;
+}
+
+int u32_push(u32vec *v, uint32_t c) {
+    if (v->n == v->cap && u32_reserve(v, v->n + 1)) return CEMBED_ENOMEM;
+    v->p[v->n++] = c;
+    return 0;
+}
+
+static int category(uint32_t c) { return utf8proc_category((utf8proc_int32_t)c); }
+
+static int is_other(uint32_t c) {
+    switch (category(c)) {
+    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int is_cased(uint32_t c) {
+    int k = category(c);
+    if (k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT) return 1;
+    /* Other_Lowercase / Other_Uppercase letters and numbers that change case */
+    return utf8proc_tolower((utf8proc_int32_t)c) != (utf8proc_int32_t)c ||
+           utf8proc_toupper((utf8proc_int32_t)c) != (utf8proc_int32_t)c;
+}
+
+static int is_case_ignorable(uint32_t c) {
+    switch (c) {   /* Word_Break MidLetter, MidNumLet, Single_Quote */
+    case 0x27: case 0x2E: case 0x3A: case 0xB7: case 0x387: case 0x55F: case 0x5F4:
+    case 0x2018: case 0x2019: case 0x2024: case 0x2027: case 0xFE13: case 0xFE52:
+    case 0xFE55: case 0xFF07: case 0xFF0E: case 0xFF1A:
+        return 1;
+    }
+    switch (category(c)) {
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_SK:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Unicode's Final_Sigma: a cased letter before (skipping case-ignorables)
+ * and none after. */
+static int final_sigma(const uint32_t *s, size_t n, size_t i) {
+    size_t j = i;
+    int before = 0;
+    while (j > 0) {
+        uint32_t c = s[--j];
+        if (is_case_ignorable(c)) continue;
+        before = is_cased(c);
+        break;
+    }
+    if (!before) return 0;
+    for (j = i + 1; j < n; j++) {
+        if (is_case_ignorable(s[j])) continue;
+        return !is_cased(s[j]);
+    }
+    return 1;
+}
+
+static int lowercase(const uint32_t *s, size_t n, u32vec *out) {
+    out->n = 0;
+    if (u32_reserve(out, n + 8)) return CEMBED_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = s[i];
+        if (c < 0x80) {
+            if (c >= 'A' && c <= 'Z') c += 32;
+            if (u32_push(out, c)) return CEMBED_ENOMEM;
+        } else if (c == 0x130) {
+            if (u32_push(out, 'i') || u32_push(out, 0x307)) return CEMBED_ENOMEM;
+        } else if (c == 0x3A3) {
+            if (u32_push(out, final_sigma(s, n, i) ? 0x3C2 : 0x3C3)) return CEMBED_ENOMEM;
+        } else {
+            if (u32_push(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c))) return CEMBED_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* NFD (canonical decomposition + canonical ordering), then drop Mn. */
+static int strip_accents(const uint32_t *s, size_t n, u32vec *out) {
+    out->n = 0;
+    if (u32_reserve(out, n + 8)) return CEMBED_ENOMEM;
+    size_t run = 0;   /* start of the current run of non-starters */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = s[i];
+        if (c < 0xC0) {
+            if (u32_push(out, c)) return CEMBED_ENOMEM;
+            run = out->n;
+            continue;
+        }
+        utf8proc_int32_t d[32];
+        int last = 0;
+        utf8proc_ssize_t k = utf8proc_decompose_char((utf8proc_int32_t)c, d, 32, UTF8PROC_DECOMPOSE, &last);
+        if (k < 0 || k > 32) {
+            d[0] = (utf8proc_int32_t)c;
+            k = 1;
+        }
+        for (utf8proc_ssize_t j = 0; j < k; j++) {
+            uint32_t x = (uint32_t)d[j];
+            int ccc = utf8proc_get_property(d[j])->combining_class;
+            if (ccc == 0) {
+                if (u32_push(out, x)) return CEMBED_ENOMEM;
+                run = out->n;
+                continue;
+            }
+            /* insert by combining class after the last non-starter with <= ccc */
+            if (u32_push(out, x)) return CEMBED_ENOMEM;
+            size_t p = out->n - 1;
+            while (p > run && utf8proc_get_property((utf8proc_int32_t)out->p[p - 1])->combining_class > ccc) {
+                out->p[p] = out->p[p - 1];
+                p--;
+            }
+            out->p[p] = x;
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++)
+        if (out->p[i] < 0x300 || category(out->p[i]) != UTF8PROC_CATEGORY_MN) out->p[w++] = out->p[i];
+    out->n = w;
+    return 0;
+}
+
+int norm_apply(const norm_opts *o, const uint32_t *in, size_t n, u32vec *out, u32vec *tmp) {
+    tmp->n = 0;
+    if (u32_reserve(tmp, n * 3 + 8)) return CEMBED_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = in[i];
+        if (o->clean_text) {
+            if (c == 0 || c == 0xFFFD) continue;
+            if (c != '\t' && c != '\n' && c != '\r' && (c < 0x20 || c >= 0x7F) && is_other(c)) continue;
+            if (uni_is_js_space(c)) c = ' ';
+        }
+        if (o->handle_chinese_chars && uni_is_cjk_bmp(c)) {
+            tmp->p[tmp->n++] = ' ';
+            tmp->p[tmp->n++] = c;
+            tmp->p[tmp->n++] = ' ';
+        } else {
+            tmp->p[tmp->n++] = c;
+        }
+    }
+    if (o->lowercase) {
+        if (lowercase(tmp->p, tmp->n, out)) return CEMBED_ENOMEM;
+        if (o->strip_accents) {
+            u32vec t = *tmp;
+            *tmp = *out;
+            *out = t;
+            if (strip_accents(tmp->p, tmp->n, out)) return CEMBED_ENOMEM;
+        }
+    } else if (o->strip_accents) {
+        if (strip_accents(tmp->p, tmp->n, out)) return CEMBED_ENOMEM;
+    } else {
+        u32vec t = *tmp;
+        *tmp = *out;
+        *out = t;
+    }
+    return 0;
+}

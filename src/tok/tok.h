@@ -1,0 +1,64 @@
+/* tok: the BERT WordPiece tokenizer, id-for-id equal to Hugging Face's.
+ *
+ * Pipeline for one text (the order of Hugging Face's JS tokenizers, the
+ * oracle of the tests):
+ *   1. UTF-8 decode; invalid bytes become U+FFFD.
+ *   2. Split out added tokens ("[CLS]", "[SEP]", ...) written in the raw text,
+ *      leftmost-longest.
+ *   3. BERT normalizer on each remaining piece: clean text (drop NUL, U+FFFD
+ *      and Cc/Cf/Co/Cs except \t \n \r; whitespace -> ' '), pad BMP CJK
+ *      ideographs with spaces, lowercase (full Unicode mapping, final sigma),
+ *      strip accents (NFD, drop Mn) as tokenizer.json says.
+ *   4. BERT pre-tokenizer: split on whitespace (dropped) and punctuation
+ *      (\p{P} and ASCII symbols, each its own word).
+ *   5. WordPiece: greedy longest match, "##" continuation, a word over
+ *      max_input_chars_per_word characters or with no match is [UNK].
+ *   6. [CLS] ids [SEP]; over max_len, keep the first max_len - 2 pieces.
+ */
+#ifndef CEMBED_TOK_H
+#define CEMBED_TOK_H
+
+#include "base/base.h"
+
+typedef struct tokenizer tokenizer;
+
+#define TOK_MAX_FILE_BYTES (64u << 20)
+
+/* A growable id vector reused across calls to avoid allocation. */
+typedef struct tok_ids {
+    int32_t *ids;
+    size_t n, cap;
+    size_t n_full;    /* pieces + 2 before truncation */
+    int truncated;
+} tok_ids;
+
+/* Parses tokenizer.json text. tokenizer_config.json text may be NULL.
+ * OUT: *out. Fails with EFORMAT (names the field), EMODEL (a normalizer,
+ * pre-tokenizer or model type other than BERT WordPiece) or ENOMEM. */
+int tok_load_json(const char *json, size_t len, tokenizer **out);
+/* Builds a tokenizer from vocab.txt text (one token per line, id = line
+ * number) with BERT defaults; lowercase as given. */
+int tok_load_vocab(const char *text, size_t len, int lowercase, tokenizer **out);
+/* Loads DIR/tokenizer.json, else DIR/vocab.txt (+ tokenizer_config.json). */
+int tok_load_dir(const char *dir, tokenizer **out);
+void tok_free(tokenizer *t);
+
+/* Encodes text[0..len) into *out (grown as needed), [CLS] ... [SEP],
+ * truncated to max_len ids (max_len >= 2). Fails only with ENOMEM. */
+int tok_encode(const tokenizer *t, const char *text, size_t len, int max_len, tok_ids *out);
+void tok_ids_free(tok_ids *v);
+/* Frees this thread's scratch buffers (call before a thread that encoded exits). */
+void tok_thread_release(void);
+
+size_t tok_vocab_size(const tokenizer *t);
+int32_t tok_cls_id(const tokenizer *t);
+int32_t tok_sep_id(const tokenizer *t);
+/* The token string of id, or an empty slice. */
+str tok_id_to_token(const tokenizer *t, int32_t id);
+
+/* ---- Unicode helpers (unicode.c), exposed for tests ---- */
+int uni_is_js_space(uint32_t cp);
+int uni_is_bert_punct(uint32_t cp);
+int uni_is_cjk_bmp(uint32_t cp);
+
+#endif

@@ -1,0 +1,86 @@
+/* The vocabulary: token bytes -> id in an open-addressing hash (FNV-1a,
+ * linear probing, at most half full), and id -> bytes for decoding. */
+#include <string.h>
+
+#include "tok_internal.h"
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+int vocab_init(vocab *v, size_t n_ids) {
+    memset(v, 0, sizeof *v);
+    v->n_ids = n_ids;
+    v->off = base_calloc(n_ids ? n_ids : 1, sizeof *v->off);
+    v->len = base_calloc(n_ids ? n_ids : 1, sizeof *v->len);
+    if (!v->off || !v->len) {
+        vocab_free(v);
+        return base_err(CEMBED_ENOMEM, "vocabulary: out of memory");
+    }
+    for (size_t i = 0; i < n_ids; i++) v->off[i] = UINT32_MAX;
+    return 0;
+}
+
+int vocab_set(vocab *v, str s, int32_t id) {
+    CE_ASSERT(id >= 0 && (size_t)id < v->n_ids);
+    if (v->strings_len + s.len > UINT32_MAX) return base_err(CEMBED_ELIMIT, "vocabulary: over 4 GiB of tokens");
+    if (v->strings_cap - v->strings_len < s.len) {
+        size_t cap = v->strings_cap ? v->strings_cap * 2 : 1 << 16;
+        while (cap - v->strings_len < s.len) cap *= 2;
+        char *p = base_realloc(v->strings, cap);
+        if (!p) return base_err(CEMBED_ENOMEM, "vocabulary: out of memory");
+        v->strings = p;
+        v->strings_cap = cap;
+    }
+    if (s.len) memcpy(v->strings + v->strings_len, s.ptr, s.len);
+    v->off[id] = (uint32_t)v->strings_len;
+    v->len[id] = (uint32_t)s.len;
+    v->strings_len += s.len;
+    return 0;
+}
+
+int vocab_build(vocab *v) {
+    size_t size = 16;
+    while (size < v->n_ids * 2) size *= 2;
+    v->slots = base_malloc(size * sizeof *v->slots);
+    if (!v->slots) return base_err(CEMBED_ENOMEM, "vocabulary: out of memory");
+    memset(v->slots, 0xff, size * sizeof *v->slots);
+    v->mask = size - 1;
+    for (size_t id = 0; id < v->n_ids; id++) {
+        if (v->off[id] == UINT32_MAX) continue;
+        const char *s = v->strings + v->off[id];
+        size_t n = v->len[id];
+        size_t i = hash_bytes(s, n) & v->mask;
+        for (;; i = (i + 1) & v->mask) {
+            int32_t o = v->slots[i];
+            if (o < 0) {
+                v->slots[i] = (int32_t)id;
+                break;
+            }
+            if (v->len[o] == n && memcmp(v->strings + v->off[o], s, n) == 0) {
+                v->slots[i] = (int32_t)id;   /* a duplicate string: the later id wins */
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+int32_t vocab_get(const vocab *v, const char *s, size_t n) {
+    size_t i = hash_bytes(s, n) & v->mask;
+    for (;; i = (i + 1) & v->mask) {
+        int32_t o = v->slots[i];
+        if (o < 0) return -1;
+        if (v->len[o] == n && memcmp(v->strings + v->off[o], s, n) == 0) return o;
+    }
+}
+
+void vocab_free(vocab *v) {
+    base_free(v->strings);
+    base_free(v->off);
+    base_free(v->len);
+    base_free(v->slots);
+    memset(v, 0, sizeof *v);
+}
