@@ -16,7 +16,7 @@ WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-protot
 CFLAGS   ?=
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
-SIMD_AVX512 := -mavx512f -mavx512dq -mavx512vl -mavx2 -mfma
+SIMD_AVX2 := -mavx2 -mfma
 
 ifdef SANITIZE
 BUILD    ?= build/san
@@ -39,7 +39,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 .PHONY: all test unit run oracle fuzz bench clean deps model
 all: $(BUILD)/cembed
 
-$(BUILD)/obj/src/nn/kernels_avx512.o: EXTRA := $(SIMD_AVX512)
+$(BUILD)/obj/src/nn/kernels_avx2.o: EXTRA := $(SIMD_AVX2)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(EXTRA) -MMD -MP -c $< -o $@
@@ -74,7 +74,9 @@ fuzz:
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests
 
-test: $(BUILD)/cembed $(BUILD)/unit_tests $(REPLAYS)
+test:
+	scripts/install-deps.sh
+	$(MAKE) $(BUILD)/cembed $(BUILD)/unit_tests $(REPLAYS)
 	tests/run.sh
 
 deps:

@@ -3,7 +3,7 @@
  * GEMM goes through nn_gemm_bt (OpenBLAS, single-threaded per call: the
  * engine splits rows across its own threads), with a plain scalar reference
  * beside it. The element-wise and attention kernels exist as a scalar
- * reference (kernels.c) and an AVX-512 version (kernels_avx512.c); the table
+ * reference (kernels.c) and an AVX2+FMA version (kernels_avx2.c); the table
  * is chosen at run time from CPU features, and tests compare every entry of
  * the selected table with the reference.
  *
@@ -41,7 +41,7 @@ size_t nn_attention_scratch(int L, int dh);
 const nn_kernels *nn_kernels_ref(void);
 /* The fastest table this CPU runs (cpu_features()); never NULL. */
 const nn_kernels *nn_kernels_best(void);
-/* NULL when the CPU lacks AVX-512 or the build has no such path. */
-const nn_kernels *nn_kernels_avx512(void);
+/* NULL when the CPU lacks AVX2 and FMA. */
+const nn_kernels *nn_kernels_avx2(void);
 
 #endif

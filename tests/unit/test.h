@@ -1,0 +1,58 @@
+/* A minimal unit-test harness: TEST(name) defines a test, the runner in
+ * main.c runs them all and ends with "N passed, N failed". Failed checks
+ * print both values with file and line and fail the current test. */
+#ifndef CEMBED_TEST_H
+#define CEMBED_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, test_fn fn);
+extern int test_failed_checks;
+
+#define TEST(name)                                                           \
+    static void test_##name(void);                                           \
+    __attribute__((constructor)) static void reg_##name(void) {              \
+        test_register(#name, test_##name);                                   \
+    }                                                                        \
+    static void test_##name(void)
+
+#define FAIL_AT(...)                                                         \
+    do {                                                                     \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                    \
+        fprintf(stderr, __VA_ARGS__);                                        \
+        fputc('\n', stderr);                                                 \
+        test_failed_checks++;                                                \
+    } while (0)
+
+#define CHECK(x)                                                             \
+    do {                                                                     \
+        if (!(x)) FAIL_AT("check failed: %s", #x);                           \
+    } while (0)
+#define CHECK_INT(a, b)                                                      \
+    do {                                                                     \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                \
+        if (va_ != vb_) FAIL_AT("%s == %s: %lld != %lld", #a, #b, va_, vb_); \
+    } while (0)
+#define CHECK_STR(a, b)                                                      \
+    do {                                                                     \
+        const char *sa_ = (a), *sb_ = (b);                                   \
+        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0)                           \
+            FAIL_AT("%s == %s: \"%s\" != \"%s\"", #a, #b, sa_ ? sa_ : "(null)", \
+                    sb_ ? sb_ : "(null)");                                   \
+    } while (0)
+#define CHECK_CONTAINS(hay, needle)                                          \
+    do {                                                                     \
+        const char *h_ = (hay), *n_ = (needle);                              \
+        if (!h_ || !strstr(h_, n_)) FAIL_AT("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_); \
+    } while (0)
+#define CHECK_NEAR(a, b, tol)                                                \
+    do {                                                                     \
+        double da_ = (a), db_ = (b);                                         \
+        if (!(fabs(da_ - db_) <= (tol)))                                     \
+            FAIL_AT("%s ~ %s: %.9g != %.9g (tol %g)", #a, #b, da_, db_, (double)(tol)); \
+    } while (0)
+
+#endif

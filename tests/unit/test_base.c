@@ -1,0 +1,84 @@
+/* Unit tests of src/base: UTF-8, buffers, the counted allocator, pool. */
+#include <stdatomic.h>
+
+#include "base/base.h"
+#include "base/pool.h"
+#include "test.h"
+
+TEST(utf8_decode_valid_and_invalid) {
+    uint32_t out[32];
+    size_t n = utf8_decode("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, out);
+    CHECK_INT(n, 4);
+    CHECK_INT(out[0], 'a');
+    CHECK_INT(out[1], 0xE9);
+    CHECK_INT(out[2], 0x20AC);
+    CHECK_INT(out[3], 0x1F600);
+    /* lone continuation, overlong, surrogate, truncated sequence */
+    n = utf8_decode("\x80x\xc0\xafy\xed\xa0\x80z\xe2\x82", 11, out);
+    CHECK_INT(out[0], 0xFFFD);
+    CHECK_INT(out[1], 'x');
+    int fffd = 0;
+    for (size_t i = 0; i < n; i++) fffd += out[i] == 0xFFFD;
+    CHECK(fffd >= 4);
+    CHECK_INT(out[n - 1], 0xFFFD);
+    for (size_t i = 0; i < n; i++) CHECK(out[i] <= 0x10FFFF && (out[i] < 0xD800 || out[i] > 0xDFFF));
+}
+
+TEST(utf8_sanitize_gives_valid_utf8) {
+    buf b = {0};
+    CHECK_INT(utf8_sanitize("ok \xff\xfe end \xc3\xa9", 13, &b), 0);
+    CHECK_STR(b.ptr, "ok \xef\xbf\xbd\xef\xbf\xbd end \xc3\xa9");
+    buf_free(&b);
+}
+
+TEST(buf_printf_grows) {
+    buf b = {0};
+    for (int i = 0; i < 1000; i++) CHECK_INT(buf_printf(&b, "%d,", i), 0);
+    CHECK(b.len > 3000);
+    CHECK(strncmp(b.ptr, "0,1,2,", 6) == 0);
+    buf_free(&b);
+}
+
+TEST(alloc_fail_after_counts_and_fails) {
+    base_alloc_fail_after(0);
+    void *a = base_malloc(10);
+    CHECK(a != NULL);
+    base_free(a);
+    base_alloc_fail_after(2);
+    void *b = base_malloc(10), *c = base_malloc(10);
+    CHECK(b != NULL);
+    CHECK(c == NULL);
+    base_free(b);
+    base_alloc_fail_after(0);
+}
+
+TEST(error_messages_chain) {
+    base_err(CEMBED_EFORMAT, "field %s", "x");
+    base_err_prefix(CEMBED_EFORMAT, "file %s", "f.json");
+    CHECK_STR(cembed_last_error(), "file f.json: field x");
+    CHECK_STR(cembed_strerror(CEMBED_ENOMEM), "out of memory");
+    CHECK_STR(cembed_strerror(-999), "unknown error");
+}
+
+TEST(cpu_usable_is_positive) { CHECK(cpu_usable() >= 1); }
+
+static void count_fn(void *ctx, int t, int n) {
+    atomic_int *c = ctx;
+    atomic_fetch_add(&c[0], 1);
+    atomic_fetch_add(&c[1], t);
+    (void)n;
+}
+
+TEST(pool_runs_every_thread) {
+    for (int threads = 1; threads <= 4; threads++) {
+        pool *p;
+        CHECK_INT(pool_new(threads, &p), 0);
+        for (int round = 0; round < 50; round++) {
+            atomic_int c[2] = {0, 0};
+            pool_run(p, count_fn, c);
+            CHECK_INT(c[0], threads);
+            CHECK_INT(c[1], threads * (threads - 1) / 2);
+        }
+        pool_free(p);
+    }
+}
