@@ -18,7 +18,7 @@ typedef struct vocab {
 int vocab_init(vocab *v, size_t n_ids);
 /* Sets token s to id (id < n_ids given to vocab_init; later sets win). */
 int vocab_set(vocab *v, str s, int32_t id);
-/* Builds the hash once every id is set. */
+/* Builds (or rebuilds) the hash once every id is set. */
 int vocab_build(vocab *v);
 int32_t vocab_get(const vocab *v, const char *s, size_t n);   /* -1 if absent */
 void vocab_free(vocab *v);

@@ -42,6 +42,8 @@ int vocab_set(vocab *v, str s, int32_t id) {
 }
 
 int vocab_build(vocab *v) {
+    base_free(v->slots);   /* building again after more vocab_set calls */
+    v->slots = NULL;
     size_t size = 16;
     while (size < v->n_ids * 2) size *= 2;
     v->slots = base_malloc(size * sizeof *v->slots);

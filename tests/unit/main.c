@@ -12,6 +12,18 @@ static struct {
 } tests[MAX_TESTS];
 static int n_tests;
 int test_failed_checks;
+static char tmpdir[64];
+
+const char *test_tmpdir(void) {
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/cembed-unit-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+    }
+    return tmpdir;
+}
 
 void test_register(const char *name, test_fn fn) {
     if (n_tests < MAX_TESTS) {
@@ -35,6 +47,11 @@ int main(int argc, char **argv) {
             failed++;
             fprintf(stderr, "FAIL %s\n", tests[i].name);
         }
+    }
+    if (tmpdir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

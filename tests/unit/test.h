@@ -11,6 +11,8 @@
 typedef void (*test_fn)(void);
 void test_register(const char *name, test_fn fn);
 extern int test_failed_checks;
+/* A temporary directory for this run, removed at exit. */
+const char *test_tmpdir(void);
 
 #define TEST(name)                                                           \
     static void test_##name(void);                                           \

@@ -130,11 +130,11 @@ TEST(pooling_and_modules_parse) {
     CHECK_INT(model_st_config_parse("{\"max_seq_length\": 1}", 21, &msl), CEMBED_EFORMAT);
 }
 
-static char tiny_dir[64];
+static char tiny_dir[128];
 
 static const char *tiny(void) {
     if (!tiny_dir[0]) {
-        snprintf(tiny_dir, sizeof tiny_dir, "/tmp/cembed-unit-%d", (int)getpid());
+        snprintf(tiny_dir, sizeof tiny_dir, "%s/tiny", test_tmpdir());
         tiny_spec sp = {.vocab = 64, .hidden = 32, .layers = 2, .heads = 2, .inter = 48, .max_pos = 40,
                         .normalize = 1};
         if (tiny_model_write(tiny_dir, &sp, 7) != 0) FAIL_AT("cannot write the tiny model");
@@ -171,12 +171,12 @@ TEST(model_load_survives_every_allocation_failure) {
 }
 
 TEST(model_load_reports_missing_and_misshapen_tensors) {
-    char dir[96];
+    char dir[160];
     snprintf(dir, sizeof dir, "%s-bad", tiny());
     tiny_spec sp = {.vocab = 64, .hidden = 32, .layers = 2, .heads = 2, .inter = 48, .max_pos = 40};
     CHECK_INT(tiny_model_write(dir, &sp, 1), 0);
     /* config says 3 layers: layer 2 is missing */
-    char path[160];
+    char path[256];
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     fprintf(f, "{\"vocab_size\": 64, \"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 2,"

@@ -132,11 +132,11 @@ static void fixture_free(fwd_fixture *f) {
     model_free(&f->m);
 }
 
-static char dir[64];
+static char dir[128];
 
 static const char *tiny_dir(void) {
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/cembed-unit-nn-%d", (int)getpid());
+        snprintf(dir, sizeof dir, "%s/nn", test_tmpdir());
         tiny_spec sp = {.vocab = 64, .hidden = 64, .layers = 2, .heads = 2, .inter = 96, .max_pos = 40, .normalize = 1};
         if (tiny_model_write(dir, &sp, 99) != 0) FAIL_AT("cannot write the tiny model");
     }
@@ -180,7 +180,7 @@ TEST(forward_optimized_matches_reference_and_is_batch_invariant) {
 }
 
 TEST(forward_cls_pooling_unnormalized) {
-    char d2[96];
+    char d2[160];
     snprintf(d2, sizeof d2, "%s-cls", tiny_dir());
     tiny_spec sp = {.vocab = 64, .hidden = 32, .layers = 1, .heads = 2, .inter = 48, .max_pos = 40, .pooling_cls = 1};
     CHECK_INT(tiny_model_write(d2, &sp, 5), 0);
