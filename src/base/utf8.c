@@ -76,32 +76,25 @@ int utf8_encode(uint32_t cp, char *o) {
 
 int utf8_sanitize(const char *s, size_t len, buf *out) {
     out->len = 0;
-    if (buf_reserve(out, len + 1)) return CEMBED_ENOMEM;
+    /* each input byte becomes at most 3 output bytes (an invalid byte -> U+FFFD) */
+    size_t cap;
+    if (base_mul(len, 3, &cap) || cap + 1 < cap || buf_reserve(out, cap + 1)) return CEMBED_ENOMEM;
+    char *o = out->ptr;
     size_t i = 0;
     while (i < len) {
-        /* fast path: ASCII */
         if ((unsigned char)s[i] < 0x80) {
-            out->ptr[out->len++] = s[i++];
+            *o++ = s[i++];
             continue;
         }
-        size_t j = i;
-        while (j < len && (unsigned char)s[j] >= 0x80) j++;
-        /* decode the non-ASCII run, re-encode (invalid bytes -> U+FFFD) */
-        for (size_t k = i; k < j;) {
-            uint32_t cp[4];
-            size_t step = 1;
-            while (step < 4 && k + step < j && ((unsigned char)s[k + step] & 0xC0) == 0x80) step++;
-            size_t n = utf8_decode(s + k, step, cp);
-            for (size_t c = 0; c < n; c++) {
-                char e[4];
-                int w = utf8_encode(cp[c], e);
-                if (buf_append(out, e, (size_t)w)) return CEMBED_ENOMEM;
-            }
-            k += step;
-        }
-        i = j;
+        /* one sequence: a lead byte and its continuation bytes (at most 4) */
+        size_t step = 1;
+        while (step < 4 && i + step < len && ((unsigned char)s[i + step] & 0xC0) == 0x80) step++;
+        uint32_t cp[4];
+        size_t n = utf8_decode(s + i, step, cp);
+        for (size_t c = 0; c < n; c++) o += utf8_encode(cp[c], o);
+        i += step;
     }
-    if (buf_reserve(out, 1)) return CEMBED_ENOMEM;
-    out->ptr[out->len] = 0;
+    *o = 0;
+    out->len = (size_t)(o - out->ptr);
     return 0;
 }

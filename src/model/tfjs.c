@@ -19,6 +19,7 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -238,7 +239,7 @@ static float scalar(const tf_model *t, const char *suffix, float def) {
 
 static int write_json(const char *dir, const char *name, json_t *j) {
     if (!j) return base_err(CEMBED_ENOMEM, "out of memory");
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(j);
     char *path = path_join(dir, name);
     int rc = text && path ? file_write_all(path, text, strlen(text)) : base_err(CEMBED_ENOMEM, "out of memory");
@@ -348,7 +349,17 @@ int model_convert_tfjs(const char *src_dir, const char *out_dir, int max_seq_len
         rc = base_err(CEMBED_EMODEL, "model.json: cannot read the attention head count");
         goto done;
     }
-    float eps = scalar(&t, "bert/embeddings/LayerNorm/batchnorm/add/y", 1e-12f);
+    /* the float32 constant, written with the fewest digits that give it back (1e-12, not 9.99e-13) */
+    float eps32 = scalar(&t, "bert/embeddings/LayerNorm/batchnorm/add/y", 1e-12f);
+    double eps = eps32;
+    for (int digits = 1; digits <= 9; digits++) {
+        char text[32];
+        snprintf(text, sizeof text, "%.*g", digits, (double)eps32);
+        if ((float)strtod(text, NULL) == eps32) {
+            eps = strtod(text, NULL);
+            break;
+        }
+    }
 
     o.cap = 5 + (size_t)layers * 16;
     o.names = base_calloc(o.cap, sizeof *o.names);
@@ -423,7 +434,7 @@ int model_convert_tfjs(const char *src_dir, const char *out_dir, int max_seq_len
                             "architectures", "BertModel", "model_type", "bert",
                             "attention_probs_dropout_prob", 0.1, "hidden_act", "gelu",
                             "hidden_dropout_prob", 0.1, "hidden_size", (json_int_t)H,
-                            "layer_norm_eps", (double)eps, "intermediate_size", (json_int_t)I,
+                            "layer_norm_eps", eps, "intermediate_size", (json_int_t)I,
                             "max_position_embeddings", (json_int_t)emb[1]->shape[0],
                             "num_attention_heads", (json_int_t)heads,
                             "num_hidden_layers", (json_int_t)layers,

@@ -15,7 +15,7 @@
 
 #include "bert.h"
 
-#define ROW_CHUNK 256
+#define ROW_CHUNK 2048
 
 struct bert {
     const model *m;

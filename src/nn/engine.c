@@ -7,6 +7,11 @@
 #include "nn/bert.h"
 #include "tok/tok.h"
 
+/* Tokens of one forward pass: bounds the workspace (about 9 KiB a token for
+ * MiniLM, so 1 Mi tokens is ~9 GiB); the memory governor will size it from
+ * the budget. */
+#define ENGINE_MAX_BATCH_TOKENS (1 << 20)
+
 struct cembed_model {
     model m;
     tokenizer *tok;
@@ -58,6 +63,11 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     if (o.max_seq_len > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, o.max_seq_len);
     cm->threads = o.threads ? o.threads : CE_MIN(cpu_usable(), 8);
     cm->max_batch = o.max_batch ? o.max_batch : 32;
+    if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > ENGINE_MAX_BATCH_TOKENS) {
+        rc = base_err(CEMBED_ELIMIT, "batch size %d x %d tokens is over the limit of %d tokens per forward pass",
+                      cm->max_batch, cm->max_seq_len, ENGINE_MAX_BATCH_TOKENS);
+        goto fail;
+    }
     cm->k = nn_kernels_best();
     nn_gemm_init();
     if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;

@@ -31,6 +31,20 @@ TEST(utf8_sanitize_gives_valid_utf8) {
     buf_free(&b);
 }
 
+TEST(utf8_sanitize_invalid_bytes_then_ascii) {
+    /* found by fuzz_record: replacements (1 byte -> 3) followed by ASCII
+     * overflowed a buffer sized for the input */
+    char in[1000];
+    memset(in, 0xff, 300);
+    memset(in + 300, 'a', 700);
+    buf b = {0};
+    CHECK_INT(utf8_sanitize(in, sizeof in, &b), 0);
+    CHECK_INT(b.len, 300 * 3 + 700);
+    CHECK(memcmp(b.ptr, "\xef\xbf\xbd", 3) == 0);
+    CHECK_INT(b.ptr[b.len - 1], 'a');
+    buf_free(&b);
+}
+
 TEST(buf_printf_grows) {
     buf b = {0};
     for (int i = 0; i < 1000; i++) CHECK_INT(buf_printf(&b, "%d,", i), 0);
