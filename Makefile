@@ -3,12 +3,12 @@
 #   make SANITIZE=address,undefined   build/san/cembed (ASan + UBSan)
 #   make test                     unit tests, fuzz corpus replay, oracle and CLI tests,
 #                                 then the same under the sanitizers
-#   make run                      install deps, build, fetch the default model, run
+#   make run                      install deps, build, fetch the default model, serve
 #   make oracle                   regenerate tests/golden/tfjs-minilm.json (TF.js, ~40 min)
 #   make fuzz                     libFuzzer binaries (clang) in build/fuzz/
 #   make bench                    bench/run.sh: cembed against ONNX Runtime and PyTorch
 
-PKGS     := openblas jansson libutf8proc
+PKGS     := openblas jansson libutf8proc libmicrohttpd
 CC       ?= cc
 OPT      ?= -O2
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -29,7 +29,7 @@ endif
 
 ALL_CFLAGS := $(WARN) $(OPT) -g $(SANFLAGS) $(CFLAGS)
 
-LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c)
+LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/sched/*.c src/http/*.c)
 APP_SRC  := $(wildcard app/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
@@ -88,7 +88,7 @@ model:
 run: deps
 	$(MAKE) all
 	scripts/fetch-model.sh
-	scripts/run-sample.sh
+	$(BUILD)/cembed serve --model models/all-MiniLM-L6-v2
 
 oracle:
 	tests/oracle/make_golden.sh $(or $(TFJS_MODEL),../shared/models/all-MiniLM-L6-v2-tfjs-uint8)

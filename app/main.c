@@ -8,6 +8,8 @@ static void usage(FILE *f) {
     fputs("usage: cembed COMMAND [ARGS]\n"
           "\n"
           "commands:\n"
+          "  serve     [--model DIR] [--host H] [--port P] [--threads N] [--batch-size N]\n"
+          "            HTTP service: POST /embed, /v1/embeddings, /tokenize; GET /health, /info, /metrics\n"
           "  embed     [--model DIR] [--batch-size N] [--threads N] FILE.jsonl|-\n"
           "            embed JSON lines {\"id\", \"text\"} (or bare strings); writes\n"
           "            {\"id\", \"embedding\"} lines to stdout in input order\n"
@@ -33,6 +35,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "tokenize") == 0) rc = cmd_tokenize(argc - 1, argv + 1);
     else if (strcmp(cmd, "info") == 0) rc = cmd_info(argc - 1, argv + 1);
     else if (strcmp(cmd, "convert") == 0) rc = cmd_convert(argc - 1, argv + 1);
+    else if (strcmp(cmd, "serve") == 0) rc = cmd_serve(argc - 1, argv + 1);
     else if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         rc = EXIT_OK;

@@ -1,5 +1,10 @@
 /* cembed public API: open a model directory, tokenize and embed texts.
  *
+ * Threads: cembed_tokenize and cembed_model_get_info may run on any number of
+ * threads at once; the cembed_embed* calls on one model must not overlap
+ * (they share the model's batch workspace: the server's scheduler runs them
+ * on its one inference thread).
+ *
  * Every function returns 0 on success or a negative CEMBED_E* code; the
  * message of the last failure on the calling thread (file, field, limit) is
  * in cembed_last_error(). Nothing here calls exit() or prints. Objects are
@@ -60,6 +65,8 @@ typedef struct cembed_model_info {
     const char *weights_dtype;  /* dtype on disk: "F32", "F16", "BF16" */
     size_t weights_bytes;       /* size of model.safetensors */
     int threads;
+    int max_batch;              /* sequences per forward pass */
+    int32_t cls_id, sep_id;     /* the template's special tokens */
 } cembed_model_info;
 
 /* Opens the Hugging Face model directory DIR (config.json, model.safetensors,
@@ -81,9 +88,21 @@ int cembed_tokenize(const cembed_model *m, const char *text, size_t len,
 int cembed_embed(cembed_model *m, const char *const *texts, const size_t *lens,
                  size_t n, float *out);
 
-/* Embeds already tokenized sequences (each [CLS] ... [SEP], within the limit). */
+/* Embeds already tokenized sequences (each [CLS] ... [SEP], within the limit).
+ * Fails with ELIMIT (a sequence over the limit), EINVAL (an id outside the
+ * vocabulary) or ENOMEM. */
 int cembed_embed_ids(cembed_model *m, const int32_t *const *ids, const size_t *n_ids,
                      size_t n, float *out);
+/* As cembed_embed_ids, with normalize: -1 the model's setting, 0 the pooled
+ * vectors as they are, 1 L2-normalized. */
+int cembed_embed_ids_ex(cembed_model *m, const int32_t *const *ids, const size_t *n_ids,
+                        size_t n, float *out, int normalize);
+/* Frees the calling thread's tokenizer scratch buffers now; they are also
+ * freed when the thread ends. Cannot fail. */
+void cembed_thread_release(void);
+
+/* L2-normalizes v[0..n) in place (a zero vector stays zero). Cannot fail. */
+void cembed_l2_normalize(float *v, size_t n);
 
 #ifdef __cplusplus
 }

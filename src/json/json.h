@@ -33,4 +33,8 @@ int json_write_ints(buf *b, const int32_t *v, size_t n);
 /* Appends s as a JSON string literal with escapes. */
 int json_write_string(buf *b, const char *s, size_t n);
 
+
+
+/* Appends the floats' little-endian bytes in base64 (RFC 4648), quoted. */
+int json_write_base64_floats(buf *b, const float *v, size_t n);
 #endif

@@ -66,3 +66,27 @@ int json_write_string(buf *b, const char *s, size_t n) {
     b->len = (size_t)(p - b->ptr);
     return 0;
 }
+
+int json_write_base64_floats(buf *b, const float *v, size_t n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const size_t bytes = n * 4;
+    if (buf_reserve(b, (bytes + 2) / 3 * 4 + 3)) return CEMBED_ENOMEM;
+    const unsigned char *s = (const unsigned char *)v;   /* x86 and every target cembed builds on is little-endian */
+    char *p = b->ptr + b->len;
+    *p++ = '"';
+    size_t i = 0;
+    for (; i + 3 <= bytes; i += 3) {
+        uint32_t w = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *p++ = tab[w >> 18], *p++ = tab[(w >> 12) & 63], *p++ = tab[(w >> 6) & 63], *p++ = tab[w & 63];
+    }
+    if (i < bytes) {
+        uint32_t w = (uint32_t)s[i] << 16 | (i + 1 < bytes ? (uint32_t)s[i + 1] << 8 : 0);
+        *p++ = tab[w >> 18], *p++ = tab[(w >> 12) & 63];
+        *p++ = i + 1 < bytes ? tab[(w >> 6) & 63] : '=';
+        *p++ = '=';
+    }
+    *p++ = '"';
+    *p = 0;
+    b->len = (size_t)(p - b->ptr);
+    return 0;
+}

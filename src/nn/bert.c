@@ -106,6 +106,7 @@ typedef struct job {
     const int32_t *ids;
     const int *offsets;
     float *out;
+    int normalize;
     /* GEMM phase: C[T, N] = A[T, K] @ W[N, K]^T, then the epilogue */
     const float *A, *W, *bias, *g, *beta;
     float *C;
@@ -198,12 +199,7 @@ static void phase_pool(void *arg, int t, int n) {
             const float inv = 1.0f / (float)L;
             for (int i = 0; i < H; i++) o[i] *= inv;
         }
-        if (b->m->normalize) {
-            double sq = 0;
-            for (int i = 0; i < H; i++) sq += (double)o[i] * o[i];
-            const float inv = (float)(1.0 / fmax(sqrt(sq), 1e-12));
-            for (int i = 0; i < H; i++) o[i] *= inv;
-        }
+        if (j->normalize) cembed_l2_normalize(o, (size_t)H);
     }
 }
 
@@ -221,7 +217,14 @@ static void run_gemm(bert *b, job *j, const float *A, int K, const float *W, int
     pool_run(b->p, phase_gemm, j);
 }
 
-void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out) {
+void cembed_l2_normalize(float *v, size_t n) {
+    double sq = 0;
+    for (size_t i = 0; i < n; i++) sq += (double)v[i] * v[i];
+    const float inv = (float)(1.0 / fmax(sqrt(sq), 1e-12));
+    for (size_t i = 0; i < n; i++) v[i] *= inv;
+}
+
+void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize) {
     const int T = offsets[n_seq], H = b->H, I = b->I;
     CE_ASSERT(T <= b->max_tokens);
     for (int s = 0; s < n_seq; s++) {
@@ -229,7 +232,7 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
         CE_ASSERT(L >= 1 && L <= b->max_seq_len);
         for (int p = 0; p < L; p++) b->pos[offsets[s] + p] = p;
     }
-    job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out};
+    job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize};
     pool_run(b->p, phase_embed, &j);
     for (int l = 0; l < b->m->cfg.layers; l++) {
         const bert_layer_w *w = &b->m->layer[l];

@@ -26,8 +26,8 @@ void bert_free(bert *b);
 
 /* Embeds one packed batch: sequence s is ids[offsets[s] .. offsets[s+1]),
  * offsets[n_seq] <= max_tokens, each length in [1, max_seq_len].
- * out: n_seq * hidden floats, pooled (and L2-normalized if the model says).
+ * out: n_seq * hidden floats, pooled, L2-normalized when normalize is set.
  * Cannot fail. */
-void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out);
+void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize);
 
 #endif

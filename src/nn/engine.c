@@ -12,6 +12,12 @@
  * the budget. */
 #define ENGINE_MAX_BATCH_TOKENS (1 << 20)
 
+typedef struct seq_ref {
+    size_t index;
+    const int32_t *ids;
+    size_t n;
+} seq_ref;
+
 struct cembed_model {
     model m;
     tokenizer *tok;
@@ -23,6 +29,7 @@ struct cembed_model {
     int32_t *batch_ids;    /* [max_batch * max_seq_len] */
     int *batch_off;        /* [max_batch + 1] */
     float *batch_out;      /* [max_batch * hidden] */
+    struct seq_ref *order; /* [max_batch]: a batch's sort order, so a single batch allocates nothing */
 };
 
 void cembed_model_free(cembed_model *cm) {
@@ -36,6 +43,7 @@ void cembed_model_free(cembed_model *cm) {
     base_free(cm->batch_ids);
     base_free(cm->batch_off);
     base_free(cm->batch_out);
+    base_free(cm->order);
     base_free(cm);
 }
 
@@ -76,12 +84,13 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     cm->batch_ids = base_malloc((size_t)cm->max_batch * (size_t)cm->max_seq_len * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
     cm->batch_out = base_malloc((size_t)cm->max_batch * (size_t)cm->m.cfg.hidden * sizeof(float));
+    cm->order = base_malloc((size_t)cm->max_batch * sizeof *cm->order);
     cm->path = base_strndup(dir, strlen(dir));
     size_t end = strlen(dir), start;
     while (end > 1 && dir[end - 1] == '/') end--;
     for (start = end; start > 0 && dir[start - 1] != '/'; start--) {}
     cm->name = base_strndup(dir + start, end - start);
-    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->path || !cm->name) {
+    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->order || !cm->path || !cm->name) {
         rc = base_err(CEMBED_ENOMEM, "out of memory");
         goto fail;
     }
@@ -110,6 +119,9 @@ void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
         .weights_dtype = st_dtype_name(cm->m.dtype),
         .weights_bytes = cm->m.file_bytes,
         .threads = cm->threads,
+        .max_batch = cm->max_batch,
+        .cls_id = tok_cls_id(cm->tok),
+        .sep_id = tok_sep_id(cm->tok),
     };
 }
 
@@ -128,11 +140,6 @@ int cembed_tokenize(const cembed_model *cm, const char *text, size_t len, int32_
     return 0;
 }
 
-typedef struct seq_ref {
-    size_t index;
-    const int32_t *ids;
-    size_t n;
-} seq_ref;
 
 static int by_len_desc(const void *a, const void *b) {
     const seq_ref *x = a, *y = b;
@@ -141,7 +148,13 @@ static int by_len_desc(const void *a, const void *b) {
 }
 
 int cembed_embed_ids(cembed_model *cm, const int32_t *const *ids, const size_t *n_ids, size_t n, float *out) {
+    return cembed_embed_ids_ex(cm, ids, n_ids, n, out, -1);
+}
+
+int cembed_embed_ids_ex(cembed_model *cm, const int32_t *const *ids, const size_t *n_ids, size_t n, float *out,
+                        int normalize) {
     const int H = cm->m.cfg.hidden;
+    if (normalize < 0) normalize = cm->m.normalize;
     for (size_t i = 0; i < n; i++) {
         if (n_ids[i] < 1 || n_ids[i] > (size_t)cm->max_seq_len)
             return base_err(CEMBED_ELIMIT, "sequence %zu has %zu tokens, the limit is %d", i, n_ids[i], cm->max_seq_len);
@@ -149,7 +162,8 @@ int cembed_embed_ids(cembed_model *cm, const int32_t *const *ids, const size_t *
             if (ids[i][t] < 0 || ids[i][t] >= cm->m.cfg.vocab_size)
                 return base_err(CEMBED_EINVAL, "sequence %zu: token id %d is outside the vocabulary", i, (int)ids[i][t]);
     }
-    seq_ref *order = base_malloc((n ? n : 1) * sizeof *order);
+    /* one batch (the scheduler's case) sorts in place: no allocation */
+    seq_ref *order = n <= (size_t)cm->max_batch ? cm->order : base_malloc(n * sizeof *order);
     if (!order) return base_err(CEMBED_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) order[i] = (seq_ref){i, ids[i], n_ids[i]};
     qsort(order, n, sizeof *order, by_len_desc);
@@ -162,12 +176,12 @@ int cembed_embed_ids(cembed_model *cm, const int32_t *const *ids, const size_t *
             T += (int)r->n;
             cm->batch_off[++k] = T;
         }
-        bert_forward(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_out);
+        bert_forward(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_out, normalize);
         for (int i = 0; i < k; i++)
             memcpy(out + order[s + (size_t)i].index * (size_t)H, cm->batch_out + (size_t)i * H, (size_t)H * sizeof(float));
         s += (size_t)k;
     }
-    base_free(order);
+    if (order != cm->order) base_free(order);
     return 0;
 }
 
@@ -187,3 +201,5 @@ done:
     base_free(n_ids);
     return rc;
 }
+
+void cembed_thread_release(void) { tok_thread_release(); }

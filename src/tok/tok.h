@@ -47,7 +47,7 @@ void tok_free(tokenizer *t);
  * truncated to max_len ids (max_len >= 2). Fails only with ENOMEM. */
 int tok_encode(const tokenizer *t, const char *text, size_t len, int max_len, tok_ids *out);
 void tok_ids_free(tok_ids *v);
-/* Frees this thread's scratch buffers (call before a thread that encoded exits). */
+/* Frees this thread's scratch buffers now (they are also freed when the thread ends). */
 void tok_thread_release(void);
 
 size_t tok_vocab_size(const tokenizer *t);

@@ -1,6 +1,7 @@
 /* Tokenizer loading (tokenizer.json or vocab.txt) and the encode pipeline
  * described in tok.h. */
 #include <jansson.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "tok_internal.h"
@@ -23,10 +24,38 @@ struct tokenizer {
     size_t n_added;
 };
 
-static _Thread_local struct {
+/* Per-thread scratch of tok_encode. A pthread key's destructor frees it when
+ * a thread ends (server connection threads come and go); the _Thread_local
+ * pointer is the fast path. */
+typedef struct tok_scratch {
     u32vec raw, norm, tmp;
     buf word;
-} scratch;
+} tok_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local tok_scratch *scratch_tls;
+
+static void scratch_free(void *p) {
+    tok_scratch *ts = p;
+    if (!ts) return;
+    base_free(ts->raw.p);
+    base_free(ts->norm.p);
+    base_free(ts->tmp.p);
+    buf_free(&ts->word);
+    base_free(ts);
+}
+
+static void scratch_key_init(void) { CE_ASSERT(pthread_key_create(&scratch_key, scratch_free) == 0); }
+
+static tok_scratch *get_scratch(void) {
+    if (!scratch_tls) {
+        pthread_once(&scratch_once, scratch_key_init);
+        scratch_tls = base_calloc(1, sizeof *scratch_tls);
+        if (scratch_tls) pthread_setspecific(scratch_key, scratch_tls);
+    }
+    return scratch_tls;
+}
 
 void tok_free(tokenizer *t) {
     if (!t) return;
@@ -347,9 +376,9 @@ static int push_id(tok_ids *o, int32_t id) {
 }
 
 /* WordPiece on one pre-token w[0..n). */
-static int wordpiece(const tokenizer *t, const uint32_t *w, size_t n, tok_ids *o) {
+static int wordpiece(const tokenizer *t, tok_scratch *ts, const uint32_t *w, size_t n, tok_ids *o) {
     if (n > (size_t)t->max_word_chars) return push_id(o, t->unk_id);
-    buf *b = &scratch.word;
+    buf *b = &ts->word;
     b->len = 0;
     if (buf_reserve(b, t->prefix_len + n * 4 + 1)) return CEMBED_ENOMEM;
     /* bytes of the word after the prefix; offs[i] = byte offset of char i */
@@ -398,7 +427,7 @@ done:
 }
 
 /* Pre-tokenizes a normalized piece and runs WordPiece on each word. */
-static int pretok_and_wordpiece(const tokenizer *t, const uint32_t *s, size_t n, tok_ids *o) {
+static int pretok_and_wordpiece(const tokenizer *t, tok_scratch *ts, const uint32_t *s, size_t n, tok_ids *o) {
     size_t i = 0;
     while (i < n) {
         uint32_t c = s[i];
@@ -407,13 +436,13 @@ static int pretok_and_wordpiece(const tokenizer *t, const uint32_t *s, size_t n,
             continue;
         }
         if (uni_is_bert_punct(c)) {
-            if (wordpiece(t, &s[i], 1, o)) return CEMBED_ENOMEM;
+            if (wordpiece(t, ts, &s[i], 1, o)) return CEMBED_ENOMEM;
             i++;
             continue;
         }
         size_t j = i + 1;
         while (j < n && !uni_is_js_space(s[j]) && !uni_is_bert_punct(s[j])) j++;
-        if (wordpiece(t, &s[i], j - i, o)) return CEMBED_ENOMEM;
+        if (wordpiece(t, ts, &s[i], j - i, o)) return CEMBED_ENOMEM;
         i = j;
     }
     return 0;
@@ -437,38 +466,39 @@ static int find_added(const tokenizer *t, const uint32_t *s, size_t n, size_t fr
     return -1;
 }
 
-static int encode_normalized(const tokenizer *t, const uint32_t *s, size_t n, tok_ids *o) {
+static int encode_normalized(const tokenizer *t, tok_scratch *ts, const uint32_t *s, size_t n, tok_ids *o) {
     size_t pos = 0, at;
     int k;
     while ((k = find_added(t, s, n, pos, 1, &at)) >= 0) {
-        if (pretok_and_wordpiece(t, s + pos, at - pos, o) || push_id(o, t->added[k].id)) return CEMBED_ENOMEM;
+        if (pretok_and_wordpiece(t, ts, s + pos, at - pos, o) || push_id(o, t->added[k].id)) return CEMBED_ENOMEM;
         pos = at + t->added[k].n;
     }
-    return pretok_and_wordpiece(t, s + pos, n - pos, o);
+    return pretok_and_wordpiece(t, ts, s + pos, n - pos, o);
 }
 
-static int encode_section(const tokenizer *t, const uint32_t *s, size_t n, tok_ids *o) {
+static int encode_section(const tokenizer *t, tok_scratch *ts, const uint32_t *s, size_t n, tok_ids *o) {
     if (n == 0) return 0;
-    if (norm_apply(&t->norm, s, n, &scratch.norm, &scratch.tmp)) return CEMBED_ENOMEM;
-    return encode_normalized(t, scratch.norm.p, scratch.norm.n, o);
+    if (norm_apply(&t->norm, s, n, &ts->norm, &ts->tmp)) return CEMBED_ENOMEM;
+    return encode_normalized(t, ts, ts->norm.p, ts->norm.n, o);
 }
 
 int tok_encode(const tokenizer *t, const char *text, size_t len, int max_len, tok_ids *o) {
     CE_ASSERT(max_len >= 2);
     o->n = 0;
     o->truncated = 0;
-    if (u32_reserve(&scratch.raw, len + 1)) return base_err(CEMBED_ENOMEM, "tokenizer: out of memory");
-    size_t n = utf8_decode(text, len, scratch.raw.p);
-    const uint32_t *s = scratch.raw.p;
+    tok_scratch *ts = get_scratch();
+    if (!ts || u32_reserve(&ts->raw, len + 1)) return base_err(CEMBED_ENOMEM, "tokenizer: out of memory");
+    size_t n = utf8_decode(text, len, ts->raw.p);
+    const uint32_t *s = ts->raw.p;
     if (push_id(o, t->cls_id)) return base_err(CEMBED_ENOMEM, "tokenizer: out of memory");
     size_t pos = 0, at;
     int k;
     while ((k = find_added(t, s, n, pos, 0, &at)) >= 0) {
-        if (encode_section(t, s + pos, at - pos, o) || push_id(o, t->added[k].id))
+        if (encode_section(t, ts, s + pos, at - pos, o) || push_id(o, t->added[k].id))
             return base_err(CEMBED_ENOMEM, "tokenizer: out of memory");
         pos = at + t->added[k].n;
     }
-    if (encode_section(t, s + pos, n - pos, o) || push_id(o, t->sep_id))
+    if (encode_section(t, ts, s + pos, n - pos, o) || push_id(o, t->sep_id))
         return base_err(CEMBED_ENOMEM, "tokenizer: out of memory");
     o->n_full = o->n;
     if (o->n > (size_t)max_len) {
@@ -485,9 +515,8 @@ void tok_ids_free(tok_ids *v) {
 }
 
 void tok_thread_release(void) {
-    base_free(scratch.raw.p);
-    base_free(scratch.norm.p);
-    base_free(scratch.tmp.p);
-    buf_free(&scratch.word);
-    memset(&scratch, 0, sizeof scratch);
+    if (!scratch_tls) return;
+    pthread_setspecific(scratch_key, NULL);
+    scratch_free(scratch_tls);
+    scratch_tls = NULL;
 }

@@ -158,8 +158,8 @@ TEST(forward_optimized_matches_reference_and_is_batch_invariant) {
         return;
     const int H = fo.m.cfg.hidden;
     float *out_o = malloc((size_t)NSEQ * H * 4), *out_r = malloc((size_t)NSEQ * H * 4), *one = malloc((size_t)H * 4);
-    bert_forward(fo.b, NSEQ, ids, off, out_o);
-    bert_forward(fr.b, NSEQ, ids, off, out_r);
+    bert_forward(fo.b, NSEQ, ids, off, out_o, fo.m.normalize);
+    bert_forward(fr.b, NSEQ, ids, off, out_r, fr.m.normalize);
     double d = max_abs_diff(out_o, out_r, (size_t)NSEQ * H);
     if (d > 1e-5) FAIL_AT("optimized vs reference forward: max diff %g", d);
     /* normalized output */
@@ -170,7 +170,7 @@ TEST(forward_optimized_matches_reference_and_is_batch_invariant) {
     double worst = 0;
     for (int s = 0; s < NSEQ; s++) {
         int o1[2] = {0, lens[s]};
-        bert_forward(fo.b, 1, ids + off[s], o1, one);
+        bert_forward(fo.b, 1, ids + off[s], o1, one, fo.m.normalize);
         worst = fmax(worst, max_abs_diff(one, out_o + (size_t)s * H, (size_t)H));
     }
     if (worst > 1e-6) FAIL_AT("batch invariance: max diff %g", worst);
@@ -191,7 +191,7 @@ TEST(forward_cls_pooling_unnormalized) {
     int32_t ids[3] = {2, 5, 3};
     int off[2] = {0, 3};
     float out[32];
-    bert_forward(f.b, 1, ids, off, out);
+    bert_forward(f.b, 1, ids, off, out, f.m.normalize);
     double sq = 0;
     for (int i = 0; i < 32; i++) sq += (double)out[i] * out[i];
     CHECK(fabs(sq - 1.0) > 1e-3);   /* not normalized */

@@ -1,0 +1,92 @@
+/* `cembed serve`: the HTTP service. Signals are blocked in every thread and
+ * taken here with sigwait, so SIGTERM/SIGINT start a drain (no new requests,
+ * the ones in flight complete) and the process exits 0. */
+#include <signal.h>
+#include <string.h>
+
+#include "cli.h"
+#include "http/http.h"
+
+static int env_size(const char *name, long lo, long hi, long *out) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    if (cli_parse_int(v, lo, hi, out)) {
+        cli_error("%s=%s: must be an integer in [%ld, %ld]", name, v, lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+    cli_common c;
+    if (cli_common_init(&c)) return EXIT_USAGE;
+    const char *host = getenv("EMBEDDING_HOST");
+    if (!host || !*host) host = "127.0.0.1";
+    long port = 8000, max_batch = 64, max_tokens = 16384, max_body = 64L << 20, max_chunks = 100000, depth = 32,
+         conns = 64, idle = 30, queue = 200000;
+    if (env_size("EMBEDDING_PORT", 0, 65535, &port) || env_size("EMBEDDING_MAX_BATCH_SIZE", 1, 4096, &max_batch) ||
+        env_size("EMBEDDING_MAX_BATCH_TOKENS", 2, 1 << 20, &max_tokens) ||
+        env_size("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
+        env_size("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || env_size("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
+        env_size("EMBEDDING_MAX_CONNECTIONS", 1, 10000, &conns) || env_size("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) ||
+        env_size("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue))
+        return EXIT_USAGE;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_flag(&c, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0) {
+            if (i + 1 >= argc || cli_parse_int(argv[++i], 0, 65535, &port)) {
+                cli_error("--port needs an integer in [0, 65535]");
+                return EXIT_USAGE;
+            }
+        } else {
+            cli_error("unknown argument %s", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (c.batch_size) max_batch = c.batch_size;
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cembed_options o = {.threads = c.threads, .max_batch = (int)max_batch, .max_seq_len = c.max_seq_len};
+    cembed_model *m;
+    if (cembed_model_open(c.model_dir, &o, &m)) {
+        cli_error("cannot open model %s: %s", c.model_dir, cembed_last_error());
+        return EXIT_FAIL;
+    }
+    cembed_model_info info;
+    cembed_model_get_info(m, &info);
+    log_info("model loaded with %d threads: %s (%d dimensions, %d tokens max)", info.threads, info.path, info.hidden,
+             info.max_seq_len);
+    if (max_tokens < info.max_seq_len) {
+        cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the model's sequence limit of %d", max_tokens, info.max_seq_len);
+        cembed_model_free(m);
+        return EXIT_USAGE;
+    }
+    http_opts ho = {
+        .host = host, .port = (int)port, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
+        .max_depth = (int)depth, .max_connections = (int)conns, .idle_timeout_s = (int)idle,
+        .sched = {.max_batch = (int)max_batch, .max_batch_tokens = (int)max_tokens, .max_queued = (size_t)queue},
+    };
+    http_server *s;
+    if (http_server_start(m, &ho, &s)) {
+        cli_error("%s", cembed_last_error());
+        cembed_model_free(m);
+        return EXIT_FAIL;
+    }
+    log_info("listening on http://%s:%d", host, http_server_port(s));
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_server_stop(s);
+    cembed_model_free(m);
+    log_info("stopped");
+    return EXIT_OK;
+}

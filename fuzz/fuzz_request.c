@@ -1,0 +1,19 @@
+/* libFuzzer target: the HTTP request body parser, in all three forms. */
+#include "json/request.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const req_limits lim = {.max_items = 1000, .max_text_bytes = 1 << 16, .max_depth = 32};
+    const req_kind kinds[] = {REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE};
+    for (int k = 0; k < 3; k++) {
+        request r;
+        if (request_parse(kinds[k], (const char *)data, size, &lim, &r) == 0) {
+            CE_ASSERT(r.n_items >= 1 && r.n_items <= lim.max_items);
+            for (size_t i = 0; i < r.n_items; i++) CE_ASSERT(r.items[i].text || r.items[i].n_ids);
+        } else {
+            CE_ASSERT(r.status == 400 || r.status == 413 || r.status == 500);
+        }
+        request_free(&r);
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* http: the embedding service on libmicrohttpd.
+ *
+ * One thread per connection (capped by max_connections): a connection's
+ * thread reads and parses its body, tokenizes, submits the sequences to the
+ * scheduler and waits; the single inference thread of the scheduler does all
+ * the compute, so no I/O thread ever runs the model. Routes:
+ *   POST /embed, POST /v1/embeddings, POST /tokenize, GET /health, GET /info,
+ *   GET /metrics. Errors are {"error": {"message", "type", "code"}}.
+ */
+#ifndef CEMBED_HTTP_H
+#define CEMBED_HTTP_H
+
+#include "base/base.h"
+#include "sched/sched.h"
+
+typedef struct http_opts {
+    const char *host;           /* listen address, "127.0.0.1" */
+    int port;                   /* 0 = pick a free port (tests) */
+    size_t max_body_bytes;
+    size_t max_chunks;
+    int max_depth;
+    int max_connections;
+    int idle_timeout_s;         /* a connection silent this long is closed */
+    sched_opts sched;
+} http_opts;
+
+typedef struct http_server http_server;
+
+/* Starts serving model m. OUT: *out; the port actually bound is in
+ * http_server_port(). Fails with EIO (cannot bind) or ENOMEM. */
+int http_server_start(cembed_model *m, const http_opts *o, http_server **out);
+int http_server_port(const http_server *s);
+/* Stops accepting, lets in-flight requests finish, then stops everything. */
+void http_server_stop(http_server *s);
+
+#endif

@@ -1,0 +1,224 @@
+/* Request bodies; the shapes are in request.h. Parsed with jansson from
+ * (ptr, len) after a nesting-depth check, so a deep body costs nothing. */
+#include <jansson.h>
+#include <string.h>
+
+#include "json/json.h"
+#include "json/request.h"
+
+static int fail(request *r, int status, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(request *r, int status, int code, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    return base_err(code, "%s", msg);
+}
+
+static int depth_within(const char *s, size_t n, int max) {
+    int d = 0, in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++d > max) return 0;
+        } else if (c == ']' || c == '}') {
+            d--;
+        }
+    }
+    return 1;
+}
+
+static char *dump(json_t *v) {
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    return s;
+}
+
+static int set_text(request *r, req_item *it, json_t *s, const req_limits *lim, const char *field) {
+    size_t n = json_string_length(s);
+    if (n > lim->max_text_bytes)
+        return fail(r, 413, CEMBED_ELIMIT, "%s: %zu bytes, over the limit of %zu", field, n, lim->max_text_bytes);
+    it->text = base_strndup(json_string_value(s), n);
+    if (!it->text) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    it->text_len = n;
+    return 0;
+}
+
+static int alloc_items(request *r, size_t n, const req_limits *lim, const char *field) {
+    if (n == 0) return fail(r, 400, CEMBED_EFORMAT, "%s: the list is empty", field);
+    if (n > lim->max_items)
+        return fail(r, 413, CEMBED_ELIMIT, "%s: %zu items, over the limit of %zu per request", field, n, lim->max_items);
+    r->items = base_calloc(n, sizeof *r->items);
+    if (!r->items) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    r->n_items = n;
+    return 0;
+}
+
+static int get_bool(request *r, json_t *o, const char *key, int def, int *out) {
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_boolean(v)) return fail(r, 400, CEMBED_EFORMAT, "\"%s\" must be true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* A string or a list of strings (TEI "inputs", OpenAI "input" text form). */
+static int parse_string_list(request *r, json_t *v, const req_limits *lim, const char *field) {
+    char name[64];
+    if (json_is_string(v)) {
+        if (alloc_items(r, 1, lim, field)) return -1;
+        return set_text(r, &r->items[0], v, lim, field);
+    }
+    if (!json_is_array(v)) return fail(r, 400, CEMBED_EFORMAT, "\"%s\" must be a string or a list of strings", field);
+    if (alloc_items(r, json_array_size(v), lim, field)) return -1;
+    for (size_t i = 0; i < r->n_items; i++) {
+        json_t *s = json_array_get(v, i);
+        snprintf(name, sizeof name, "%s[%zu]", field, i);
+        if (!json_is_string(s)) return fail(r, 400, CEMBED_EFORMAT, "%s must be a string", name);
+        if (set_text(r, &r->items[i], s, lim, name)) return -1;
+    }
+    return 0;
+}
+
+static int parse_ids(request *r, req_item *it, json_t *a, const char *field) {
+    size_t n = json_array_size(a);
+    if (n == 0) return fail(r, 400, CEMBED_EFORMAT, "%s: the token list is empty", field);
+    it->ids = base_malloc(n * sizeof *it->ids);
+    if (!it->ids) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        json_t *x = json_array_get(a, k);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
+            return fail(r, 400, CEMBED_EFORMAT, "%s[%zu] must be a non-negative token id", field, k);
+        it->ids[k] = (int32_t)json_integer_value(x);
+    }
+    it->n_ids = n;
+    return 0;
+}
+
+static int parse_embed(request *r, json_t *o, const req_limits *lim) {
+    json_t *bid = json_object_get(o, "batch_id"), *chunks = json_object_get(o, "chunks"),
+           *inputs = json_object_get(o, "inputs");
+    if (bid && !json_is_null(bid)) {
+        if (!json_is_string(bid) && !json_is_integer(bid))
+            return fail(r, 400, CEMBED_EFORMAT, "\"batch_id\" must be a string or an integer");
+        if (!(r->batch_id_json = dump(bid))) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    }
+    if (get_bool(r, o, "normalize", -1, &r->normalize) || get_bool(r, o, "truncate", 1, &r->truncate) ||
+        get_bool(r, o, "stream", 0, &r->stream))
+        return -1;
+    if (!chunks && inputs) {
+        r->tei = 1;
+        return parse_string_list(r, inputs, lim, "inputs");
+    }
+    if (!chunks) return fail(r, 400, CEMBED_EFORMAT, "missing \"chunks\" (or \"inputs\")");
+    if (!json_is_array(chunks)) return fail(r, 400, CEMBED_EFORMAT, "\"chunks\" must be a list");
+    if (alloc_items(r, json_array_size(chunks), lim, "chunks")) return -1;
+    char name[64];
+    for (size_t i = 0; i < r->n_items; i++) {
+        json_t *c = json_array_get(chunks, i);
+        req_item *it = &r->items[i];
+        snprintf(name, sizeof name, "chunks[%zu]", i);
+        if (json_is_string(c)) {
+            if (set_text(r, it, c, lim, name)) return -1;
+            continue;
+        }
+        if (!json_is_object(c)) return fail(r, 400, CEMBED_EFORMAT, "%s must be a string or an object", name);
+        json_t *text = json_object_get(c, "text"), *id = json_object_get(c, "id"), *meta = json_object_get(c, "metadata");
+        if (!text) text = json_object_get(c, "content");
+        if (!text) return fail(r, 400, CEMBED_EFORMAT, "%s: missing \"text\" (or \"content\")", name);
+        if (!json_is_string(text)) return fail(r, 400, CEMBED_EFORMAT, "%s.text must be a string", name);
+        if (id && !json_is_null(id)) {
+            if (!json_is_string(id) && !json_is_integer(id))
+                return fail(r, 400, CEMBED_EFORMAT, "%s.id must be a string or an integer", name);
+            if (!(it->id_json = dump(id))) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+        }
+        if (meta && !json_is_null(meta) && !(it->metadata_json = dump(meta)))
+            return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+        if (set_text(r, it, text, lim, name)) return -1;
+    }
+    return 0;
+}
+
+static int parse_openai(request *r, json_t *o, const req_limits *lim) {
+    json_t *in = json_object_get(o, "input"), *fmt = json_object_get(o, "encoding_format"),
+           *dims = json_object_get(o, "dimensions");
+    if (fmt && !json_is_null(fmt)) {
+        const char *f = json_string_value(fmt);
+        if (!f || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0))
+            return fail(r, 400, CEMBED_EFORMAT, "\"encoding_format\" must be \"float\" or \"base64\"");
+        r->base64 = strcmp(f, "base64") == 0;
+    }
+    if (dims && !json_is_null(dims)) {
+        if (!json_is_integer(dims) || json_integer_value(dims) < 1 || json_integer_value(dims) > 65536)
+            return fail(r, 400, CEMBED_EFORMAT, "\"dimensions\" must be a positive integer");
+        r->dimensions = (int)json_integer_value(dims);
+    }
+    if (!in) return fail(r, 400, CEMBED_EFORMAT, "missing \"input\"");
+    /* token ids: [INT, ...] (one input) or [[INT, ...], ...] */
+    if (json_is_array(in) && json_array_size(in) > 0 && json_is_integer(json_array_get(in, 0))) {
+        if (alloc_items(r, 1, lim, "input")) return -1;
+        return parse_ids(r, &r->items[0], in, "input");
+    }
+    if (json_is_array(in) && json_array_size(in) > 0 && json_is_array(json_array_get(in, 0))) {
+        if (alloc_items(r, json_array_size(in), lim, "input")) return -1;
+        char name[64];
+        for (size_t i = 0; i < r->n_items; i++) {
+            snprintf(name, sizeof name, "input[%zu]", i);
+            json_t *a = json_array_get(in, i);
+            if (!json_is_array(a)) return fail(r, 400, CEMBED_EFORMAT, "%s must be a list of token ids", name);
+            if (parse_ids(r, &r->items[i], a, name)) return -1;
+        }
+        return 0;
+    }
+    return parse_string_list(r, in, lim, "input");
+}
+
+int request_parse(req_kind kind, const char *body, size_t len, const req_limits *lim, request *r) {
+    memset(r, 0, sizeof *r);
+    r->kind = kind;
+    r->normalize = -1;
+    r->truncate = 1;
+    if (len == 0) return fail(r, 400, CEMBED_EFORMAT, "the request body is empty (a JSON object is needed)");
+    if (!depth_within(body, len, lim->max_depth))
+        return fail(r, 400, CEMBED_EFORMAT, "JSON nested deeper than the limit of %d levels", lim->max_depth);
+    json_error_t e;
+    json_t *o = json_loadb(body, len, 0, &e);
+    if (!o) return fail(r, 400, CEMBED_EFORMAT, "malformed JSON: %s (line %d, column %d)", e.text, e.line, e.column);
+    int rc = 0;
+    if (!json_is_object(o)) {
+        rc = fail(r, 400, CEMBED_EFORMAT, "the request body must be a JSON object");
+    } else if (kind == REQ_EMBED) {
+        rc = parse_embed(r, o, lim);
+    } else if (kind == REQ_OPENAI) {
+        rc = parse_openai(r, o, lim);
+    } else {
+        json_t *in = json_object_get(o, "inputs");
+        const char *field = "inputs";
+        if (!in) in = json_object_get(o, "input"), field = "input";
+        if (!in) in = json_object_get(o, "text"), field = "text";
+        rc = in ? parse_string_list(r, in, lim, field) : fail(r, 400, CEMBED_EFORMAT, "missing \"inputs\"");
+    }
+    json_decref(o);
+    return rc ? (r->status == 413 ? CEMBED_ELIMIT : r->status == 500 ? CEMBED_ENOMEM : CEMBED_EFORMAT) : 0;
+}
+
+void request_free(request *r) {
+    for (size_t i = 0; i < r->n_items; i++) {
+        base_free(r->items[i].id_json);
+        base_free(r->items[i].metadata_json);
+        base_free(r->items[i].text);
+        base_free(r->items[i].ids);
+    }
+    base_free(r->items);
+    base_free(r->batch_id_json);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,55 @@
+/* request: the bodies of POST /embed, POST /v1/embeddings and POST /tokenize.
+ *
+ * /embed (the seed's form):
+ *   {"batch_id": STRING?, "chunks": [CHUNK, ...], "normalize": BOOL?, "truncate": BOOL?, "stream": BOOL?}
+ *   CHUNK = STRING | {"id": STRING|INT?, "text": STRING | "content": STRING, "metadata": ANY?}
+ * /embed (TEI form): {"inputs": STRING | [STRING, ...], "normalize"?, "truncate"?}
+ * /v1/embeddings (OpenAI): {"input": STRING | [STRING, ...] | [INT, ...] | [[INT, ...], ...],
+ *   "model": STRING?, "encoding_format": "float"|"base64"?, "dimensions": INT?}
+ * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...]}
+ *
+ * Every refusal names the field and the limit (message via cembed_last_error,
+ * status via req->status: 400, 413 or 422).
+ */
+#ifndef CEMBED_REQUEST_H
+#define CEMBED_REQUEST_H
+
+#include "base/base.h"
+
+typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE } req_kind;
+
+typedef struct req_limits {
+    size_t max_items;          /* chunks per request */
+    size_t max_text_bytes;     /* bytes of one text */
+    int max_depth;             /* JSON nesting */
+} req_limits;
+
+typedef struct req_item {
+    char *id_json;             /* compact JSON of "id", or NULL */
+    char *metadata_json;       /* compact JSON of "metadata", or NULL */
+    char *text;                /* UTF-8, NUL-terminated; NULL when ids given */
+    size_t text_len;
+    int32_t *ids;              /* OpenAI token-id input, or NULL */
+    size_t n_ids;
+} req_item;
+
+typedef struct request {
+    req_kind kind;
+    int tei;                   /* "inputs" form: answer a bare list of vectors */
+    char *batch_id_json;       /* NULL if absent */
+    req_item *items;
+    size_t n_items;
+    int normalize;             /* -1 = the model's setting */
+    int truncate, stream;
+    int base64;                /* OpenAI encoding_format */
+    int dimensions;            /* 0 = all */
+    int status;                /* HTTP status of a refusal */
+} request;
+
+/* Parses body[0..len) of the given kind. OUT: *r (free with request_free,
+ * also after a failure). Returns 0, or EFORMAT / ELIMIT / ENOMEM with
+ * r->status set and the message naming the field. */
+int request_parse(req_kind kind, const char *body, size_t len, const req_limits *lim, request *r);
+void request_free(request *r);
+
+#endif

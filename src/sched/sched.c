@@ -1,0 +1,186 @@
+/* The scheduler; see sched.h. One mutex guards the job list; the inference
+ * thread holds it only to pick a batch and to scatter results. */
+#include <pthread.h>
+#include <string.h>
+
+#include "sched/sched.h"
+
+struct sched {
+    cembed_model *m;
+    sched_opts o;
+    int hidden;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    sched_job *head, *tail;     /* jobs with sequences left to run */
+    size_t queued;
+    int stopping, accepting;
+    sched_stats stats;
+    /* the batch being built */
+    const int32_t **b_ids;
+    size_t *b_len;
+    sched_job **b_job;
+    size_t *b_index;
+    float *b_out;
+};
+
+static void *run(void *arg) {
+    sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stopping) pthread_cond_wait(&s->work, &s->mu);
+        if (!s->head) break;
+        /* round-robin: one sequence from each job in turn */
+        int k = 0, tokens = 0, progress = 1;
+        while (k < s->o.max_batch && progress) {
+            progress = 0;
+            for (sched_job *j = s->head; j && k < s->o.max_batch; j = j->link) {
+                if (j->next >= j->n) continue;
+                size_t len = j->n_ids[j->next];
+                if (k > 0 && tokens + (int)len > s->o.max_batch_tokens) continue;
+                s->b_ids[k] = j->ids[j->next];
+                s->b_len[k] = len;
+                s->b_job[k] = j;
+                s->b_index[k] = j->next++;
+                tokens += (int)len;
+                k++;
+                progress = 1;
+            }
+        }
+        s->queued -= (size_t)k;
+        double t0 = time_now();
+        for (int i = 0; i < k; i++) {
+            sched_job *j = s->b_job[i];
+            if (j->queue_ms == 0) j->queue_ms = (t0 - j->queued_at) * 1e3;
+        }
+        pthread_mutex_unlock(&s->mu);
+        int rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);   /* raw: requests normalize */
+        CE_ASSERT(rc == 0);   /* ids were validated at submit */
+        double dt = (time_now() - t0) * 1e3;
+        for (int i = 0; i < k; i++) {
+            sched_job *j = s->b_job[i];
+            memcpy(j->out + s->b_index[i] * (size_t)s->hidden, s->b_out + (size_t)i * s->hidden,
+                   (size_t)s->hidden * sizeof(float));
+            if (j->on_vector) j->on_vector(j->ctx, s->b_index[i], j->out + s->b_index[i] * (size_t)s->hidden);
+        }
+        pthread_mutex_lock(&s->mu);
+        s->stats.batches++;
+        s->stats.sequences += (uint64_t)k;
+        s->stats.tokens += (uint64_t)tokens;
+        s->stats.last_batch = k;
+        for (int i = 0; i < k; i++) {
+            sched_job *j = s->b_job[i];
+            if (i == 0 || s->b_job[i - 1] != j) {
+                j->batches++;
+                j->compute_ms += dt;
+            }
+            j->done++;
+        }
+        /* unlink jobs with nothing left to start */
+        sched_job **pp = &s->head, *last = NULL;
+        while (*pp) {
+            if ((*pp)->next >= (*pp)->n) {
+                *pp = (*pp)->link;
+            } else {
+                last = *pp;
+                pp = &(*pp)->link;
+            }
+        }
+        s->tail = last;
+        pthread_cond_broadcast(&s->done);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int sched_new(cembed_model *m, const sched_opts *o, sched **out) {
+    *out = NULL;
+    if (o->max_batch < 1 || o->max_batch_tokens < 1) return base_err(CEMBED_EINVAL, "scheduler: bad batch limits");
+    sched *s = base_calloc(1, sizeof *s);
+    if (!s) return base_err(CEMBED_ENOMEM, "scheduler: out of memory");
+    cembed_model_info info;
+    cembed_model_get_info(m, &info);
+    s->m = m;
+    s->o = *o;
+    s->hidden = info.hidden;
+    s->accepting = 1;
+    size_t n = (size_t)o->max_batch;
+    s->b_ids = base_calloc(n, sizeof *s->b_ids);
+    s->b_len = base_calloc(n, sizeof *s->b_len);
+    s->b_job = base_calloc(n, sizeof *s->b_job);
+    s->b_index = base_calloc(n, sizeof *s->b_index);
+    s->b_out = base_calloc(n * (size_t)info.hidden, sizeof *s->b_out);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->done, NULL);
+    if (!s->b_ids || !s->b_len || !s->b_job || !s->b_index || !s->b_out ||
+        pthread_create(&s->thread, NULL, run, s) != 0) {
+        base_free(s->b_ids), base_free(s->b_len), base_free(s->b_job), base_free(s->b_index), base_free(s->b_out);
+        base_free(s);
+        return base_err(CEMBED_ENOMEM, "scheduler: cannot start the inference thread");
+    }
+    *out = s;
+    return 0;
+}
+
+void sched_stop(sched *s) {
+    pthread_mutex_lock(&s->mu);
+    s->accepting = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sched_free(sched *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->accepting = 0;
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->done);
+    base_free(s->b_ids), base_free(s->b_len), base_free(s->b_job), base_free(s->b_index), base_free(s->b_out);
+    base_free(s);
+}
+
+int sched_submit(sched *s, sched_job *job) {
+    job->next = job->done = 0;
+    job->batches = 0;
+    job->queue_ms = job->compute_ms = 0;
+    job->link = NULL;
+    job->queued_at = time_now();
+    if (job->n == 0) return 0;
+    pthread_mutex_lock(&s->mu);
+    if (!s->accepting) {
+        pthread_mutex_unlock(&s->mu);
+        return base_err(CEMBED_EINVAL, "the server is shutting down");
+    }
+    if (s->o.max_queued && s->queued + job->n > s->o.max_queued && s->queued > 0) {
+        size_t q = s->queued;
+        pthread_mutex_unlock(&s->mu);
+        return base_err(CEMBED_ELIMIT, "the queue holds %zu sequences; %zu more would pass its limit of %zu", q, job->n,
+                        s->o.max_queued);
+    }
+    if (s->tail) s->tail->link = job;
+    else s->head = job;
+    s->tail = job;
+    s->queued += job->n;
+    s->stats.jobs++;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void sched_wait(sched *s, sched_job *job) {
+    pthread_mutex_lock(&s->mu);
+    while (job->done < job->n) pthread_cond_wait(&s->done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sched_get_stats(sched *s, sched_stats *out) {
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    out->queued = s->queued;
+    pthread_mutex_unlock(&s->mu);
+}

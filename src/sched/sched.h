@@ -1,0 +1,63 @@
+/* sched: one queue of sequences from every request, one inference thread.
+ *
+ * A request thread tokenizes its texts, submits them as a job and waits; the
+ * inference thread builds each batch round-robin across the jobs waiting
+ * (one sequence from each in turn, so a small request is not starved behind
+ * a giant one), bounded by the batch size and the token budget, runs one
+ * forward pass and scatters the vectors back to their jobs in each job's own
+ * order. Vectors are pooled but not normalized (requests choose). A job's
+ * on_vector callback (optional) sees each vector as soon as it is computed,
+ * for streaming.
+ */
+#ifndef CEMBED_SCHED_H
+#define CEMBED_SCHED_H
+
+#include "base/base.h"
+
+typedef struct sched sched;
+
+typedef struct sched_opts {
+    int max_batch;          /* sequences per forward pass */
+    int max_batch_tokens;   /* tokens per forward pass */
+    size_t max_queued;      /* sequences waiting, over all jobs; 0 = no limit */
+} sched_opts;
+
+typedef struct sched_job sched_job;
+typedef void (*sched_vector_fn)(void *ctx, size_t index, const float *vec);
+
+struct sched_job {
+    /* filled by the caller */
+    const int32_t *const *ids;
+    const size_t *n_ids;
+    size_t n;
+    float *out;             /* n * hidden floats */
+    sched_vector_fn on_vector;
+    void *ctx;
+    /* owned by the scheduler */
+    size_t next, done;
+    int batches;
+    double queued_at, queue_ms, compute_ms;
+    sched_job *link;
+};
+
+/* Starts the inference thread over model m (which must outlive it).
+ * OUT: *out. Fails with EINVAL or ENOMEM. */
+int sched_new(cembed_model *m, const sched_opts *o, sched **out);
+/* Stops after every submitted job is done, then joins the thread. */
+void sched_free(sched *s);
+/* Queues a job; returns 0, or ELIMIT when the queue is full (the caller
+ * answers 429) or EINVAL after sched_stop. */
+int sched_submit(sched *s, sched_job *job);
+/* Blocks until every sequence of job has its vector. */
+void sched_wait(sched *s, sched_job *job);
+/* Refuses new jobs from now on (draining); running ones complete. */
+void sched_stop(sched *s);
+
+typedef struct sched_stats {
+    uint64_t batches, sequences, tokens, jobs;
+    size_t queued;          /* sequences waiting now */
+    int last_batch;         /* sequences in the last batch */
+} sched_stats;
+void sched_get_stats(sched *s, sched_stats *out);
+
+#endif

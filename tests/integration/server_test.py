@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""The HTTP service, tested over real HTTP on a loopback port.
+
+usage: server_test.py CEMBED MODEL CORPUS.jsonl TMPDIR
+
+Starts `cembed serve`, checks the seed's three cases (50, 1,000 and 5,000
+chunks: every vector equal, max abs diff <= 1e-6, to embedding that chunk
+alone with `cembed embed --batch-size 1`, ids and order kept), the OpenAI and
+TEI forms, bad input of every kind (each gets its 4xx and the next normal
+request is still answered correctly), health/info/metrics, and a SIGTERM that
+drains an in-flight request and exits 0. Prints one line per check and ends
+with "N passed, N failed"."""
+import base64
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+cembed, model, corpus_path, tmp = sys.argv[1:5]
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok    {name} {detail}")
+    else:
+        failed += 1
+        print(f"FAIL  {name} {detail}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(env_extra=None):
+    port = free_port()
+    env = dict(os.environ, EMBEDDING_LOG_LEVEL="info", **(env_extra or {}))
+    log = open(f"{tmp}/server-{port}.log", "w")
+    p = subprocess.Popen([cembed, "serve", "--model", model, "--port", str(port)], env=env,
+                         stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(300):
+        try:
+            status, _, _ = call(port, "GET", "/health")
+            if status == 200:
+                return p, port
+        except OSError:
+            time.sleep(0.1)
+    p.kill()
+    sys.exit("server did not start: " + open(log.name).read()[-2000:])
+
+
+def call(port, method, path, body=None, headers=None, timeout=600):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    c.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def maxdiff(a, b):
+    return max(abs(x - y) for x, y in zip(a, b))
+
+
+texts = [json.loads(l)["text"] for l in open(corpus_path, encoding="utf-8") if l.strip()]
+rng = random.Random(5)
+# 400 distinct chunks of mixed lengths, mostly short so that 6,050 of them
+# stay quick on 2 cores (truncation of long ones is covered by the golden tests)
+distinct = []
+for t in rng.sample(texts, 400):
+    lines = t.splitlines(keepends=True)
+    distinct.append("".join(lines[: rng.choice([1, 1, 2, 2, 3, 4, 8])]) or "x")
+with open(f"{tmp}/distinct.jsonl", "w", encoding="utf-8") as f:
+    for i, t in enumerate(distinct):
+        f.write(json.dumps({"id": i, "text": t}) + "\n")
+alone_out = subprocess.run([cembed, "embed", "--model", model, "--batch-size", "1", f"{tmp}/distinct.jsonl"],
+                           check=True, capture_output=True, text=True).stdout
+alone = [json.loads(l)["embedding"] for l in alone_out.splitlines()]
+
+server, port = start({"EMBEDDING_MAX_BODY_BYTES": "8000000", "EMBEDDING_MAX_CHUNKS": "20000",
+                      "EMBEDDING_IDLE_TIMEOUT": "2"})
+
+# the seed's three cases, all at once from three clients
+results = {}
+
+
+def seed_case(n):
+    order = [rng.randrange(len(distinct)) for _ in range(n)]
+    chunks = [{"id": f"c{n}-{k}", "text": distinct[j], "metadata": {"k": k}} if k % 3 else distinct[j]
+              for k, j in enumerate(order)]
+    status, _, data = call(port, "POST", "/embed", {"batch_id": f"b{n}", "chunks": chunks})
+    results[n] = (status, data, order)
+
+
+threads = [threading.Thread(target=seed_case, args=(n,)) for n in (50, 1000, 5000)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+for n in (50, 1000, 5000):
+    status, data, order = results[n]
+    ok = status == 200
+    worst = 1.0
+    if ok:
+        r = json.loads(data)
+        embs = r["embeddings"]
+        ok = (r["batch_id"] == f"b{n}" and len(embs) == n and r["usage"]["chunks"] == n and r["dimensions"] == 384
+              and all(e["index"] == k for k, e in enumerate(embs))
+              and all(e["id"] == (f"c{n}-{k}" if k % 3 else None) for k, e in enumerate(embs))
+              and all((e.get("metadata") == {"k": k}) if k % 3 else "metadata" not in e for k, e in enumerate(embs)))
+        worst = max(maxdiff(e["embedding"], alone[order[k]]) for k, e in enumerate(embs))
+        ok = ok and worst <= 1e-6
+    check(f"/embed {n} chunks", ok, f"status {status}, max abs diff vs alone {worst:.2g}")
+
+# OpenAI form: floats, base64, dimensions
+sample = list(range(20))
+status, _, data = call(port, "POST", "/v1/embeddings", {"input": [distinct[i] for i in sample], "model": "x"})
+r = json.loads(data) if status == 200 else {}
+ok = status == 200 and r["object"] == "list" and [d["index"] for d in r["data"]] == sample
+ok = ok and max(maxdiff(d["embedding"], alone[i]) for d, i in zip(r["data"], sample)) <= 1e-6
+ok = ok and r["usage"]["prompt_tokens"] > 0
+check("/v1/embeddings floats", ok, f"status {status}")
+status, _, data = call(port, "POST", "/v1/embeddings", {"input": distinct[3], "encoding_format": "base64"})
+ok = status == 200
+if ok:
+    raw = base64.b64decode(json.loads(data)["data"][0]["embedding"])
+    vec = struct.unpack(f"<{len(raw) // 4}f", raw)
+    ok = len(vec) == 384 and maxdiff(vec, alone[3]) <= 1e-6
+check("/v1/embeddings base64", ok, f"status {status}")
+status, _, data = call(port, "POST", "/v1/embeddings", {"input": distinct[4], "dimensions": 64})
+ok = status == 200
+if ok:
+    v = json.loads(data)["data"][0]["embedding"]
+    ref = alone[4][:64]
+    norm = sum(x * x for x in ref) ** 0.5
+    ok = len(v) == 64 and abs(sum(x * x for x in v) - 1) < 1e-5 and maxdiff(v, [x / norm for x in ref]) <= 1e-6
+check("/v1/embeddings dimensions=64", ok, f"status {status}")
+status, _, data = call(port, "POST", "/tokenize", {"inputs": [distinct[5]]})
+tok_ids = json.loads(data)[0]["ids"] if status == 200 else []
+status2, _, data2 = call(port, "POST", "/v1/embeddings", {"input": [tok_ids]})
+ok = status == 200 and status2 == 200 and maxdiff(json.loads(data2)["data"][0]["embedding"], alone[5]) <= 1e-6
+check("/tokenize ids fed back as OpenAI token input", ok, f"status {status}/{status2}")
+status, _, data = call(port, "POST", "/embed", {"inputs": [distinct[6], distinct[7]]})
+ok = status == 200 and isinstance(json.loads(data), list) and maxdiff(json.loads(data)[1], alone[7]) <= 1e-6
+check("/embed TEI inputs form", ok, f"status {status}")
+status, _, data = call(port, "POST", "/embed", {"chunks": [distinct[8]], "normalize": False})
+ok = status == 200
+if ok:
+    v = json.loads(data)["embeddings"][0]["embedding"]
+    n = sum(x * x for x in v) ** 0.5
+    ok = abs(n - 1) > 1e-3 and maxdiff([x / n for x in v], alone[8]) <= 1e-5
+check("/embed normalize=false", ok, f"status {status}")
+
+
+# bad input: each gets its status, a message naming the problem
+def bad(name, want, method, path, body, needle, headers=None):
+    try:
+        status, hdrs, data = call(port, method, path, body, headers, timeout=60)
+    except (OSError, http.client.HTTPException) as e:
+        check(name, False, f"exception {e}")
+        return
+    msg = ""
+    try:
+        msg = json.loads(data)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    check(name, status == want and needle in msg, f"status {status} (want {want}): {msg[:100]}")
+
+
+long_text = " ".join(["word"] * 600)
+bad("malformed JSON", 400, "POST", "/embed", '{"chunks": [', "malformed JSON")
+bad("truncated JSON", 400, "POST", "/embed", '{"chunks": ["a", "b"', "malformed JSON")
+bad("chunks of the wrong type", 400, "POST", "/embed", {"chunks": 5}, "\"chunks\" must be a list")
+bad("chunk of the wrong type", 400, "POST", "/embed", {"chunks": ["a", 7]}, "chunks[1] must be a string or an object")
+bad("chunk without text", 400, "POST", "/embed", {"chunks": [{"id": "x"}]}, "chunks[0]: missing \"text\"")
+bad("missing chunks", 400, "POST", "/embed", {"batch_id": "b"}, "missing \"chunks\"")
+bad("empty list", 400, "POST", "/embed", {"chunks": []}, "the list is empty")
+bad("empty body", 400, "POST", "/embed", "", "empty")
+bad("invalid UTF-8", 400, "POST", "/embed", b'{"chunks": ["a\xff\xfe"]}', "malformed JSON")
+bad("not an object", 400, "POST", "/embed", "[1, 2]", "must be a JSON object")
+# a body announced over the limit is refused from its headers, before it is sent
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n")
+s.settimeout(30)
+head = s.recv(4096).decode(errors="replace")
+s.close()
+check("body over the limit (refused from Content-Length)", head.startswith("HTTP/1.1 413") and "over the limit of 8000000" in head,
+      head.splitlines()[0] if head else "no answer")
+bad("a million tiny chunks", 413, "POST", "/embed", '{"chunks": [' + ",".join(['"a"'] * 1000000) + "]}",
+    "over the limit")
+bad("too many chunks", 413, "POST", "/embed", {"chunks": ["a"] * 20001}, "over the limit of 20000")
+bad("nesting 10,000 deep", 400, "POST", "/embed", '{"chunks": ' + "[" * 10000 + "]" * 10000 + "}", "deeper")
+bad("over-long chunk with truncate false", 422, "POST", "/embed",
+    {"chunks": ["short", {"id": "big.c:1-900", "text": long_text}], "truncate": False}, "chunks[1] (id \"big.c:1-900\")")
+bad("bad encoding_format", 400, "POST", "/v1/embeddings", {"input": "a", "encoding_format": "hex"}, "encoding_format")
+bad("dimensions over the model's", 400, "POST", "/v1/embeddings", {"input": "a", "dimensions": 1000}, "dimensions")
+bad("token id outside the vocabulary", 400, "POST", "/v1/embeddings", {"input": [[5, 99999999]]}, "outside the vocabulary")
+bad("unknown route", 404, "GET", "/nope", None, "no route /nope")
+bad("wrong method", 405, "GET", "/embed", None, "use POST")
+bad("wrong method on health", 405, "POST", "/health", "{}", "use GET")
+
+# a slow client that never finishes its body is cut off by the idle timeout
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"chunks\"")
+s.settimeout(15)
+t0 = time.time()
+try:
+    got = s.recv(100)
+except socket.timeout:
+    got = None
+check("slow client is disconnected", got is not None and time.time() - t0 < 14, f"after {time.time() - t0:.1f} s")
+s.close()
+
+# the next normal request is answered correctly
+status, _, data = call(port, "POST", "/embed", {"chunks": [distinct[9]]})
+ok = status == 200 and maxdiff(json.loads(data)["embeddings"][0]["embedding"], alone[9]) <= 1e-6
+check("normal request after the bad ones", ok, f"status {status}")
+
+status, _, data = call(port, "GET", "/info")
+info = json.loads(data) if status == 200 else {}
+check("/info", status == 200 and info.get("dimensions") == 384 and info.get("max_tokens") == 256, data[:120].decode())
+status, _, data = call(port, "GET", "/metrics")
+text = data.decode()
+check("/metrics", status == 200 and 'cembed_requests_total{route="/embed",code="200"}' in text
+      and "cembed_batches_total" in text and "cembed_rss_bytes" in text and 'code="413"' in text,
+      f"{len(text)} bytes")
+
+# SIGTERM drains: an in-flight request completes, then the process exits 0
+box = {}
+
+
+def inflight():
+    box["r"] = call(port, "POST", "/embed", {"chunks": distinct * 3})
+
+
+t = threading.Thread(target=inflight)
+t.start()
+time.sleep(0.5)
+t_sig = time.time()
+server.send_signal(signal.SIGTERM)
+t.join()
+rc = server.wait(timeout=120)
+t_exit = time.time() - t_sig
+status = box["r"][0] if "r" in box else None
+ok = status == 200 and len(json.loads(box["r"][2])["embeddings"]) == 1200 and rc == 0
+check("SIGTERM drains in-flight requests and exits 0", ok, f"status {status}, exit {rc} after {t_exit:.1f} s")
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
