@@ -5,7 +5,8 @@
  * scheduler and waits; the single inference thread of the scheduler does all
  * the compute, so no I/O thread ever runs the model. Routes:
  *   POST /embed, POST /v1/embeddings, POST /tokenize, GET /health, GET /info,
- *   GET /metrics. Errors are {"error": {"message", "type", "code"}}.
+ *   GET /metrics. Errors are {"error": {"message", "type", "code"}}. A streamed
+ * /embed ("stream": true or Accept: application/x-ndjson) answers NDJSON.
  */
 #ifndef CEMBED_HTTP_H
 #define CEMBED_HTTP_H

@@ -299,6 +299,125 @@ static int write_tokenize(work *w, buf *b) {
     return rc || buf_append(b, "]\n", 2);
 }
 
+/* ---- NDJSON streaming of /embed ----
+ * The work moves to the heap; the scheduler's on_vector callback (inference
+ * thread) records which vectors are ready, and MHD's content reader (this
+ * connection's thread, which may block) turns them into lines. */
+typedef struct stream {
+    work w;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t *ready;          /* indices in completion order */
+    size_t n_ready, n_sent;
+    int done_sent;
+    buf out;                /* formatted, not yet handed to MHD */
+    size_t out_pos;
+} stream;
+
+static void stream_on_vector(void *ctx, size_t index, const float *vec) {
+    (void)vec;
+    stream *st = ctx;
+    pthread_mutex_lock(&st->mu);
+    st->ready[st->n_ready++] = index;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int stream_line(stream *st, size_t k) {
+    work *w = &st->w;
+    const size_t H = (size_t)w->s->info.hidden;
+    float *v = w->vec + k * H;
+    const int norm = w->req.normalize < 0 ? w->s->info.normalize : w->req.normalize;
+    if (norm) cembed_l2_normalize(v, H);
+    const req_item *it = &w->req.items[k];
+    return buf_printf(&st->out, "{\"index\":%zu,\"id\":%s,\"embedding\":", k, it->id_json ? it->id_json : "null") ||
+           json_write_floats(&st->out, v, H) ||
+           buf_printf(&st->out, ",\"tokens\":%zu,\"truncated\":%s,\"cached\":false", w->n_ids[k],
+                      w->truncated[k] ? "true" : "false") ||
+           (it->metadata_json && (buf_append(&st->out, ",\"metadata\":", 12) ||
+                                  buf_append(&st->out, it->metadata_json, strlen(it->metadata_json)))) ||
+           buf_append(&st->out, "}\n", 2);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max) {
+    (void)pos;
+    stream *st = cls;
+    work *w = &st->w;
+    if (st->out_pos == st->out.len) {
+        st->out.len = st->out_pos = 0;
+        if (st->done_sent) return MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&st->mu);
+        while (st->n_sent == st->n_ready && st->n_sent < w->req.n_items) pthread_cond_wait(&st->cv, &st->mu);
+        size_t upto = st->n_ready;
+        pthread_mutex_unlock(&st->mu);
+        for (; st->n_sent < upto; st->n_sent++)
+            if (stream_line(st, st->ready[st->n_sent])) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (st->n_sent == w->req.n_items) {
+            sched_wait(w->s->s, &w->job);   /* batches and timings are final */
+            if (buf_printf(&st->out,
+                           "{\"done\":true,\"batch_id\":%s,\"usage\":{\"chunks\":%zu,\"tokens\":%zu,\"cached\":0,"
+                           "\"batches\":%d,\"queue_ms\":%.1f,\"compute_ms\":%.1f}}\n",
+                           w->req.batch_id_json ? w->req.batch_id_json : "null", w->req.n_items, w->tokens,
+                           w->job.batches, w->job.queue_ms, w->job.compute_ms))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            st->done_sent = 1;
+        }
+    }
+    size_t n = CE_MIN(max, st->out.len - st->out_pos);
+    memcpy(dst, st->out.ptr + st->out_pos, n);
+    st->out_pos += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls) {
+    stream *st = cls;
+    sched_wait(st->w.s->s, &st->w.job);   /* a client that left early: the job still owns these buffers */
+    atomic_fetch_add(&st->w.s->chunks, st->w.req.n_items);
+    work_free(&st->w);
+    base_free(st->ready);
+    buf_free(&st->out);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    base_free(st);
+}
+
+/* Starts streaming work w (moved into the stream on success). */
+static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, conn_ctx *x, work *w) {
+    stream *st = base_calloc(1, sizeof *st);
+    size_t *ready = base_calloc(w->req.n_items, sizeof *ready);
+    if (!st || !ready) {
+        base_free(st);
+        base_free(ready);
+        return send_error(s, c, x->route, 503, "out of memory; retry with fewer chunks");
+    }
+    st->w = *w;
+    st->ready = ready;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->w.job = (sched_job){.ids = (const int32_t *const *)st->w.ids, .n_ids = st->w.n_ids, .n = st->w.req.n_items,
+                            .out = st->w.vec, .on_vector = stream_on_vector, .ctx = st};
+    int rc = sched_submit(s->s, &st->w.job);
+    if (rc) {
+        *w = st->w;   /* back to the caller, who frees it */
+        base_free(ready);
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
+        base_free(st);
+        return send_error(s, c, x->route, rc == CEMBED_ELIMIT ? 429 : 503, cembed_last_error());
+    }
+    *w = (work){0};
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    count(s, x->route, 200);
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result post_route(http_server *s, struct MHD_Connection *c, conn_ctx *x) {
     if (atomic_load(&s->draining)) return send_error(s, c, x->route, 503, "the server is shutting down");
     req_limits lim = {.max_items = s->o.max_chunks, .max_text_bytes = s->o.max_body_bytes, .max_depth = s->o.max_depth};
@@ -329,6 +448,11 @@ static enum MHD_Result post_route(http_server *s, struct MHD_Connection *c, conn
     }
     w.vec = base_malloc(w.req.n_items * (size_t)s->info.hidden * sizeof(float));
     if (!w.vec) goto oom;
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    if (kind == REQ_EMBED && !w.req.tei && (w.req.stream || (accept && strstr(accept, "application/x-ndjson")))) {
+        ret = start_stream(s, c, x, &w);
+        goto done;
+    }
     w.job = (sched_job){.ids = (const int32_t *const *)w.ids, .n_ids = w.n_ids, .n = w.req.n_items, .out = w.vec};
     int rc = sched_submit(s->s, &w.job);
     if (rc) {

@@ -165,6 +165,43 @@ if ok:
 check("/embed normalize=false", ok, f"status {status}")
 
 
+# NDJSON streaming: lines arrive as vectors are computed, then a done line
+def stream_case(body, headers):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    t0 = time.time()
+    c.request("POST", "/embed", body=json.dumps(body), headers=headers)
+    r = c.getresponse()
+    lines, first = [], None
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        if first is None:
+            first = time.time() - t0
+        lines.append(json.loads(line))
+    total = time.time() - t0
+    c.close()
+    return r.status, r.getheader("Content-Type"), lines, first, total
+
+
+order = [k % len(distinct) for k in range(600)]
+status, ctype, lines, first, total = stream_case(
+    {"batch_id": "s1", "stream": True, "chunks": [{"id": f"s{k}", "text": distinct[j]} for k, j in enumerate(order)]},
+    {"Content-Type": "application/json"})
+vecs = [l for l in lines if "embedding" in l]
+done = lines[-1] if lines else {}
+ok = (status == 200 and ctype == "application/x-ndjson" and len(vecs) == 600
+      and sorted(l["index"] for l in vecs) == list(range(600)) and all(l["id"] == f"s{l['index']}" for l in vecs)
+      and done.get("done") is True and done.get("usage", {}).get("chunks") == 600 and done.get("batch_id") == "s1")
+worst = max(maxdiff(l["embedding"], alone[order[l["index"]]]) for l in vecs) if vecs else 1
+ok = ok and worst <= 1e-6 and first is not None and first < total / 2
+check("/embed stream: true (NDJSON)", ok, f"status {status}, {len(vecs)} lines, first after {first:.2f} s of "
+      f"{total:.2f} s, max abs diff {worst:.2g}")
+status, ctype, lines, first, total = stream_case({"chunks": distinct[:10]},
+                                                 {"Content-Type": "application/json", "Accept": "application/x-ndjson"})
+ok = status == 200 and len(lines) == 11 and lines[-1].get("done") is True
+check("/embed Accept: application/x-ndjson", ok, f"status {status}, {len(lines)} lines")
+
 # bad input: each gets its status, a message naming the problem
 def bad(name, want, method, path, body, needle, headers=None):
     try:
