@@ -23,16 +23,21 @@ int cli_parse_int(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-static int env_int(const char *name, long lo, long hi, int *out) {
+int cli_env_long(const char *name, long lo, long hi, long *out) {
     const char *v = getenv(name);
     if (!v || !*v) return 0;
-    long x;
-    if (cli_parse_int(v, lo, hi, &x)) {
+    if (cli_parse_int(v, lo, hi, out)) {
         cli_error("%s=%s: must be an integer in [%ld, %ld]", name, v, lo, hi);
         return EXIT_USAGE;
     }
-    *out = (int)x;
     return 0;
+}
+
+static int env_int(const char *name, long lo, long hi, int *out) {
+    long x = *out;
+    int rc = cli_env_long(name, lo, hi, &x);
+    *out = (int)x;
+    return rc;
 }
 
 int cli_common_init(cli_common *c) {

@@ -21,6 +21,9 @@ int cli_common_init(cli_common *c);
 /* If argv[*i] is a common flag, consumes it (and its value) and returns 1;
  * 0 if not one; -1 (message printed) for a bad value. */
 int cli_common_flag(cli_common *c, int argc, char **argv, int *i);
+/* Reads the integer environment variable NAME into *out when it is set;
+ * returns 0, or EXIT_USAGE after printing the variable and the range. */
+int cli_env_long(const char *name, long lo, long hi, long *out);
 /* Parses a decimal integer in [lo, hi]; returns 0 or -1. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

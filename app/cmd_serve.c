@@ -7,16 +7,6 @@
 #include "cli.h"
 #include "http/http.h"
 
-static int env_size(const char *name, long lo, long hi, long *out) {
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    if (cli_parse_int(v, lo, hi, out)) {
-        cli_error("%s=%s: must be an integer in [%ld, %ld]", name, v, lo, hi);
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_serve(int argc, char **argv) {
     cli_common c;
     if (cli_common_init(&c)) return EXIT_USAGE;
@@ -24,12 +14,12 @@ int cmd_serve(int argc, char **argv) {
     if (!host || !*host) host = "127.0.0.1";
     long port = 8000, max_batch = 64, max_tokens = 16384, max_body = 64L << 20, max_chunks = 100000, depth = 32,
          conns = 64, idle = 30, queue = 200000;
-    if (env_size("EMBEDDING_PORT", 0, 65535, &port) || env_size("EMBEDDING_MAX_BATCH_SIZE", 1, 4096, &max_batch) ||
-        env_size("EMBEDDING_MAX_BATCH_TOKENS", 2, 1 << 20, &max_tokens) ||
-        env_size("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
-        env_size("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || env_size("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
-        env_size("EMBEDDING_MAX_CONNECTIONS", 1, 10000, &conns) || env_size("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) ||
-        env_size("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue))
+    if (cli_env_long("EMBEDDING_PORT", 0, 65535, &port) || cli_env_long("EMBEDDING_MAX_BATCH_SIZE", 1, 4096, &max_batch) ||
+        cli_env_long("EMBEDDING_MAX_BATCH_TOKENS", 2, 1 << 20, &max_tokens) ||
+        cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
+        cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
+        cli_env_long("EMBEDDING_MAX_CONNECTIONS", 1, 10000, &conns) || cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) ||
+        cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue))
         return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_flag(&c, argc, argv, &i);

@@ -26,6 +26,11 @@ typedef struct json_record {
 int json_parse_record(const char *line, size_t len, size_t index, json_record *r);
 void json_record_free(json_record *r);
 
+/* 1 if the JSON text s[0..n) nests arrays and objects at most max deep
+ * (strings are skipped); checked before parsing, so a deep body costs one
+ * scan and no parser recursion. */
+int json_depth_within(const char *s, size_t n, int max);
+
 /* Appends floats as a JSON array: [f,f,...]. */
 int json_write_floats(buf *b, const float *v, size_t n);
 /* Appends ints as a JSON array. */

@@ -6,7 +6,7 @@
 
 static _Thread_local buf clean;
 
-static int depth_ok(const char *s, size_t n) {
+int json_depth_within(const char *s, size_t n, int max) {
     int d = 0, in_str = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -16,7 +16,7 @@ static int depth_ok(const char *s, size_t n) {
         } else if (c == '"') {
             in_str = 1;
         } else if (c == '[' || c == '{') {
-            if (++d > JSON_MAX_DEPTH) return 0;
+            if (++d > max) return 0;
         } else if (c == ']' || c == '}') {
             d--;
         }
@@ -28,7 +28,7 @@ int json_parse_record(const char *line, size_t len, size_t index, json_record *r
     r->id.len = 0;
     r->text.len = 0;
     if (utf8_sanitize(line, len, &clean)) return base_err(CEMBED_ENOMEM, "out of memory");
-    if (!depth_ok(clean.ptr, clean.len))
+    if (!json_depth_within(clean.ptr, clean.len, JSON_MAX_DEPTH))
         return base_err(CEMBED_EFORMAT, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
     json_error_t e;
     json_t *v = json_loadb(clean.ptr, clean.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);

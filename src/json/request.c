@@ -17,24 +17,6 @@ static int fail(request *r, int status, int code, const char *fmt, ...) {
     return base_err(code, "%s", msg);
 }
 
-static int depth_within(const char *s, size_t n, int max) {
-    int d = 0, in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '[' || c == '{') {
-            if (++d > max) return 0;
-        } else if (c == ']' || c == '}') {
-            d--;
-        }
-    }
-    return 1;
-}
-
 static char *dump(json_t *v) {
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     return s;
@@ -188,7 +170,7 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
     r->normalize = -1;
     r->truncate = 1;
     if (len == 0) return fail(r, 400, CEMBED_EFORMAT, "the request body is empty (a JSON object is needed)");
-    if (!depth_within(body, len, lim->max_depth))
+    if (!json_depth_within(body, len, lim->max_depth))
         return fail(r, 400, CEMBED_EFORMAT, "JSON nested deeper than the limit of %d levels", lim->max_depth);
     json_error_t e;
     json_t *o = json_loadb(body, len, 0, &e);

@@ -16,7 +16,7 @@ static int read_optional(const char *dir, const char *name, char **data, size_t 
     return rc;
 }
 
-static float half_to_float(uint16_t h) {
+float model_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, bits;
     if (exp == 0) {
         if (man == 0) {
@@ -82,7 +82,7 @@ static int tensor(loader *L, const char *name, const char *alt, int64_t d0, int6
         } else {
             uint16_t h = (uint16_t)(s[2 * i] | (s[2 * i + 1] << 8));
             if (t->dtype == ST_F16) {
-                dst[i] = half_to_float(h);
+                dst[i] = model_f16_to_f32(h);
             } else {
                 uint32_t bits = (uint32_t)h << 16;
                 memcpy(&dst[i], &bits, 4);

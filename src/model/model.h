@@ -61,6 +61,9 @@ int model_modules_parse(const char *json, size_t len, int *normalize, char **poo
 /* Parses sentence_bert_config.json: OUT *max_seq_length (0 if absent). */
 int model_st_config_parse(const char *json, size_t len, int *max_seq_length);
 
+/* IEEE half to float, subnormals, infinities and NaNs included. Cannot fail. */
+float model_f16_to_f32(uint16_t h);
+
 /* Loads DIR (see the top of this file). OUT: *m (free with model_free).
  * Fails with EIO, EFORMAT, EMODEL or ENOMEM; the message names the file and
  * the tensor or field. */

@@ -18,7 +18,6 @@
  * .../attention/self/Reshape/shape/2.
  */
 #include <jansson.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,18 +44,6 @@ typedef struct tf_model {
     size_t n;
     buf shards;
 } tf_model;
-
-static float f16(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, bits;
-    if (exp == 0) {
-        float v = ldexpf((float)man, -24);
-        return sign ? -v : v;
-    }
-    bits = exp == 31 ? (sign | 0x7f800000u | (man << 13)) : (sign | ((exp + 112) << 23) | (man << 13));
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 static void tf_free(tf_model *t) {
     json_decref(t->root);
@@ -173,7 +160,7 @@ static float *tf_values(const tf_weight *w) {
             out[i] = (float)(w->qmin + w->qscale * (double)w->data[i]);
         } else {
             uint16_t h = (uint16_t)(w->data[2 * i] | (w->data[2 * i + 1] << 8));
-            out[i] = strcmp(w->qdtype, "float16") == 0 ? f16(h) : (float)(w->qmin + w->qscale * (double)h);
+            out[i] = strcmp(w->qdtype, "float16") == 0 ? model_f16_to_f32(h) : (float)(w->qmin + w->qscale * (double)h);
         }
     }
     return out;
