@@ -6,7 +6,8 @@
 #   make run                      install deps, build, fetch the default model, serve
 #   make oracle                   regenerate tests/golden/tfjs-minilm.json (TF.js, ~40 min)
 #   make fuzz                     libFuzzer binaries (clang) in build/fuzz/
-#   make bench                    bench/run.sh: cembed against ONNX Runtime and PyTorch
+#   make bench                    cembed against ONNX Runtime and PyTorch (bench/run.sh),
+#                                 HTTP overhead, float writer micro-benchmark
 
 PKGS     := openblas jansson libutf8proc libmicrohttpd
 CC       ?= cc
@@ -93,8 +94,13 @@ run: deps
 oracle:
 	tests/oracle/make_golden.sh $(or $(TFJS_MODEL),../shared/models/all-MiniLM-L6-v2-tfjs-uint8)
 
-bench: all
+$(BUILD)/bench_float_writer: bench/float_writer.c $(BUILD)/libcembed.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
+
+bench: all $(BUILD)/bench_float_writer
 	bench/run.sh
+	bench/http_overhead.py
+	$(BUILD)/bench_float_writer
 
 clean:
 	rm -rf build
