@@ -66,11 +66,13 @@ for i,r in enumerate(json.load(open(sys.argv[1]))): print(json.dumps({'id': i, '
 }
 
 fuzz_replay() { # build-dir
-  local rc=0
+  local rc=0 targets=0
   for f in fuzz/fuzz_*.c; do
     n=$(basename "$f" .c); n=${n#fuzz_}
     "$1/fuzz/replay_$n" "fuzz/corpus/$n" || rc=1
+    targets=$((targets + 1))
   done
+  echo "$targets targets, $(find fuzz/corpus -type f | wc -l) corpus inputs replayed"
   return $rc
 }
 
