@@ -12,15 +12,27 @@ int cmd_serve(int argc, char **argv) {
     if (cli_common_init(&c)) return EXIT_USAGE;
     const char *host = getenv("EMBEDDING_HOST");
     if (!host || !*host) host = "127.0.0.1";
-    long port = 8000, max_batch = 64, max_tokens = 16384, max_body = 64L << 20, max_chunks = 100000, depth = 32,
+    long port = 8000, max_batch = 64, min_batch = 8, percent = 70, max_tokens = 16384, max_body = 64L << 20, max_chunks = 100000, depth = 32,
          conns = 64, idle = 30, queue = 200000;
     if (cli_env_long("EMBEDDING_PORT", 0, 65535, &port) || cli_env_long("EMBEDDING_MAX_BATCH_SIZE", 1, 4096, &max_batch) ||
         cli_env_long("EMBEDDING_MAX_BATCH_TOKENS", 2, 1 << 20, &max_tokens) ||
         cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
         cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
         cli_env_long("EMBEDDING_MAX_CONNECTIONS", 1, 10000, &conns) || cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) ||
-        cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue))
+        cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue) ||
+        cli_env_long("EMBEDDING_MIN_BATCH_SIZE", 1, 4096, &min_batch) ||
+        cli_env_long("EMBEDDING_MAX_MEMORY_PERCENT", 1, 100, &percent))
         return EXIT_USAGE;
+    int adaptive = 1;
+    const char *ab = getenv("EMBEDDING_ADAPTIVE_BATCHING");
+    if (ab && *ab) {
+        if (strcmp(ab, "true") == 0 || strcmp(ab, "1") == 0) adaptive = 1;
+        else if (strcmp(ab, "false") == 0 || strcmp(ab, "0") == 0) adaptive = 0;
+        else {
+            cli_error("EMBEDDING_ADAPTIVE_BATCHING=%s: must be true or false", ab);
+            return EXIT_USAGE;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         int r = cli_common_flag(&c, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
@@ -38,6 +50,21 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     if (c.batch_size) max_batch = c.batch_size;
+    if (min_batch > max_batch) {
+        cli_error("EMBEDDING_MIN_BATCH_SIZE=%ld is above the maximum batch size %ld", min_batch, max_batch);
+        return EXIT_USAGE;
+    }
+    gov_limit limit;
+    gov_find_limit("/sys/fs/cgroup", "/proc/self/cgroup", gov_physical_ram(), &limit);
+    gov_config gc = {.min_batch = (int)min_batch, .max_batch = (int)max_batch, .percent = (int)percent,
+                     .adaptive = adaptive};
+    gov *g;
+    if (gov_new(&gc, &limit, &g)) {
+        cli_error("%s", cembed_last_error());
+        return EXIT_USAGE;
+    }
+    log_info("memory limit set to %.2f GB (%ld%% of %.2f GB, %s)", (double)gov_budget(g) / 1e9, percent,
+             (double)limit.bytes / 1e9, limit.source);
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -49,6 +76,7 @@ int cmd_serve(int argc, char **argv) {
     cembed_model *m;
     if (cembed_model_open(c.model_dir, &o, &m)) {
         cli_error("cannot open model %s: %s", c.model_dir, cembed_last_error());
+        gov_free(g);
         return EXIT_FAIL;
     }
     cembed_model_info info;
@@ -58,17 +86,20 @@ int cmd_serve(int argc, char **argv) {
     if (max_tokens < info.max_seq_len) {
         cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the model's sequence limit of %d", max_tokens, info.max_seq_len);
         cembed_model_free(m);
+        gov_free(g);
         return EXIT_USAGE;
     }
     http_opts ho = {
         .host = host, .port = (int)port, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
         .max_depth = (int)depth, .max_connections = (int)conns, .idle_timeout_s = (int)idle,
-        .sched = {.max_batch = (int)max_batch, .max_batch_tokens = (int)max_tokens, .max_queued = (size_t)queue},
+        .sched = {.max_batch = (int)max_batch, .max_batch_tokens = (int)max_tokens, .max_queued = (size_t)queue,
+                  .gov = g},
     };
     http_server *s;
     if (http_server_start(m, &ho, &s)) {
         cli_error("%s", cembed_last_error());
         cembed_model_free(m);
+        gov_free(g);
         return EXIT_FAIL;
     }
     log_info("listening on http://%s:%d", host, http_server_port(s));
@@ -77,6 +108,7 @@ int cmd_serve(int argc, char **argv) {
     log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_server_stop(s);
     cembed_model_free(m);
+    gov_free(g);
     log_info("stopped");
     return EXIT_OK;
 }

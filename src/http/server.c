@@ -106,15 +106,6 @@ static enum MHD_Result send_error(http_server *s, struct MHD_Connection *c, enum
 
 /* ---- GET routes ---- */
 
-static long rss_bytes(void) {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum route r) {
     buf b = {0};
     int status = 200, rc = 0;
@@ -127,10 +118,19 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
              buf_printf(&b,
                         ",\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"threads\":%d,"
                         "\"max_batch_size\":%d,\"max_batch_tokens\":%d,\"max_body_bytes\":%zu,\"max_chunks\":%zu,"
-                        "\"max_json_depth\":%d,\"max_connections\":%d,\"version\":\"" CEMBED_VERSION "\"}\n",
+                        "\"max_json_depth\":%d,\"max_connections\":%d,\"version\":\"" CEMBED_VERSION "\"",
                         i->hidden, i->max_seq_len, i->pooling, i->normalize ? "true" : "false", i->threads,
                         s->o.sched.max_batch, s->o.sched.max_batch_tokens, s->o.max_body_bytes, s->o.max_chunks,
                         s->o.max_depth, s->o.max_connections);
+        gov *g = s->o.sched.gov;
+        if (!rc && g) {
+            const gov_limit *l = gov_get_limit(g);
+            rc = buf_printf(&b, ",\"memory_limit_bytes\":%llu,\"memory_budget_bytes\":%llu,\"current_batch_size\":%d,"
+                                "\"memory_limit_source\":",
+                            (unsigned long long)l->bytes, (unsigned long long)gov_budget(g), gov_batch_size(g)) ||
+                 json_write_string(&b, l->source, strlen(l->source));
+        }
+        if (!rc) rc = buf_append(&b, "}\n", 2);
     } else {
         sched_stats st;
         sched_get_stats(s->s, &st);
@@ -155,11 +155,23 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
                             "# TYPE cembed_batch_size gauge\ncembed_batch_size %d\n"
                             "# TYPE cembed_max_batch_size gauge\ncembed_max_batch_size %d\n"
                             "# TYPE cembed_in_flight_requests gauge\ncembed_in_flight_requests %d\n"
-                            "# TYPE cembed_rss_bytes gauge\ncembed_rss_bytes %ld\n",
+                            "# TYPE cembed_rss_bytes gauge\ncembed_rss_bytes %llu\n",
                             (double)atomic_load(&s->latency_us_sum) / 1e6, atomic_load(&s->latency_count),
                             (unsigned long long)st.batches, atomic_load(&s->chunks), atomic_load(&s->truncated),
                             (unsigned long long)st.tokens, st.queued, st.last_batch, s->o.sched.max_batch,
-                            atomic_load(&s->in_flight), rss_bytes());
+                            atomic_load(&s->in_flight), (unsigned long long)gov_rss());
+        gov *g = s->o.sched.gov;
+        if (!rc && g) {
+            gov_stats gs;
+            gov_get_stats(g, &gs);
+            rc = buf_printf(&b,
+                            "# TYPE cembed_current_batch_size gauge\ncembed_current_batch_size %d\n"
+                            "# TYPE cembed_memory_budget_bytes gauge\ncembed_memory_budget_bytes %llu\n"
+                            "# TYPE cembed_memory_pressure_events_total counter\ncembed_memory_pressure_events_total %llu\n"
+                            "# TYPE cembed_trims_total counter\ncembed_trims_total %llu\n",
+                            gs.batch_size, (unsigned long long)gov_budget(g), (unsigned long long)gs.pressure_events,
+                            (unsigned long long)gs.trims);
+        }
     }
     if (rc) {
         buf_free(&b);

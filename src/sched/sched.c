@@ -1,5 +1,6 @@
 /* The scheduler; see sched.h. One mutex guards the job list; the inference
  * thread holds it only to pick a batch and to scatter results. */
+#include <malloc.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -30,11 +31,12 @@ static void *run(void *arg) {
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work, &s->mu);
         if (!s->head) break;
-        /* round-robin: one sequence from each job in turn */
+        /* round-robin: one sequence from each job in turn, up to the governor's size */
+        const int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
         int k = 0, tokens = 0, progress = 1;
-        while (k < s->o.max_batch && progress) {
+        while (k < cap && progress) {
             progress = 0;
-            for (sched_job *j = s->head; j && k < s->o.max_batch; j = j->link) {
+            for (sched_job *j = s->head; j && k < cap; j = j->link) {
                 if (j->next >= j->n) continue;
                 size_t len = j->n_ids[j->next];
                 if (k > 0 && tokens + (int)len > s->o.max_batch_tokens) continue;
@@ -53,10 +55,25 @@ static void *run(void *arg) {
             sched_job *j = s->b_job[i];
             if (j->queue_ms == 0) j->queue_ms = (t0 - j->queued_at) * 1e3;
         }
+        const uint64_t batch_no = s->stats.batches + 1;
+        const size_t waiting = s->queued;
         pthread_mutex_unlock(&s->mu);
+        log_debug("processing chunk %llu (%d texts, %d tokens; %zu waiting)", (unsigned long long)batch_no, k, tokens,
+                  waiting);
         int rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);   /* raw: requests normalize */
         CE_ASSERT(rc == 0);   /* ids were validated at submit */
         double dt = (time_now() - t0) * 1e3;
+        if (s->o.gov) {
+            const int before = gov_batch_size(s->o.gov);
+            if (gov_good_batch(s->o.gov)) { /* the seed's periodic collection */
+                malloc_trim(0);
+                gov_note_trim(s->o.gov);
+                log_debug("memory after chunk %llu: %.1f MB RSS (periodic trim)", (unsigned long long)batch_no,
+                          (double)gov_rss() / 1048576.0);
+            }
+            const int after = gov_batch_size(s->o.gov);
+            if (after != before) log_info("increased batch size to %d", after);
+        }
         for (int i = 0; i < k; i++) {
             sched_job *j = s->b_job[i];
             memcpy(j->out + s->b_index[i] * (size_t)s->hidden, s->b_out + (size_t)i * s->hidden,

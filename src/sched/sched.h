@@ -13,6 +13,7 @@
 #define CEMBED_SCHED_H
 
 #include "base/base.h"
+#include "gov/gov.h"
 
 typedef struct sched sched;
 
@@ -20,6 +21,7 @@ typedef struct sched_opts {
     int max_batch;          /* sequences per forward pass */
     int max_batch_tokens;   /* tokens per forward pass */
     size_t max_queued;      /* sequences waiting, over all jobs; 0 = no limit */
+    gov *gov;               /* optional: its adaptive batch size caps each batch */
 } sched_opts;
 
 typedef struct sched_job sched_job;

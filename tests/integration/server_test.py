@@ -268,12 +268,27 @@ check("normal request after the bad ones", ok, f"status {status}")
 
 status, _, data = call(port, "GET", "/info")
 info = json.loads(data) if status == 200 else {}
-check("/info", status == 200 and info.get("dimensions") == 384 and info.get("max_tokens") == 256, data[:120].decode())
+check("/info", status == 200 and info.get("dimensions") == 384 and info.get("max_tokens") == 256
+      and 0 < info.get("memory_budget_bytes", 0) < info.get("memory_limit_bytes", 0) and info.get("memory_limit_source"),
+      data[:120].decode())
 status, _, data = call(port, "GET", "/metrics")
 text = data.decode()
 check("/metrics", status == 200 and 'cembed_requests_total{route="/embed",code="200"}' in text
-      and "cembed_batches_total" in text and "cembed_rss_bytes" in text and 'code="413"' in text,
+      and "cembed_batches_total" in text and "cembed_rss_bytes" in text and 'code="413"' in text
+      and "cembed_current_batch_size" in text and "cembed_memory_budget_bytes" in text,
       f"{len(text)} bytes")
+
+# bad settings stop the start with a message naming the variable
+for var, val, needle in [("EMBEDDING_MAX_MEMORY_PERCENT", "0", "EMBEDDING_MAX_MEMORY_PERCENT=0"),
+                         ("EMBEDDING_ADAPTIVE_BATCHING", "maybe", "EMBEDDING_ADAPTIVE_BATCHING=maybe"),
+                         ("EMBEDDING_MIN_BATCH_SIZE", "100", "EMBEDDING_MIN_BATCH_SIZE=100"),
+                         ("EMBEDDING_PORT", "70000", "EMBEDDING_PORT=70000")]:
+    r = subprocess.run([cembed, "serve", "--model", model, "--port", "0"], env=dict(os.environ, **{var: val}),
+                       capture_output=True, text=True, timeout=60)
+    check(f"bad {var} refused at start", r.returncode == 2 and needle in r.stderr, r.stderr.strip()[:100])
+log_text = open(f"{tmp}/server-{port}.log").read()
+check("start-up logs the memory limit and the batch growth", "memory limit set to" in log_text
+      and "increased batch size to 12" in log_text, "")
 
 # SIGTERM drains: an in-flight request completes, then the process exits 0
 box = {}

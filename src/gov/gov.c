@@ -1,0 +1,150 @@
+/* The memory governor's state; see gov.h. */
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gov/gov.h"
+
+uint64_t gov_physical_ram(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+uint64_t gov_rss(void) {
+    long total = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    if (fscanf(f, "%ld %ld", &total, &resident) != 2) resident = 0;
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Reads a limit file: a number of bytes, or "max" / a huge v1 value = none. */
+static int read_limit(const char *path, uint64_t *out) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char b[64] = {0};
+    int ok = fgets(b, sizeof b, f) != NULL;
+    fclose(f);
+    if (!ok || strncmp(b, "max", 3) == 0) return -1;
+    unsigned long long v = strtoull(b, NULL, 10);
+    if (v == 0 || v >= (1ULL << 60)) return -1;   /* v1 "unlimited" is 2^63 rounded to pages */
+    *out = v;
+    return 0;
+}
+
+void gov_find_limit(const char *root, const char *self_cgroup, uint64_t ram, gov_limit *out) {
+    out->bytes = ram;
+    snprintf(out->source, sizeof out->source, "physical RAM");
+    FILE *f = fopen(self_cgroup, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        /* v2: "0::/path"; v1: "N:memory:/path" (controllers may be a list) */
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (!a || !b) continue;
+        *a = 0;
+        *b = 0;
+        const char *controllers = a + 1, *path = b + 1;
+        char file[800];
+        uint64_t v;
+        int v2 = strcmp(line, "0") == 0 && *controllers == 0;
+        int v1 = !v2 && (strcmp(controllers, "memory") == 0 || strstr(controllers, "memory") != NULL);
+        if (!v1 && !v2) continue;
+        /* the limit may be set on this cgroup or on any ancestor: take the smallest */
+        char p[512];
+        snprintf(p, sizeof p, "%s", path);
+        for (;;) {
+            snprintf(file, sizeof file, v2 ? "%s%s/memory.max" : "%s/memory%s/memory.limit_in_bytes", root,
+                     strcmp(p, "/") == 0 ? "" : p);
+            if (read_limit(file, &v) == 0 && v < out->bytes) {
+                out->bytes = v;
+                snprintf(out->source, sizeof out->source, "cgroup %s %s of %.100s", v2 ? "v2" : "v1",
+                         v2 ? "memory.max" : "memory.limit_in_bytes", p);
+            }
+            char *slash = strrchr(p, '/');
+            if (!slash || slash == p) {
+                if (strcmp(p, "/") == 0) break;
+                snprintf(p, sizeof p, "/");
+                continue;
+            }
+            *slash = 0;
+        }
+    }
+    if (f) fclose(f);
+}
+
+struct gov {
+    gov_config c;
+    gov_limit limit;
+    uint64_t budget;
+    pthread_mutex_t mu;
+    int size;
+    gov_stats stats;
+};
+
+int gov_new(const gov_config *c, const gov_limit *limit, gov **out) {
+    *out = NULL;
+    if (c->min_batch < 1 || c->max_batch < c->min_batch)
+        return base_err(CEMBED_EINVAL, "batch sizes: EMBEDDING_MIN_BATCH_SIZE %d must be in [1, EMBEDDING_MAX_BATCH_SIZE %d]",
+                        c->min_batch, c->max_batch);
+    if (c->percent < 1 || c->percent > 100)
+        return base_err(CEMBED_EINVAL, "EMBEDDING_MAX_MEMORY_PERCENT %d must be in [1, 100]", c->percent);
+    gov *g = base_calloc(1, sizeof *g);
+    if (!g) return base_err(CEMBED_ENOMEM, "out of memory");
+    g->c = *c;
+    g->limit = *limit;
+    g->budget = limit->bytes / 100 * (uint64_t)c->percent;
+    g->size = c->adaptive ? c->min_batch : c->max_batch;
+    pthread_mutex_init(&g->mu, NULL);
+    *out = g;
+    return 0;
+}
+
+void gov_free(gov *g) {
+    if (!g) return;
+    pthread_mutex_destroy(&g->mu);
+    base_free(g);
+}
+
+uint64_t gov_budget(const gov *g) { return g->budget; }
+const gov_limit *gov_get_limit(const gov *g) { return &g->limit; }
+
+int gov_batch_size(gov *g) {
+    pthread_mutex_lock(&g->mu);
+    int s = g->size;
+    pthread_mutex_unlock(&g->mu);
+    return s;
+}
+
+int gov_over_budget(const gov *g, uint64_t rss, uint64_t estimate) { return rss + estimate > g->budget; }
+
+int gov_good_batch(gov *g) {
+    pthread_mutex_lock(&g->mu);
+    if (g->c.adaptive && g->size < g->c.max_batch) g->size = CE_MIN(g->size + 4, g->c.max_batch);
+    int trim = ++g->stats.batches % 10 == 0;
+    pthread_mutex_unlock(&g->mu);
+    return trim;
+}
+
+int gov_pressure(gov *g) {
+    pthread_mutex_lock(&g->mu);
+    g->stats.pressure_events++;
+    g->size = CE_MAX(1, g->size / 2);
+    int s = g->size;
+    pthread_mutex_unlock(&g->mu);
+    return s;
+}
+
+void gov_note_trim(gov *g) {
+    pthread_mutex_lock(&g->mu);
+    g->stats.trims++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void gov_get_stats(gov *g, gov_stats *out) {
+    pthread_mutex_lock(&g->mu);
+    *out = g->stats;
+    out->batch_size = g->size;
+    pthread_mutex_unlock(&g->mu);
+}

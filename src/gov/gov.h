@@ -1,0 +1,56 @@
+/* gov: the memory governor's state, per DESIGN.md.
+ *
+ * Limit = min(physical RAM, the cgroup's limit: v2 memory.max, v1
+ * memory.limit_in_bytes, found through /proc/self/cgroup); budget = limit x
+ * percent / 100. The adaptive batch size starts at min_batch, grows by 4
+ * after each good batch up to max_batch, and halves (not below 1) on
+ * pressure, which is "measured RSS + the batch's estimated bytes > budget".
+ * This file holds the state and the arithmetic; the scheduler asks it before
+ * every batch. Thread-safe: one mutex inside.
+ */
+#ifndef CEMBED_GOV_H
+#define CEMBED_GOV_H
+
+#include "base/base.h"
+
+typedef struct gov_config {
+    int min_batch, max_batch;   /* sequences */
+    int percent;                /* of the memory limit, 1..100 */
+    int adaptive;               /* 0: always max_batch */
+} gov_config;
+
+typedef struct gov_limit {
+    uint64_t bytes;
+    char source[160];           /* "cgroup v2 memory.max of /x" | "physical RAM" */
+} gov_limit;
+
+/* Finds the memory limit. root is "/sys/fs/cgroup" and self_cgroup
+ * "/proc/self/cgroup" outside tests. Cannot fail: RAM is the fallback. */
+void gov_find_limit(const char *root, const char *self_cgroup, uint64_t ram_bytes, gov_limit *out);
+uint64_t gov_physical_ram(void);
+/* Resident bytes of this process (/proc/self/statm). */
+uint64_t gov_rss(void);
+
+typedef struct gov gov;
+/* OUT: *out. Fails with EINVAL (names the setting) or ENOMEM. */
+int gov_new(const gov_config *c, const gov_limit *limit, gov **out);
+void gov_free(gov *g);
+uint64_t gov_budget(const gov *g);
+const gov_limit *gov_get_limit(const gov *g);
+int gov_batch_size(gov *g);
+/* 1 if rss + estimate would pass the budget. */
+int gov_over_budget(const gov *g, uint64_t rss, uint64_t estimate);
+/* After a batch that fit: grow by 4 (adaptive). Returns 1 when it is time for
+ * the periodic trim (every 10 batches). */
+int gov_good_batch(gov *g);
+/* On pressure: halve. Returns the new size. */
+int gov_pressure(gov *g);
+
+typedef struct gov_stats {
+    uint64_t pressure_events, trims, batches;
+    int batch_size;
+} gov_stats;
+void gov_note_trim(gov *g);
+void gov_get_stats(gov *g, gov_stats *out);
+
+#endif

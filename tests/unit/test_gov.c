@@ -1,0 +1,90 @@
+/* Unit tests of src/gov: limit discovery on fake cgroup trees, and the
+ * adaptive batch size (start at min, +4 per good batch, halve on pressure). */
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "gov/gov.h"
+#include "test.h"
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        FAIL_AT("cannot write %s", path);
+        return;
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+TEST(gov_limit_from_cgroup_v2_ancestors_and_v1) {
+    char root[256], p[512], self[512];
+    snprintf(root, sizeof root, "%s/cg", test_tmpdir());
+    mkdir(root, 0755);
+    snprintf(p, sizeof p, "%s/a", root);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/a/b", root);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/a/memory.max", root);
+    write_file(p, "1073741824\n");
+    snprintf(p, sizeof p, "%s/a/b/memory.max", root);
+    write_file(p, "max\n");
+    snprintf(self, sizeof self, "%s/self-v2", test_tmpdir());
+    write_file(self, "0::/a/b\n");
+    gov_limit l;
+    gov_find_limit(root, self, 8ull << 30, &l);
+    CHECK_INT(l.bytes, 1073741824);
+    CHECK_CONTAINS(l.source, "cgroup v2 memory.max of /a");
+    /* RAM smaller than the cgroup limit wins */
+    gov_find_limit(root, self, 512u << 20, &l);
+    CHECK_INT(l.bytes, 512u << 20);
+    CHECK_STR(l.source, "physical RAM");
+    /* v1 */
+    snprintf(p, sizeof p, "%s/memory", root);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/memory/job", root);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/memory/job/memory.limit_in_bytes", root);
+    write_file(p, "268435456\n");
+    snprintf(self, sizeof self, "%s/self-v1", test_tmpdir());
+    write_file(self, "5:cpu,cpuacct:/job\n4:memory:/job\n");
+    gov_find_limit(root, self, 8ull << 30, &l);
+    CHECK_INT(l.bytes, 268435456);
+    CHECK_CONTAINS(l.source, "cgroup v1");
+    /* no cgroup file at all */
+    gov_find_limit(root, "/nonexistent", 4096, &l);
+    CHECK_INT(l.bytes, 4096);
+}
+
+TEST(gov_adaptive_batch_size) {
+    gov_limit l = {.bytes = 1000000};
+    gov_config c = {.min_batch = 8, .max_batch = 64, .percent = 70, .adaptive = 1};
+    gov *g;
+    CHECK_INT(gov_new(&c, &l, &g), 0);
+    CHECK_INT(gov_budget(g), 700000);
+    CHECK_INT(gov_batch_size(g), 8);
+    int trims = 0;
+    for (int i = 0; i < 20; i++) trims += gov_good_batch(g);
+    CHECK_INT(gov_batch_size(g), 64);   /* 8 + 4k, capped */
+    CHECK_INT(trims, 2);                /* every 10 batches */
+    CHECK_INT(gov_pressure(g), 32);
+    CHECK_INT(gov_pressure(g), 16);
+    for (int i = 0; i < 10; i++) gov_pressure(g);
+    CHECK_INT(gov_batch_size(g), 1);
+    CHECK(gov_over_budget(g, 600000, 100001));
+    CHECK(!gov_over_budget(g, 600000, 100000));
+    gov_stats st;
+    gov_get_stats(g, &st);
+    CHECK_INT(st.pressure_events, 12);
+    gov_free(g);
+    c.adaptive = 0;
+    CHECK_INT(gov_new(&c, &l, &g), 0);
+    CHECK_INT(gov_batch_size(g), 64);
+    gov_free(g);
+    c.percent = 0;
+    CHECK_INT(gov_new(&c, &l, &g), CEMBED_EINVAL);
+    CHECK_CONTAINS(cembed_last_error(), "EMBEDDING_MAX_MEMORY_PERCENT");
+    c.percent = 70;
+    c.min_batch = 100;
+    CHECK_INT(gov_new(&c, &l, &g), CEMBED_EINVAL);
+    CHECK_CONTAINS(cembed_last_error(), "EMBEDDING_MIN_BATCH_SIZE");
+}
