@@ -56,6 +56,12 @@ int cmd_serve(int argc, char **argv) {
     }
     gov_limit limit;
     gov_find_limit("/sys/fs/cgroup", "/proc/self/cgroup", gov_physical_ram(), &limit);
+    long forced = 0;   /* an operator's override, for hosts whose limit cannot be read */
+    if (cli_env_long("EMBEDDING_MEMORY_LIMIT", 64L << 20, 1L << 50, &forced)) return EXIT_USAGE;
+    if (forced) {
+        limit.bytes = (uint64_t)forced;
+        snprintf(limit.source, sizeof limit.source, "EMBEDDING_MEMORY_LIMIT");
+    }
     gov_config gc = {.min_batch = (int)min_batch, .max_batch = (int)max_batch, .percent = (int)percent,
                      .adaptive = adaptive};
     gov *g;

@@ -97,6 +97,14 @@ int cembed_embed_ids(cembed_model *m, const int32_t *const *ids, const size_t *n
  * vectors as they are, 1 L2-normalized. */
 int cembed_embed_ids_ex(cembed_model *m, const int32_t *const *ids, const size_t *n_ids,
                         size_t n, float *out, int normalize);
+/* Memory of the forward pass, for the governor: *batch_bytes = the activation
+ * bytes a batch of `tokens` tokens touches; *resident_bytes = those touched
+ * since the last release (the high-water mark). Cannot fail. */
+void cembed_workspace_bytes(const cembed_model *m, int tokens, size_t *batch_bytes, size_t *resident_bytes);
+/* Returns the activation pages to the kernel (under memory pressure). Must
+ * not overlap an embed call. Cannot fail. */
+void cembed_release_workspace(cembed_model *m);
+
 /* Frees the calling thread's tokenizer scratch buffers now; they are also
  * freed when the thread ends. Cannot fail. */
 void cembed_thread_release(void);

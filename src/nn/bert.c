@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "bert.h"
 
@@ -94,6 +96,23 @@ int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int m
     }
     *out = b;
     return 0;
+}
+
+size_t bert_batch_bytes(const bert *b, int tokens) {
+    return (size_t)tokens * (size_t)(2 * b->H + b->wa) * sizeof(float);
+}
+
+static void release_region(void *p, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+void bert_release(bert *b) {
+    const size_t T = (size_t)b->max_tokens, H = (size_t)b->H;
+    release_region(b->x, T * H * sizeof(float));
+    release_region(b->a, T * (size_t)b->wa * sizeof(float));
+    release_region(b->c, T * H * sizeof(float));
 }
 
 /* ---- phases ---- */

@@ -24,6 +24,13 @@ size_t bert_workspace_bytes(const model_config *c, int max_tokens, int max_seq_l
 int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int max_seq_len, bert **out);
 void bert_free(bert *b);
 
+/* Activation bytes a batch of `tokens` tokens touches (x, a, c rows). */
+size_t bert_batch_bytes(const bert *b, int tokens);
+/* Gives the activation pages back to the kernel (madvise DONTNEED on the
+ * page-aligned inside of each region); the next batch faults in only what it
+ * touches. Cannot fail. */
+void bert_release(bert *b);
+
 /* Embeds one packed batch: sequence s is ids[offsets[s] .. offsets[s+1]),
  * offsets[n_seq] <= max_tokens, each length in [1, max_seq_len].
  * out: n_seq * hidden floats, pooled, L2-normalized when normalize is set.

@@ -30,6 +30,7 @@ struct cembed_model {
     int *batch_off;        /* [max_batch + 1] */
     float *batch_out;      /* [max_batch * hidden] */
     struct seq_ref *order; /* [max_batch]: a batch's sort order, so a single batch allocates nothing */
+    int hwm_tokens;        /* largest batch since the workspace was last released */
 };
 
 void cembed_model_free(cembed_model *cm) {
@@ -176,6 +177,7 @@ int cembed_embed_ids_ex(cembed_model *cm, const int32_t *const *ids, const size_
             T += (int)r->n;
             cm->batch_off[++k] = T;
         }
+        if (T > cm->hwm_tokens) cm->hwm_tokens = T;
         bert_forward(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_out, normalize);
         for (int i = 0; i < k; i++)
             memcpy(out + order[s + (size_t)i].index * (size_t)H, cm->batch_out + (size_t)i * H, (size_t)H * sizeof(float));
@@ -203,3 +205,13 @@ done:
 }
 
 void cembed_thread_release(void) { tok_thread_release(); }
+
+void cembed_workspace_bytes(const cembed_model *cm, int tokens, size_t *batch_bytes, size_t *resident_bytes) {
+    *batch_bytes = bert_batch_bytes(cm->fwd, tokens);
+    *resident_bytes = bert_batch_bytes(cm->fwd, cm->hwm_tokens);
+}
+
+void cembed_release_workspace(cembed_model *cm) {
+    bert_release(cm->fwd);
+    cm->hwm_tokens = 0;
+}

@@ -25,6 +25,26 @@ struct sched {
     float *b_out;
 };
 
+/* The governor's check before a batch (mutex held): measured RSS plus what
+ * the batch would newly touch over the budget is pressure: log, trim, give
+ * the workspace back, halve. Returns 1 when the batch must be rebuilt. */
+static int under_pressure(sched *s, int tokens, int k) {
+    size_t need, resident;
+    cembed_workspace_bytes(s->m, tokens, &need, &resident);
+    const uint64_t rss = gov_rss(), extra = need > resident ? need - resident : 0;
+    if (!gov_over_budget(s->o.gov, rss, extra)) return 0;
+    log_warn("memory pressure detected, forcing trim: RSS %.1f MB + batch %.1f MB > budget %.1f MB", rss / 1048576.0,
+             extra / 1048576.0, gov_budget(s->o.gov) / 1048576.0);
+    malloc_trim(0);
+    cembed_release_workspace(s->m);
+    gov_note_trim(s->o.gov);
+    const int size = gov_pressure(s->o.gov);
+    log_warn("reduced batch size to %d", size);
+    log_info("retrying chunk %llu with smaller batch size (%d texts instead of %d)",
+             (unsigned long long)s->stats.batches + 1, size, k);
+    return 1;
+}
+
 static void *run(void *arg) {
     sched *s = arg;
     pthread_mutex_lock(&s->mu);
@@ -48,6 +68,11 @@ static void *run(void *arg) {
                 k++;
                 progress = 1;
             }
+        }
+        if (s->o.gov && k > 1 && under_pressure(s, tokens, k)) {
+            /* give the picks back (each job's were taken in order) and retry smaller */
+            for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
+            continue;
         }
         s->queued -= (size_t)k;
         double t0 = time_now();

@@ -290,6 +290,30 @@ log_text = open(f"{tmp}/server-{port}.log").read()
 check("start-up logs the memory limit and the batch growth", "memory limit set to" in log_text
       and "increased batch size to 12" in log_text, "")
 
+# memory pressure: a budget just above the resident model makes growing
+# batches pass it; the governor trims, halves, retries, and every vector is
+# still the chunk's own (a real memory cgroup test is still to come)
+long_texts = [json.loads(l)["text"] for l in open(corpus_path, encoding="utf-8") if l.strip()][:200]
+with open(f"{tmp}/long.jsonl", "w", encoding="utf-8") as f:
+    for i, t in enumerate(long_texts):
+        f.write(json.dumps({"id": i, "text": t}) + "\n")
+long_alone = [json.loads(l)["embedding"] for l in subprocess.run(
+    [cembed, "embed", "--model", model, "--batch-size", "1", f"{tmp}/long.jsonl"],
+    check=True, capture_output=True, text=True).stdout.splitlines()]
+tight, tight_port = start({"EMBEDDING_MEMORY_LIMIT": "220000000"})
+status, _, data = call(tight_port, "POST", "/embed", {"chunks": long_texts})
+embs = json.loads(data)["embeddings"] if status == 200 else []
+worst = max(maxdiff(e["embedding"], long_alone[e["index"]]) for e in embs) if embs else 1
+_, _, mtext = call(tight_port, "GET", "/metrics")
+tight.terminate()
+tight.wait(timeout=60)
+tlog = open(f"{tmp}/server-{tight_port}.log").read()
+ok = (status == 200 and len(embs) == 200 and worst <= 1e-6 and "memory pressure detected, forcing trim" in tlog
+      and "reduced batch size to" in tlog and "retrying chunk" in tlog
+      and "cembed_memory_pressure_events_total 0" not in mtext.decode())
+check("memory pressure: trim, halve, retry, nothing lost", ok,
+      f"status {status}, {tlog.count('memory pressure detected')} pressure events, max abs diff {worst:.2g}")
+
 # SIGTERM drains: an in-flight request completes, then the process exits 0
 box = {}
 
