@@ -249,9 +249,20 @@ static int tokenize_all(work *w, char *msg, size_t msg_len) {
     return 0;
 }
 
+/* The request's "normalize", or the model's setting when it gave none. */
+static int wants_normalize(const work *w) { return w->req.normalize < 0 ? w->s->info.normalize : w->req.normalize; }
+
+/* Counts a completed request's chunks (and truncated ones) for /metrics. */
+static void account_done(const work *w) {
+    size_t truncated = 0;
+    for (size_t k = 0; k < w->req.n_items; k++) truncated += (size_t)w->truncated[k];
+    atomic_fetch_add(&w->s->chunks, w->req.n_items);
+    atomic_fetch_add(&w->s->truncated, truncated);
+}
+
 static void finish_vectors(work *w) {
     const int H = w->s->info.hidden;
-    const int norm = w->req.normalize < 0 ? w->s->info.normalize : w->req.normalize;
+    const int norm = wants_normalize(w);
     for (size_t k = 0; k < w->req.n_items; k++) {
         float *v = w->vec + k * (size_t)H;
         if (norm) cembed_l2_normalize(v, (size_t)H);
@@ -339,8 +350,7 @@ static int stream_line(stream *st, size_t k) {
     work *w = &st->w;
     const size_t H = (size_t)w->s->info.hidden;
     float *v = w->vec + k * H;
-    const int norm = w->req.normalize < 0 ? w->s->info.normalize : w->req.normalize;
-    if (norm) cembed_l2_normalize(v, H);
+    if (wants_normalize(w)) cembed_l2_normalize(v, H);
     const req_item *it = &w->req.items[k];
     return buf_printf(&st->out, "{\"index\":%zu,\"id\":%s,\"embedding\":", k, it->id_json ? it->id_json : "null") ||
            json_write_floats(&st->out, v, H) ||
@@ -384,7 +394,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max) {
 static void stream_free(void *cls) {
     stream *st = cls;
     sched_wait(st->w.s->s, &st->w.job);   /* a client that left early: the job still owns these buffers */
-    atomic_fetch_add(&st->w.s->chunks, st->w.req.n_items);
+    account_done(&st->w);
     work_free(&st->w);
     base_free(st->ready);
     buf_free(&st->out);
@@ -473,8 +483,7 @@ static enum MHD_Result post_route(http_server *s, struct MHD_Connection *c, conn
     }
     sched_wait(s->s, &w.job);
     finish_vectors(&w);
-    atomic_fetch_add(&s->chunks, w.req.n_items);
-    for (size_t k = 0; k < w.req.n_items; k++) atomic_fetch_add(&s->truncated, (unsigned long long)w.truncated[k]);
+    account_done(&w);
     if (kind == REQ_EMBED ? write_embed(&w, &b) : write_openai(&w, &b)) goto oom;
     count(s, x->route, 200);
     ret = send_buf(c, 200, &b, "application/json", 0);
