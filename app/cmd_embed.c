@@ -172,12 +172,12 @@ static int run(int argc, char **argv, int embed) {
         }
         if (write_all(&out)) goto free_window;
         total += w->n;
-        for (size_t k = 0; k < w->n; k++) free(w->tok[k]);
+        for (size_t k = 0; k < w->n; k++) cembed_free(w->tok[k]);
         w->n = 0;
         if (r == 0) break;
         continue;
 free_window:
-        for (size_t k = 0; k < w->n; k++) free(w->tok[k]);
+        for (size_t k = 0; k < w->n; k++) cembed_free(w->tok[k]);
         w->n = 0;
         goto done;
     }

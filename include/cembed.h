@@ -75,9 +75,11 @@ typedef struct cembed_model_info {
 int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model **out);
 void cembed_model_free(cembed_model *m);
 void cembed_model_get_info(const cembed_model *m, cembed_model_info *out);
+/* Frees memory the library returned (token ids). NULL is ignored. */
+void cembed_free(void *p);
 
 /* Token ids of one text, [CLS] ... [SEP], truncated to the model limit.
- * OUT: *ids (malloc'd, caller frees), *n_ids, *truncated (may be NULL),
+ * OUT: *ids (free with cembed_free), *n_ids, *truncated (may be NULL),
  * *n_full: length before truncation (may be NULL). Invalid UTF-8 becomes
  * U+FFFD. Fails only with ENOMEM. */
 int cembed_tokenize(const cembed_model *m, const char *text, size_t len,

@@ -2,6 +2,7 @@
  * be armed to fail from the Nth call on, so tests can walk every allocation
  * of a loader and check it fails cleanly (no crash, no leak under ASan). */
 #include <jansson.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -9,6 +10,24 @@
 
 static atomic_size_t alloc_calls;
 static atomic_size_t alloc_fail_at;   /* 0 = never */
+static atomic_size_t live_bytes, peak_bytes;
+
+/* Live bytes are malloc_usable_size of each block, so they match what the
+ * heap holds for us (not what was asked for). */
+static void *counted(void *p) {
+    if (!p) return NULL;
+    size_t now = atomic_fetch_add(&live_bytes, malloc_usable_size(p)) + malloc_usable_size(p);
+    size_t peak = atomic_load(&peak_bytes);
+    while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now)) {}
+    return p;
+}
+
+size_t base_alloc_live_bytes(void) { return atomic_load(&live_bytes); }
+
+size_t base_alloc_peak_reset(void) {
+    size_t peak = atomic_exchange(&peak_bytes, atomic_load(&live_bytes));
+    return peak;
+}
 
 static int should_fail(void) {
     size_t n = atomic_fetch_add(&alloc_calls, 1) + 1;
@@ -24,20 +43,28 @@ size_t base_alloc_fail_after(size_t n) {
 
 void *base_malloc(size_t n) {
     if (should_fail()) return NULL;
-    return malloc(n ? n : 1);
+    return counted(malloc(n ? n : 1));
 }
 
 void *base_calloc(size_t count, size_t size) {
     if (should_fail()) return NULL;
-    return calloc(count ? count : 1, size ? size : 1);
+    return counted(calloc(count ? count : 1, size ? size : 1));
 }
 
 void *base_realloc(void *p, size_t n) {
     if (should_fail()) return NULL;
-    return realloc(p, n ? n : 1);
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n ? n : 1);
+    if (!q) return NULL;
+    atomic_fetch_sub(&live_bytes, old);
+    return counted(q);
 }
 
-void base_free(void *p) { free(p); }
+void base_free(void *p) {
+    if (!p) return;
+    atomic_fetch_sub(&live_bytes, malloc_usable_size(p));
+    free(p);
+}
 
 char *base_strndup(const char *s, size_t n) {
     char *d = base_malloc(n + 1);

@@ -57,6 +57,12 @@ char *base_strndup(const char *s, size_t n);
  * last call. Routes jansson through the same allocator. */
 size_t base_alloc_fail_after(size_t n);
 void base_alloc_install_json(void);
+/* Bytes held now through these functions (jansson's included), and the most
+ * held since the last reset; reset returns that peak and restarts it from
+ * the live figure. Tests check memory estimates against them; /metrics
+ * reports them. */
+size_t base_alloc_live_bytes(void);
+size_t base_alloc_peak_reset(void);
 /* Overflow-checked a*b; returns 0 and sets *out, or -1 on overflow. */
 static inline int base_mul(size_t a, size_t b, size_t *out) {
     return __builtin_mul_overflow(a, b, out) ? -1 : 0;

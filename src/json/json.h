@@ -31,6 +31,15 @@ void json_record_free(json_record *r);
  * scan and no parser recursion. */
 int json_depth_within(const char *s, size_t n, int max);
 
+/* What a parse of s[0..n) will hold, from one scan: an upper bound of the
+ * values (strings, keys, numbers, literals, containers), the bytes inside
+ * strings, and the deepest nesting. Used to reserve memory before parsing. */
+typedef struct json_shape {
+    size_t values, string_bytes, longest_string;
+    int depth;
+} json_shape;
+void json_scan(const char *s, size_t n, json_shape *out);
+
 /* Appends floats as a JSON array: [f,f,...]. */
 int json_write_floats(buf *b, const float *v, size_t n);
 /* Appends ints as a JSON array. */

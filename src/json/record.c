@@ -24,6 +24,44 @@ int json_depth_within(const char *s, size_t n, int max) {
     return 1;
 }
 
+void json_scan(const char *s, size_t n, json_shape *out) {
+    *out = (json_shape){0};
+    int d = 0, in_str = 0;
+    char prev = ',';   /* the last structural character outside strings; 'v' after a value */
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_str = 0;
+                prev = 'v';
+                out->string_bytes += i - start;
+                out->longest_string = CE_MAX(out->longest_string, i - start);
+            }
+        } else if (c == '"') {
+            in_str = 1;
+            start = i + 1;
+            out->values++;
+        } else if (c == '[' || c == '{') {
+            out->values++;
+            prev = c;
+            if (++d > out->depth) out->depth = d;
+        } else if (c == ']' || c == '}' || c == ',' || c == ':') {
+            if (c == ']' || c == '}') d--;
+            prev = c;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && prev != 'v') {
+            out->values++;   /* a number or literal starts */
+            prev = 'v';
+        }
+    }
+    if (in_str) { /* unterminated: the parser will refuse it, after reading it */
+        out->string_bytes += n - start;
+        out->longest_string = CE_MAX(out->longest_string, n - start);
+    }
+}
+
 int json_parse_record(const char *line, size_t len, size_t index, json_record *r) {
     r->id.len = 0;
     r->text.len = 0;

@@ -76,13 +76,13 @@ static int parse_ids(request *r, req_item *it, json_t *a, const char *field) {
     if (n == 0) return fail(r, 400, CEMBED_EFORMAT, "%s: the token list is empty", field);
     it->ids = base_malloc(n * sizeof *it->ids);
     if (!it->ids) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    it->n_ids = n;   /* counted as held from now on, also when a later id is refused */
     for (size_t k = 0; k < n; k++) {
         json_t *x = json_array_get(a, k);
         if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
             return fail(r, 400, CEMBED_EFORMAT, "%s[%zu] must be a non-negative token id", field, k);
         it->ids[k] = (int32_t)json_integer_value(x);
     }
-    it->n_ids = n;
     return 0;
 }
 
@@ -203,4 +203,38 @@ void request_free(request *r) {
     base_free(r->items);
     base_free(r->batch_id_json);
     memset(r, 0, sizeof *r);
+}
+
+/* A heap block costs its size rounded up to 16 plus 8 bytes of header;
+ * BLOCK bounds that overhead. */
+#define BLOCK 32
+/* Measured with the counted allocator (tests/unit/test_json.c) at about
+ * 150 bytes per value at worst; a quarter more for safety. */
+#define PARSE_PER_VALUE 192
+
+size_t request_parse_bound(const char *body, size_t len) {
+    json_shape sh;
+    json_scan(body, len, &sh);
+    /* per value: jansson's json_t (string, integer, array or object), an
+     * object's hash pair with its key or an array slot with growth, and a
+     * req_item; strings: the tree's copy and ours (texts, or the dumps of
+     * id and metadata, which are no larger than their source), plus the
+     * lexer's buffer and a dump's growth, each at most twice the longest
+     * string or the non-string bytes */
+    const size_t per_value = PARSE_PER_VALUE;
+    return sh.values * per_value + 2 * sh.string_bytes + 4 * sh.longest_string +
+           2 * (len - CE_MIN(len, sh.string_bytes)) + 64 * 1024;
+}
+
+size_t request_held_bytes(const request *r) {
+    size_t n = r->n_items * sizeof(req_item) + BLOCK;
+    if (r->batch_id_json) n += strlen(r->batch_id_json) + BLOCK;
+    for (size_t i = 0; i < r->n_items; i++) {
+        const req_item *it = &r->items[i];
+        if (it->id_json) n += strlen(it->id_json) + BLOCK;
+        if (it->metadata_json) n += strlen(it->metadata_json) + BLOCK;
+        if (it->text) n += it->text_len + BLOCK;
+        if (it->ids) n += it->n_ids * sizeof(int32_t) + BLOCK;
+    }
+    return n;
 }

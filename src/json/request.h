@@ -52,4 +52,12 @@ typedef struct request {
 int request_parse(req_kind kind, const char *body, size_t len, const req_limits *lim, request *r);
 void request_free(request *r);
 
+/* Memory, for the governor's reservations (heap bytes, malloc's rounding
+ * included): an upper bound of what request_parse holds at its peak for
+ * body[0..len) (the parser's tree, the copies it keeps, the lexer's
+ * buffers; the body itself not included), from one scan of the body; and
+ * what a parsed request holds afterwards. */
+size_t request_parse_bound(const char *body, size_t len);
+size_t request_held_bytes(const request *r);
+
 #endif

@@ -204,6 +204,8 @@ done:
     return rc;
 }
 
+void cembed_free(void *p) { base_free(p); }
+
 void cembed_thread_release(void) { tok_thread_release(); }
 
 void cembed_workspace_bytes(const cembed_model *cm, int tokens, size_t *batch_bytes, size_t *resident_bytes) {

@@ -506,6 +506,10 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, int max_len, to
         o->n = (size_t)max_len;
         o->truncated = 1;
     }
+    if (o->cap > o->n) { /* keep only what is used: callers hold many (a server request, thousands) */
+        int32_t *p = base_realloc(o->ids, o->n * sizeof *p);
+        if (p) o->ids = p, o->cap = o->n;
+    }
     return 0;
 }
 

@@ -62,3 +62,68 @@ TEST(string_writer_escapes) {
     CHECK_STR(b.ptr, "\"a\\\"b\\\\c\\n\\u0001\"");
     buf_free(&b);
 }
+
+/* ---- memory bounds of request parsing (the governor reserves them) ---- */
+#include "json/request.h"
+
+/* Parses body and checks the counted allocator: the peak stays under
+ * request_parse_bound and what the request keeps under request_held_bytes. */
+static void check_parse_bound(const char *what, req_kind kind, buf *body) {
+    req_limits lim = {.max_items = 10000000, .max_text_bytes = 1 << 30, .max_depth = 64};
+    const size_t bound = request_parse_bound(body->ptr, body->len);
+    const size_t live0 = base_alloc_live_bytes();
+    base_alloc_peak_reset();
+    request r;
+    int rc = request_parse(kind, body->ptr, body->len, &lim, &r);
+    const size_t peak = base_alloc_peak_reset() - live0, kept = base_alloc_live_bytes() - live0;
+    if (rc) FAIL_AT("%s: %s", what, cembed_last_error());
+    if (peak > bound) FAIL_AT("%s: parse peak %zu > bound %zu", what, peak, bound);
+    if (kept > request_held_bytes(&r)) FAIL_AT("%s: kept %zu > held estimate %zu", what, kept, request_held_bytes(&r));
+    if (getenv("CEMBED_TEST_VERBOSE"))
+        fprintf(stderr, "  %s: body %zu, peak %zu, bound %zu (%.2fx), kept %zu, held %zu\n", what, body->len, peak,
+                bound, (double)bound / (double)(peak ? peak : 1), kept, request_held_bytes(&r));
+    request_free(&r);
+    buf_free(body);
+}
+
+TEST(request_parse_memory_bounds) {
+    buf b = {0};
+    /* the seed's shape: 5,000 code chunks of about 1 KB with id and metadata */
+    buf_printf(&b, "{\"batch_id\":\"b\",\"chunks\":[");
+    for (int i = 0; i < 5000; i++) {
+        buf_printf(&b, "%s{\"id\":\"src/f%d.c:1-40\",\"text\":\"", i ? "," : "", i);
+        for (int k = 0; k < 1000 + i % 97; k++) buf_append(&b, k % 13 ? "x" : "\\n", k % 13 ? 1 : 2);
+        buf_printf(&b, "\",\"metadata\":{\"path\":\"src/f%d.c\",\"lang\":\"c\",\"n\":%d}}", i, i);
+    }
+    buf_printf(&b, "]}");
+    check_parse_bound("5000 chunk objects", REQ_EMBED, &b);
+    /* many tiny strings: the parser's per-value cost dominates */
+    buf_printf(&b, "{\"chunks\":[");
+    for (int i = 0; i < 200000; i++) buf_printf(&b, "%s\"a\"", i ? "," : "");
+    buf_printf(&b, "]}");
+    check_parse_bound("200000 one-byte chunks", REQ_EMBED, &b);
+    /* one large text, escapes included */
+    buf_printf(&b, "{\"inputs\":\"");
+    for (int i = 0; i < 1 << 20; i++) buf_append(&b, i % 7 ? "y" : "\\u00e9", i % 7 ? 1 : 6);
+    buf_printf(&b, "\"}");
+    check_parse_bound("one 1 MB text", REQ_EMBED, &b);
+    /* OpenAI token ids */
+    buf_printf(&b, "{\"input\":[");
+    for (int i = 0; i < 400; i++) {
+        buf_printf(&b, "%s[", i ? "," : "");
+        for (int k = 0; k < 250; k++) buf_printf(&b, "%s%d", k ? "," : "", 1000 + k);
+        buf_printf(&b, "]");
+    }
+    buf_printf(&b, "]}");
+    check_parse_bound("400 token-id lists", REQ_OPENAI, &b);
+    /* a large metadata object with numbers and nesting */
+    buf_printf(&b, "{\"chunks\":[{\"text\":\"t\",\"metadata\":{");
+    for (int i = 0; i < 30000; i++) buf_printf(&b, "%s\"k%d\":[%d,{\"a\":[1,2,[3]]},true,null]", i ? "," : "", i, i);
+    buf_printf(&b, "}}]}");
+    check_parse_bound("one large metadata object", REQ_EMBED, &b);
+    /* numeric ids and short texts */
+    buf_printf(&b, "{\"chunks\":[");
+    for (int i = 0; i < 50000; i++) buf_printf(&b, "%s{\"id\":%d,\"content\":\"c%d\"}", i ? "," : "", i, i);
+    buf_printf(&b, "]}");
+    check_parse_bound("50000 small objects", REQ_EMBED, &b);
+}
