@@ -1,7 +1,9 @@
 /* `cembed serve`: the HTTP service. Signals are blocked in every thread and
  * taken here with sigwait, so SIGTERM/SIGINT start a drain (no new requests,
  * the ones in flight complete) and the process exits 0. */
+#include <malloc.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -78,6 +80,34 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Large blocks always come from mmap and go back to the kernel when
+     * freed (glibc otherwise raises the threshold and keeps them), and two
+     * arenas at most, so that freed memory leaves RSS. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 2);
+    double psi_threshold = 10;
+    const char *pt = getenv("EMBEDDING_PSI_THRESHOLD");
+    if (pt && *pt) {
+        char *end;
+        psi_threshold = strtod(pt, &end);
+        if (*end || !(psi_threshold >= 0 && psi_threshold <= 100)) {
+            cli_error("EMBEDDING_PSI_THRESHOLD=%s: must be a percentage in [0, 100] (0 turns PSI off)", pt);
+            gov_free(g);
+            return EXIT_USAGE;
+        }
+    }
+    char psi_path[600];
+    int have_psi = gov_psi_path("/sys/fs/cgroup", "/proc/self/cgroup", psi_path, sizeof psi_path) == 0;
+    const char *pp = getenv("EMBEDDING_PSI_PATH");   /* where a container shows PSI elsewhere */
+    if (pp && *pp) {
+        if (gov_psi_avg10(pp) < 0) {
+            cli_error("EMBEDDING_PSI_PATH=%s: not a readable PSI file (\"some avg10=...\")", pp);
+            gov_free(g);
+            return EXIT_USAGE;
+        }
+        snprintf(psi_path, sizeof psi_path, "%s", pp);
+        have_psi = 1;
+    }
     cembed_options o = {.threads = c.threads, .max_batch = (int)max_batch, .max_seq_len = c.max_seq_len};
     cembed_model *m;
     if (cembed_model_open(c.model_dir, &o, &m)) {
@@ -95,11 +125,41 @@ int cmd_serve(int argc, char **argv) {
         gov_free(g);
         return EXIT_USAGE;
     }
+    /* warm up (touches every weight), then size the batch workspace and the
+     * request pool from what is left of the budget */
+    const int32_t warm[2] = {info.cls_id, info.sep_id};
+    const int32_t *warm_ids[1] = {warm};
+    const size_t warm_n[1] = {2};
+    float *warm_out = malloc((size_t)info.hidden * sizeof(float));
+    if (!warm_out || cembed_embed_ids(m, warm_ids, warm_n, 1, warm_out)) {
+        cli_error("warm-up failed: %s", cembed_last_error());
+        free(warm_out);
+        cembed_model_free(m);
+        gov_free(g);
+        return EXIT_FAIL;
+    }
+    free(warm_out);
+    malloc_trim(0);
+    size_t per_token, unused;
+    cembed_workspace_bytes(m, 1, &per_token, &unused);
+    int batch_tokens;
+    const uint64_t fixed = gov_rss();
+    if (gov_plan(g, fixed, per_token, (int)max_tokens, info.max_seq_len, &batch_tokens)) {
+        cli_error("%s", cembed_last_error());
+        cembed_model_free(m);
+        gov_free(g);
+        return EXIT_USAGE;
+    }
+    gov_stats gs;
+    gov_get_stats(g, &gs);
+    log_info("memory plan: %.1f MB model and runtime, %.1f MB batch workspace (%d tokens), %.1f MB for requests",
+             gs.fixed / 1048576.0, gs.workspace / 1048576.0, batch_tokens, gs.pool / 1048576.0);
+    if (have_psi && psi_threshold > 0) log_info("memory pressure (PSI) from %s, threshold %.1f%%", psi_path, psi_threshold);
     http_opts ho = {
         .host = host, .port = (int)port, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
         .max_depth = (int)depth, .max_connections = (int)conns, .idle_timeout_s = (int)idle,
-        .sched = {.max_batch = (int)max_batch, .max_batch_tokens = (int)max_tokens, .max_queued = (size_t)queue,
-                  .gov = g},
+        .sched = {.max_batch = (int)max_batch, .max_batch_tokens = batch_tokens, .max_queued = (size_t)queue,
+                  .gov = g, .psi_path = have_psi ? psi_path : NULL, .psi_threshold = psi_threshold},
     };
     http_server *s;
     if (http_server_start(m, &ho, &s)) {

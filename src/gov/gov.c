@@ -83,6 +83,84 @@ struct gov {
     gov_stats stats;
 };
 
+int gov_plan(gov *g, uint64_t fixed, uint64_t per_token, int max_tokens, int min_tokens, int *tokens) {
+    *tokens = 0;
+    const uint64_t left = g->budget > fixed ? g->budget - fixed : 0;
+    uint64_t t = per_token ? left / 2 / per_token : (uint64_t)max_tokens;
+    if (t > (uint64_t)max_tokens) t = (uint64_t)max_tokens;
+    if (t < (uint64_t)min_tokens)
+        return base_err(CEMBED_EINVAL,
+                        "the memory budget of %.1f MB leaves %.1f MB after the model (%.1f MB); one batch of %d tokens "
+                        "needs %.1f MB and requests need as much again: raise EMBEDDING_MAX_MEMORY_PERCENT or the "
+                        "memory limit",
+                        g->budget / 1048576.0, left / 1048576.0, fixed / 1048576.0, min_tokens,
+                        (double)per_token * min_tokens / 1048576.0);
+    pthread_mutex_lock(&g->mu);
+    g->stats.fixed = fixed;
+    g->stats.workspace = t * per_token;
+    g->stats.pool = left - g->stats.workspace;
+    g->stats.batch_tokens = (int)t;
+    pthread_mutex_unlock(&g->mu);
+    *tokens = (int)t;
+    return 0;
+}
+
+uint64_t gov_pool(const gov *g) { return g->stats.pool; }
+
+int gov_reserve(gov *g, uint64_t bytes) {
+    pthread_mutex_lock(&g->mu);
+    const uint64_t pool = g->stats.pool, used = g->stats.reserved;
+    int ok = bytes <= pool - CE_MIN(pool, used);
+    if (ok) {
+        g->stats.reserved += bytes;
+        g->stats.reserved_peak = CE_MAX(g->stats.reserved_peak, g->stats.reserved);
+    } else {
+        g->stats.refusals++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (ok) return 0;
+    return base_err(CEMBED_ELIMIT, "needs %.1f MB of memory; %.1f MB of the %.1f MB request pool is free now",
+                    bytes / 1048576.0, (pool - CE_MIN(pool, used)) / 1048576.0, pool / 1048576.0);
+}
+
+void gov_unreserve(gov *g, uint64_t bytes) {
+    pthread_mutex_lock(&g->mu);
+    CE_ASSERT(bytes <= g->stats.reserved);
+    g->stats.reserved -= bytes;
+    pthread_mutex_unlock(&g->mu);
+}
+
+double gov_psi_avg10(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    double v = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "some ", 5) == 0) {
+            const char *p = strstr(line, "avg10=");
+            if (p) v = strtod(p + 6, NULL);
+        }
+    fclose(f);
+    return v;
+}
+
+int gov_psi_path(const char *root, const char *self_cgroup, char *path, size_t n) {
+    FILE *f = fopen(self_cgroup, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "0::", 3) != 0) continue;
+        snprintf(path, n, "%s%s/memory.pressure", root, strcmp(line + 3, "/") == 0 ? "" : line + 3);
+        if (gov_psi_avg10(path) >= 0) {
+            fclose(f);
+            return 0;
+        }
+    }
+    if (f) fclose(f);
+    snprintf(path, n, "/proc/pressure/memory");
+    return gov_psi_avg10(path) >= 0 ? 0 : -1;
+}
+
 int gov_new(const gov_config *c, const gov_limit *limit, gov **out) {
     *out = NULL;
     if (c->min_batch < 1 || c->max_batch < c->min_batch)
@@ -139,6 +217,12 @@ int gov_pressure(gov *g) {
 void gov_note_trim(gov *g) {
     pthread_mutex_lock(&g->mu);
     g->stats.trims++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void gov_note_psi(gov *g) {
+    pthread_mutex_lock(&g->mu);
+    g->stats.psi_events++;
     pthread_mutex_unlock(&g->mu);
 }
 

@@ -5,6 +5,7 @@
  * content-reader callback that blocks (this connection's thread only) until
  * the scheduler delivers the next vector. */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -41,12 +42,15 @@ struct http_server {
     atomic_int in_flight;
     atomic_ullong requests[N_ROUTES][N_CODES];
     atomic_ullong latency_us_sum, latency_count, chunks, truncated;
+    atomic_ullong shed_memory, shed_queue;
+    atomic_llong last_shed;     /* time_now() seconds of the last memory refusal */
 };
 
 typedef struct conn_ctx {
     enum route route;
     buf body;
-    int too_large;
+    uint64_t held;              /* bytes of the body reserved from the governor */
+    int too_large, no_memory;
     double t0;
     int counted;
 } conn_ctx;
@@ -61,12 +65,12 @@ static void count(http_server *s, enum route r, int status) {
 }
 
 static enum MHD_Result send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(b->len, b->ptr, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(b->len, b->ptr, base_free);
     if (!resp) {
         buf_free(b);
         return MHD_NO;
     }
-    *b = (buf){0};   /* owned by the response now (freed with free(), which base_free is) */
+    *b = (buf){0};   /* owned by the response now */
     MHD_add_response_header(resp, "Content-Type", type);
     if (retry_after > 0) {
         char ra[16];
@@ -91,8 +95,8 @@ static const char *error_type(int status) {
     }
 }
 
-static enum MHD_Result send_error(http_server *s, struct MHD_Connection *c, enum route r, int status,
-                                  const char *msg) {
+static enum MHD_Result send_error_retry(http_server *s, struct MHD_Connection *c, enum route r, int status,
+                                        const char *msg, int retry_after_s) {
     buf b = {0};
     if (buf_append(&b, "{\"error\":{\"message\":", 20) || json_write_string(&b, msg, strlen(msg)) ||
         buf_printf(&b, ",\"type\":\"%s\",\"code\":%d}}\n", error_type(status), status)) {
@@ -101,7 +105,12 @@ static enum MHD_Result send_error(http_server *s, struct MHD_Connection *c, enum
     }
     count(s, r, status);
     log_debug("%d %s", status, msg);
-    return send_buf(c, status, &b, "application/json", status == 429 || status == 503 ? 1 : 0);
+    return send_buf(c, status, &b, "application/json", retry_after_s);
+}
+
+static enum MHD_Result send_error(http_server *s, struct MHD_Connection *c, enum route r, int status,
+                                  const char *msg) {
+    return send_error_retry(s, c, r, status, msg, status == 429 || status == 503 ? 1 : 0);
 }
 
 /* ---- GET routes ---- */
@@ -111,8 +120,11 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
     int status = 200, rc = 0;
     const cembed_model_info *i = &s->info;
     if (r == R_HEALTH) {
-        status = atomic_load(&s->draining) ? 503 : 200;
-        rc = buf_printf(&b, "{\"status\":\"%s\"}\n", status == 200 ? "ok" : "draining");
+        /* shedding: a request was refused for memory in the last 5 seconds */
+        const int shedding = atomic_load(&s->last_shed) && time_now() - (double)atomic_load(&s->last_shed) < 5;
+        status = atomic_load(&s->draining) || shedding ? 503 : 200;
+        rc = buf_printf(&b, "{\"status\":\"%s\"}\n",
+                        atomic_load(&s->draining) ? "draining" : shedding ? "shedding" : "ok");
     } else if (r == R_INFO) {
         rc = buf_append(&b, "{\"model\":", 9) || json_write_string(&b, i->name, strlen(i->name)) ||
              buf_printf(&b,
@@ -125,9 +137,14 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
         gov *g = s->o.sched.gov;
         if (!rc && g) {
             const gov_limit *l = gov_get_limit(g);
+            gov_stats gs;
+            gov_get_stats(g, &gs);
             rc = buf_printf(&b, ",\"memory_limit_bytes\":%llu,\"memory_budget_bytes\":%llu,\"current_batch_size\":%d,"
-                                "\"memory_limit_source\":",
-                            (unsigned long long)l->bytes, (unsigned long long)gov_budget(g), gov_batch_size(g)) ||
+                                "\"memory_fixed_bytes\":%llu,\"memory_workspace_bytes\":%llu,\"batch_tokens\":%d,"
+                                "\"memory_pool_bytes\":%llu,\"memory_limit_source\":",
+                            (unsigned long long)l->bytes, (unsigned long long)gov_budget(g), gov_batch_size(g),
+                            (unsigned long long)gs.fixed, (unsigned long long)gs.workspace, gs.batch_tokens,
+                            (unsigned long long)gs.pool) ||
                  json_write_string(&b, l->source, strlen(l->source));
         }
         if (!rc) rc = buf_append(&b, "}\n", 2);
@@ -155,11 +172,12 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
                             "# TYPE cembed_batch_size gauge\ncembed_batch_size %d\n"
                             "# TYPE cembed_max_batch_size gauge\ncembed_max_batch_size %d\n"
                             "# TYPE cembed_in_flight_requests gauge\ncembed_in_flight_requests %d\n"
-                            "# TYPE cembed_rss_bytes gauge\ncembed_rss_bytes %llu\n",
+                            "# TYPE cembed_rss_bytes gauge\ncembed_rss_bytes %llu\n"
+                            "# TYPE cembed_heap_bytes gauge\ncembed_heap_bytes %zu\n",
                             (double)atomic_load(&s->latency_us_sum) / 1e6, atomic_load(&s->latency_count),
                             (unsigned long long)st.batches, atomic_load(&s->chunks), atomic_load(&s->truncated),
                             (unsigned long long)st.tokens, st.queued, st.last_batch, s->o.sched.max_batch,
-                            atomic_load(&s->in_flight), (unsigned long long)gov_rss());
+                            atomic_load(&s->in_flight), (unsigned long long)gov_rss(), base_alloc_live_bytes());
         gov *g = s->o.sched.gov;
         if (!rc && g) {
             gov_stats gs;
@@ -168,9 +186,20 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
                             "# TYPE cembed_current_batch_size gauge\ncembed_current_batch_size %d\n"
                             "# TYPE cembed_memory_budget_bytes gauge\ncembed_memory_budget_bytes %llu\n"
                             "# TYPE cembed_memory_pressure_events_total counter\ncembed_memory_pressure_events_total %llu\n"
-                            "# TYPE cembed_trims_total counter\ncembed_trims_total %llu\n",
+                            "# TYPE cembed_trims_total counter\ncembed_trims_total %llu\n"
+                            "# TYPE cembed_psi_pressure_events_total counter\ncembed_psi_pressure_events_total %llu\n"
+                            "# TYPE cembed_memory_pool_bytes gauge\ncembed_memory_pool_bytes %llu\n"
+                            "# TYPE cembed_memory_reserved_bytes gauge\ncembed_memory_reserved_bytes %llu\n"
+                            "# TYPE cembed_memory_reserved_peak_bytes gauge\ncembed_memory_reserved_peak_bytes %llu\n"
+                            "# HELP cembed_rejected_requests_total Requests refused by admission control.\n"
+                            "# TYPE cembed_rejected_requests_total counter\n"
+                            "cembed_rejected_requests_total{reason=\"memory\"} %llu\n"
+                            "cembed_rejected_requests_total{reason=\"queue\"} %llu\n",
                             gs.batch_size, (unsigned long long)gov_budget(g), (unsigned long long)gs.pressure_events,
-                            (unsigned long long)gs.trims);
+                            (unsigned long long)gs.trims, (unsigned long long)gs.psi_events,
+                            (unsigned long long)gs.pool, (unsigned long long)gs.reserved,
+                            (unsigned long long)gs.reserved_peak, atomic_load(&s->shed_memory),
+                            atomic_load(&s->shed_queue));
         }
     }
     if (rc) {
@@ -182,10 +211,22 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
                     status == 503 ? 1 : 0);
 }
 
-/* ---- POST routes ---- */
+/* ---- POST routes ----
+ * A request's memory is reserved from the governor before it is allocated,
+ * in stages: the body (at its headers, from Content-Length), the parse
+ * (bounded from a scan of the body), then what the parsed request needs
+ * until its answer is sent (texts, token ids, vectors, the writer's
+ * buffer); each stage's bytes are given back as soon as they are freed.
+ * A stage that does not fit now is answered 503 + Retry-After, one that
+ * could never fit 413. The answer is produced in pieces by a content
+ * reader, so no request holds its whole JSON answer in memory. */
+
+#define OUT_FLUSH (64 * 1024)   /* the writer hands MHD its buffer once it holds this much */
+#define BLOCK 32                /* heap overhead bound of one block */
 
 typedef struct work {
     http_server *s;
+    enum route route;
     request req;
     int32_t **ids;
     size_t *n_ids;
@@ -193,7 +234,65 @@ typedef struct work {
     float *vec;
     size_t tokens;
     sched_job job;
+    uint64_t held;          /* bytes reserved from the governor */
+    /* the answer */
+    int stream;             /* NDJSON lines in completion order */
+    int sync;               /* mu/cv initialized */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t *ready;          /* streamed: indices in completion order */
+    size_t n_ready, n_sent; /* n_sent: items written */
+    int phase;              /* 0 head, 1 items, 2 tail, 3 end */
+    buf out;
+    size_t out_pos;
 } work;
+
+static int hold(http_server *s, uint64_t *held, uint64_t bytes) {
+    gov *g = s->o.sched.gov;
+    if (!g || bytes == 0) return 0;
+    if (gov_reserve(g, bytes)) return -1;
+    *held += bytes;
+    return 0;
+}
+
+static void drop(http_server *s, uint64_t *held, uint64_t bytes) {
+    gov *g = s->o.sched.gov;
+    if (!g) return;
+    bytes = CE_MIN(bytes, *held);
+    gov_unreserve(g, bytes);
+    *held -= bytes;
+}
+
+/* Seconds a refused client should wait: the queue's tokens at the measured
+ * speed, at least 1, at most 60. */
+static int retry_after(http_server *s) {
+    sched_stats st;
+    sched_get_stats(s->s, &st);
+    double rate = st.compute_s > 0.5 ? (double)st.tokens / st.compute_s : 2000.0;
+    double t = (double)st.queued_tokens / rate;
+    return t < 1 ? 1 : t > 60 ? 60 : (int)t + 1;
+}
+
+/* Answers a reservation that failed: 413 when the bytes could never fit the
+ * pool, 503 + Retry-After when they do not fit now. */
+static enum MHD_Result send_no_memory(http_server *s, struct MHD_Connection *c, enum route r, uint64_t bytes,
+                                      const char *stage) {
+    char msg[512];
+    gov *g = s->o.sched.gov;
+    if (bytes > gov_pool(g)) {
+        snprintf(msg, sizeof msg,
+                 "the request needs %.1f MB of memory (%s), more than the server's request pool of %.1f MB "
+                 "(EMBEDDING_MAX_MEMORY_PERCENT of the memory limit, less the model and the batch workspace); "
+                 "split it into smaller requests", bytes / 1048576.0, stage, gov_pool(g) / 1048576.0);
+        return send_error(s, c, r, 413, msg);
+    }
+    snprintf(msg, sizeof msg, "memory is busy with other requests (%s %s); retry later", stage, cembed_last_error());
+    atomic_fetch_add(&s->shed_memory, 1);
+    atomic_store(&s->last_shed, (long long)time_now());
+    const int ra = retry_after(s);
+    log_info("request refused (503, retry after %d s): %s %s", ra, stage, cembed_last_error());
+    return send_error_retry(s, c, r, 503, msg, ra);
+}
 
 static void work_free(work *w) {
     for (size_t i = 0; w->ids && i < w->req.n_items; i++) base_free(w->ids[i]);
@@ -201,7 +300,42 @@ static void work_free(work *w) {
     base_free(w->n_ids);
     base_free(w->truncated);
     base_free(w->vec);
+    base_free(w->ready);
+    buf_free(&w->out);
     request_free(&w->req);
+    if (w->sync) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+    }
+    const int large = w->held >= (8u << 20);
+    drop(w->s, &w->held, w->held);
+    base_free(w);
+    if (large) malloc_trim(0);   /* after a large request, give its freed heap back (DESIGN: trim) */
+}
+
+/* Bytes the parsed request needs from now until its answer is sent, beyond
+ * request_held_bytes: per-item arrays, token ids (the tokenizer keeps
+ * exactly the ids of a text, at most the limit; its scratch for the longest
+ * text, *tok_transient, is freed after tokenizing), vectors, the streamed
+ * order and the writer's buffer (one flush plus one item). */
+static uint64_t work_bytes(const work *w, size_t *tok_transient) {
+    const cembed_model_info *i = &w->s->info;
+    const uint64_t n = w->req.n_items, H = (uint64_t)i->hidden;
+    uint64_t longest = 0, item = 0, ids = 0;
+    for (size_t k = 0; k < n; k++) {
+        const req_item *it = &w->req.items[k];
+        longest = CE_MAX(longest, (uint64_t)it->text_len);
+        /* a token takes at least one byte of text; [CLS] and [SEP] are added */
+        const uint64_t t = it->text ? it->text_len + 2 : it->n_ids + 2;
+        ids += CE_MIN(t, (uint64_t)i->max_seq_len) * sizeof(int32_t) + BLOCK;
+        uint64_t line = (it->id_json ? strlen(it->id_json) : 0) + (it->metadata_json ? strlen(it->metadata_json) : 0);
+        item = CE_MAX(item, line);
+    }
+    *tok_transient = (size_t)(56 * longest + 64 * 1024);   /* codepoints x3 + ids while encoding */
+    const uint64_t arrays = n * (sizeof(int32_t *) + sizeof(size_t) + sizeof(int) + sizeof(size_t)) + 4 * BLOCK;
+    const uint64_t vec = n * H * sizeof(float) + BLOCK;
+    const uint64_t out = 2 * (OUT_FLUSH + item + H * 18 + 512);   /* doubling growth of the writer's buffer */
+    return ids + arrays + vec + out;
 }
 
 /* Tokenizes every item. Returns 0 or an HTTP status with msg filled. */
@@ -260,240 +394,229 @@ static void account_done(const work *w) {
     atomic_fetch_add(&w->s->truncated, truncated);
 }
 
-static void finish_vectors(work *w) {
-    const int H = w->s->info.hidden;
-    const int norm = wants_normalize(w);
-    for (size_t k = 0; k < w->req.n_items; k++) {
-        float *v = w->vec + k * (size_t)H;
-        if (norm) cembed_l2_normalize(v, (size_t)H);
-        if (w->req.dimensions) cembed_l2_normalize(v, (size_t)w->req.dimensions);
-    }
-}
-
-static int write_embed(work *w, buf *b) {
-    const cembed_model_info *i = &w->s->info;
-    const size_t H = (size_t)i->hidden;
-    if (w->req.tei) {
-        int rc = buf_append(b, "[", 1);
-        for (size_t k = 0; k < w->req.n_items && !rc; k++)
-            rc = (k && buf_append(b, ",", 1)) || json_write_floats(b, w->vec + k * H, H);
-        return rc || buf_append(b, "]\n", 2);
-    }
-    int rc = buf_append(b, "{\"batch_id\":", 12) ||
-             buf_append(b, w->req.batch_id_json ? w->req.batch_id_json : "null",
-                        strlen(w->req.batch_id_json ? w->req.batch_id_json : "null")) ||
-             buf_append(b, ",\"model\":", 9) || json_write_string(b, i->name, strlen(i->name)) ||
-             buf_printf(b, ",\"dimensions\":%d,\"embeddings\":[", i->hidden);
-    for (size_t k = 0; k < w->req.n_items && !rc; k++) {
-        const req_item *it = &w->req.items[k];
-        rc = buf_printf(b, "%s{\"index\":%zu,\"id\":%s", k ? "," : "", k, it->id_json ? it->id_json : "null") ||
-             buf_append(b, ",\"embedding\":", 13) || json_write_floats(b, w->vec + k * H, H) ||
-             buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s,\"cached\":false", w->n_ids[k],
-                        w->truncated[k] ? "true" : "false") ||
-             (it->metadata_json && (buf_append(b, ",\"metadata\":", 12) ||
-                                    buf_append(b, it->metadata_json, strlen(it->metadata_json)))) ||
-             buf_append(b, "}", 1);
-    }
-    return rc || buf_printf(b,
-                            "],\"usage\":{\"chunks\":%zu,\"tokens\":%zu,\"cached\":0,\"batches\":%d,"
-                            "\"queue_ms\":%.1f,\"compute_ms\":%.1f}}\n",
-                            w->req.n_items, w->tokens, w->job.batches, w->job.queue_ms, w->job.compute_ms);
-}
-
-static int write_openai(work *w, buf *b) {
-    const cembed_model_info *i = &w->s->info;
-    const size_t H = (size_t)i->hidden, D = w->req.dimensions ? (size_t)w->req.dimensions : H;
-    int rc = buf_append(b, "{\"object\":\"list\",\"data\":[", 25);
-    for (size_t k = 0; k < w->req.n_items && !rc; k++) {
-        rc = buf_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", k ? "," : "", k) ||
-             (w->req.base64 ? json_write_base64_floats(b, w->vec + k * H, D) : json_write_floats(b, w->vec + k * H, D)) ||
-             buf_append(b, "}", 1);
-    }
-    return rc || buf_append(b, "],\"model\":", 10) || json_write_string(b, i->name, strlen(i->name)) ||
-           buf_printf(b, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}\n", w->tokens, w->tokens);
-}
-
-static int write_tokenize(work *w, buf *b) {
-    int rc = buf_append(b, "[", 1);
-    for (size_t k = 0; k < w->req.n_items && !rc; k++)
-        rc = buf_printf(b, "%s{\"index\":%zu,\"ids\":", k ? "," : "", k) ||
-             json_write_ints(b, w->ids[k], w->n_ids[k]) ||
-             buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s}", w->n_ids[k], w->truncated[k] ? "true" : "false");
-    return rc || buf_append(b, "]\n", 2);
-}
-
-/* ---- NDJSON streaming of /embed ----
- * The work moves to the heap; the scheduler's on_vector callback (inference
- * thread) records which vectors are ready, and MHD's content reader (this
- * connection's thread, which may block) turns them into lines. */
-typedef struct stream {
-    work w;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t *ready;          /* indices in completion order */
-    size_t n_ready, n_sent;
-    int done_sent;
-    buf out;                /* formatted, not yet handed to MHD */
-    size_t out_pos;
-} stream;
-
-static void stream_on_vector(void *ctx, size_t index, const float *vec) {
-    (void)vec;
-    stream *st = ctx;
-    pthread_mutex_lock(&st->mu);
-    st->ready[st->n_ready++] = index;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-}
-
-static int stream_line(stream *st, size_t k) {
-    work *w = &st->w;
+/* Normalizes (and cuts to "dimensions") vector k, once, before it is written. */
+static void finish_vector(work *w, size_t k) {
     const size_t H = (size_t)w->s->info.hidden;
     float *v = w->vec + k * H;
     if (wants_normalize(w)) cembed_l2_normalize(v, H);
+    if (w->req.dimensions) cembed_l2_normalize(v, (size_t)w->req.dimensions);
+}
+
+static int write_usage(work *w, buf *b) {
+    return buf_printf(b, "\"usage\":{\"chunks\":%zu,\"tokens\":%zu,\"cached\":0,\"batches\":%d,\"queue_ms\":%.1f,"
+                         "\"compute_ms\":%.1f}}\n",
+                      w->req.n_items, w->tokens, w->job.batches, w->job.queue_ms, w->job.compute_ms);
+}
+
+/* Head, item k and tail of each answer's JSON. */
+static int write_head(work *w, buf *b) {
+    const cembed_model_info *i = &w->s->info;
+    if (w->stream) return 0;
+    if (w->route == R_TOKENIZE || (w->route == R_EMBED && w->req.tei)) return buf_append(b, "[", 1);
+    if (w->route == R_OPENAI) return buf_append(b, "{\"object\":\"list\",\"data\":[", 25);
+    const char *bid = w->req.batch_id_json ? w->req.batch_id_json : "null";
+    return buf_append(b, "{\"batch_id\":", 12) || buf_append(b, bid, strlen(bid)) || buf_append(b, ",\"model\":", 9) ||
+           json_write_string(b, i->name, strlen(i->name)) ||
+           buf_printf(b, ",\"dimensions\":%d,\"embeddings\":[", i->hidden);
+}
+
+static int write_item(work *w, buf *b, size_t k, int first) {
+    const size_t H = (size_t)w->s->info.hidden;
+    const float *v = w->vec ? w->vec + k * H : NULL;
+    if (w->route == R_TOKENIZE)
+        return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
+               json_write_ints(b, w->ids[k], w->n_ids[k]) ||
+               buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s}", w->n_ids[k], w->truncated[k] ? "true" : "false");
+    if (w->route == R_EMBED && w->req.tei) return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, H);
+    if (w->route == R_OPENAI) {
+        const size_t D = w->req.dimensions ? (size_t)w->req.dimensions : H;
+        return buf_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", first ? "" : ",", k) ||
+               (w->req.base64 ? json_write_base64_floats(b, v, D) : json_write_floats(b, v, D)) ||
+               buf_append(b, "}", 1);
+    }
     const req_item *it = &w->req.items[k];
-    return buf_printf(&st->out, "{\"index\":%zu,\"id\":%s,\"embedding\":", k, it->id_json ? it->id_json : "null") ||
-           json_write_floats(&st->out, v, H) ||
-           buf_printf(&st->out, ",\"tokens\":%zu,\"truncated\":%s,\"cached\":false", w->n_ids[k],
+    return buf_printf(b, "%s{\"index\":%zu,\"id\":%s", first || w->stream ? "" : ",", k,
+                      it->id_json ? it->id_json : "null") ||
+           buf_append(b, ",\"embedding\":", 13) || json_write_floats(b, v, H) ||
+           buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s,\"cached\":false", w->n_ids[k],
                       w->truncated[k] ? "true" : "false") ||
-           (it->metadata_json && (buf_append(&st->out, ",\"metadata\":", 12) ||
-                                  buf_append(&st->out, it->metadata_json, strlen(it->metadata_json)))) ||
-           buf_append(&st->out, "}\n", 2);
+           (it->metadata_json && (buf_append(b, ",\"metadata\":", 12) ||
+                                  buf_append(b, it->metadata_json, strlen(it->metadata_json)))) ||
+           buf_append(b, w->stream ? "}\n" : "}", w->stream ? 2 : 1);
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max) {
+static int write_tail(work *w, buf *b) {
+    const cembed_model_info *i = &w->s->info;
+    if (w->stream) {
+        const char *bid = w->req.batch_id_json ? w->req.batch_id_json : "null";
+        return buf_append(b, "{\"done\":true,\"batch_id\":", 24) || buf_append(b, bid, strlen(bid)) ||
+               buf_append(b, ",", 1) || write_usage(w, b);
+    }
+    if (w->route == R_TOKENIZE || (w->route == R_EMBED && w->req.tei)) return buf_append(b, "]\n", 2);
+    if (w->route == R_OPENAI)
+        return buf_append(b, "],\"model\":", 10) || json_write_string(b, i->name, strlen(i->name)) ||
+               buf_printf(b, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}\n", w->tokens, w->tokens);
+    return buf_append(b, "],", 2) || write_usage(w, b);
+}
+
+/* The scheduler's callback for a streamed request (inference thread). */
+static void on_vector(void *ctx, size_t index, const float *vec) {
+    (void)vec;
+    work *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->ready[w->n_ready++] = index;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* MHD's content reader (this connection's thread): fills w->out up to
+ * OUT_FLUSH, blocking on the scheduler for a streamed request's next
+ * vectors, and copies it out. */
+static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
     (void)pos;
-    stream *st = cls;
-    work *w = &st->w;
-    if (st->out_pos == st->out.len) {
-        st->out.len = st->out_pos = 0;
-        if (st->done_sent) return MHD_CONTENT_READER_END_OF_STREAM;
-        pthread_mutex_lock(&st->mu);
-        while (st->n_sent == st->n_ready && st->n_sent < w->req.n_items) pthread_cond_wait(&st->cv, &st->mu);
-        size_t upto = st->n_ready;
-        pthread_mutex_unlock(&st->mu);
-        for (; st->n_sent < upto; st->n_sent++)
-            if (stream_line(st, st->ready[st->n_sent])) return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (st->n_sent == w->req.n_items) {
-            sched_wait(w->s->s, &w->job);   /* batches and timings are final */
-            if (buf_printf(&st->out,
-                           "{\"done\":true,\"batch_id\":%s,\"usage\":{\"chunks\":%zu,\"tokens\":%zu,\"cached\":0,"
-                           "\"batches\":%d,\"queue_ms\":%.1f,\"compute_ms\":%.1f}}\n",
-                           w->req.batch_id_json ? w->req.batch_id_json : "null", w->req.n_items, w->tokens,
-                           w->job.batches, w->job.queue_ms, w->job.compute_ms))
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            st->done_sent = 1;
+    work *w = cls;
+    const size_t n = w->req.n_items;
+    if (w->out_pos == w->out.len) {
+        w->out.len = w->out_pos = 0;
+        if (w->phase == 3) return MHD_CONTENT_READER_END_OF_STREAM;
+        int rc = 0;
+        if (w->phase == 0) {
+            rc = write_head(w, &w->out);
+            w->phase = 1;
         }
+        while (!rc && w->phase == 1 && w->out.len < OUT_FLUSH) {
+            if (w->n_sent == n) {
+                if (w->stream) sched_wait(w->s->s, &w->job);   /* batches and timings are final */
+                rc = write_tail(w, &w->out);
+                w->phase = 3;
+                break;
+            }
+            size_t k = w->n_sent;
+            if (w->stream) {
+                pthread_mutex_lock(&w->mu);
+                if (w->n_sent == w->n_ready && w->out.len > 0) { /* send what is ready before waiting */
+                    pthread_mutex_unlock(&w->mu);
+                    break;
+                }
+                while (w->n_sent == w->n_ready) pthread_cond_wait(&w->cv, &w->mu);
+                k = w->ready[w->n_sent];
+                pthread_mutex_unlock(&w->mu);
+            }
+            if (w->vec) finish_vector(w, k);
+            rc = write_item(w, &w->out, k, w->n_sent == 0);
+            w->n_sent++;
+        }
+        if (rc) return MHD_CONTENT_READER_END_WITH_ERROR;
     }
-    size_t n = CE_MIN(max, st->out.len - st->out_pos);
-    memcpy(dst, st->out.ptr + st->out_pos, n);
-    st->out_pos += n;
-    return (ssize_t)n;
+    size_t m = CE_MIN(max, w->out.len - w->out_pos);
+    memcpy(dst, w->out.ptr + w->out_pos, m);
+    w->out_pos += m;
+    return (ssize_t)m;
 }
 
-static void stream_free(void *cls) {
-    stream *st = cls;
-    sched_wait(st->w.s->s, &st->w.job);   /* a client that left early: the job still owns these buffers */
-    account_done(&st->w);
-    work_free(&st->w);
-    base_free(st->ready);
-    buf_free(&st->out);
-    pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->cv);
-    base_free(st);
+static void answer_free(void *cls) {
+    work *w = cls;
+    if (w->job.n) sched_wait(w->s->s, &w->job);   /* a client that left early: the job still owns these buffers */
+    if (w->job.n) account_done(w);
+    work_free(w);
 }
 
-/* Starts streaming work w (moved into the stream on success). */
-static enum MHD_Result start_stream(http_server *s, struct MHD_Connection *c, conn_ctx *x, work *w) {
-    stream *st = base_calloc(1, sizeof *st);
-    size_t *ready = base_calloc(w->req.n_items, sizeof *ready);
-    if (!st || !ready) {
-        base_free(st);
-        base_free(ready);
-        return send_error(s, c, x->route, 503, "out of memory; retry with fewer chunks");
-    }
-    st->w = *w;
-    st->ready = ready;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
-    st->w.job = (sched_job){.ids = (const int32_t *const *)st->w.ids, .n_ids = st->w.n_ids, .n = st->w.req.n_items,
-                            .out = st->w.vec, .on_vector = stream_on_vector, .ctx = st};
-    int rc = sched_submit(s->s, &st->w.job);
-    if (rc) {
-        *w = st->w;   /* back to the caller, who frees it */
-        base_free(ready);
-        pthread_mutex_destroy(&st->mu);
-        pthread_cond_destroy(&st->cv);
-        base_free(st);
-        return send_error(s, c, x->route, rc == CEMBED_ELIMIT ? 429 : 503, cembed_last_error());
-    }
-    *w = (work){0};
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_free);
+/* Queues the answer of w (which the response owns from now on). */
+static enum MHD_Result send_answer(http_server *s, struct MHD_Connection *c, work *w) {
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, OUT_FLUSH, answer_read, w, answer_free);
     if (!resp) {
-        stream_free(st);
+        answer_free(w);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
-    count(s, x->route, 200);
+    MHD_add_response_header(resp, "Content-Type", w->stream ? "application/x-ndjson" : "application/json");
+    count(s, w->route, 200);
     enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
 static enum MHD_Result post_route(http_server *s, struct MHD_Connection *c, conn_ctx *x) {
-    if (atomic_load(&s->draining)) return send_error(s, c, x->route, 503, "the server is shutting down");
+    if (atomic_load(&s->draining)) return send_error_retry(s, c, x->route, 503, "the server is shutting down", 1);
     req_limits lim = {.max_items = s->o.max_chunks, .max_text_bytes = s->o.max_body_bytes, .max_depth = s->o.max_depth};
     req_kind kind = x->route == R_EMBED ? REQ_EMBED : x->route == R_OPENAI ? REQ_OPENAI : REQ_TOKENIZE;
-    work w = {.s = s};
+    const char *body = x->body.ptr ? x->body.ptr : "";
+    uint64_t parse_held = 0;
+    const uint64_t parse_need = request_parse_bound(body, x->body.len);
+    if (hold(s, &parse_held, parse_need)) return send_no_memory(s, c, x->route, parse_need + x->held, "to parse");
+    work *w = base_calloc(1, sizeof *w);
+    if (!w) {
+        drop(s, &parse_held, parse_held);
+        return send_error_retry(s, c, x->route, 503, "out of memory; retry later", 1);
+    }
+    w->s = s;
+    w->route = x->route;
     char msg[512];
     enum MHD_Result ret;
-    if (request_parse(kind, x->body.ptr ? x->body.ptr : "", x->body.len, &lim, &w.req)) {
-        ret = send_error(s, c, x->route, w.req.status ? w.req.status : 400, cembed_last_error());
-        goto done;
+    int rc = request_parse(kind, body, x->body.len, &lim, &w->req);
+    /* the body is no longer needed; the parse's own memory is down to what the request keeps */
+    buf_free(&x->body);
+    drop(s, &x->held, x->held);
+    if (rc) {
+        drop(s, &parse_held, parse_held);
+        ret = send_error(s, c, x->route, w->req.status ? w->req.status : 400, cembed_last_error());
+        work_free(w);
+        return ret;
     }
-    if (w.req.dimensions > s->info.hidden) {
-        snprintf(msg, sizeof msg, "\"dimensions\" is %d, the model has %d", w.req.dimensions, s->info.hidden);
+    if (w->req.dimensions > s->info.hidden) {
+        drop(s, &parse_held, parse_held);
+        snprintf(msg, sizeof msg, "\"dimensions\" is %d, the model has %d", w->req.dimensions, s->info.hidden);
         ret = send_error(s, c, x->route, 400, msg);
-        goto done;
+        work_free(w);
+        return ret;
     }
-    int status = tokenize_all(&w, msg, sizeof msg);
+    /* what the request needs until it is answered, reserved before the parse's bytes are given back */
+    size_t tok_transient;
+    const uint64_t need = request_held_bytes(&w->req) + work_bytes(w, &tok_transient) + tok_transient;
+    if (hold(s, &w->held, need)) {
+        drop(s, &parse_held, parse_held);   /* the parse's share may be enough */
+        if (hold(s, &w->held, need)) {
+            ret = send_no_memory(s, c, x->route, need, "for its tokens and vectors");
+            work_free(w);
+            return ret;
+        }
+    }
+    drop(s, &parse_held, parse_held);
+    int status = tokenize_all(w, msg, sizeof msg);
+    cembed_thread_release();   /* the tokenizer's scratch for this thread */
+    drop(s, &w->held, tok_transient);
     if (status) {
         ret = send_error(s, c, x->route, status, msg);
-        goto done;
+        work_free(w);
+        return ret;
     }
-    buf b = {0};
-    if (kind == REQ_TOKENIZE) {
-        if (write_tokenize(&w, &b)) goto oom;
-        count(s, x->route, 200);
-        ret = send_buf(c, 200, &b, "application/json", 0);
-        goto done;
-    }
-    w.vec = base_malloc(w.req.n_items * (size_t)s->info.hidden * sizeof(float));
-    if (!w.vec) goto oom;
+    if (kind == REQ_TOKENIZE) return send_answer(s, c, w);
+    w->vec = base_malloc(w->req.n_items * (size_t)s->info.hidden * sizeof(float));
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    if (kind == REQ_EMBED && !w.req.tei && (w.req.stream || (accept && strstr(accept, "application/x-ndjson")))) {
-        ret = start_stream(s, c, x, &w);
-        goto done;
+    w->stream = kind == REQ_EMBED && !w->req.tei && (w->req.stream || (accept && strstr(accept, "application/x-ndjson")));
+    if (w->stream) {
+        w->ready = base_calloc(w->req.n_items, sizeof *w->ready);
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        w->sync = 1;
     }
-    w.job = (sched_job){.ids = (const int32_t *const *)w.ids, .n_ids = w.n_ids, .n = w.req.n_items, .out = w.vec};
-    int rc = sched_submit(s->s, &w.job);
+    if (!w->vec || (w->stream && !w->ready)) {
+        ret = send_error_retry(s, c, x->route, 503, "out of memory; retry later", 1);
+        work_free(w);
+        return ret;
+    }
+    w->job = (sched_job){.ids = (const int32_t *const *)w->ids, .n_ids = w->n_ids, .n = w->req.n_items,
+                         .out = w->vec, .on_vector = w->stream ? on_vector : NULL, .ctx = w};
+    rc = sched_submit(s->s, &w->job);
     if (rc) {
-        ret = send_error(s, c, x->route, rc == CEMBED_ELIMIT ? 429 : 503, cembed_last_error());
-        goto done;
+        w->job.n = 0;
+        if (rc == CEMBED_ELIMIT) atomic_fetch_add(&s->shed_queue, 1);
+        ret = rc == CEMBED_ELIMIT ? send_error_retry(s, c, x->route, 429, cembed_last_error(), retry_after(s))
+                                  : send_error_retry(s, c, x->route, 503, cembed_last_error(), 1);
+        work_free(w);
+        return ret;
     }
-    sched_wait(s->s, &w.job);
-    finish_vectors(&w);
-    account_done(&w);
-    if (kind == REQ_EMBED ? write_embed(&w, &b) : write_openai(&w, &b)) goto oom;
-    count(s, x->route, 200);
-    ret = send_buf(c, 200, &b, "application/json", 0);
-    goto done;
-oom:
-    buf_free(&b);
-    ret = send_error(s, c, x->route, 503, "out of memory building the response; retry with fewer chunks");
-done:
-    work_free(&w);
-    return ret;
+    if (!w->stream) sched_wait(s->s, &w->job);
+    return send_answer(s, c, w);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -533,16 +656,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             snprintf(msg, sizeof msg, "body of %s bytes is over the limit of %zu (max_body_bytes)", cl, s->o.max_body_bytes);
             return send_error(s, c, x->route, 413, msg);
         }
+        if (cl && atomic_load(&s->draining))
+            return send_error_retry(s, c, x->route, 503, "the server is shutting down", 1);
+        if (cl) { /* the body's memory is reserved, and allocated once, before it is read */
+            const uint64_t n = strtoull(cl, NULL, 10) + 1;
+            if (hold(s, &x->held, n + BLOCK)) return send_no_memory(s, c, x->route, n, "for its body");
+            x->body.ptr = base_malloc(n);
+            if (!x->body.ptr) return send_error_retry(s, c, x->route, 503, "out of memory; retry later", 1);
+            x->body.cap = n;
+        }
         return MHD_YES;
     }
     if (*size) {
-        if (!x->too_large) {
+        if (!x->too_large && !x->no_memory) {
             if (x->body.len + *size > s->o.max_body_bytes) {
                 x->too_large = 1;
+            } else if (x->body.cap - x->body.len < *size) { /* no Content-Length, or a body longer than it said */
+                size_t cap = CE_MAX(CE_MAX(2 * x->body.cap, x->body.len + *size), (size_t)OUT_FLUSH);
+                cap = CE_MIN(cap, s->o.max_body_bytes + 1);
+                const uint64_t more = cap + BLOCK > x->held ? cap + BLOCK - x->held : 0;
+                char *p = NULL;
+                if (hold(s, &x->held, more) == 0 && (p = base_realloc(x->body.ptr, cap))) {
+                    x->body.ptr = p;
+                    x->body.cap = cap;
+                } else {
+                    x->no_memory = 1;
+                }
+            }
+            if (x->too_large || x->no_memory) {
                 buf_free(&x->body);
-            } else if (buf_append(&x->body, data, *size)) {
-                x->too_large = 1;
-                buf_free(&x->body);
+                drop(s, &x->held, x->held);
+            } else {
+                memcpy(x->body.ptr + x->body.len, data, *size);
+                x->body.len += *size;
             }
         }
         *size = 0;
@@ -553,6 +699,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(msg, sizeof msg, "body is over the limit of %zu bytes (max_body_bytes)", s->o.max_body_bytes);
         return send_error(s, c, x->route, 413, msg);
     }
+    if (x->no_memory) return send_no_memory(s, c, x->route, 0, "for its body");
     return post_route(s, c, x);
 }
 
@@ -567,6 +714,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         atomic_fetch_sub(&s->in_flight, 1);
     }
     buf_free(&x->body);
+    drop(s, &x->held, x->held);
     base_free(x);
     *con_cls = NULL;
 }

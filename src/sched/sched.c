@@ -14,7 +14,8 @@ struct sched {
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     sched_job *head, *tail;     /* jobs with sequences left to run */
-    size_t queued;
+    size_t queued, queued_tokens;
+    double last_psi;            /* when PSI last counted as pressure */
     int stopping, accepting;
     sched_stats stats;
     /* the batch being built */
@@ -32,17 +33,28 @@ static int under_pressure(sched *s, int tokens, int k) {
     size_t need, resident;
     cembed_workspace_bytes(s->m, tokens, &need, &resident);
     const uint64_t rss = gov_rss(), extra = need > resident ? need - resident : 0;
-    if (!gov_over_budget(s->o.gov, rss, extra)) return 0;
-    log_warn("memory pressure detected, forcing trim: RSS %.1f MB + batch %.1f MB > budget %.1f MB", rss / 1048576.0,
-             extra / 1048576.0, gov_budget(s->o.gov) / 1048576.0);
+    if (gov_over_budget(s->o.gov, rss, extra)) {
+        log_warn("memory pressure detected, forcing trim: RSS %.1f MB + batch %.1f MB > budget %.1f MB",
+                 rss / 1048576.0, extra / 1048576.0, gov_budget(s->o.gov) / 1048576.0);
+    } else if (s->o.psi_path && s->o.psi_threshold > 0 && time_now() - s->last_psi > 10) {
+        /* avg10 moves slowly: act on it at most once per its window */
+        const double psi = gov_psi_avg10(s->o.psi_path);
+        if (psi < s->o.psi_threshold) return 0;
+        s->last_psi = time_now();
+        gov_note_psi(s->o.gov);
+        log_warn("memory pressure detected, forcing trim: PSI some avg10 %.1f%% >= %.1f%% (%s)", psi,
+                 s->o.psi_threshold, s->o.psi_path);
+    } else {
+        return 0;
+    }
     malloc_trim(0);
     cembed_release_workspace(s->m);
     gov_note_trim(s->o.gov);
     const int size = gov_pressure(s->o.gov);
     log_warn("reduced batch size to %d", size);
     log_info("retrying chunk %llu with smaller batch size (%d texts instead of %d)",
-             (unsigned long long)s->stats.batches + 1, size, k);
-    return 1;
+             (unsigned long long)s->stats.batches + 1, CE_MIN(size, k), k);
+    return k > 1;
 }
 
 static void *run(void *arg) {
@@ -69,12 +81,13 @@ static void *run(void *arg) {
                 progress = 1;
             }
         }
-        if (s->o.gov && k > 1 && under_pressure(s, tokens, k)) {
+        if (s->o.gov && under_pressure(s, tokens, k)) {
             /* give the picks back (each job's were taken in order) and retry smaller */
             for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
             continue;
         }
         s->queued -= (size_t)k;
+        s->queued_tokens -= (size_t)tokens;
         double t0 = time_now();
         for (int i = 0; i < k; i++) {
             sched_job *j = s->b_job[i];
@@ -109,6 +122,7 @@ static void *run(void *arg) {
         s->stats.batches++;
         s->stats.sequences += (uint64_t)k;
         s->stats.tokens += (uint64_t)tokens;
+        s->stats.compute_s += dt / 1e3;
         s->stats.last_batch = k;
         for (int i = 0; i < k; i++) {
             sched_job *j = s->b_job[i];
@@ -208,6 +222,7 @@ int sched_submit(sched *s, sched_job *job) {
     else s->head = job;
     s->tail = job;
     s->queued += job->n;
+    for (size_t i = 0; i < job->n; i++) s->queued_tokens += job->n_ids[i];
     s->stats.jobs++;
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
@@ -224,5 +239,6 @@ void sched_get_stats(sched *s, sched_stats *out) {
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     out->queued = s->queued;
+    out->queued_tokens = s->queued_tokens;
     pthread_mutex_unlock(&s->mu);
 }

@@ -22,6 +22,8 @@ typedef struct sched_opts {
     int max_batch_tokens;   /* tokens per forward pass */
     size_t max_queued;      /* sequences waiting, over all jobs; 0 = no limit */
     gov *gov;               /* optional: its adaptive batch size caps each batch */
+    const char *psi_path;   /* optional: a PSI file checked before each batch */
+    double psi_threshold;   /* "some avg10" percentage that counts as pressure; 0 = off */
 } sched_opts;
 
 typedef struct sched_job sched_job;
@@ -58,6 +60,8 @@ void sched_stop(sched *s);
 typedef struct sched_stats {
     uint64_t batches, sequences, tokens, jobs;
     size_t queued;          /* sequences waiting now */
+    size_t queued_tokens;   /* their tokens */
+    double compute_s;       /* seconds spent in forward passes */
     int last_batch;         /* sequences in the last batch */
 } sched_stats;
 void sched_get_stats(sched *s, sched_stats *out);
