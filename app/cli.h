@@ -33,5 +33,11 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+/* The cache's path from --cache (flag) / --no-cache (off) / EMBEDDING_CACHE
+ * ("off" disables it), else the user's cache folder, into b[0..n); *path is
+ * NULL when off. *max_bytes from EMBEDDING_CACHE_MAX_MB (default 1024).
+ * Returns 0 or EXIT_USAGE. */
+int cli_cache_settings(const char *flag, int off, char *b, size_t n, const char **path, uint64_t *max_bytes);
 
 #endif

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "cli.h"
+#include "embed_tree.h"
 #include "json/json.h"
 
 #define WINDOW 2048
@@ -97,28 +99,8 @@ static int write_all(buf *b) {
     return 0;
 }
 
-static int run(int argc, char **argv, int embed) {
-    cli_common c;
-    if (cli_common_init(&c)) return EXIT_USAGE;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_flag(&c, argc, argv, &i);
-        if (r < 0) return EXIT_USAGE;
-        if (r > 0) continue;
-        if (argv[i][0] == '-' && argv[i][1]) {
-            cli_error("unknown flag %s", argv[i]);
-            return EXIT_USAGE;
-        }
-        if (path) {
-            cli_error("one input file, please (got %s and %s)", path, argv[i]);
-            return EXIT_USAGE;
-        }
-        path = argv[i];
-    }
-    if (!path) {
-        cli_error("usage: cembed %s [--model DIR] FILE.jsonl|-", embed ? "embed" : "tokenize");
-        return EXIT_USAGE;
-    }
+/* JSON lines in, JSON lines out (the first form of `embed`, and `tokenize`). */
+static int run(cli_common c, const char *path, int embed) {
     cembed_model *m = NULL;
     input in;
     window *w = calloc(1, sizeof *w);
@@ -200,5 +182,159 @@ done:
     return status;
 }
 
-int cmd_embed(int argc, char **argv) { return run(argc, argv, 1); }
-int cmd_tokenize(int argc, char **argv) { return run(argc, argv, 0); }
+static int has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* The cache's path from --cache / --no-cache / EMBEDDING_CACHE, else the
+ * user's cache folder; NULL when off. */
+static const char *cache_path(const char *flag, int off, char *b, size_t n) {
+    if (off) return NULL;
+    if (flag) return flag;
+    const char *env = getenv("EMBEDDING_CACHE");
+    if (env && *env) return strcmp(env, "off") == 0 ? NULL : env;
+    return cache_default_path(b, n) == 0 ? b : NULL;
+}
+
+int cli_cache_settings(const char *flag, int off, char *b, size_t n, const char **path, uint64_t *max_bytes) {
+    long mb = 1024;
+    if (cli_env_long("EMBEDDING_CACHE_MAX_MB", 1, 1L << 30, &mb)) return EXIT_USAGE;
+    *max_bytes = (uint64_t)mb << 20;
+    *path = cache_path(flag, off, b, n);
+    return 0;
+}
+
+int cmd_embed(int argc, char **argv) {
+    cli_common c;
+    if (cli_common_init(&c)) return EXIT_USAGE;
+    tree_opts o = {.max_file_bytes = 1u << 20, .chunk_lines = 80, .overlap = 0};
+    const char *cache_flag = NULL;
+    int no_cache = 0, n_paths = 0, jsonl = 0;
+    long v;
+    const char **paths = base_calloc((size_t)argc + 1, sizeof *paths);
+    if (!paths) return EXIT_FAIL;
+    struct {
+        const char *flag;
+        long lo, hi;
+        long *dst;
+    } ints[] = {{"--chunk-tokens", 1, 1 << 20, NULL}, {"--chunk-lines", 1, 100000, NULL},
+                {"--overlap", 0, 99999, NULL}, {"--max-file-bytes", 1, 1L << 40, NULL}};
+    long vals[4] = {0, 80, 0, 1L << 20};
+    for (int k = 0; k < 4; k++) ints[k].dst = &vals[k];
+    int status = EXIT_USAGE;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_flag(&c, argc, argv, &i), known = 0;
+        if (r < 0) goto done;
+        if (r > 0) continue;
+        const char *a = argv[i];
+        for (int k = 0; k < 4; k++) {
+            if (strcmp(a, ints[k].flag) != 0) continue;
+            if (i + 1 >= argc || cli_parse_int(argv[i + 1], ints[k].lo, ints[k].hi, &v)) {
+                cli_error("%s needs an integer in [%ld, %ld]", ints[k].flag, ints[k].lo, ints[k].hi);
+                goto done;
+            }
+            *ints[k].dst = v;
+            i++;
+            known = 1;
+        }
+        if (known) continue;
+        if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 || strcmp(a, "--cache") == 0 ||
+             strcmp(a, "--format") == 0) && i + 1 >= argc) {
+            cli_error("%s needs a value", a);
+            goto done;
+        }
+        if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            o.out = argv[++i];
+        } else if (strcmp(a, "--cache") == 0) {
+            cache_flag = argv[++i];
+        } else if (strcmp(a, "--no-cache") == 0) {
+            no_cache = 1;
+        } else if (strcmp(a, "--jsonl") == 0) {
+            jsonl = 1;
+        } else if (strcmp(a, "--list-files") == 0) {
+            o.list_files = 1;
+        } else if (strcmp(a, "--format") == 0) {
+            const char *f = argv[++i];
+            if (strcmp(f, "npy") == 0) o.npy = 1;
+            else if (strcmp(f, "jsonl") != 0) {
+                cli_error("--format %s: must be jsonl or npy", f);
+                goto done;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            cli_error("unknown flag %s", a);
+            goto done;
+        } else {
+            paths[n_paths++] = a;
+        }
+    }
+    if (n_paths == 0) {
+        cli_error("usage: cembed embed [--model DIR] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache] "
+                  "[--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] [--list-files] PATH...\n"
+                  "       cembed embed [--model DIR] FILE.jsonl|-     (JSON lines {\"id\", \"text\"} in)");
+        goto done;
+    }
+    /* JSON lines in: "-", --jsonl, or .jsonl / .ndjson files */
+    int all_jsonl = 1;
+    for (int i = 0; i < n_paths; i++)
+        all_jsonl &= strcmp(paths[i], "-") == 0 || has_suffix(paths[i], ".jsonl") || has_suffix(paths[i], ".ndjson");
+    if (jsonl || all_jsonl) {
+        if (n_paths != 1) {
+            cli_error("one JSON lines input, please (got %d)", n_paths);
+            goto done;
+        }
+        if (o.out && !freopen(o.out, "wb", stdout)) {
+            cli_error("%s: %s", o.out, strerror(errno));
+            status = EXIT_FAIL;
+            goto done;
+        }
+        status = run(c, paths[0], 1);
+        goto done;
+    }
+    if (o.npy && !o.out) {
+        cli_error("--format npy needs -o DIR (vectors.npy and metadata.jsonl are written there)");
+        goto done;
+    }
+    o.chunk_tokens = (int)vals[0];
+    o.chunk_lines = (int)vals[1];
+    o.overlap = (int)vals[2];
+    o.max_file_bytes = (uint64_t)vals[3];
+    if (o.overlap >= o.chunk_lines) {
+        cli_error("--overlap %d must be below --chunk-lines %d", o.overlap, o.chunk_lines);
+        goto done;
+    }
+    long every = 10;
+    if ((status = cli_env_long("EMBEDDING_PROGRESS_SECONDS", 1, 86400, &every))) goto done;
+    o.progress_s = (double)every;
+    char b[4096];
+    if ((status = cli_cache_settings(cache_flag, no_cache, b, sizeof b, &o.cache_path, &o.cache_max_bytes))) goto done;
+    status = embed_tree(&c, &o, paths, (size_t)n_paths);
+done:
+    base_free(paths);
+    return status;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    cli_common c;
+    if (cli_common_init(&c)) return EXIT_USAGE;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_flag(&c, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if (argv[i][0] == '-' && argv[i][1]) {
+            cli_error("unknown flag %s", argv[i]);
+            return EXIT_USAGE;
+        }
+        if (path) {
+            cli_error("one input file, please (got %s and %s)", path, argv[i]);
+            return EXIT_USAGE;
+        }
+        path = argv[i];
+    }
+    if (!path) {
+        cli_error("usage: cembed tokenize [--model DIR] FILE.jsonl|-");
+        return EXIT_USAGE;
+    }
+    return run(c, path, 0);
+}

@@ -10,9 +10,16 @@ static void usage(FILE *f) {
           "commands:\n"
           "  serve     [--model DIR] [--host H] [--port P] [--threads N] [--batch-size N]\n"
           "            HTTP service: POST /embed, /v1/embeddings, /tokenize; GET /health, /info, /metrics\n"
+          "  embed     [--model DIR] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache]\n"
+          "            [--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] PATH...\n"
+          "            chunk and embed source files and folders (.gitignore honoured); writes\n"
+          "            {\"id\": \"path:start-end\", \"path\", \"start_line\", \"end_line\", \"tokens\",\n"
+          "            \"embedding\"} lines; vectors are cached ($EMBEDDING_CACHE, off to disable)\n"
           "  embed     [--model DIR] [--batch-size N] [--threads N] FILE.jsonl|-\n"
           "            embed JSON lines {\"id\", \"text\"} (or bare strings); writes\n"
           "            {\"id\", \"embedding\"} lines to stdout in input order\n"
+          "  cache     stats|prune|clear [--cache PATH] [--max-mb N]\n"
+          "            the persistent vector cache: its size, evict to a size, empty it\n"
           "  tokenize  [--model DIR] FILE.jsonl|-      write {\"id\", \"ids\"} lines\n"
           "  info      [--model DIR]                   print the model's facts\n"
           "  convert   --from tfjs SRC_DIR OUT_DIR [--max-seq-length N]\n"
@@ -36,6 +43,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "info") == 0) rc = cmd_info(argc - 1, argv + 1);
     else if (strcmp(cmd, "convert") == 0) rc = cmd_convert(argc - 1, argv + 1);
     else if (strcmp(cmd, "serve") == 0) rc = cmd_serve(argc - 1, argv + 1);
+    else if (strcmp(cmd, "cache") == 0) rc = cmd_cache(argc - 1, argv + 1);
     else if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         rc = EXIT_OK;

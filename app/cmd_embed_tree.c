@@ -1,0 +1,377 @@
+/* `cembed embed PATH...` over source files: walk, chunk, look up the cache,
+ * embed what is missing, write JSON lines (or .npy + metadata), with a
+ * progress bar on a terminal and periodic log lines elsewhere. Work goes in
+ * windows of WINDOW chunks, in file order, so memory is flat for any tree
+ * and Ctrl-C stops after the window in hand with everything computed so far
+ * written and cached. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "chunk/chunk.h"
+#include "cli.h"
+#include "embed_tree.h"
+#include "json/json.h"
+
+#define WINDOW 64
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct pending {
+    size_t file;            /* index in the walk list */
+    int first, last;        /* 1-based lines */
+    char *text;
+    size_t len;
+    int32_t *ids;
+    size_t n_ids;
+    int truncated;
+} pending;
+
+typedef struct run {
+    const tree_opts *o;
+    cembed_model *m;
+    cembed_model_info info;
+    cache *c;
+    cache_scope scope;
+    walk_list files;
+    walk_stats ws;
+    FILE *out, *meta;       /* JSONL (or metadata JSONL for npy), and the .npy */
+    FILE *npy;
+    buf line;
+    pending win[WINDOW];
+    size_t n_win;
+    uint8_t keys[WINDOW][CACHE_KEY_BYTES];
+    uint8_t hit[WINDOW];
+    float *vec;
+    /* counts */
+    size_t files_done, binary, empty, chunks, cached, computed, truncated, tokens, rows;
+    uint64_t bytes_done;
+    double t0, last_report;
+    int tty, chunk_tokens;
+} run;
+
+/* ---- progress ---- */
+
+static void fmt_eta(double s, char *b, size_t n) {
+    if (s < 0 || s > 1e7) snprintf(b, n, "--");
+    else if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else if (s >= 60) snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(b, n, "%ds", (int)s);
+}
+
+static void progress(run *r, int final) {
+    const double now = time_now(), dt = now - r->t0;
+    if (!final && now - r->last_report < (r->tty ? 0.2 : r->o->progress_s)) return;
+    r->last_report = now;
+    const double rate = dt > 0 ? (double)r->chunks / dt : 0;
+    const double frac = r->ws.bytes ? (double)r->bytes_done / (double)r->ws.bytes : 1;
+    char eta[32];
+    fmt_eta(frac > 0 ? dt * (1 - frac) / frac : -1, eta, sizeof eta);
+    const double hits = r->chunks ? 100.0 * (double)r->cached / (double)r->chunks : 0;
+    if (r->tty) {
+        char bar[31];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+        bar[30] = 0;
+        fprintf(stderr, "\r[%s] %zu/%zu files  %zu chunks  %.1f chunks/s  cache %.0f%%  ETA %s\033[K%s", bar,
+                r->files_done, r->files.n, r->chunks, rate, hits, final ? "0s" : eta, final ? "\n" : "");
+        fflush(stderr);
+    } else if (!final) {
+        log_info("progress: %zu/%zu files, %zu chunks (%zu cached), %.1f chunks/s, ETA %s", r->files_done, r->files.n,
+                 r->chunks, r->cached, rate, eta);
+    }
+}
+
+/* ---- output ---- */
+
+static int npy_header(run *r, size_t rows) {
+    char h[128];
+    /* magic, version 1.0, header length (2 bytes, set below), the dict */
+    int n = snprintf(h, sizeof h, "\x93NUMPY\x01%c%c%c{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }",
+                     0, 0, 0, rows, r->info.hidden);
+    memset(h + n, ' ', sizeof h - (size_t)n);
+    h[sizeof h - 1] = '\n';
+    h[8] = (char)(sizeof h - 10);   /* header length, little-endian u16 */
+    h[9] = 0;
+    return fseek(r->npy, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, r->npy) != sizeof h;
+}
+
+static int write_window(run *r) {
+    const size_t H = (size_t)r->info.hidden;
+    for (size_t k = 0; k < r->n_win; k++) {
+        const pending *p = &r->win[k];
+        const char *path = r->files.paths[p->file];
+        buf *b = &r->line;
+        b->len = 0;
+        char id[32];
+        snprintf(id, sizeof id, ":%d-%d", p->first, p->last);
+        /* the id is path:first-last as one JSON string */
+        buf tmp = {0};
+        int rc = buf_append(&tmp, path, strlen(path)) || buf_append(&tmp, id, strlen(id));
+        rc = rc || buf_append(b, "{\"id\":", 6) || json_write_string(b, tmp.ptr, tmp.len) ||
+             buf_append(b, ",\"path\":", 8) || json_write_string(b, path, strlen(path)) ||
+             buf_printf(b, ",\"start_line\":%d,\"end_line\":%d,\"tokens\":%zu", p->first, p->last, p->n_ids);
+        buf_free(&tmp);
+        if (r->npy) {
+            rc = rc || buf_printf(b, ",\"row\":%zu}\n", r->rows);
+            rc = rc || fwrite(r->vec + k * H, sizeof(float), H, r->npy) != H;
+        } else {
+            rc = rc || buf_append(b, ",\"embedding\":", 13) || json_write_floats(b, r->vec + k * H, H) ||
+                 buf_append(b, "}\n", 2);
+        }
+        FILE *f = r->npy ? r->meta : r->out;
+        if (rc || fwrite(b->ptr, 1, b->len, f) != b->len) return base_err(CEMBED_EIO, "writing the output: %s", strerror(errno));
+        r->rows++;
+    }
+    return 0;
+}
+
+/* Embeds the window: cache hits first, the rest through the engine, then
+ * stores the new vectors and writes every row in order. */
+static int flush_window(run *r) {
+    if (!r->n_win) return 0;
+    const size_t H = (size_t)r->info.hidden;
+    memset(r->hit, 0, sizeof r->hit);
+    if (r->c) {
+        for (size_t k = 0; k < r->n_win; k++) cache_key(&r->scope, r->win[k].text, r->win[k].len, r->keys[k]);
+        if (cache_get_many(r->c, (const uint8_t(*)[CACHE_KEY_BYTES])r->keys, r->n_win, (int)H, r->vec, r->hit) < 0) {
+            log_warn("cache read failed, computing instead: %s", cembed_last_error());
+            memset(r->hit, 0, sizeof r->hit);
+        }
+    }
+    /* a text met twice in the window is computed once, so that every copy
+     * of it (and the cache's) holds the same bytes */
+    size_t same[WINDOW];
+    for (size_t k = 0; k < r->n_win; k++) {
+        same[k] = k;
+        for (size_t j = 0; j < k && r->c; j++)
+            if (same[j] == j && memcmp(r->keys[j], r->keys[k], CACHE_KEY_BYTES) == 0) {
+                same[k] = j;
+                break;
+            }
+    }
+    const int32_t *ids[WINDOW];
+    size_t n_ids[WINDOW], miss[WINDOW], n_miss = 0;
+    for (size_t k = 0; k < r->n_win; k++)
+        if (!r->hit[k] && same[k] == k) ids[n_miss] = r->win[k].ids, n_ids[n_miss] = r->win[k].n_ids, miss[n_miss++] = k;
+    if (n_miss) {
+        float *tmp = r->vec + WINDOW * H;   /* the second half of vec */
+        if (cembed_embed_ids(r->m, ids, n_ids, n_miss, tmp)) return -1;
+        uint8_t (*mkeys)[CACHE_KEY_BYTES] = base_malloc(n_miss * CACHE_KEY_BYTES);
+        if (!mkeys) return base_err(CEMBED_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n_miss; i++) {
+            memcpy(r->vec + miss[i] * H, tmp + i * H, H * sizeof(float));
+            memcpy(mkeys[i], r->keys[miss[i]], CACHE_KEY_BYTES);
+        }
+        if (r->c && cache_put_many(r->c, (const uint8_t(*)[CACHE_KEY_BYTES])mkeys, n_miss, (int)H, tmp) != 0)
+            log_warn("cache write failed (the vectors are still written): %s", cembed_last_error());
+        base_free(mkeys);
+    }
+    for (size_t k = 0; k < r->n_win; k++)
+        if (same[k] != k) memcpy(r->vec + k * H, r->vec + same[k] * H, H * sizeof(float));
+    int rc = write_window(r);
+    r->computed += n_miss;
+    r->cached += r->n_win - n_miss;
+    r->chunks += r->n_win;
+    for (size_t k = 0; k < r->n_win; k++) {
+        base_free(r->win[k].text);
+        cembed_free(r->win[k].ids);
+    }
+    r->n_win = 0;
+    return rc;
+}
+
+/* Chunks one file into the window, flushing it whenever it fills. */
+static int do_file(run *r, size_t fi) {
+    const char *path = r->files.paths[fi];
+    char *text = NULL;
+    size_t len = 0, (*lines)[2] = NULL, n_lines = 0, n_spans = 0;
+    int *tokens = NULL, rc = 0;
+    chunk_span *spans = NULL;
+    if (file_read_all(path, r->o->max_file_bytes, &text, &len)) {
+        log_warn("skipping %s: %s", path, cembed_last_error());
+        r->ws.unreadable++;
+        return 0;
+    }
+    if (chunk_is_binary(text, len)) {
+        r->binary++;
+        goto done;
+    }
+    if ((rc = chunk_split_lines(text, len, &lines, &n_lines))) goto done;
+    if (n_lines == 0) {
+        r->empty++;
+        goto done;
+    }
+    tokens = base_malloc(n_lines * sizeof *tokens);
+    if (!tokens) {
+        rc = base_err(CEMBED_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_lines; i++) {
+        int32_t *ids;
+        size_t n, full;
+        if ((rc = cembed_tokenize(r->m, text + lines[i][0], lines[i][1] - lines[i][0], &ids, &n, NULL, &full))) goto done;
+        cembed_free(ids);
+        tokens[i] = (int)CE_MIN(full - 2, (size_t)1 << 30);
+    }
+    chunk_opts co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap};
+    if ((rc = chunk_lines(text, (const size_t(*)[2])lines, tokens, n_lines, &co, &spans, &n_spans))) goto done;
+    for (size_t s = 0; s < n_spans && !rc && !interrupted; s++) {   /* after Ctrl-C: only the window in hand */
+        pending *p = &r->win[r->n_win];
+        const size_t a = lines[spans[s].first][0], b = lines[spans[s].last][1];
+        *p = (pending){.file = fi, .first = spans[s].first + 1, .last = spans[s].last + 1, .len = b - a};
+        if (!(p->text = base_strndup(text + a, b - a))) {
+            rc = base_err(CEMBED_ENOMEM, "out of memory");
+            break;
+        }
+        size_t full;
+        if ((rc = cembed_tokenize(r->m, p->text, p->len, &p->ids, &p->n_ids, &p->truncated, &full))) {
+            base_free(p->text);
+            break;
+        }
+        r->truncated += (size_t)p->truncated;
+        r->tokens += p->n_ids;
+        if (++r->n_win == WINDOW) {
+            rc = flush_window(r);
+            progress(r, 0);
+        }
+    }
+done:
+    base_free(text);
+    base_free(lines);
+    base_free(tokens);
+    base_free(spans);
+    return rc;
+}
+
+static FILE *open_out(const char *dir, const char *name, char **path) {
+    *path = path_join(dir, name);
+    return *path ? fopen(*path, "wb") : NULL;
+}
+
+int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *paths, size_t n_paths) {
+    run *r = base_calloc(1, sizeof *r);
+    if (!r) return cli_error("out of memory"), EXIT_FAIL;
+    r->o = o;
+    int status = EXIT_FAIL;
+    char *npy_path = NULL, *meta_path = NULL;
+    if (walk_paths(paths, n_paths, o->max_file_bytes, &r->files, &r->ws)) {
+        cli_error("%s", cembed_last_error());
+        base_free(r);
+        return EXIT_FAIL;
+    }
+    if (o->list_files) { /* what would be embedded, and nothing else */
+        for (size_t i = 0; i < r->files.n; i++) printf("%s\n", r->files.paths[i]);
+        log_info("%zu files; skipped %zu ignored, %zu over %llu bytes, %zu symlinks, %zu VCS folders", r->files.n,
+                 r->ws.ignored, r->ws.too_large, (unsigned long long)o->max_file_bytes, r->ws.symlinks, r->ws.vcs_dirs);
+        walk_list_free(&r->files);
+        base_free(r);
+        return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+    }
+    cembed_options mo = {.threads = cc->threads, .max_batch = cc->batch_size, .max_seq_len = cc->max_seq_len};
+    if (cembed_model_open(cc->model_dir, &mo, &r->m)) {
+        cli_error("cannot open model %s: %s", cc->model_dir, cembed_last_error());
+        goto done;
+    }
+    cembed_model_get_info(r->m, &r->info);
+    /* a window's content tokens: the model's limit less [CLS] and [SEP], or less when asked */
+    r->chunk_tokens = r->info.max_seq_len - 2;
+    if (o->chunk_tokens && o->chunk_tokens < r->chunk_tokens) r->chunk_tokens = o->chunk_tokens;
+    if (o->cache_path) {
+        if (cache_fingerprint_dir(cc->model_dir, r->scope.fingerprint) ||
+            cache_open(o->cache_path, o->cache_max_bytes, &r->c)) {
+            cli_error("cache: %s (use --no-cache to run without it)", cembed_last_error());
+            goto done;
+        }
+        snprintf(r->scope.precision, sizeof r->scope.precision, "fp32");
+        snprintf(r->scope.pooling, sizeof r->scope.pooling, "%s", r->info.pooling);
+        r->scope.normalize = r->info.normalize;
+        r->scope.max_seq_len = r->info.max_seq_len;
+    }
+    r->vec = base_malloc(2 * WINDOW * (size_t)r->info.hidden * sizeof(float));
+    if (!r->vec) {
+        cli_error("out of memory");
+        goto done;
+    }
+    if (o->npy) {
+        mkdir(o->out, 0755);
+        r->npy = open_out(o->out, "vectors.npy", &npy_path);
+        r->meta = r->npy ? open_out(o->out, "metadata.jsonl", &meta_path) : NULL;
+        if (!r->npy || !r->meta || npy_header(r, 0)) {
+            cli_error("%s: %s", npy_path ? npy_path : o->out, strerror(errno));
+            goto done;
+        }
+    } else {
+        r->out = o->out ? fopen(o->out, "wb") : stdout;
+        if (!r->out) {
+            cli_error("%s: %s", o->out, strerror(errno));
+            goto done;
+        }
+    }
+    r->tty = isatty(STDERR_FILENO) && !getenv("CEMBED_NO_PROGRESS");
+    struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND};   /* a second Ctrl-C kills */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    log_info("embedding %zu files (%.1f MB) with %s, %d threads; cache %s", r->files.n, (double)r->ws.bytes / 1e6,
+             r->info.name, r->info.threads, o->cache_path ? o->cache_path : "off");
+    r->t0 = r->last_report = time_now();
+    int rc = 0;
+    for (size_t i = 0; i < r->files.n && !rc && !interrupted; i++) {
+        rc = do_file(r, i);
+        r->files_done++;
+        r->bytes_done += r->files.sizes[i];
+        progress(r, 0);
+    }
+    if (!rc) rc = flush_window(r);   /* after Ctrl-C too: the window in hand is computed and kept */
+    if (rc) {
+        cli_error("%s", cembed_last_error());
+        goto done;
+    }
+    if (r->npy && (npy_header(r, r->rows) || fflush(r->npy) || fflush(r->meta))) {
+        cli_error("%s: %s", npy_path, strerror(errno));
+        goto done;
+    }
+    if (r->out && fflush(r->out) != 0) {
+        cli_error("writing the output: %s", strerror(errno));
+        goto done;
+    }
+    progress(r, 1);
+    const double dt = time_now() - r->t0;
+    log_info("files: %zu embedded, %zu skipped (%zu ignored, %zu binary, %zu over %llu bytes, %zu empty, %zu unreadable, "
+             "%zu symlinks, %zu VCS folders)",
+             r->files_done - r->binary - r->empty, r->ws.ignored + r->binary + r->ws.too_large + r->empty +
+             r->ws.unreadable + r->ws.symlinks, r->ws.ignored, r->binary, r->ws.too_large,
+             (unsigned long long)o->max_file_bytes, r->empty, r->ws.unreadable, r->ws.symlinks, r->ws.vcs_dirs);
+    log_info("chunks: %zu (%zu cached, %zu computed, %zu truncated to %d tokens), %zu tokens in %.2f s: %.1f chunks/s",
+             r->chunks, r->cached, r->computed, r->truncated, r->info.max_seq_len, r->tokens, dt,
+             dt > 0 ? (double)r->chunks / dt : 0.0);
+    if (interrupted) {
+        log_warn("interrupted after %zu of %zu files: %zu chunks written%s; run again to finish", r->files_done,
+                 r->files.n, r->chunks, r->c ? " and cached" : "");
+        status = 130;
+    } else {
+        status = EXIT_OK;
+    }
+done:
+    if (r->out && r->out != stdout) fclose(r->out);
+    if (r->npy) fclose(r->npy);
+    if (r->meta) fclose(r->meta);
+    base_free(npy_path);
+    base_free(meta_path);
+    for (size_t k = 0; k < r->n_win; k++) base_free(r->win[k].text), cembed_free(r->win[k].ids);
+    base_free(r->vec);
+    buf_free(&r->line);
+    cache_close(r->c);
+    cembed_model_free(r->m);
+    walk_list_free(&r->files);
+    base_free(r);
+    return status;
+}

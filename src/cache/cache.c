@@ -1,0 +1,350 @@
+/* The persistent embedding cache; see cache.h. */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cache/cache.h"
+
+struct cache {
+    sqlite3 *db;
+    char *path;
+    uint64_t max_bytes;
+    sqlite3_stmt *get, *put, *touch, *del, *bytes;
+    cache_stats st;
+};
+
+/* ---- keys ---- */
+
+static int hash_file(EVP_MD_CTX *h, const char *dir, const char *name, int required) {
+    char *path = path_join(dir, name);
+    if (!path) return base_err(CEMBED_ENOMEM, "out of memory");
+    const void *map = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc = 0;
+    if (stat(path, &st) != 0) {
+        if (required) rc = base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+    } else if ((rc = file_map(path, &map, &len)) == 0) {
+        /* the name too, so that moving content between files changes the print */
+        EVP_DigestUpdate(h, name, strlen(name) + 1);
+        EVP_DigestUpdate(h, &len, sizeof len);
+        if (len) EVP_DigestUpdate(h, map, len);
+        file_unmap(map, len);
+    }
+    base_free(path);
+    return rc;
+}
+
+int cache_fingerprint_dir(const char *dir, uint8_t out[CACHE_KEY_BYTES]) {
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    if (!h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(h);
+        return base_err(CEMBED_ENOMEM, "SHA-256: cannot start");
+    }
+    static const char *const optional[] = {"tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json",
+                                           "sentence_bert_config.json"};
+    int rc = hash_file(h, dir, "model.safetensors", 1);
+    if (!rc) rc = hash_file(h, dir, "config.json", 1);
+    for (size_t i = 0; !rc && i < sizeof optional / sizeof *optional; i++) rc = hash_file(h, dir, optional[i], 0);
+    unsigned int n = 0;
+    if (!rc && (!EVP_DigestFinal_ex(h, out, &n) || n != CACHE_KEY_BYTES))
+        rc = base_err(CEMBED_EIO, "SHA-256: cannot finish");
+    EVP_MD_CTX_free(h);
+    return rc;
+}
+
+void cache_key(const cache_scope *s, const char *text, size_t len, uint8_t out[CACHE_KEY_BYTES]) {
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    const int32_t ints[2] = {s->normalize, s->max_seq_len};
+    int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(h, s->fingerprint, sizeof s->fingerprint) &&
+             EVP_DigestUpdate(h, s->precision, sizeof s->precision) &&
+             EVP_DigestUpdate(h, s->pooling, sizeof s->pooling) && EVP_DigestUpdate(h, ints, sizeof ints) &&
+             EVP_DigestUpdate(h, text, len) && EVP_DigestFinal_ex(h, out, &n);
+    EVP_MD_CTX_free(h);
+    CE_ASSERT(ok && n == CACHE_KEY_BYTES);   /* SHA-256 in memory cannot fail short of a broken libcrypto */
+}
+
+/* FNV-1a, 64 bits, over key, dims and the vector's bytes: finds a torn or
+ * bit-flipped row; not a defence against someone writing the file. */
+static int64_t row_sum(const uint8_t *key, int dims, const void *vec, size_t bytes) {
+    uint64_t h = 1469598103934665603ull;
+    const uint8_t *parts[3] = {key, (const uint8_t *)&dims, vec};
+    const size_t lens[3] = {CACHE_KEY_BYTES, sizeof dims, bytes};
+    for (int p = 0; p < 3; p++)
+        for (size_t i = 0; i < lens[p]; i++) h = (h ^ parts[p][i]) * 1099511628211ull;
+    return (int64_t)h;
+}
+
+/* ---- the database ---- */
+
+static int db_err(cache *c, const char *what) {
+    return base_err(CEMBED_EIO, "cache %s: %s: %s", c->path, what, sqlite3_errmsg(c->db));
+}
+
+static int exec(cache *c, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    int rc = base_err(CEMBED_EIO, "cache %s: %s", c->path, msg ? msg : sqlite3_errmsg(c->db));
+    sqlite3_free(msg);
+    return rc;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* mkdir -p of path's directory */
+static int make_parent(const char *path) {
+    char *d = base_strndup(path, strlen(path));
+    if (!d) return base_err(CEMBED_ENOMEM, "out of memory");
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) {
+            int rc = base_err(CEMBED_EIO, "cache directory %s: %s", d, strerror(errno));
+            base_free(d);
+            return rc;
+        }
+        *p = '/';
+    }
+    base_free(d);
+    return 0;
+}
+
+int cache_default_path(char *path, size_t n) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) return snprintf(path, n, "%s/cembed/cache.sqlite", xdg) < (int)n ? 0 : -1;
+    if (home && *home) return snprintf(path, n, "%s/.cache/cembed/cache.sqlite", home) < (int)n ? 0 : -1;
+    return -1;
+}
+
+int cache_open(const char *path, uint64_t max_bytes, cache **out) {
+    *out = NULL;
+    int rc = make_parent(path);
+    if (rc) return rc;
+    cache *c = base_calloc(1, sizeof *c);
+    if (!c || !(c->path = base_strndup(path, strlen(path)))) {
+        base_free(c);
+        return base_err(CEMBED_ENOMEM, "out of memory");
+    }
+    c->max_bytes = max_bytes;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = db_err(c, "open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(c->db, 30000);
+    /* the bytes counter is kept by triggers, in the same transactions as the rows */
+    if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                      "CREATE TABLE IF NOT EXISTS vectors(key BLOB PRIMARY KEY, dims INTEGER NOT NULL,"
+                      " vec BLOB NOT NULL, sum INTEGER NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID;"
+                      "CREATE INDEX IF NOT EXISTS vectors_used ON vectors(used);"
+                      "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+                      "INSERT OR IGNORE INTO meta VALUES('bytes', 0), ('version', 1);"
+                      "CREATE TRIGGER IF NOT EXISTS vectors_ins AFTER INSERT ON vectors BEGIN"
+                      " UPDATE meta SET v = v + length(NEW.vec) WHERE k = 'bytes'; END;"
+                      "CREATE TRIGGER IF NOT EXISTS vectors_del AFTER DELETE ON vectors BEGIN"
+                      " UPDATE meta SET v = v - length(OLD.vec) WHERE k = 'bytes'; END;"
+                      "CREATE TRIGGER IF NOT EXISTS vectors_upd AFTER UPDATE OF vec ON vectors BEGIN"
+                      " UPDATE meta SET v = v - length(OLD.vec) + length(NEW.vec) WHERE k = 'bytes'; END;")))
+        goto fail;
+    if (sqlite3_prepare_v2(c->db, "SELECT dims, vec, sum FROM vectors WHERE key = ?", -1, &c->get, NULL) ||
+        sqlite3_prepare_v2(c->db,
+                           "INSERT INTO vectors(key, dims, vec, sum, used) VALUES(?, ?, ?, ?, ?) ON CONFLICT(key) DO "
+                           "UPDATE SET dims = excluded.dims, vec = excluded.vec, sum = excluded.sum, used = excluded.used",
+                           -1, &c->put, NULL) ||
+        sqlite3_prepare_v2(c->db, "UPDATE vectors SET used = ? WHERE key = ?", -1, &c->touch, NULL) ||
+        sqlite3_prepare_v2(c->db, "DELETE FROM vectors WHERE key = ?", -1, &c->del, NULL) ||
+        sqlite3_prepare_v2(c->db, "SELECT v FROM meta WHERE k = 'bytes'", -1, &c->bytes, NULL)) {
+        rc = db_err(c, "prepare");
+        goto fail;
+    }
+    c->st.max_bytes = max_bytes;
+    *out = c;
+    return 0;
+fail:
+    cache_close(c);
+    return rc;
+}
+
+void cache_close(cache *c) {
+    if (!c) return;
+    sqlite3_finalize(c->get);
+    sqlite3_finalize(c->put);
+    sqlite3_finalize(c->touch);
+    sqlite3_finalize(c->del);
+    sqlite3_finalize(c->bytes);
+    sqlite3_close(c->db);
+    base_free(c->path);
+    base_free(c);
+}
+
+static uint64_t stored_bytes(cache *c) {
+    sqlite3_reset(c->bytes);
+    uint64_t v = sqlite3_step(c->bytes) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(c->bytes, 0) : 0;
+    sqlite3_reset(c->bytes);
+    return v;
+}
+
+int cache_get_many(cache *c, const uint8_t (*keys)[CACHE_KEY_BYTES], size_t n, int dims, float *vecs, uint8_t *hit) {
+    const size_t bytes = (size_t)dims * sizeof(float);
+    int hits = 0, corrupt = 0;
+    if (exec(c, "BEGIN")) return -1;
+    for (size_t i = 0; i < n; i++) {
+        hit[i] = 0;
+        sqlite3_reset(c->get);
+        sqlite3_bind_blob(c->get, 1, keys[i], CACHE_KEY_BYTES, SQLITE_STATIC);
+        int s = sqlite3_step(c->get);
+        if (s == SQLITE_DONE) continue;
+        if (s != SQLITE_ROW) {
+            db_err(c, "read");
+            exec(c, "ROLLBACK");
+            return -1;
+        }
+        const void *v = sqlite3_column_blob(c->get, 1);
+        const int d = sqlite3_column_int(c->get, 0), len = sqlite3_column_bytes(c->get, 1);
+        const int64_t sum = sqlite3_column_int64(c->get, 2);
+        if (d == dims && v && (size_t)len == bytes && row_sum(keys[i], dims, v, bytes) == sum) {
+            memcpy(vecs + i * (size_t)dims, v, bytes);
+            hit[i] = 1;
+            hits++;
+        } else if (d == dims) { /* right shape but wrong bytes: corrupt; a row of another width is a miss */
+            hit[i] = 2;
+            corrupt++;
+        }
+    }
+    sqlite3_reset(c->get);
+    exec(c, "COMMIT");
+    /* recency of the hits and removal of corrupt rows: one write transaction */
+    if (hits || corrupt) {
+        const int64_t t = now_ms();
+        if (exec(c, "BEGIN IMMEDIATE")) return hits;   /* busy: recency is a hint, the hits stand */
+        for (size_t i = 0; i < n; i++) {
+            if (!hit[i]) continue;
+            sqlite3_stmt *q = hit[i] == 1 ? c->touch : c->del;
+            sqlite3_reset(q);
+            if (hit[i] == 1) {
+                sqlite3_bind_int64(q, 1, t);
+                sqlite3_bind_blob(q, 2, keys[i], CACHE_KEY_BYTES, SQLITE_STATIC);
+            } else {
+                sqlite3_bind_blob(q, 1, keys[i], CACHE_KEY_BYTES, SQLITE_STATIC);
+                hit[i] = 0;
+            }
+            sqlite3_step(q);
+            sqlite3_reset(q);
+        }
+        if (exec(c, "COMMIT")) exec(c, "ROLLBACK");
+    }
+    for (size_t i = 0; i < n; i++) hit[i] = hit[i] == 1;
+    c->st.hits += (uint64_t)hits;
+    c->st.misses += n - (size_t)hits;
+    c->st.corrupt += (uint64_t)corrupt;
+    return hits;
+}
+
+/* Deletes least recently used rows until the vectors' bytes fit target,
+ * in steps sized from the excess (row_bytes: a typical row). */
+static long long evict(cache *c, uint64_t target, uint64_t row_bytes) {
+    long long removed = 0;
+    for (uint64_t have; (have = stored_bytes(c)) > target;) {
+        uint64_t rows = (have - target + row_bytes - 1) / (row_bytes ? row_bytes : 1);
+        rows = CE_MAX(rows, (uint64_t)1);
+        rows = CE_MIN(rows, (uint64_t)4096);
+        char sql[160];
+        snprintf(sql, sizeof sql, "DELETE FROM vectors WHERE key IN (SELECT key FROM vectors ORDER BY used LIMIT %llu)",
+                 (unsigned long long)rows);
+        if (exec(c, sql)) return -1;
+        int k = sqlite3_changes(c->db);
+        if (k == 0) break;
+        removed += k;
+    }
+    c->st.evicted += (uint64_t)removed;
+    return removed;
+}
+
+int cache_put_many(cache *c, const uint8_t (*keys)[CACHE_KEY_BYTES], size_t n, int dims, const float *vecs) {
+    const size_t bytes = (size_t)dims * sizeof(float);
+    const int64_t t = now_ms();
+    if (exec(c, "BEGIN IMMEDIATE")) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const float *v = vecs + i * (size_t)dims;
+        sqlite3_reset(c->put);
+        sqlite3_bind_blob(c->put, 1, keys[i], CACHE_KEY_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int(c->put, 2, dims);
+        sqlite3_bind_blob(c->put, 3, v, (int)bytes, SQLITE_STATIC);
+        sqlite3_bind_int64(c->put, 4, row_sum(keys[i], dims, v, bytes));
+        sqlite3_bind_int64(c->put, 5, t);
+        if (sqlite3_step(c->put) != SQLITE_DONE) {
+            db_err(c, "write");
+            sqlite3_reset(c->put);
+            exec(c, "ROLLBACK");
+            return -1;
+        }
+    }
+    sqlite3_reset(c->put);
+    /* over the cap: evict down to 90% so that the next puts do not evict again at once */
+    if (c->max_bytes && stored_bytes(c) > c->max_bytes && evict(c, c->max_bytes / 10 * 9, bytes) < 0) {
+        exec(c, "ROLLBACK");
+        return -1;
+    }
+    if (exec(c, "COMMIT")) {
+        exec(c, "ROLLBACK");
+        return -1;
+    }
+    c->st.stored += n;
+    return 0;
+}
+
+int cache_get_stats(cache *c, cache_stats *out) {
+    *out = c->st;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM vectors", -1, &q, NULL) != SQLITE_OK) return db_err(c, "stats");
+    if (sqlite3_step(q) == SQLITE_ROW) out->rows = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    out->vector_bytes = stored_bytes(c);
+    struct stat st;
+    char wal[4200];
+    if (stat(c->path, &st) == 0) out->file_bytes = (uint64_t)st.st_size;
+    snprintf(wal, sizeof wal, "%s-wal", c->path);
+    if (stat(wal, &st) == 0) out->file_bytes += (uint64_t)st.st_size;
+    return 0;
+}
+
+long long cache_prune(cache *c, uint64_t max_bytes) {
+    if (exec(c, "BEGIN IMMEDIATE")) return -1;
+    cache_stats st;
+    if (cache_get_stats(c, &st)) {
+        exec(c, "ROLLBACK");
+        return -1;
+    }
+    long long removed = evict(c, max_bytes, st.rows ? st.vector_bytes / st.rows : 1536);
+    if (removed < 0 || exec(c, "COMMIT")) {
+        exec(c, "ROLLBACK");
+        return -1;
+    }
+    if (exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")) return -1;
+    return removed;
+}
+
+int cache_clear(cache *c) {
+    if (exec(c, "BEGIN IMMEDIATE; DELETE FROM vectors; COMMIT;")) {
+        exec(c, "ROLLBACK");
+        return -1;
+    }
+    return exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;");
+}
+
+int cache_integrity(cache *c, char *msg, size_t n) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK) return db_err(c, "integrity");
+    snprintf(msg, n, "%s", sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : "no answer");
+    sqlite3_finalize(q);
+    return 0;
+}

@@ -1,0 +1,74 @@
+/* chunk: the source tree walker and the code chunker of `cembed embed`.
+ *
+ * Walker: lists the regular files under the given paths in a stable
+ * (sorted) order, skipping VCS folders (.git, .hg, .svn, .bzr, _darcs, CVS),
+ * symbolic links, what .gitignore files exclude (gitignore(5): comments,
+ * negation, directory-only and anchored patterns, *, ?, [...], **; deeper
+ * files take precedence, last match wins, nothing inside an excluded folder
+ * is re-included) and files over a size limit, counting each kind.
+ *
+ * Chunker: cuts a file's lines into windows of at most max_tokens tokens
+ * (the caller counts each line's tokens: BERT's pre-tokenizer never joins
+ * tokens across a newline, so a window's count is the sum of its lines') and
+ * max_lines lines, preferring to cut before a definition (a line at column 0
+ * after a blank line or a closing brace), then after a blank line, then
+ * before any line at column 0; consecutive windows share `overlap` lines.
+ * A single line over max_tokens is a window of its own (the engine truncates
+ * it). Windows holding only whitespace are dropped.
+ */
+#ifndef CEMBED_CHUNK_H
+#define CEMBED_CHUNK_H
+
+#include "base/base.h"
+
+/* ---- gitignore ---- */
+typedef struct ignore_rules ignore_rules;
+/* Parses the text of a .gitignore found in directory base ("" for the walk
+ * root; no trailing slash). OUT: *out. Fails with ENOMEM. */
+int ignore_parse(const char *text, size_t len, const char *base, ignore_rules **out);
+void ignore_free(ignore_rules *r);
+/* For path (relative to the walk root, '/'-separated): 1 excluded, 0
+ * re-included by a negation, -1 no rule matched. */
+int ignore_match(const ignore_rules *r, const char *path, int is_dir);
+/* gitignore's wildcard match of a whole string ('*' and '?' stop at '/'). */
+int ignore_glob(const char *pat, const char *s);
+
+/* ---- walker ---- */
+typedef struct walk_stats {
+    size_t files, ignored, vcs_dirs, too_large, symlinks, unreadable;
+    uint64_t bytes;
+} walk_stats;
+
+typedef struct walk_list {
+    char **paths;          /* as the user would write them: ROOT/rel */
+    uint64_t *sizes;
+    size_t n, cap;
+} walk_list;
+
+/* Lists the files under each path (a file given directly is listed unless
+ * over the limit). OUT: *list, *st. Fails with EIO (a path that does not
+ * exist) or ENOMEM. */
+int walk_paths(const char *const *paths, size_t n, uint64_t max_file_bytes, walk_list *list, walk_stats *st);
+void walk_list_free(walk_list *l);
+
+/* ---- chunker ---- */
+typedef struct chunk_opts {
+    int max_tokens;        /* content tokens of a window ([CLS]/[SEP] not counted) */
+    int max_lines;
+    int overlap;           /* lines shared by consecutive windows, < max_lines */
+} chunk_opts;
+
+typedef struct chunk_span {
+    int first, last;       /* 0-based line indices, inclusive */
+} chunk_span;
+
+/* lines[i] = [start, end) byte range of line i (without its newline),
+ * tokens[i] its token count. OUT: *spans, *n (base_malloc'd). ENOMEM only. */
+int chunk_lines(const char *text, const size_t (*lines)[2], const int *tokens, size_t n_lines, const chunk_opts *o,
+                chunk_span **spans, size_t *n);
+/* Splits text into lines. OUT: *lines (base_malloc'd [start,end) pairs), *n. */
+int chunk_split_lines(const char *text, size_t len, size_t (**lines)[2], size_t *n);
+/* 1 if the file content looks binary (a NUL byte in its first 8,000 bytes, as git decides). */
+int chunk_is_binary(const char *text, size_t len);
+
+#endif

@@ -1,0 +1,104 @@
+/* Unit tests of src/cache on a real SQLite file. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "test.h"
+
+static void fill(float *v, int dims, float seed) {
+    for (int i = 0; i < dims; i++) v[i] = seed + (float)i * 0.001f;
+}
+
+TEST(cache_round_trip_corruption_eviction) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cache/sub/c.sqlite", test_tmpdir());
+    cache *c;
+    CHECK_INT(cache_open(path, 0, &c), 0);   /* creates the folders */
+    cache_scope sc = {.normalize = 1, .max_seq_len = 256};
+    snprintf(sc.precision, sizeof sc.precision, "fp32");
+    snprintf(sc.pooling, sizeof sc.pooling, "mean");
+    enum { N = 20, D = 16 };
+    uint8_t keys[N][CACHE_KEY_BYTES], hit[N];
+    float v[N * D], got[N * D];
+    char text[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof text, "text %d", i);
+        cache_key(&sc, text, strlen(text), keys[i]);
+        fill(v + i * D, D, (float)i);
+    }
+    /* the key depends on every part of the scope */
+    uint8_t k2[CACHE_KEY_BYTES];
+    cache_scope other = sc;
+    other.normalize = 0;
+    cache_key(&other, "text 0", 6, k2);
+    CHECK(memcmp(k2, keys[0], CACHE_KEY_BYTES) != 0);
+    other = sc;
+    other.fingerprint[5] ^= 1;
+    cache_key(&other, "text 0", 6, k2);
+    CHECK(memcmp(k2, keys[0], CACHE_KEY_BYTES) != 0);
+
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N, D, got, hit), 0);
+    CHECK_INT(cache_put_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N / 2, D, v), 0);
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N, D, got, hit), N / 2);
+    CHECK(memcmp(got, v, sizeof(float) * D * (N / 2)) == 0);
+    CHECK_INT(hit[0], 1);
+    CHECK_INT(hit[N - 1], 0);
+    /* another width is a miss, not a wrong vector */
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, 1, D / 2, got, hit), 0);
+    cache_close(c);
+
+    /* a bit flipped behind the cache's back: a miss, and the row is gone */
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    CHECK_INT(sqlite3_prepare_v2(db, "UPDATE vectors SET vec = ? WHERE key = ?", -1, &q, NULL), SQLITE_OK);
+    float bad[D];
+    memcpy(bad, v + 3 * D, sizeof bad);
+    bad[7] += 1e-3f;
+    sqlite3_bind_blob(q, 1, bad, sizeof bad, SQLITE_STATIC);
+    sqlite3_bind_blob(q, 2, keys[3], CACHE_KEY_BYTES, SQLITE_STATIC);
+    CHECK_INT(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    CHECK_INT(cache_open(path, 0, &c), 0);
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N / 2, D, got, hit), N / 2 - 1);
+    CHECK_INT(hit[3], 0);
+    cache_stats st;
+    CHECK_INT(cache_get_stats(c, &st), 0);
+    CHECK_INT(st.corrupt, 1);
+    CHECK_INT(st.rows, N / 2 - 1);
+    CHECK_INT(st.vector_bytes, (N / 2 - 1) * D * 4);
+    char msg[64];
+    CHECK_INT(cache_integrity(c, msg, sizeof msg), 0);
+    CHECK_STR(msg, "ok");
+    cache_close(c);
+
+    /* a cap of 8 vectors: the least recently used go first (to 90% of the cap) */
+    CHECK_INT(cache_open(path, 8 * D * 4, &c), 0);
+    CHECK_INT(cache_clear(c), 0);
+    for (int i = 0; i < 8; i++) {
+        CHECK_INT(cache_put_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys + i, 1, D, v + i * D), 0);
+        usleep(3000);
+    }
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, 1, D, got, hit), 1);   /* 0 is used again */
+    usleep(3000);
+    CHECK_INT(cache_put_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys + 8, 1, D, v + 8 * D), 0);
+    CHECK_INT(cache_get_stats(c, &st), 0);
+    CHECK_INT(st.rows, 7);
+    CHECK_INT(st.evicted, 2);
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, 9, D, got, hit), 7);
+    CHECK_INT(hit[0], 1);   /* recently read: kept */
+    CHECK_INT(hit[1], 0);   /* the oldest two went */
+    CHECK_INT(hit[2], 0);
+    CHECK_INT(hit[8], 1);
+    CHECK_INT(cache_prune(c, 3 * D * 4), 4);
+    CHECK_INT(cache_clear(c), 0);
+    CHECK_INT(cache_get_stats(c, &st), 0);
+    CHECK_INT(st.rows, 0);
+    CHECK_INT(st.vector_bytes, 0);
+    cache_close(c);
+    /* an unwritable place names the file */
+    CHECK(cache_open("/proc/cembed/c.sqlite", 0, &c) != 0);
+    CHECK_CONTAINS(cembed_last_error(), "/proc/cembed");
+}
