@@ -163,7 +163,7 @@ static int flush_window(run *r) {
         if (!r->hit[k] && same[k] == k) ids[n_miss] = r->win[k].ids, n_ids[n_miss] = r->win[k].n_ids, miss[n_miss++] = k;
     if (n_miss) {
         float *tmp = r->vec + WINDOW * H;   /* the second half of vec */
-        if (cembed_embed_ids(r->m, ids, n_ids, n_miss, tmp)) return -1;
+        if (cembed_embed_ids_ex(r->m, ids, n_ids, n_miss, tmp, 0)) return -1;   /* raw: cached as computed */
         uint8_t (*mkeys)[CACHE_KEY_BYTES] = base_malloc(n_miss * CACHE_KEY_BYTES);
         if (!mkeys) return base_err(CEMBED_ENOMEM, "out of memory");
         for (size_t i = 0; i < n_miss; i++) {
@@ -176,6 +176,9 @@ static int flush_window(run *r) {
     }
     for (size_t k = 0; k < r->n_win; k++)
         if (same[k] != k) memcpy(r->vec + k * H, r->vec + same[k] * H, H * sizeof(float));
+    /* cached and computed vectors are finished the same way */
+    if (r->info.normalize)
+        for (size_t k = 0; k < r->n_win; k++) cembed_l2_normalize(r->vec + k * H, H);
     int rc = write_window(r);
     r->computed += n_miss;
     r->cached += r->n_win - n_miss;
@@ -292,7 +295,7 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
         }
         snprintf(r->scope.precision, sizeof r->scope.precision, "fp32");
         snprintf(r->scope.pooling, sizeof r->scope.pooling, "%s", r->info.pooling);
-        r->scope.normalize = r->info.normalize;
+        r->scope.normalize = 0;   /* raw vectors: normalized after, as `serve` does */
         r->scope.max_seq_len = r->info.max_seq_len;
     }
     r->vec = base_malloc(2 * WINDOW * (size_t)r->info.hidden * sizeof(float));

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "cli.h"
 #include "http/http.h"
 
@@ -125,6 +126,30 @@ int cmd_serve(int argc, char **argv) {
         gov_free(g);
         return EXIT_USAGE;
     }
+    /* the persistent cache: raw vectors, shared with `cembed embed`; a cache
+     * that cannot be opened is logged and the service runs without it */
+    char cache_buf[4096];
+    const char *cache_path;
+    uint64_t cache_max;
+    if (cli_cache_settings(NULL, 0, cache_buf, sizeof cache_buf, &cache_path, &cache_max)) {
+        cembed_model_free(m);
+        gov_free(g);
+        return EXIT_USAGE;
+    }
+    cache *lookup = NULL;
+    cache_writer *writer = NULL;
+    cache_scope scope = {.normalize = 0, .max_seq_len = info.max_seq_len};
+    snprintf(scope.precision, sizeof scope.precision, "fp32");
+    snprintf(scope.pooling, sizeof scope.pooling, "%s", info.pooling);
+    if (cache_path && (cache_fingerprint_dir(c.model_dir, scope.fingerprint) ||
+                       cache_open(cache_path, cache_max, &lookup) ||
+                       cache_writer_start(cache_path, cache_max, info.hidden, &writer))) {
+        log_warn("cache %s: %s; serving without it", cache_path, cembed_last_error());
+        cache_close(lookup);
+        lookup = NULL;
+        cache_path = NULL;
+    }
+    if (cache_path) log_info("cache: %s (up to %.0f MB)", cache_path, cache_max / 1048576.0);
     /* warm up (touches every weight), then size the batch workspace and the
      * request pool from what is left of the budget */
     const int32_t warm[2] = {info.cls_id, info.sep_id};
@@ -134,6 +159,8 @@ int cmd_serve(int argc, char **argv) {
     if (!warm_out || cembed_embed_ids(m, warm_ids, warm_n, 1, warm_out)) {
         cli_error("warm-up failed: %s", cembed_last_error());
         free(warm_out);
+        cache_writer_stop(writer);
+        cache_close(lookup);
         cembed_model_free(m);
         gov_free(g);
         return EXIT_FAIL;
@@ -146,24 +173,30 @@ int cmd_serve(int argc, char **argv) {
     const uint64_t fixed = gov_rss();
     if (gov_plan(g, fixed, per_token, (int)max_tokens, info.max_seq_len, &batch_tokens)) {
         cli_error("%s", cembed_last_error());
+        cache_writer_stop(writer);
+        cache_close(lookup);
         cembed_model_free(m);
         gov_free(g);
         return EXIT_USAGE;
     }
     gov_stats gs;
     gov_get_stats(g, &gs);
-    log_info("memory plan: %.1f MB model and runtime, %.1f MB batch workspace (%d tokens), %.1f MB for requests",
-             gs.fixed / 1048576.0, gs.workspace / 1048576.0, batch_tokens, gs.pool / 1048576.0);
+    log_info("memory plan: %.1f MB model and runtime, %.1f MB slack, %.1f MB batch workspace (%d tokens), %.1f MB "
+             "for requests", gs.fixed / 1048576.0, gs.slack / 1048576.0, gs.workspace / 1048576.0, batch_tokens,
+             gs.pool / 1048576.0);
     if (have_psi && psi_threshold > 0) log_info("memory pressure (PSI) from %s, threshold %.1f%%", psi_path, psi_threshold);
     http_opts ho = {
         .host = host, .port = (int)port, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
         .max_depth = (int)depth, .max_connections = (int)conns, .idle_timeout_s = (int)idle,
         .sched = {.max_batch = (int)max_batch, .max_batch_tokens = batch_tokens, .max_queued = (size_t)queue,
                   .gov = g, .psi_path = have_psi ? psi_path : NULL, .psi_threshold = psi_threshold},
+        .cache = lookup, .cache_writer = writer, .cache_scope = scope,
     };
     http_server *s;
     if (http_server_start(m, &ho, &s)) {
         cli_error("%s", cembed_last_error());
+        cache_writer_stop(writer);
+        cache_close(lookup);
         cembed_model_free(m);
         gov_free(g);
         return EXIT_FAIL;
@@ -173,6 +206,8 @@ int cmd_serve(int argc, char **argv) {
     sigwait(&sigs, &sig);
     log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_server_stop(s);
+    cache_writer_stop(writer);   /* stores what is queued */
+    cache_close(lookup);
     cembed_model_free(m);
     gov_free(g);
     log_info("stopped");

@@ -3,10 +3,13 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "cache/cache.h"
+
+#define CACHE_SQLITE_HEAP (4 << 20)
 
 struct cache {
     sqlite3 *db;
@@ -21,19 +24,21 @@ struct cache {
 static int hash_file(EVP_MD_CTX *h, const char *dir, const char *name, int required) {
     char *path = path_join(dir, name);
     if (!path) return base_err(CEMBED_ENOMEM, "out of memory");
-    const void *map = NULL;
-    size_t len = 0;
-    struct stat st;
+    FILE *f = fopen(path, "rb");
     int rc = 0;
-    if (stat(path, &st) != 0) {
-        if (required) rc = base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
-    } else if ((rc = file_map(path, &map, &len)) == 0) {
-        /* the name too, so that moving content between files changes the print */
-        EVP_DigestUpdate(h, name, strlen(name) + 1);
-        EVP_DigestUpdate(h, &len, sizeof len);
-        if (len) EVP_DigestUpdate(h, map, len);
-        file_unmap(map, len);
+    if (!f) {
+        if (required || errno != ENOENT) rc = base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+        base_free(path);
+        return rc;
     }
+    /* read, not mapped: hashing must not add the file to this process's RSS */
+    char *chunk = base_malloc(1 << 16);
+    if (!chunk) rc = base_err(CEMBED_ENOMEM, "out of memory");
+    EVP_DigestUpdate(h, name, strlen(name) + 1);   /* the name too: moving bytes between files changes the print */
+    for (size_t n; !rc && (n = fread(chunk, 1, 1 << 16, f)) > 0;) EVP_DigestUpdate(h, chunk, n);
+    if (!rc && ferror(f)) rc = base_err(CEMBED_EIO, "%s: read error", path);
+    fclose(f);
+    base_free(chunk);
     base_free(path);
     return rc;
 }
@@ -135,6 +140,9 @@ int cache_open(const char *path, uint64_t max_bytes, cache **out) {
         return base_err(CEMBED_ENOMEM, "out of memory");
     }
     c->max_bytes = max_bytes;
+    /* SQLite's own heap (page caches, statements) is held to a few MB,
+     * so that the memory plan's slack covers it */
+    sqlite3_soft_heap_limit64(CACHE_SQLITE_HEAP);
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         rc = db_err(c, "open");
@@ -142,7 +150,7 @@ int cache_open(const char *path, uint64_t max_bytes, cache **out) {
     }
     sqlite3_busy_timeout(c->db, 30000);
     /* the bytes counter is kept by triggers, in the same transactions as the rows */
-    if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-1024;"
                       "CREATE TABLE IF NOT EXISTS vectors(key BLOB PRIMARY KEY, dims INTEGER NOT NULL,"
                       " vec BLOB NOT NULL, sum INTEGER NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID;"
                       "CREATE INDEX IF NOT EXISTS vectors_used ON vectors(used);"

@@ -1,4 +1,5 @@
 /* The memory governor's state; see gov.h. */
+#include <malloc.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,7 +86,10 @@ struct gov {
 
 int gov_plan(gov *g, uint64_t fixed, uint64_t per_token, int max_tokens, int min_tokens, int *tokens) {
     *tokens = 0;
-    const uint64_t left = g->budget > fixed ? g->budget - fixed : 0;
+    /* slack for what no reservation sees: thread stacks, the HTTP library's
+     * and SQLite's buffers, the heap's fragmentation */
+    const uint64_t slack = CE_MAX(GOV_SLACK_MIN, g->budget / 20);
+    const uint64_t left = g->budget > fixed + slack ? g->budget - fixed - slack : 0;
     uint64_t t = per_token ? left / 2 / per_token : (uint64_t)max_tokens;
     if (t > (uint64_t)max_tokens) t = (uint64_t)max_tokens;
     if (t < (uint64_t)min_tokens)
@@ -97,6 +101,7 @@ int gov_plan(gov *g, uint64_t fixed, uint64_t per_token, int max_tokens, int min
                         (double)per_token * min_tokens / 1048576.0);
     pthread_mutex_lock(&g->mu);
     g->stats.fixed = fixed;
+    g->stats.slack = slack;
     g->stats.workspace = t * per_token;
     g->stats.pool = left - g->stats.workspace;
     g->stats.batch_tokens = (int)t;
@@ -108,6 +113,23 @@ int gov_plan(gov *g, uint64_t fixed, uint64_t per_token, int max_tokens, int min
 uint64_t gov_pool(const gov *g) { return g->stats.pool; }
 
 int gov_reserve(gov *g, uint64_t bytes) {
+    /* measured RSS gates too: memory that no reservation sees (the heap's
+     * fragmentation, libraries) must not carry the process past its budget;
+     * before refusing on it, give the heap's free memory back and look again */
+    const uint64_t limit = g->budget - CE_MIN(g->budget, g->stats.slack);   /* the slack stays free */
+    uint64_t rss = gov_rss();
+    if (rss + bytes > limit) {
+        malloc_trim(0);
+        rss = gov_rss();
+    }
+    if (rss + bytes > limit) {
+        pthread_mutex_lock(&g->mu);
+        g->stats.refusals++;
+        pthread_mutex_unlock(&g->mu);
+        return base_err(CEMBED_ELIMIT, "needs %.1f MB of memory; the process holds %.1f MB of its %.1f MB budget now "
+                        "(%.1f MB kept as slack)", bytes / 1048576.0, rss / 1048576.0, g->budget / 1048576.0,
+                        g->stats.slack / 1048576.0);
+    }
     pthread_mutex_lock(&g->mu);
     const uint64_t pool = g->stats.pool, used = g->stats.reserved;
     int ok = bytes <= pool - CE_MIN(pool, used);

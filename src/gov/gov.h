@@ -48,16 +48,20 @@ int gov_pressure(gov *g);
 
 /* ---- the plan and reservations ----
  * At start the service measures what it holds with the model loaded and
- * warmed (fixed) and sizes the batch workspace from what is left: half of
- * it, at most max_tokens tokens of per_token bytes, at least one sequence
+ * warmed (fixed), keeps a slack (5% of the budget, at least GOV_SLACK_MIN)
+ * for memory no reservation sees, and sizes the batch workspace from what is
+ * left: half of it, at most max_tokens tokens of per_token bytes, at least one sequence
  * of min_tokens (else EINVAL: the budget cannot hold one batch). The rest
  * is the request pool. A request reserves its bytes from the pool before
  * it allocates them and releases them when freed; a reservation that does
  * not fit now is refused (the caller answers 503 + Retry-After), one that
  * could never fit is too large (413). OUT: *tokens, the batch token cap. */
+#define GOV_SLACK_MIN (8u << 20)
 int gov_plan(gov *g, uint64_t fixed, uint64_t per_token, int max_tokens, int min_tokens, int *tokens);
 uint64_t gov_pool(const gov *g);
-/* 0, or ELIMIT (message: needed, free, pool) when bytes do not fit now. */
+/* 0, or ELIMIT (message: needed, free, pool) when bytes do not fit the
+ * pool now, or when measured RSS plus bytes would pass the budget (after a
+ * malloc_trim). */
 int gov_reserve(gov *g, uint64_t bytes);
 void gov_unreserve(gov *g, uint64_t bytes);
 
@@ -71,7 +75,7 @@ int gov_psi_path(const char *root, const char *self_cgroup, char *path, size_t n
 
 typedef struct gov_stats {
     uint64_t pressure_events, psi_events, trims, batches, refusals;
-    uint64_t fixed, workspace, pool, reserved, reserved_peak;
+    uint64_t fixed, slack, workspace, pool, reserved, reserved_peak;
     int batch_size, batch_tokens;
 } gov_stats;
 void gov_note_trim(gov *g);

@@ -12,6 +12,8 @@
 #define CEMBED_HTTP_H
 
 #include "base/base.h"
+#include "cache/cache.h"
+#include "cache/writer.h"
 #include "sched/sched.h"
 
 typedef struct http_opts {
@@ -23,6 +25,12 @@ typedef struct http_opts {
     int max_connections;
     int idle_timeout_s;         /* a connection silent this long is closed */
     sched_opts sched;
+    /* optional: the persistent cache (lookups on request threads under a
+     * mutex, stores through the writer); vectors are cached raw, before
+     * normalization, under scope */
+    cache *cache;
+    cache_writer *cache_writer;
+    cache_scope cache_scope;
 } http_opts;
 
 typedef struct http_server http_server;

@@ -42,7 +42,8 @@ struct http_server {
     atomic_int in_flight;
     atomic_ullong requests[N_ROUTES][N_CODES];
     atomic_ullong latency_us_sum, latency_count, chunks, truncated;
-    atomic_ullong shed_memory, shed_queue;
+    atomic_ullong shed_memory, shed_queue, cache_hits, cache_misses;
+    pthread_mutex_t cache_mu;   /* the lookup handle is used by one thread at a time */
     atomic_llong last_shed;     /* time_now() seconds of the last memory refusal */
 };
 
@@ -173,11 +174,14 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
                             "# TYPE cembed_max_batch_size gauge\ncembed_max_batch_size %d\n"
                             "# TYPE cembed_in_flight_requests gauge\ncembed_in_flight_requests %d\n"
                             "# TYPE cembed_rss_bytes gauge\ncembed_rss_bytes %llu\n"
-                            "# TYPE cembed_heap_bytes gauge\ncembed_heap_bytes %zu\n",
+                            "# TYPE cembed_heap_bytes gauge\ncembed_heap_bytes %zu\n"
+                            "# TYPE cembed_cache_hits_total counter\ncembed_cache_hits_total %llu\n"
+                            "# TYPE cembed_cache_misses_total counter\ncembed_cache_misses_total %llu\n",
                             (double)atomic_load(&s->latency_us_sum) / 1e6, atomic_load(&s->latency_count),
                             (unsigned long long)st.batches, atomic_load(&s->chunks), atomic_load(&s->truncated),
                             (unsigned long long)st.tokens, st.queued, st.last_batch, s->o.sched.max_batch,
-                            atomic_load(&s->in_flight), (unsigned long long)gov_rss(), base_alloc_live_bytes());
+                            atomic_load(&s->in_flight), (unsigned long long)gov_rss(), base_alloc_live_bytes(),
+                            atomic_load(&s->cache_hits), atomic_load(&s->cache_misses));
         gov *g = s->o.sched.gov;
         if (!rc && g) {
             gov_stats gs;
@@ -234,6 +238,12 @@ typedef struct work {
     float *vec;
     size_t tokens;
     sched_job job;
+    uint8_t *cached;        /* per item: the vector came from the cache */
+    uint8_t (*keys)[CACHE_KEY_BYTES];
+    size_t *slot;           /* the items sent to the scheduler */
+    const int32_t **miss_ids;
+    size_t *miss_n;
+    size_t n_cached;
     uint64_t held;          /* bytes reserved from the governor */
     /* the answer */
     int stream;             /* NDJSON lines in completion order */
@@ -300,6 +310,11 @@ static void work_free(work *w) {
     base_free(w->n_ids);
     base_free(w->truncated);
     base_free(w->vec);
+    base_free(w->cached);
+    base_free(w->keys);
+    base_free(w->slot);
+    base_free(w->miss_ids);
+    base_free(w->miss_n);
     base_free(w->ready);
     buf_free(&w->out);
     request_free(&w->req);
@@ -307,7 +322,7 @@ static void work_free(work *w) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
     }
-    const int large = w->held >= (8u << 20);
+    const int large = w->held >= (1u << 20);
     drop(w->s, &w->held, w->held);
     base_free(w);
     if (large) malloc_trim(0);   /* after a large request, give its freed heap back (DESIGN: trim) */
@@ -332,7 +347,8 @@ static uint64_t work_bytes(const work *w, size_t *tok_transient) {
         item = CE_MAX(item, line);
     }
     *tok_transient = (size_t)(56 * longest + 64 * 1024);   /* codepoints x3 + ids while encoding */
-    const uint64_t arrays = n * (sizeof(int32_t *) + sizeof(size_t) + sizeof(int) + sizeof(size_t)) + 4 * BLOCK;
+    const uint64_t arrays = n * (2 * sizeof(int32_t *) + 3 * sizeof(size_t) + sizeof(int) + sizeof(size_t) + 1 +
+                                 CACHE_KEY_BYTES) + 9 * BLOCK;
     const uint64_t vec = n * H * sizeof(float) + BLOCK;
     const uint64_t out = 2 * (OUT_FLUSH + item + H * 18 + 512);   /* doubling growth of the writer's buffer */
     return ids + arrays + vec + out;
@@ -403,9 +419,9 @@ static void finish_vector(work *w, size_t k) {
 }
 
 static int write_usage(work *w, buf *b) {
-    return buf_printf(b, "\"usage\":{\"chunks\":%zu,\"tokens\":%zu,\"cached\":0,\"batches\":%d,\"queue_ms\":%.1f,"
+    return buf_printf(b, "\"usage\":{\"chunks\":%zu,\"tokens\":%zu,\"cached\":%zu,\"batches\":%d,\"queue_ms\":%.1f,"
                          "\"compute_ms\":%.1f}}\n",
-                      w->req.n_items, w->tokens, w->job.batches, w->job.queue_ms, w->job.compute_ms);
+                      w->req.n_items, w->tokens, w->n_cached, w->job.batches, w->job.queue_ms, w->job.compute_ms);
 }
 
 /* Head, item k and tail of each answer's JSON. */
@@ -438,8 +454,8 @@ static int write_item(work *w, buf *b, size_t k, int first) {
     return buf_printf(b, "%s{\"index\":%zu,\"id\":%s", first || w->stream ? "" : ",", k,
                       it->id_json ? it->id_json : "null") ||
            buf_append(b, ",\"embedding\":", 13) || json_write_floats(b, v, H) ||
-           buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s,\"cached\":false", w->n_ids[k],
-                      w->truncated[k] ? "true" : "false") ||
+           buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s,\"cached\":%s", w->n_ids[k],
+                      w->truncated[k] ? "true" : "false", w->cached && w->cached[k] ? "true" : "false") ||
            (it->metadata_json && (buf_append(b, ",\"metadata\":", 12) ||
                                   buf_append(b, it->metadata_json, strlen(it->metadata_json)))) ||
            buf_append(b, w->stream ? "}\n" : "}", w->stream ? 2 : 1);
@@ -461,12 +477,65 @@ static int write_tail(work *w, buf *b) {
 
 /* The scheduler's callback for a streamed request (inference thread). */
 static void on_vector(void *ctx, size_t index, const float *vec) {
-    (void)vec;
     work *w = ctx;
+    if (w->s->o.cache_writer) cache_writer_put(w->s->o.cache_writer, w->keys[index], vec);   /* raw, as computed */
+    if (!w->stream) return;
     pthread_mutex_lock(&w->mu);
     w->ready[w->n_ready++] = index;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+/* Looks every item up in the cache: hits land in w->vec (raw, like a
+ * computed vector, so both are finished the same way), misses are listed in
+ * w->slot for the scheduler. Token-id items are keyed on their ids. Returns
+ * 0 or -1 (out of memory). */
+static int cache_lookup(work *w, const int32_t ***ids, size_t **n_ids) {
+    http_server *s = w->s;
+    const size_t n = w->req.n_items;
+    w->slot = base_malloc(n * sizeof *w->slot);
+    w->cached = base_calloc(n, 1);
+    w->keys = base_malloc(n * CACHE_KEY_BYTES);
+    *ids = base_malloc(n * sizeof **ids);
+    *n_ids = base_malloc(n * sizeof **n_ids);
+    if (!w->slot || !w->cached || !w->keys || !*ids || !*n_ids) return -1;
+    for (size_t k = 0; k < n; k++) {
+        const req_item *it = &w->req.items[k];
+        if (it->text) {
+            cache_key(&s->o.cache_scope, it->text, it->text_len, w->keys[k]);
+        } else { /* a marker no UTF-8 text starts with, then the ids */
+            buf b = {0};
+            if (buf_append(&b, "\xff\xfeids", 5) || buf_append(&b, w->ids[k], w->n_ids[k] * sizeof(int32_t))) {
+                buf_free(&b);
+                return -1;
+            }
+            cache_key(&s->o.cache_scope, b.ptr, b.len, w->keys[k]);
+            buf_free(&b);
+        }
+    }
+    pthread_mutex_lock(&s->cache_mu);
+    int hits = cache_get_many(s->o.cache, (const uint8_t(*)[CACHE_KEY_BYTES])w->keys, n, s->info.hidden, w->vec,
+                              w->cached);
+    pthread_mutex_unlock(&s->cache_mu);
+    if (hits < 0) { /* the cache failing is not the request failing */
+        log_warn("cache lookup failed: %s", cembed_last_error());
+        memset(w->cached, 0, n);
+        hits = 0;
+    }
+    w->n_cached = (size_t)hits;
+    atomic_fetch_add(&s->cache_hits, (unsigned long long)hits);
+    atomic_fetch_add(&s->cache_misses, (unsigned long long)(n - (size_t)hits));
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (w->cached[k]) {
+            if (w->stream) w->ready[w->n_ready++] = k;
+            continue;
+        }
+        w->slot[m] = k;
+        (*ids)[m] = w->ids[k];
+        (*n_ids)[m++] = w->n_ids[k];
+    }
+    return 0;
 }
 
 /* MHD's content reader (this connection's thread): fills w->out up to
@@ -517,7 +586,7 @@ static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
 static void answer_free(void *cls) {
     work *w = cls;
     if (w->job.n) sched_wait(w->s->s, &w->job);   /* a client that left early: the job still owns these buffers */
-    if (w->job.n) account_done(w);
+    if (w->route != R_TOKENIZE) account_done(w);
     work_free(w);
 }
 
@@ -606,6 +675,22 @@ static enum MHD_Result post_route(http_server *s, struct MHD_Connection *c, conn
     }
     w->job = (sched_job){.ids = (const int32_t *const *)w->ids, .n_ids = w->n_ids, .n = w->req.n_items,
                          .out = w->vec, .on_vector = w->stream ? on_vector : NULL, .ctx = w};
+    if (s->o.cache) {
+        const int32_t **mids = NULL;
+        size_t *mn = NULL;
+        if (cache_lookup(w, &mids, &mn)) {
+            base_free(mids);
+            base_free(mn);
+            ret = send_error_retry(s, c, x->route, 503, "out of memory; retry later", 1);
+            work_free(w);
+            return ret;
+        }
+        /* the misses only; their pointer arrays replace the per-item ones in the job */
+        w->job = (sched_job){.ids = mids, .n_ids = mn, .n = w->req.n_items - w->n_cached, .out = w->vec,
+                             .slot = w->slot, .on_vector = on_vector, .ctx = w};
+        w->miss_ids = mids;
+        w->miss_n = mn;
+    }
     rc = sched_submit(s->s, &w->job);
     if (rc) {
         w->job.n = 0;
@@ -725,6 +810,7 @@ int http_server_start(cembed_model *m, const http_opts *o, http_server **out) {
     if (!s) return base_err(CEMBED_ENOMEM, "out of memory");
     s->m = m;
     s->o = *o;
+    pthread_mutex_init(&s->cache_mu, NULL);
     cembed_model_get_info(m, &s->info);
     int rc = sched_new(m, &o->sched, &s->s);
     if (rc) {
@@ -763,5 +849,6 @@ void http_server_stop(http_server *s) {
     MHD_stop_daemon(s->d);
     if (listen != MHD_INVALID_SOCKET) close(listen);
     sched_free(s->s);
+    pthread_mutex_destroy(&s->cache_mu);
     base_free(s);
 }

@@ -114,9 +114,9 @@ static void *run(void *arg) {
         }
         for (int i = 0; i < k; i++) {
             sched_job *j = s->b_job[i];
-            memcpy(j->out + s->b_index[i] * (size_t)s->hidden, s->b_out + (size_t)i * s->hidden,
-                   (size_t)s->hidden * sizeof(float));
-            if (j->on_vector) j->on_vector(j->ctx, s->b_index[i], j->out + s->b_index[i] * (size_t)s->hidden);
+            const size_t row = j->slot ? j->slot[s->b_index[i]] : s->b_index[i];
+            memcpy(j->out + row * (size_t)s->hidden, s->b_out + (size_t)i * s->hidden, (size_t)s->hidden * sizeof(float));
+            if (j->on_vector) j->on_vector(j->ctx, row, j->out + row * (size_t)s->hidden);
         }
         pthread_mutex_lock(&s->mu);
         s->stats.batches++;

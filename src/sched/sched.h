@@ -34,7 +34,8 @@ struct sched_job {
     const int32_t *const *ids;
     const size_t *n_ids;
     size_t n;
-    float *out;             /* n * hidden floats */
+    float *out;             /* rows of hidden floats */
+    const size_t *slot;     /* optional: the out row (and on_vector index) of sequence i; else i */
     sched_vector_fn on_vector;
     void *ctx;
     /* owned by the scheduler */

@@ -234,7 +234,7 @@ for i in range(10):
     p = subprocess.Popen([cembed, "embed", "--model", model, tree, "-o", f"{work}/killed.jsonl"],
                          env=dict(os.environ, EMBEDDING_CACHE=kdb), stderr=subprocess.DEVNULL)
     if i % 2:   # at a random moment of the run
-        time.sleep(rng.uniform(0.2, max(1.0, 0.8 * t1)))
+        time.sleep(rng.uniform(0.2, max(1.0, 0.35 * t1)))
     else:       # a random moment just after a commit, so that every other kill lands mid-write or soon after
         while p.poll() is None and stored_rows(kdb) == before:
             time.sleep(0.02)

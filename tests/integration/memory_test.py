@@ -14,6 +14,7 @@ there were some: the limit is chosen so that the 8 do not fit at once); the
 RSS sampled every 5 ms never passed the budget the server logged; the log
 shows the governor's lines. Needs root and a writable cgroup hierarchy;
 without them it says SKIP and passes. Ends with "N passed, N failed"."""
+import glob
 import http.client
 import json
 import os
@@ -105,6 +106,8 @@ if cg is None:
     sys.exit(0)
 
 try:
+    for f in glob.glob(f"{tmp}/memory-cache.sqlite*"):
+        os.remove(f)
     # the chunks: mostly short lines of real code, a few whole chunks that
     # reach the 256-token limit, drawn from 2,000 distinct texts
     rng = random.Random(11)
@@ -128,7 +131,8 @@ try:
     log = open(log_path, "w")
     server = subprocess.Popen(
         ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" serve --model "$1" --port {port}', cembed, model],
-        env=dict(os.environ, EMBEDDING_LOG_LEVEL="info"), stdout=log, stderr=subprocess.STDOUT)
+        env=dict(os.environ, EMBEDDING_LOG_LEVEL="info", EMBEDDING_CACHE=f"{tmp}/memory-cache.sqlite"),
+        stdout=log, stderr=subprocess.STDOUT)
     for _ in range(300):
         try:
             if call(port, "GET", "/health")[0] == 200:

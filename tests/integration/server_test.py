@@ -45,7 +45,8 @@ def free_port():
 
 def start(env_extra=None):
     port = free_port()
-    env = dict(os.environ, EMBEDDING_LOG_LEVEL="info", **(env_extra or {}))
+    env = dict(os.environ, EMBEDDING_LOG_LEVEL="info", EMBEDDING_CACHE=f"{tmp}/server-cache-{port}.sqlite",
+               **(env_extra or {}))
     log = open(f"{tmp}/server-{port}.log", "w")
     p = subprocess.Popen([cembed, "serve", "--model", model, "--port", str(port)], env=env,
                          stdout=log, stderr=subprocess.STDOUT)
@@ -316,6 +317,26 @@ ok = (status == 200 and len(embs) == 200 and worst <= 1e-6 and "memory pressure 
       and "cembed_memory_pressure_events_total 0" not in mtext.decode())
 check("memory pressure: trim, halve, retry, nothing lost", ok,
       f"status {status}, {tlog.count('memory pressure detected')} pressure events, max abs diff {worst:.2g}")
+
+# the cache: the same chunks again come from it, identical to the first answer,
+# in every form; a chunk never seen is computed and equal to the chunk alone
+fresh_texts = [f"cache check {i}: " + t[:200] for i, t in enumerate(distinct[:30])]
+b1 = {"chunks": fresh_texts}
+s1, _, d1 = call(port, "POST", "/embed", b1)
+s2, _, d2 = call(port, "POST", "/embed", b1)
+e1, e2 = json.loads(d1)["embeddings"], json.loads(d2)["embeddings"]
+u2 = json.loads(d2)["usage"]
+s3, _, d3 = call(port, "POST", "/embed", {"chunks": fresh_texts[:5] + ["never seen before 42"], "stream": True})
+lines3 = [json.loads(l) for l in d3.decode().splitlines()]
+s4, _, d4 = call(port, "POST", "/v1/embeddings", {"input": fresh_texts[:3]})
+ok = (s1 == s2 == s3 == s4 == 200 and not any(e["cached"] for e in e1) and all(e["cached"] for e in e2)
+      and u2["cached"] == 30 and u2["batches"] == 0 and [e["embedding"] for e in e1] == [e["embedding"] for e in e2]
+      and sum(1 for l in lines3[:-1] if l["cached"]) == 5 and lines3[-1]["usage"]["cached"] == 5
+      and all(l["embedding"] == e1[l["index"]]["embedding"] for l in lines3[:-1] if l["index"] < 5)
+      and [d["embedding"] for d in json.loads(d4)["data"]] == [e["embedding"] for e in e1[:3]])
+_, _, mt = call(port, "GET", "/metrics")
+check("cache: repeated chunks come from it, identical, in every form", ok and "cembed_cache_hits_total" in mt.decode(),
+      f"usage {u2}")
 
 # SIGTERM drains: an in-flight request completes, then the process exits 0
 box = {}
