@@ -9,7 +9,7 @@
 #   make bench                    cembed against ONNX Runtime and PyTorch (bench/run.sh),
 #                                 HTTP overhead, float writer micro-benchmark
 
-PKGS     := openblas jansson libutf8proc libmicrohttpd sqlite3 libcrypto
+PKGS     := openblas jansson libutf8proc libmicrohttpd sqlite3 libcrypto hiredis
 CC       ?= cc
 OPT      ?= -O2
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -30,7 +30,7 @@ endif
 
 ALL_CFLAGS := $(WARN) $(OPT) -g $(SANFLAGS) $(CFLAGS)
 
-LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/gov/*.c src/sched/*.c src/http/*.c src/cache/*.c src/chunk/*.c)
+LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/gov/*.c src/sched/*.c src/http/*.c src/cache/*.c src/chunk/*.c src/worker/*.c)
 APP_SRC  := $(wildcard app/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)

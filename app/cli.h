@@ -34,6 +34,9 @@ int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_enqueue(int argc, char **argv);
+int cmd_result(int argc, char **argv);
 /* The cache's path from --cache (flag) / --no-cache (off) / EMBEDDING_CACHE
  * ("off" disables it), else the user's cache folder, into b[0..n); *path is
  * NULL when off. *max_bytes from EMBEDDING_CACHE_MAX_MB (default 1024).

@@ -3,6 +3,7 @@
 
 #include "cache/cache.h"
 #include "cli.h"
+#include "json/json.h"
 
 int cmd_cache(int argc, char **argv) {
     const char *what = NULL, *flag = NULL;
@@ -54,11 +55,18 @@ int cmd_cache(int argc, char **argv) {
     cache_stats st;
     char integrity[256];
     if (status == EXIT_OK && (cache_get_stats(c, &st) || cache_integrity(c, integrity, sizeof integrity))) status = EXIT_FAIL;
-    if (status == EXIT_OK && strcmp(what, "stats") == 0)
-        printf("{\"path\":\"%s\",\"vectors\":%llu,\"vector_bytes\":%llu,\"file_bytes\":%llu,\"max_bytes\":%llu,"
-               "\"integrity\":\"%s\"}\n",
-               path, (unsigned long long)st.rows, (unsigned long long)st.vector_bytes,
-               (unsigned long long)st.file_bytes, (unsigned long long)max_bytes, integrity);
+    if (status == EXIT_OK && strcmp(what, "stats") == 0) {
+        buf out = {0};
+        if (buf_append(&out, "{\"path\":", 8) || json_write_string(&out, path, strlen(path)) ||
+            buf_printf(&out, ",\"vectors\":%llu,\"vector_bytes\":%llu,\"file_bytes\":%llu,\"max_bytes\":%llu,\"integrity\":",
+                       (unsigned long long)st.rows, (unsigned long long)st.vector_bytes,
+                       (unsigned long long)st.file_bytes, (unsigned long long)max_bytes) ||
+            json_write_string(&out, integrity, strlen(integrity)) || buf_append(&out, "}\n", 2))
+            status = EXIT_FAIL;
+        else
+            fwrite(out.ptr, 1, out.len, stdout);
+        buf_free(&out);
+    }
     if (status != EXIT_OK) cli_error("cache %s: %s", what, cembed_last_error());
     cache_close(c);
     return status;

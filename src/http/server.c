@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "json/answer.h"
 #include "json/json.h"
 #include "json/request.h"
 
@@ -419,9 +420,9 @@ static void finish_vector(work *w, size_t k) {
 }
 
 static int write_usage(work *w, buf *b) {
-    return buf_printf(b, "\"usage\":{\"chunks\":%zu,\"tokens\":%zu,\"cached\":%zu,\"batches\":%d,\"queue_ms\":%.1f,"
-                         "\"compute_ms\":%.1f}}\n",
-                      w->req.n_items, w->tokens, w->n_cached, w->job.batches, w->job.queue_ms, w->job.compute_ms);
+    const embed_usage u = {.chunks = w->req.n_items, .tokens = w->tokens, .cached = w->n_cached,
+                           .batches = w->job.batches, .queue_ms = w->job.queue_ms, .compute_ms = w->job.compute_ms};
+    return json_write_embed_usage(b, &u);
 }
 
 /* Head, item k and tail of each answer's JSON. */
@@ -430,10 +431,7 @@ static int write_head(work *w, buf *b) {
     if (w->stream) return 0;
     if (w->route == R_TOKENIZE || (w->route == R_EMBED && w->req.tei)) return buf_append(b, "[", 1);
     if (w->route == R_OPENAI) return buf_append(b, "{\"object\":\"list\",\"data\":[", 25);
-    const char *bid = w->req.batch_id_json ? w->req.batch_id_json : "null";
-    return buf_append(b, "{\"batch_id\":", 12) || buf_append(b, bid, strlen(bid)) || buf_append(b, ",\"model\":", 9) ||
-           json_write_string(b, i->name, strlen(i->name)) ||
-           buf_printf(b, ",\"dimensions\":%d,\"embeddings\":[", i->hidden);
+    return json_write_embed_head(b, w->req.batch_id_json, i->name, i->hidden);
 }
 
 static int write_item(work *w, buf *b, size_t k, int first) {
@@ -451,14 +449,10 @@ static int write_item(work *w, buf *b, size_t k, int first) {
                buf_append(b, "}", 1);
     }
     const req_item *it = &w->req.items[k];
-    return buf_printf(b, "%s{\"index\":%zu,\"id\":%s", first || w->stream ? "" : ",", k,
-                      it->id_json ? it->id_json : "null") ||
-           buf_append(b, ",\"embedding\":", 13) || json_write_floats(b, v, H) ||
-           buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s,\"cached\":%s", w->n_ids[k],
-                      w->truncated[k] ? "true" : "false", w->cached && w->cached[k] ? "true" : "false") ||
-           (it->metadata_json && (buf_append(b, ",\"metadata\":", 12) ||
-                                  buf_append(b, it->metadata_json, strlen(it->metadata_json)))) ||
-           buf_append(b, w->stream ? "}\n" : "}", w->stream ? 2 : 1);
+    const embed_item_out o = {.index = k, .id_json = it->id_json, .metadata_json = it->metadata_json, .vec = v,
+                              .dims = H, .tokens = w->n_ids[k], .truncated = w->truncated[k],
+                              .cached = w->cached && w->cached[k]};
+    return json_write_embed_item(b, &o, first || w->stream ? "" : ",", w->stream ? "\n" : "");
 }
 
 static int write_tail(work *w, buf *b) {

@@ -96,3 +96,24 @@ TEST(pool_runs_every_thread) {
         pool_free(p);
     }
 }
+
+#include "worker/worker.h"
+
+TEST(redis_urls) {
+    redis_addr a;
+    CHECK_INT(redis_parse_url("redis://127.0.0.1:6390/3", &a), 0);
+    CHECK_STR(a.host, "127.0.0.1");
+    CHECK_INT(a.port, 6390);
+    CHECK_INT(a.db, 3);
+    CHECK_INT(redis_parse_url("redis://:pw@cache.internal", &a), 0);
+    CHECK_STR(a.host, "cache.internal");
+    CHECK_STR(a.password, "pw");
+    CHECK_INT(a.port, 6379);
+    CHECK_INT(redis_parse_url("redis://user:pw2@h:1", &a), 0);
+    CHECK_STR(a.password, "pw2");
+    CHECK_INT(redis_parse_url("http://h", &a), CEMBED_EINVAL);
+    CHECK_INT(redis_parse_url("redis://h:0", &a), CEMBED_EINVAL);
+    CHECK_INT(redis_parse_url("redis://h:70000", &a), CEMBED_EINVAL);
+    CHECK_INT(redis_parse_url("redis://h/x", &a), CEMBED_EINVAL);
+    CHECK_CONTAINS(cembed_last_error(), "redis://h/x");
+}

@@ -1,0 +1,221 @@
+/* `cembed worker`, `cembed enqueue`, `cembed result`: embedding jobs through
+ * a Redis Stream (src/worker/worker.h has the protocol). */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runtime.h"
+#include "sched/sched.h"
+#include "worker/worker.h"
+
+static volatile sig_atomic_t stop_flag;
+static void on_stop(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+static const char *env_or(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+/* --name VALUE string flags shared by the three commands; 1 consumed, 0 not one, -1 missing value */
+static int str_flag(int argc, char **argv, int *i, const char *name, const char **dst) {
+    if (strcmp(argv[*i], name) != 0) return 0;
+    if (*i + 1 >= argc) return cli_error("%s needs a value", name), -1;
+    *dst = argv[++*i];
+    return 1;
+}
+
+int cmd_worker(int argc, char **argv) {
+    cli_common c;
+    if (cli_common_init(&c)) return EXIT_USAGE;
+    char host[256] = "worker", consumer[320];
+    gethostname(host, sizeof host - 1);
+    snprintf(consumer, sizeof consumer, "%s-%d", host, (int)getpid());
+    const char *url = env_or("EMBEDDING_REDIS_URL", NULL), *cons = env_or("EMBEDDING_CONSUMER", consumer);
+    worker_opts o = {.stream = env_or("EMBEDDING_STREAM", "cembed:jobs"), .group = env_or("EMBEDDING_GROUP", "cembed"),
+                     .results_stream = "cembed:results", .dead_stream = "cembed:dead", .errors_hash = "cembed:errors",
+                     .result_prefix = "cembed:result", .max_depth = 32};
+    long idle = 60000, deliveries = 5, ttl = 86400, block = 2000, max_body = 64L << 20, max_chunks = 100000, queue = 200000;
+    if (cli_env_long("EMBEDDING_CLAIM_IDLE_MS", 1, 86400000, &idle) ||
+        cli_env_long("EMBEDDING_MAX_DELIVERIES", 1, 1000, &deliveries) ||
+        cli_env_long("EMBEDDING_RESULT_TTL", 1, 1L << 31, &ttl) || cli_env_long("EMBEDDING_BLOCK_MS", 1, 60000, &block) ||
+        cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
+        cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks))
+        return EXIT_USAGE;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_flag(&c, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        const char *v = NULL;
+        if ((r = str_flag(argc, argv, &i, "--redis", &url)) || (r = str_flag(argc, argv, &i, "--stream", &o.stream)) ||
+            (r = str_flag(argc, argv, &i, "--group", &o.group)) || (r = str_flag(argc, argv, &i, "--consumer", &cons))) {
+            if (r < 0) return EXIT_USAGE;
+            continue;
+        }
+        long *dst = NULL, hi = 0;
+        if (strcmp(argv[i], "--claim-idle-ms") == 0) dst = &idle, hi = 86400000;
+        else if (strcmp(argv[i], "--max-deliveries") == 0) dst = &deliveries, hi = 1000;
+        else if (strcmp(argv[i], "--result-ttl") == 0) dst = &ttl, hi = 1L << 31;
+        if (!dst) return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
+        v = i + 1 < argc ? argv[++i] : NULL;
+        if (!v || cli_parse_int(v, 1, hi, dst)) return cli_error("%s needs an integer in [1, %ld]", argv[i - (v != NULL)], hi), EXIT_USAGE;
+    }
+    if (!url) return cli_error("usage: cembed worker [--model DIR] --redis redis://HOST[:PORT][/DB] [--stream S] "
+                               "[--group G] [--consumer C] [--claim-idle-ms N] [--max-deliveries N] [--result-ttl S]"),
+                  EXIT_USAGE;
+    if (redis_parse_url(url, &o.addr)) return cli_error("%s", cembed_last_error()), EXIT_USAGE;
+    o.consumer = cons;
+    o.claim_idle_ms = idle;
+    o.max_deliveries = (int)deliveries;
+    o.result_ttl_s = ttl;
+    o.block_ms = block;
+    o.max_body_bytes = (size_t)max_body;
+    o.max_chunks = (size_t)max_chunks;
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    runtime rt;
+    int status = runtime_open(&rt, &c);
+    sched *s = NULL;
+    sched_opts so = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
+                     .gov = rt.g, .psi_path = rt.psi, .psi_threshold = rt.psi_threshold};
+    if (!status && sched_new(rt.m, &so, &s)) {
+        cli_error("%s", cembed_last_error());
+        status = EXIT_FAIL;
+    }
+    if (!status) {
+        worker_env env = {.m = rt.m, .s = s, .g = rt.g, .cache = rt.lookup, .writer = rt.writer, .scope = rt.scope};
+        if (worker_run(&env, &o, &stop_flag)) {
+            cli_error("%s", cembed_last_error());
+            status = EXIT_FAIL;
+        } else {
+            log_info("stopped");
+        }
+    }
+    sched_free(s);
+    runtime_close(&rt);
+    return status;
+}
+
+static redisContext *connect_url(const char *url) {
+    redis_addr a;
+    if (redis_parse_url(url, &a)) return cli_error("%s", cembed_last_error()), NULL;
+    struct timeval tv = {5, 0};
+    redisContext *rc = redisConnectWithTimeout(a.host, a.port, tv);
+    if (!rc || rc->err) {
+        cli_error("redis %s:%d: %s", a.host, a.port, rc ? rc->errstr : "cannot allocate");
+        if (rc) redisFree(rc);
+        return NULL;
+    }
+    redisReply *r = NULL;
+    if (a.password[0] && (!(r = redisCommand(rc, "AUTH %s", a.password)) || r->type == REDIS_REPLY_ERROR)) {
+        cli_error("redis AUTH: %s", r ? r->str : rc->errstr);
+        if (r) freeReplyObject(r);
+        redisFree(rc);
+        return NULL;
+    }
+    if (r) freeReplyObject(r), r = NULL;
+    if (a.db && (!(r = redisCommand(rc, "SELECT %d", a.db)) || r->type == REDIS_REPLY_ERROR)) {
+        cli_error("redis SELECT %d: %s", a.db, r ? r->str : rc->errstr);
+        if (r) freeReplyObject(r);
+        redisFree(rc);
+        return NULL;
+    }
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+int cmd_enqueue(int argc, char **argv) {
+    const char *url = env_or("EMBEDDING_REDIS_URL", NULL), *stream = env_or("EMBEDDING_STREAM", "cembed:jobs"), *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if ((r = str_flag(argc, argv, &i, "--redis", &url)) || (r = str_flag(argc, argv, &i, "--stream", &stream))) {
+            if (r < 0) return EXIT_USAGE;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
+        }
+    }
+    if (!url || !path) return cli_error("usage: cembed enqueue --redis URL [--stream S] FILE.json|-"), EXIT_USAGE;
+    char *body = NULL;
+    size_t len = 0;
+    if (strcmp(path, "-") == 0) {
+        buf b = {0};
+        char chunk[65536];
+        for (size_t n; (n = fread(chunk, 1, sizeof chunk, stdin)) > 0;)
+            if (buf_append(&b, chunk, n)) return cli_error("out of memory"), EXIT_FAIL;
+        body = b.ptr, len = b.len;
+    } else if (file_read_all(path, 1u << 30, &body, &len)) {
+        return cli_error("%s", cembed_last_error()), EXIT_FAIL;
+    }
+    redisContext *rc = connect_url(url);
+    if (!rc) {
+        base_free(body);
+        return EXIT_FAIL;
+    }
+    redisReply *r = redisCommand(rc, "XADD %s * body %b", stream, body ? body : "", len);
+    int status = r && r->type == REDIS_REPLY_STRING ? EXIT_OK : EXIT_FAIL;
+    if (status == EXIT_OK) printf("%s\n", r->str);
+    else cli_error("redis XADD: %s", r ? r->str : rc->errstr);
+    if (r) freeReplyObject(r);
+    redisFree(rc);
+    base_free(body);
+    return status;
+}
+
+int cmd_result(int argc, char **argv) {
+    const char *url = env_or("EMBEDDING_REDIS_URL", NULL), *id = NULL;
+    int wait = 0;
+    long timeout = 600;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if ((r = str_flag(argc, argv, &i, "--redis", &url))) {
+            if (r < 0) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--wait") == 0) {
+            wait = 1;
+        } else if (strcmp(argv[i], "--timeout") == 0) {
+            if (i + 1 >= argc || cli_parse_int(argv[++i], 1, 86400 * 7, &timeout))
+                return cli_error("--timeout needs seconds in [1, 604800]"), EXIT_USAGE;
+        } else if (!id) {
+            id = argv[i];
+        } else {
+            return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
+        }
+    }
+    if (!url || !id) return cli_error("usage: cembed result --redis URL [--wait [--timeout S]] BATCH_ID"), EXIT_USAGE;
+    redisContext *rc = connect_url(url);
+    if (!rc) return EXIT_FAIL;
+    char key[600];
+    worker_result_key("cembed:result", id, key, sizeof key);
+    int status = EXIT_FAIL;
+    for (double t0 = time_now();;) {
+        redisReply *r = redisCommand(rc, "GET %s", key);
+        if (!r) {
+            cli_error("redis: %s", rc->errstr);
+            break;
+        }
+        if (r->type == REDIS_REPLY_STRING) {
+            fwrite(r->str, 1, r->len, stdout);
+            status = EXIT_OK;
+        }
+        freeReplyObject(r);
+        if (status == EXIT_OK) break;
+        if (!wait || time_now() - t0 > (double)timeout) {
+            cli_error("no result for batch %s (key %s)%s", id, key, wait ? " before the timeout" : "");
+            status = 3;   /* not there (yet): distinct from a failure */
+            break;
+        }
+        usleep(100000);
+    }
+    redisFree(rc);
+    return status;
+}

@@ -1,0 +1,139 @@
+/* The service runtime; see runtime.h. */
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+static int env_bool(const char *name, int *out) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) *out = 1;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) *out = 0;
+    else return cli_error("%s=%s: must be true or false", name, v), EXIT_USAGE;
+    return 0;
+}
+
+int runtime_open(runtime *rt, const cli_common *c) {
+    memset(rt, 0, sizeof *rt);
+    long max_batch = 64, min_batch = 8, percent = 70, max_tokens = 16384, forced = 0;
+    int adaptive = 1;
+    if (cli_env_long("EMBEDDING_MAX_BATCH_SIZE", 1, 4096, &max_batch) ||
+        cli_env_long("EMBEDDING_MAX_BATCH_TOKENS", 2, 1 << 20, &max_tokens) ||
+        cli_env_long("EMBEDDING_MIN_BATCH_SIZE", 1, 4096, &min_batch) ||
+        cli_env_long("EMBEDDING_MAX_MEMORY_PERCENT", 1, 100, &percent) || env_bool("EMBEDDING_ADAPTIVE_BATCHING", &adaptive) ||
+        cli_env_long("EMBEDDING_MEMORY_LIMIT", 64L << 20, 1L << 50, &forced))   /* for hosts whose limit cannot be read */
+        return EXIT_USAGE;
+    if (c->batch_size) max_batch = c->batch_size;
+    if (min_batch > max_batch) {
+        cli_error("EMBEDDING_MIN_BATCH_SIZE=%ld is above the maximum batch size %ld", min_batch, max_batch);
+        return EXIT_USAGE;
+    }
+    rt->max_batch = (int)max_batch;
+    rt->psi_threshold = 10;
+    const char *pt = getenv("EMBEDDING_PSI_THRESHOLD");
+    if (pt && *pt) {
+        char *end;
+        rt->psi_threshold = strtod(pt, &end);
+        if (*end || !(rt->psi_threshold >= 0 && rt->psi_threshold <= 100)) {
+            cli_error("EMBEDDING_PSI_THRESHOLD=%s: must be a percentage in [0, 100] (0 turns PSI off)", pt);
+            return EXIT_USAGE;
+        }
+    }
+    if (gov_psi_path("/sys/fs/cgroup", "/proc/self/cgroup", rt->psi_path, sizeof rt->psi_path) == 0) rt->psi = rt->psi_path;
+    const char *pp = getenv("EMBEDDING_PSI_PATH");   /* where a container shows PSI elsewhere */
+    if (pp && *pp) {
+        if (gov_psi_avg10(pp) < 0) {
+            cli_error("EMBEDDING_PSI_PATH=%s: not a readable PSI file (\"some avg10=...\")", pp);
+            return EXIT_USAGE;
+        }
+        snprintf(rt->psi_path, sizeof rt->psi_path, "%s", pp);
+        rt->psi = rt->psi_path;
+    }
+    if (rt->psi_threshold == 0) rt->psi = NULL;
+    gov_limit limit;
+    gov_find_limit("/sys/fs/cgroup", "/proc/self/cgroup", gov_physical_ram(), &limit);
+    if (forced) {
+        limit.bytes = (uint64_t)forced;
+        snprintf(limit.source, sizeof limit.source, "EMBEDDING_MEMORY_LIMIT");
+    }
+    gov_config gc = {.min_batch = (int)min_batch, .max_batch = (int)max_batch, .percent = (int)percent,
+                     .adaptive = adaptive};
+    if (gov_new(&gc, &limit, &rt->g)) {
+        cli_error("%s", cembed_last_error());
+        return EXIT_USAGE;
+    }
+    log_info("memory limit set to %.2f GB (%ld%% of %.2f GB, %s)", (double)gov_budget(rt->g) / 1e9, percent,
+             (double)limit.bytes / 1e9, limit.source);
+    /* Large blocks always come from mmap and go back to the kernel when
+     * freed (glibc otherwise raises the threshold and keeps them), and two
+     * arenas at most, so that freed memory leaves RSS. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 2);
+    cembed_options o = {.threads = c->threads, .max_batch = (int)max_batch, .max_seq_len = c->max_seq_len};
+    if (cembed_model_open(c->model_dir, &o, &rt->m)) {
+        cli_error("cannot open model %s: %s", c->model_dir, cembed_last_error());
+        return EXIT_FAIL;
+    }
+    cembed_model_get_info(rt->m, &rt->info);
+    const cembed_model_info *info = &rt->info;
+    log_info("model loaded with %d threads: %s (%d dimensions, %d tokens max)", info->threads, info->path,
+             info->hidden, info->max_seq_len);
+    if (max_tokens < info->max_seq_len) {
+        cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the model's sequence limit of %d", max_tokens,
+                  info->max_seq_len);
+        return EXIT_USAGE;
+    }
+    /* the persistent cache: raw vectors, shared with `cembed embed`; a cache
+     * that cannot be opened is logged and the service runs without it */
+    char cache_buf[4096];
+    const char *cache_path;
+    uint64_t cache_max;
+    if (cli_cache_settings(NULL, 0, cache_buf, sizeof cache_buf, &cache_path, &cache_max)) return EXIT_USAGE;
+    rt->scope = (cache_scope){.normalize = 0, .max_seq_len = info->max_seq_len};
+    snprintf(rt->scope.precision, sizeof rt->scope.precision, "fp32");
+    snprintf(rt->scope.pooling, sizeof rt->scope.pooling, "%s", info->pooling);
+    if (cache_path && (cache_fingerprint_dir(c->model_dir, rt->scope.fingerprint) ||
+                       cache_open(cache_path, cache_max, &rt->lookup) ||
+                       cache_writer_start(cache_path, cache_max, info->hidden, &rt->writer))) {
+        log_warn("cache %s: %s; running without it", cache_path, cembed_last_error());
+        cache_close(rt->lookup);
+        rt->lookup = NULL;
+        cache_path = NULL;
+    }
+    if (cache_path) log_info("cache: %s (up to %.0f MB)", cache_path, cache_max / 1048576.0);
+    /* warm up (touches every weight), then size the batch workspace and the
+     * request pool from what is left of the budget */
+    const int32_t warm[2] = {info->cls_id, info->sep_id};
+    const int32_t *warm_ids[1] = {warm};
+    const size_t warm_n[1] = {2};
+    float *warm_out = malloc((size_t)info->hidden * sizeof(float));
+    if (!warm_out || cembed_embed_ids(rt->m, warm_ids, warm_n, 1, warm_out)) {
+        cli_error("warm-up failed: %s", cembed_last_error());
+        free(warm_out);
+        return EXIT_FAIL;
+    }
+    free(warm_out);
+    malloc_trim(0);
+    size_t per_token, unused;
+    cembed_workspace_bytes(rt->m, 1, &per_token, &unused);
+    if (gov_plan(rt->g, gov_rss(), per_token, (int)max_tokens, info->max_seq_len, &rt->batch_tokens)) {
+        cli_error("%s", cembed_last_error());
+        return EXIT_USAGE;
+    }
+    gov_stats gs;
+    gov_get_stats(rt->g, &gs);
+    log_info("memory plan: %.1f MB model and runtime, %.1f MB slack, %.1f MB batch workspace (%d tokens), %.1f MB "
+             "for requests", gs.fixed / 1048576.0, gs.slack / 1048576.0, gs.workspace / 1048576.0, rt->batch_tokens,
+             gs.pool / 1048576.0);
+    if (rt->psi) log_info("memory pressure (PSI) from %s, threshold %.1f%%", rt->psi, rt->psi_threshold);
+    return 0;
+}
+
+void runtime_close(runtime *rt) {
+    cache_writer_stop(rt->writer);   /* stores what is queued */
+    cache_close(rt->lookup);
+    cembed_model_free(rt->m);
+    gov_free(rt->g);
+    memset(rt, 0, sizeof *rt);
+}

@@ -1,0 +1,434 @@
+/* The Redis Streams worker; see worker.h. */
+#include <hiredis/hiredis.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json/answer.h"
+#include "json/json.h"
+#include "json/request.h"
+#include "worker/worker.h"
+
+int redis_parse_url(const char *url, redis_addr *a) {
+    *a = (redis_addr){.port = 6379};
+    snprintf(a->host, sizeof a->host, "127.0.0.1");
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0) return base_err(CEMBED_EINVAL, "%s: a Redis URL starts with redis://", url);
+    p += 8;
+    const char *at = strchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        if ((size_t)(at - pw) >= sizeof a->password) return base_err(CEMBED_EINVAL, "%s: password too long", url);
+        memcpy(a->password, pw, (size_t)(at - pw));
+        p = at + 1;
+    }
+    size_t hl = strcspn(p, ":/");
+    if (hl >= sizeof a->host) return base_err(CEMBED_EINVAL, "%s: host name too long", url);
+    if (hl) {
+        memcpy(a->host, p, hl);
+        a->host[hl] = 0;
+    }
+    p += hl;
+    char *end;
+    if (*p == ':') {
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535 || (*end && *end != '/'))
+            return base_err(CEMBED_EINVAL, "%s: the port must be in [1, 65535]", url);
+        a->port = (int)port;
+        p = end;
+    }
+    if (*p == '/' && p[1]) {
+        long db = strtol(p + 1, &end, 10);
+        if (*end || db < 0 || db > 1 << 20) return base_err(CEMBED_EINVAL, "%s: the database must be a number", url);
+        a->db = (int)db;
+    }
+    return 0;
+}
+
+void worker_result_key(const char *prefix, const char *batch_id, char *out, size_t n) {
+    snprintf(out, n, "%s:%s", prefix, batch_id);
+}
+
+typedef struct worker {
+    const worker_env *env;
+    const worker_opts *o;
+    cembed_model_info info;
+    redisContext *c;
+    double last_reclaim;
+} worker;
+
+/* ---- Redis ---- */
+
+static void disconnect(worker *w) {
+    if (w->c) redisFree(w->c);
+    w->c = NULL;
+}
+
+/* A command from argv; NULL when the connection failed (then it is closed
+ * and the caller goes back to the loop, which reconnects). */
+static redisReply *cmd(worker *w, int argc, const char **argv, const size_t *lens) {
+    if (!w->c) return NULL;
+    redisReply *r = redisCommandArgv(w->c, argc, argv, lens);
+    if (!r) {
+        log_warn("redis: %s; reconnecting", w->c->errstr);
+        disconnect(w);
+    }
+    return r;
+}
+
+static redisReply *cmd0(worker *w, int argc, const char **argv) { return cmd(w, argc, argv, NULL); }
+
+static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
+    double backoff = 0.1;
+    while (!*stop) {
+        struct timeval tv = {5, 0};
+        w->c = redisConnectWithTimeout(w->o->addr.host, w->o->addr.port, tv);
+        if (w->c && !w->c->err) {
+            /* commands wait at most the block time plus a margin */
+            struct timeval ctv = {(w->o->block_ms + 10000) / 1000, 0};
+            redisSetTimeout(w->c, ctv);
+            redisReply *r = NULL;
+            int ok = 1;
+            if (w->o->addr.password[0]) {
+                const char *a[] = {"AUTH", w->o->addr.password};
+                r = cmd0(w, 2, a);
+                ok = r && r->type != REDIS_REPLY_ERROR;
+                if (r) freeReplyObject(r);
+            }
+            if (ok && w->o->addr.db) {
+                char db[16];
+                snprintf(db, sizeof db, "%d", w->o->addr.db);
+                const char *a[] = {"SELECT", db};
+                r = cmd0(w, 2, a);
+                ok = r && r->type != REDIS_REPLY_ERROR;
+                if (r) freeReplyObject(r);
+            }
+            if (ok) { /* the group reads the stream from its start; it may exist already */
+                const char *a[] = {"XGROUP", "CREATE", w->o->stream, w->o->group, "0", "MKSTREAM"};
+                r = cmd0(w, 6, a);
+                ok = r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0);
+                if (r && !ok) log_warn("redis: XGROUP CREATE: %s", r->str);
+                if (r) freeReplyObject(r);
+            }
+            if (ok && w->c) {
+                log_info("connected to redis %s:%d, stream %s, group %s, consumer %s", w->o->addr.host, w->o->addr.port,
+                         w->o->stream, w->o->group, w->o->consumer);
+                return 0;
+            }
+        } else {
+            log_warn("redis %s:%d: %s; retrying in %.1f s", w->o->addr.host, w->o->addr.port,
+                     w->c ? w->c->errstr : "cannot allocate a context", backoff);
+        }
+        disconnect(w);
+        for (double t = 0; t < backoff && !*stop; t += 0.05) usleep(50000);
+        backoff = CE_MIN(backoff * 2, 5.0);
+    }
+    return -1;
+}
+
+/* ---- one job ---- */
+
+typedef struct job {
+    request req;
+    int32_t **ids;
+    size_t *n_ids, *slot;
+    int *truncated;
+    uint8_t *cached, (*keys)[CACHE_KEY_BYTES];
+    const int32_t **miss_ids;
+    size_t *miss_n;
+    float *vec;
+    size_t tokens, n_cached;
+    uint64_t held;
+    sched_job sj;
+    cache_writer *writer;
+} job;
+
+static void job_free(job *j, gov *g) {
+    for (size_t i = 0; j->ids && i < j->req.n_items; i++) base_free(j->ids[i]);
+    base_free(j->ids), base_free(j->n_ids), base_free(j->slot), base_free(j->truncated), base_free(j->cached);
+    base_free(j->keys), base_free(j->miss_ids), base_free(j->miss_n), base_free(j->vec);
+    request_free(&j->req);
+    if (g && j->held) gov_unreserve(g, j->held);
+    j->held = 0;
+}
+
+static void on_vector(void *ctx, size_t index, const float *vec) {
+    job *j = ctx;
+    if (j->writer) cache_writer_put(j->writer, j->keys[index], vec);
+}
+
+static int reserve(gov *g, job *j, uint64_t bytes) {
+    if (!g || !gov_pool(g)) return 0;
+    if (gov_reserve(g, bytes)) return -1;
+    j->held += bytes;
+    return 0;
+}
+
+/* Embeds one body into out (the POST /embed answer). Returns 0, or -1 with
+ * reason filled (the job cannot succeed as it is). */
+static int run_job(worker *w, const char *body, size_t len, buf *out, char *reason, size_t rn) {
+    const worker_env *e = w->env;
+    const cembed_model_info *i = &w->info;
+    const size_t H = (size_t)i->hidden;
+    job j = {.writer = e->writer};
+    req_limits lim = {.max_items = w->o->max_chunks, .max_text_bytes = w->o->max_body_bytes, .max_depth = w->o->max_depth};
+    int rc = -1;
+    if (len > w->o->max_body_bytes) {
+        snprintf(reason, rn, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len,
+                 w->o->max_body_bytes);
+        return -1;
+    }
+    if (reserve(e->g, &j, request_parse_bound(body, len))) {
+        snprintf(reason, rn, "%s", cembed_last_error());
+        return -1;
+    }
+    if (request_parse(REQ_EMBED, body, len, &lim, &j.req)) {
+        snprintf(reason, rn, "%d: %s", j.req.status ? j.req.status : 400, cembed_last_error());
+        goto done;
+    }
+    const size_t n = j.req.n_items;
+    if (e->g && j.held) gov_unreserve(e->g, j.held), j.held = 0;
+    /* what the job holds until its answer is stored: as in the service, plus the whole answer */
+    uint64_t need = request_held_bytes(&j.req) + n * (H * 4 + H * 17 + 512 + CACHE_KEY_BYTES + 64) + 65536;
+    for (size_t k = 0; k < n; k++) need += CE_MIN(j.req.items[k].text_len + 2, (size_t)i->max_seq_len) * 4 + 32;
+    if (reserve(e->g, &j, need)) {
+        snprintf(reason, rn, "%s", cembed_last_error());
+        goto done;
+    }
+    j.ids = base_calloc(n, sizeof *j.ids);
+    j.n_ids = base_calloc(n, sizeof *j.n_ids);
+    j.truncated = base_calloc(n, sizeof *j.truncated);
+    j.slot = base_calloc(n, sizeof *j.slot);
+    j.cached = base_calloc(n, 1);
+    j.keys = base_calloc(n, CACHE_KEY_BYTES);
+    j.miss_ids = base_calloc(n, sizeof *j.miss_ids);
+    j.miss_n = base_calloc(n, sizeof *j.miss_n);
+    j.vec = base_malloc(n * H * sizeof(float));
+    if (!j.ids || !j.n_ids || !j.truncated || !j.slot || !j.cached || !j.keys || !j.miss_ids || !j.miss_n || !j.vec) {
+        snprintf(reason, rn, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const req_item *it = &j.req.items[k];
+        size_t full;
+        if (cembed_tokenize(e->m, it->text, it->text_len, &j.ids[k], &j.n_ids[k], &j.truncated[k], &full)) {
+            snprintf(reason, rn, "out of memory");
+            goto done;
+        }
+        if (j.truncated[k] && !j.req.truncate) {
+            snprintf(reason, rn, "422: chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d", k,
+                     it->id_json ? it->id_json : "null", full, i->max_seq_len);
+            goto done;
+        }
+        j.tokens += j.n_ids[k];
+        cache_key(&e->scope, it->text, it->text_len, j.keys[k]);
+    }
+    cembed_thread_release();
+    if (e->cache) {
+        int hits = cache_get_many(e->cache, (const uint8_t(*)[CACHE_KEY_BYTES])j.keys, n, (int)H, j.vec, j.cached);
+        if (hits < 0) {
+            log_warn("cache lookup failed: %s", cembed_last_error());
+            memset(j.cached, 0, n);
+            hits = 0;
+        }
+        j.n_cached = (size_t)hits;
+    }
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++)
+        if (!j.cached[k]) j.slot[m] = k, j.miss_ids[m] = j.ids[k], j.miss_n[m++] = j.n_ids[k];
+    j.sj = (sched_job){.ids = j.miss_ids, .n_ids = j.miss_n, .n = m, .out = j.vec, .slot = j.slot,
+                       .on_vector = on_vector, .ctx = &j};
+    if (sched_submit(e->s, &j.sj)) {
+        snprintf(reason, rn, "%s", cembed_last_error());
+        goto done;
+    }
+    sched_wait(e->s, &j.sj);
+    const int norm = j.req.normalize < 0 ? i->normalize : j.req.normalize;
+    out->len = 0;
+    int wrc = j.req.tei ? buf_append(out, "[", 1) : json_write_embed_head(out, j.req.batch_id_json, i->name, i->hidden);
+    for (size_t k = 0; k < n && !wrc; k++) {
+        float *v = j.vec + k * H;
+        if (norm) cembed_l2_normalize(v, H);
+        const embed_item_out it = {.index = k, .id_json = j.req.items[k].id_json,
+                                   .metadata_json = j.req.items[k].metadata_json, .vec = v, .dims = H,
+                                   .tokens = j.n_ids[k], .truncated = j.truncated[k], .cached = j.cached[k]};
+        wrc = j.req.tei ? (k && buf_append(out, ",", 1)) || json_write_floats(out, v, H)
+                        : json_write_embed_item(out, &it, k ? "," : "", "");
+    }
+    const embed_usage u = {.chunks = n, .tokens = j.tokens, .cached = j.n_cached, .batches = j.sj.batches,
+                           .queue_ms = j.sj.queue_ms, .compute_ms = j.sj.compute_ms};
+    wrc = wrc || (j.req.tei ? buf_append(out, "]\n", 2) : buf_append(out, "],", 2) || json_write_embed_usage(out, &u));
+    if (wrc) {
+        snprintf(reason, rn, "out of memory writing the answer");
+        goto done;
+    }
+    rc = 0;
+done:
+    job_free(&j, e->g);
+    return rc;
+}
+
+/* The batch_id of a body: its "batch_id" string as is, other JSON as text, else the entry id. */
+static void batch_id_of(const char *body, size_t len, const char *entry, char *out, size_t n) {
+    snprintf(out, n, "%s", entry);
+    request r;
+    req_limits lim = {.max_items = (size_t)-1, .max_text_bytes = (size_t)-1, .max_depth = 64};
+    if (request_parse(REQ_EMBED, body, len, &lim, &r) == 0 && r.batch_id_json) {
+        const char *b = r.batch_id_json;
+        size_t bl = strlen(b);
+        if (bl >= 2 && b[0] == '"' && !memchr(b + 1, '\\', bl - 2)) snprintf(out, n, "%.*s", (int)(bl - 2), b + 1);
+        else snprintf(out, n, "%s", b);
+    }
+    request_free(&r);
+}
+
+static void dead_letter(worker *w, const char *id, const char *body, size_t len, long long deliveries) {
+    char reason[600] = "no reason recorded", dv[24];
+    const char *hg[] = {"HGET", w->o->errors_hash, id};
+    redisReply *r = cmd0(w, 3, hg);
+    if (r && r->type == REDIS_REPLY_STRING) snprintf(reason, sizeof reason, "%s", r->str);
+    if (r) freeReplyObject(r);
+    snprintf(dv, sizeof dv, "%lld", deliveries);
+    const char *argv[] = {"XADD", w->o->dead_stream, "*", "job", id, "body", body, "reason", reason, "deliveries", dv};
+    size_t lens[11];
+    for (int k = 0; k < 11; k++) lens[k] = strlen(argv[k]);
+    lens[6] = len;
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
+    redisReply *rs[5] = {cmd0(w, 1, multi), NULL, NULL, NULL, NULL};
+    if (rs[0]) rs[1] = cmd(w, 11, argv, lens);
+    if (rs[1]) rs[2] = cmd0(w, 4, ack);
+    if (rs[2]) rs[3] = cmd0(w, 3, hdel);
+    if (rs[3]) rs[4] = cmd0(w, 1, exec);
+    for (int k = 0; k < 5; k++)
+        if (rs[k]) freeReplyObject(rs[k]);
+    if (rs[4]) log_warn("job %s moved to %s after %lld deliveries: %s", id, w->o->dead_stream, deliveries, reason);
+}
+
+/* Handles entry id with its body; deliveries counts this one. */
+static void handle(worker *w, const char *id, const char *body, size_t len, long long deliveries) {
+    if (deliveries > w->o->max_deliveries) {
+        dead_letter(w, id, body, len, deliveries);
+        return;
+    }
+    buf out = {0};
+    char reason[512] = "";
+    double t0 = time_now();
+    if (!body) {
+        snprintf(reason, sizeof reason, "the entry has no \"body\" field");
+    } else if (run_job(w, body, len, &out, reason, sizeof reason) == 0) {
+        char bid[300], key[600], ttl[24];
+        batch_id_of(body, len, id, bid, sizeof bid);
+        worker_result_key(w->o->result_prefix, bid, key, sizeof key);
+        snprintf(ttl, sizeof ttl, "%ld", w->o->result_ttl_s);
+        /* the answer, its announcement and the ack: all or nothing */
+        const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+        const char *set[] = {"SET", key, out.ptr, "EX", ttl};
+        size_t set_l[] = {3, strlen(key), out.len, 2, strlen(ttl)};
+        const char *add[] = {"XADD", w->o->results_stream, "MAXLEN", "~", "100000", "*", "batch_id", bid, "job", id};
+        const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
+        redisReply *rs[6] = {cmd0(w, 1, multi), NULL, NULL, NULL, NULL, NULL};
+        if (rs[0]) rs[1] = cmd(w, 5, set, set_l);
+        if (rs[1]) rs[2] = cmd0(w, 10, add);
+        if (rs[2]) rs[3] = cmd0(w, 4, ack);
+        if (rs[3]) rs[4] = cmd0(w, 3, hdel);
+        if (rs[4]) rs[5] = cmd0(w, 1, exec);
+        int ok = rs[5] && rs[5]->type == REDIS_REPLY_ARRAY;
+        for (int k = 0; k < 6; k++)
+            if (rs[k]) freeReplyObject(rs[k]);
+        if (ok) log_info("job %s (batch %s) done in %.1f ms", id, bid, (time_now() - t0) * 1e3);
+        buf_free(&out);
+        return;
+    }
+    buf_free(&out);
+    /* not acked: it comes back after the claim time, and goes to the dead letters after max_deliveries */
+    log_warn("job %s failed (delivery %lld of %d): %s", id, deliveries, w->o->max_deliveries, reason);
+    const char *hs[] = {"HSET", w->o->errors_hash, id, reason};
+    redisReply *r = cmd0(w, 4, hs);
+    if (r) freeReplyObject(r);
+}
+
+/* The "body" field of a stream entry reply [id, [k, v, ...]]. */
+static const redisReply *entry_body(const redisReply *e) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY) return NULL;
+    const redisReply *f = e->element[1];
+    for (size_t k = 0; k + 1 < f->elements; k += 2)
+        if (f->element[k]->type == REDIS_REPLY_STRING && strcmp(f->element[k]->str, "body") == 0 &&
+            f->element[k + 1]->type == REDIS_REPLY_STRING)
+            return f->element[k + 1];
+    return NULL;
+}
+
+/* Claims entries idle past the claim time (a worker died or failed them)
+ * with XAUTOCLAIM, and learns each one's delivery count from XPENDING. */
+static void reclaim(worker *w, volatile sig_atomic_t *stop) {
+    char idle[24], cursor[64] = "0-0";
+    snprintf(idle, sizeof idle, "%ld", w->o->claim_idle_ms);
+    do {
+        const char *xa[] = {"XAUTOCLAIM", w->o->stream, w->o->group, w->o->consumer, idle, cursor, "COUNT", "16"};
+        redisReply *c = cmd0(w, 8, xa);
+        if (!c || c->type != REDIS_REPLY_ARRAY || c->elements < 2 || c->element[0]->type != REDIS_REPLY_STRING ||
+            c->element[1]->type != REDIS_REPLY_ARRAY) {
+            if (c && c->type == REDIS_REPLY_ERROR) log_warn("redis: XAUTOCLAIM: %s", c->str);
+            if (c) freeReplyObject(c);
+            return;
+        }
+        snprintf(cursor, sizeof cursor, "%s", c->element[0]->str);
+        const redisReply *entries = c->element[1];
+        for (size_t k = 0; k < entries->elements && !*stop && w->c; k++) {
+            const redisReply *e = entries->element[k];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING) continue;
+            const char *id = e->element[0]->str;
+            long long deliveries = 1;
+            const char *xp[] = {"XPENDING", w->o->stream, w->o->group, id, id, "1"};
+            redisReply *p = cmd0(w, 6, xp);
+            if (p && p->type == REDIS_REPLY_ARRAY && p->elements == 1 && p->element[0]->elements >= 4)
+                deliveries = p->element[0]->element[3]->integer;
+            if (p) freeReplyObject(p);
+            if (!w->c) break;
+            const redisReply *body = entry_body(e);
+            log_info("claimed job %s (delivery %lld)", id, deliveries);
+            handle(w, id, body ? body->str : NULL, body ? body->len : 0, deliveries);
+        }
+        freeReplyObject(c);
+    } while (strcmp(cursor, "0-0") != 0 && !*stop && w->c);
+}
+
+int worker_run(const worker_env *env, const worker_opts *o, volatile sig_atomic_t *stop) {
+    if (o->max_deliveries < 1 || o->claim_idle_ms < 1 || o->block_ms < 1)
+        return base_err(CEMBED_EINVAL, "worker: bad options");
+    worker w = {.env = env, .o = o};
+    cembed_model_get_info(env->m, &w.info);
+    char block[24];
+    snprintf(block, sizeof block, "%ld", o->block_ms);
+    while (!*stop) {
+        if (!w.c && connect_redis(&w, stop)) break;
+        const double now = time_now();
+        if (now - w.last_reclaim >= (double)o->claim_idle_ms / 2e3) {
+            w.last_reclaim = now;
+            reclaim(&w, stop);
+            if (!w.c || *stop) continue;
+        }
+        const char *xr[] = {"XREADGROUP", "GROUP", o->group, o->consumer, "COUNT", "1", "BLOCK", block,
+                            "STREAMS", o->stream, ">"};
+        redisReply *r = cmd0(&w, 11, xr);
+        if (!r) continue;
+        if (r->type == REDIS_REPLY_ERROR) {
+            /* NOGROUP: the stream or group was deleted; reconnecting recreates it */
+            log_warn("redis: XREADGROUP: %s", r->str);
+            if (strncmp(r->str, "NOGROUP", 7) == 0) disconnect(&w);
+            else usleep(200000);
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+            const redisReply *s = r->element[0];
+            if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 && s->element[1]->type == REDIS_REPLY_ARRAY)
+                for (size_t k = 0; k < s->element[1]->elements; k++) {
+                    const redisReply *e = s->element[1]->element[k];
+                    const redisReply *body = entry_body(e);
+                    handle(&w, e->element[0]->str, body ? body->str : NULL, body ? body->len : 0, 1);
+                }
+        }
+        freeReplyObject(r);
+    }
+    disconnect(&w);
+    return 0;
+}

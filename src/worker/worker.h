@@ -1,0 +1,67 @@
+/* worker: `cembed worker`, the embedding service fed by a Redis Stream.
+ *
+ * Jobs are entries of a stream (default cembed:jobs) with a field "body"
+ * holding one POST /embed body. Workers read them in a consumer group
+ * (default cembed) with XREADGROUP, one at a time; a job is embedded with
+ * the same engine, scheduler, memory governor and cache as the HTTP service,
+ * and its answer (the JSON POST /embed would send) is written, in one
+ * MULTI/EXEC with the XACK, to the key PREFIX:BATCH_ID (default prefix
+ * cembed:result, with a TTL) and announced on the stream cembed:results
+ * (fields batch_id, job). BATCH_ID is the body's batch_id (a string as is,
+ * anything else as its JSON text), else the entry's id. At-least-once: a
+ * worker that dies before EXEC leaves the job pending; entries idle longer
+ * than claim_idle_ms are claimed by another worker (XAUTOCLAIM; XPENDING
+ * gives the delivery count); a
+ * redelivery overwrites the same key, so each batch_id has one result. A job
+ * that fails (bad body, too large for the memory budget) is not acked; its
+ * reason is kept in the hash cembed:errors, and once delivered more than
+ * max_deliveries times it moves to cembed:dead (fields job, body, reason,
+ * deliveries) and is acked. Redis going away: reconnect with backoff (0.1 s
+ * doubling to 5 s). The stop flag (SIGTERM) is checked between jobs.
+ */
+#ifndef CEMBED_WORKER_H
+#define CEMBED_WORKER_H
+
+#include <signal.h>
+
+#include "base/base.h"
+#include "cache/cache.h"
+#include "cache/writer.h"
+#include "gov/gov.h"
+#include "sched/sched.h"
+
+typedef struct redis_addr {
+    char host[256];
+    int port, db;
+    char password[256];
+} redis_addr;
+
+/* Parses redis://[:PASSWORD@]HOST[:PORT][/DB]. Returns 0 or EINVAL. */
+int redis_parse_url(const char *url, redis_addr *out);
+
+typedef struct worker_opts {
+    redis_addr addr;
+    const char *stream, *group, *consumer;
+    const char *results_stream, *dead_stream, *errors_hash, *result_prefix;
+    long claim_idle_ms, block_ms, result_ttl_s;
+    int max_deliveries;
+    size_t max_chunks, max_body_bytes;
+    int max_depth;
+} worker_opts;
+
+typedef struct worker_env {
+    cembed_model *m;
+    sched *s;
+    gov *g;                     /* optional: reservations before allocation */
+    cache *cache;               /* optional */
+    cache_writer *writer;
+    cache_scope scope;
+} worker_env;
+
+/* Runs until *stop. Returns 0 (stopped) or fails with EINVAL (the options). */
+int worker_run(const worker_env *env, const worker_opts *o, volatile sig_atomic_t *stop);
+
+/* The result key of a batch: PREFIX:BATCH_ID, into out[0..n). */
+void worker_result_key(const char *prefix, const char *batch_id, char *out, size_t n);
+
+#endif

@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""`cembed worker` against a real redis-server on a loopback port.
+
+usage: worker_test.py CEMBED MODEL CORPUS.jsonl TMPDIR [JOBS] [KILLS]
+
+3 workers, JOBS (500) jobs, KILLS (50) SIGKILLs of random workers at random
+moments (each restarted at once) and a Redis restart in the middle: every
+batch_id gets exactly one result, equal (max abs diff <= 1e-6) to `cembed
+embed` on the same chunks, ids and order kept; XPENDING is empty at the end;
+the dead-letter stream holds only the poison job (a body that can never
+succeed), moved there after max-deliveries with its reason; `cembed enqueue`
+and `cembed result --wait`; SIGTERM lets a worker finish and exit 0. Ends
+with "N passed, N failed"."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+cembed, model, corpus_path, tmp = sys.argv[1:5]
+n_jobs = int(sys.argv[5]) if len(sys.argv) > 5 else 500
+n_kills = int(sys.argv[6]) if len(sys.argv) > 6 else 50
+passed = failed = 0
+rng = random.Random(3)
+MAX_DELIVERIES = 5
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    passed, failed = passed + bool(ok), failed + (not ok)
+    print(f"{'ok   ' if ok else 'FAIL '} {name} {detail}", flush=True)
+
+
+class Redis:
+    """A minimal RESP client (the test depends on nothing but redis-server)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.f = self.sock.makefile("rb")
+
+    def cmd(self, *args):
+        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+        self.sock.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+        return self.read()
+
+    def read(self):
+        line = self.f.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise RuntimeError(f"bad reply {line!r}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+port = free_port()
+rdir = os.path.join(tmp, f"redis-{port}")
+os.makedirs(rdir, exist_ok=True)
+
+
+def start_redis():
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", rdir, "--save", "",
+                          "--appendonly", "yes", "--appendfsync", "always"], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            Redis(port).cmd("PING")
+            return p
+        except (OSError, RuntimeError):   # not listening yet, or LOADING its append-only file
+            time.sleep(0.05)
+    sys.exit("redis-server did not start")
+
+
+redis = start_redis()
+url = f"redis://127.0.0.1:{port}"
+env = dict(os.environ, EMBEDDING_CACHE=os.path.join(tmp, f"worker-cache-{port}.sqlite"), EMBEDDING_LOG_LEVEL="info",
+           EMBEDDING_CLAIM_IDLE_MS="1500", EMBEDDING_MAX_DELIVERIES=str(MAX_DELIVERIES), EMBEDDING_BLOCK_MS="500",
+           EMBEDDING_THREADS="1")
+logs = open(os.path.join(tmp, f"workers-{port}.log"), "w")
+
+
+started = 0
+
+
+def start_worker():
+    global started
+    started += 1
+    return subprocess.Popen([cembed, "worker", "--model", model, "--redis", url], env=env, stdout=logs, stderr=logs)
+
+
+def wait_connected(n, timeout=120):
+    """Until the workers' log shows n connections (a worker is killed once it runs, not while it loads)."""
+    end = time.time() + timeout
+    while time.time() < end and open(logs.name).read().count("connected to redis") < n:
+        time.sleep(0.05)
+
+
+# the chunks and their reference vectors
+texts = [json.loads(l)["text"] for l in open(corpus_path, encoding="utf-8") if l.strip()]
+pool = sorted(set(l.strip() for t in texts for l in t.splitlines() if 10 <= len(l.strip()) <= 120))
+pool = rng.sample(pool, 300)
+with open(os.path.join(tmp, "worker-pool.jsonl"), "w", encoding="utf-8") as f:
+    for i, t in enumerate(pool):
+        f.write(json.dumps({"id": i, "text": t}) + "\n")
+ref = [json.loads(l)["embedding"] for l in subprocess.run(
+    [cembed, "embed", "--model", model, os.path.join(tmp, "worker-pool.jsonl")], env=dict(env, EMBEDDING_CACHE="off"),
+    check=True, capture_output=True, text=True).stdout.splitlines()]
+
+jobs = {}
+r = Redis(port)
+for i in range(n_jobs):
+    picks = [rng.randrange(len(pool)) for _ in range(rng.randint(1, 4))]
+    jobs[f"job-{i}"] = picks
+    body = {"batch_id": f"job-{i}", "chunks": [{"id": f"{i}-{k}", "text": pool[p]} for k, p in enumerate(picks)]}
+    r.cmd("XADD", "cembed:jobs", "*", "body", json.dumps(body))
+poison = r.cmd("XADD", "cembed:jobs", "*", "body", '{"batch_id": "poison", "chunks": [')
+# one more through the command-line client
+with open(os.path.join(tmp, "worker-job.json"), "w") as f:
+    json.dump({"batch_id": "cli-job", "chunks": [pool[0], pool[1]]}, f)
+enq = subprocess.run([cembed, "enqueue", "--redis", url, os.path.join(tmp, "worker-job.json")], capture_output=True,
+                     text=True)
+
+workers = []
+try:
+    workers = [start_worker() for _ in range(3)]
+    t0 = time.time()
+    kills = 0
+    restarted_redis = False
+    connections = 3
+    while kills < n_kills:
+        wait_connected(connections)
+        time.sleep(rng.uniform(0.05, 1.0))
+        k = rng.randrange(3)
+        workers[k].kill()
+        workers[k].wait()
+        workers[k] = start_worker()
+        connections += 1
+        kills += 1
+        if kills == n_kills // 2 and not restarted_redis:
+            # Redis goes away mid-run and comes back with its data (append-only file)
+            try:
+                Redis(port).cmd("SHUTDOWN")
+            except (RuntimeError, OSError):
+                pass
+            redis.wait(timeout=30)
+            time.sleep(1.0)
+            redis = start_redis()
+            restarted_redis = True
+            connections += 2   # the two others reconnect (the restarted one connects once, counted already)
+
+    # wait for every result
+    deadline = time.time() + 600
+    r = Redis(port)
+    missing = list(jobs) + ["cli-job"]
+    while missing and time.time() < deadline:
+        missing = [b for b in missing if r.cmd("EXISTS", f"cembed:result:{b}") == 0]
+        if missing:
+            time.sleep(0.5)
+    elapsed = time.time() - t0
+    # the poison job's deliveries need a few claim periods after that
+    while time.time() < deadline and not r.cmd("XLEN", "cembed:dead"):
+        time.sleep(0.5)
+    time.sleep(2)
+
+    worst, bad, wrong_ids = 0.0, [], 0
+    for b, picks in jobs.items():
+        v = r.cmd("GET", f"cembed:result:{b}")
+        if v is None:
+            bad.append(b)
+            continue
+        a = json.loads(v)
+        embs = a["embeddings"]
+        if a["batch_id"] != b or len(embs) != len(picks) or [e["id"] for e in embs] != [f"{b[4:]}-{k}" for k in range(len(picks))]:
+            wrong_ids += 1
+            continue
+        for e, p in zip(embs, picks):
+            worst = max(worst, max(abs(x - y) for x, y in zip(e["embedding"], ref[p])))
+    check("every batch_id has one correct result", not bad and not wrong_ids and worst <= 1e-6,
+          f"{n_jobs - len(bad)}/{n_jobs} results in {elapsed:.0f} s, {wrong_ids} with wrong ids, max abs diff {worst:.2g}; "
+          f"{kills} SIGKILLs, Redis restarted: {restarted_redis}")
+    announced = r.cmd("XLEN", "cembed:results")
+    check("results announced on cembed:results (at least once each)", announced >= n_jobs + 1, f"{announced} entries")
+    pending = r.cmd("XPENDING", "cembed:jobs", "cembed")
+    check("XPENDING is empty at the end", pending[0] == 0, f"{pending[0]} pending")
+    dead = r.cmd("XRANGE", "cembed:dead", "-", "+")
+    fields = dict(zip(dead[0][1][::2], dead[0][1][1::2])) if dead else {}
+    check("the poison job, and only it, is in cembed:dead after max-deliveries, with its reason",
+          len(dead) == 1 and fields.get(b"job") == poison and int(fields.get(b"deliveries", 0)) == MAX_DELIVERIES + 1
+          and b"malformed JSON" in fields.get(b"reason", b""),
+          f"{len(dead)} dead, deliveries {fields.get(b'deliveries')}, reason {fields.get(b'reason', b'')[:60]!r}")
+    res = subprocess.run([cembed, "result", "--redis", url, "--wait", "--timeout", "30", "cli-job"], capture_output=True,
+                         text=True)
+    cli = json.loads(res.stdout) if res.returncode == 0 else {}
+    none = subprocess.run([cembed, "result", "--redis", url, "no-such-batch"], capture_output=True, text=True)
+    check("cembed enqueue / cembed result", enq.returncode == 0 and cli.get("batch_id") == "cli-job"
+          and max(abs(x - y) for x, y in zip(cli["embeddings"][1]["embedding"], ref[1])) <= 1e-6
+          and none.returncode == 3, f"entry {enq.stdout.strip()}")
+
+    # SIGTERM: the worker finishes what it holds and exits 0
+    for i in range(20):
+        r.cmd("XADD", "cembed:jobs", "*", "body", json.dumps({"batch_id": f"late-{i}", "chunks": [pool[i]] * 40}))
+    time.sleep(0.5)
+    codes = []
+    for w in workers:
+        w.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            codes.append(w.wait(timeout=60))
+        except subprocess.TimeoutExpired:
+            w.kill()
+            codes.append("hung")
+    late_pending = r.cmd("XPENDING", "cembed:jobs", "cembed")[0]
+    check("SIGTERM: workers finish their job and exit 0", codes == [0, 0, 0] and late_pending == 0,
+          f"exit codes {codes}, {late_pending} pending after")
+    log_text = open(logs.name).read()
+    check("workers reconnected after the Redis restart", "retrying in" in log_text or "reconnecting" in log_text,
+          f"{log_text.count('connected to redis')} connections")
+    try:
+        Redis(port).cmd("SHUTDOWN", "NOSAVE")
+    except (RuntimeError, OSError):
+        pass
+    redis.wait(timeout=30)
+finally:
+    for w in workers:
+        if w.poll() is None:
+            w.kill()
+    if redis.poll() is None:
+        redis.kill()
+    redis.wait(timeout=30)
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
