@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A numpy-sized tree through `cembed embed`: the first run (cold cache), a
+# second run over the unchanged tree, and a run after editing one file.
+# Reports wall time, peak RSS (from /usr/bin/time) and the chunk counts of
+# each run. Measures; asserts nothing.
+#
+# usage: bench/tree.sh [CEMBED] [MODEL] [WORK_DIR]
+# The tree is a copy of this machine's numpy package (/usr/lib/python3/dist-
+# packages/numpy: about 800 text files, 330k lines) and Python's standard
+# library (/usr/lib/python3.*: about 670 files, 300k lines); override with
+# TREE_SOURCES="dir1 dir2".
+set -euo pipefail
+cembed=${1:-build/cembed}
+model=${2:-models/all-MiniLM-L6-v2}
+work=${3:-$(mktemp -d /tmp/cembed-tree-bench.XXXXXX)}
+sources=${TREE_SOURCES:-"/usr/lib/python3/dist-packages/numpy $(ls -d /usr/lib/python3.[0-9]* | head -1)"}
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (CEMBED_BENCH_DEPS=1 scripts/install-deps.sh)"; exit 1; }
+
+tree="$work/tree"
+rm -rf "$tree" "$work"/cache.sqlite*
+mkdir -p "$tree"
+for s in $sources; do cp -r "$s" "$tree/"; done
+find "$tree" -name __pycache__ -prune -exec rm -rf {} +
+files=$("$cembed" embed --list-files "$tree" 2>/dev/null | wc -l)
+lines=$("$cembed" embed --list-files "$tree" 2>/dev/null | xargs -d '\n' grep -Il . | xargs -d '\n' cat | wc -l)
+echo "tree: $files files listed, $lines lines of text ($sources)"
+
+run() { # label
+  /usr/bin/time -f "%e %M" -o "$work/time" env EMBEDDING_CACHE="$work/cache.sqlite" CEMBED_NO_PROGRESS=1 \
+    "$cembed" embed --model "$model" "$tree" -o "$work/out-$1.jsonl" 2>"$work/log-$1"
+  read -r secs kb <"$work/time"
+  local summary
+  summary=$(grep -o 'chunks: .*' "$work/log-$1" | head -1)
+  printf '%-8s %8.1f s  peak RSS %6.1f MiB  %s\n' "$1" "$secs" "$(python3 -c "print($kb / 1024)")" "$summary"
+  echo "$secs" >"$work/secs-$1"
+}
+
+run first
+run second
+# edit one file in its middle
+victim=$(grep -o '"path":"[^"]*"' "$work/out-first.jsonl" | sort -u | sed -n '100p' | cut -d'"' -f4)
+python3 - "$victim" <<'EOF'
+import sys
+p = sys.argv[1]
+lines = open(p, encoding="utf-8").read().split("\n")
+lines[len(lines) // 2] += "  # edited by bench/tree.sh"
+open(p, "w", encoding="utf-8").write("\n".join(lines))
+EOF
+echo "edited: $victim ($(grep -c "\"path\":\"$victim\"" "$work/out-first.jsonl") chunks)"
+run edited
+echo "second run speed-up: $(python3 -c "print(round($(cat "$work/secs-first") / $(cat "$work/secs-second"), 1))")x"
+"$cembed" cache stats --cache "$work/cache.sqlite"
