@@ -126,6 +126,15 @@ static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
     return -1;
 }
 
+/* The key name of a batch: its "batch_id" string as is, other JSON as text, else the entry id. */
+static void batch_name(const char *batch_id_json, const char *entry, char *out, size_t n) {
+    const char *b = batch_id_json;
+    size_t bl = b ? strlen(b) : 0;
+    if (!b) snprintf(out, n, "%s", entry);
+    else if (bl >= 2 && b[0] == '"' && !memchr(b + 1, '\\', bl - 2)) snprintf(out, n, "%.*s", (int)(bl - 2), b + 1);
+    else snprintf(out, n, "%s", b);
+}
+
 /* ---- one job ---- */
 
 typedef struct job {
@@ -166,7 +175,8 @@ static int reserve(gov *g, job *j, uint64_t bytes) {
 
 /* Embeds one body into out (the POST /embed answer). Returns 0, or -1 with
  * reason filled (the job cannot succeed as it is). */
-static int run_job(worker *w, const char *body, size_t len, buf *out, char *reason, size_t rn) {
+static int run_job(worker *w, const char *id, const char *body, size_t len, buf *out, char *bid, size_t bn, char *reason,
+                   size_t rn) {
     const worker_env *e = w->env;
     const cembed_model_info *i = &w->info;
     const size_t H = (size_t)i->hidden;
@@ -186,6 +196,7 @@ static int run_job(worker *w, const char *body, size_t len, buf *out, char *reas
         snprintf(reason, rn, "%d: %s", j.req.status ? j.req.status : 400, cembed_last_error());
         goto done;
     }
+    batch_name(j.req.batch_id_json, id, bid, bn);
     const size_t n = j.req.n_items;
     if (e->g && j.held) gov_unreserve(e->g, j.held), j.held = 0;
     /* what the job holds until its answer is stored: as in the service, plus the whole answer */
@@ -268,20 +279,6 @@ done:
     return rc;
 }
 
-/* The batch_id of a body: its "batch_id" string as is, other JSON as text, else the entry id. */
-static void batch_id_of(const char *body, size_t len, const char *entry, char *out, size_t n) {
-    snprintf(out, n, "%s", entry);
-    request r;
-    req_limits lim = {.max_items = (size_t)-1, .max_text_bytes = (size_t)-1, .max_depth = 64};
-    if (request_parse(REQ_EMBED, body, len, &lim, &r) == 0 && r.batch_id_json) {
-        const char *b = r.batch_id_json;
-        size_t bl = strlen(b);
-        if (bl >= 2 && b[0] == '"' && !memchr(b + 1, '\\', bl - 2)) snprintf(out, n, "%.*s", (int)(bl - 2), b + 1);
-        else snprintf(out, n, "%s", b);
-    }
-    request_free(&r);
-}
-
 static void dead_letter(worker *w, const char *id, const char *body, size_t len, long long deliveries) {
     char reason[600] = "no reason recorded", dv[24];
     const char *hg[] = {"HGET", w->o->errors_hash, id};
@@ -312,13 +309,12 @@ static void handle(worker *w, const char *id, const char *body, size_t len, long
         return;
     }
     buf out = {0};
-    char reason[512] = "";
+    char reason[512] = "", bid[300];
     double t0 = time_now();
     if (!body) {
         snprintf(reason, sizeof reason, "the entry has no \"body\" field");
-    } else if (run_job(w, body, len, &out, reason, sizeof reason) == 0) {
-        char bid[300], key[600], ttl[24];
-        batch_id_of(body, len, id, bid, sizeof bid);
+    } else if (run_job(w, id, body, len, &out, bid, sizeof bid, reason, sizeof reason) == 0) {
+        char key[600], ttl[24];
         worker_result_key(w->o->result_prefix, bid, key, sizeof key);
         snprintf(ttl, sizeof ttl, "%ld", w->o->result_ttl_s);
         /* the answer, its announcement and the ack: all or nothing */
