@@ -230,7 +230,8 @@ try:
           f"exit codes {codes}, {late_pending} pending after")
     log_text = open(logs.name).read()
     check("workers reconnected after the Redis restart", "retrying in" in log_text or "reconnecting" in log_text,
-          f"{log_text.count('connected to redis')} connections")
+          f"{log_text.count('connected to redis')} connections; {log_text.count('claimed job')} claims of idle jobs "
+          f"({MAX_DELIVERIES} of them the poison job's)")
     try:
         Redis(port).cmd("SHUTDOWN", "NOSAVE")
     except (RuntimeError, OSError):
