@@ -29,7 +29,8 @@ body = json.dumps({"batch_id": "bench", "chunks": [{"id": r["id"], "text": r["te
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-env = dict(os.environ, EMBEDDING_THREADS=str(a.threads), EMBEDDING_LOG_LEVEL="warning")
+# the cache off: both sides compute every chunk
+env = dict(os.environ, EMBEDDING_THREADS=str(a.threads), EMBEDDING_LOG_LEVEL="warning", EMBEDDING_CACHE="off")
 server = subprocess.Popen([cembed, "serve", "--model", a.model, "--port", str(port), "--batch-size", "32"], env=env)
 for _ in range(300):
     try:
