@@ -45,8 +45,8 @@ def free_port():
 
 def start(env_extra=None):
     port = free_port()
-    env = dict(os.environ, EMBEDDING_LOG_LEVEL="info", EMBEDDING_CACHE=f"{tmp}/server-cache-{port}.sqlite",
-               **(env_extra or {}))
+    env = dict(os.environ, EMBEDDING_LOG_LEVEL="info", EMBEDDING_CACHE=f"{tmp}/server-cache-{port}.sqlite")
+    env.update(env_extra or {})
     log = open(f"{tmp}/server-{port}.log", "w")
     p = subprocess.Popen([cembed, "serve", "--model", model, "--port", str(port)], env=env,
                          stdout=log, stderr=subprocess.STDOUT)
@@ -167,8 +167,8 @@ check("/embed normalize=false", ok, f"status {status}")
 
 
 # NDJSON streaming: lines arrive as vectors are computed, then a done line
-def stream_case(body, headers):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+def stream_case(body, headers, on_port=None):
+    c = http.client.HTTPConnection("127.0.0.1", on_port or port, timeout=300)
     t0 = time.time()
     c.request("POST", "/embed", body=json.dumps(body), headers=headers)
     r = c.getresponse()
@@ -185,10 +185,15 @@ def stream_case(body, headers):
     return r.status, r.getheader("Content-Type"), lines, first, total
 
 
+# on a server without the cache: these chunks were all computed above, and a
+# stream of cache hits says nothing about lines arriving before the end
 order = [k % len(distinct) for k in range(600)]
+nocache, nocache_port = start({"EMBEDDING_CACHE": "off"})
 status, ctype, lines, first, total = stream_case(
     {"batch_id": "s1", "stream": True, "chunks": [{"id": f"s{k}", "text": distinct[j]} for k, j in enumerate(order)]},
-    {"Content-Type": "application/json"})
+    {"Content-Type": "application/json"}, nocache_port)
+nocache.terminate()
+nocache.wait(timeout=60)
 vecs = [l for l in lines if "embedding" in l]
 done = lines[-1] if lines else {}
 ok = (status == 200 and ctype == "application/x-ndjson" and len(vecs) == 600
