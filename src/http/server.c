@@ -253,7 +253,7 @@ typedef struct work {
     pthread_cond_t cv;
     size_t *ready;          /* streamed: indices in completion order */
     size_t n_ready, n_sent; /* n_sent: items written */
-    int phase;              /* 0 head, 1 items, 2 tail, 3 end */
+    int phase;              /* 0 head, 1 items, 2 done */
     buf out;
     size_t out_pos;
 } work;
@@ -541,7 +541,7 @@ static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
     const size_t n = w->req.n_items;
     if (w->out_pos == w->out.len) {
         w->out.len = w->out_pos = 0;
-        if (w->phase == 3) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (w->phase == 2) return MHD_CONTENT_READER_END_OF_STREAM;
         int rc = 0;
         if (w->phase == 0) {
             rc = write_head(w, &w->out);
@@ -551,7 +551,7 @@ static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
             if (w->n_sent == n) {
                 if (w->stream) sched_wait(w->s->s, &w->job);   /* batches and timings are final */
                 rc = write_tail(w, &w->out);
-                w->phase = 3;
+                w->phase = 2;
                 break;
             }
             size_t k = w->n_sent;

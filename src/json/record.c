@@ -6,24 +6,6 @@
 
 static _Thread_local buf clean;
 
-int json_depth_within(const char *s, size_t n, int max) {
-    int d = 0, in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '[' || c == '{') {
-            if (++d > max) return 0;
-        } else if (c == ']' || c == '}') {
-            d--;
-        }
-    }
-    return 1;
-}
-
 void json_scan(const char *s, size_t n, json_shape *out) {
     *out = (json_shape){0};
     int d = 0, in_str = 0;
@@ -60,6 +42,12 @@ void json_scan(const char *s, size_t n, json_shape *out) {
         out->string_bytes += n - start;
         out->longest_string = CE_MAX(out->longest_string, n - start);
     }
+}
+
+int json_depth_within(const char *s, size_t n, int max) {
+    json_shape sh;
+    json_scan(s, n, &sh);
+    return sh.depth <= max;
 }
 
 int json_parse_record(const char *line, size_t len, size_t index, json_record *r) {
