@@ -40,7 +40,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 .PHONY: all test unit run oracle fuzz bench clean deps model
 all: $(BUILD)/cembed
 
-$(BUILD)/obj/src/nn/kernels_avx2.o: EXTRA := $(SIMD_AVX2)
+$(BUILD)/obj/src/nn/kernels_avx2.o $(BUILD)/obj/src/nn/lowp_avx2.o: EXTRA := $(SIMD_AVX2)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(EXTRA) -MMD -MP -c $< -o $@
@@ -97,7 +97,11 @@ oracle:
 $(BUILD)/bench_float_writer: bench/float_writer.c $(BUILD)/libcembed.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
 
-bench: all $(BUILD)/bench_float_writer
+$(BUILD)/gemm_peak: bench/gemm_peak.c $(BUILD)/libcembed.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
+
+bench: all $(BUILD)/bench_float_writer $(BUILD)/gemm_peak
+	$(BUILD)/gemm_peak
 	bench/run.sh
 	bench/http_overhead.py
 	$(BUILD)/bench_float_writer

@@ -40,8 +40,21 @@ static int env_int(const char *name, long lo, long hi, int *out) {
     return rc;
 }
 
+/* "fp32" | "bf16" | "int8" -> a cembed_precision; -1 when none */
+static int precision_from(const char *s) {
+    static const char *const names[] = {[CEMBED_FP32] = "fp32", [CEMBED_BF16] = "bf16", [CEMBED_INT8] = "int8"};
+    for (int p = 0; p < (int)CE_ARRAY_LEN(names); p++)
+        if (strcmp(s, names[p]) == 0) return p;
+    return -1;
+}
+
 int cli_common_init(cli_common *c) {
-    *c = (cli_common){.model_dir = DEFAULT_MODEL_DIR};
+    *c = (cli_common){.model_dir = DEFAULT_MODEL_DIR, .precision = DEFAULT_PRECISION};
+    const char *prec = getenv("EMBEDDING_PRECISION");
+    if (prec && *prec && (c->precision = precision_from(prec)) < 0) {
+        cli_error("EMBEDDING_PRECISION=%s: must be one of fp32, bf16, int8", prec);
+        return EXIT_USAGE;
+    }
     const char *m = getenv("EMBEDDING_MODEL");
     if (m && *m) c->model_dir = m;
     if (env_int("EMBEDDING_ONNX_THREADS", 1, 1024, &c->threads) || env_int("EMBEDDING_THREADS", 1, 1024, &c->threads))
@@ -75,6 +88,14 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
             return -1;
         }
         c->model_dir = argv[++*i];
+        return 1;
+    }
+    if (strcmp(a, "--precision") == 0) {
+        if (*i + 1 >= argc || precision_from(argv[*i + 1]) < 0) {
+            cli_error("--precision needs one of fp32, bf16, int8");
+            return -1;
+        }
+        c->precision = precision_from(argv[++*i]);
         return 1;
     }
     for (size_t k = 0; k < CE_ARRAY_LEN(ints); k++) {

@@ -12,10 +12,14 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 typedef struct cli_common {
     const char *model_dir;
     int threads, batch_size, max_seq_len;
+    int precision;   /* a cembed_precision */
 } cli_common;
 
+/* The precision when neither --precision nor EMBEDDING_PRECISION names one. */
+#define DEFAULT_PRECISION CEMBED_FP32
+
 /* Fills defaults from the environment (EMBEDDING_MODEL, EMBEDDING_THREADS /
- * EMBEDDING_ONNX_THREADS, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE
+ * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE
  * after printing which variable is wrong. */
 int cli_common_init(cli_common *c);
 /* If argv[*i] is a common flag, consumes it (and its value) and returns 1;

@@ -293,7 +293,7 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
             cli_error("cache: %s (use --no-cache to run without it)", cembed_last_error());
             goto done;
         }
-        snprintf(r->scope.precision, sizeof r->scope.precision, "fp32");
+        snprintf(r->scope.precision, sizeof r->scope.precision, "%s", r->info.precision);
         snprintf(r->scope.pooling, sizeof r->scope.pooling, "%s", r->info.pooling);
         r->scope.normalize = 0;   /* raw vectors: normalized after, as `serve` does */
         r->scope.max_seq_len = r->info.max_seq_len;

@@ -16,7 +16,7 @@ int cmd_info(int argc, char **argv) {
         }
     }
     cembed_options o = {.threads = c.threads, .max_batch = c.batch_size ? c.batch_size : 1,
-                        .max_seq_len = c.max_seq_len};
+                        .max_seq_len = c.max_seq_len, .precision = c.precision};
     cembed_model *m;
     if (cembed_model_open(c.model_dir, &o, &m)) {
         cli_error("cannot open model %s: %s", c.model_dir, cembed_last_error());
@@ -31,10 +31,10 @@ int cmd_info(int argc, char **argv) {
                         ",\"architecture\":\"%s\",\"dimensions\":%d,\"layers\":%d,\"heads\":%d,"
                         "\"intermediate_size\":%d,\"vocab_size\":%d,\"max_seq_len\":%d,\"pooling\":\"%s\","
                         "\"normalize\":%s,\"layer_norm_eps\":%g,\"weights_dtype\":\"%s\",\"weights_bytes\":%zu,"
-                        "\"threads\":%d}\n",
+                        "\"threads\":%d,\"precision\":\"%s\",\"kernels\":\"%s\"}\n",
                         i.architecture, i.hidden, i.layers, i.heads, i.intermediate, i.vocab_size, i.max_seq_len,
                         i.pooling, i.normalize ? "true" : "false", (double)i.layer_norm_eps, i.weights_dtype,
-                        i.weights_bytes, i.threads) == 0;
+                        i.weights_bytes, i.threads, i.precision, i.kernels) == 0;
     if (ok) fwrite(b.ptr, 1, b.len, stdout);
     buf_free(&b);
     cembed_model_free(m);

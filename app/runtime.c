@@ -70,15 +70,16 @@ int runtime_open(runtime *rt, const cli_common *c) {
      * arenas at most, so that freed memory leaves RSS. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
-    cembed_options o = {.threads = c->threads, .max_batch = (int)max_batch, .max_seq_len = c->max_seq_len};
+    cembed_options o = {.threads = c->threads, .max_batch = (int)max_batch, .max_seq_len = c->max_seq_len,
+                        .precision = c->precision};
     if (cembed_model_open(c->model_dir, &o, &rt->m)) {
         cli_error("cannot open model %s: %s", c->model_dir, cembed_last_error());
         return EXIT_FAIL;
     }
     cembed_model_get_info(rt->m, &rt->info);
     const cembed_model_info *info = &rt->info;
-    log_info("model loaded with %d threads: %s (%d dimensions, %d tokens max)", info->threads, info->path,
-             info->hidden, info->max_seq_len);
+    log_info("model loaded with %d threads, %s on %s kernels: %s (%d dimensions, %d tokens max)", info->threads,
+             info->precision, info->kernels, info->path, info->hidden, info->max_seq_len);
     if (max_tokens < info->max_seq_len) {
         cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the model's sequence limit of %d", max_tokens,
                   info->max_seq_len);
@@ -91,7 +92,7 @@ int runtime_open(runtime *rt, const cli_common *c) {
     uint64_t cache_max;
     if (cli_cache_settings(NULL, 0, cache_buf, sizeof cache_buf, &cache_path, &cache_max)) return EXIT_USAGE;
     rt->scope = (cache_scope){.normalize = 0, .max_seq_len = info->max_seq_len};
-    snprintf(rt->scope.precision, sizeof rt->scope.precision, "fp32");
+    snprintf(rt->scope.precision, sizeof rt->scope.precision, "%s", info->precision);
     snprintf(rt->scope.pooling, sizeof rt->scope.pooling, "%s", info->pooling);
     if (cache_path && (cache_fingerprint_dir(c->model_dir, rt->scope.fingerprint) ||
                        cache_open(cache_path, cache_max, &rt->lookup) ||

@@ -45,8 +45,15 @@ const char *cembed_last_error(void);
 
 typedef struct cembed_model cembed_model;
 
+/* Arithmetic of the encoder's Linear layers (attention, LayerNorm, GELU and
+ * pooling stay fp32): fp32 (OpenBLAS, the reference); bf16 (weights and
+ * activations rounded to bfloat16, fp32 sums); int8 (weights per output
+ * channel, activations per token, exact int32 sums). */
+typedef enum { CEMBED_FP32 = 0, CEMBED_BF16 = 1, CEMBED_INT8 = 2 } cembed_precision;
+
 typedef struct cembed_options {
     int threads;        /* compute threads; 0 = min(usable CPUs, 8) */
+    int precision;      /* a cembed_precision; 0 = fp32 */
     int max_batch;      /* sequences per forward pass; 0 = 32 */
     int max_seq_len;    /* 0 = the model's limit; else min(this, the model's) */
 } cembed_options;
@@ -66,6 +73,8 @@ typedef struct cembed_model_info {
     size_t weights_bytes;       /* size of model.safetensors */
     int threads;
     int max_batch;              /* sequences per forward pass */
+    const char *precision;      /* "fp32" | "bf16" | "int8" */
+    const char *kernels;        /* the SIMD table in use: "avx2" | "scalar" */
     int32_t cls_id, sep_id;     /* the template's special tokens */
 } cembed_model_info;
 

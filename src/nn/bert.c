@@ -6,9 +6,11 @@
  *   a   = c @ Wo^T;  x = LN(a + bo + x)
  *   a   = gelu(x @ Wi^T + bi)
  *   c   = a @ Wf^T;  x = LN(c + bf + x)
- * GEMM phases split the rows statically across the pool's threads; each
- * thread runs single-threaded BLAS on chunks of ROW_CHUNK rows and applies
- * the epilogue while the chunk is still in cache. */
+ * GEMM phases split the rows statically across the pool's threads. At fp32
+ * each thread runs single-threaded BLAS on chunks of ROW_CHUNK rows, then
+ * the epilogue; at bf16 and int8 each thread runs our own kernel on chunks of
+ * NN_LOWP_ROWS rows, which adds the bias (and GELU) to each tile in registers,
+ * and the residual + LayerNorm follows on the chunk while it is in L2. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -25,25 +27,36 @@ struct bert {
     pool *p;
     int max_tokens, max_seq_len;
     int H, I, heads, dh, wa;   /* wa: width of region a */
-    float *wqkv, *bqkv;        /* per layer: [3H, H], [3H] */
+    nn_precision prec;
+    float *wqkv, *bqkv;        /* per layer: [3H, H], [3H] (wqkv: fp32 only) */
+    nn_packed *packed;         /* bf16/int8: per layer qkv, o, i, f */
+    char *lowp_scratch;        /* bf16/int8: per thread nn_lowp_scratch_bytes(max(H, I)) */
+    size_t lowp_scratch_per_thread;
     float *x, *a, *c;          /* workspace */
     float *scratch;            /* per thread attention scratch */
     size_t scratch_per_thread;
     int32_t *pos;              /* position of each token */
 };
 
-size_t bert_workspace_bytes(const model_config *c, int max_tokens, int max_seq_len, int threads) {
+size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_tokens, int max_seq_len, int threads) {
     size_t H = (size_t)c->hidden, I = (size_t)c->intermediate, T = (size_t)max_tokens;
     size_t wa = CE_MAX(3 * H, I);
     size_t floats = T * (2 * H + wa) + (size_t)threads * nn_attention_scratch(max_seq_len, c->hidden / c->heads);
-    size_t packed = (size_t)c->layers * (3 * H * H + 3 * H);
-    return (floats + packed) * sizeof(float) + T * sizeof(int32_t);
+    size_t bytes = floats * sizeof(float) + T * sizeof(int32_t) + (size_t)c->layers * 3 * H * sizeof(float);
+    if (prec == NN_FP32) return bytes + (size_t)c->layers * 3 * H * H * sizeof(float);
+    /* packed weights: 6 H x H (+ padding) and 2 H x I per layer, 1 or 2 bytes each, int8 scales */
+    const size_t per = prec == NN_INT8 ? 1 : 2, cells = 6 * (H + NN_PANEL) * (H + 1) + 2 * (H + NN_PANEL) * (I + 1);
+    bytes += (size_t)c->layers * (cells * per + 8 * (H + I + NN_PANEL) * sizeof(float));
+    return bytes + (size_t)threads * nn_lowp_scratch_bytes((int)CE_MAX(H, I));
 }
 
 void bert_free(bert *b) {
     if (!b) return;
     base_free(b->wqkv);
     base_free(b->bqkv);
+    for (int i = 0; b->packed && i < 4 * b->m->cfg.layers; i++) nn_packed_free(&b->packed[i]);
+    base_free(b->packed);
+    base_free(b->lowp_scratch);
     base_free(b->x);
     base_free(b->a);
     base_free(b->c);
@@ -52,7 +65,8 @@ void bert_free(bert *b) {
     base_free(b);
 }
 
-int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int max_seq_len, bert **out) {
+int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, int max_tokens, int max_seq_len,
+             bert **out) {
     *out = NULL;
     const model_config *c = &m->cfg;
     CE_ASSERT(max_tokens >= max_seq_len && max_seq_len >= 2 && max_seq_len <= c->max_position);
@@ -60,6 +74,7 @@ int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int m
     if (!b) return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
     b->m = m;
     b->k = k;
+    b->prec = prec;
     b->p = p;
     b->max_tokens = max_tokens;
     b->max_seq_len = max_seq_len;
@@ -71,29 +86,53 @@ int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int m
     const size_t H = (size_t)b->H, T = (size_t)max_tokens, L = (size_t)c->layers;
     int threads = pool_threads(p);
     b->scratch_per_thread = nn_attention_scratch(max_seq_len, b->dh);
-    b->wqkv = base_malloc(L * 3 * H * H * sizeof(float));
+    if (prec == NN_FP32) b->wqkv = base_malloc(L * 3 * H * H * sizeof(float));
     b->bqkv = base_malloc(L * 3 * H * sizeof(float));
     b->x = base_malloc(T * H * sizeof(float));
     b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
     b->c = base_malloc(T * H * sizeof(float));
     b->scratch = base_malloc((size_t)threads * b->scratch_per_thread * sizeof(float));
     b->pos = base_malloc(T * sizeof(int32_t));
-    if (!b->wqkv || !b->bqkv || !b->x || !b->a || !b->c || !b->scratch || !b->pos) {
-        size_t want = bert_workspace_bytes(c, max_tokens, max_seq_len, threads);
+    if (prec != NN_FP32) {
+        b->packed = base_calloc(4 * L, sizeof *b->packed);
+        b->lowp_scratch_per_thread = (nn_lowp_scratch_bytes(CE_MAX(b->H, b->I)) + 63) & ~(size_t)63;
+        b->lowp_scratch = base_malloc((size_t)threads * b->lowp_scratch_per_thread);
+    }
+    if ((prec == NN_FP32 && !b->wqkv) || !b->bqkv || !b->x || !b->a || !b->c || !b->scratch || !b->pos ||
+        (prec != NN_FP32 && (!b->packed || !b->lowp_scratch))) {
+        size_t want = bert_workspace_bytes(c, prec, max_tokens, max_seq_len, threads);
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
     /* Q, K, V weights stacked into one [3H, H] matrix per layer */
+    float *qkv = prec == NN_FP32 ? NULL : base_malloc(3 * H * H * sizeof(float));
+    if (prec != NN_FP32 && !qkv) {
+        bert_free(b);
+        return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
+    }
     for (size_t l = 0; l < L; l++) {
         const bert_layer_w *w = &m->layer[l];
-        float *dst = b->wqkv + l * 3 * H * H, *bd = b->bqkv + l * 3 * H;
+        float *dst = prec == NN_FP32 ? b->wqkv + l * 3 * H * H : qkv, *bd = b->bqkv + l * 3 * H;
         memcpy(dst, w->q_w, H * H * sizeof(float));
         memcpy(dst + H * H, w->k_w, H * H * sizeof(float));
         memcpy(dst + 2 * H * H, w->v_w, H * H * sizeof(float));
+        if (prec != NN_FP32) {
+            nn_packed *pk = b->packed + 4 * l;
+            int rc = nn_pack(dst, 3 * b->H, b->H, prec, &pk[0]);
+            if (!rc) rc = nn_pack(w->o_w, b->H, b->H, prec, &pk[1]);
+            if (!rc) rc = nn_pack(w->i_w, b->I, b->H, prec, &pk[2]);
+            if (!rc) rc = nn_pack(w->f_w, b->H, b->I, prec, &pk[3]);
+            if (rc) {
+                base_free(qkv);
+                bert_free(b);
+                return rc;
+            }
+        }
         memcpy(bd, w->q_b, H * sizeof(float));
         memcpy(bd + H, w->k_b, H * sizeof(float));
         memcpy(bd + 2 * H, w->v_b, H * sizeof(float));
     }
+    base_free(qkv);
     *out = b;
     return 0;
 }
@@ -128,6 +167,7 @@ typedef struct job {
     int normalize;
     /* GEMM phase: C[T, N] = A[T, K] @ W[N, K]^T, then the epilogue */
     const float *A, *W, *bias, *g, *beta;
+    const nn_packed *Wp;       /* bf16/int8: the packed W */
     float *C;
     int N, K;
     enum epilogue epi;
@@ -164,6 +204,18 @@ static void phase_gemm(void *arg, int t, int n) {
     int r0, r1;
     row_range(j->T, t, n, &r0, &r1);
     const int N = j->N, K = j->K, H = b->H;
+    if (j->Wp) {
+        void *scratch = b->lowp_scratch + (size_t)t * b->lowp_scratch_per_thread;
+        for (int r = r0; r < r1; r += NN_LOWP_ROWS) {
+            const int rows = CE_MIN(NN_LOWP_ROWS, r1 - r);
+            float *C = j->C + (size_t)r * N;
+            // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
+            b->k->gemm_lowp(rows, j->A + (size_t)r * K, K, j->Wp, j->bias, j->epi == EPI_BIAS_GELU, C, N, scratch);
+            if (j->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
+                b->k->add_layernorm(C, NULL, b->x + (size_t)r * H, j->g, j->beta, b->m->cfg.layer_norm_eps, rows, H);
+        }
+        return;
+    }
     for (int r = r0; r < r1; r += ROW_CHUNK) {
         const int rows = CE_MIN(ROW_CHUNK, r1 - r);
         float *C = j->C + (size_t)r * N;
@@ -222,9 +274,10 @@ static void phase_pool(void *arg, int t, int n) {
     }
 }
 
-static void run_gemm(bert *b, job *j, const float *A, int K, const float *W, int N, float *C, enum epilogue epi,
-                     const float *bias, const float *g, const float *beta) {
+static void run_gemm(bert *b, job *j, const float *A, int K, const float *W, const nn_packed *Wp, int N, float *C,
+                     enum epilogue epi, const float *bias, const float *g, const float *beta) {
     j->A = A;
+    j->Wp = Wp;
     j->K = K;
     j->W = W;
     j->N = N;
@@ -255,20 +308,21 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
     pool_run(b->p, phase_embed, &j);
     for (int l = 0; l < b->m->cfg.layers; l++) {
         const bert_layer_w *w = &b->m->layer[l];
+        const nn_packed *pk = b->packed ? b->packed + 4 * l : NULL;
         /* a[T, 3H] = x @ Wqkv^T + bqkv */
-        run_gemm(b, &j, b->x, H, b->wqkv + (size_t)l * 3 * H * H, 3 * H, b->a, EPI_BIAS,
-                 b->bqkv + (size_t)l * 3 * H, NULL, NULL);
+        run_gemm(b, &j, b->x, H, b->wqkv ? b->wqkv + (size_t)l * 3 * H * H : NULL, pk ? &pk[0] : NULL, 3 * H, b->a,
+                 EPI_BIAS, b->bqkv + (size_t)l * 3 * H, NULL, NULL);
         /* c[T, H] = attention(a) */
         atomic_store(&j.next, 0);
         j.qkv = b->a;
         j.ctx = b->c;
         pool_run(b->p, phase_attention, &j);
         /* a[T, H] = c @ Wo^T; x = LN(a + bo + x) */
-        run_gemm(b, &j, b->c, H, w->o_w, H, b->a, EPI_ADD_LN, w->o_b, w->ln1_g, w->ln1_b);
+        run_gemm(b, &j, b->c, H, w->o_w, pk ? &pk[1] : NULL, H, b->a, EPI_ADD_LN, w->o_b, w->ln1_g, w->ln1_b);
         /* a[T, I] = gelu(x @ Wi^T + bi) */
-        run_gemm(b, &j, b->x, H, w->i_w, I, b->a, EPI_BIAS_GELU, w->i_b, NULL, NULL);
+        run_gemm(b, &j, b->x, H, w->i_w, pk ? &pk[2] : NULL, I, b->a, EPI_BIAS_GELU, w->i_b, NULL, NULL);
         /* c[T, H] = a @ Wf^T; x = LN(c + bf + x) */
-        run_gemm(b, &j, b->a, I, w->f_w, H, b->c, EPI_ADD_LN, w->f_b, w->ln2_g, w->ln2_b);
+        run_gemm(b, &j, b->a, I, w->f_w, pk ? &pk[3] : NULL, H, b->c, EPI_ADD_LN, w->f_b, w->ln2_g, w->ln2_b);
     }
     pool_run(b->p, phase_pool, &j);
 }

@@ -17,11 +17,13 @@ typedef struct bert bert;
 
 /* Bytes bert_new will allocate for batches of up to max_tokens tokens and
  * sequences of up to max_seq_len, with `threads` threads. */
-size_t bert_workspace_bytes(const model_config *c, int max_tokens, int max_seq_len, int threads);
+size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_tokens, int max_seq_len, int threads);
 
 /* Prepares the forward pass of model m (which must outlive it). OUT: *out.
- * k: the kernel table (nn_kernels_best() normally). Fails with ENOMEM. */
-int bert_new(const model *m, const nn_kernels *k, pool *p, int max_tokens, int max_seq_len, bert **out);
+ * k: the kernel table (nn_kernels_best() normally); prec: the Linear layers'
+ * precision (bf16/int8 weights are packed here, once). Fails with ENOMEM. */
+int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, int max_tokens, int max_seq_len,
+             bert **out);
 void bert_free(bert *b);
 
 /* Activation bytes a batch of `tokens` tokens touches (x, a, c rows). */

@@ -24,6 +24,7 @@ struct cembed_model {
     pool *pool;
     bert *fwd;
     const nn_kernels *k;
+    nn_precision prec;
     int threads, max_batch, max_seq_len;
     char *path, *name;
     int32_t *batch_ids;    /* [max_batch * max_seq_len] */
@@ -55,6 +56,8 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     if (o.threads < 0 || o.threads > 1024) return base_err(CEMBED_EINVAL, "threads %d: must be in [0, 1024]", o.threads);
     if (o.max_batch < 0 || o.max_batch > 4096)
         return base_err(CEMBED_EINVAL, "batch size %d: must be in [1, 4096]", o.max_batch);
+    if (o.precision != CEMBED_FP32 && o.precision != CEMBED_BF16 && o.precision != CEMBED_INT8)
+        return base_err(CEMBED_EINVAL, "precision %d: must be fp32, bf16 or int8", o.precision);
     if (o.max_seq_len < 0 || o.max_seq_len == 1)
         return base_err(CEMBED_EINVAL, "max sequence length %d: must be at least 2", o.max_seq_len);
     cembed_model *cm = base_calloc(1, sizeof *cm);
@@ -78,9 +81,10 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
         goto fail;
     }
     cm->k = nn_kernels_best();
+    cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
     nn_gemm_init();
     if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;
-    if ((rc = bert_new(&cm->m, cm->k, cm->pool, cm->max_batch * cm->max_seq_len, cm->max_seq_len, &cm->fwd)))
+    if ((rc = bert_new(&cm->m, cm->k, cm->prec, cm->pool, cm->max_batch * cm->max_seq_len, cm->max_seq_len, &cm->fwd)))
         goto fail;
     cm->batch_ids = base_malloc((size_t)cm->max_batch * (size_t)cm->max_seq_len * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
@@ -121,6 +125,8 @@ void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
         .weights_bytes = cm->m.file_bytes,
         .threads = cm->threads,
         .max_batch = cm->max_batch,
+        .precision = nn_precision_name(cm->prec),
+        .kernels = cm->k->name,
         .cls_id = tok_cls_id(cm->tok),
         .sep_id = tok_sep_id(cm->tok),
     };

@@ -56,7 +56,7 @@ static void add_layernorm_ref(const float *x, const float *bias, float *res, con
 
 size_t nn_attention_scratch(int L, int dh) {
     size_t lp = ((size_t)L + 15) & ~(size_t)15;   /* covers every kernel's padding */
-    return lp * (size_t)dh + 4 * lp + 64;
+    return 2 * lp * (size_t)dh + 4 * lp + 64;
 }
 
 static void attention_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
@@ -89,6 +89,7 @@ static const nn_kernels ref = {
     .bias_gelu = bias_gelu_ref,
     .add_layernorm = add_layernorm_ref,
     .attention = attention_ref,
+    .gemm_lowp = nn_gemm_lowp_ref,
 };
 
 const nn_kernels *nn_kernels_ref(void) { return &ref; }

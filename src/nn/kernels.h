@@ -1,8 +1,10 @@
 /* kernels: every numeric primitive of the forward pass behind one table.
  *
- * GEMM goes through nn_gemm_bt (OpenBLAS, single-threaded per call: the
- * engine splits rows across its own threads), with a plain scalar reference
- * beside it. The element-wise and attention kernels exist as a scalar
+ * The fp32 GEMM goes through nn_gemm_bt (OpenBLAS, single-threaded per
+ * call: the engine splits rows across its own threads), with a plain scalar
+ * reference beside it. The bf16 and int8 GEMMs are our own (lowp.c: packing
+ * and reference; lowp_avx2.c: the AVX2 kernels), with their epilogue (bias,
+ * GELU) applied while the output tile is still in registers. The element-wise and attention kernels exist as a scalar
  * reference (kernels.c) and an AVX2+FMA version (kernels_avx2.c); the table
  * is chosen at run time from CPU features, and tests compare every entry of
  * the selected table with the reference.
@@ -21,6 +23,41 @@ void nn_gemm_bt_ref(int M, int N, int K, const float *A, int lda, const float *B
 /* Makes BLAS run single-threaded inside each call (call once). */
 void nn_gemm_init(void);
 
+/* Precision of the Linear layers' GEMMs (everything else stays fp32):
+ *   NN_FP32  OpenBLAS sgemm on the fp32 weights (the reference path);
+ *   NN_BF16  weights and activations rounded to bfloat16, products summed
+ *            in fp32 (the arithmetic of AVX512_BF16's dot product);
+ *   NN_INT8  weights symmetric int8 per output channel (scale = max|w|/127),
+ *            activations symmetric int8 per token at run time, products
+ *            summed exactly in int32, then scaled back to fp32. */
+typedef enum { NN_FP32, NN_BF16, NN_INT8 } nn_precision;
+
+/* A Linear weight W [N, K] converted once for a low-precision GEMM; the
+ * layout of w is in lowp.c. Plain data; free with nn_packed_free. */
+typedef struct nn_packed {
+    nn_precision prec;
+    int N, K;          /* out, in */
+    int Np, Kp;        /* N rounded up to NN_PANEL, K rounded up to 2 */
+    void *w;           /* int8 pairs or bf16 values, in panels of NN_PANEL columns */
+    float *scale;      /* int8: [Np] per output channel, 0 beyond N; NULL for bf16 */
+} nn_packed;
+
+#define NN_PANEL 16      /* output columns per packed panel */
+#define NN_LOWP_ROWS 48  /* most rows per gemm_lowp call */
+
+/* Packs W [N, K] (row-major, ld = K) for precision p (NN_BF16 or NN_INT8).
+ * OUT: *out, owning its memory. Fails with ENOMEM. */
+int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out);
+void nn_packed_free(nn_packed *w);
+/* Bytes a packed weight holds. Cannot fail. */
+size_t nn_packed_bytes(const nn_packed *w);
+/* Scratch bytes one gemm_lowp call needs for inputs of K columns. */
+size_t nn_lowp_scratch_bytes(int K);
+/* Rounds to the nearest bfloat16 (ties to even), returned as a float. */
+float nn_round_bf16(float x);
+/* Name of a precision ("fp32", "bf16", "int8"). */
+const char *nn_precision_name(nn_precision p);
+
 typedef struct nn_kernels {
     const char *name;
     /* x[rows, n] += bias[n] */
@@ -35,7 +72,17 @@ typedef struct nn_kernels {
      * out at out + i*ldo. scratch holds nn_attention_scratch(L, dh) floats. */
     void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
                       float *out, int ldo, float *scratch);
+    /* C[M, N] = A[M, K] @ W^T + bias, then GELU when gelu is set, for W
+     * packed bf16 or int8 (A is fp32; the kernel quantizes it). M <=
+     * NN_LOWP_ROWS; bias may be NULL; scratch holds nn_lowp_scratch_bytes(K)
+     * bytes. */
+    void (*gemm_lowp)(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
+                      int ldc, void *scratch);
 } nn_kernels;
+
+/* The scalar reference of gemm_lowp (the reference table's entry). */
+void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
+                      int ldc, void *scratch);
 
 size_t nn_attention_scratch(int L, int dh);
 const nn_kernels *nn_kernels_ref(void);
@@ -43,5 +90,8 @@ const nn_kernels *nn_kernels_ref(void);
 const nn_kernels *nn_kernels_best(void);
 /* NULL when the CPU lacks AVX2 and FMA. */
 const nn_kernels *nn_kernels_avx2(void);
+/* The AVX2 table's gemm_lowp (lowp_avx2.c). */
+void nn_gemm_lowp_avx2(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
+                       int ldc, void *scratch);
 
 #endif

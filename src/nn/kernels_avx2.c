@@ -1,70 +1,9 @@
 /* AVX2 + FMA kernels (compiled with -mavx2 -mfma; called only when the CPU
- * reports both). Row tails use masked loads and stores, so any n works.
- *
- * exp: 2^n * p(r), n = round(x / ln2), r = x - n ln2 (two-part ln2), p the
- * degree-7 Taylor polynomial (|r| <= ln2/2: relative error < 1e-8), 2^n built
- * in the exponent bits. erf: Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7),
- * enough for GELU's 0.5 x (1 + erf(x / sqrt 2)) at fp32.
+ * reports both). Row tails use masked loads and stores, so any n works. The
+ * shared math (exp, GELU, masks, horizontal sums) is in simd_avx2.h.
  */
-#include <immintrin.h>
-#include <math.h>
-
 #include "kernels.h"
-
-static inline __m256 exp256(__m256 x) {
-    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-static inline __m256 gelu256(__m256 v) {
-    const __m256 z = _mm256_mul_ps(v, _mm256_set1_ps((float)M_SQRT1_2));
-    const __m256 az = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
-    const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(az, _mm256_set1_ps(0.3275911f),
-                                                                       _mm256_set1_ps(1.0f)));
-    __m256 p = _mm256_set1_ps(1.061405429f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
-    p = _mm256_mul_ps(p, t);
-    /* erfc(|z|) = p exp(-z^2); 1 + erf(z) = 2 - erfc(|z|) for z >= 0, erfc(|z|) for z < 0 */
-    const __m256 ec = _mm256_mul_ps(p, exp256(_mm256_mul_ps(_mm256_xor_ps(az, _mm256_set1_ps(-0.0f)), az)));
-    const __m256 neg = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LT_OQ);
-    const __m256 one_plus = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), ec), ec, neg);
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), one_plus);
-}
-
-static inline __m256i tail_mask(int left) {
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), idx);
-}
-
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float hmax256(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "simd_avx2.h"
 
 static void bias_avx2(float *x, const float *bias, int rows, int n) {
     for (int r = 0; r < rows; r++) {
@@ -124,8 +63,26 @@ static void add_layernorm_avx2(const float *x, const float *bias, float *res, co
     }
 }
 
+/* Rows r[0..8) of an 8 x 8 block become its columns. */
+static inline void transpose8(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
 /* One head of one sequence, QB query rows at a time:
- *   kt [dh, Lp]  = K^T, zero-padded to Lp = round16(L)
+ *   kt [dh, Lp]  = K^T, zero-padded to Lp = round16(L) (8 x 8 block transposes)
+ *   vc [L, dh]   = V copied contiguous: the head's rows sit 3H floats apart
+ *                  in qkv, a stride that maps them onto a few L1 sets
  *   s  [QB, Lp]  = scale * q_rows @ kt, then exp(s - rowmax)
  *   out[QB, dh]  = (s @ V) / rowsum, two rows at a time (8 accumulators)
  * NC = dh / 8 is a compile-time constant in each instantiation. */
@@ -134,12 +91,18 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
                                                                 int ld, int L, const int NC, float scale,
                                                                 float *out, int ldo, float *scratch) {
     const int dh = NC * 8, Lp = (L + 15) & ~15;
-    float *kt = scratch, *s = scratch + (size_t)dh * Lp;
-    for (int d = 0; d < dh; d++) {
-        float *row = kt + (size_t)d * Lp;
-        for (int j = 0; j < L; j++) row[j] = k[(size_t)j * ld + d];
-        for (int j = L; j < Lp; j++) row[j] = 0.0f;
-    }
+    float *kt = scratch, *vc = scratch + (size_t)dh * Lp, *s = vc + (size_t)dh * Lp;
+    for (int j0 = 0; j0 < Lp; j0 += 8)
+        for (int d0 = 0; d0 < dh; d0 += 8) {
+            __m256 blk[8];
+            for (int i = 0; i < 8; i++)
+                blk[i] = j0 + i < L ? _mm256_loadu_ps(k + (size_t)(j0 + i) * ld + d0) : _mm256_setzero_ps();
+            transpose8(blk);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (size_t)(d0 + i) * Lp + j0, blk[i]);
+        }
+    for (int j = 0; j < L; j++)
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) _mm256_storeu_ps(vc + (size_t)j * dh + 8 * c, _mm256_loadu_ps(v + (size_t)j * ld + 8 * c));
     for (int i0 = 0; i0 < L; i0 += QB) {
         const int nr = L - i0 < QB ? L - i0 : QB;
         float qs[QB][64];
@@ -198,7 +161,7 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
 #pragma GCC unroll 8
             for (int c = 0; c < NC; c++) c0[c] = c1[c] = _mm256_setzero_ps();
             for (int j = 0; j < L; j++) {
-                const float *vj = v + (size_t)j * ld;
+                const float *vj = vc + (size_t)j * dh;
                 const __m256 w0 = _mm256_broadcast_ss(p0 + j), w1 = _mm256_broadcast_ss(p1 + j);
 #pragma GCC unroll 8
                 for (int c = 0; c < NC; c++) {
@@ -233,6 +196,7 @@ static const nn_kernels avx2 = {
     .bias_gelu = bias_gelu_avx2,
     .add_layernorm = add_layernorm_avx2,
     .attention = attention_avx2,
+    .gemm_lowp = nn_gemm_lowp_avx2,
 };
 
 const nn_kernels *nn_kernels_avx2(void) {

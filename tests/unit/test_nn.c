@@ -111,19 +111,88 @@ TEST(kernel_attention_matches_reference) {
         }
 }
 
+/* C = A @ W^T at fp32 in double, for the low-precision GEMM tests. */
+static void gemm_exact(int M, int N, int K, const float *A, const float *W, const float *bias, float *C) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = bias ? bias[j] : 0;
+            for (int k = 0; k < K; k++) acc += (double)A[(size_t)i * K + k] * W[(size_t)j * K + k];
+            C[(size_t)i * N + j] = (float)acc;
+        }
+}
+
+TEST(gemm_lowp_matches_reference_and_fp32) {
+    const nn_kernels *k = opt(), *r = nn_kernels_ref();
+    const int shapes[][3] = {{1, 1, 1}, {5, 16, 3}, {6, 17, 64}, {7, 40, 385}, {13, 33, 384}, {48, 1152, 384}, {48, 96, 1536}};
+    for (int p = 0; p < 2; p++) {
+        const nn_precision prec = p ? NN_INT8 : NN_BF16;
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+            float *A = rand_vec((size_t)M * K, 2), *W = rand_vec((size_t)N * K, 0.2f), *bias = rand_vec((size_t)N, 1);
+            A[0] = 3.0f;   /* an outlier, as LayerNorm outputs have */
+            float *c1 = malloc((size_t)M * N * 4), *c2 = malloc((size_t)M * N * 4), *ce = malloc((size_t)M * N * 4);
+            void *scr = malloc(nn_lowp_scratch_bytes(K));
+            nn_packed w;
+            CHECK_INT(nn_pack(W, N, K, prec, &w), 0);
+            CHECK_INT((int)nn_packed_bytes(&w), (int)((size_t)w.Np * w.Kp * (prec == NN_INT8 ? 1 : 2) +
+                                                      (prec == NN_INT8 ? (size_t)w.Np * 4 : 0)));
+            for (int gelu = 0; gelu < 2; gelu++) {
+                k->gemm_lowp(M, A, K, &w, gelu ? bias : NULL, gelu, c1, N, scr);
+                r->gemm_lowp(M, A, K, &w, gelu ? bias : NULL, gelu, c2, N, scr);
+                double scale = 0;
+                for (size_t i = 0; i < (size_t)M * N; i++) scale = fmax(scale, fabs(c2[i]));
+                double d = max_abs_diff(c1, c2, (size_t)M * N);
+                /* int8 sums are exact in both; bf16 sums in fp32 vs double */
+                if (d > 1e-5 * fmax(1, scale) * (prec == NN_BF16 ? sqrt(K) : 1))
+                    FAIL_AT("%s gemm M=%d N=%d K=%d gelu=%d: optimized vs reference max diff %g", nn_precision_name(prec),
+                            M, N, K, gelu, d);
+            }
+            /* and both stay within the format's rounding of the fp32 product */
+            gemm_exact(M, N, K, A, W, NULL, ce);
+            r->gemm_lowp(M, A, K, &w, NULL, 0, c2, N, scr);
+            double err = 0, mag = 0;
+            for (size_t i = 0; i < (size_t)M * N; i++) {
+                err += (c2[i] - ce[i]) * (double)(c2[i] - ce[i]);
+                mag += (double)ce[i] * ce[i];
+            }
+            const double rel = sqrt(err / fmax(mag, 1e-30));
+            if (rel > (prec == NN_INT8 ? 0.03 : 0.008))
+                FAIL_AT("%s gemm M=%d N=%d K=%d: relative error %g against fp32", nn_precision_name(prec), M, N, K, rel);
+            nn_packed_free(&w);
+            free(A), free(W), free(bias), free(c1), free(c2), free(ce), free(scr);
+        }
+    }
+    /* an all-zero weight row and an all-zero input row give zeros, not NaN */
+    float A0[2 * 4] = {0, 0, 0, 0, 1, -2, 3, -4}, W0[2 * 4] = {0, 0, 0, 0, 1, 1, 1, 1}, C0[4], scr0[256];
+    nn_packed w0;
+    CHECK_INT(nn_pack(W0, 2, 4, NN_INT8, &w0), 0);
+    k->gemm_lowp(2, A0, 4, &w0, NULL, 0, C0, 2, scr0);
+    CHECK(C0[0] == 0 && C0[1] == 0 && C0[2] == 0);
+    CHECK_NEAR(C0[3], -2.0, 0.05);
+    nn_packed_free(&w0);
+    CHECK_NEAR(nn_round_bf16(1.00390625f), 1.0, 0);          /* halfway: ties to even */
+    CHECK_NEAR(nn_round_bf16(1.01171875f), 1.015625, 0);     /* halfway: up to even */
+    CHECK_NEAR(nn_round_bf16(-3.0f), -3.0, 0);
+}
+
 typedef struct fwd_fixture {
     model m;
     pool *p;
     bert *b;
 } fwd_fixture;
 
-static int fixture(fwd_fixture *f, const char *dir, const nn_kernels *k, int threads, int max_tokens) {
+static int fixture_prec(fwd_fixture *f, const char *dir, const nn_kernels *k, nn_precision prec, int threads,
+                        int max_tokens) {
     memset(f, 0, sizeof *f);
-    if (model_load(dir, &f->m) || pool_new(threads, &f->p) || bert_new(&f->m, k, f->p, max_tokens, 40, &f->b)) {
+    if (model_load(dir, &f->m) || pool_new(threads, &f->p) || bert_new(&f->m, k, prec, f->p, max_tokens, 40, &f->b)) {
         FAIL_AT("fixture: %s", cembed_last_error());
         return -1;
     }
     return 0;
+}
+
+static int fixture(fwd_fixture *f, const char *dir, const nn_kernels *k, int threads, int max_tokens) {
+    return fixture_prec(f, dir, k, NN_FP32, threads, max_tokens);
 }
 
 static void fixture_free(fwd_fixture *f) {
@@ -143,8 +212,10 @@ static const char *tiny_dir(void) {
     return dir;
 }
 
-TEST(forward_optimized_matches_reference_and_is_batch_invariant) {
-    nn_gemm_init();
+/* The tiny model's forward pass at one precision: optimized (2 threads)
+ * against the reference table (1 thread), each sequence alone against the
+ * packed batch; OUT: the optimized batch's vectors in out. */
+static void forward_checks(nn_precision prec, double tol_ref, float *out_o) {
     enum { NSEQ = 24 };
     int lens[NSEQ], off[NSEQ + 1] = {0};
     int32_t ids[NSEQ * 40];
@@ -154,29 +225,57 @@ TEST(forward_optimized_matches_reference_and_is_batch_invariant) {
         for (int t = 0; t < lens[s]; t++) ids[off[s] + t] = (s * 31 + t * 17) % 64;
     }
     fwd_fixture fo, fr;
-    if (fixture(&fo, tiny_dir(), nn_kernels_best(), 2, off[NSEQ]) || fixture(&fr, tiny_dir(), nn_kernels_ref(), 1, off[NSEQ]))
+    if (fixture_prec(&fo, tiny_dir(), nn_kernels_best(), prec, 2, off[NSEQ]) ||
+        fixture_prec(&fr, tiny_dir(), nn_kernels_ref(), prec, 1, off[NSEQ]))
         return;
     const int H = fo.m.cfg.hidden;
-    float *out_o = malloc((size_t)NSEQ * H * 4), *out_r = malloc((size_t)NSEQ * H * 4), *one = malloc((size_t)H * 4);
+    float *out_r = malloc((size_t)NSEQ * H * 4), *one = malloc((size_t)H * 4);
     bert_forward(fo.b, NSEQ, ids, off, out_o, fo.m.normalize);
     bert_forward(fr.b, NSEQ, ids, off, out_r, fr.m.normalize);
     double d = max_abs_diff(out_o, out_r, (size_t)NSEQ * H);
-    if (d > 1e-5) FAIL_AT("optimized vs reference forward: max diff %g", d);
+    if (d > tol_ref) FAIL_AT("%s: optimized vs reference forward: max diff %g", nn_precision_name(prec), d);
     /* normalized output */
     double sq = 0;
     for (int i = 0; i < H; i++) sq += (double)out_o[i] * out_o[i];
     CHECK_NEAR(sq, 1.0, 1e-5);
-    /* each sequence alone gives the same vector as inside the packed batch */
+    /* each sequence alone gives the same vector as inside the packed batch
+     * (int8 too: activations are quantized per token) */
     double worst = 0;
     for (int s = 0; s < NSEQ; s++) {
         int o1[2] = {0, lens[s]};
         bert_forward(fo.b, 1, ids + off[s], o1, one, fo.m.normalize);
         worst = fmax(worst, max_abs_diff(one, out_o + (size_t)s * H, (size_t)H));
     }
-    if (worst > 1e-6) FAIL_AT("batch invariance: max diff %g", worst);
-    free(out_o), free(out_r), free(one);
+    if (worst > 1e-6) FAIL_AT("%s: batch invariance: max diff %g", nn_precision_name(prec), worst);
+    free(out_r), free(one);
     fixture_free(&fo);
     fixture_free(&fr);
+}
+
+static double min_cosine(const float *a, const float *b, int n_vec, int dims) {
+    double worst = 1;
+    for (int v = 0; v < n_vec; v++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int i = 0; i < dims; i++) {
+            const double x = a[(size_t)v * dims + i], y = b[(size_t)v * dims + i];
+            ab += x * y, aa += x * x, bb += y * y;
+        }
+        worst = fmin(worst, ab / sqrt(aa * bb));
+    }
+    return worst;
+}
+
+TEST(forward_optimized_matches_reference_and_is_batch_invariant) {
+    nn_gemm_init();
+    enum { NSEQ = 24, H = 64 };
+    static float f32[NSEQ * H], bf[NSEQ * H], i8[NSEQ * H];
+    forward_checks(NN_FP32, 1e-5, f32);
+    forward_checks(NN_BF16, 5e-4, bf);
+    forward_checks(NN_INT8, 2e-3, i8);
+    /* the low precisions stay close to fp32 */
+    double cb = min_cosine(bf, f32, NSEQ, H), ci = min_cosine(i8, f32, NSEQ, H);
+    if (cb < 0.9999) FAIL_AT("bf16 vs fp32: min cosine %.6f", cb);
+    if (ci < 0.99) FAIL_AT("int8 vs fp32: min cosine %.6f", ci);
 }
 
 TEST(forward_cls_pooling_unnormalized) {

@@ -1,0 +1,129 @@
+/* GEMM peak: what one core of this machine can do, and how close cembed's
+ * GEMMs come to it.
+ *
+ *   fma peak    a loop of independent 8-wide FMAs (fp32 multiply-adds/s);
+ *   madd peak   a loop of independent vpmaddwd (the int8 kernel's multiply
+ *               on AVX2: 16 multiply-adds each; its vpaddd runs on other
+ *               ports), so the int8 kernel's ceiling;
+ *   sgemm       OpenBLAS at the encoder's shapes (the fp32 path);
+ *   int8, bf16  cembed's own GEMMs at the same shapes, rows in chunks of
+ *               NN_LOWP_ROWS as the engine calls them.
+ * One thread; the encoder's shapes for M tokens: qkv [M,384]x[1152,384],
+ * out [M,384]x[384,384], ffn up [M,384]x[1536,384], ffn down [M,1536]x[384,1536].
+ *
+ * usage: build/gemm_peak [M=4096] [reps=5]
+ */
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "nn/kernels.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* 12 independent chains (more than latency x ports on current cores), in
+ * registers: the asm barrier keeps the compiler from folding the loop. */
+#define CHAINS(OP) OP(0) OP(1) OP(2) OP(3) OP(4) OP(5) OP(6) OP(7) OP(8) OP(9) OP(10) OP(11)
+
+__attribute__((target("avx2,fma"))) static double fma_peak(void) {
+#define DECL(i) __m256 a##i = _mm256_set1_ps((float)(i) * 1e-3f);
+#define STEP(i) a##i = _mm256_fmadd_ps(a##i, x, y);
+#define SINK(i) sink += _mm256_cvtss_f32(a##i);
+    CHAINS(DECL)
+    __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-4f);
+    const long iters = 50000000;
+    double t0 = now();
+    for (long n = 0; n < iters; n++) {
+        CHAINS(STEP)
+        __asm__ volatile("" : "+x"(x), "+x"(y));
+    }
+    double dt = now() - t0;
+    float sink = 0;
+    CHAINS(SINK)
+    if (sink == 12345) puts("");
+    return (double)iters * 12 * 8 / dt;
+#undef DECL
+#undef STEP
+#undef SINK
+}
+
+/* vpmaddwd with no dependencies at all (inputs ymm0/ymm1, 12 outputs): the
+ * multiply port's throughput. */
+__attribute__((target("avx2"))) static double madd_peak(void) {
+    const long iters = 50000000;
+    double t0 = now();
+    for (long n = 0; n < iters; n++)
+        __asm__ volatile(
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm2\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm3\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm4\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm5\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm6\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm7\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm8\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm9\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm10\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm11\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm12\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm13\n\t"
+            :
+            :
+            : "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
+    double dt = now() - t0;
+    return (double)iters * 12 * 16 / dt;
+}
+
+static float *rnd(size_t n, float s) {
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = ((float)rand() / RAND_MAX - 0.5f) * s;
+    return v;
+}
+
+int main(int argc, char **argv) {
+    const int M = argc > 1 ? atoi(argv[1]) : 4096, reps = argc > 2 ? atoi(argv[2]) : 5;
+    const struct { const char *name; int N, K; } shapes[] = {
+        {"qkv", 1152, 384}, {"out", 384, 384}, {"ffn_up", 1536, 384}, {"ffn_down", 384, 1536}};
+    nn_gemm_init();
+    const nn_kernels *k = nn_kernels_best();
+    const double fp = fma_peak(), mp = madd_peak();
+    printf("kernels: %s, M = %d tokens, 1 thread\n", k->name, M);
+    printf("fma  peak: %6.1f G multiply-adds/s (fp32)\n", fp * 1e-9);
+    printf("madd peak: %6.1f G multiply-adds/s (int16 pairs, the int8 kernel's instruction)\n", mp * 1e-9);
+    printf("%-9s %10s %8s %10s %8s %10s %8s\n", "shape", "sgemm", "of fma", "bf16", "of fma", "int8", "of madd");
+    double tot[3] = {0}, macs = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int N = shapes[s].N, K = shapes[s].K;
+        float *A = rnd((size_t)M * K, 2), *W = rnd((size_t)N * K, 0.1f), *C = malloc((size_t)M * N * sizeof(float));
+        void *scr = malloc(nn_lowp_scratch_bytes(K));
+        nn_packed pb, pi;
+        if (nn_pack(W, N, K, NN_BF16, &pb) || nn_pack(W, N, K, NN_INT8, &pi)) return 1;
+        double best[3] = {1e30, 1e30, 1e30};
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            for (int m = 0; m < M; m += 2048) nn_gemm_bt(M - m < 2048 ? M - m : 2048, N, K, A + (size_t)m * K, K, W, K, C + (size_t)m * N, N);
+            double t1 = now();
+            for (int m = 0; m < M; m += NN_LOWP_ROWS)
+                k->gemm_lowp(M - m < NN_LOWP_ROWS ? M - m : NN_LOWP_ROWS, A + (size_t)m * K, K, &pb, NULL, 0, C + (size_t)m * N, N, scr);
+            double t2 = now();
+            for (int m = 0; m < M; m += NN_LOWP_ROWS)
+                k->gemm_lowp(M - m < NN_LOWP_ROWS ? M - m : NN_LOWP_ROWS, A + (size_t)m * K, K, &pi, NULL, 0, C + (size_t)m * N, N, scr);
+            double t3 = now();
+            best[0] = t1 - t0 < best[0] ? t1 - t0 : best[0];
+            best[1] = t2 - t1 < best[1] ? t2 - t1 : best[1];
+            best[2] = t3 - t2 < best[2] ? t3 - t2 : best[2];
+        }
+        const double mac = (double)M * N * K;
+        macs += mac;
+        for (int i = 0; i < 3; i++) tot[i] += best[i];
+        printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%\n", shapes[s].name, mac / best[0] * 1e-9,
+               100 * mac / best[0] / fp, mac / best[1] * 1e-9, 100 * mac / best[1] / fp, mac / best[2] * 1e-9,
+               100 * mac / best[2] / mp);
+        nn_packed_free(&pb);
+        nn_packed_free(&pi);
+        free(A), free(W), free(C), free(scr);
+    }
+    printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%   (one layer's mix)\n", "all", macs / tot[0] * 1e-9,
+           100 * macs / tot[0] / fp, macs / tot[1] * 1e-9, 100 * macs / tot[1] / fp, macs / tot[2] * 1e-9,
+           100 * macs / tot[2] / mp);
+    printf("int8 / sgemm: %.2fx   bf16 / sgemm: %.2fx\n", tot[0] / tot[2], tot[0] / tot[1]);
+    return 0;
+}

@@ -1,0 +1,140 @@
+/* Low-precision Linear weights: packing once at load, and the scalar
+ * reference of the bf16 and int8 GEMMs.
+ *
+ * Packed layout (both precisions): the N output columns in panels of
+ * NN_PANEL = 16 (N padded with zero columns to Np), each panel contiguous:
+ *   int8: for each pair of inputs k = 2q, 2q+1 (K padded to Kp, even):
+ *         32 bytes  [c0:k, c0:k+1, c1:k, c1:k+1, ... c15:k, c15:k+1]
+ *         so 16 bytes sign-extended to 16-bit lanes meet a broadcast pair
+ *         of activations in one multiply-add of pairs (vpmaddwd);
+ *   bf16: for each input k: 16 bf16 values (32 bytes) [c0:k ... c15:k].
+ * int8 scale[n] = max_k |W[n, k]| / 127 (0 for an all-zero row), q =
+ * round(W / scale) in [-127, 127]. Activations get the same symmetric rule
+ * per row (token) at run time, so a row's result never depends on the other
+ * rows in its batch.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+const char *nn_precision_name(nn_precision p) {
+    return p == NN_INT8 ? "int8" : p == NN_BF16 ? "bf16" : "fp32";
+}
+
+static uint16_t bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN stays NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+float nn_round_bf16(float x) { return bf16_float(bf16_bits(x)); }
+
+size_t nn_packed_bytes(const nn_packed *w) {
+    const size_t cells = (size_t)w->Np * (size_t)w->Kp;
+    return w->prec == NN_INT8 ? cells + (size_t)w->Np * sizeof(float) : cells * sizeof(uint16_t);
+}
+
+void nn_packed_free(nn_packed *w) {
+    base_free(w->w);
+    base_free(w->scale);
+    memset(w, 0, sizeof *w);
+}
+
+/* The quantized int8 value of activation or weight x with 127 / max|row| = inv. */
+static int quantize(float x, float inv) {
+    float q = nearbyintf(x * inv);
+    return q > 127 ? 127 : q < -127 ? -127 : (int)q;
+}
+
+int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
+    CE_ASSERT(p == NN_INT8 || p == NN_BF16);
+    CE_ASSERT(N > 0 && K > 0);
+    nn_packed w = {.prec = p, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, .Kp = (K + 1) & ~1};
+    const size_t Np = (size_t)w.Np, Kp = (size_t)w.Kp;
+    w.w = base_calloc(Np * Kp, p == NN_INT8 ? 1 : 2);
+    if (p == NN_INT8) w.scale = base_calloc(Np, sizeof(float));
+    if (!w.w || (p == NN_INT8 && !w.scale)) {
+        nn_packed_free(&w);
+        return base_err(CEMBED_ENOMEM, "out of memory packing a %d x %d weight for %s", N, K, nn_precision_name(p));
+    }
+    for (int n = 0; n < N; n++) {
+        const float *row = W + (size_t)n * K;
+        const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * Kp, c = (size_t)(n % NN_PANEL);
+        if (p == NN_BF16) {
+            uint16_t *dst = (uint16_t *)w.w + panel;
+            for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = bf16_bits(row[k]);
+            continue;
+        }
+        float mx = 0;
+        for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(row[k]));
+        if (mx == 0) continue;   /* scale 0, q 0 */
+        w.scale[n] = mx / 127.0f;
+        const float inv = 127.0f / mx;
+        int8_t *dst = (int8_t *)w.w + panel;
+        for (int k = 0; k < K; k++) dst[(size_t)(k / 2) * 2 * NN_PANEL + 2 * c + (size_t)(k & 1)] = (int8_t)quantize(row[k], inv);
+    }
+    *out = w;
+    return 0;
+}
+
+size_t nn_lowp_scratch_bytes(int K) {
+    /* rows rounded up to the AVX2 tile (6); int8: int16 [rows, Kp] + scales; bf16: float [rows, K] */
+    const size_t rows = (NN_LOWP_ROWS + 5) / 6 * 6, Kp = (size_t)((K + 1) & ~1);
+    const size_t i8 = rows * Kp * sizeof(int16_t) + rows * sizeof(float), bf = rows * Kp * sizeof(float);
+    return (i8 > bf ? i8 : bf) + 64;
+}
+
+static int8_t i8_at(const nn_packed *w, int n, int k) {
+    const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * (size_t)w->Kp, c = (size_t)(n % NN_PANEL);
+    return ((const int8_t *)w->w)[panel + (size_t)(k / 2) * 2 * NN_PANEL + 2 * c + (size_t)(k & 1)];
+}
+
+static float bf16_at(const nn_packed *w, int n, int k) {
+    const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * (size_t)w->Kp, c = (size_t)(n % NN_PANEL);
+    return bf16_float(((const uint16_t *)w->w)[panel + (size_t)k * NN_PANEL + c]);
+}
+
+static float gelu_ref(float v) { return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); }
+
+void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
+                      int ldc, void *scratch) {
+    const int N = W->N, K = W->K;
+    CE_ASSERT(M <= NN_LOWP_ROWS);
+    for (int r = 0; r < M; r++) {
+        const float *a = A + (size_t)r * lda;
+        float *c = C + (size_t)r * ldc;
+        if (W->prec == NN_INT8) {
+            /* a row: q = round(a * 127 / max|a|), scale max|a| / 127 */
+            int16_t *q = scratch;
+            float mx = 0;
+            for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(a[k]));
+            const float inv = mx > 0 ? 127.0f / mx : 0.0f, sa = mx / 127.0f;
+            for (int k = 0; k < K; k++) q[k] = (int16_t)quantize(a[k], inv);
+            for (int n = 0; n < N; n++) {
+                int32_t acc = 0;
+                for (int k = 0; k < K; k++) acc += (int32_t)q[k] * i8_at(W, n, k);
+                float v = (float)acc * (sa * W->scale[n]) + (bias ? bias[n] : 0.0f);
+                c[n] = gelu ? gelu_ref(v) : v;
+            }
+        } else {
+            float *ab = scratch;
+            for (int k = 0; k < K; k++) ab[k] = nn_round_bf16(a[k]);
+            for (int n = 0; n < N; n++) {
+                double acc = 0;
+                for (int k = 0; k < K; k++) acc += (double)ab[k] * bf16_at(W, n, k);
+                float v = (float)acc + (bias ? bias[n] : 0.0f);
+                c[n] = gelu ? gelu_ref(v) : v;
+            }
+        }
+    }
+}
