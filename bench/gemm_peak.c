@@ -2,9 +2,8 @@
  * GEMMs come to it.
  *
  *   fma peak    a loop of independent 8-wide FMAs (fp32 multiply-adds/s);
- *   madd peak   a loop of independent vpmaddwd (the int8 kernel's multiply
- *               on AVX2: 16 multiply-adds each; its vpaddd runs on other
- *               ports), so the int8 kernel's ceiling;
+ *   int8 peak   a loop of the int8 kernel's independent instruction triples
+ *               (vpmaddubsw, vpmaddwd, vpaddd: 32 multiply-adds), its ceiling;
  *   sgemm       OpenBLAS at the encoder's shapes (the fp32 path);
  *   int8, bf16  cembed's own GEMMs at the same shapes, rows in chunks of
  *               NN_LOWP_ROWS as the engine calls them.
@@ -52,24 +51,25 @@ __attribute__((target("avx2,fma"))) static double fma_peak(void) {
 #undef SINK
 }
 
-/* vpmaddwd with no dependencies at all (inputs ymm0/ymm1, 12 outputs): the
- * multiply port's throughput. */
-__attribute__((target("avx2"))) static double madd_peak(void) {
+/* The int8 kernel's instruction triple with no dependencies between
+ * triples: vpmaddubsw (32 uint8 x int8 products summed in pairs), vpmaddwd by
+ * ones, vpaddd into one of 6 accumulators (inputs ymm0, ymm1, ymm15). */
+#define TRIPLE(t, acc) \
+    "vpmaddubsw %%ymm0, %%ymm1, " t "\n\tvpmaddwd %%ymm15, " t ", " t "\n\tvpaddd " t ", " acc ", " acc "\n\t"
+__attribute__((target("avx2"))) static double int8_peak(void) {
     const long iters = 50000000;
     double t0 = now();
     for (long n = 0; n < iters; n++)
-        __asm__ volatile(
-            "vpmaddwd %%ymm0, %%ymm1, %%ymm2\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm3\n\t"
-            "vpmaddwd %%ymm0, %%ymm1, %%ymm4\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm5\n\t"
-            "vpmaddwd %%ymm0, %%ymm1, %%ymm6\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm7\n\t"
-            "vpmaddwd %%ymm0, %%ymm1, %%ymm8\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm9\n\t"
-            "vpmaddwd %%ymm0, %%ymm1, %%ymm10\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm11\n\t"
-            "vpmaddwd %%ymm0, %%ymm1, %%ymm12\n\tvpmaddwd %%ymm0, %%ymm1, %%ymm13\n\t"
-            :
-            :
-            : "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13");
+        __asm__ volatile(TRIPLE("%%ymm2", "%%ymm14") TRIPLE("%%ymm3", "%%ymm13") TRIPLE("%%ymm4", "%%ymm12")
+                         TRIPLE("%%ymm5", "%%ymm11") TRIPLE("%%ymm6", "%%ymm10") TRIPLE("%%ymm7", "%%ymm9")
+                         TRIPLE("%%ymm2", "%%ymm14") TRIPLE("%%ymm3", "%%ymm13") TRIPLE("%%ymm4", "%%ymm12")
+                         TRIPLE("%%ymm5", "%%ymm11") TRIPLE("%%ymm6", "%%ymm10") TRIPLE("%%ymm7", "%%ymm9")
+                         :
+                         :
+                         : "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm9", "xmm10", "xmm11", "xmm12",
+                           "xmm13", "xmm14");
     double dt = now() - t0;
-    return (double)iters * 12 * 16 / dt;
+    return (double)iters * 12 * 32 / dt;
 }
 
 static float *rnd(size_t n, float s) {
@@ -84,11 +84,11 @@ int main(int argc, char **argv) {
         {"qkv", 1152, 384}, {"out", 384, 384}, {"ffn_up", 1536, 384}, {"ffn_down", 384, 1536}};
     nn_gemm_init();
     const nn_kernels *k = nn_kernels_best();
-    const double fp = fma_peak(), mp = madd_peak();
+    const double fp = fma_peak(), mp = int8_peak();
     printf("kernels: %s, M = %d tokens, 1 thread\n", k->name, M);
     printf("fma  peak: %6.1f G multiply-adds/s (fp32)\n", fp * 1e-9);
-    printf("madd peak: %6.1f G multiply-adds/s (int16 pairs, the int8 kernel's instruction)\n", mp * 1e-9);
-    printf("%-9s %10s %8s %10s %8s %10s %8s\n", "shape", "sgemm", "of fma", "bf16", "of fma", "int8", "of madd");
+    printf("int8 peak: %6.1f G multiply-adds/s (vpmaddubsw + vpmaddwd + vpaddd)\n", mp * 1e-9);
+    printf("%-9s %10s %8s %10s %8s %10s %8s\n", "shape", "sgemm", "of fma", "bf16", "of fma", "int8", "of int8");
     double tot[3] = {0}, macs = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const int N = shapes[s].N, K = shapes[s].K;

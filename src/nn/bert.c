@@ -158,6 +158,18 @@ void bert_release(bert *b) {
 
 enum epilogue { EPI_BIAS, EPI_BIAS_GELU, EPI_ADD_LN };
 
+/* One Linear layer: C[rows, N] = A[rows, K] @ W[N, K]^T, then the epilogue
+ * (EPI_ADD_LN: x = LN(C + bias + x)). W is fp32 (BLAS) or Wp packed. Row
+ * strides: lda, ldc (region a always has rows of wa floats, so a sequence's
+ * rows are the same bytes whatever the layer writes there). */
+typedef struct gemm_op {
+    const float *A, *W, *bias, *g, *beta;
+    const nn_packed *Wp;
+    float *C;
+    int N, K, lda, ldc;
+    enum epilogue epi;
+} gemm_op;
+
 typedef struct job {
     bert *b;
     int T, n_seq;
@@ -165,15 +177,8 @@ typedef struct job {
     const int *offsets;
     float *out;
     int normalize;
-    /* GEMM phase: C[T, N] = A[T, K] @ W[N, K]^T, then the epilogue */
-    const float *A, *W, *bias, *g, *beta;
-    const nn_packed *Wp;       /* bf16/int8: the packed W */
-    float *C;
-    int N, K;
-    enum epilogue epi;
-    atomic_int next;   /* attention: next (sequence, head) pair */
-    const float *qkv;
-    float *ctx;
+    gemm_op op;        /* the GEMM phase's layer */
+    atomic_int next;   /* attention: next (sequence, head) pair; whole-sequence mode: next sequence */
 } job;
 
 static void row_range(int T, int t, int n, int *r0, int *r1) {
@@ -181,15 +186,12 @@ static void row_range(int T, int t, int n, int *r0, int *r1) {
     *r1 = (int)((long long)T * (t + 1) / n);
 }
 
-static void phase_embed(void *arg, int t, int n) {
-    job *j = arg;
-    bert *b = j->b;
+/* x[r0..r1) = LN(word + position + type embeddings) */
+static void embed_rows(bert *b, const int32_t *ids, int r0, int r1) {
     const model *m = b->m;
     const int H = b->H;
-    int r0, r1;
-    row_range(j->T, t, n, &r0, &r1);
     for (int r = r0; r < r1; r++) {
-        const float *we = m->word_emb + (size_t)j->ids[r] * H, *pe = m->pos_emb + (size_t)b->pos[r] * H;
+        const float *we = m->word_emb + (size_t)ids[r] * H, *pe = m->pos_emb + (size_t)b->pos[r] * H;
         float *x = b->x + (size_t)r * H;
         for (int i = 0; i < H; i++) x[i] = we[i] + pe[i] + (m->type_emb ? m->type_emb[i] : 0.0f);
     }
@@ -198,95 +200,145 @@ static void phase_embed(void *arg, int t, int n) {
                             r1 - r0, H);
 }
 
-static void phase_gemm(void *arg, int t, int n) {
-    job *j = arg;
-    bert *b = j->b;
-    int r0, r1;
-    row_range(j->T, t, n, &r0, &r1);
-    const int N = j->N, K = j->K, H = b->H;
-    if (j->Wp) {
+/* Rows [r0, r1) of op, on thread t's scratch. */
+static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
+    const int N = op->N, K = op->K, H = b->H, lda = op->lda, ldc = op->ldc;
+    const float eps = b->m->cfg.layer_norm_eps;
+    if (op->Wp) {
         void *scratch = b->lowp_scratch + (size_t)t * b->lowp_scratch_per_thread;
         for (int r = r0; r < r1; r += NN_LOWP_ROWS) {
             const int rows = CE_MIN(NN_LOWP_ROWS, r1 - r);
-            float *C = j->C + (size_t)r * N;
+            float *C = op->C + (size_t)r * ldc;
             // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
-            b->k->gemm_lowp(rows, j->A + (size_t)r * K, K, j->Wp, j->bias, j->epi == EPI_BIAS_GELU, C, N, scratch);
-            if (j->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
-                b->k->add_layernorm(C, NULL, b->x + (size_t)r * H, j->g, j->beta, b->m->cfg.layer_norm_eps, rows, H);
+            b->k->gemm_lowp(rows, op->A + (size_t)r * lda, lda, op->Wp, op->bias, op->epi == EPI_BIAS_GELU, C, ldc,
+                            scratch);
+            if (op->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
+                for (int i = 0; i < rows; i++)
+                    b->k->add_layernorm(C + (size_t)i * ldc, NULL, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
         }
         return;
     }
     for (int r = r0; r < r1; r += ROW_CHUNK) {
         const int rows = CE_MIN(ROW_CHUNK, r1 - r);
-        float *C = j->C + (size_t)r * N;
-        /* C[rows, N] = A[rows, K] @ W[N, K]^T */
-        nn_gemm_bt(rows, N, K, j->A + (size_t)r * K, K, j->W, K, C, N);
-        switch (j->epi) {
-        case EPI_BIAS: b->k->bias(C, j->bias, rows, N); break;
-        case EPI_BIAS_GELU: b->k->bias_gelu(C, j->bias, rows, N); break;
-        case EPI_ADD_LN:   /* x[rows, H] = LN(C + bias + x) */
-            b->k->add_layernorm(C, j->bias, b->x + (size_t)r * H, j->g, j->beta, b->m->cfg.layer_norm_eps, rows, H);
-            break;
+        float *C = op->C + (size_t)r * ldc;
+        // C [rows, N] = A [rows, K] @ W [N, K]^T
+        nn_gemm_bt(rows, N, K, op->A + (size_t)r * lda, lda, op->W, K, C, ldc);
+        for (int i = 0; i < rows; i++) {
+            float *Ci = C + (size_t)i * ldc;
+            switch (op->epi) {
+            case EPI_BIAS: b->k->bias(Ci, op->bias, 1, N); break;
+            case EPI_BIAS_GELU: b->k->bias_gelu(Ci, op->bias, 1, N); break;
+            case EPI_ADD_LN:   // x [row, H] = LN(C + bias + x)
+                b->k->add_layernorm(Ci, op->bias, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
+                break;
+            }
         }
     }
+}
+
+/* Head h of sequence s: ctx[t0.., h*dh..] = attention(qkv rows of s) */
+static void attend(bert *b, const int *offsets, int s, int h, int t) {
+    const int H = b->H, dh = b->dh, ld = b->wa;
+    const int t0 = offsets[s], L = offsets[s + 1] - t0;
+    const float *base = b->a + (size_t)t0 * ld;
+    /* q, k, v of head h: columns [h*dh, (h+1)*dh) of each third of qkv */
+    b->k->attention(base + h * dh, base + H + h * dh, base + 2 * H + h * dh, ld, L, dh, 1.0f / sqrtf((float)dh),
+                    b->c + (size_t)t0 * H + h * dh, H, b->scratch + (size_t)t * b->scratch_per_thread);
+}
+
+/* out[s] = mean (or [CLS]) of x over sequence s, L2-normalized when asked */
+static void pool_seq(bert *b, const job *j, int s) {
+    const int H = b->H;
+    const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
+    float *o = j->out + (size_t)s * H;
+    if (b->m->pooling == POOL_CLS) {
+        memcpy(o, b->x + (size_t)t0 * H, (size_t)H * sizeof(float));
+    } else {
+        for (int i = 0; i < H; i++) o[i] = 0;
+        for (int r = 0; r < L; r++) {
+            const float *x = b->x + (size_t)(t0 + r) * H;
+            for (int i = 0; i < H; i++) o[i] += x[i];
+        }
+        const float inv = 1.0f / (float)L;
+        for (int i = 0; i < H; i++) o[i] *= inv;
+    }
+    if (j->normalize) cembed_l2_normalize(o, (size_t)H);
+}
+
+/* The layer's four Linear layers (see the top of this file). */
+static gemm_op layer_op(const bert *b, int l, int which) {
+    const bert_layer_w *w = &b->m->layer[l];
+    const nn_packed *pk = b->packed ? b->packed + 4 * l : NULL;
+    const int H = b->H, I = b->I, wa = b->wa;
+    switch (which) {
+    case 0:   // a [T, 3H] = x @ Wqkv^T + bqkv
+        return (gemm_op){b->x, b->wqkv ? b->wqkv + (size_t)l * 3 * H * H : NULL, b->bqkv + (size_t)l * 3 * H, NULL,
+                         NULL, pk ? &pk[0] : NULL, b->a, 3 * H, H, H, wa, EPI_BIAS};
+    case 1:   // x = LN(c @ Wo^T + bo + x)   (a [T, H] holds the product)
+        return (gemm_op){b->c, w->o_w, w->o_b, w->ln1_g, w->ln1_b, pk ? &pk[1] : NULL, b->a, H, H, H, wa, EPI_ADD_LN};
+    case 2:   // a [T, I] = gelu(x @ Wi^T + bi)
+        return (gemm_op){b->x, w->i_w, w->i_b, NULL, NULL, pk ? &pk[2] : NULL, b->a, I, H, H, wa, EPI_BIAS_GELU};
+    default:  // x = LN(a @ Wf^T + bf + x)   (c [T, H] holds the product)
+        return (gemm_op){b->a, w->f_w, w->f_b, w->ln2_g, w->ln2_b, pk ? &pk[3] : NULL, b->c, H, I, wa, H, EPI_ADD_LN};
+    }
+}
+
+static void phase_embed(void *arg, int t, int n) {
+    job *j = arg;
+    int r0, r1;
+    row_range(j->T, t, n, &r0, &r1);
+    embed_rows(j->b, j->ids, r0, r1);
+}
+
+static void phase_gemm(void *arg, int t, int n) {
+    job *j = arg;
+    int r0, r1;
+    row_range(j->T, t, n, &r0, &r1);
+    gemm_rows(j->b, &j->op, r0, r1, t);
 }
 
 static void phase_attention(void *arg, int t, int n) {
     (void)n;
     job *j = arg;
-    bert *b = j->b;
-    const int H = b->H, dh = b->dh, heads = b->heads, ld = 3 * H;
-    const float scale = 1.0f / sqrtf((float)dh);
-    float *scratch = b->scratch + (size_t)t * b->scratch_per_thread;
+    const int heads = j->b->heads;
     for (;;) {
         int w = atomic_fetch_add(&j->next, 1);
         if (w >= j->n_seq * heads) break;
-        const int s = w / heads, h = w % heads;
-        const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
-        const float *base = j->qkv + (size_t)t0 * ld;
-        /* q, k, v of head h: columns [h*dh, (h+1)*dh) of each third of qkv */
-        b->k->attention(base + h * dh, base + H + h * dh, base + 2 * H + h * dh, ld, L, dh, scale,
-                        j->ctx + (size_t)t0 * H + h * dh, H, scratch);
+        attend(j->b, j->offsets, w / heads, w % heads, t);
     }
 }
 
 static void phase_pool(void *arg, int t, int n) {
     job *j = arg;
-    bert *b = j->b;
-    const int H = b->H;
     int s0, s1;
     row_range(j->n_seq, t, n, &s0, &s1);
-    for (int s = s0; s < s1; s++) {
-        const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
-        float *o = j->out + (size_t)s * H;
-        if (b->m->pooling == POOL_CLS) {
-            memcpy(o, b->x + (size_t)t0 * H, (size_t)H * sizeof(float));
-        } else {
-            for (int i = 0; i < H; i++) o[i] = 0;
-            for (int r = 0; r < L; r++) {
-                const float *x = b->x + (size_t)(t0 + r) * H;
-                for (int i = 0; i < H; i++) o[i] += x[i];
-            }
-            const float inv = 1.0f / (float)L;
-            for (int i = 0; i < H; i++) o[i] *= inv;
-        }
-        if (j->normalize) cembed_l2_normalize(o, (size_t)H);
-    }
+    for (int s = s0; s < s1; s++) pool_seq(j->b, j, s);
 }
 
-static void run_gemm(bert *b, job *j, const float *A, int K, const float *W, const nn_packed *Wp, int N, float *C,
-                     enum epilogue epi, const float *bias, const float *g, const float *beta) {
-    j->A = A;
-    j->Wp = Wp;
-    j->K = K;
-    j->W = W;
-    j->N = N;
-    j->C = C;
-    j->epi = epi;
-    j->bias = bias;
-    j->g = g;
-    j->beta = beta;
-    pool_run(b->p, phase_gemm, j);
+/* Whole-sequence mode: each thread takes the next sequence and runs it
+ * through every layer alone. A sequence's rows of x, a and c (at most 256 x
+ * 1536 floats) stay in this core's caches from one step to the next instead
+ * of going to memory between phases, and no thread waits on a barrier. */
+static void phase_sequences(void *arg, int t, int n) {
+    (void)n;
+    job *j = arg;
+    bert *b = j->b;
+    for (;;) {
+        const int s = atomic_fetch_add(&j->next, 1);
+        if (s >= j->n_seq) break;
+        const int r0 = j->offsets[s], r1 = j->offsets[s + 1];
+        embed_rows(b, j->ids, r0, r1);
+        for (int l = 0; l < b->m->cfg.layers; l++) {
+            gemm_op op = layer_op(b, l, 0);
+            gemm_rows(b, &op, r0, r1, t);
+            for (int h = 0; h < b->heads; h++) attend(b, j->offsets, s, h, t);
+            for (int k = 1; k < 4; k++) {
+                op = layer_op(b, l, k);
+                gemm_rows(b, &op, r0, r1, t);
+            }
+        }
+        pool_seq(b, j, s);
+    }
 }
 
 void cembed_l2_normalize(float *v, size_t n) {
@@ -297,7 +349,7 @@ void cembed_l2_normalize(float *v, size_t n) {
 }
 
 void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize) {
-    const int T = offsets[n_seq], H = b->H, I = b->I;
+    const int T = offsets[n_seq];
     CE_ASSERT(T <= b->max_tokens);
     for (int s = 0; s < n_seq; s++) {
         const int L = offsets[s + 1] - offsets[s];
@@ -305,24 +357,23 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
         for (int p = 0; p < L; p++) b->pos[offsets[s] + p] = p;
     }
     job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize};
+    /* Whole sequences per thread when there are enough to share out (the
+     * caller sorts them longest first) and the GEMMs are ours: OpenBLAS
+     * repacks its weights on every call, too often for one sequence's rows. */
+    if (b->prec != NN_FP32 && n_seq >= 2 * pool_threads(b->p)) {
+        pool_run(b->p, phase_sequences, &j);
+        return;
+    }
     pool_run(b->p, phase_embed, &j);
     for (int l = 0; l < b->m->cfg.layers; l++) {
-        const bert_layer_w *w = &b->m->layer[l];
-        const nn_packed *pk = b->packed ? b->packed + 4 * l : NULL;
-        /* a[T, 3H] = x @ Wqkv^T + bqkv */
-        run_gemm(b, &j, b->x, H, b->wqkv ? b->wqkv + (size_t)l * 3 * H * H : NULL, pk ? &pk[0] : NULL, 3 * H, b->a,
-                 EPI_BIAS, b->bqkv + (size_t)l * 3 * H, NULL, NULL);
-        /* c[T, H] = attention(a) */
+        j.op = layer_op(b, l, 0);
+        pool_run(b->p, phase_gemm, &j);
         atomic_store(&j.next, 0);
-        j.qkv = b->a;
-        j.ctx = b->c;
         pool_run(b->p, phase_attention, &j);
-        /* a[T, H] = c @ Wo^T; x = LN(a + bo + x) */
-        run_gemm(b, &j, b->c, H, w->o_w, pk ? &pk[1] : NULL, H, b->a, EPI_ADD_LN, w->o_b, w->ln1_g, w->ln1_b);
-        /* a[T, I] = gelu(x @ Wi^T + bi) */
-        run_gemm(b, &j, b->x, H, w->i_w, pk ? &pk[2] : NULL, I, b->a, EPI_BIAS_GELU, w->i_b, NULL, NULL);
-        /* c[T, H] = a @ Wf^T; x = LN(c + bf + x) */
-        run_gemm(b, &j, b->a, I, w->f_w, pk ? &pk[3] : NULL, H, b->c, EPI_ADD_LN, w->f_b, w->ln2_g, w->ln2_b);
+        for (int k = 1; k < 4; k++) {
+            j.op = layer_op(b, l, k);
+            pool_run(b->p, phase_gemm, &j);
+        }
     }
     pool_run(b->p, phase_pool, &j);
 }

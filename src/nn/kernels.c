@@ -56,7 +56,7 @@ static void add_layernorm_ref(const float *x, const float *bias, float *res, con
 
 size_t nn_attention_scratch(int L, int dh) {
     size_t lp = ((size_t)L + 15) & ~(size_t)15;   /* covers every kernel's padding */
-    return 2 * lp * (size_t)dh + 4 * lp + 64;
+    return 3 * lp * (size_t)dh + 16 * (size_t)dh + 8 * lp + 64;
 }
 
 static void attention_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,

@@ -27,9 +27,11 @@ void nn_gemm_init(void);
  *   NN_FP32  OpenBLAS sgemm on the fp32 weights (the reference path);
  *   NN_BF16  weights and activations rounded to bfloat16, products summed
  *            in fp32 (the arithmetic of AVX512_BF16's dot product);
- *   NN_INT8  weights symmetric int8 per output channel (scale = max|w|/127),
- *            activations symmetric int8 per token at run time, products
- *            summed exactly in int32, then scaled back to fp32. */
+ *   NN_INT8  activations asymmetric uint8 per token at run time (scale and
+ *            zero point from the row's min and max), weights symmetric per
+ *            output channel in [-63, 63] (7 bits, so that two products of
+ *            uint8 x int8 never saturate a 16-bit sum: 2 x 255 x 63 <
+ *            32767), products summed exactly in int32, then scaled back. */
 typedef enum { NN_FP32, NN_BF16, NN_INT8 } nn_precision;
 
 /* A Linear weight W [N, K] converted once for a low-precision GEMM; the
@@ -37,13 +39,14 @@ typedef enum { NN_FP32, NN_BF16, NN_INT8 } nn_precision;
 typedef struct nn_packed {
     nn_precision prec;
     int N, K;          /* out, in */
-    int Np, Kp;        /* N rounded up to NN_PANEL, K rounded up to 2 */
-    void *w;           /* int8 pairs or bf16 values, in panels of NN_PANEL columns */
+    int Np, Kp;        /* N rounded up to NN_PANEL, K rounded up to 4 */
+    void *w;           /* int8 quads or bf16 values, in panels of NN_PANEL columns */
     float *scale;      /* int8: [Np] per output channel, 0 beyond N; NULL for bf16 */
+    int32_t *colsum;   /* int8: [Np] sum of each column's quantized weights */
 } nn_packed;
 
 #define NN_PANEL 16      /* output columns per packed panel */
-#define NN_LOWP_ROWS 48  /* most rows per gemm_lowp call */
+#define NN_LOWP_ROWS 60  /* most rows per gemm_lowp call */
 
 /* Packs W [N, K] (row-major, ld = K) for precision p (NN_BF16 or NN_INT8).
  * OUT: *out, owning its memory. Fails with ENOMEM. */
@@ -53,6 +56,9 @@ void nn_packed_free(nn_packed *w);
 size_t nn_packed_bytes(const nn_packed *w);
 /* Scratch bytes one gemm_lowp call needs for inputs of K columns. */
 size_t nn_lowp_scratch_bytes(int K);
+/* Quantizes one row a[K] to uint8 q[Kp] (zeros beyond K) as described in
+ * lowp.c; OUT: *zp, the zero point. Returns the row's scale. Cannot fail. */
+float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp);
 /* Rounds to the nearest bfloat16 (ties to even), returned as a float. */
 float nn_round_bf16(float x);
 /* Name of a precision ("fp32", "bf16", "int8"). */

@@ -79,19 +79,24 @@ static inline void transpose8(__m256 r[8]) {
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* One head of one sequence, QB query rows at a time:
+/* One head of one sequence, QB query rows at a time, never more than QB rows
+ * of the score matrix in memory:
+ *   qc [Lq, dh]  = scale * Q, contiguous, zero rows up to Lq = roundup(L, QB)
  *   kt [dh, Lp]  = K^T, zero-padded to Lp = round16(L) (8 x 8 block transposes)
- *   vc [L, dh]   = V copied contiguous: the head's rows sit 3H floats apart
- *                  in qkv, a stride that maps them onto a few L1 sets
- *   s  [QB, Lp]  = scale * q_rows @ kt, then exp(s - rowmax)
- *   out[QB, dh]  = (s @ V) / rowsum, two rows at a time (8 accumulators)
+ *   vc [L, dh]   = V, contiguous
+ * (the head's rows sit a whole qkv row apart: copied once, they stop mapping
+ * onto a few L1 sets and are read in order)
+ *   s  [QB, Lp]  = qc rows @ kt: 6 rows x 16 columns per step, 12 accumulators
+ *   exp(s - rowmax), row sums
+ *   out[QB, dh]  = (s @ vc) / rowsum: PR rows at a time (PR x NC accumulators)
  * NC = dh / 8 is a compile-time constant in each instantiation. */
-#define QB 4
+#define QB 6
 static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
                                                                 int ld, int L, const int NC, float scale,
                                                                 float *out, int ldo, float *scratch) {
-    const int dh = NC * 8, Lp = (L + 15) & ~15;
-    float *kt = scratch, *vc = scratch + (size_t)dh * Lp, *s = vc + (size_t)dh * Lp;
+    const int dh = NC * 8, Lp = (L + 15) & ~15, Lq = (L + QB - 1) / QB * QB;
+    const int PR = NC <= 4 ? 3 : 1;
+    float *kt = scratch, *vc = kt + (size_t)dh * Lp, *qc = vc + (size_t)dh * Lp, *s = qc + (size_t)dh * (Lp + QB);
     for (int j0 = 0; j0 < Lp; j0 += 8)
         for (int d0 = 0; d0 < dh; d0 += 8) {
             __m256 blk[8];
@@ -100,41 +105,44 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
             transpose8(blk);
             for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (size_t)(d0 + i) * Lp + j0, blk[i]);
         }
-    for (int j = 0; j < L; j++)
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (int j = 0; j < Lq; j++)
 #pragma GCC unroll 8
-        for (int c = 0; c < NC; c++) _mm256_storeu_ps(vc + (size_t)j * dh + 8 * c, _mm256_loadu_ps(v + (size_t)j * ld + 8 * c));
+        for (int c = 0; c < NC; c++) {
+            const int in = j < L;
+            _mm256_storeu_ps(qc + (size_t)j * dh + 8 * c,
+                             in ? _mm256_mul_ps(_mm256_loadu_ps(q + (size_t)j * ld + 8 * c), vs) : _mm256_setzero_ps());
+            if (in) _mm256_storeu_ps(vc + (size_t)j * dh + 8 * c, _mm256_loadu_ps(v + (size_t)j * ld + 8 * c));
+        }
     for (int i0 = 0; i0 < L; i0 += QB) {
         const int nr = L - i0 < QB ? L - i0 : QB;
-        float qs[QB][64];
-        for (int r = 0; r < QB; r++)
-            for (int d = 0; d < dh; d++) qs[r][d] = r < nr ? q[(size_t)(i0 + r) * ld + d] * scale : 0.0f;
-        /* 4 rows x 16 columns per step: 8 accumulators, 2 loads + 4 broadcasts per 8 FMAs */
+        const float *q0 = qc + (size_t)i0 * dh;
         for (int jb = 0; jb < Lp; jb += 16) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
             for (int d = 0; d < dh; d++) {
                 const __m256 k0 = _mm256_loadu_ps(kt + (size_t)d * Lp + jb);
                 const __m256 k1 = _mm256_loadu_ps(kt + (size_t)d * Lp + jb + 8);
-                __m256 w = _mm256_broadcast_ss(&qs[0][d]);
-                a0 = _mm256_fmadd_ps(w, k0, a0);
-                b0 = _mm256_fmadd_ps(w, k1, b0);
-                w = _mm256_broadcast_ss(&qs[1][d]);
-                a1 = _mm256_fmadd_ps(w, k0, a1);
-                b1 = _mm256_fmadd_ps(w, k1, b1);
-                w = _mm256_broadcast_ss(&qs[2][d]);
-                a2 = _mm256_fmadd_ps(w, k0, a2);
-                b2 = _mm256_fmadd_ps(w, k1, b2);
-                w = _mm256_broadcast_ss(&qs[3][d]);
-                a3 = _mm256_fmadd_ps(w, k0, a3);
-                b3 = _mm256_fmadd_ps(w, k1, b3);
+                __m256 w = _mm256_broadcast_ss(q0 + 0 * dh + d);
+                a0 = _mm256_fmadd_ps(w, k0, a0), b0 = _mm256_fmadd_ps(w, k1, b0);
+                w = _mm256_broadcast_ss(q0 + 1 * dh + d);
+                a1 = _mm256_fmadd_ps(w, k0, a1), b1 = _mm256_fmadd_ps(w, k1, b1);
+                w = _mm256_broadcast_ss(q0 + 2 * dh + d);
+                a2 = _mm256_fmadd_ps(w, k0, a2), b2 = _mm256_fmadd_ps(w, k1, b2);
+                w = _mm256_broadcast_ss(q0 + 3 * dh + d);
+                a3 = _mm256_fmadd_ps(w, k0, a3), b3 = _mm256_fmadd_ps(w, k1, b3);
+                w = _mm256_broadcast_ss(q0 + 4 * dh + d);
+                a4 = _mm256_fmadd_ps(w, k0, a4), b4 = _mm256_fmadd_ps(w, k1, b4);
+                w = _mm256_broadcast_ss(q0 + 5 * dh + d);
+                a5 = _mm256_fmadd_ps(w, k0, a5), b5 = _mm256_fmadd_ps(w, k1, b5);
             }
-            _mm256_storeu_ps(s + 0 * (size_t)Lp + jb, a0);
-            _mm256_storeu_ps(s + 1 * (size_t)Lp + jb, a1);
-            _mm256_storeu_ps(s + 2 * (size_t)Lp + jb, a2);
-            _mm256_storeu_ps(s + 3 * (size_t)Lp + jb, a3);
-            _mm256_storeu_ps(s + 0 * (size_t)Lp + jb + 8, b0);
-            _mm256_storeu_ps(s + 1 * (size_t)Lp + jb + 8, b1);
-            _mm256_storeu_ps(s + 2 * (size_t)Lp + jb + 8, b2);
-            _mm256_storeu_ps(s + 3 * (size_t)Lp + jb + 8, b3);
+            float *sr = s + jb;
+            _mm256_storeu_ps(sr + 0 * (size_t)Lp, a0), _mm256_storeu_ps(sr + 0 * (size_t)Lp + 8, b0);
+            _mm256_storeu_ps(sr + 1 * (size_t)Lp, a1), _mm256_storeu_ps(sr + 1 * (size_t)Lp + 8, b1);
+            _mm256_storeu_ps(sr + 2 * (size_t)Lp, a2), _mm256_storeu_ps(sr + 2 * (size_t)Lp + 8, b2);
+            _mm256_storeu_ps(sr + 3 * (size_t)Lp, a3), _mm256_storeu_ps(sr + 3 * (size_t)Lp + 8, b3);
+            _mm256_storeu_ps(sr + 4 * (size_t)Lp, a4), _mm256_storeu_ps(sr + 4 * (size_t)Lp + 8, b4);
+            _mm256_storeu_ps(sr + 5 * (size_t)Lp, a5), _mm256_storeu_ps(sr + 5 * (size_t)Lp + 8, b5);
         }
         float inv[QB];
         for (int r = 0; r < nr; r++) {
@@ -154,27 +162,31 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
             }
             inv[r] = 1.0f / hsum256(sum);
         }
-        for (int r = 0; r < nr; r += 2) {
-            const int two = nr - r >= 2;
-            const float *p0 = s + (size_t)r * Lp, *p1 = s + (size_t)(r + two) * Lp;
-            __m256 c0[8], c1[8];
+        for (int r0 = 0; r0 < nr; r0 += PR) {
+            /* rows past nr repeat the last real row; their sums are not stored */
+            const float *p[3];
+            for (int r = 0; r < PR; r++) p[r] = s + (size_t)(r0 + r < nr ? r0 + r : nr - 1) * Lp;
+            __m256 acc[3][8];
+#pragma GCC unroll 3
+            for (int r = 0; r < PR; r++)
 #pragma GCC unroll 8
-            for (int c = 0; c < NC; c++) c0[c] = c1[c] = _mm256_setzero_ps();
+                for (int c = 0; c < NC; c++) acc[r][c] = _mm256_setzero_ps();
             for (int j = 0; j < L; j++) {
                 const float *vj = vc + (size_t)j * dh;
-                const __m256 w0 = _mm256_broadcast_ss(p0 + j), w1 = _mm256_broadcast_ss(p1 + j);
+#pragma GCC unroll 3
+                for (int r = 0; r < PR; r++) {
+                    const __m256 w = _mm256_broadcast_ss(p[r] + j);
 #pragma GCC unroll 8
-                for (int c = 0; c < NC; c++) {
-                    const __m256 vv = _mm256_loadu_ps(vj + 8 * c);
-                    c0[c] = _mm256_fmadd_ps(w0, vv, c0[c]);
-                    c1[c] = _mm256_fmadd_ps(w1, vv, c1[c]);
+                    for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[r][c]);
                 }
             }
-            const __m256 i0v = _mm256_set1_ps(inv[r]), i1v = _mm256_set1_ps(two ? inv[r + 1] : 0.0f);
+#pragma GCC unroll 3
+            for (int r = 0; r < PR; r++) {
+                if (r0 + r >= nr) break;
+                const __m256 iv = _mm256_set1_ps(inv[r0 + r]);
 #pragma GCC unroll 8
-            for (int c = 0; c < NC; c++) {
-                _mm256_storeu_ps(out + (size_t)(i0 + r) * ldo + 8 * c, _mm256_mul_ps(c0[c], i0v));
-                if (two) _mm256_storeu_ps(out + (size_t)(i0 + r + 1) * ldo + 8 * c, _mm256_mul_ps(c1[c], i1v));
+                for (int c = 0; c < NC; c++)
+                    _mm256_storeu_ps(out + (size_t)(i0 + r0 + r) * ldo + 8 * c, _mm256_mul_ps(acc[r][c], iv));
             }
         }
     }

@@ -2,16 +2,21 @@
  * reference of the bf16 and int8 GEMMs.
  *
  * Packed layout (both precisions): the N output columns in panels of
- * NN_PANEL = 16 (N padded with zero columns to Np), each panel contiguous:
- *   int8: for each pair of inputs k = 2q, 2q+1 (K padded to Kp, even):
- *         32 bytes  [c0:k, c0:k+1, c1:k, c1:k+1, ... c15:k, c15:k+1]
- *         so 16 bytes sign-extended to 16-bit lanes meet a broadcast pair
- *         of activations in one multiply-add of pairs (vpmaddwd);
+ * NN_PANEL = 16 (N padded with zero columns to Np), each panel contiguous,
+ * K padded with zeros to Kp (a multiple of 4):
+ *   int8: for each quad of inputs k = 4g .. 4g+3: 64 bytes
+ *         [c0:k..k+3, c1:k..k+3, ... c7:k..k+3 | c8:k..k+3 ... c15:k..k+3]
+ *         so 32 bytes meet a row's 4 activations broadcast to every 32-bit
+ *         lane: vpmaddubsw (uint8 x int8, pairs summed to int16) then
+ *         vpmaddwd by ones (pairs of those summed to int32) give 8 columns'
+ *         4-term dot products;
  *   bf16: for each input k: 16 bf16 values (32 bytes) [c0:k ... c15:k].
- * int8 scale[n] = max_k |W[n, k]| / 127 (0 for an all-zero row), q =
- * round(W / scale) in [-127, 127]. Activations get the same symmetric rule
- * per row (token) at run time, so a row's result never depends on the other
- * rows in its batch.
+ * int8 weights: scale[n] = max_k |W[n, k]| / 63 (0 for an all-zero row),
+ * q = round(W / scale) in [-63, 63], colsum[n] = sum_k q. Activations, per
+ * row (token) at run time: lo = min(0, min a), hi = max(0, max a), scale
+ * sa = (hi - lo) / 255, zero point zp = round(-lo / sa), qa = clamp(round(a /
+ * sa) + zp, 0, 255); then a . w = sa * scale[n] * (qa . q - zp * colsum[n]).
+ * A row's result never depends on the other rows in its batch.
  */
 #include <math.h>
 #include <string.h>
@@ -41,29 +46,44 @@ float nn_round_bf16(float x) { return bf16_float(bf16_bits(x)); }
 
 size_t nn_packed_bytes(const nn_packed *w) {
     const size_t cells = (size_t)w->Np * (size_t)w->Kp;
-    return w->prec == NN_INT8 ? cells + (size_t)w->Np * sizeof(float) : cells * sizeof(uint16_t);
+    return w->prec == NN_INT8 ? cells + (size_t)w->Np * (sizeof(float) + sizeof(int32_t)) : cells * sizeof(uint16_t);
 }
 
 void nn_packed_free(nn_packed *w) {
     base_free(w->w);
     base_free(w->scale);
+    base_free(w->colsum);
     memset(w, 0, sizeof *w);
 }
 
-/* The quantized int8 value of activation or weight x with 127 / max|row| = inv. */
-static int quantize(float x, float inv) {
-    float q = nearbyintf(x * inv);
-    return q > 127 ? 127 : q < -127 ? -127 : (int)q;
+/* round(x * inv) + zp, clamped to [lo, hi] */
+static int quantize(float x, float inv, int zp, int lo, int hi) {
+    const float q = nearbyintf(x * inv) + (float)zp;
+    return q > (float)hi ? hi : q < (float)lo ? lo : (int)q;
+}
+
+float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp_out) {
+    float lo = 0, hi = 0;
+    for (int k = 0; k < K; k++) lo = fminf(lo, a[k]), hi = fmaxf(hi, a[k]);
+    const float inv = hi > lo ? 255.0f / (hi - lo) : 0.0f;
+    const int zp = (int)nearbyintf(-lo * inv);
+    for (int k = 0; k < K; k++) q[k] = (uint8_t)quantize(a[k], inv, zp, 0, 255);
+    for (int k = K; k < Kp; k++) q[k] = 0;
+    *zp_out = zp;
+    return (hi - lo) / 255.0f;
 }
 
 int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
     CE_ASSERT(p == NN_INT8 || p == NN_BF16);
     CE_ASSERT(N > 0 && K > 0);
-    nn_packed w = {.prec = p, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, .Kp = (K + 1) & ~1};
+    nn_packed w = {.prec = p, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, .Kp = (K + 3) & ~3};
     const size_t Np = (size_t)w.Np, Kp = (size_t)w.Kp;
     w.w = base_calloc(Np * Kp, p == NN_INT8 ? 1 : 2);
-    if (p == NN_INT8) w.scale = base_calloc(Np, sizeof(float));
-    if (!w.w || (p == NN_INT8 && !w.scale)) {
+    if (p == NN_INT8) {
+        w.scale = base_calloc(Np, sizeof(float));
+        w.colsum = base_calloc(Np, sizeof(int32_t));
+    }
+    if (!w.w || (p == NN_INT8 && (!w.scale || !w.colsum))) {
         nn_packed_free(&w);
         return base_err(CEMBED_ENOMEM, "out of memory packing a %d x %d weight for %s", N, K, nn_precision_name(p));
     }
@@ -78,25 +98,30 @@ int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
         float mx = 0;
         for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(row[k]));
         if (mx == 0) continue;   /* scale 0, q 0 */
-        w.scale[n] = mx / 127.0f;
-        const float inv = 127.0f / mx;
+        w.scale[n] = mx / 63.0f;
+        const float inv = 63.0f / mx;
         int8_t *dst = (int8_t *)w.w + panel;
-        for (int k = 0; k < K; k++) dst[(size_t)(k / 2) * 2 * NN_PANEL + 2 * c + (size_t)(k & 1)] = (int8_t)quantize(row[k], inv);
+        for (int k = 0; k < K; k++) {
+            const int q = quantize(row[k], inv, 0, -63, 63);
+            dst[(size_t)(k / 4) * 4 * NN_PANEL + 4 * c + (size_t)(k & 3)] = (int8_t)q;
+            w.colsum[n] += q;
+        }
     }
     *out = w;
     return 0;
 }
 
 size_t nn_lowp_scratch_bytes(int K) {
-    /* rows rounded up to the AVX2 tile (6); int8: int16 [rows, Kp] + scales; bf16: float [rows, K] */
-    const size_t rows = (NN_LOWP_ROWS + 5) / 6 * 6, Kp = (size_t)((K + 1) & ~1);
-    const size_t i8 = rows * Kp * sizeof(int16_t) + rows * sizeof(float), bf = rows * Kp * sizeof(float);
+    /* rows rounded up to a whole AVX2 tile (5 or 6 rows); int8: uint8 [rows, Kp] + scales and zero
+     * points; bf16: float [rows, Kp] */
+    const size_t rows = NN_LOWP_ROWS + 8, Kp = (size_t)((K + 3) & ~3);
+    const size_t i8 = rows * Kp + rows * (sizeof(float) + sizeof(int32_t)), bf = rows * Kp * sizeof(float);
     return (i8 > bf ? i8 : bf) + 64;
 }
 
 static int8_t i8_at(const nn_packed *w, int n, int k) {
     const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * (size_t)w->Kp, c = (size_t)(n % NN_PANEL);
-    return ((const int8_t *)w->w)[panel + (size_t)(k / 2) * 2 * NN_PANEL + 2 * c + (size_t)(k & 1)];
+    return ((const int8_t *)w->w)[panel + (size_t)(k / 4) * 4 * NN_PANEL + 4 * c + (size_t)(k & 3)];
 }
 
 static float bf16_at(const nn_packed *w, int n, int k) {
@@ -114,15 +139,13 @@ void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const 
         const float *a = A + (size_t)r * lda;
         float *c = C + (size_t)r * ldc;
         if (W->prec == NN_INT8) {
-            /* a row: q = round(a * 127 / max|a|), scale max|a| / 127 */
-            int16_t *q = scratch;
-            float mx = 0;
-            for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(a[k]));
-            const float inv = mx > 0 ? 127.0f / mx : 0.0f, sa = mx / 127.0f;
-            for (int k = 0; k < K; k++) q[k] = (int16_t)quantize(a[k], inv);
+            uint8_t *q = scratch;
+            int32_t zp;
+            const float sa = nn_quantize_row_u8(a, K, W->Kp, q, &zp);
             for (int n = 0; n < N; n++) {
                 int32_t acc = 0;
                 for (int k = 0; k < K; k++) acc += (int32_t)q[k] * i8_at(W, n, k);
+                acc -= zp * W->colsum[n];
                 float v = (float)acc * (sa * W->scale[n]) + (bias ? bias[n] : 0.0f);
                 c[n] = gelu ? gelu_ref(v) : v;
             }

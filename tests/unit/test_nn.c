@@ -135,7 +135,7 @@ TEST(gemm_lowp_matches_reference_and_fp32) {
             nn_packed w;
             CHECK_INT(nn_pack(W, N, K, prec, &w), 0);
             CHECK_INT((int)nn_packed_bytes(&w), (int)((size_t)w.Np * w.Kp * (prec == NN_INT8 ? 1 : 2) +
-                                                      (prec == NN_INT8 ? (size_t)w.Np * 4 : 0)));
+                                                      (prec == NN_INT8 ? (size_t)w.Np * 8 : 0)));
             for (int gelu = 0; gelu < 2; gelu++) {
                 k->gemm_lowp(M, A, K, &w, gelu ? bias : NULL, gelu, c1, N, scr);
                 r->gemm_lowp(M, A, K, &w, gelu ? bias : NULL, gelu, c2, N, scr);
