@@ -49,7 +49,7 @@ static int precision_from(const char *s) {
 }
 
 int cli_common_init(cli_common *c) {
-    *c = (cli_common){.model_dir = DEFAULT_MODEL_DIR, .precision = DEFAULT_PRECISION};
+    *c = (cli_common){.model_dir = DEFAULT_MODEL_DIR, .precision = cembed_precision_default()};
     const char *prec = getenv("EMBEDDING_PRECISION");
     if (prec && *prec && (c->precision = precision_from(prec)) < 0) {
         cli_error("EMBEDDING_PRECISION=%s: must be one of fp32, bf16, int8", prec);

@@ -15,8 +15,8 @@ typedef struct cli_common {
     int precision;   /* a cembed_precision */
 } cli_common;
 
-/* The precision when neither --precision nor EMBEDDING_PRECISION names one. */
-#define DEFAULT_PRECISION CEMBED_FP32
+/* The precision when neither --precision nor EMBEDDING_PRECISION names one
+ * is cembed_precision_default(): int8 on CPUs with its SIMD kernels. */
 
 /* Fills defaults from the environment (EMBEDDING_MODEL, EMBEDDING_THREADS /
  * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE

@@ -31,7 +31,9 @@ static void usage(FILE *f) {
           "            import a TF.js graph model into a Hugging Face directory\n"
           "\n"
           "The model directory defaults to $EMBEDDING_MODEL, else " DEFAULT_MODEL_DIR ".\n"
-          "Threads default to $EMBEDDING_THREADS, else min(usable CPUs, 8).\n",
+          "Threads default to $EMBEDDING_THREADS, else min(usable CPUs, 8).\n"
+          "Every command that runs the model takes --precision fp32|bf16|int8 ($EMBEDDING_PRECISION);\n"
+          "the default is int8 on CPUs with AVX2, else fp32.\n",
           f);
 }
 

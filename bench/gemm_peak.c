@@ -4,9 +4,9 @@
  *   fma peak    a loop of independent 8-wide FMAs (fp32 multiply-adds/s);
  *   int8 peak   a loop of the int8 kernel's independent instruction triples
  *               (vpmaddubsw, vpmaddwd, vpaddd: 32 multiply-adds), its ceiling;
- *   sgemm       OpenBLAS at the encoder's shapes (the fp32 path);
- *   int8, bf16  cembed's own GEMMs at the same shapes, rows in chunks of
- *               NN_LOWP_ROWS as the engine calls them.
+ *   sgemm       OpenBLAS at the encoder's shapes (the fp32 reference);
+ *   fp32, bf16, int8  cembed's own packed GEMMs at the same shapes, rows in
+ *               chunks of NN_LOWP_ROWS as the engine calls them.
  * One thread; the encoder's shapes for M tokens: qkv [M,384]x[1152,384],
  * out [M,384]x[384,384], ffn up [M,384]x[1536,384], ffn down [M,1536]x[384,1536].
  *
@@ -88,15 +88,16 @@ int main(int argc, char **argv) {
     printf("kernels: %s, M = %d tokens, 1 thread\n", k->name, M);
     printf("fma  peak: %6.1f G multiply-adds/s (fp32)\n", fp * 1e-9);
     printf("int8 peak: %6.1f G multiply-adds/s (vpmaddubsw + vpmaddwd + vpaddd)\n", mp * 1e-9);
-    printf("%-9s %10s %8s %10s %8s %10s %8s\n", "shape", "sgemm", "of fma", "bf16", "of fma", "int8", "of int8");
-    double tot[3] = {0}, macs = 0;
+    printf("%-9s %10s %8s %10s %8s %10s %8s %10s %8s\n", "shape", "sgemm", "of fma", "fp32", "of fma", "bf16", "of fma",
+           "int8", "of int8");
+    double tot[4] = {0}, macs = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const int N = shapes[s].N, K = shapes[s].K;
         float *A = rnd((size_t)M * K, 2), *W = rnd((size_t)N * K, 0.1f), *C = malloc((size_t)M * N * sizeof(float));
         void *scr = malloc(nn_lowp_scratch_bytes(K));
-        nn_packed pb, pi;
-        if (nn_pack(W, N, K, NN_BF16, &pb) || nn_pack(W, N, K, NN_INT8, &pi)) return 1;
-        double best[3] = {1e30, 1e30, 1e30};
+        nn_packed pb, pi, pf;
+        if (nn_pack(W, N, K, NN_BF16, &pb) || nn_pack(W, N, K, NN_INT8, &pi) || nn_pack(W, N, K, NN_FP32, &pf)) return 1;
+        double best[4] = {1e30, 1e30, 1e30, 1e30};
         for (int r = 0; r < reps; r++) {
             double t0 = now();
             for (int m = 0; m < M; m += 2048) nn_gemm_bt(M - m < 2048 ? M - m : 2048, N, K, A + (size_t)m * K, K, W, K, C + (size_t)m * N, N);
@@ -107,23 +108,49 @@ int main(int argc, char **argv) {
             for (int m = 0; m < M; m += NN_LOWP_ROWS)
                 k->gemm_lowp(M - m < NN_LOWP_ROWS ? M - m : NN_LOWP_ROWS, A + (size_t)m * K, K, &pi, NULL, 0, C + (size_t)m * N, N, scr);
             double t3 = now();
+            for (int m = 0; m < M; m += NN_LOWP_ROWS)
+                k->gemm_lowp(M - m < NN_LOWP_ROWS ? M - m : NN_LOWP_ROWS, A + (size_t)m * K, K, &pf, NULL, 0, C + (size_t)m * N, N, scr);
+            double t4 = now();
+            best[3] = t4 - t3 < best[3] ? t4 - t3 : best[3];
             best[0] = t1 - t0 < best[0] ? t1 - t0 : best[0];
             best[1] = t2 - t1 < best[1] ? t2 - t1 : best[1];
             best[2] = t3 - t2 < best[2] ? t3 - t2 : best[2];
         }
         const double mac = (double)M * N * K;
         macs += mac;
-        for (int i = 0; i < 3; i++) tot[i] += best[i];
-        printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%\n", shapes[s].name, mac / best[0] * 1e-9,
-               100 * mac / best[0] / fp, mac / best[1] * 1e-9, 100 * mac / best[1] / fp, mac / best[2] * 1e-9,
-               100 * mac / best[2] / mp);
+        for (int i = 0; i < 4; i++) tot[i] += best[i];
+        printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%\n", shapes[s].name,
+               mac / best[0] * 1e-9, 100 * mac / best[0] / fp, mac / best[3] * 1e-9, 100 * mac / best[3] / fp,
+               mac / best[1] * 1e-9, 100 * mac / best[1] / fp, mac / best[2] * 1e-9, 100 * mac / best[2] / mp);
         nn_packed_free(&pb);
         nn_packed_free(&pi);
+        nn_packed_free(&pf);
         free(A), free(W), free(C), free(scr);
     }
-    printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%   (one layer's mix)\n", "all", macs / tot[0] * 1e-9,
-           100 * macs / tot[0] / fp, macs / tot[1] * 1e-9, 100 * macs / tot[1] / fp, macs / tot[2] * 1e-9,
-           100 * macs / tot[2] / mp);
-    printf("int8 / sgemm: %.2fx   bf16 / sgemm: %.2fx\n", tot[0] / tot[2], tot[0] / tot[1]);
+    printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%   (one layer's mix)\n", "all",
+           macs / tot[0] * 1e-9, 100 * macs / tot[0] / fp, macs / tot[3] * 1e-9, 100 * macs / tot[3] / fp,
+           macs / tot[1] * 1e-9, 100 * macs / tot[1] / fp, macs / tot[2] * 1e-9, 100 * macs / tot[2] / mp);
+    printf("over OpenBLAS sgemm: fp32 (ours) %.2fx, bf16 %.2fx, int8 %.2fx\n", tot[0] / tot[3], tot[0] / tot[1],
+           tot[0] / tot[2]);
+
+    /* attention: 12 heads of 32 over one sequence of L tokens, qkv rows as
+     * the engine lays them out (1536 floats apart) */
+    for (int L = 64; L <= 256; L *= 2) {
+        const int H = 384, dh = 32, ld = 1536;
+        float *qkv = rnd((size_t)L * ld, 2), *ctx = malloc((size_t)L * H * sizeof(float));
+        float *scr = malloc(nn_attention_scratch(L, dh) * sizeof(float));
+        double best = 1e30;
+        for (int r = 0; r < reps * 20; r++) {
+            double t0 = now();
+            for (int h = 0; h < H / dh; h++)
+                k->attention(qkv + h * dh, qkv + H + h * dh, qkv + 2 * H + h * dh, ld, L, dh, 0.17f, ctx + h * dh, H, scr);
+            double dt = now() - t0;
+            best = dt < best ? dt : best;
+        }
+        const double mac = 2.0 * L * L * H;   /* Q K^T and P V */
+        printf("attention L=%3d: %6.1f G multiply-adds/s (%3.0f%% of fma peak)\n", L, mac / best * 1e-9,
+               100 * mac / best / fp);
+        free(qkv), free(ctx), free(scr);
+    }
     return 0;
 }

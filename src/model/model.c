@@ -1,6 +1,8 @@
 /* Loading a BERT model directory: config, weights by mmap, the
  * sentence-transformers settings. See model.h for the contract. */
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "model.h"
 
@@ -233,6 +235,24 @@ fail:
     base_free(path);
     model_free(m);
     return rc;
+}
+
+size_t model_release_linear(model *m) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)m->map, hi = lo + m->map_len;
+    const size_t H = (size_t)m->cfg.hidden, I = (size_t)m->cfg.intermediate;
+    size_t released = 0;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        const bert_layer_w *w = &m->layer[l];
+        const struct { const float *p; size_t n; } t[] = {
+            {w->q_w, H * H}, {w->k_w, H * H}, {w->v_w, H * H}, {w->o_w, H * H}, {w->i_w, I * H}, {w->f_w, H * I}};
+        for (size_t i = 0; i < CE_ARRAY_LEN(t); i++) {
+            uintptr_t a = (uintptr_t)t[i].p, b = a + t[i].n * sizeof(float);
+            if (a < lo || b > hi) continue;   /* converted at load: owned memory */
+            a = (a + page - 1) & ~(page - 1), b &= ~(page - 1);
+            if (b > a && madvise((void *)a, b - a, MADV_DONTNEED) == 0) released += b - a;
+        }
+    }
+    return released;
 }
 
 void model_free(model *m) {

@@ -68,6 +68,11 @@ float model_f16_to_f32(uint16_t h);
  * Fails with EIO, EFORMAT, EMODEL or ENOMEM; the message names the file and
  * the tensor or field. */
 int model_load(const char *dir, model *m);
+/* Drops the resident pages of the Linear layers' F32 weights in the file map
+ * (not those converted into owned memory), for a forward pass that packed its
+ * own copy (bf16, int8); touched again, they are read back from the file.
+ * Returns the bytes released. Cannot fail. */
+size_t model_release_linear(model *m);
 void model_free(model *m);
 
 /* Converts the TF.js graph model in src_dir (model.json + weight shards +

@@ -28,6 +28,7 @@ struct bert {
     int max_tokens, max_seq_len;
     int H, I, heads, dh, wa;   /* wa: width of region a */
     nn_precision prec;
+    int own;                   /* GEMMs on our packed kernels (else fp32 BLAS) */
     float *wqkv, *bqkv;        /* per layer: [3H, H], [3H] (wqkv: fp32 only) */
     nn_packed *packed;         /* bf16/int8: per layer qkv, o, i, f */
     char *lowp_scratch;        /* bf16/int8: per thread nn_lowp_scratch_bytes(max(H, I)) */
@@ -43,9 +44,9 @@ size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_to
     size_t wa = CE_MAX(3 * H, I);
     size_t floats = T * (2 * H + wa) + (size_t)threads * nn_attention_scratch(max_seq_len, c->hidden / c->heads);
     size_t bytes = floats * sizeof(float) + T * sizeof(int32_t) + (size_t)c->layers * 3 * H * sizeof(float);
-    if (prec == NN_FP32) return bytes + (size_t)c->layers * 3 * H * H * sizeof(float);
-    /* packed weights: 6 H x H (+ padding) and 2 H x I per layer, 1 or 2 bytes each, int8 scales */
-    const size_t per = prec == NN_INT8 ? 1 : 2, cells = 6 * (H + NN_PANEL) * (H + 1) + 2 * (H + NN_PANEL) * (I + 1);
+    /* packed weights: 6 H x H (+ padding) and 2 H x I per layer, 1, 2 or 4 bytes each, int8 scales
+     * (fp32 through BLAS needs less: a [3H, H] copy per layer) */
+    const size_t per = prec == NN_INT8 ? 1 : prec == NN_BF16 ? 2 : 4, cells = 6 * (H + NN_PANEL) * (H + 1) + 2 * (H + NN_PANEL) * (I + 1);
     bytes += (size_t)c->layers * (cells * per + 8 * (H + I + NN_PANEL) * sizeof(float));
     return bytes + (size_t)threads * nn_lowp_scratch_bytes((int)CE_MAX(H, I));
 }
@@ -75,6 +76,10 @@ int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, in
     b->m = m;
     b->k = k;
     b->prec = prec;
+    /* fp32 runs on our packed kernel when the table has SIMD (bench/gemm_peak:
+     * 1.09x OpenBLAS sgemm at the encoder's shapes, and it lets whole
+     * sequences run per thread), else on BLAS */
+    b->own = prec != NN_FP32 || k->gemm_lowp != nn_gemm_lowp_ref;
     b->p = p;
     b->max_tokens = max_tokens;
     b->max_seq_len = max_seq_len;
@@ -86,37 +91,37 @@ int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, in
     const size_t H = (size_t)b->H, T = (size_t)max_tokens, L = (size_t)c->layers;
     int threads = pool_threads(p);
     b->scratch_per_thread = nn_attention_scratch(max_seq_len, b->dh);
-    if (prec == NN_FP32) b->wqkv = base_malloc(L * 3 * H * H * sizeof(float));
+    if (!b->own) b->wqkv = base_malloc(L * 3 * H * H * sizeof(float));
     b->bqkv = base_malloc(L * 3 * H * sizeof(float));
     b->x = base_malloc(T * H * sizeof(float));
     b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
     b->c = base_malloc(T * H * sizeof(float));
     b->scratch = base_malloc((size_t)threads * b->scratch_per_thread * sizeof(float));
     b->pos = base_malloc(T * sizeof(int32_t));
-    if (prec != NN_FP32) {
+    if (b->own) {
         b->packed = base_calloc(4 * L, sizeof *b->packed);
         b->lowp_scratch_per_thread = (nn_lowp_scratch_bytes(CE_MAX(b->H, b->I)) + 63) & ~(size_t)63;
         b->lowp_scratch = base_malloc((size_t)threads * b->lowp_scratch_per_thread);
     }
-    if ((prec == NN_FP32 && !b->wqkv) || !b->bqkv || !b->x || !b->a || !b->c || !b->scratch || !b->pos ||
-        (prec != NN_FP32 && (!b->packed || !b->lowp_scratch))) {
+    if ((!b->own && !b->wqkv) || !b->bqkv || !b->x || !b->a || !b->c || !b->scratch || !b->pos ||
+        (b->own && (!b->packed || !b->lowp_scratch))) {
         size_t want = bert_workspace_bytes(c, prec, max_tokens, max_seq_len, threads);
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
     /* Q, K, V weights stacked into one [3H, H] matrix per layer */
-    float *qkv = prec == NN_FP32 ? NULL : base_malloc(3 * H * H * sizeof(float));
-    if (prec != NN_FP32 && !qkv) {
+    float *qkv = !b->own ? NULL : base_malloc(3 * H * H * sizeof(float));
+    if (b->own && !qkv) {
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
     }
     for (size_t l = 0; l < L; l++) {
         const bert_layer_w *w = &m->layer[l];
-        float *dst = prec == NN_FP32 ? b->wqkv + l * 3 * H * H : qkv, *bd = b->bqkv + l * 3 * H;
+        float *dst = !b->own ? b->wqkv + l * 3 * H * H : qkv, *bd = b->bqkv + l * 3 * H;
         memcpy(dst, w->q_w, H * H * sizeof(float));
         memcpy(dst + H * H, w->k_w, H * H * sizeof(float));
         memcpy(dst + 2 * H * H, w->v_w, H * H * sizeof(float));
-        if (prec != NN_FP32) {
+        if (b->own) {
             nn_packed *pk = b->packed + 4 * l;
             int rc = nn_pack(dst, 3 * b->H, b->H, prec, &pk[0]);
             if (!rc) rc = nn_pack(w->o_w, b->H, b->H, prec, &pk[1]);
@@ -359,8 +364,9 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
     job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize};
     /* Whole sequences per thread when there are enough to share out (the
      * caller sorts them longest first) and the GEMMs are ours: OpenBLAS
-     * repacks its weights on every call, too often for one sequence's rows. */
-    if (b->prec != NN_FP32 && n_seq >= 2 * pool_threads(b->p)) {
+     * repacks its weights on every call, too often for one sequence's rows.
+     * Both orders give every row the same arithmetic. */
+    if (b->own && n_seq >= 2 * pool_threads(b->p)) {
         pool_run(b->p, phase_sequences, &j);
         return;
     }

@@ -1,10 +1,11 @@
 /* kernels: every numeric primitive of the forward pass behind one table.
  *
- * The fp32 GEMM goes through nn_gemm_bt (OpenBLAS, single-threaded per
+ * nn_gemm_bt is the fp32 reference GEMM (OpenBLAS, single-threaded per
  * call: the engine splits rows across its own threads), with a plain scalar
- * reference beside it. The bf16 and int8 GEMMs are our own (lowp.c: packing
- * and reference; lowp_avx2.c: the AVX2 kernels), with their epilogue (bias,
- * GELU) applied while the output tile is still in registers. The element-wise and attention kernels exist as a scalar
+ * loop beside it. The engine's GEMMs are our own on packed weights (lowp.c:
+ * packing and the scalar reference; lowp_avx2.c: the AVX2 kernels) for fp32,
+ * bf16 and int8, with the epilogue (bias, GELU) applied while the output
+ * tile is in registers; on a CPU without AVX2 fp32 goes through BLAS. The element-wise and attention kernels exist as a scalar
  * reference (kernels.c) and an AVX2+FMA version (kernels_avx2.c); the table
  * is chosen at run time from CPU features, and tests compare every entry of
  * the selected table with the reference.
@@ -48,7 +49,8 @@ typedef struct nn_packed {
 #define NN_PANEL 16      /* output columns per packed panel */
 #define NN_LOWP_ROWS 60  /* most rows per gemm_lowp call */
 
-/* Packs W [N, K] (row-major, ld = K) for precision p (NN_BF16 or NN_INT8).
+/* Packs W [N, K] (row-major, ld = K) for precision p (NN_FP32 packs plain
+ * floats in the same panels as bf16, for the SIMD fp32 kernel).
  * OUT: *out, owning its memory. Fails with ENOMEM. */
 int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out);
 void nn_packed_free(nn_packed *w);
@@ -79,7 +81,7 @@ typedef struct nn_kernels {
     void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
                       float *out, int ldo, float *scratch);
     /* C[M, N] = A[M, K] @ W^T + bias, then GELU when gelu is set, for W
-     * packed bf16 or int8 (A is fp32; the kernel quantizes it). M <=
+     * packed fp32, bf16 or int8 (A is fp32; the kernel rounds or quantizes it). M <=
      * NN_LOWP_ROWS; bias may be NULL; scratch holds nn_lowp_scratch_bytes(K)
      * bytes. */
     void (*gemm_lowp)(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,

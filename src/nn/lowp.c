@@ -46,7 +46,8 @@ float nn_round_bf16(float x) { return bf16_float(bf16_bits(x)); }
 
 size_t nn_packed_bytes(const nn_packed *w) {
     const size_t cells = (size_t)w->Np * (size_t)w->Kp;
-    return w->prec == NN_INT8 ? cells + (size_t)w->Np * (sizeof(float) + sizeof(int32_t)) : cells * sizeof(uint16_t);
+    if (w->prec == NN_INT8) return cells + (size_t)w->Np * (sizeof(float) + sizeof(int32_t));
+    return cells * (w->prec == NN_BF16 ? sizeof(uint16_t) : sizeof(float));
 }
 
 void nn_packed_free(nn_packed *w) {
@@ -74,11 +75,11 @@ float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp_
 }
 
 int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
-    CE_ASSERT(p == NN_INT8 || p == NN_BF16);
+    CE_ASSERT(p == NN_INT8 || p == NN_BF16 || p == NN_FP32);
     CE_ASSERT(N > 0 && K > 0);
     nn_packed w = {.prec = p, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, .Kp = (K + 3) & ~3};
     const size_t Np = (size_t)w.Np, Kp = (size_t)w.Kp;
-    w.w = base_calloc(Np * Kp, p == NN_INT8 ? 1 : 2);
+    w.w = base_calloc(Np * Kp, p == NN_INT8 ? 1 : p == NN_BF16 ? 2 : 4);
     if (p == NN_INT8) {
         w.scale = base_calloc(Np, sizeof(float));
         w.colsum = base_calloc(Np, sizeof(int32_t));
@@ -93,6 +94,11 @@ int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
         if (p == NN_BF16) {
             uint16_t *dst = (uint16_t *)w.w + panel;
             for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = bf16_bits(row[k]);
+            continue;
+        }
+        if (p == NN_FP32) {
+            float *dst = (float *)w.w + panel;
+            for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = row[k];
             continue;
         }
         float mx = 0;
@@ -124,9 +130,10 @@ static int8_t i8_at(const nn_packed *w, int n, int k) {
     return ((const int8_t *)w->w)[panel + (size_t)(k / 4) * 4 * NN_PANEL + 4 * c + (size_t)(k & 3)];
 }
 
-static float bf16_at(const nn_packed *w, int n, int k) {
+static float float_at(const nn_packed *w, int n, int k) {
     const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * (size_t)w->Kp, c = (size_t)(n % NN_PANEL);
-    return bf16_float(((const uint16_t *)w->w)[panel + (size_t)k * NN_PANEL + c]);
+    const size_t i = panel + (size_t)k * NN_PANEL + c;
+    return w->prec == NN_BF16 ? bf16_float(((const uint16_t *)w->w)[i]) : ((const float *)w->w)[i];
 }
 
 static float gelu_ref(float v) { return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); }
@@ -151,10 +158,10 @@ void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const 
             }
         } else {
             float *ab = scratch;
-            for (int k = 0; k < K; k++) ab[k] = nn_round_bf16(a[k]);
+            for (int k = 0; k < K; k++) ab[k] = W->prec == NN_BF16 ? nn_round_bf16(a[k]) : a[k];
             for (int n = 0; n < N; n++) {
                 double acc = 0;
-                for (int k = 0; k < K; k++) acc += (double)ab[k] * bf16_at(W, n, k);
+                for (int k = 0; k < K; k++) acc += (double)ab[k] * float_at(W, n, k);
                 float v = (float)acc + (bias ? bias[n] : 0.0f);
                 c[n] = gelu ? gelu_ref(v) : v;
             }

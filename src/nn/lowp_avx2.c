@@ -11,9 +11,11 @@
  *         by ones sums those pairs to int32, vpaddd accumulates. 3 uops per
  *         32 multiply-adds; measured on AVX2 Zen cores, that is 1.9x the fp32
  *         FMA rate, where vpmaddwd on 16-bit pairs + vpaddd gives 1.45x;
- *   bf16: per input, 8 bf16 weights widened to fp32 by a 16-bit shift, FMA
- *         with the broadcast (bf16-rounded) activation. Without AVX512_BF16
- *         this is fp32 arithmetic on half the weight bytes.
+ *   bf16: 6 rows (12 accumulators). Per input, 8 bf16 weights widened to
+ *         fp32 by a 16-bit shift, FMA with the broadcast (bf16-rounded)
+ *         activation. Without AVX512_BF16 this is fp32 arithmetic on half the
+ *         weight bytes;
+ *   fp32: the bf16 tile on fp32 weights (no widening).
  * The epilogue (scale back, bias, GELU) runs on the accumulators before the
  * single store of the tile.
  */
@@ -56,28 +58,35 @@ static inline __m256 bf16_widen(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
-static inline void bf16_tile(const float *a, int lda, const uint16_t *b, int K, __m256 acc[2 * MR]) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#define BF_ROW(r)                                                   \
-    do {                                                            \
-        const __m256 av = _mm256_broadcast_ss(a + (size_t)(r) * lda + k); \
-        c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                 \
-        c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);                 \
-    } while (0)
-    for (int k = 0; k < K; k++) {
-        const __m256 b0 = bf16_widen(b + (size_t)k * NN_PANEL), b1 = bf16_widen(b + (size_t)k * NN_PANEL + 8);
-        BF_ROW(0);
-        BF_ROW(1);
-        BF_ROW(2);
-        BF_ROW(3);
-        BF_ROW(4);
-        BF_ROW(5);
+/* acc[2r + h] (r < 6, h < 2) = sum over k of a_r[k] w[k], columns 8h..8h+7;
+ * LOAD(k, h) gives weights [k, 8h .. 8h+8) as fp32. */
+#define FLOAT_TILE(name, wtype, LOAD)                                                                          \
+    static void name(const float *a, int lda, const wtype *b, int K, __m256 acc[2 * MR]) {                   \
+        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, \
+               c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;                                       \
+        for (int k = 0; k < K; k++) {                                                                        \
+            const __m256 b0 = LOAD(k, 0), b1 = LOAD(k, 1);                                                   \
+            F_ROW(0);                                                                                        \
+            F_ROW(1);                                                                                        \
+            F_ROW(2);                                                                                        \
+            F_ROW(3);                                                                                        \
+            F_ROW(4);                                                                                        \
+            F_ROW(5);                                                                                        \
+        }                                                                                                    \
+        acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;                  \
+        acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;                \
     }
-#undef BF_ROW
-    acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
-    acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;
-}
+#define F_ROW(r)                                                          \
+    do {                                                                  \
+        const __m256 av = _mm256_broadcast_ss(a + (size_t)(r) * lda + k); \
+        c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                       \
+        c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);                       \
+    } while (0)
+#define LOAD_F32(k, h) _mm256_loadu_ps(b + (size_t)(k) * NN_PANEL + 8 * (h))
+#define LOAD_BF16(k, h) bf16_widen(b + (size_t)(k) * NN_PANEL + 8 * (h))
+FLOAT_TILE(f32_tile, float, LOAD_F32)
+FLOAT_TILE(bf16_tile, uint16_t, LOAD_BF16)
+#undef F_ROW
 
 /* Stores 8 columns of one output row: v (+ bias) (GELU), masked to n_left. */
 static inline void store8(float *c, __m256 v, const float *bias, int gelu, int n_left) {
@@ -159,10 +168,12 @@ static void gemm_i8(int M, const float *A, int lda, const nn_packed *W, const fl
     }
 }
 
-static void gemm_bf16(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
+/* fp32 and bf16 (W->prec): A copied (bf16: rounded) into rows padded to a
+ * whole tile, then 6 x 16 tiles. */
+static void gemm_float(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch) {
     const int N = W->N, K = W->K, Kp = W->Kp, Mp = (M + MR - 1) / MR * MR;
-    float *ab = scratch;   /* [Mp, Kp]: A rounded to bf16 */
+    float *ab = scratch;   /* [Mp, Kp]: A (bf16: rounded) */
     const __m256i round = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1),
                   hi = _mm256_set1_epi32((int)0xffff0000u);
     for (int r = 0; r < Mp; r++) {
@@ -173,6 +184,10 @@ static void gemm_bf16(int M, const float *A, int lda, const nn_packed *W, const 
         }
         const float *a = A + (size_t)r * lda;
         int k = 0;
+        if (W->prec == NN_FP32) {
+            memcpy(d, a, (size_t)K * sizeof(float));
+            k = K;
+        }
         for (; k + 8 <= K; k += 8) {
             /* round to nearest even on the top 16 bits (activations are finite) */
             const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(a + k));
@@ -183,14 +198,15 @@ static void gemm_bf16(int M, const float *A, int lda, const nn_packed *W, const 
         for (; k < K; k++) d[k] = nn_round_bf16(a[k]);
         for (; k < Kp; k++) d[k] = 0;
     }
-    const uint16_t *wb = W->w;
     for (int n0 = 0; n0 < N; n0 += NN_PANEL) {
         // ab [Mp, K] @ panel [K, 16] -> C[:, n0 .. n0+16)
-        const uint16_t *panel = wb + (size_t)n0 * (size_t)Kp;
         const float *b = bias ? bias + n0 : NULL;
         for (int r0 = 0; r0 < M; r0 += MR) {
             __m256 acc[2 * MR];
-            bf16_tile(ab + (size_t)r0 * Kp, Kp, panel, K, acc);
+            if (W->prec == NN_FP32)
+                f32_tile(ab + (size_t)r0 * Kp, Kp, (const float *)W->w + (size_t)n0 * (size_t)Kp, K, acc);
+            else
+                bf16_tile(ab + (size_t)r0 * Kp, Kp, (const uint16_t *)W->w + (size_t)n0 * (size_t)Kp, K, acc);
             for (int r = 0; r < MR && r0 + r < M; r++) {
                 float *c = C + (size_t)(r0 + r) * ldc + n0;
                 store8(c, acc[2 * r], b, gelu, N - n0);
@@ -206,5 +222,5 @@ void nn_gemm_lowp_avx2(int M, const float *A, int lda, const nn_packed *W, const
     if (W->prec == NN_INT8)
         gemm_i8(M, A, lda, W, bias, gelu, C, ldc, scratch);
     else
-        gemm_bf16(M, A, lda, W, bias, gelu, C, ldc, scratch);
+        gemm_float(M, A, lda, W, bias, gelu, C, ldc, scratch);
 }

@@ -124,8 +124,8 @@ static void gemm_exact(int M, int N, int K, const float *A, const float *W, cons
 TEST(gemm_lowp_matches_reference_and_fp32) {
     const nn_kernels *k = opt(), *r = nn_kernels_ref();
     const int shapes[][3] = {{1, 1, 1}, {5, 16, 3}, {6, 17, 64}, {7, 40, 385}, {13, 33, 384}, {48, 1152, 384}, {48, 96, 1536}};
-    for (int p = 0; p < 2; p++) {
-        const nn_precision prec = p ? NN_INT8 : NN_BF16;
+    for (int p = 0; p < 3; p++) {
+        const nn_precision prec = p == 2 ? NN_FP32 : p ? NN_INT8 : NN_BF16;
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
             float *A = rand_vec((size_t)M * K, 2), *W = rand_vec((size_t)N * K, 0.2f), *bias = rand_vec((size_t)N, 1);
@@ -134,7 +134,7 @@ TEST(gemm_lowp_matches_reference_and_fp32) {
             void *scr = malloc(nn_lowp_scratch_bytes(K));
             nn_packed w;
             CHECK_INT(nn_pack(W, N, K, prec, &w), 0);
-            CHECK_INT((int)nn_packed_bytes(&w), (int)((size_t)w.Np * w.Kp * (prec == NN_INT8 ? 1 : 2) +
+            CHECK_INT((int)nn_packed_bytes(&w), (int)((size_t)w.Np * w.Kp * (prec == NN_INT8 ? 1 : prec == NN_BF16 ? 2 : 4) +
                                                       (prec == NN_INT8 ? (size_t)w.Np * 8 : 0)));
             for (int gelu = 0; gelu < 2; gelu++) {
                 k->gemm_lowp(M, A, K, &w, gelu ? bias : NULL, gelu, c1, N, scr);
@@ -143,7 +143,7 @@ TEST(gemm_lowp_matches_reference_and_fp32) {
                 for (size_t i = 0; i < (size_t)M * N; i++) scale = fmax(scale, fabs(c2[i]));
                 double d = max_abs_diff(c1, c2, (size_t)M * N);
                 /* int8 sums are exact in both; bf16 sums in fp32 vs double */
-                if (d > 1e-5 * fmax(1, scale) * (prec == NN_BF16 ? sqrt(K) : 1))
+                if (d > 1e-5 * fmax(1, scale) * (prec == NN_INT8 ? 1 : sqrt(K)))
                     FAIL_AT("%s gemm M=%d N=%d K=%d gelu=%d: optimized vs reference max diff %g", nn_precision_name(prec),
                             M, N, K, gelu, d);
             }
@@ -156,7 +156,7 @@ TEST(gemm_lowp_matches_reference_and_fp32) {
                 mag += (double)ce[i] * ce[i];
             }
             const double rel = sqrt(err / fmax(mag, 1e-30));
-            if (rel > (prec == NN_INT8 ? 0.03 : 0.008))
+            if (rel > (prec == NN_INT8 ? 0.03 : prec == NN_BF16 ? 0.008 : 1e-6))
                 FAIL_AT("%s gemm M=%d N=%d K=%d: relative error %g against fp32", nn_precision_name(prec), M, N, K, rel);
             nn_packed_free(&w);
             free(A), free(W), free(bias), free(c1), free(c2), free(ce), free(scr);
