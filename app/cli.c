@@ -71,6 +71,11 @@ int cli_common_init(cli_common *c) {
     return 0;
 }
 
+cembed_options cli_model_options(const cli_common *c, int max_batch) {
+    return (cembed_options){
+        .threads = c->threads, .max_batch = max_batch, .max_seq_len = c->max_seq_len, .precision = c->precision};
+}
+
 int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
     const char *a = argv[*i];
     struct {

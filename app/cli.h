@@ -22,6 +22,9 @@ typedef struct cli_common {
  * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE
  * after printing which variable is wrong. */
 int cli_common_init(cli_common *c);
+/* The model options the common flags and variables set; max_batch: the
+ * sequences per forward pass (0 = the library's default). */
+cembed_options cli_model_options(const cli_common *c, int max_batch);
 /* If argv[*i] is a common flag, consumes it (and its value) and returns 1;
  * 0 if not one; -1 (message printed) for a bad value. */
 int cli_common_flag(cli_common *c, int argc, char **argv, int *i);

@@ -81,8 +81,7 @@ static int input_next(input *in) {
 }
 
 static int open_model(const cli_common *c, cembed_model **m) {
-    cembed_options o = {.threads = c->threads, .max_batch = c->batch_size, .max_seq_len = c->max_seq_len,
-                        .precision = c->precision};
+    cembed_options o = cli_model_options(c, c->batch_size);
     int rc = cembed_model_open(c->model_dir, &o, m);
     if (rc) {
         cli_error("cannot open model %s: %s", c->model_dir, cembed_last_error());

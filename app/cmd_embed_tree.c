@@ -278,7 +278,7 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
         base_free(r);
         return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
     }
-    cembed_options mo = {.threads = cc->threads, .max_batch = cc->batch_size, .max_seq_len = cc->max_seq_len};
+    cembed_options mo = cli_model_options(cc, cc->batch_size);
     if (cembed_model_open(cc->model_dir, &mo, &r->m)) {
         cli_error("cannot open model %s: %s", cc->model_dir, cembed_last_error());
         goto done;

@@ -15,8 +15,7 @@ int cmd_info(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    cembed_options o = {.threads = c.threads, .max_batch = c.batch_size ? c.batch_size : 1,
-                        .max_seq_len = c.max_seq_len, .precision = c.precision};
+    cembed_options o = cli_model_options(&c, c.batch_size ? c.batch_size : 1);
     cembed_model *m;
     if (cembed_model_open(c.model_dir, &o, &m)) {
         cli_error("cannot open model %s: %s", c.model_dir, cembed_last_error());

@@ -70,8 +70,7 @@ int runtime_open(runtime *rt, const cli_common *c) {
      * arenas at most, so that freed memory leaves RSS. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
-    cembed_options o = {.threads = c->threads, .max_batch = (int)max_batch, .max_seq_len = c->max_seq_len,
-                        .precision = c->precision};
+    cembed_options o = cli_model_options(c, (int)max_batch);
     if (cembed_model_open(c->model_dir, &o, &rt->m)) {
         cli_error("cannot open model %s: %s", c->model_dir, cembed_last_error());
         return EXIT_FAIL;

@@ -509,8 +509,9 @@ static int cache_lookup(work *w, const int32_t ***ids, size_t **n_ids) {
         }
     }
     pthread_mutex_lock(&s->cache_mu);
-    int hits = cache_get_many(s->o.cache, (const uint8_t(*)[CACHE_KEY_BYTES])w->keys, n, s->info.hidden, w->vec,
-                              w->cached);
+    /* committed rows and those the writer has not stored yet */
+    int hits = cache_writer_lookup(s->o.cache_writer, s->o.cache, (const uint8_t(*)[CACHE_KEY_BYTES])w->keys, n,
+                                   s->info.hidden, w->vec, w->cached);
     pthread_mutex_unlock(&s->cache_mu);
     if (hits < 0) { /* the cache failing is not the request failing */
         log_warn("cache lookup failed: %s", cembed_last_error());

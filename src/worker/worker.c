@@ -236,7 +236,9 @@ static int run_job(worker *w, const char *id, const char *body, size_t len, buf 
     }
     cembed_thread_release();
     if (e->cache) {
-        int hits = cache_get_many(e->cache, (const uint8_t(*)[CACHE_KEY_BYTES])j.keys, n, (int)H, j.vec, j.cached);
+        /* committed rows and those the writer has not stored yet */
+        int hits = cache_writer_lookup(j.writer, e->cache, (const uint8_t(*)[CACHE_KEY_BYTES])j.keys, n, (int)H, j.vec,
+                                       j.cached);
         if (hits < 0) {
             log_warn("cache lookup failed: %s", cembed_last_error());
             memset(j.cached, 0, n);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cache/writer.h"
 #include "test.h"
 
 static void fill(float *v, int dims, float seed) {
@@ -101,4 +102,41 @@ TEST(cache_round_trip_corruption_eviction) {
     /* an unwritable place names the file */
     CHECK(cache_open("/proc/cembed/c.sqlite", 0, &c) != 0);
     CHECK_CONTAINS(cembed_last_error(), "/proc/cembed");
+}
+
+/* A vector handed to the writer is found at once: committed (the lookup
+ * connection) or still queued / in flight (the writer), never neither. */
+TEST(cache_writer_vectors_visible_before_commit) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cache/w.sqlite", test_tmpdir());
+    enum { N = 600, D = 8 };
+    cache *c;
+    cache_writer *w;
+    CHECK_INT(cache_open(path, 0, &c), 0);
+    CHECK_INT(cache_writer_start(path, 0, D, &w), 0);
+    static uint8_t keys[N][CACHE_KEY_BYTES], hit[N];
+    static float v[N * D], got[N * D];
+    cache_scope sc = {.max_seq_len = 256};
+    char text[32];
+    int missing = 0, wrong = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof text, "w %d", i);
+        cache_key(&sc, text, strlen(text), keys[i]);
+        fill(v + i * D, D, (float)i);
+        cache_writer_put(w, keys[i], v + i * D);
+        /* look up everything put so far */
+        const size_t n = (size_t)i + 1;
+        const int h = cache_writer_lookup(w, c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, n, D, got, hit);
+        if (h != (int)n) missing++;
+        for (size_t k = 0; k < n; k++)
+            if (hit[k] && memcmp(got + k * D, v + k * D, D * sizeof(float)) != 0) wrong++;
+        if (i % 97 == 0) usleep(2000);   /* let some transactions land in between */
+    }
+    CHECK_INT(missing, 0);
+    CHECK_INT(wrong, 0);
+    /* without a writer it is the plain lookup */
+    memset(hit, 1, N);
+    CHECK_INT(cache_writer_lookup(NULL, c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, 3, D, got, hit) >= 0, 1);
+    cache_writer_stop(w);
+    cache_close(c);
 }
