@@ -6,11 +6,14 @@
  *   a   = c @ Wo^T;  x = LN(a + bo + x)
  *   a   = gelu(x @ Wi^T + bi)
  *   c   = a @ Wf^T;  x = LN(c + bf + x)
- * GEMM phases split the rows statically across the pool's threads. At fp32
- * each thread runs single-threaded BLAS on chunks of ROW_CHUNK rows, then
- * the epilogue; at bf16 and int8 each thread runs our own kernel on chunks of
- * NN_LOWP_ROWS rows, which adds the bias (and GELU) to each tile in registers,
- * and the residual + LayerNorm follows on the chunk while it is in L2. */
+ * The GEMMs run our kernel on weights packed at bert_new (fp32, bf16 or
+ * int8) in chunks of NN_LOWP_ROWS rows: bias (and GELU) are added to each
+ * tile in registers, residual + LayerNorm follow on the chunk while it is in
+ * L2. With the scalar kernel table fp32 goes through single-threaded BLAS on
+ * chunks of ROW_CHUNK rows instead, then the epilogue.
+ * Two schedules (bert_forward): with at least two sequences per thread, each
+ * thread takes whole sequences through every layer; otherwise each phase
+ * splits its rows across the threads, with a barrier between phases. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -29,9 +32,9 @@ struct bert {
     int H, I, heads, dh, wa;   /* wa: width of region a */
     nn_precision prec;
     int own;                   /* GEMMs on our packed kernels (else fp32 BLAS) */
-    float *wqkv, *bqkv;        /* per layer: [3H, H], [3H] (wqkv: fp32 only) */
-    nn_packed *packed;         /* bf16/int8: per layer qkv, o, i, f */
-    char *lowp_scratch;        /* bf16/int8: per thread nn_lowp_scratch_bytes(max(H, I)) */
+    float *wqkv, *bqkv;        /* per layer: [3H, H] (BLAS only), [3H] */
+    nn_packed *packed;         /* own: per layer qkv, o, i, f */
+    char *lowp_scratch;        /* own: per thread nn_lowp_scratch_bytes(max(H, I)) */
     size_t lowp_scratch_per_thread;
     float *x, *a, *c;          /* workspace */
     float *scratch;            /* per thread attention scratch */
@@ -46,7 +49,8 @@ size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_to
     size_t bytes = floats * sizeof(float) + T * sizeof(int32_t) + (size_t)c->layers * 3 * H * sizeof(float);
     /* packed weights: 6 H x H (+ padding) and 2 H x I per layer, 1, 2 or 4 bytes each, int8 scales
      * (fp32 through BLAS needs less: a [3H, H] copy per layer) */
-    const size_t per = prec == NN_INT8 ? 1 : prec == NN_BF16 ? 2 : 4, cells = 6 * (H + NN_PANEL) * (H + 1) + 2 * (H + NN_PANEL) * (I + 1);
+    const size_t per = prec == NN_INT8 ? 1 : prec == NN_BF16 ? 2 : 4;
+    const size_t cells = 6 * (H + NN_PANEL) * (H + 3) + 2 * (H + NN_PANEL) * (I + 3);
     bytes += (size_t)c->layers * (cells * per + 8 * (H + I + NN_PANEL) * sizeof(float));
     return bytes + (size_t)threads * nn_lowp_scratch_bytes((int)CE_MAX(H, I));
 }
@@ -110,14 +114,14 @@ int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, in
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
     /* Q, K, V weights stacked into one [3H, H] matrix per layer */
-    float *qkv = !b->own ? NULL : base_malloc(3 * H * H * sizeof(float));
+    float *qkv = b->own ? base_malloc(3 * H * H * sizeof(float)) : NULL;
     if (b->own && !qkv) {
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
     }
     for (size_t l = 0; l < L; l++) {
         const bert_layer_w *w = &m->layer[l];
-        float *dst = !b->own ? b->wqkv + l * 3 * H * H : qkv, *bd = b->bqkv + l * 3 * H;
+        float *dst = b->own ? qkv : b->wqkv + l * 3 * H * H, *bd = b->bqkv + l * 3 * H;
         memcpy(dst, w->q_w, H * H * sizeof(float));
         memcpy(dst + H * H, w->k_w, H * H * sizeof(float));
         memcpy(dst + 2 * H * H, w->v_w, H * H * sizeof(float));
@@ -141,6 +145,8 @@ int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, in
     *out = b;
     return 0;
 }
+
+int bert_packed(const bert *b) { return b->own; }
 
 size_t bert_batch_bytes(const bert *b, int tokens) {
     return (size_t)tokens * (size_t)(2 * b->H + b->wa) * sizeof(float);

@@ -25,6 +25,9 @@ size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_to
 int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, int max_tokens, int max_seq_len,
              bert **out);
 void bert_free(bert *b);
+/* 1 when the forward pass runs on its own packed copy of the Linear weights
+ * (the model's may then be released), 0 when it reads them (BLAS). */
+int bert_packed(const bert *b);
 
 /* Activation bytes a batch of `tokens` tokens touches (x, a, c rows). */
 size_t bert_batch_bytes(const bert *b, int tokens);

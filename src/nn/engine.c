@@ -86,7 +86,7 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;
     if ((rc = bert_new(&cm->m, cm->k, cm->prec, cm->pool, cm->max_batch * cm->max_seq_len, cm->max_seq_len, &cm->fwd)))
         goto fail;
-    if (cm->prec != NN_FP32) model_release_linear(&cm->m);   /* the forward pass packed its own copy */
+    if (bert_packed(cm->fwd)) model_release_linear(&cm->m);   /* the forward pass packed its own copy */
     cm->batch_ids = base_malloc((size_t)cm->max_batch * (size_t)cm->max_seq_len * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
     cm->batch_out = base_malloc((size_t)cm->max_batch * (size_t)cm->m.cfg.hidden * sizeof(float));

@@ -1,7 +1,7 @@
-/* Low-precision Linear weights: packing once at load, and the scalar
- * reference of the bf16 and int8 GEMMs.
+/* Packed Linear weights: packing once at load, and the scalar reference of
+ * the packed GEMMs (fp32, bf16, int8).
  *
- * Packed layout (both precisions): the N output columns in panels of
+ * Packed layout (every precision): the N output columns in panels of
  * NN_PANEL = 16 (N padded with zero columns to Np), each panel contiguous,
  * K padded with zeros to Kp (a multiple of 4):
  *   int8: for each quad of inputs k = 4g .. 4g+3: 64 bytes
@@ -10,7 +10,8 @@
  *         lane: vpmaddubsw (uint8 x int8, pairs summed to int16) then
  *         vpmaddwd by ones (pairs of those summed to int32) give 8 columns'
  *         4-term dot products;
- *   bf16: for each input k: 16 bf16 values (32 bytes) [c0:k ... c15:k].
+ *   bf16: for each input k: 16 bf16 values (32 bytes) [c0:k ... c15:k];
+ *   fp32: the same with 16 floats (64 bytes).
  * int8 weights: scale[n] = max_k |W[n, k]| / 63 (0 for an all-zero row),
  * q = round(W / scale) in [-63, 63], colsum[n] = sum_k q. Activations, per
  * row (token) at run time: lo = min(0, min a), hi = max(0, max a), scale
