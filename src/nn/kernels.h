@@ -61,6 +61,9 @@ size_t nn_lowp_scratch_bytes(int K);
 /* Quantizes one row a[K] to uint8 q[Kp] (zeros beyond K) as described in
  * lowp.c; OUT: *zp, the zero point. Returns the row's scale. Cannot fail. */
 float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp);
+/* The uint8 zero point of a row whose minimum (<= 0) is lo, with inv = 255 /
+ * (max - min): round(-lo * inv) in [0, 255]; 0 for a degenerate row. */
+int nn_zero_point(float lo, float inv);
 /* Rounds to the nearest bfloat16 (ties to even), returned as a float. */
 float nn_round_bf16(float x);
 /* Name of a precision ("fp32", "bf16", "int8"). */

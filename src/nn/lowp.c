@@ -58,17 +58,23 @@ void nn_packed_free(nn_packed *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* round(x * inv) + zp, clamped to [lo, hi] */
+/* round(x * inv) + zp, clamped to [lo, hi] (NaN: 0, so that no input makes
+ * the conversion undefined) */
 static int quantize(float x, float inv, int zp, int lo, int hi) {
     const float q = nearbyintf(x * inv) + (float)zp;
-    return q > (float)hi ? hi : q < (float)lo ? lo : (int)q;
+    return q > (float)hi ? hi : q < (float)lo ? lo : q == q ? (int)q : 0;
+}
+
+int nn_zero_point(float lo, float inv) {
+    const float z = nearbyintf(-lo * inv);
+    return z >= 0 && z <= 255 ? (int)z : 0;
 }
 
 float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp_out) {
     float lo = 0, hi = 0;
     for (int k = 0; k < K; k++) lo = fminf(lo, a[k]), hi = fmaxf(hi, a[k]);
     const float inv = hi > lo ? 255.0f / (hi - lo) : 0.0f;
-    const int zp = (int)nearbyintf(-lo * inv);
+    const int zp = nn_zero_point(lo, inv);
     for (int k = 0; k < K; k++) q[k] = (uint8_t)quantize(a[k], inv, zp, 0, 255);
     for (int k = K; k < Kp; k++) q[k] = 0;
     *zp_out = zp;

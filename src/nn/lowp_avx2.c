@@ -114,7 +114,7 @@ static float quantize_row(const float *a, int K, int Kp, uint8_t *q, int32_t *zp
     }
     const float l = -hmax256(_mm256_sub_ps(_mm256_setzero_ps(), lo)), h = hmax256(hi);
     const float inv = h > l ? 255.0f / (h - l) : 0.0f;
-    const int zp = (int)nearbyintf(-l * inv);
+    const int zp = nn_zero_point(l, inv);
     const __m256 vi = _mm256_set1_ps(inv);
     const __m256i vz = _mm256_set1_epi32(zp);
     for (k = 0; k + 8 <= K; k += 8) {
@@ -125,7 +125,7 @@ static float quantize_row(const float *a, int K, int Kp, uint8_t *q, int32_t *zp
     }
     for (; k < K; k++) {
         const float x = nearbyintf(a[k] * inv) + (float)zp;
-        q[k] = (uint8_t)(x > 255 ? 255 : x < 0 ? 0 : x);
+        q[k] = (uint8_t)(x > 255 ? 255 : x >= 0 ? x : 0);   /* NaN: 0 */
     }
     for (; k < Kp; k++) q[k] = 0;
     *zp_out = zp;

@@ -169,6 +169,12 @@ TEST(gemm_lowp_matches_reference_and_fp32) {
     k->gemm_lowp(2, A0, 4, &w0, NULL, 0, C0, 2, scr0);
     CHECK(C0[0] == 0 && C0[1] == 0 && C0[2] == 0);
     CHECK_NEAR(C0[3], -2.0, 0.05);
+    /* non-finite inputs give garbage, never undefined behaviour (UBSan build) */
+    float Abad[2 * 4] = {INFINITY, 1, 2, 3, NAN, -INFINITY, 0, 1};
+    k->gemm_lowp(2, Abad, 4, &w0, NULL, 0, C0, 2, scr0);
+    r->gemm_lowp(2, Abad, 4, &w0, NULL, 0, C0, 2, scr0);
+    CHECK_INT(nn_zero_point(NAN, 1.0f), 0);
+    CHECK_INT(nn_zero_point(-1.0f, 127.5f), 128);
     nn_packed_free(&w0);
     CHECK_NEAR(nn_round_bf16(1.00390625f), 1.0, 0);          /* halfway: ties to even */
     CHECK_NEAR(nn_round_bf16(1.01171875f), 1.015625, 0);     /* halfway: up to even */
