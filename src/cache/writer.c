@@ -92,6 +92,16 @@ int cache_writer_lookup(cache_writer *w, cache *c, const uint8_t (*keys)[CACHE_K
     return h < 0 ? -1 : (int)found;
 }
 
+/* Closes the connection and frees the buffers (the thread is not running). */
+static void writer_free(cache_writer *w) {
+    cache_close(w->c);
+    base_free(w->keys);
+    base_free(w->vecs);
+    base_free(w->fkeys);
+    base_free(w->fvecs);
+    base_free(w);
+}
+
 int cache_writer_start(const char *path, uint64_t max_bytes, int dims, cache_writer **out) {
     *out = NULL;
     cache_writer *w = base_calloc(1, sizeof *w);
@@ -119,12 +129,7 @@ int cache_writer_start(const char *path, uint64_t max_bytes, int dims, cache_wri
         }
     }
     if (rc) {
-        cache_close(w->c);
-        base_free(w->keys);
-        base_free(w->vecs);
-        base_free(w->fkeys);
-        base_free(w->fvecs);
-        base_free(w);
+        writer_free(w);
         return rc;
     }
     *out = w;
@@ -154,10 +159,5 @@ void cache_writer_stop(cache_writer *w) {
     if (w->dropped) log_warn("cache: %zu vectors were not stored (the writer fell behind)", w->dropped);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
-    cache_close(w->c);
-    base_free(w->keys);
-    base_free(w->vecs);
-    base_free(w->fkeys);
-    base_free(w->fvecs);
-    base_free(w);
+    writer_free(w);
 }

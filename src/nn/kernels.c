@@ -28,12 +28,11 @@ static void bias_ref(float *x, const float *bias, int rows, int n) {
         for (int j = 0; j < n; j++) x[(size_t)r * n + j] += bias[j];
 }
 
+float nn_gelu_ref(float v) { return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); }
+
 static void bias_gelu_ref(float *x, const float *bias, int rows, int n) {
     for (int r = 0; r < rows; r++)
-        for (int j = 0; j < n; j++) {
-            float v = x[(size_t)r * n + j] + bias[j];
-            x[(size_t)r * n + j] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
-        }
+        for (int j = 0; j < n; j++) x[(size_t)r * n + j] = nn_gelu_ref(x[(size_t)r * n + j] + bias[j]);
 }
 
 static void add_layernorm_ref(const float *x, const float *bias, float *res, const float *g, const float *b,

@@ -91,6 +91,8 @@ typedef struct nn_kernels {
                       int ldc, void *scratch);
 } nn_kernels;
 
+/* GELU with erf, the reference's: 0.5 v (1 + erf(v / sqrt 2)). */
+float nn_gelu_ref(float v);
 /* The scalar reference of gemm_lowp (the reference table's entry). */
 void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch);

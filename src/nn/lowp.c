@@ -143,8 +143,6 @@ static float float_at(const nn_packed *w, int n, int k) {
     return w->prec == NN_BF16 ? bf16_float(((const uint16_t *)w->w)[i]) : ((const float *)w->w)[i];
 }
 
-static float gelu_ref(float v) { return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); }
-
 void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch) {
     const int N = W->N, K = W->K;
@@ -161,7 +159,7 @@ void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const 
                 for (int k = 0; k < K; k++) acc += (int32_t)q[k] * i8_at(W, n, k);
                 acc -= zp * W->colsum[n];
                 float v = (float)acc * (sa * W->scale[n]) + (bias ? bias[n] : 0.0f);
-                c[n] = gelu ? gelu_ref(v) : v;
+                c[n] = gelu ? nn_gelu_ref(v) : v;
             }
         } else {
             float *ab = scratch;
@@ -170,7 +168,7 @@ void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const 
                 double acc = 0;
                 for (int k = 0; k < K; k++) acc += (double)ab[k] * float_at(W, n, k);
                 float v = (float)acc + (bias ? bias[n] : 0.0f);
-                c[n] = gelu ? gelu_ref(v) : v;
+                c[n] = gelu ? nn_gelu_ref(v) : v;
             }
         }
     }
