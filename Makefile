@@ -9,15 +9,20 @@
 #   make bench                    cembed against ONNX Runtime and PyTorch (bench/run.sh),
 #                                 HTTP overhead, float writer micro-benchmark
 
-PKGS     := openblas jansson libutf8proc libmicrohttpd sqlite3 libcrypto hiredis
+# OpenBLAS (the fp32 reference GEMM) is opened at run time, single-threaded
+# (src/nn/kernels.c): libopenblas-dev provides libopenblas.so.0, no linking
+PKGS     := jansson libutf8proc libmicrohttpd sqlite3 libcrypto hiredis
 CC       ?= cc
 OPT      ?= -O2
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Werror=implicit-function-declaration
 CFLAGS   ?=
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+# oneDNN (Debian's libdnnl-dev 2.6) has no pkg-config file; it runs on libgomp,
+# whose thread count cembed sets (src/nn/gemm_dnnl.c)
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -ldnnl -lgomp -lm -lpthread
 SIMD_AVX2 := -mavx2 -mfma
+SIMD_AVX512 := $(SIMD_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
 
 ifdef SANITIZE
 BUILD    ?= build/san
@@ -41,6 +46,8 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 all: $(BUILD)/cembed
 
 $(BUILD)/obj/src/nn/kernels_avx2.o $(BUILD)/obj/src/nn/lowp_avx2.o: EXTRA := $(SIMD_AVX2)
+$(BUILD)/obj/src/nn/kernels_avx512.o: EXTRA := $(SIMD_AVX512)
+$(BUILD)/obj/src/nn/kernels_avx512bf16.o: EXTRA := $(SIMD_AVX512) -mavx512bf16
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(EXTRA) -MMD -MP -c $< -o $@

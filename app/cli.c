@@ -48,12 +48,28 @@ static int precision_from(const char *s) {
     return -1;
 }
 
+/* The GEMM backends a user may name (src/nn/gemm.h) */
+static int gemm_ok(const char *s) {
+    static const char *const names[] = {"auto", "onednn", "avx2", "scalar", "blas"};
+    for (size_t i = 0; i < CE_ARRAY_LEN(names); i++)
+        if (strcmp(s, names[i]) == 0) return 1;
+    return 0;
+}
+
 int cli_common_init(cli_common *c) {
     *c = (cli_common){.model_dir = DEFAULT_MODEL_DIR, .precision = cembed_precision_default()};
     const char *prec = getenv("EMBEDDING_PRECISION");
     if (prec && *prec && (c->precision = precision_from(prec)) < 0) {
         cli_error("EMBEDDING_PRECISION=%s: must be one of fp32, bf16, int8", prec);
         return EXIT_USAGE;
+    }
+    const char *gemm = getenv("EMBEDDING_GEMM");
+    if (gemm && *gemm) {
+        if (!gemm_ok(gemm)) {
+            cli_error("EMBEDDING_GEMM=%s: must be one of auto, onednn, avx2, scalar, blas", gemm);
+            return EXIT_USAGE;
+        }
+        c->gemm = gemm;
     }
     const char *m = getenv("EMBEDDING_MODEL");
     if (m && *m) c->model_dir = m;
@@ -73,7 +89,11 @@ int cli_common_init(cli_common *c) {
 
 cembed_options cli_model_options(const cli_common *c, int max_batch) {
     return (cembed_options){
-        .threads = c->threads, .max_batch = max_batch, .max_seq_len = c->max_seq_len, .precision = c->precision};
+        .threads = c->threads,
+        .max_batch = max_batch,
+        .max_seq_len = c->max_seq_len,
+        .precision = c->precision,
+        .gemm = c->gemm};
 }
 
 int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
@@ -93,6 +113,14 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
             return -1;
         }
         c->model_dir = argv[++*i];
+        return 1;
+    }
+    if (strcmp(a, "--gemm") == 0) {
+        if (*i + 1 >= argc || !gemm_ok(argv[*i + 1])) {
+            cli_error("--gemm needs one of auto, onednn, avx2, scalar, blas");
+            return -1;
+        }
+        c->gemm = argv[++*i];
         return 1;
     }
     if (strcmp(a, "--precision") == 0) {
@@ -116,3 +144,4 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
     }
     return 0;
 }
+

@@ -12,14 +12,15 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 typedef struct cli_common {
     const char *model_dir;
     int threads, batch_size, max_seq_len;
-    int precision;   /* a cembed_precision */
+    int precision;    /* a cembed_precision */
+    const char *gemm; /* GEMM backend (--gemm, EMBEDDING_GEMM); NULL: auto */
 } cli_common;
 
 /* The precision when neither --precision nor EMBEDDING_PRECISION names one
  * is cembed_precision_default(): int8 on CPUs with its SIMD kernels. */
 
 /* Fills defaults from the environment (EMBEDDING_MODEL, EMBEDDING_THREADS /
- * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE
+ * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_GEMM, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE
  * after printing which variable is wrong. */
 int cli_common_init(cli_common *c);
 /* The model options the common flags and variables set; max_batch: the

@@ -288,15 +288,12 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
     r->chunk_tokens = r->info.max_seq_len - 2;
     if (o->chunk_tokens && o->chunk_tokens < r->chunk_tokens) r->chunk_tokens = o->chunk_tokens;
     if (o->cache_path) {
-        if (cache_fingerprint_dir(cc->model_dir, r->scope.fingerprint) ||
+        if (cache_scope_init(&r->scope, cc->model_dir, r->info.precision, r->info.variant, r->info.pooling,
+                             r->info.max_seq_len) ||
             cache_open(o->cache_path, o->cache_max_bytes, &r->c)) {
             cli_error("cache: %s (use --no-cache to run without it)", cembed_last_error());
             goto done;
         }
-        snprintf(r->scope.precision, sizeof r->scope.precision, "%s", r->info.precision);
-        snprintf(r->scope.pooling, sizeof r->scope.pooling, "%s", r->info.pooling);
-        r->scope.normalize = 0;   /* raw vectors: normalized after, as `serve` does */
-        r->scope.max_seq_len = r->info.max_seq_len;
     }
     r->vec = base_malloc(2 * WINDOW * (size_t)r->info.hidden * sizeof(float));
     if (!r->vec) {

@@ -30,10 +30,11 @@ int cmd_info(int argc, char **argv) {
                         ",\"architecture\":\"%s\",\"dimensions\":%d,\"layers\":%d,\"heads\":%d,"
                         "\"intermediate_size\":%d,\"vocab_size\":%d,\"max_seq_len\":%d,\"pooling\":\"%s\","
                         "\"normalize\":%s,\"layer_norm_eps\":%g,\"weights_dtype\":\"%s\",\"weights_bytes\":%zu,"
-                        "\"threads\":%d,\"precision\":\"%s\",\"kernels\":\"%s\"}\n",
+                        "\"threads\":%d,\"precision\":\"%s\",",
                         i.architecture, i.hidden, i.layers, i.heads, i.intermediate, i.vocab_size, i.max_seq_len,
                         i.pooling, i.normalize ? "true" : "false", (double)i.layer_norm_eps, i.weights_dtype,
-                        i.weights_bytes, i.threads, i.precision, i.kernels) == 0;
+                        i.weights_bytes, i.threads, i.precision) == 0 &&
+             cembed_kernels_json(m, &b) == 0 && buf_append(&b, "}\n", 2) == 0;
     if (ok) fwrite(b.ptr, 1, b.len, stdout);
     buf_free(&b);
     cembed_model_free(m);

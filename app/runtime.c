@@ -77,8 +77,10 @@ int runtime_open(runtime *rt, const cli_common *c) {
     }
     cembed_model_get_info(rt->m, &rt->info);
     const cembed_model_info *info = &rt->info;
-    log_info("model loaded with %d threads, %s on %s kernels: %s (%d dimensions, %d tokens max)", info->threads,
-             info->precision, info->kernels, info->path, info->hidden, info->max_seq_len);
+    log_info("model loaded with %d threads, %s: %s (%d dimensions, %d tokens max)", info->threads, info->precision,
+             info->path, info->hidden, info->max_seq_len);
+    log_info("kernels for %s on %s: GEMM %s, attention %s (%s products), element-wise %s", info->precision, info->isa,
+             info->gemm, info->kernels, info->attention, info->kernels);
     if (max_tokens < info->max_seq_len) {
         cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the model's sequence limit of %d", max_tokens,
                   info->max_seq_len);
@@ -90,10 +92,8 @@ int runtime_open(runtime *rt, const cli_common *c) {
     const char *cache_path;
     uint64_t cache_max;
     if (cli_cache_settings(NULL, 0, cache_buf, sizeof cache_buf, &cache_path, &cache_max)) return EXIT_USAGE;
-    rt->scope = (cache_scope){.normalize = 0, .max_seq_len = info->max_seq_len};
-    snprintf(rt->scope.precision, sizeof rt->scope.precision, "%s", info->precision);
-    snprintf(rt->scope.pooling, sizeof rt->scope.pooling, "%s", info->pooling);
-    if (cache_path && (cache_fingerprint_dir(c->model_dir, rt->scope.fingerprint) ||
+    if (cache_path && (cache_scope_init(&rt->scope, c->model_dir, info->precision, info->variant, info->pooling,
+                                        info->max_seq_len) ||
                        cache_open(cache_path, cache_max, &rt->lookup) ||
                        cache_writer_start(cache_path, cache_max, info->hidden, &rt->writer))) {
         log_warn("cache %s: %s; running without it", cache_path, cembed_last_error());

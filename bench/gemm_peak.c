@@ -1,23 +1,35 @@
 /* GEMM peak: what one core of this machine can do, and how close cembed's
- * GEMMs come to it.
+ * GEMMs come to it, per precision and backend.
  *
- *   fma peak    a loop of independent 8-wide FMAs (fp32 multiply-adds/s);
- *   int8 peak   a loop of the int8 kernel's independent instruction triples
- *               (vpmaddubsw, vpmaddwd, vpaddd: 32 multiply-adds), its ceiling;
- *   sgemm       OpenBLAS at the encoder's shapes (the fp32 reference);
- *   fp32, bf16, int8  cembed's own packed GEMMs at the same shapes, rows in
- *               chunks of NN_LOWP_ROWS as the engine calls them.
+ *   instruction peaks  loops of independent multiply-add instructions: 8- and
+ *                      16-wide FMA (fp32), the AVX2 int8 triple (vpmaddubsw,
+ *                      vpmaddwd, vpaddd), vpdpbusd (VNNI) and vdpbf16ps
+ *                      (AVX512_BF16), each where the CPU has it;
+ *   onednn peak        oneDNN's matmul primitive alone on [M, K] x [K, N]
+ *                      (fp32, bf16 x bf16 -> fp32, u8 x s8 -> s32), M fixed at
+ *                      creation: the most its kernels give at these shapes;
+ *   cembed             the seam the engine calls (nn_gemm_run, src/nn/gemm.h)
+ *                      with each backend that runs here (our AVX2 kernels,
+ *                      oneDNN with our quantization and epilogue), M rows
+ *                      handed over in nn_gemm_rows chunks as the engine does.
  * One thread; the encoder's shapes for M tokens: qkv [M,384]x[1152,384],
  * out [M,384]x[384,384], ffn up [M,384]x[1536,384], ffn down [M,1536]x[384,1536].
+ * ONEDNN_MAX_CPU_ISA lowers both oneDNN and cembed (the table of gemm.c was
+ * measured that way). The last line ("peak fp32 X bf16 Y int8 Z", GFLOP/s of
+ * the best of oneDNN and cembed per precision) is read by bench/run.sh.
  *
- * usage: build/gemm_peak [M=4096] [reps=5]
+ * usage: build/gemm_peak [M=2048] [reps=5]
  */
+#include <dnnl.h>
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#include "nn/kernels.h"
+#include "nn/gemm.h"
+
+void omp_set_num_threads(int n);
 
 static double now(void) {
     struct timespec t;
@@ -25,19 +37,24 @@ static double now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* 12 independent chains (more than latency x ports on current cores), in
- * registers: the asm barrier keeps the compiler from folding the loop. */
-#define CHAINS(OP) OP(0) OP(1) OP(2) OP(3) OP(4) OP(5) OP(6) OP(7) OP(8) OP(9) OP(10) OP(11)
+static const struct {
+    const char *name;
+    int N, K;
+} shapes[] = {{"qkv", 1152, 384}, {"out", 384, 384}, {"ffn_up", 1536, 384}, {"ffn_down", 384, 1536}};
+#define N_SHAPES 4
 
-__attribute__((target("avx2,fma"))) static double fma_peak(void) {
+/* ---- instruction peaks: 12 independent chains in registers ---- */
+#define CHAINS(OP) OP(0) OP(1) OP(2) OP(3) OP(4) OP(5) OP(6) OP(7) OP(8) OP(9) OP(10) OP(11)
+static const long ITERS = 20000000;
+
+__attribute__((target("avx2,fma"))) static double fma256_peak(void) {
 #define DECL(i) __m256 a##i = _mm256_set1_ps((float)(i) * 1e-3f);
 #define STEP(i) a##i = _mm256_fmadd_ps(a##i, x, y);
 #define SINK(i) sink += _mm256_cvtss_f32(a##i);
     CHAINS(DECL)
     __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-4f);
-    const long iters = 50000000;
     double t0 = now();
-    for (long n = 0; n < iters; n++) {
+    for (long n = 0; n < ITERS; n++) {
         CHAINS(STEP)
         __asm__ volatile("" : "+x"(x), "+x"(y));
     }
@@ -45,21 +62,39 @@ __attribute__((target("avx2,fma"))) static double fma_peak(void) {
     float sink = 0;
     CHAINS(SINK)
     if (sink == 12345) puts("");
-    return (double)iters * 12 * 8 / dt;
+    return (double)ITERS * 12 * 8 / dt;
 #undef DECL
 #undef STEP
 #undef SINK
 }
 
-/* The int8 kernel's instruction triple with no dependencies between
- * triples: vpmaddubsw (32 uint8 x int8 products summed in pairs), vpmaddwd by
- * ones, vpaddd into one of 6 accumulators (inputs ymm0, ymm1, ymm15). */
+__attribute__((target("avx512f"))) static double fma512_peak(void) {
+#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i) * 1e-3f);
+#define STEP(i) a##i = _mm512_fmadd_ps(a##i, x, y);
+#define SINK(i) sink += _mm512_reduce_add_ps(a##i);
+    CHAINS(DECL)
+    __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-4f);
+    double t0 = now();
+    for (long n = 0; n < ITERS; n++) {
+        CHAINS(STEP)
+        __asm__ volatile("" : "+v"(x), "+v"(y));
+    }
+    double dt = now() - t0;
+    float sink = 0;
+    CHAINS(SINK)
+    if (sink == 12345) puts("");
+    return (double)ITERS * 12 * 16 / dt;
+#undef DECL
+#undef STEP
+#undef SINK
+}
+
+/* the AVX2 int8 kernel's triple: 32 multiply-adds */
 #define TRIPLE(t, acc) \
     "vpmaddubsw %%ymm0, %%ymm1, " t "\n\tvpmaddwd %%ymm15, " t ", " t "\n\tvpaddd " t ", " acc ", " acc "\n\t"
-__attribute__((target("avx2"))) static double int8_peak(void) {
-    const long iters = 50000000;
+__attribute__((target("avx2"))) static double int8_avx2_peak(void) {
     double t0 = now();
-    for (long n = 0; n < iters; n++)
+    for (long n = 0; n < ITERS; n++)
         __asm__ volatile(TRIPLE("%%ymm2", "%%ymm14") TRIPLE("%%ymm3", "%%ymm13") TRIPLE("%%ymm4", "%%ymm12")
                          TRIPLE("%%ymm5", "%%ymm11") TRIPLE("%%ymm6", "%%ymm10") TRIPLE("%%ymm7", "%%ymm9")
                          TRIPLE("%%ymm2", "%%ymm14") TRIPLE("%%ymm3", "%%ymm13") TRIPLE("%%ymm4", "%%ymm12")
@@ -68,8 +103,30 @@ __attribute__((target("avx2"))) static double int8_peak(void) {
                          :
                          : "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm9", "xmm10", "xmm11", "xmm12",
                            "xmm13", "xmm14");
-    double dt = now() - t0;
-    return (double)iters * 12 * 32 / dt;
+    return (double)ITERS * 12 * 32 / (now() - t0);
+}
+
+/* one zmm instruction of 64 (vpdpbusd) or 32 (vdpbf16ps) multiply-adds, 12 chains */
+#define DOT12(insn)                                                                                              \
+    __asm__ volatile(insn " %%zmm0, %%zmm1, %%zmm2\n\t" insn " %%zmm0, %%zmm1, %%zmm3\n\t" insn                 \
+                          " %%zmm0, %%zmm1, %%zmm4\n\t" insn " %%zmm0, %%zmm1, %%zmm5\n\t" insn                  \
+                          " %%zmm0, %%zmm1, %%zmm6\n\t" insn " %%zmm0, %%zmm1, %%zmm7\n\t" insn                  \
+                          " %%zmm0, %%zmm1, %%zmm8\n\t" insn " %%zmm0, %%zmm1, %%zmm9\n\t" insn                  \
+                          " %%zmm0, %%zmm1, %%zmm10\n\t" insn " %%zmm0, %%zmm1, %%zmm11\n\t" insn                \
+                          " %%zmm0, %%zmm1, %%zmm12\n\t" insn " %%zmm0, %%zmm1, %%zmm13\n\t"                     \
+                     :                                                                                           \
+                     :                                                                                           \
+                     : "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", \
+                       "xmm13")
+__attribute__((target("avx512f,avx512vnni"))) static double vnni_peak(void) {
+    double t0 = now();
+    for (long n = 0; n < ITERS; n++) DOT12("vpdpbusd");
+    return (double)ITERS * 12 * 64 / (now() - t0);
+}
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_peak(void) {
+    double t0 = now();
+    for (long n = 0; n < ITERS; n++) DOT12("vdpbf16ps");
+    return (double)ITERS * 12 * 32 / (now() - t0);
 }
 
 static float *rnd(size_t n, float s) {
@@ -78,79 +135,130 @@ static float *rnd(size_t n, float s) {
     return v;
 }
 
-int main(int argc, char **argv) {
-    const int M = argc > 1 ? atoi(argv[1]) : 4096, reps = argc > 2 ? atoi(argv[2]) : 5;
-    const struct { const char *name; int N, K; } shapes[] = {
-        {"qkv", 1152, 384}, {"out", 384, 384}, {"ffn_up", 1536, 384}, {"ffn_down", 384, 1536}};
-    nn_gemm_init();
-    const nn_kernels *k = nn_kernels_best();
-    const double fp = fma_peak(), mp = int8_peak();
-    printf("kernels: %s, M = %d tokens, 1 thread\n", k->name, M);
-    printf("fma  peak: %6.1f G multiply-adds/s (fp32)\n", fp * 1e-9);
-    printf("int8 peak: %6.1f G multiply-adds/s (vpmaddubsw + vpmaddwd + vpaddd)\n", mp * 1e-9);
-    printf("%-9s %10s %8s %10s %8s %10s %8s %10s %8s\n", "shape", "sgemm", "of fma", "fp32", "of fma", "bf16", "of fma",
-           "int8", "of int8");
-    double tot[4] = {0}, macs = 0;
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+/* oneDNN's matmul alone: GFLOP/s of one layer's mix at M rows; impl named */
+static double onednn_alone(nn_precision p, int M, int reps, char *impl, size_t n) {
+    const dnnl_data_type_t ta = p == NN_INT8 ? dnnl_u8 : p == NN_BF16 ? dnnl_bf16 : dnnl_f32;
+    const dnnl_data_type_t tb = p == NN_INT8 ? dnnl_s8 : ta, tc = p == NN_INT8 ? dnnl_s32 : dnnl_f32;
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) || dnnl_stream_create(&st, eng, dnnl_stream_default_flags)) return 0;
+    double flops = 0, secs = 0;
+    snprintf(impl, n, "none");
+    for (int s = 0; s < N_SHAPES; s++) {
+        const int K = shapes[s].K, N = shapes[s].N;
+        dnnl_memory_desc_t a, b, c;
+        const dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N};
+        dnnl_memory_desc_init_by_tag(&a, 2, da, ta, dnnl_ab);
+        dnnl_memory_desc_init_by_tag(&b, 2, db, tb, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&c, 2, dc, tc, dnnl_ab);
+        dnnl_matmul_desc_t md;
+        dnnl_primitive_desc_t pd;
+        if (dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) || dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL)) {
+            flops = 0;
+            break;
+        }
+        const char *i = "";
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &i);
+        snprintf(impl, n, "%s", i);
+        dnnl_memory_t ma, mb, mc;
+        dnnl_memory_create(&ma, &a, eng, DNNL_MEMORY_ALLOCATE);
+        dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), eng, DNNL_MEMORY_ALLOCATE);
+        dnnl_memory_create(&mc, &c, eng, DNNL_MEMORY_ALLOCATE);
+        void *h;
+        dnnl_memory_get_data_handle(ma, &h);
+        memset(h, 1, dnnl_memory_desc_get_size(&a));
+        dnnl_memory_get_data_handle(mb, &h);
+        memset(h, 1, dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)));
+        dnnl_primitive_t prim;
+        dnnl_primitive_create(&prim, pd);
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        double best = 1e30;
+        for (int r = 0; r <= reps; r++) {
+            double t0 = now();
+            dnnl_primitive_execute(prim, st, 3, args);
+            dnnl_stream_wait(st);
+            if (r && now() - t0 < best) best = now() - t0;   /* the first run warms up */
+        }
+        flops += 2.0 * M * K * N;
+        secs += best;
+        dnnl_primitive_destroy(prim);
+        dnnl_primitive_desc_destroy(pd);
+        dnnl_memory_destroy(ma), dnnl_memory_destroy(mb), dnnl_memory_destroy(mc);
+    }
+    dnnl_stream_destroy(st);
+    dnnl_engine_destroy(eng);
+    return flops ? flops / secs * 1e-9 : 0;
+}
+
+/* cembed's seam with backend b: GFLOP/s of the mix, per shape in out[4]; 0
+ * when b does not run p here */
+static double seam(nn_precision p, nn_gemm_backend b, int M, int reps, double out[N_SHAPES], char *desc, size_t n) {
+    nn_shape sh[N_SHAPES];
+    for (int s = 0; s < N_SHAPES; s++) sh[s] = (nn_shape){shapes[s].N, shapes[s].K};
+    nn_gemm *g;
+    if (nn_gemm_new(nn_kernels_best(), p, b, 1, sh, N_SHAPES, &g)) {
+        snprintf(desc, n, "%s", cembed_last_error());
+        return 0;
+    }
+    snprintf(desc, n, "%s", nn_gemm_describe(g));
+    const int step = nn_gemm_rows(g);
+    double flops = 0, secs = 0;
+    for (int s = 0; s < N_SHAPES; s++) {
         const int N = shapes[s].N, K = shapes[s].K;
         float *A = rnd((size_t)M * K, 2), *W = rnd((size_t)N * K, 0.1f), *C = malloc((size_t)M * N * sizeof(float));
-        void *scr = malloc(nn_lowp_scratch_bytes(K));
-        nn_packed pb, pi, pf;
-        if (nn_pack(W, N, K, NN_BF16, &pb) || nn_pack(W, N, K, NN_INT8, &pi) || nn_pack(W, N, K, NN_FP32, &pf)) return 1;
-        double best[4] = {1e30, 1e30, 1e30, 1e30};
-        for (int r = 0; r < reps; r++) {
-            double t0 = now();
-            for (int m = 0; m < M; m += 2048) nn_gemm_bt(M - m < 2048 ? M - m : 2048, N, K, A + (size_t)m * K, K, W, K, C + (size_t)m * N, N);
-            double t1 = now();
-            for (int m = 0; m < M; m += NN_LOWP_ROWS)
-                k->gemm_lowp(M - m < NN_LOWP_ROWS ? M - m : NN_LOWP_ROWS, A + (size_t)m * K, K, &pb, NULL, 0, C + (size_t)m * N, N, scr);
-            double t2 = now();
-            for (int m = 0; m < M; m += NN_LOWP_ROWS)
-                k->gemm_lowp(M - m < NN_LOWP_ROWS ? M - m : NN_LOWP_ROWS, A + (size_t)m * K, K, &pi, NULL, 0, C + (size_t)m * N, N, scr);
-            double t3 = now();
-            for (int m = 0; m < M; m += NN_LOWP_ROWS)
-                k->gemm_lowp(M - m < NN_LOWP_ROWS ? M - m : NN_LOWP_ROWS, A + (size_t)m * K, K, &pf, NULL, 0, C + (size_t)m * N, N, scr);
-            double t4 = now();
-            best[3] = t4 - t3 < best[3] ? t4 - t3 : best[3];
-            best[0] = t1 - t0 < best[0] ? t1 - t0 : best[0];
-            best[1] = t2 - t1 < best[1] ? t2 - t1 : best[1];
-            best[2] = t3 - t2 < best[2] ? t3 - t2 : best[2];
-        }
-        const double mac = (double)M * N * K;
-        macs += mac;
-        for (int i = 0; i < 4; i++) tot[i] += best[i];
-        printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%\n", shapes[s].name,
-               mac / best[0] * 1e-9, 100 * mac / best[0] / fp, mac / best[3] * 1e-9, 100 * mac / best[3] / fp,
-               mac / best[1] * 1e-9, 100 * mac / best[1] / fp, mac / best[2] * 1e-9, 100 * mac / best[2] / mp);
-        nn_packed_free(&pb);
-        nn_packed_free(&pi);
-        nn_packed_free(&pf);
-        free(A), free(W), free(C), free(scr);
-    }
-    printf("%-9s %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%% %8.1f G %7.0f%%   (one layer's mix)\n", "all",
-           macs / tot[0] * 1e-9, 100 * macs / tot[0] / fp, macs / tot[3] * 1e-9, 100 * macs / tot[3] / fp,
-           macs / tot[1] * 1e-9, 100 * macs / tot[1] / fp, macs / tot[2] * 1e-9, 100 * macs / tot[2] / mp);
-    printf("over OpenBLAS sgemm: fp32 (ours) %.2fx, bf16 %.2fx, int8 %.2fx\n", tot[0] / tot[3], tot[0] / tot[1],
-           tot[0] / tot[2]);
-
-    /* attention: 12 heads of 32 over one sequence of L tokens, qkv rows as
-     * the engine lays them out (1536 floats apart) */
-    for (int L = 64; L <= 256; L *= 2) {
-        const int H = 384, dh = 32, ld = 1536;
-        float *qkv = rnd((size_t)L * ld, 2), *ctx = malloc((size_t)L * H * sizeof(float));
-        float *scr = malloc(nn_attention_scratch(L, dh) * sizeof(float));
+        nn_linear w;
+        if (nn_gemm_prepare(g, W, N, K, &w)) return 0;
         double best = 1e30;
-        for (int r = 0; r < reps * 20; r++) {
+        for (int r = 0; r <= reps; r++) {
             double t0 = now();
-            for (int h = 0; h < H / dh; h++)
-                k->attention(qkv + h * dh, qkv + H + h * dh, qkv + 2 * H + h * dh, ld, L, dh, 0.17f, ctx + h * dh, H, scr);
-            double dt = now() - t0;
-            best = dt < best ? dt : best;
+            for (int m = 0; m < M; m += step)
+                nn_gemm_run(g, 0, &w, M - m < step ? M - m : step, A + (size_t)m * K, K, NULL, 0, C + (size_t)m * N, N);
+            if (r && now() - t0 < best) best = now() - t0;
         }
-        const double mac = 2.0 * L * L * H;   /* Q K^T and P V */
-        printf("attention L=%3d: %6.1f G multiply-adds/s (%3.0f%% of fma peak)\n", L, mac / best * 1e-9,
-               100 * mac / best / fp);
-        free(qkv), free(ctx), free(scr);
+        out[s] = 2.0 * M * K * N / best * 1e-9;
+        flops += 2.0 * M * K * N;
+        secs += best;
+        nn_linear_free(&w);
+        free(A), free(W), free(C);
     }
+    nn_gemm_free(g);
+    return flops / secs * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    const int M = argc > 1 ? atoi(argv[1]) : 2048, reps = argc > 2 ? atoi(argv[2]) : 5;
+    omp_set_num_threads(1);
+    const unsigned f = cpu_features();
+    printf("ISA %s (ONEDNN_MAX_CPU_ISA caps it), kernels %s, M = %d tokens, 1 thread, GFLOP/s (2 per multiply-add)\n",
+           cpu_isa_name(f), nn_kernels_best()->name, M);
+    if (f & CPU_AVX2) printf("peak fma ymm        %7.1f\n", 2e-9 * fma256_peak());
+    if (f & CPU_AVX512F) printf("peak fma zmm        %7.1f\n", 2e-9 * fma512_peak());
+    if (f & CPU_AVX2) printf("peak int8 avx2      %7.1f  (vpmaddubsw + vpmaddwd + vpaddd)\n", 2e-9 * int8_avx2_peak());
+    if (f & CPU_AVX512VNNI) printf("peak vpdpbusd zmm   %7.1f\n", 2e-9 * vnni_peak());
+    if (f & CPU_AVX512BF16) printf("peak vdpbf16ps zmm  %7.1f\n", 2e-9 * bf16_peak());
+    printf("\n%-5s %-8s %9s %9s %9s %9s %9s  %s\n", "prec", "backend", "qkv", "out", "ffn_up", "ffn_down", "mix", "what runs");
+    double best[3] = {0};
+    for (int pi = 0; pi < 3; pi++) {
+        const nn_precision p = pi == 0 ? NN_FP32 : pi == 1 ? NN_BF16 : NN_INT8;
+        char impl[96];
+        const double alone = onednn_alone(p, M, reps, impl, sizeof impl);
+        printf("%-5s %-8s %9s %9s %9s %9s %9.1f  %s (primitive alone, M = %d)\n", nn_precision_name(p), "onednn", "",
+               "", "", "", alone, impl, M);
+        const nn_gemm_backend bs[] = {NN_GEMM_ONEDNN, NN_GEMM_OWN};
+        for (int bi = 0; bi < 2; bi++) {
+            double per[N_SHAPES] = {0};
+            char desc[200];
+            const double mix = seam(p, bs[bi], M, reps, per, desc, sizeof desc);
+            if (mix > 0)
+                printf("%-5s %-8s %9.1f %9.1f %9.1f %9.1f %9.1f  cembed seam: %s%s\n", nn_precision_name(p),
+                       nn_gemm_backend_name(bs[bi]), per[0], per[1], per[2], per[3], mix, desc,
+                       nn_gemm_pick(p, nn_kernels_best()) == bs[bi] ? " (the table's pick)" : "");
+            else
+                printf("%-5s %-8s  not run: %s\n", nn_precision_name(p), nn_gemm_backend_name(bs[bi]), desc);
+            if (mix > best[pi]) best[pi] = mix;
+        }
+        if (alone > best[pi]) best[pi] = alone;
+    }
+    printf("\npeak fp32 %.1f bf16 %.1f int8 %.1f\n", best[0], best[1], best[2]);
     return 0;
 }

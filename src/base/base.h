@@ -107,11 +107,18 @@ char *path_join(const char *dir, const char *name);
 /* CPUs this process may use: affinity mask, capped by the cgroup CPU quota
  * (v2 cpu.max, v1 cfs_quota/period), rounded up, at least 1. */
 int cpu_usable(void);
-/* Feature bits for kernel dispatch. */
-enum { CPU_AVX2 = 1, CPU_FMA = 2, CPU_AVX512F = 4, CPU_AVX512VNNI = 8, CPU_AVX512BF16 = 16 };
+/* Feature bits for kernel dispatch. CPU_AVX512F stands for the AVX512_CORE
+ * set (F, BW, VL, DQ); CPU_AMX for AMX tiles with int8 and bf16. */
+enum { CPU_AVX2 = 1, CPU_FMA = 2, CPU_AVX512F = 4, CPU_AVX512VNNI = 8, CPU_AVX512BF16 = 16, CPU_AMX = 32 };
+/* The features this CPU and OS offer, capped at the level named by
+ * ONEDNN_MAX_CPU_ISA (read once). Cannot fail. */
 unsigned cpu_features(void);
-/* Overrides what cpu_features() reports (tests: force the scalar path). */
-void cpu_features_mask(unsigned allowed);
+/* oneDNN's name of the highest level a feature set covers ("AVX2",
+ * "AVX512_CORE_VNNI", ...; "SSE41" below AVX2). Static string. */
+const char *cpu_isa_name(unsigned features);
+/* The levels from AVX2 up that this machine offers, ignoring the cap, into
+ * names[0..max) (static strings). Returns how many. */
+int cpu_isa_levels(const char **names, int max);
 
 /* ---- UTF-8 (utf8.c) ---- */
 /* Decodes UTF-8; each maximal invalid subsequence becomes U+FFFD.

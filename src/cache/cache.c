@@ -61,6 +61,17 @@ int cache_fingerprint_dir(const char *dir, uint8_t out[CACHE_KEY_BYTES]) {
     return rc;
 }
 
+int cache_scope_init(cache_scope *s, const char *model_dir, const char *precision, const char *variant,
+                     const char *pooling, int max_seq_len) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->precision, sizeof s->precision, "%s", precision);
+    snprintf(s->variant, sizeof s->variant, "%s", variant);
+    snprintf(s->pooling, sizeof s->pooling, "%s", pooling);
+    s->normalize = 0;   /* raw vectors: normalized after, the same way for cached and computed ones */
+    s->max_seq_len = max_seq_len;
+    return cache_fingerprint_dir(model_dir, s->fingerprint);
+}
+
 void cache_key(const cache_scope *s, const char *text, size_t len, uint8_t out[CACHE_KEY_BYTES]) {
     EVP_MD_CTX *h = EVP_MD_CTX_new();
     unsigned int n = 0;
@@ -69,6 +80,7 @@ void cache_key(const cache_scope *s, const char *text, size_t len, uint8_t out[C
              EVP_DigestUpdate(h, s->fingerprint, sizeof s->fingerprint) &&
              EVP_DigestUpdate(h, s->precision, sizeof s->precision) &&
              EVP_DigestUpdate(h, s->pooling, sizeof s->pooling) && EVP_DigestUpdate(h, ints, sizeof ints) &&
+             (!s->variant[0] || EVP_DigestUpdate(h, s->variant, sizeof s->variant)) &&
              EVP_DigestUpdate(h, text, len) && EVP_DigestFinal_ex(h, out, &n);
     EVP_MD_CTX_free(h);
     CE_ASSERT(ok && n == CACHE_KEY_BYTES);   /* SHA-256 in memory cannot fail short of a broken libcrypto */

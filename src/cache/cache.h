@@ -28,7 +28,14 @@ typedef struct cache_scope {
     char pooling[8];                        /* "mean" | "cls" */
     int normalize;
     int max_seq_len;
+    char variant[16];                       /* what else the values depend on ("attn-bf16"); "" for
+                                               nothing, and then not hashed: older keys stay valid */
 } cache_scope;
+
+/* The scope of a model's raw (unnormalized) vectors, from its info and the
+ * fingerprint of its directory. Fails with EIO. */
+int cache_scope_init(cache_scope *s, const char *model_dir, const char *precision, const char *variant,
+                     const char *pooling, int max_seq_len);
 
 /* SHA-256 over the files that define the model's output: model.safetensors,
  * tokenizer.json or vocab.txt, config.json and the sentence-transformers

@@ -132,11 +132,12 @@ static enum MHD_Result get_route(http_server *s, struct MHD_Connection *c, enum 
              buf_printf(&b,
                         ",\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"threads\":%d,"
                         "\"max_batch_size\":%d,\"max_batch_tokens\":%d,\"max_body_bytes\":%zu,\"max_chunks\":%zu,"
-                        "\"max_json_depth\":%d,\"max_connections\":%d,\"precision\":\"%s\",\"kernels\":\"%s\","
-                        "\"version\":\"" CEMBED_VERSION "\"",
+                        "\"max_json_depth\":%d,\"max_connections\":%d,\"precision\":\"%s\","
+                        "\"version\":\"" CEMBED_VERSION "\",",
                         i->hidden, i->max_seq_len, i->pooling, i->normalize ? "true" : "false", i->threads,
                         s->o.sched.max_batch, s->o.sched.max_batch_tokens, s->o.max_body_bytes, s->o.max_chunks,
-                        s->o.max_depth, s->o.max_connections, i->precision, i->kernels);
+                        s->o.max_depth, s->o.max_connections, i->precision) ||
+             cembed_kernels_json(s->m, &b);
         gov *g = s->o.sched.gov;
         if (!rc && g) {
             const gov_limit *l = gov_get_limit(g);

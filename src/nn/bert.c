@@ -6,11 +6,11 @@
  *   a   = c @ Wo^T;  x = LN(a + bo + x)
  *   a   = gelu(x @ Wi^T + bi)
  *   c   = a @ Wf^T;  x = LN(c + bf + x)
- * The GEMMs run our kernel on weights packed at bert_new (fp32, bf16 or
- * int8) in chunks of NN_LOWP_ROWS rows: bias (and GELU) are added to each
- * tile in registers, residual + LayerNorm follow on the chunk while it is in
- * L2. With the scalar kernel table fp32 goes through single-threaded BLAS on
- * chunks of ROW_CHUNK rows instead, then the epilogue.
+ * The GEMMs go through the seam of nn/gemm.h (oneDNN or our kernels, on
+ * weights prepared once at bert_new) in chunks of nn_gemm_rows rows, bias
+ * and GELU included; residual + LayerNorm follow on the chunk while it is in
+ * L2. Attention runs the table's fp32 kernel, or its bf16 one when the
+ * options ask (int8 and bf16 on CPUs with AVX512_BF16).
  * Two schedules (bert_forward): with at least two sequences per thread, each
  * thread takes whole sequences through every layer; otherwise each phase
  * splits its rows across the threads, with a barrier between phases. */
@@ -22,8 +22,6 @@
 
 #include "bert.h"
 
-#define ROW_CHUNK 2048
-
 struct bert {
     const model *m;
     const nn_kernels *k;
@@ -31,37 +29,43 @@ struct bert {
     int max_tokens, max_seq_len;
     int H, I, heads, dh, wa;   /* wa: width of region a */
     nn_precision prec;
-    int own;                   /* GEMMs on our packed kernels (else fp32 BLAS) */
+    nn_gemm *g;
+    int blas;                  /* the GEMMs read the model's fp32 weights */
+    void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+                      float *out, int ldo, float *scratch);
     float *wqkv, *bqkv;        /* per layer: [3H, H] (BLAS only), [3H] */
-    nn_packed *packed;         /* own: per layer qkv, o, i, f */
-    char *lowp_scratch;        /* own: per thread nn_lowp_scratch_bytes(max(H, I)) */
-    size_t lowp_scratch_per_thread;
+    nn_linear *lin;            /* per layer qkv, o, i, f */
     float *x, *a, *c;          /* workspace */
     float *scratch;            /* per thread attention scratch */
     size_t scratch_per_thread;
     int32_t *pos;              /* position of each token */
 };
 
+/* The four shapes of a layer's Linear layers: qkv, o, i, f. */
+static void layer_shapes(const model_config *c, nn_shape sh[4]) {
+    sh[0] = (nn_shape){3 * c->hidden, c->hidden};
+    sh[1] = (nn_shape){c->hidden, c->hidden};
+    sh[2] = (nn_shape){c->intermediate, c->hidden};
+    sh[3] = (nn_shape){c->hidden, c->intermediate};
+}
+
 size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_tokens, int max_seq_len, int threads) {
     size_t H = (size_t)c->hidden, I = (size_t)c->intermediate, T = (size_t)max_tokens;
     size_t wa = CE_MAX(3 * H, I);
     size_t floats = T * (2 * H + wa) + (size_t)threads * nn_attention_scratch(max_seq_len, c->hidden / c->heads);
     size_t bytes = floats * sizeof(float) + T * sizeof(int32_t) + (size_t)c->layers * 3 * H * sizeof(float);
-    /* packed weights: 6 H x H (+ padding) and 2 H x I per layer, 1, 2 or 4 bytes each, int8 scales
-     * (fp32 through BLAS needs less: a [3H, H] copy per layer) */
-    const size_t per = prec == NN_INT8 ? 1 : prec == NN_BF16 ? 2 : 4;
-    const size_t cells = 6 * (H + NN_PANEL) * (H + 3) + 2 * (H + NN_PANEL) * (I + 3);
-    bytes += (size_t)c->layers * (cells * per + 8 * (H + I + NN_PANEL) * sizeof(float));
-    return bytes + (size_t)threads * nn_lowp_scratch_bytes((int)CE_MAX(H, I));
+    nn_shape sh[4];
+    layer_shapes(c, sh);
+    return bytes + nn_gemm_bytes(prec, threads, sh, 4, c->layers);
 }
 
 void bert_free(bert *b) {
     if (!b) return;
     base_free(b->wqkv);
     base_free(b->bqkv);
-    for (int i = 0; b->packed && i < 4 * b->m->cfg.layers; i++) nn_packed_free(&b->packed[i]);
-    base_free(b->packed);
-    base_free(b->lowp_scratch);
+    for (int i = 0; b->lin && i < 4 * b->m->cfg.layers; i++) nn_linear_free(&b->lin[i]);
+    base_free(b->lin);
+    nn_gemm_free(b->g);
     base_free(b->x);
     base_free(b->a);
     base_free(b->c);
@@ -70,20 +74,36 @@ void bert_free(bert *b) {
     base_free(b);
 }
 
-int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, int max_tokens, int max_seq_len,
-             bert **out) {
+/* Prepares layer l's four weights; the stacked Q, K, V go through qkv, a
+ * [3H, H] buffer (for BLAS the one it keeps). */
+static int prepare_layer(bert *b, size_t l, float *qkv) {
+    const bert_layer_w *w = &b->m->layer[l];
+    const size_t H = (size_t)b->H;
+    memcpy(qkv, w->q_w, H * H * sizeof(float));
+    memcpy(qkv + H * H, w->k_w, H * H * sizeof(float));
+    memcpy(qkv + 2 * H * H, w->v_w, H * H * sizeof(float));
+    float *bd = b->bqkv + l * 3 * H;
+    memcpy(bd, w->q_b, H * sizeof(float));
+    memcpy(bd + H, w->k_b, H * sizeof(float));
+    memcpy(bd + 2 * H, w->v_b, H * sizeof(float));
+    nn_linear *lin = b->lin + 4 * l;
+    int rc = nn_gemm_prepare(b->g, qkv, 3 * b->H, b->H, &lin[0]);
+    if (!rc) rc = nn_gemm_prepare(b->g, w->o_w, b->H, b->H, &lin[1]);
+    if (!rc) rc = nn_gemm_prepare(b->g, w->i_w, b->I, b->H, &lin[2]);
+    if (!rc) rc = nn_gemm_prepare(b->g, w->f_w, b->H, b->I, &lin[3]);
+    return rc;
+}
+
+int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int max_seq_len, bert **out) {
     *out = NULL;
     const model_config *c = &m->cfg;
     CE_ASSERT(max_tokens >= max_seq_len && max_seq_len >= 2 && max_seq_len <= c->max_position);
     bert *b = base_calloc(1, sizeof *b);
     if (!b) return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
     b->m = m;
-    b->k = k;
-    b->prec = prec;
-    /* fp32 runs on our packed kernel when the table has SIMD (bench/gemm_peak:
-     * 1.09x OpenBLAS sgemm at the encoder's shapes, and it lets whole
-     * sequences run per thread), else on BLAS */
-    b->own = prec != NN_FP32 || k->gemm_lowp != nn_gemm_lowp_ref;
+    b->k = o->k;
+    b->prec = o->prec;
+    b->attention = o->attn_bf16 && o->k->attention_bf16 ? o->k->attention_bf16 : o->k->attention;
     b->p = p;
     b->max_tokens = max_tokens;
     b->max_seq_len = max_seq_len;
@@ -93,60 +113,45 @@ int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, in
     b->dh = c->hidden / c->heads;
     b->wa = CE_MAX(3 * b->H, b->I);
     const size_t H = (size_t)b->H, T = (size_t)max_tokens, L = (size_t)c->layers;
-    int threads = pool_threads(p);
+    const int threads = pool_threads(p);
+    nn_shape sh[4];
+    layer_shapes(c, sh);
+    int rc = nn_gemm_new(o->k, o->prec, o->gemm, threads, sh, 4, &b->g);
+    if (rc) {
+        bert_free(b);
+        return rc;
+    }
+    b->blas = nn_gemm_backend_of(b->g) == NN_GEMM_BLAS;
     b->scratch_per_thread = nn_attention_scratch(max_seq_len, b->dh);
-    if (!b->own) b->wqkv = base_malloc(L * 3 * H * H * sizeof(float));
+    b->wqkv = base_malloc((b->blas ? L : 1) * 3 * H * H * sizeof(float));
     b->bqkv = base_malloc(L * 3 * H * sizeof(float));
+    b->lin = base_calloc(4 * L, sizeof *b->lin);
     b->x = base_malloc(T * H * sizeof(float));
     b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
     b->c = base_malloc(T * H * sizeof(float));
     b->scratch = base_malloc((size_t)threads * b->scratch_per_thread * sizeof(float));
     b->pos = base_malloc(T * sizeof(int32_t));
-    if (b->own) {
-        b->packed = base_calloc(4 * L, sizeof *b->packed);
-        b->lowp_scratch_per_thread = (nn_lowp_scratch_bytes(CE_MAX(b->H, b->I)) + 63) & ~(size_t)63;
-        b->lowp_scratch = base_malloc((size_t)threads * b->lowp_scratch_per_thread);
-    }
-    if ((!b->own && !b->wqkv) || !b->bqkv || !b->x || !b->a || !b->c || !b->scratch || !b->pos ||
-        (b->own && (!b->packed || !b->lowp_scratch))) {
-        size_t want = bert_workspace_bytes(c, prec, max_tokens, max_seq_len, threads);
+    if (!b->wqkv || !b->bqkv || !b->lin || !b->x || !b->a || !b->c || !b->scratch || !b->pos) {
+        size_t want = bert_workspace_bytes(c, o->prec, max_tokens, max_seq_len, threads);
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
-    /* Q, K, V weights stacked into one [3H, H] matrix per layer */
-    float *qkv = b->own ? base_malloc(3 * H * H * sizeof(float)) : NULL;
-    if (b->own && !qkv) {
+    for (size_t l = 0; l < L && !rc; l++) rc = prepare_layer(b, l, b->wqkv + (b->blas ? l * 3 * H * H : 0));
+    if (!rc && !b->blas) {   /* the stacked copy served its purpose */
+        base_free(b->wqkv);
+        b->wqkv = NULL;
+    }
+    if (rc) {
         bert_free(b);
-        return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
+        return rc;
     }
-    for (size_t l = 0; l < L; l++) {
-        const bert_layer_w *w = &m->layer[l];
-        float *dst = b->own ? qkv : b->wqkv + l * 3 * H * H, *bd = b->bqkv + l * 3 * H;
-        memcpy(dst, w->q_w, H * H * sizeof(float));
-        memcpy(dst + H * H, w->k_w, H * H * sizeof(float));
-        memcpy(dst + 2 * H * H, w->v_w, H * H * sizeof(float));
-        if (b->own) {
-            nn_packed *pk = b->packed + 4 * l;
-            int rc = nn_pack(dst, 3 * b->H, b->H, prec, &pk[0]);
-            if (!rc) rc = nn_pack(w->o_w, b->H, b->H, prec, &pk[1]);
-            if (!rc) rc = nn_pack(w->i_w, b->I, b->H, prec, &pk[2]);
-            if (!rc) rc = nn_pack(w->f_w, b->H, b->I, prec, &pk[3]);
-            if (rc) {
-                base_free(qkv);
-                bert_free(b);
-                return rc;
-            }
-        }
-        memcpy(bd, w->q_b, H * sizeof(float));
-        memcpy(bd + H, w->k_b, H * sizeof(float));
-        memcpy(bd + 2 * H, w->v_b, H * sizeof(float));
-    }
-    base_free(qkv);
     *out = b;
     return 0;
 }
 
-int bert_packed(const bert *b) { return b->own; }
+const char *bert_gemm_describe(const bert *b) { return nn_gemm_describe(b->g); }
+
+int bert_packed(const bert *b) { return !b->blas; }
 
 size_t bert_batch_bytes(const bert *b, int tokens) {
     return (size_t)tokens * (size_t)(2 * b->H + b->wa) * sizeof(float);
@@ -169,15 +174,15 @@ void bert_release(bert *b) {
 
 enum epilogue { EPI_BIAS, EPI_BIAS_GELU, EPI_ADD_LN };
 
-/* One Linear layer: C[rows, N] = A[rows, K] @ W[N, K]^T, then the epilogue
- * (EPI_ADD_LN: x = LN(C + bias + x)). W is fp32 (BLAS) or Wp packed. Row
- * strides: lda, ldc (region a always has rows of wa floats, so a sequence's
- * rows are the same bytes whatever the layer writes there). */
+/* One Linear layer: C[rows, N] = A[rows, K] @ W[N, K]^T + bias, then the
+ * epilogue (EPI_ADD_LN: x = LN(C + x)). Row strides: lda, ldc (region a
+ * always has rows of wa floats, so a sequence's rows are the same bytes
+ * whatever the layer writes there). */
 typedef struct gemm_op {
-    const float *A, *W, *bias, *g, *beta;
-    const nn_packed *Wp;
+    const float *A, *bias, *g, *beta;
+    const nn_linear *W;
     float *C;
-    int N, K, lda, ldc;
+    int lda, ldc;
     enum epilogue epi;
 } gemm_op;
 
@@ -211,39 +216,18 @@ static void embed_rows(bert *b, const int32_t *ids, int r0, int r1) {
                             r1 - r0, H);
 }
 
-/* Rows [r0, r1) of op, on thread t's scratch. */
+/* Rows [r0, r1) of op, on thread t. */
 static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
-    const int N = op->N, K = op->K, H = b->H, lda = op->lda, ldc = op->ldc;
+    const int H = b->H, lda = op->lda, ldc = op->ldc, step = nn_gemm_rows(b->g);
     const float eps = b->m->cfg.layer_norm_eps;
-    if (op->Wp) {
-        void *scratch = b->lowp_scratch + (size_t)t * b->lowp_scratch_per_thread;
-        for (int r = r0; r < r1; r += NN_LOWP_ROWS) {
-            const int rows = CE_MIN(NN_LOWP_ROWS, r1 - r);
-            float *C = op->C + (size_t)r * ldc;
-            // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
-            b->k->gemm_lowp(rows, op->A + (size_t)r * lda, lda, op->Wp, op->bias, op->epi == EPI_BIAS_GELU, C, ldc,
-                            scratch);
-            if (op->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
-                for (int i = 0; i < rows; i++)
-                    b->k->add_layernorm(C + (size_t)i * ldc, NULL, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
-        }
-        return;
-    }
-    for (int r = r0; r < r1; r += ROW_CHUNK) {
-        const int rows = CE_MIN(ROW_CHUNK, r1 - r);
+    for (int r = r0; r < r1; r += step) {
+        const int rows = CE_MIN(step, r1 - r);
         float *C = op->C + (size_t)r * ldc;
-        // C [rows, N] = A [rows, K] @ W [N, K]^T
-        nn_gemm_bt(rows, N, K, op->A + (size_t)r * lda, lda, op->W, K, C, ldc);
-        for (int i = 0; i < rows; i++) {
-            float *Ci = C + (size_t)i * ldc;
-            switch (op->epi) {
-            case EPI_BIAS: b->k->bias(Ci, op->bias, 1, N); break;
-            case EPI_BIAS_GELU: b->k->bias_gelu(Ci, op->bias, 1, N); break;
-            case EPI_ADD_LN:   // x [row, H] = LN(C + bias + x)
-                b->k->add_layernorm(Ci, op->bias, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
-                break;
-            }
-        }
+        // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
+        nn_gemm_run(b->g, t, op->W, rows, op->A + (size_t)r * lda, lda, op->bias, op->epi == EPI_BIAS_GELU, C, ldc);
+        if (op->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
+            for (int i = 0; i < rows; i++)
+                b->k->add_layernorm(C + (size_t)i * ldc, NULL, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
     }
 }
 
@@ -253,7 +237,7 @@ static void attend(bert *b, const int *offsets, int s, int h, int t) {
     const int t0 = offsets[s], L = offsets[s + 1] - t0;
     const float *base = b->a + (size_t)t0 * ld;
     /* q, k, v of head h: columns [h*dh, (h+1)*dh) of each third of qkv */
-    b->k->attention(base + h * dh, base + H + h * dh, base + 2 * H + h * dh, ld, L, dh, 1.0f / sqrtf((float)dh),
+    b->attention(base + h * dh, base + H + h * dh, base + 2 * H + h * dh, ld, L, dh, 1.0f / sqrtf((float)dh),
                     b->c + (size_t)t0 * H + h * dh, H, b->scratch + (size_t)t * b->scratch_per_thread);
 }
 
@@ -279,18 +263,17 @@ static void pool_seq(bert *b, const job *j, int s) {
 /* The layer's four Linear layers (see the top of this file). */
 static gemm_op layer_op(const bert *b, int l, int which) {
     const bert_layer_w *w = &b->m->layer[l];
-    const nn_packed *pk = b->packed ? b->packed + 4 * l : NULL;
-    const int H = b->H, I = b->I, wa = b->wa;
+    const nn_linear *lin = b->lin + 4 * l;
+    const int H = b->H, wa = b->wa;
     switch (which) {
     case 0:   // a [T, 3H] = x @ Wqkv^T + bqkv
-        return (gemm_op){b->x, b->wqkv ? b->wqkv + (size_t)l * 3 * H * H : NULL, b->bqkv + (size_t)l * 3 * H, NULL,
-                         NULL, pk ? &pk[0] : NULL, b->a, 3 * H, H, H, wa, EPI_BIAS};
+        return (gemm_op){b->x, b->bqkv + (size_t)l * 3 * H, NULL, NULL, &lin[0], b->a, H, wa, EPI_BIAS};
     case 1:   // x = LN(c @ Wo^T + bo + x)   (a [T, H] holds the product)
-        return (gemm_op){b->c, w->o_w, w->o_b, w->ln1_g, w->ln1_b, pk ? &pk[1] : NULL, b->a, H, H, H, wa, EPI_ADD_LN};
+        return (gemm_op){b->c, w->o_b, w->ln1_g, w->ln1_b, &lin[1], b->a, H, wa, EPI_ADD_LN};
     case 2:   // a [T, I] = gelu(x @ Wi^T + bi)
-        return (gemm_op){b->x, w->i_w, w->i_b, NULL, NULL, pk ? &pk[2] : NULL, b->a, I, H, H, wa, EPI_BIAS_GELU};
+        return (gemm_op){b->x, w->i_b, NULL, NULL, &lin[2], b->a, H, wa, EPI_BIAS_GELU};
     default:  // x = LN(a @ Wf^T + bf + x)   (c [T, H] holds the product)
-        return (gemm_op){b->a, w->f_w, w->f_b, w->ln2_g, w->ln2_b, pk ? &pk[3] : NULL, b->c, H, I, wa, H, EPI_ADD_LN};
+        return (gemm_op){b->a, w->f_b, w->ln2_g, w->ln2_b, &lin[3], b->c, wa, H, EPI_ADD_LN};
     }
 }
 
@@ -369,10 +352,10 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
     }
     job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize};
     /* Whole sequences per thread when there are enough to share out (the
-     * caller sorts them longest first) and the GEMMs are ours: OpenBLAS
+     * caller sorts them longest first) and the weights are prepared: OpenBLAS
      * repacks its weights on every call, too often for one sequence's rows.
      * Both orders give every row the same arithmetic. */
-    if (b->own && n_seq >= 2 * pool_threads(b->p)) {
+    if (!b->blas && n_seq >= 2 * pool_threads(b->p)) {
         pool_run(b->p, phase_sequences, &j);
         return;
     }

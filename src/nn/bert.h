@@ -11,23 +11,34 @@
 
 #include "base/pool.h"
 #include "model/model.h"
+#include "nn/gemm.h"
 #include "nn/kernels.h"
 
 typedef struct bert bert;
+
+/* How a forward pass computes. */
+typedef struct bert_opts {
+    const nn_kernels *k;     /* the element-wise and attention kernels (nn_kernels_best() normally) */
+    nn_precision prec;       /* the Linear layers' precision */
+    nn_gemm_backend gemm;    /* NN_GEMM_AUTO: the table's pick for prec and k */
+    int attn_bf16;           /* attention with bf16 products, where k has them */
+} bert_opts;
 
 /* Bytes bert_new will allocate for batches of up to max_tokens tokens and
  * sequences of up to max_seq_len, with `threads` threads. */
 size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_tokens, int max_seq_len, int threads);
 
-/* Prepares the forward pass of model m (which must outlive it). OUT: *out.
- * k: the kernel table (nn_kernels_best() normally); prec: the Linear layers'
- * precision (bf16/int8 weights are packed here, once). Fails with ENOMEM. */
-int bert_new(const model *m, const nn_kernels *k, nn_precision prec, pool *p, int max_tokens, int max_seq_len,
-             bert **out);
+/* Prepares the forward pass of model m (which must outlive it) as o says;
+ * the Linear weights are packed, quantized or reordered here, once.
+ * OUT: *out. Fails with ENOMEM, EINVAL (a GEMM backend that cannot run here)
+ * or EMODEL (oneDNN refused). */
+int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int max_seq_len, bert **out);
 void bert_free(bert *b);
-/* 1 when the forward pass runs on its own packed copy of the Linear weights
- * (the model's may then be released), 0 when it reads them (BLAS). */
+/* 1 when the forward pass runs on its own copy of the Linear weights (the
+ * model's may then be released), 0 when it reads them (BLAS). */
 int bert_packed(const bert *b);
+/* The GEMM backend that runs, as nn_gemm_describe says it. */
+const char *bert_gemm_describe(const bert *b);
 
 /* Activation bytes a batch of `tokens` tokens touches (x, a, c rows). */
 size_t bert_batch_bytes(const bert *b, int tokens);

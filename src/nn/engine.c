@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/pool.h"
+#include "json/json.h"
 #include "nn/bert.h"
 #include "tok/tok.h"
 
@@ -25,6 +26,8 @@ struct cembed_model {
     bert *fwd;
     const nn_kernels *k;
     nn_precision prec;
+    int attn_bf16;
+    nn_gemm_backend gemm;  /* as asked (NN_GEMM_AUTO: the table's pick) */
     int threads, max_batch, max_seq_len;
     char *path, *name;
     int32_t *batch_ids;    /* [max_batch * max_seq_len] */
@@ -82,10 +85,14 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     }
     cm->k = nn_kernels_best();
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
-    nn_gemm_init();
+    /* attention's products in bf16 where the precision is low already and
+     * the CPU does bf16 dot products (bench/fidelity.py holds the bars) */
+    cm->attn_bf16 = cm->prec != NN_FP32 && cm->k->attention_bf16 && cm->k != nn_kernels_ref();
+    bert_opts bo = {.k = cm->k, .prec = cm->prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = cm->attn_bf16};
+    if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) goto fail;
+    cm->gemm = bo.gemm;
     if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;
-    if ((rc = bert_new(&cm->m, cm->k, cm->prec, cm->pool, cm->max_batch * cm->max_seq_len, cm->max_seq_len, &cm->fwd)))
-        goto fail;
+    if ((rc = bert_new(&cm->m, &bo, cm->pool, cm->max_batch * cm->max_seq_len, cm->max_seq_len, &cm->fwd))) goto fail;
     if (bert_packed(cm->fwd)) model_release_linear(&cm->m);   /* the forward pass packed its own copy */
     cm->batch_ids = base_malloc((size_t)cm->max_batch * (size_t)cm->max_seq_len * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
@@ -111,6 +118,35 @@ int cembed_precision_default(void) {
     return nn_kernels_best()->gemm_lowp != nn_gemm_lowp_ref ? CEMBED_INT8 : CEMBED_FP32;
 }
 
+int cembed_kernels_json(const cembed_model *cm, struct buf *b) {
+    static const nn_precision precs[] = {NN_FP32, NN_BF16, NN_INT8};
+    int rc = buf_printf(b, "\"isa\":\"%s\",\"kernels\":\"%s\",\"gemm\":", cpu_isa_name(cpu_features()), cm->k->name);
+    const char *gemm = bert_gemm_describe(cm->fwd);
+    rc = rc || json_write_string(b, gemm, strlen(gemm)) ||
+         buf_printf(b, ",\"attention\":\"%s\",\"gemm_by_precision\":{", cm->attn_bf16 ? "bf16" : "fp32");
+    for (int i = 0; i < 3 && !rc; i++) {
+        char desc[200];
+        nn_gemm_plan(precs[i], cm->gemm, desc, sizeof desc);
+        rc = buf_printf(b, "%s\"%s\":", i ? "," : "", nn_precision_name(precs[i])) ||
+             json_write_string(b, desc, strlen(desc));
+    }
+    const char *levels[8];
+    const int n = cpu_isa_levels(levels, 8);
+    rc = rc || buf_append(b, "},\"isa_levels\":[", 16);
+    for (int k = 0; k < n && !rc; k++) rc = buf_printf(b, "%s\"%s\"", k ? "," : "", levels[k]);
+    rc = rc || buf_append(b, "]", 1);
+    return rc ? base_err(CEMBED_ENOMEM, "out of memory") : 0;
+}
+
+void cembed_gemm_plan(int precision, const char *gemm, char *desc, size_t n) {
+    nn_gemm_backend b = NN_GEMM_AUTO;
+    if (gemm && nn_gemm_backend_parse(gemm, &b)) {
+        snprintf(desc, n, "unavailable: %s", cembed_last_error());
+        return;
+    }
+    nn_gemm_plan(precision == CEMBED_INT8 ? NN_INT8 : precision == CEMBED_BF16 ? NN_BF16 : NN_FP32, b, desc, n);
+}
+
 void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
     const model_config *c = &cm->m.cfg;
     *o = (cembed_model_info){
@@ -131,7 +167,11 @@ void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
         .threads = cm->threads,
         .max_batch = cm->max_batch,
         .precision = nn_precision_name(cm->prec),
+        .isa = cpu_isa_name(cpu_features()),
         .kernels = cm->k->name,
+        .gemm = bert_gemm_describe(cm->fwd),
+        .attention = cm->attn_bf16 ? "bf16" : "fp32",
+        .variant = cm->attn_bf16 ? "attn-bf16" : "",
         .cls_id = tok_cls_id(cm->tok),
         .sep_id = tok_sep_id(cm->tok),
     };

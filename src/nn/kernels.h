@@ -2,13 +2,14 @@
  *
  * nn_gemm_bt is the fp32 reference GEMM (OpenBLAS, single-threaded per
  * call: the engine splits rows across its own threads), with a plain scalar
- * loop beside it. The engine's GEMMs are our own on packed weights (lowp.c:
- * packing and the scalar reference; lowp_avx2.c: the AVX2 kernels) for fp32,
- * bf16 and int8, with the epilogue (bias, GELU) applied while the output
- * tile is in registers; on a CPU without AVX2 fp32 goes through BLAS. The element-wise and attention kernels exist as a scalar
- * reference (kernels.c) and an AVX2+FMA version (kernels_avx2.c); the table
- * is chosen at run time from CPU features, and tests compare every entry of
- * the selected table with the reference.
+ * loop beside it. The engine's GEMMs go through nn/gemm.h: oneDNN, or our
+ * own on packed weights (lowp.c: packing and the scalar reference;
+ * lowp_avx2.c: the AVX2 kernels) for fp32, bf16 and int8. The element-wise
+ * and attention kernels exist as a scalar reference (kernels.c), an AVX2+FMA
+ * table (kernels_avx2.c) and an AVX-512 one (kernels_avx512.c, with
+ * attention on AVX512_BF16 in kernels_avx512bf16.c); the table is chosen at
+ * run time from CPU features, and tests compare every entry of every table
+ * the CPU runs with the reference.
  *
  * Shapes: row-major; "rows x n" with a leading dimension equal to n unless an
  * ld argument says otherwise.
@@ -18,11 +19,13 @@
 
 #include "base/base.h"
 
-/* C[M, N] = A[M, K] @ B[N, K]^T   (B is a Linear weight, [out, in]) */
+/* C[M, N] = A[M, K] @ B[N, K]^T   (B is a Linear weight, [out, in]):
+ * OpenBLAS sgemm (after nn_gemm_init succeeded), and a plain loop */
 void nn_gemm_bt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 void nn_gemm_bt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
-/* Makes BLAS run single-threaded inside each call (call once). */
-void nn_gemm_init(void);
+/* Opens OpenBLAS, single-threaded (any thread, any number of times).
+ * Fails with EINVAL when libopenblas.so.0 cannot be loaded. */
+int nn_gemm_init(void);
 
 /* Precision of the Linear layers' GEMMs (everything else stays fp32):
  *   NN_FP32  OpenBLAS sgemm on the fp32 weights (the reference path);
@@ -58,9 +61,16 @@ void nn_packed_free(nn_packed *w);
 size_t nn_packed_bytes(const nn_packed *w);
 /* Scratch bytes one gemm_lowp call needs for inputs of K columns. */
 size_t nn_lowp_scratch_bytes(int K);
+/* One weight row w[K] (output channel) to int8 in [-63, 63]: OUT: q[K],
+ * *scale = max |w| / 63 and *colsum = sum of q. Cannot fail. */
+void nn_quantize_weight_row(const float *w, int K, int8_t *q, float *scale, int32_t *colsum);
 /* Quantizes one row a[K] to uint8 q[Kp] (zeros beyond K) as described in
  * lowp.c; OUT: *zp, the zero point. Returns the row's scale. Cannot fail. */
 float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp);
+/* 255 / (hi - lo), the inverse step of a row's uint8 grid; 0 when the
+ * range is empty or so small (below 1e-30) that the inverse would overflow:
+ * such a row quantizes to zeros. */
+static inline float nn_quant_inv(float lo, float hi) { return hi - lo > 1e-30f ? 255.0f / (hi - lo) : 0.0f; }
 /* The uint8 zero point of a row whose minimum (<= 0) is lo, with inv = 255 /
  * (max - min): round(-lo * inv) in [0, 255]; 0 for a degenerate row. */
 int nn_zero_point(float lo, float inv);
@@ -83,26 +93,63 @@ typedef struct nn_kernels {
      * out at out + i*ldo. scratch holds nn_attention_scratch(L, dh) floats. */
     void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
                       float *out, int ldo, float *scratch);
+    /* The same with Q, K, the probabilities and V rounded to bf16 and every
+     * product summed in fp32 (AVX512_BF16's dot product); NULL in a table
+     * without it (the engine then runs `attention`). */
+    void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+                           float *out, int ldo, float *scratch);
     /* C[M, N] = A[M, K] @ W^T + bias, then GELU when gelu is set, for W
      * packed fp32, bf16 or int8 (A is fp32; the kernel rounds or quantizes it). M <=
      * NN_LOWP_ROWS; bias may be NULL; scratch holds nn_lowp_scratch_bytes(K)
      * bytes. */
     void (*gemm_lowp)(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch);
+    /* The pieces around another library's GEMM (nn/gemm.c):
+     * q[r, 0..ldq) = row r of A[M, K] as nn_quantize_row_u8 makes it (zeros
+     * from K to ldq); OUT: sa[r], zp[r]. Bit-exact with the reference. */
+    void (*quantize_u8)(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp);
+    /* C[r, n] = (acc[r, n] - zp[r] colsum[n]) * (sa[r] sw[n]) + bias[n], then
+     * GELU when gelu is set (bias may be NULL): an int8 GEMM's epilogue */
+    void (*dequant_i8)(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,
+                       const float *sw, const int32_t *colsum, const float *bias, int gelu, float *C, int ldc);
+    /* C[r, n] = acc[r, n] + bias[n], then GELU when gelu is set (bias may be NULL) */
+    void (*bias_act)(int M, int N, const float *acc, int ldacc, const float *bias, int gelu, float *C, int ldc);
+    /* out[r, k] = A[r, k] rounded to bf16 (to nearest, ties to even) */
+    void (*to_bf16)(int M, int K, const float *A, int lda, uint16_t *out, int ldo);
 } nn_kernels;
 
 /* GELU with erf, the reference's: 0.5 v (1 + erf(v / sqrt 2)). */
 float nn_gelu_ref(float v);
+/* Rounds to bf16 (ties to even) and returns the 16 bits. */
+uint16_t nn_bf16_bits(float x);
+/* The scalar reference of dequant_i8 (every table's values must equal it
+ * bit for bit without GELU). */
+void nn_dequant_i8_ref(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,
+                       const float *sw, const int32_t *colsum, const float *bias, int gelu, float *C, int ldc);
 /* The scalar reference of gemm_lowp (the reference table's entry). */
 void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch);
 
 size_t nn_attention_scratch(int L, int dh);
 const nn_kernels *nn_kernels_ref(void);
-/* The fastest table this CPU runs (cpu_features()); never NULL. */
+/* The fastest table this CPU runs (cpu_features(), so ONEDNN_MAX_CPU_ISA
+ * lowers it too); never NULL. */
 const nn_kernels *nn_kernels_best(void);
 /* NULL when the CPU lacks AVX2 and FMA. */
 const nn_kernels *nn_kernels_avx2(void);
+/* NULL below AVX512_CORE; with AVX512_BF16 its attention_bf16 is set. */
+const nn_kernels *nn_kernels_avx512(void);
+/* The SIMD tables, each defined in the file compiled for its ISA; only the
+ * nn_kernels_* functions above may hand them out. */
+extern const nn_kernels nn_table_avx2, nn_table_avx512, nn_table_avx512_bf16;
+void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+                              float *out, int ldo, float *scratch);
+/* Pieces of the AVX2 table that the AVX-512 one shares (lowp_avx2.c). */
+void nn_quantize_u8_avx2(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp);
+void nn_dequant_i8_avx2(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,
+                        const float *sw, const int32_t *colsum, const float *bias, int gelu, float *C, int ldc);
+void nn_bias_act_avx2(int M, int N, const float *acc, int ldacc, const float *bias, int gelu, float *C, int ldc);
+void nn_to_bf16_avx2(int M, int K, const float *A, int lda, uint16_t *out, int ldo);
 /* The AVX2 table's gemm_lowp (lowp_avx2.c). */
 void nn_gemm_lowp_avx2(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                        int ldc, void *scratch);

@@ -202,15 +202,16 @@ static void attention_avx2(const float *q, const float *k, const float *v, int l
     }
 }
 
-static const nn_kernels avx2 = {
+/* The table only: kernels.c selects it (compiled without -mavx2). */
+const nn_kernels nn_table_avx2 = {
     .name = "avx2",
     .bias = bias_avx2,
     .bias_gelu = bias_gelu_avx2,
     .add_layernorm = add_layernorm_avx2,
     .attention = attention_avx2,
     .gemm_lowp = nn_gemm_lowp_avx2,
+    .quantize_u8 = nn_quantize_u8_avx2,
+    .dequant_i8 = nn_dequant_i8_avx2,
+    .bias_act = nn_bias_act_avx2,
+    .to_bf16 = nn_to_bf16_avx2,
 };
-
-const nn_kernels *nn_kernels_avx2(void) {
-    return (cpu_features() & (CPU_AVX2 | CPU_FMA)) == (CPU_AVX2 | CPU_FMA) ? &avx2 : NULL;
-}

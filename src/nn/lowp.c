@@ -28,7 +28,7 @@ const char *nn_precision_name(nn_precision p) {
     return p == NN_INT8 ? "int8" : p == NN_BF16 ? "bf16" : "fp32";
 }
 
-static uint16_t bf16_bits(float x) {
+uint16_t nn_bf16_bits(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN stays NaN */
@@ -43,7 +43,7 @@ static float bf16_float(uint16_t h) {
     return x;
 }
 
-float nn_round_bf16(float x) { return bf16_float(bf16_bits(x)); }
+float nn_round_bf16(float x) { return bf16_float(nn_bf16_bits(x)); }
 
 size_t nn_packed_bytes(const nn_packed *w) {
     const size_t cells = (size_t)w->Np * (size_t)w->Kp;
@@ -73,12 +73,25 @@ int nn_zero_point(float lo, float inv) {
 float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp_out) {
     float lo = 0, hi = 0;
     for (int k = 0; k < K; k++) lo = fminf(lo, a[k]), hi = fmaxf(hi, a[k]);
-    const float inv = hi > lo ? 255.0f / (hi - lo) : 0.0f;
+    const float inv = nn_quant_inv(lo, hi);
     const int zp = nn_zero_point(lo, inv);
     for (int k = 0; k < K; k++) q[k] = (uint8_t)quantize(a[k], inv, zp, 0, 255);
     for (int k = K; k < Kp; k++) q[k] = 0;
     *zp_out = zp;
     return (hi - lo) / 255.0f;
+}
+
+void nn_quantize_weight_row(const float *row, int K, int8_t *q, float *scale, int32_t *colsum) {
+    float mx = 0;
+    for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(row[k]));
+    *scale = mx / 63.0f;   /* 0 for an all-zero row: q 0 */
+    const float inv = mx > 0 ? 63.0f / mx : 0.0f;
+    int32_t sum = 0;
+    for (int k = 0; k < K; k++) {
+        q[k] = (int8_t)quantize(row[k], inv, 0, -63, 63);
+        sum += q[k];
+    }
+    *colsum = sum;
 }
 
 int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
@@ -91,7 +104,9 @@ int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
         w.scale = base_calloc(Np, sizeof(float));
         w.colsum = base_calloc(Np, sizeof(int32_t));
     }
-    if (!w.w || (p == NN_INT8 && (!w.scale || !w.colsum))) {
+    int8_t *qrow = p == NN_INT8 ? base_malloc((size_t)K) : NULL;
+    if (!w.w || (p == NN_INT8 && (!w.scale || !w.colsum || !qrow))) {
+        base_free(qrow);
         nn_packed_free(&w);
         return base_err(CEMBED_ENOMEM, "out of memory packing a %d x %d weight for %s", N, K, nn_precision_name(p));
     }
@@ -100,7 +115,7 @@ int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
         const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * Kp, c = (size_t)(n % NN_PANEL);
         if (p == NN_BF16) {
             uint16_t *dst = (uint16_t *)w.w + panel;
-            for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = bf16_bits(row[k]);
+            for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = nn_bf16_bits(row[k]);
             continue;
         }
         if (p == NN_FP32) {
@@ -108,18 +123,11 @@ int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
             for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = row[k];
             continue;
         }
-        float mx = 0;
-        for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(row[k]));
-        if (mx == 0) continue;   /* scale 0, q 0 */
-        w.scale[n] = mx / 63.0f;
-        const float inv = 63.0f / mx;
+        nn_quantize_weight_row(row, K, qrow, &w.scale[n], &w.colsum[n]);
         int8_t *dst = (int8_t *)w.w + panel;
-        for (int k = 0; k < K; k++) {
-            const int q = quantize(row[k], inv, 0, -63, 63);
-            dst[(size_t)(k / 4) * 4 * NN_PANEL + 4 * c + (size_t)(k & 3)] = (int8_t)q;
-            w.colsum[n] += q;
-        }
+        for (int k = 0; k < K; k++) dst[(size_t)(k / 4) * 4 * NN_PANEL + 4 * c + (size_t)(k & 3)] = qrow[k];
     }
+    base_free(qrow);
     *out = w;
     return 0;
 }
@@ -143,6 +151,16 @@ static float float_at(const nn_packed *w, int n, int k) {
     return w->prec == NN_BF16 ? bf16_float(((const uint16_t *)w->w)[i]) : ((const float *)w->w)[i];
 }
 
+void nn_dequant_i8_ref(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,
+                       const float *sw, const int32_t *colsum, const float *bias, int gelu, float *C, int ldc) {
+    for (int r = 0; r < M; r++)
+        for (int n = 0; n < N; n++) {
+            const int32_t d = acc[(size_t)r * ldacc + n] - zp[r] * colsum[n];
+            const float v = (float)d * (sa[r] * sw[n]) + (bias ? bias[n] : 0.0f);
+            C[(size_t)r * ldc + n] = gelu ? nn_gelu_ref(v) : v;
+        }
+}
+
 void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch) {
     const int N = W->N, K = W->K;
@@ -157,9 +175,8 @@ void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const 
             for (int n = 0; n < N; n++) {
                 int32_t acc = 0;
                 for (int k = 0; k < K; k++) acc += (int32_t)q[k] * i8_at(W, n, k);
-                acc -= zp * W->colsum[n];
-                float v = (float)acc * (sa * W->scale[n]) + (bias ? bias[n] : 0.0f);
-                c[n] = gelu ? nn_gelu_ref(v) : v;
+                nn_dequant_i8_ref(1, 1, &acc, 1, &sa, &zp, &W->scale[n], &W->colsum[n], bias ? &bias[n] : NULL, gelu,
+                                  &c[n], 1);
             }
         } else {
             float *ab = scratch;

@@ -113,7 +113,7 @@ static float quantize_row(const float *a, int K, int Kp, uint8_t *q, int32_t *zp
         lo = _mm256_min_ps(lo, v), hi = _mm256_max_ps(hi, v);
     }
     const float l = -hmax256(_mm256_sub_ps(_mm256_setzero_ps(), lo)), h = hmax256(hi);
-    const float inv = h > l ? 255.0f / (h - l) : 0.0f;
+    const float inv = nn_quant_inv(l, h);
     const int zp = nn_zero_point(l, inv);
     const __m256 vi = _mm256_set1_ps(inv);
     const __m256i vz = _mm256_set1_epi32(zp);
@@ -213,6 +213,52 @@ static void gemm_float(int M, const float *A, int lda, const nn_packed *W, const
                 store8(c + 8, acc[2 * r + 1], b ? b + 8 : NULL, gelu, N - n0 - 8);
             }
         }
+    }
+}
+
+void nn_quantize_u8_avx2(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp) {
+    for (int r = 0; r < M; r++) sa[r] = quantize_row(A + (size_t)r * lda, K, ldq, q + (size_t)r * ldq, &zp[r]);
+}
+
+void nn_dequant_i8_avx2(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,
+                        const float *sw, const int32_t *colsum, const float *bias, int gelu, float *C, int ldc) {
+    for (int r = 0; r < M; r++) {
+        const __m256 s = _mm256_set1_ps(sa[r]);
+        const __m256i z = _mm256_set1_epi32(zp[r]);
+        const int32_t *a = acc + (size_t)r * ldacc;
+        float *c = C + (size_t)r * ldc;
+        for (int n = 0; n < N; n += 8) {
+            const __m256i m = tail_mask(N - n);
+            const __m256i cs = _mm256_maskload_epi32(colsum + n, m);
+            const __m256i d = _mm256_sub_epi32(_mm256_maskload_epi32(a + n, m), _mm256_mullo_epi32(z, cs));
+            const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(s, _mm256_maskload_ps(sw + n, m)));
+            store8(c + n, v, bias ? bias + n : NULL, gelu, N - n);
+        }
+    }
+}
+
+void nn_bias_act_avx2(int M, int N, const float *acc, int ldacc, const float *bias, int gelu, float *C, int ldc) {
+    for (int r = 0; r < M; r++)
+        for (int n = 0; n < N; n += 8)
+            store8(C + (size_t)r * ldc + n, _mm256_maskload_ps(acc + (size_t)r * ldacc + n, tail_mask(N - n)),
+                   bias ? bias + n : NULL, gelu, N - n);
+}
+
+void nn_to_bf16_avx2(int M, int K, const float *A, int lda, uint16_t *out, int ldo) {
+    const __m256i round = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+    for (int r = 0; r < M; r++) {
+        const float *a = A + (size_t)r * lda;
+        uint16_t *o = out + (size_t)r * ldo;
+        int k = 0;
+        for (; k + 8 <= K; k += 8) {
+            /* round to nearest even on the top 16 bits (activations are finite), keep those */
+            const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(a + k));
+            const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+            const __m256i v = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(round, lsb)), 16);
+            const __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            _mm_storeu_si128((__m128i *)(o + k), p);
+        }
+        for (; k < K; k++) o[k] = nn_bf16_bits(a[k]);
     }
 }
 

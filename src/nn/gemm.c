@@ -1,0 +1,168 @@
+/* The GEMM seam (gemm.h): which backend runs each precision on this CPU,
+ * and the backends of our own (packed kernels, scalar reference, BLAS).
+ *
+ * The table (nn_gemm_pick), from bench/gemm_peak on the encoder's shapes,
+ * one core, per ISA level (ONEDNN_MAX_CPU_ISA), GFLOP/s:
+ *
+ *   level             fp32: ours / oneDNN   bf16: ours / oneDNN    int8: ours / oneDNN
+ *   AVX2              filled in from the measurement in the README
+ *
+ * oneDNN wherever its brgemm kernels run (AVX512_CORE and up for fp32,
+ * AVX512_BF16 for bf16, VNNI for int8, AMX for both), our AVX2 kernels
+ * below that, the scalar reference (BLAS for fp32) without AVX2.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+struct nn_gemm {
+    const nn_kernels *k;
+    nn_precision prec;
+    nn_gemm_backend backend;
+    int threads;
+    nn_dnnl *dnnl;         /* onednn */
+    char *scratch;         /* scalar/avx2: per thread nn_lowp_scratch_bytes(max K) */
+    size_t scratch_per_thread;
+    char desc[160];
+};
+
+nn_gemm_backend nn_gemm_pick(nn_precision p, const nn_kernels *k) {
+    const unsigned f = cpu_features();
+    if (k == nn_kernels_ref()) return NN_GEMM_SCALAR;
+    switch (p) {
+    case NN_FP32: return f & CPU_AVX512F ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
+    case NN_BF16: return f & (CPU_AVX512BF16 | CPU_AMX) ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
+    default: return f & (CPU_AVX512VNNI | CPU_AMX) ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
+    }
+}
+
+static const char *const names[] = {"auto", "scalar", "blas", "avx2", "onednn"};
+
+const char *nn_gemm_backend_name(nn_gemm_backend b) { return names[b]; }
+
+int nn_gemm_backend_parse(const char *s, nn_gemm_backend *out) {
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
+        if (!strcmp(s, names[i])) {
+            *out = (nn_gemm_backend)i;
+            return 0;
+        }
+    return base_err(CEMBED_EINVAL, "GEMM backend \"%s\": must be auto, onednn, avx2, scalar or blas", s);
+}
+
+/* Whether backend b can run precision p with table k; the reason when not. */
+static const char *unusable(nn_gemm_backend b, nn_precision p, const nn_kernels *k) {
+    if (b == NN_GEMM_BLAS && p != NN_FP32) return "blas runs fp32 only";
+    if (b == NN_GEMM_OWN && k->gemm_lowp == nn_gemm_lowp_ref) return "avx2 needs a CPU with AVX2 and FMA";
+    return NULL;
+}
+
+void nn_gemm_free(nn_gemm *g) {
+    if (!g) return;
+    nn_dnnl_free(g->dnnl);
+    base_free(g->scratch);
+    base_free(g);
+}
+
+int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, int threads, const nn_shape *shapes,
+                int n_shapes, nn_gemm **out) {
+    *out = NULL;
+    const nn_gemm_backend b = want == NN_GEMM_AUTO ? nn_gemm_pick(prec, k) : want;
+    const char *why = unusable(b, prec, k);
+    if (why) return base_err(CEMBED_EINVAL, "GEMM backend %s for %s: %s", names[b], nn_precision_name(prec), why);
+    nn_gemm *g = base_calloc(1, sizeof *g);
+    if (!g) return base_err(CEMBED_ENOMEM, "out of memory");
+    *g = (nn_gemm){.k = k, .prec = prec, .backend = b, .threads = threads};
+    int rc = 0;
+    if (b == NN_GEMM_ONEDNN) {
+        rc = nn_dnnl_new(prec, threads, shapes, n_shapes, &g->dnnl);
+        if (!rc) snprintf(g->desc, sizeof g->desc, "%s", nn_dnnl_describe(g->dnnl));
+    } else if (b == NN_GEMM_BLAS) {
+        rc = nn_gemm_init();
+        snprintf(g->desc, sizeof g->desc, "openblas sgemm");
+    } else {
+        int max_k = 0;
+        for (int i = 0; i < n_shapes; i++) max_k = CE_MAX(max_k, shapes[i].K);
+        g->scratch_per_thread = (nn_lowp_scratch_bytes(max_k) + 63) & ~(size_t)63;
+        g->scratch = base_malloc((size_t)threads * g->scratch_per_thread);
+        if (!g->scratch) rc = base_err(CEMBED_ENOMEM, "out of memory for the GEMM scratch");
+        snprintf(g->desc, sizeof g->desc, "%s", b == NN_GEMM_OWN ? "cembed avx2" : "cembed scalar");
+    }
+    if (rc) {
+        nn_gemm_free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+int nn_gemm_prepare(nn_gemm *g, const float *W, int N, int K, nn_linear *out) {
+    switch (g->backend) {
+    case NN_GEMM_ONEDNN: return nn_dnnl_prepare(g->dnnl, W, N, K, out);
+    case NN_GEMM_BLAS: *out = (nn_linear){.N = N, .K = K, .w = W}; return 0;
+    default: *out = (nn_linear){.N = N, .K = K}; return nn_pack(W, N, K, g->prec, &out->p);
+    }
+}
+
+void nn_linear_free(nn_linear *w) {
+    nn_packed_free(&w->p);
+    nn_dnnl_release(w->dw);
+    memset(w, 0, sizeof *w);
+}
+
+void nn_gemm_run(nn_gemm *g, int t, const nn_linear *w, int M, const float *A, int lda, const float *bias, int gelu,
+                 float *C, int ldc) {
+    CE_ASSERT(t >= 0 && t < g->threads);
+    if (M <= 0) return;
+    if (g->backend == NN_GEMM_ONEDNN) {
+        nn_dnnl_run(g->dnnl, g->k, t, w, M, A, lda, bias, gelu, C, ldc);
+    } else if (g->backend == NN_GEMM_BLAS) {
+        // C [M, N] = A [M, K] @ W [N, K]^T, then bias and GELU row by row
+        nn_gemm_bt(M, w->N, w->K, A, lda, w->w, w->K, C, ldc);
+        if (bias || gelu) g->k->bias_act(M, w->N, C, ldc, bias, gelu, C, ldc);
+    } else {
+        void *scratch = g->scratch + (size_t)t * g->scratch_per_thread;
+        for (int r = 0; r < M; r += NN_LOWP_ROWS)
+            g->k->gemm_lowp(CE_MIN(NN_LOWP_ROWS, M - r), A + (size_t)r * lda, lda, &w->p, bias, gelu,
+                            C + (size_t)r * ldc, ldc, scratch);
+    }
+}
+
+nn_gemm_backend nn_gemm_backend_of(const nn_gemm *g) { return g->backend; }
+
+int nn_gemm_rows(const nn_gemm *g) {
+    switch (g->backend) {
+    case NN_GEMM_ONEDNN: return nn_dnnl_rows();
+    case NN_GEMM_BLAS: return 2048;   /* OpenBLAS repacks the weight on each call */
+    default: return NN_LOWP_ROWS;
+    }
+}
+
+const char *nn_gemm_describe(const nn_gemm *g) { return g->desc; }
+
+size_t nn_gemm_bytes(nn_precision prec, int threads, const nn_shape *shapes, int n_shapes, int layers) {
+    int max_n = 0, max_k = 0;
+    size_t weights = 0;
+    const size_t per = prec == NN_INT8 ? 1 : prec == NN_BF16 ? 2 : 4;
+    for (int i = 0; i < n_shapes; i++) {
+        max_n = CE_MAX(max_n, shapes[i].N);
+        max_k = CE_MAX(max_k, shapes[i].K);
+        /* padded to whole panels of 64 columns and 64 inputs (either layout), int8 scales and sums */
+        weights += ((size_t)shapes[i].N + 64) * ((size_t)shapes[i].K + 64) * per + ((size_t)shapes[i].N + 64) * 8;
+    }
+    const size_t thread = CE_MAX(nn_dnnl_thread_bytes(max_n, max_k), nn_lowp_scratch_bytes(max_k) + 64);
+    return (size_t)layers * weights + (size_t)threads * thread;
+}
+
+void nn_gemm_plan(nn_precision p, nn_gemm_backend want, char *desc, size_t n) {
+    const nn_kernels *k = nn_kernels_best();
+    const nn_gemm_backend b = want == NN_GEMM_AUTO ? nn_gemm_pick(p, k) : want;
+    const char *why = unusable(b, p, k);
+    char impl[64];
+    if (why)
+        snprintf(desc, n, "unavailable: %s", why);
+    else if (b == NN_GEMM_ONEDNN)
+        snprintf(desc, n, "onednn %s", nn_dnnl_probe(p, impl, sizeof impl) ? cembed_last_error() : impl);
+    else
+        snprintf(desc, n, "%s", b == NN_GEMM_BLAS ? "openblas sgemm" : b == NN_GEMM_OWN ? "cembed avx2" : "cembed scalar");
+}

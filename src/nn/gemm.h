@@ -1,0 +1,116 @@
+/* gemm: the one seam every Linear layer's product goes through,
+ *   C[M, N] = A[M, K] @ W[N, K]^T + bias, then GELU when asked,
+ * with A and C fp32 whatever the precision (the backend rounds or quantizes
+ * A, and scales back).
+ *
+ * Backends, one per model, chosen for its precision and this CPU
+ * (nn_gemm_pick, the table in gemm.c) or named by EMBEDDING_GEMM:
+ *   onednn  oneDNN's matmul with its own run-time dispatch (AVX2 jit,
+ *           AVX-512 and VNNI brgemm, BF16, AMX), one primitive per shape and
+ *           row tile built at load, the weights reordered once into the
+ *           layout it asks for; our kernels quantize or round A before it
+ *           and scale back after it (int8: u8 x s8 -> s32, so every row
+ *           keeps its own scale);
+ *   avx2    our packed kernels (lowp_avx2.c), epilogue in registers;
+ *   scalar  the packed reference (lowp.c), for CPUs without AVX2;
+ *   blas    OpenBLAS sgemm on the model's own fp32 weights (fp32 only, and
+ *           only when named: OpenBLAS picks kernels by the row count, so a
+ *           row's last bits depend on its batchmates).
+ * Otherwise a row's result never depends on the other rows of a call: int8
+ * sums are exact integers everywhere, and the float backends give a row the
+ * same operations whatever its position or the row count (oneDNN serves
+ * fp32 and bf16 only with its brgemm kernels, whose tiles are kept when they
+ * share one kernel and one weight layout; the unit tests check it bit for
+ * bit at every ISA level).
+ *
+ * Threads: the engine's pool splits rows; each pool thread t calls
+ * nn_gemm_run with its own index and gets its own buffers and oneDNN
+ * stream. oneDNN runs on OpenMP in Debian's build; every thread that calls
+ * it sets its OpenMP thread count to 1, so no OpenMP team ever starts and
+ * --threads bounds the total.
+ */
+#ifndef CEMBED_GEMM_H
+#define CEMBED_GEMM_H
+
+#include "nn/kernels.h"
+
+typedef enum { NN_GEMM_AUTO, NN_GEMM_SCALAR, NN_GEMM_BLAS, NN_GEMM_OWN, NN_GEMM_ONEDNN } nn_gemm_backend;
+
+typedef struct nn_gemm nn_gemm;
+typedef struct nn_dnnl nn_dnnl;
+
+/* One Linear layer's weight, prepared for a backend. Free with nn_linear_free. */
+typedef struct nn_linear {
+    int N, K;
+    int shape;          /* index into the shapes given to nn_gemm_new */
+    nn_packed p;        /* scalar/avx2: the packed weight; onednn int8: scale and colsum only */
+    const float *w;     /* blas: the model's fp32 weight [N, K] (not owned) */
+    void *dw;           /* onednn: the reordered weight (a dnnl_memory_t) */
+} nn_linear;
+
+/* The shape of one Linear layer: N outputs, K inputs. */
+typedef struct nn_shape {
+    int N, K;
+} nn_shape;
+
+/* The backend this CPU runs best for precision p (cpu_features(): lowered
+ * by ONEDNN_MAX_CPU_ISA). Cannot fail. */
+nn_gemm_backend nn_gemm_pick(nn_precision p, const nn_kernels *k);
+const char *nn_gemm_backend_name(nn_gemm_backend b);
+/* "auto", "onednn", "avx2" (our SIMD kernels), "scalar", "blas" -> *out.
+ * Fails with EINVAL naming the accepted values. */
+int nn_gemm_backend_parse(const char *s, nn_gemm_backend *out);
+
+/* Builds the GEMMs of one model: precision prec, kernel table k (its
+ * element-wise pieces serve every backend), backend want (AUTO: the pick),
+ * `threads` callers, the model's distinct shapes. OUT: *out. Fails with
+ * EINVAL (a backend that cannot run this precision on this CPU), ENOMEM, or
+ * EMODEL (oneDNN refused a primitive; the message names it). */
+int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, int threads, const nn_shape *shapes,
+                int n_shapes, nn_gemm **out);
+void nn_gemm_free(nn_gemm *g);
+
+/* Prepares W [N, K] (row-major; its shape must be one of nn_gemm_new's):
+ * packs, quantizes or reorders it into memory of its own, except blas,
+ * which keeps a pointer to W. OUT: *out. Fails with ENOMEM or EMODEL. */
+int nn_gemm_prepare(nn_gemm *g, const float *W, int N, int K, nn_linear *out);
+void nn_linear_free(nn_linear *w);
+
+/* C[M, N] (row stride ldc) = A[M, K] (stride lda) @ W^T + bias (may be
+ * NULL), GELU when gelu is set; run by pool thread t (< threads), any M >= 0.
+ * Cannot fail. */
+void nn_gemm_run(nn_gemm *g, int t, const nn_linear *w, int M, const float *A, int lda, const float *bias, int gelu,
+                 float *C, int ldc);
+
+nn_gemm_backend nn_gemm_backend_of(const nn_gemm *g);
+/* Rows worth handing to one nn_gemm_run (so that the product stays in L2
+ * for what follows). */
+int nn_gemm_rows(const nn_gemm *g);
+/* What runs, e.g. "onednn brg:avx512_core_vnni", "cembed avx2", "openblas sgemm".
+ * Owned by g. */
+const char *nn_gemm_describe(const nn_gemm *g);
+/* Bytes of per-thread buffers and weights nn_gemm_new + nn_gemm_prepare
+ * allocate for these shapes (an upper bound; weights counted once per
+ * layer, pass `layers`). */
+size_t nn_gemm_bytes(nn_precision prec, int threads, const nn_shape *shapes, int n_shapes, int layers);
+
+/* What precision p would run on this CPU with backend want, without
+ * building it, into desc[n] (e.g. "onednn brg:avx512_core_bf16"). Cannot
+ * fail (an error is described in desc). */
+void nn_gemm_plan(nn_precision p, nn_gemm_backend want, char *desc, size_t n);
+
+/* ---- oneDNN (gemm_dnnl.c); through nn_gemm_* only ---- */
+int nn_dnnl_new(nn_precision prec, int threads, const nn_shape *shapes, int n_shapes, nn_dnnl **out);
+void nn_dnnl_free(nn_dnnl *d);
+int nn_dnnl_prepare(nn_dnnl *d, const float *W, int N, int K, nn_linear *out);
+void nn_dnnl_release(void *dw);
+void nn_dnnl_run(nn_dnnl *d, const nn_kernels *k, int t, const nn_linear *w, int M, const float *A, int lda,
+                 const float *bias, int gelu, float *C, int ldc);
+const char *nn_dnnl_describe(const nn_dnnl *d);
+int nn_dnnl_rows(void);
+size_t nn_dnnl_thread_bytes(int max_n, int max_k);
+/* The implementation oneDNN picks for precision p at a typical shape, into
+ * impl[n]; fails with EMODEL when it has none. */
+int nn_dnnl_probe(nn_precision p, char *impl, size_t n);
+
+#endif

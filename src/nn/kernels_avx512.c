@@ -1,0 +1,299 @@
+/* AVX-512 kernels (compiled with -mavx512f -mavx512bw -mavx512vl
+ * -mavx512dq -mfma; the table is returned only when the CPU has AVX512_CORE
+ * and ONEDNN_MAX_CPU_ISA allows it). The element-wise work, the pieces
+ * around oneDNN's GEMMs and fp32 attention, 16 lanes wide with opmask tails.
+ * The packed GEMM of our own stays the AVX2 one (on these CPUs the GEMMs go
+ * to oneDNN, nn/gemm.c); attention with bf16 products is in
+ * kernels_avx512bf16.c. The shared math is in simd_avx512.h.
+ */
+#include <string.h>
+
+#include "kernels.h"
+#include "simd_avx512.h"
+
+static void bias_avx512(float *x, const float *bias, int rows, int n) {
+    for (int r = 0; r < rows; r++) {
+        float *y = x + (size_t)r * n;
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = mask16(n - j);
+            _mm512_mask_storeu_ps(y + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + j), _mm512_maskz_loadu_ps(m, bias + j)));
+        }
+    }
+}
+
+static void bias_gelu_avx512(float *x, const float *bias, int rows, int n) {
+    for (int r = 0; r < rows; r++) {
+        float *y = x + (size_t)r * n;
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = mask16(n - j);
+            const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + j), _mm512_maskz_loadu_ps(m, bias + j));
+            _mm512_mask_storeu_ps(y + j, m, gelu512(v));
+        }
+    }
+}
+
+static void add_layernorm_avx512(const float *x, const float *bias, float *res, const float *g, const float *b,
+                                 float eps, int rows, int n) {
+    for (int r = 0; r < rows; r++) {
+        float *y = res + (size_t)r * n;
+        const float *xr = x ? x + (size_t)r * n : NULL;
+        __m512 s = _mm512_setzero_ps();
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = mask16(n - j);
+            __m512 v = _mm512_maskz_loadu_ps(m, y + j);
+            if (xr) {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, xr + j));
+                if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j));
+                _mm512_mask_storeu_ps(y + j, m, v);
+            }
+            s = _mm512_add_ps(s, v);
+        }
+        const __m512 vm = _mm512_set1_ps(_mm512_reduce_add_ps(s) / (float)n);
+        __m512 q = _mm512_setzero_ps();
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = mask16(n - j);
+            const __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, y + j), vm);
+            q = _mm512_fmadd_ps(d, d, q);
+        }
+        const __m512 vi = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(q) / (float)n + eps));
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = mask16(n - j);
+            const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + j), vm), vi);
+            _mm512_mask_storeu_ps(y + j, m, _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, g + j), _mm512_maskz_loadu_ps(m, b + j)));
+        }
+    }
+}
+
+/* One head of one sequence, QB query rows at a time (at most QB rows of the
+ * score matrix exist at once):
+ *   qc [Lq, dh]  = scale log2(e) Q, contiguous, zero rows up to Lq = roundup(L, QB)
+ *   kt [dh, Lp]  = K^T (16 x 16 register transposes), zero columns up to Lp = round32(L)
+ *   vc [L, dh]   = V, contiguous
+ *   s  [QB, Lp]  = qc rows @ kt: QB rows x 32 columns per step (24 accumulators)
+ *   2^(s - rowmax) (zero past L), row sums
+ *   out[QB, dh]  = (s @ vc) / rowsum: QB rows x dh (QB x NC accumulators)
+ * NC = dh / 16 is a compile-time constant in each instantiation. */
+#define QB 12
+static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
+                                                                int ld, int L, const int NC, float scale,
+                                                                float *out, int ldo, float *scratch) {
+    const int dh = NC * 16, Lp = (L + 31) & ~31, Lq = (L + QB - 1) / QB * QB;
+    float *kt = scratch, *vc = kt + (size_t)dh * Lp, *qc = vc + (size_t)dh * L, *s = qc + (size_t)dh * Lq;
+    // kt [dh, Lp] = K^T, 16 x 16 blocks transposed in registers; columns past L are zero
+    for (int j0 = 0; j0 < Lp; j0 += 16)
+        for (int d0 = 0; d0 < dh; d0 += 16) {
+            __m512i blk[16];
+            for (int i = 0; i < 16; i++)
+                blk[i] = j0 + i < L ? _mm512_loadu_si512(k + (size_t)(j0 + i) * ld + d0) : _mm512_setzero_si512();
+            transpose16(blk);
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512(kt + (size_t)(d0 + i) * Lp + j0, blk[i]);
+        }
+    const __m512 vs = _mm512_set1_ps(scale * LOG2E_F);   /* scores in log2 units: exp(x) = 2^(x log2 e) */
+    for (int j = 0; j < Lq; j++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) {
+            const int in = j < L;
+            _mm512_storeu_ps(qc + (size_t)j * dh + 16 * c,
+                             in ? _mm512_mul_ps(_mm512_loadu_ps(q + (size_t)j * ld + 16 * c), vs) : _mm512_setzero_ps());
+            if (in) _mm512_storeu_ps(vc + (size_t)j * dh + 16 * c, _mm512_loadu_ps(v + (size_t)j * ld + 16 * c));
+        }
+    for (int i0 = 0; i0 < L; i0 += QB) {
+        const int nr = L - i0 < QB ? L - i0 : QB;
+        const float *q0 = qc + (size_t)i0 * dh;
+        // s [QB, Lp] = q0 [QB, dh] @ kt [dh, Lp]
+        for (int jb = 0; jb < Lp; jb += 32) {
+            __m512 a[QB], b[QB];
+#pragma GCC unroll 12
+            for (int r = 0; r < QB; r++) a[r] = b[r] = _mm512_setzero_ps();
+            for (int d = 0; d < dh; d++) {
+                const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * Lp + jb);
+                const __m512 k1 = _mm512_loadu_ps(kt + (size_t)d * Lp + jb + 16);
+#pragma GCC unroll 12
+                for (int r = 0; r < QB; r++) {
+                    const __m512 w = _mm512_set1_ps(q0[(size_t)r * dh + d]);
+                    a[r] = _mm512_fmadd_ps(w, k0, a[r]);
+                    b[r] = _mm512_fmadd_ps(w, k1, b[r]);
+                }
+            }
+#pragma GCC unroll 12
+            for (int r = 0; r < QB; r++) {
+                _mm512_storeu_ps(s + (size_t)r * Lp + jb, a[r]);
+                _mm512_storeu_ps(s + (size_t)r * Lp + jb + 16, b[r]);
+            }
+        }
+        // s = exp(s - rowmax), zero past L; inv = 1 / rowsum
+        float inv[QB];
+        for (int r = 0; r < nr; r++) {
+            float *row = s + (size_t)r * Lp;
+            __m512 mx = _mm512_set1_ps(-INFINITY);
+            for (int j = 0; j < L; j += 16) mx = _mm512_mask_max_ps(mx, mask16(L - j), mx, _mm512_loadu_ps(row + j));
+            const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            __m512 sum = _mm512_setzero_ps();
+            for (int j = 0; j < Lp; j += 16) {
+                const __m512 e = _mm512_maskz_mov_ps(mask16(L - j), exp2_512(_mm512_sub_ps(_mm512_loadu_ps(row + j), vm)));
+                _mm512_storeu_ps(row + j, e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
+        }
+        // out [nr, dh] = s [nr, L] @ vc [L, dh] / rowsum
+        __m512 acc[QB][4];
+#pragma GCC unroll 12
+        for (int r = 0; r < QB; r++)
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int j = 0; j < L; j++) {
+            const float *vj = vc + (size_t)j * dh;
+            __m512 vv[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 12
+            for (int r = 0; r < QB; r++) {
+                const __m512 w = _mm512_set1_ps(s[(size_t)r * Lp + j]);
+#pragma GCC unroll 4
+                for (int c = 0; c < NC; c++) acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            const __m512 iv = _mm512_set1_ps(inv[r]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; c++)
+                _mm512_storeu_ps(out + (size_t)(i0 + r) * ldo + 16 * c, _mm512_mul_ps(acc[r][c], iv));
+        }
+    }
+}
+
+static void attention_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+                             float *out, int ldo, float *scratch) {
+    switch (dh) {
+    case 32: attention_body(q, k, v, ld, L, 2, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, ld, L, 4, scale, out, ldo, scratch); break;
+    case 16: attention_body(q, k, v, ld, L, 1, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, out, ldo, scratch);
+    }
+}
+
+/* Row a[K] -> q[ldq] uint8 (zeros beyond K), as nn_quantize_row_u8: one
+ * pass for the range, one that rounds (to nearest even), adds the zero point
+ * and saturates to [0, 255] by packing 64 values at a time. */
+static float quantize_row(const float *a, int K, int ldq, uint8_t *q, int32_t *zp_out) {
+    __m512 lo = _mm512_setzero_ps(), hi = lo;
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        const __m512 v = _mm512_loadu_ps(a + k);
+        lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
+    }
+    if (k < K) {
+        const __m512 v = _mm512_maskz_loadu_ps(mask16(K - k), a + k);   /* masked lanes read 0 */
+        lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
+    }
+    const float l = _mm512_reduce_min_ps(lo), h = _mm512_reduce_max_ps(hi);
+    const float inv = nn_quant_inv(l, h);
+    const int zp = nn_zero_point(l, inv);
+    const __m512 vi = _mm512_set1_ps(inv);
+    const __m512i vz = _mm512_set1_epi32(zp), zero = _mm512_setzero_si512();
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+#define QZ(x) _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps((x), vi)), vz)
+    for (k = 0; k + 64 <= K; k += 64) {
+        /* signed packs to 16 bits, unsigned to 8 (the clamp), then the 128-bit lanes' dwords in order */
+        const __m512i w0 = _mm512_packs_epi32(QZ(_mm512_loadu_ps(a + k)), QZ(_mm512_loadu_ps(a + k + 16)));
+        const __m512i w1 = _mm512_packs_epi32(QZ(_mm512_loadu_ps(a + k + 32)), QZ(_mm512_loadu_ps(a + k + 48)));
+        _mm512_storeu_si512(q + k, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(w0, w1)));
+    }
+    for (; k < K; k += 16) {
+        const __mmask16 m = mask16(K - k);
+        const __m512i v = _mm512_max_epi32(QZ(_mm512_maskz_loadu_ps(m, a + k)), zero);
+        _mm_mask_storeu_epi8(q + k, m, _mm512_cvtusepi32_epi8(v));
+    }
+#undef QZ
+    if (ldq > K) memset(q + K, 0, (size_t)(ldq - K));
+    *zp_out = zp;
+    return (h - l) / 255.0f;
+}
+
+static void quantize_u8_avx512(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp) {
+    for (int r = 0; r < M; r++) sa[r] = quantize_row(A + (size_t)r * lda, K, ldq, q + (size_t)r * ldq, &zp[r]);
+}
+
+/* c[0..16) under m = v + bias, GELU when set */
+static inline __attribute__((always_inline)) void store16(float *c, __m512 v, const float *bias, int gelu,
+                                                          __mmask16 m) {
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias));
+    _mm512_mask_storeu_ps(c, m, gelu ? gelu512(v) : v);
+}
+
+/* One row of the int8 epilogue; inlined into a copy per (bias, gelu). */
+static inline __attribute__((always_inline)) void dequant_row(int N, const int32_t *a, float sa, int32_t zp,
+                                                              const float *sw, const int32_t *colsum,
+                                                              const float *bias, int gelu, float *c) {
+    const __m512 s = _mm512_set1_ps(sa);
+    const __m512i z = _mm512_set1_epi32(zp);
+    int n = 0;
+    for (; n + 16 <= N; n += 16) {
+        const __m512i d = _mm512_sub_epi32(_mm512_loadu_si512(a + n), _mm512_mullo_epi32(z, _mm512_loadu_si512(colsum + n)));
+        store16(c + n, _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_loadu_ps(sw + n))),
+                bias ? bias + n : NULL, gelu, 0xffff);
+    }
+    if (n < N) {
+        const __mmask16 m = mask16(N - n);
+        const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, a + n),
+                                           _mm512_mullo_epi32(z, _mm512_maskz_loadu_epi32(m, colsum + n)));
+        store16(c + n, _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, sw + n))),
+                bias ? bias + n : NULL, gelu, m);
+    }
+}
+
+static void dequant_i8_avx512(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,
+                              const float *sw, const int32_t *colsum, const float *bias, int gelu, float *C, int ldc) {
+    for (int r = 0; r < M; r++) {
+        const int32_t *a = acc + (size_t)r * ldacc;
+        float *c = C + (size_t)r * ldc;
+        if (gelu)
+            dequant_row(N, a, sa[r], zp[r], sw, colsum, bias, 1, c);
+        else if (bias)
+            dequant_row(N, a, sa[r], zp[r], sw, colsum, bias, 0, c);
+        else
+            dequant_row(N, a, sa[r], zp[r], sw, colsum, NULL, 0, c);
+    }
+}
+
+static void bias_act_avx512(int M, int N, const float *acc, int ldacc, const float *bias, int gelu, float *C, int ldc) {
+    for (int r = 0; r < M; r++)
+        for (int n = 0; n < N; n += 16) {
+            const __mmask16 m = mask16(N - n);
+            store16(C + (size_t)r * ldc + n, _mm512_maskz_loadu_ps(m, acc + (size_t)r * ldacc + n), bias ? bias + n : NULL,
+                    gelu, m);
+        }
+}
+
+/* Rounding by integer arithmetic rather than vcvtneps2bf16, which flushes
+ * denormals: the result equals nn_bf16_bits for every finite input. */
+static void to_bf16_avx512(int M, int K, const float *A, int lda, uint16_t *out, int ldo) {
+    const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    for (int r = 0; r < M; r++) {
+        const float *a = A + (size_t)r * lda;
+        uint16_t *o = out + (size_t)r * ldo;
+        for (int k = 0; k < K; k += 16) {
+            const __mmask16 m = mask16(K - k);
+            const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, a + k));
+            const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+            const __m512i v = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(round, lsb)), 16);
+            _mm256_mask_storeu_epi16(o + k, m, _mm512_cvtepi32_epi16(v));
+        }
+    }
+}
+
+/* Tables only: the selection (nn_kernels_avx512) lives in kernels.c, which
+ * is compiled without AVX-512, so that nothing here runs on a CPU without it. */
+#define AVX512_TABLE                          \
+    .bias = bias_avx512,                      \
+    .bias_gelu = bias_gelu_avx512,            \
+    .add_layernorm = add_layernorm_avx512,    \
+    .attention = attention_avx512,            \
+    .gemm_lowp = nn_gemm_lowp_avx2,           \
+    .quantize_u8 = quantize_u8_avx512,        \
+    .dequant_i8 = dequant_i8_avx512,          \
+    .bias_act = bias_act_avx512,              \
+    .to_bf16 = to_bf16_avx512
+const nn_kernels nn_table_avx512 = {.name = "avx512", AVX512_TABLE};
+const nn_kernels nn_table_avx512_bf16 = {.name = "avx512-bf16", .attention_bf16 = nn_attention_bf16_avx512, AVX512_TABLE};
