@@ -304,7 +304,7 @@ int cmd_embed(int argc, char **argv) {
         goto done;
     }
     long every = 10;
-    if ((status = cli_env_long("EMBEDDING_PROGRESS_SECONDS", 1, 86400, &every))) goto done;
+    if ((status = cli_env_long("EMBEDDING_PROGRESS_SECONDS", 0, 86400, &every))) goto done;
     o.progress_s = (double)every;
     char b[4096];
     if ((status = cli_cache_settings(cache_flag, no_cache, b, sizeof b, &o.cache_path, &o.cache_max_bytes))) goto done;

@@ -105,8 +105,13 @@ char *path_join(const char *dir, const char *name);
 
 /* ---- CPU facts ---- */
 /* CPUs this process may use: affinity mask, capped by the cgroup CPU quota
- * (v2 cpu.max, v1 cfs_quota/period), rounded up, at least 1. */
+ * (cpu_quota of /proc/self/cgroup), rounded up, at least 1. */
 int cpu_usable(void);
+/* The CPUs the cgroup CPU quota grants the process whose /proc/PID/cgroup
+ * is self_cgroup, with the hierarchy mounted at root: the smallest of v2
+ * cpu.max and v1 cpu.cfs_quota_us / cpu.cfs_period_us on its cgroup and
+ * every ancestor; 0 when none is set. Cannot fail. */
+double cpu_quota(const char *root, const char *self_cgroup);
 /* Feature bits for kernel dispatch. CPU_AVX512F stands for the AVX512_CORE
  * set (F, BW, VL, DQ); CPU_AMX for AMX tiles with int8 and bf16. */
 enum { CPU_AVX2 = 1, CPU_FMA = 2, CPU_AVX512F = 4, CPU_AVX512VNNI = 8, CPU_AVX512BF16 = 16, CPU_AMX = 32 };

@@ -11,27 +11,54 @@
 
 #include "base.h"
 
-static double cgroup_cpu_quota(void) {
-    char b[128];
-    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");   /* v2: "max 100000" or "200000 100000" */
-    if (f) {
-        double q = 0, p = 0;
-        int ok = fgets(b, sizeof b, f) != NULL;
-        fclose(f);
-        if (ok && strncmp(b, "max", 3) != 0 && sscanf(b, "%lf %lf", &q, &p) == 2 && q > 0 && p > 0)
-            return q / p;
-        return 0;
+/* CPUs a v2 cpu.max ("max 100000" or "200000 100000") or a v1 quota/period
+ * pair grants; 0 for no limit or an unreadable file */
+static double read_quota(const char *dir, int v2) {
+    char path[900], b[128];
+    double q = 0, p = 0;
+    snprintf(path, sizeof path, v2 ? "%s/cpu.max" : "%s/cpu.cfs_quota_us", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int ok = fgets(b, sizeof b, f) != NULL;
+    fclose(f);
+    if (!ok || strncmp(b, "max", 3) == 0) return 0;
+    if (v2) return sscanf(b, "%lf %lf", &q, &p) == 2 && q > 0 && p > 0 ? q / p : 0;
+    if (sscanf(b, "%lf", &q) != 1 || q <= 0) return 0;   /* -1: unlimited */
+    snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
+    if (!(f = fopen(path, "r"))) return 0;
+    ok = fscanf(f, "%lf", &p) == 1;
+    fclose(f);
+    return ok && p > 0 ? q / p : 0;
+}
+
+double cpu_quota(const char *root, const char *self_cgroup) {
+    double best = 0;
+    FILE *f = fopen(self_cgroup, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        /* v2: "0::/path"; v1: "N:cpu,cpuacct:/path" */
+        char *a = strchr(line, ':'), *c = a ? strchr(a + 1, ':') : NULL;
+        if (!a || !c) continue;
+        *a = *c = 0;
+        const int v2 = strcmp(line, "0") == 0 && a[1] == 0;
+        int v1 = 0;
+        for (char *t = strtok(a + 1, ","); t && !v2; t = strtok(NULL, ",")) v1 |= strcmp(t, "cpu") == 0;
+        if (!v1 && !v2) continue;
+        /* the quota may be set on this cgroup or any ancestor: the smallest counts */
+        char p[512], dir[700];
+        snprintf(p, sizeof p, "%s", c + 1);
+        for (;;) {
+            snprintf(dir, sizeof dir, v2 ? "%s%s" : "%s/cpu%s", root, strcmp(p, "/") == 0 ? "" : p);
+            const double q = read_quota(dir, v2);
+            if (q > 0 && (best == 0 || q < best)) best = q;
+            char *slash = strrchr(p, '/');
+            if (!slash || strcmp(p, "/") == 0) break;
+            if (slash == p) slash[1] = 0; else *slash = 0;
+        }
     }
-    double q = 0, p = 0;   /* v1 */
-    f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r");
-    if (!f) return 0;
-    int ok = fscanf(f, "%lf", &q) == 1;
-    fclose(f);
-    f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r");
-    if (!f) return 0;
-    ok = ok && fscanf(f, "%lf", &p) == 1;
-    fclose(f);
-    return ok && q > 0 && p > 0 ? q / p : 0;
+    if (f) fclose(f);
+    return best;
 }
 
 int cpu_usable(void) {
@@ -39,7 +66,7 @@ int cpu_usable(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
     if (n <= 0) n = 1;
-    double quota = cgroup_cpu_quota();
+    double quota = cpu_quota("/sys/fs/cgroup", "/proc/self/cgroup");
     if (quota > 0) {
         int q = (int)quota;
         if ((double)q < quota) q++;

@@ -194,6 +194,7 @@ typedef struct job {
     float *out;
     int normalize;
     gemm_op op;        /* the GEMM phase's layer */
+    int layer;         /* the post-attention phase's layer */
     atomic_int next;   /* attention: next (sequence, head) pair; whole-sequence mode: next sequence */
 } job;
 
@@ -277,6 +278,20 @@ static gemm_op layer_op(const bert *b, int l, int which) {
     }
 }
 
+/* Rows [r0, r1) of layer l after its attention: out-projection + LN, FFN up
+ * + GELU, FFN down + LN, a chunk of nn_gemm_rows rows at a time through all
+ * three, so that the chunk's [rows, I] intermediate is still in L2 when FFN
+ * down reads it (a whole sequence's is 1.5 MB). Rows only read their own
+ * rows of a and c, and qkv (in a) is no longer needed. */
+static void post_attention_rows(bert *b, int l, int r0, int r1, int t) {
+    const int step = nn_gemm_rows(b->g);
+    for (int r = r0; r < r1; r += step)
+        for (int k = 1; k < 4; k++) {
+            const gemm_op op = layer_op(b, l, k);
+            gemm_rows(b, &op, r, CE_MIN(r + step, r1), t);
+        }
+}
+
 static void phase_embed(void *arg, int t, int n) {
     job *j = arg;
     int r0, r1;
@@ -289,6 +304,13 @@ static void phase_gemm(void *arg, int t, int n) {
     int r0, r1;
     row_range(j->T, t, n, &r0, &r1);
     gemm_rows(j->b, &j->op, r0, r1, t);
+}
+
+static void phase_post_attention(void *arg, int t, int n) {
+    job *j = arg;
+    int r0, r1;
+    row_range(j->T, t, n, &r0, &r1);
+    post_attention_rows(j->b, j->layer, r0, r1, t);
 }
 
 static void phase_attention(void *arg, int t, int n) {
@@ -326,10 +348,7 @@ static void phase_sequences(void *arg, int t, int n) {
             gemm_op op = layer_op(b, l, 0);
             gemm_rows(b, &op, r0, r1, t);
             for (int h = 0; h < b->heads; h++) attend(b, j->offsets, s, h, t);
-            for (int k = 1; k < 4; k++) {
-                op = layer_op(b, l, k);
-                gemm_rows(b, &op, r0, r1, t);
-            }
+            post_attention_rows(b, l, r0, r1, t);
         }
         pool_seq(b, j, s);
     }
@@ -365,10 +384,8 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
         pool_run(b->p, phase_gemm, &j);
         atomic_store(&j.next, 0);
         pool_run(b->p, phase_attention, &j);
-        for (int k = 1; k < 4; k++) {
-            j.op = layer_op(b, l, k);
-            pool_run(b->p, phase_gemm, &j);
-        }
+        j.layer = l;
+        pool_run(b->p, phase_post_attention, &j);
     }
     pool_run(b->p, phase_pool, &j);
 }

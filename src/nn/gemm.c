@@ -1,15 +1,21 @@
 /* The GEMM seam (gemm.h): which backend runs each precision on this CPU,
  * and the backends of our own (packed kernels, scalar reference, BLAS).
  *
- * The table (nn_gemm_pick), from bench/gemm_peak on the encoder's shapes,
- * one core, per ISA level (ONEDNN_MAX_CPU_ISA), GFLOP/s:
+ * The table (nn_gemm_pick) comes from build/gemm_peak at each ISA level on
+ * one core of an AMD EPYC (Zen 5) with ONEDNN_MAX_CPU_ISA set: GFLOP/s of a
+ * layer's mix through this seam (quantization and epilogue included), ours
+ * (the AVX2 kernels) / oneDNN, and what oneDNN runs:
  *
- *   level             fp32: ours / oneDNN   bf16: ours / oneDNN    int8: ours / oneDNN
- *   AVX2              filled in from the measurement in the README
+ *   level              fp32                 bf16                 int8
+ *   AVX2               116 / -  (jit*)      117 / -  (none)      229 / 209 (jit)
+ *   AVX512_CORE        119 / 222 (brg)      118 / -  (jit*)      228 / 388 (jit)
+ *   AVX512_CORE_VNNI   118 / 218 (brg)      119 / -  (jit*)      230 / 744 (brg vnni)
+ *   AVX512_CORE_BF16   120 / 222 (brg)      119 / 388 (brg bf16) 230 / 743 (brg vnni)
+ *   (*: oneDNN's jit GEMM, refused for fp32 and bf16: batch invariance)
  *
- * oneDNN wherever its brgemm kernels run (AVX512_CORE and up for fp32,
- * AVX512_BF16 for bf16, VNNI for int8, AMX for both), our AVX2 kernels
- * below that, the scalar reference (BLAS for fp32) without AVX2.
+ * So oneDNN for fp32 and int8 from AVX512_CORE up and for bf16 with
+ * AVX512_BF16 (AMX, where oneDNN's own dispatch takes it, is above all of
+ * these); our AVX2 kernels below that; the scalar reference without AVX2.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +39,7 @@ nn_gemm_backend nn_gemm_pick(nn_precision p, const nn_kernels *k) {
     switch (p) {
     case NN_FP32: return f & CPU_AVX512F ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
     case NN_BF16: return f & (CPU_AVX512BF16 | CPU_AMX) ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
-    default: return f & (CPU_AVX512VNNI | CPU_AMX) ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
+    default: return f & CPU_AVX512F ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
     }
 }
 
@@ -76,6 +82,12 @@ int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, in
     int rc = 0;
     if (b == NN_GEMM_ONEDNN) {
         rc = nn_dnnl_new(prec, threads, shapes, n_shapes, &g->dnnl);
+        if (rc && want == NN_GEMM_AUTO) {   /* the table's pick failed here: our kernels serve */
+            log_warn("GEMM: %s; using cembed's kernels for %s", cembed_last_error(), nn_precision_name(prec));
+            nn_gemm_free(g);
+            return nn_gemm_new(k, prec, k->gemm_lowp == nn_gemm_lowp_ref ? NN_GEMM_SCALAR : NN_GEMM_OWN, threads,
+                               shapes, n_shapes, out);
+        }
         if (!rc) snprintf(g->desc, sizeof g->desc, "%s", nn_dnnl_describe(g->dnnl));
     } else if (b == NN_GEMM_BLAS) {
         rc = nn_gemm_init();
@@ -161,8 +173,12 @@ void nn_gemm_plan(nn_precision p, nn_gemm_backend want, char *desc, size_t n) {
     char impl[64];
     if (why)
         snprintf(desc, n, "unavailable: %s", why);
+    else if (b == NN_GEMM_ONEDNN && nn_dnnl_probe(p, impl, sizeof impl))
+        snprintf(desc, n, "unavailable: %s", cembed_last_error());
+    else if (b == NN_GEMM_ONEDNN && p != NN_INT8 && strncmp(impl, "brg", 3) != 0)
+        snprintf(desc, n, "unavailable: oneDNN has only %s for %s here (not batch-invariant)", impl, nn_precision_name(p));
     else if (b == NN_GEMM_ONEDNN)
-        snprintf(desc, n, "onednn %s", nn_dnnl_probe(p, impl, sizeof impl) ? cembed_last_error() : impl);
+        snprintf(desc, n, "onednn %s", impl);
     else
         snprintf(desc, n, "%s", b == NN_GEMM_BLAS ? "openblas sgemm" : b == NN_GEMM_OWN ? "cembed avx2" : "cembed scalar");
 }

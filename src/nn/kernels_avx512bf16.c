@@ -26,9 +26,9 @@
 #define QB 12
 
 /* 2^t with the degree-4 polynomial (relative error 2.8e-6, far below the
- * bf16 rounding the probabilities get next); t <= 0 here */
+ * bf16 rounding the probabilities get next); t <= 0 and finite here, and
+ * vscalefps takes any n down to 0 */
 static inline __m512 exp2_bf16(__m512 t) {
-    t = _mm512_max_ps(t, _mm512_set1_ps(-150.0f));
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, n);
     __m512 p = _mm512_set1_ps(9.569931775e-03f);
@@ -121,7 +121,14 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
             for (int j = 0; j < L; j += 16) mx = _mm512_mask_max_ps(mx, mask16(L - j), mx, _mm512_loadu_ps(row + j));
             const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
             __m512 sum = _mm512_setzero_ps();
-            for (int j = 0; j < Lp; j += 32) {
+            int j = 0;
+            for (; j + 32 <= L; j += 32) {
+                const __m512 e0 = exp2_bf16(_mm512_sub_ps(_mm512_loadu_ps(row + j), vm));
+                const __m512 e1 = exp2_bf16(_mm512_sub_ps(_mm512_loadu_ps(row + j + 16), vm));
+                sum = _mm512_add_ps(sum, _mm512_add_ps(e0, e1));
+                _mm512_storeu_si512(pr + j / 2, bf16x32(e0, e1));
+            }
+            for (; j < Lp; j += 32) {   /* the last block: zero past L */
                 const __m512 e0 = _mm512_maskz_mov_ps(mask16(L - j), exp2_bf16(_mm512_sub_ps(_mm512_loadu_ps(row + j), vm)));
                 const __m512 e1 =
                     _mm512_maskz_mov_ps(mask16(L - j - 16), exp2_bf16(_mm512_sub_ps(_mm512_loadu_ps(row + j + 16), vm)));
