@@ -1,6 +1,7 @@
 /* `cembed worker`, `cembed enqueue`, `cembed result`: embedding jobs through
  * a Redis Stream (src/worker/worker.h has the protocol). */
 #include <errno.h>
+#include <limits.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -41,13 +42,16 @@ int cmd_worker(int argc, char **argv) {
     worker_opts o = {.stream = env_or("EMBEDDING_STREAM", "cembed:jobs"), .group = env_or("EMBEDDING_GROUP", "cembed"),
                      .results_stream = "cembed:results", .dead_stream = "cembed:dead", .errors_hash = "cembed:errors",
                      .result_prefix = "cembed:result", .max_depth = 32};
-    long idle = 60000, deliveries = 5, ttl = 86400, block = 2000, max_body = 64L << 20, max_chunks = 100000, queue = 200000;
+    long idle = 60000, deliveries = 5, ttl = 86400, block = 2000, max_body = 64L << 20, max_chunks = 100000, queue = 200000,
+         depth = 32;
     if (cli_env_long("EMBEDDING_CLAIM_IDLE_MS", 1, 86400000, &idle) ||
         cli_env_long("EMBEDDING_MAX_DELIVERIES", 1, 1000, &deliveries) ||
         cli_env_long("EMBEDDING_RESULT_TTL", 1, 1L << 31, &ttl) || cli_env_long("EMBEDDING_BLOCK_MS", 1, 60000, &block) ||
         cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
-        cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks))
+        cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) ||
+        cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth))
         return EXIT_USAGE;
+    o.max_depth = (int)depth;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_flag(&c, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
@@ -174,7 +178,7 @@ int cmd_enqueue(int argc, char **argv) {
 
 int cmd_result(int argc, char **argv) {
     const char *url = env_or("EMBEDDING_REDIS_URL", NULL), *id = NULL;
-    int wait = 0;
+    int wait = 0, kind = WORKER_KEY_STRING;
     long timeout = 600;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -182,6 +186,10 @@ int cmd_result(int argc, char **argv) {
             if (r < 0) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--wait") == 0) {
             wait = 1;
+        } else if (strcmp(argv[i], "--int") == 0) {
+            kind = WORKER_KEY_INT;
+        } else if (strcmp(argv[i], "--entry") == 0) {
+            kind = WORKER_KEY_ENTRY;
         } else if (strcmp(argv[i], "--timeout") == 0) {
             if (i + 1 >= argc || cli_parse_int(argv[++i], 1, 86400 * 7, &timeout))
                 return cli_error("--timeout needs seconds in [1, 604800]"), EXIT_USAGE;
@@ -191,14 +199,22 @@ int cmd_result(int argc, char **argv) {
             return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
         }
     }
-    if (!url || !id) return cli_error("usage: cembed result --redis URL [--wait [--timeout S]] BATCH_ID"), EXIT_USAGE;
+    if (!url || !id)
+        return cli_error("usage: cembed result --redis URL [--wait [--timeout S]] [--int | --entry] BATCH_ID"),
+               EXIT_USAGE;
+    long digits;
+    if (kind == WORKER_KEY_INT && cli_parse_int(id, LONG_MIN, LONG_MAX, &digits))
+        return cli_error("--int: %s is not an integer batch_id", id), EXIT_USAGE;
     redisContext *rc = connect_url(url);
     if (!rc) return EXIT_FAIL;
-    char key[600];
-    worker_result_key("cembed:result", id, key, sizeof key);
+    buf key = {0};
+    if (worker_result_key("cembed:result", kind, id, strlen(id), &key)) {
+        redisFree(rc);
+        return cli_error("out of memory"), EXIT_FAIL;
+    }
     int status = EXIT_FAIL;
     for (double t0 = time_now();;) {
-        redisReply *r = redisCommand(rc, "GET %s", key);
+        redisReply *r = redisCommand(rc, "GET %b", key.ptr, key.len);
         if (!r) {
             cli_error("redis: %s", rc->errstr);
             break;
@@ -210,12 +226,13 @@ int cmd_result(int argc, char **argv) {
         freeReplyObject(r);
         if (status == EXIT_OK) break;
         if (!wait || time_now() - t0 > (double)timeout) {
-            cli_error("no result for batch %s (key %s)%s", id, key, wait ? " before the timeout" : "");
+            cli_error("no result for batch %s%s", id, wait ? " before the timeout" : "");
             status = 3;   /* not there (yet): distinct from a failure */
             break;
         }
         usleep(100000);
     }
     redisFree(rc);
+    buf_free(&key);
     return status;
 }

@@ -27,7 +27,7 @@ static int set_text(request *r, req_item *it, json_t *s, const req_limits *lim, 
     if (n > lim->max_text_bytes)
         return fail(r, 413, CEMBED_ELIMIT, "%s: %zu bytes, over the limit of %zu", field, n, lim->max_text_bytes);
     it->text = base_strndup(json_string_value(s), n);
-    if (!it->text) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    if (!it->text) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
     it->text_len = n;
     return 0;
 }
@@ -37,7 +37,7 @@ static int alloc_items(request *r, size_t n, const req_limits *lim, const char *
     if (n > lim->max_items)
         return fail(r, 413, CEMBED_ELIMIT, "%s: %zu items, over the limit of %zu per request", field, n, lim->max_items);
     r->items = base_calloc(n, sizeof *r->items);
-    if (!r->items) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    if (!r->items) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
     r->n_items = n;
     return 0;
 }
@@ -75,7 +75,7 @@ static int parse_ids(request *r, req_item *it, json_t *a, const char *field) {
     size_t n = json_array_size(a);
     if (n == 0) return fail(r, 400, CEMBED_EFORMAT, "%s: the token list is empty", field);
     it->ids = base_malloc(n * sizeof *it->ids);
-    if (!it->ids) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+    if (!it->ids) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
     it->n_ids = n;   /* counted as held from now on, also when a later id is refused */
     for (size_t k = 0; k < n; k++) {
         json_t *x = json_array_get(a, k);
@@ -92,7 +92,12 @@ static int parse_embed(request *r, json_t *o, const req_limits *lim) {
     if (bid && !json_is_null(bid)) {
         if (!json_is_string(bid) && !json_is_integer(bid))
             return fail(r, 400, CEMBED_EFORMAT, "\"batch_id\" must be a string or an integer");
-        if (!(r->batch_id_json = dump(bid))) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+        if (!(r->batch_id_json = dump(bid))) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
+        /* the value itself: a string's bytes (escapes decoded), an integer's digits */
+        r->batch_id_is_string = json_is_string(bid);
+        r->batch_id_len = r->batch_id_is_string ? json_string_length(bid) : strlen(r->batch_id_json);
+        r->batch_id = base_strndup(r->batch_id_is_string ? json_string_value(bid) : r->batch_id_json, r->batch_id_len);
+        if (!r->batch_id) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
     }
     if (get_bool(r, o, "normalize", -1, &r->normalize) || get_bool(r, o, "truncate", 1, &r->truncate) ||
         get_bool(r, o, "stream", 0, &r->stream))
@@ -121,10 +126,10 @@ static int parse_embed(request *r, json_t *o, const req_limits *lim) {
         if (id && !json_is_null(id)) {
             if (!json_is_string(id) && !json_is_integer(id))
                 return fail(r, 400, CEMBED_EFORMAT, "%s.id must be a string or an integer", name);
-            if (!(it->id_json = dump(id))) return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+            if (!(it->id_json = dump(id))) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
         }
         if (meta && !json_is_null(meta) && !(it->metadata_json = dump(meta)))
-            return fail(r, 500, CEMBED_ENOMEM, "out of memory");
+            return fail(r, 503, CEMBED_ENOMEM, "out of memory");
         if (set_text(r, it, text, lim, name)) return -1;
     }
     return 0;
@@ -140,8 +145,12 @@ static int parse_openai(request *r, json_t *o, const req_limits *lim) {
         r->base64 = strcmp(f, "base64") == 0;
     }
     if (dims && !json_is_null(dims)) {
-        if (!json_is_integer(dims) || json_integer_value(dims) < 1 || json_integer_value(dims) > 65536)
-            return fail(r, 400, CEMBED_EFORMAT, "\"dimensions\" must be a positive integer");
+        if (!json_is_integer(dims) || json_integer_value(dims) < 1 || json_integer_value(dims) > 65536) {
+            char v[64] = "not an integer";
+            if (json_is_integer(dims)) snprintf(v, sizeof v, "%lld", (long long)json_integer_value(dims));
+            return fail(r, 400, CEMBED_EFORMAT,
+                        "\"dimensions\" is %s: it must be an integer from 1 to the model's dimensions (at most 65536)", v);
+        }
         r->dimensions = (int)json_integer_value(dims);
     }
     if (!in) return fail(r, 400, CEMBED_EFORMAT, "missing \"input\"");
@@ -174,6 +183,12 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
         return fail(r, 400, CEMBED_EFORMAT, "JSON nested deeper than the limit of %d levels", lim->max_depth);
     json_error_t e;
     json_t *o = json_loadb(body, len, 0, &e);
+    if (!o && json_error_code(&e) == json_error_out_of_memory)
+        return fail(r, 503, CEMBED_ENOMEM, "out of memory parsing the request; retry later");
+    if (!o && json_error_code(&e) == json_error_null_character)
+        return fail(r, 400, CEMBED_EFORMAT,
+                    "malformed JSON: a string holds \\u0000 (a NUL character), which text may not contain "
+                    "(line %d, column %d)", e.line, e.column);
     if (!o) return fail(r, 400, CEMBED_EFORMAT, "malformed JSON: %s (line %d, column %d)", e.text, e.line, e.column);
     int rc = 0;
     if (!json_is_object(o)) {
@@ -190,7 +205,7 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
         rc = in ? parse_string_list(r, in, lim, field) : fail(r, 400, CEMBED_EFORMAT, "missing \"inputs\"");
     }
     json_decref(o);
-    return rc ? (r->status == 413 ? CEMBED_ELIMIT : r->status == 500 ? CEMBED_ENOMEM : CEMBED_EFORMAT) : 0;
+    return rc ? (r->status == 413 ? CEMBED_ELIMIT : r->status == 503 ? CEMBED_ENOMEM : CEMBED_EFORMAT) : 0;
 }
 
 void request_free(request *r) {
@@ -202,6 +217,7 @@ void request_free(request *r) {
     }
     base_free(r->items);
     base_free(r->batch_id_json);
+    base_free(r->batch_id);
     memset(r, 0, sizeof *r);
 }
 
@@ -228,7 +244,7 @@ size_t request_parse_bound(const char *body, size_t len) {
 
 size_t request_held_bytes(const request *r) {
     size_t n = r->n_items * sizeof(req_item) + BLOCK;
-    if (r->batch_id_json) n += strlen(r->batch_id_json) + BLOCK;
+    if (r->batch_id_json) n += strlen(r->batch_id_json) + r->batch_id_len + 2 * BLOCK;
     for (size_t i = 0; i < r->n_items; i++) {
         const req_item *it = &r->items[i];
         if (it->id_json) n += strlen(it->id_json) + BLOCK;

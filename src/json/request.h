@@ -9,7 +9,7 @@
  * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...]}
  *
  * Every refusal names the field and the limit (message via cembed_last_error,
- * status via req->status: 400, 413 or 422).
+ * status via req->status: 400, 413 or 422; 503 when memory ran out).
  */
 #ifndef CEMBED_REQUEST_H
 #define CEMBED_REQUEST_H
@@ -36,7 +36,11 @@ typedef struct req_item {
 typedef struct request {
     req_kind kind;
     int tei;                   /* "inputs" form: answer a bare list of vectors */
-    char *batch_id_json;       /* NULL if absent */
+    char *batch_id_json;       /* compact JSON of "batch_id"; NULL if absent */
+    char *batch_id;            /* its value: a string's bytes (valid UTF-8, escapes decoded, no NUL), an
+                                  integer's digits; NULL if absent */
+    size_t batch_id_len;
+    int batch_id_is_string;
     req_item *items;
     size_t n_items;
     int normalize;             /* -1 = the model's setting */

@@ -45,8 +45,13 @@ int redis_parse_url(const char *url, redis_addr *a) {
     return 0;
 }
 
-void worker_result_key(const char *prefix, const char *batch_id, char *out, size_t n) {
-    snprintf(out, n, "%s:%s", prefix, batch_id);
+int worker_result_key(const char *prefix, int kind, const char *value, size_t len, buf *out) {
+    out->len = 0;
+    const char *mark = kind == WORKER_KEY_INT ? "\xff#" : kind == WORKER_KEY_ENTRY ? "\xff@" : "";
+    if (buf_printf(out, "%s:%s", prefix, mark) || buf_append(out, value, len) || buf_append(out, "", 1))
+        return base_err(CEMBED_ENOMEM, "out of memory");
+    out->len--;   /* NUL-terminated for logging; len excludes it */
+    return 0;
 }
 
 typedef struct worker {
@@ -126,15 +131,6 @@ static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
     return -1;
 }
 
-/* The key name of a batch: its "batch_id" string as is, other JSON as text, else the entry id. */
-static void batch_name(const char *batch_id_json, const char *entry, char *out, size_t n) {
-    const char *b = batch_id_json;
-    size_t bl = b ? strlen(b) : 0;
-    if (!b) snprintf(out, n, "%s", entry);
-    else if (bl >= 2 && b[0] == '"' && !memchr(b + 1, '\\', bl - 2)) snprintf(out, n, "%.*s", (int)(bl - 2), b + 1);
-    else snprintf(out, n, "%s", b);
-}
-
 /* ---- one job ---- */
 
 typedef struct job {
@@ -175,8 +171,8 @@ static int reserve(gov *g, job *j, uint64_t bytes) {
 
 /* Embeds one body into out (the POST /embed answer). Returns 0, or -1 with
  * reason filled (the job cannot succeed as it is). */
-static int run_job(worker *w, const char *id, const char *body, size_t len, buf *out, char *bid, size_t bn, char *reason,
-                   size_t rn) {
+static int run_job(worker *w, const char *id, const char *body, size_t len, buf *out, buf *key, buf *bid,
+                   char *reason, size_t rn) {
     const worker_env *e = w->env;
     const cembed_model_info *i = &w->info;
     const size_t H = (size_t)i->hidden;
@@ -196,7 +192,15 @@ static int run_job(worker *w, const char *id, const char *body, size_t len, buf 
         snprintf(reason, rn, "%d: %s", j.req.status ? j.req.status : 400, cembed_last_error());
         goto done;
     }
-    batch_name(j.req.batch_id_json, id, bid, bn);
+    /* the result key: exact and collision-free (worker.h); the announced batch_id: its value, else the entry id */
+    const int kind = !j.req.batch_id ? WORKER_KEY_ENTRY : j.req.batch_id_is_string ? WORKER_KEY_STRING : WORKER_KEY_INT;
+    const char *bv = j.req.batch_id ? j.req.batch_id : id;
+    const size_t bl = j.req.batch_id ? j.req.batch_id_len : strlen(id);
+    bid->len = 0;
+    if (worker_result_key(w->o->result_prefix, kind, bv, bl, key) || buf_append(bid, bv, bl)) {
+        snprintf(reason, rn, "out of memory");
+        goto done;
+    }
     const size_t n = j.req.n_items;
     if (e->g && j.held) gov_unreserve(e->g, j.held), j.held = 0;
     /* what the job holds until its answer is stored: as in the service, plus the whole answer */
@@ -281,68 +285,144 @@ done:
     return rc;
 }
 
-static void dead_letter(worker *w, const char *id, const char *body, size_t len, long long deliveries) {
-    char reason[600] = "no reason recorded", dv[24];
-    const char *hg[] = {"HGET", w->o->errors_hash, id};
-    redisReply *r = cmd0(w, 3, hg);
-    if (r && r->type == REDIS_REPLY_STRING) snprintf(reason, sizeof reason, "%s", r->str);
+/* Runs the queued commands cmds[0..n) as one MULTI ... EXEC. Returns 1 when
+ * EXEC ran all of them; 0 with why[] filled when Redis refused (an error
+ * reply at queueing or from EXEC, e.g. OOM under maxmemory) or the
+ * connection failed (w->c is then NULL). */
+typedef struct rcmd {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} rcmd;
+
+static int transact(worker *w, const rcmd *cmds, int n, char *why, size_t wn) {
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *discard[] = {"DISCARD"};
+    snprintf(why, wn, "the connection to Redis was lost");
+    redisReply *r = cmd0(w, 1, multi);
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r && !ok) snprintf(why, wn, "MULTI: %s", r->str);
     if (r) freeReplyObject(r);
-    snprintf(dv, sizeof dv, "%lld", deliveries);
-    const char *argv[] = {"XADD", w->o->dead_stream, "*", "job", id, "body", body, "reason", reason, "deliveries", dv};
-    size_t lens[11];
-    for (int k = 0; k < 11; k++) lens[k] = strlen(argv[k]);
-    lens[6] = len;
-    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
-    redisReply *rs[5] = {cmd0(w, 1, multi), NULL, NULL, NULL, NULL};
-    if (rs[0]) rs[1] = cmd(w, 11, argv, lens);
-    if (rs[1]) rs[2] = cmd0(w, 4, ack);
-    if (rs[2]) rs[3] = cmd0(w, 3, hdel);
-    if (rs[3]) rs[4] = cmd0(w, 1, exec);
-    for (int k = 0; k < 5; k++)
-        if (rs[k]) freeReplyObject(rs[k]);
-    if (rs[4]) log_warn("job %s moved to %s after %lld deliveries: %s", id, w->o->dead_stream, deliveries, reason);
+    for (int k = 0; k < n && ok; k++) {
+        r = cmd(w, cmds[k].argc, cmds[k].argv, cmds[k].lens);
+        ok = r && r->type != REDIS_REPLY_ERROR;
+        if (r && !ok) snprintf(why, wn, "%s: %s", cmds[k].argv[0], r->str);
+        if (r) freeReplyObject(r);
+    }
+    if (!w->c) return 0;
+    r = cmd0(w, 1, ok ? exec : discard);
+    if (ok) {
+        ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)n;
+        if (r && r->type == REDIS_REPLY_ERROR) snprintf(why, wn, "EXEC: %s", r->str);
+        for (size_t k = 0; ok && k < r->elements; k++)
+            if (r->element[k]->type == REDIS_REPLY_ERROR) {
+                snprintf(why, wn, "%s: %s", cmds[k].argv[0], r->element[k]->str);
+                ok = 0;
+            }
+    }
+    if (r) freeReplyObject(r);
+    return ok;
 }
 
-/* Handles entry id with its body; deliveries counts this one. */
-static void handle(worker *w, const char *id, const char *body, size_t len, long long deliveries) {
-    if (deliveries > w->o->max_deliveries) {
-        dead_letter(w, id, body, len, deliveries);
-        return;
+/* Waits before the next attempt at a refused write: 0.1 s doubling to 5 s.
+ * Returns 0 to go on, -1 when stopped. */
+static int backoff_wait(double *backoff, volatile sig_atomic_t *stop) {
+    for (double t = 0; t < *backoff && !*stop; t += 0.05) usleep(50000);
+    *backoff = CE_MIN(*backoff * 2, 5.0);
+    return *stop ? -1 : 0;
+}
+
+/* The failure recorded for entry id by an earlier delivery, into reason[];
+ * 1 when there is one, 0 when none (its deliveries were crashes, kills or
+ * Redis failures, not the job's), -1 when Redis did not answer. */
+static int recorded_failure(worker *w, const char *id, char *reason, size_t rn) {
+    const char *hg[] = {"HGET", w->o->errors_hash, id};
+    redisReply *r = cmd0(w, 3, hg);
+    if (!r) return -1;
+    const int found = r->type == REDIS_REPLY_STRING;
+    if (found) snprintf(reason, rn, "%s", r->str);
+    else if (r->type == REDIS_REPLY_ERROR) log_warn("redis: HGET %s: %s", w->o->errors_hash, r->str);
+    const int rc = r->type == REDIS_REPLY_ERROR ? -1 : found;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Moves a job that failed more than max_deliveries times to the dead
+ * letters and acks it, in one transaction; a refused transaction leaves it
+ * pending (logged) for a later claim. */
+static void dead_letter(worker *w, const char *id, const char *body, size_t len, long long deliveries,
+                        const char *reason) {
+    char dv[24], why[512];
+    snprintf(dv, sizeof dv, "%lld", deliveries);
+    const char *add[] = {"XADD", w->o->dead_stream, "*", "job", id, "body", body ? body : "", "reason", reason,
+                         "deliveries", dv};
+    size_t add_l[11];
+    for (int k = 0; k < 11; k++) add_l[k] = strlen(add[k]);
+    add_l[6] = body ? len : 0;
+    const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
+    const rcmd cmds[] = {{11, add, add_l}, {4, ack, NULL}, {3, hdel, NULL}};
+    if (transact(w, cmds, 3, why, sizeof why))
+        log_warn("job %s moved to %s after %lld deliveries: %s", id, w->o->dead_stream, deliveries, reason);
+    else
+        log_warn("job %s: could not move it to %s (%s); it stays pending", id, w->o->dead_stream, why);
+}
+
+/* Stores a job's answer, announces it and acks the job, all or nothing.
+ * A Redis that refuses the writes (out of memory, read-only replica) is
+ * logged and tried again with backoff, the answer kept, until it takes them
+ * or the worker stops; a lost connection is reconnected first. Returns 1
+ * when stored, 0 when stopped first (the job stays pending: another
+ * delivery computes it again). */
+static int store(worker *w, const char *id, const buf *key, const buf *bid, const buf *out, volatile sig_atomic_t *stop) {
+    char ttl[24], why[512];
+    snprintf(ttl, sizeof ttl, "%ld", w->o->result_ttl_s);
+    const char *set[] = {"SET", key->ptr, out->ptr ? out->ptr : "", "EX", ttl};
+    const size_t set_l[] = {3, key->len, out->len, 2, strlen(ttl)};
+    const char *add[] = {"XADD", w->o->results_stream, "MAXLEN", "~", "100000", "*", "batch_id", bid->ptr ? bid->ptr : "",
+                         "job", id, "key", key->ptr};
+    size_t add_l[12];
+    for (int k = 0; k < 12; k++) add_l[k] = k == 7 ? bid->len : k == 11 ? key->len : strlen(add[k]);
+    const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
+    const rcmd cmds[] = {{5, set, set_l}, {12, add, add_l}, {4, ack, NULL}, {3, hdel, NULL}};
+    double backoff = 0.1;
+    for (;;) {
+        if (!w->c && connect_redis(w, stop)) return 0;
+        if (transact(w, cmds, 4, why, sizeof why)) return 1;
+        log_warn("job %s: Redis did not store the answer (%s); retrying in %.1f s, the job stays pending", id, why,
+                 backoff);
+        if (backoff_wait(&backoff, stop)) return 0;
     }
-    buf out = {0};
-    char reason[512] = "", bid[300];
+}
+
+/* Handles entry id with its body (NULL: the entry has none); deliveries
+ * counts this one. */
+static void handle(worker *w, const char *id, const char *body, size_t len, long long deliveries,
+                   volatile sig_atomic_t *stop) {
+    char reason[512] = "";
+    if (deliveries > w->o->max_deliveries) {
+        /* dead only for the job's own failures; deliveries by crashes, kills or Redis trouble are not its fault */
+        const int failed = recorded_failure(w, id, reason, sizeof reason);
+        if (failed < 0) return;
+        if (failed) {
+            dead_letter(w, id, body, len, deliveries, reason);
+            return;
+        }
+    }
+    buf out = {0}, key = {0}, bid = {0};
     double t0 = time_now();
     if (!body) {
-        snprintf(reason, sizeof reason, "the entry has no \"body\" field");
-    } else if (run_job(w, id, body, len, &out, bid, sizeof bid, reason, sizeof reason) == 0) {
-        char key[600], ttl[24];
-        worker_result_key(w->o->result_prefix, bid, key, sizeof key);
-        snprintf(ttl, sizeof ttl, "%ld", w->o->result_ttl_s);
-        /* the answer, its announcement and the ack: all or nothing */
-        const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-        const char *set[] = {"SET", key, out.ptr, "EX", ttl};
-        size_t set_l[] = {3, strlen(key), out.len, 2, strlen(ttl)};
-        const char *add[] = {"XADD", w->o->results_stream, "MAXLEN", "~", "100000", "*", "batch_id", bid, "job", id};
-        const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
-        redisReply *rs[6] = {cmd0(w, 1, multi), NULL, NULL, NULL, NULL, NULL};
-        if (rs[0]) rs[1] = cmd(w, 5, set, set_l);
-        if (rs[1]) rs[2] = cmd0(w, 10, add);
-        if (rs[2]) rs[3] = cmd0(w, 4, ack);
-        if (rs[3]) rs[4] = cmd0(w, 3, hdel);
-        if (rs[4]) rs[5] = cmd0(w, 1, exec);
-        int ok = rs[5] && rs[5]->type == REDIS_REPLY_ARRAY;
-        for (int k = 0; k < 6; k++)
-            if (rs[k]) freeReplyObject(rs[k]);
-        if (ok) log_info("job %s (batch %s) done in %.1f ms", id, bid, (time_now() - t0) * 1e3);
-        buf_free(&out);
+        snprintf(reason, sizeof reason, "the entry has no \"body\" field (XADD %s * body JSON)", w->o->stream);
+    } else if (run_job(w, id, body, len, &out, &key, &bid, reason, sizeof reason) == 0) {
+        if (store(w, id, &key, &bid, &out, stop))
+            log_info("job %s (batch %.*s) done in %.1f ms", id, (int)CE_MIN(bid.len, 200), bid.ptr, (time_now() - t0) * 1e3);
+        buf_free(&out), buf_free(&key), buf_free(&bid);
         return;
     }
-    buf_free(&out);
+    buf_free(&out), buf_free(&key), buf_free(&bid);
     /* not acked: it comes back after the claim time, and goes to the dead letters after max_deliveries */
     log_warn("job %s failed (delivery %lld of %d): %s", id, deliveries, w->o->max_deliveries, reason);
     const char *hs[] = {"HSET", w->o->errors_hash, id, reason};
     redisReply *r = cmd0(w, 4, hs);
+    if (r && r->type == REDIS_REPLY_ERROR) log_warn("job %s: Redis did not record the failure (HSET: %s)", id, r->str);
     if (r) freeReplyObject(r);
 }
 
@@ -386,7 +466,7 @@ static void reclaim(worker *w, volatile sig_atomic_t *stop) {
             if (!w->c) break;
             const redisReply *body = entry_body(e);
             log_info("claimed job %s (delivery %lld)", id, deliveries);
-            handle(w, id, body ? body->str : NULL, body ? body->len : 0, deliveries);
+            handle(w, id, body ? body->str : NULL, body ? body->len : 0, deliveries, stop);
         }
         freeReplyObject(c);
     } while (strcmp(cursor, "0-0") != 0 && !*stop && w->c);
@@ -422,7 +502,8 @@ int worker_run(const worker_env *env, const worker_opts *o, volatile sig_atomic_
                 for (size_t k = 0; k < s->element[1]->elements; k++) {
                     const redisReply *e = s->element[1]->element[k];
                     const redisReply *body = entry_body(e);
-                    handle(&w, e->element[0]->str, body ? body->str : NULL, body ? body->len : 0, 1);
+                    if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 && e->element[0]->type == REDIS_REPLY_STRING)
+                        handle(&w, e->element[0]->str, body ? body->str : NULL, body ? body->len : 0, 1, stop);
                 }
         }
         freeReplyObject(r);

@@ -7,17 +7,21 @@
  * and its answer (the JSON POST /embed would send) is written, in one
  * MULTI/EXEC with the XACK, to the key PREFIX:BATCH_ID (default prefix
  * cembed:result, with a TTL) and announced on the stream cembed:results
- * (fields batch_id, job). BATCH_ID is the body's batch_id (a string as is,
- * anything else as its JSON text), else the entry's id. At-least-once: a
+ * (fields batch_id, job, key). The key is exact and collision-free
+ * (worker_result_key). At-least-once: a
  * worker that dies before EXEC leaves the job pending; entries idle longer
  * than claim_idle_ms are claimed by another worker (XAUTOCLAIM; XPENDING
  * gives the delivery count); a
  * redelivery overwrites the same key, so each batch_id has one result. A job
- * that fails (bad body, too large for the memory budget) is not acked; its
- * reason is kept in the hash cembed:errors, and once delivered more than
- * max_deliveries times it moves to cembed:dead (fields job, body, reason,
- * deliveries) and is acked. Redis going away: reconnect with backoff (0.1 s
- * doubling to 5 s). The stop flag (SIGTERM) is checked between jobs.
+ * that fails (bad or missing body, too large for the memory budget) is not
+ * acked; its reason is kept in the hash cembed:errors, and once delivered
+ * more than max_deliveries times it moves to cembed:dead (fields job, body,
+ * reason, deliveries) and is acked. Only the job's own failures count: a
+ * job redelivered because workers died or Redis failed is computed again,
+ * never dead-lettered. Redis going away: reconnect with backoff (0.1 s
+ * doubling to 5 s); Redis refusing writes (maxmemory, a read-only replica):
+ * logged, the answer kept and stored again with the same backoff. The stop
+ * flag (SIGTERM) is checked between jobs and while waiting.
  */
 #ifndef CEMBED_WORKER_H
 #define CEMBED_WORKER_H
@@ -61,7 +65,15 @@ typedef struct worker_env {
 /* Runs until *stop. Returns 0 (stopped) or fails with EINVAL (the options). */
 int worker_run(const worker_env *env, const worker_opts *o, volatile sig_atomic_t *stop);
 
-/* The result key of a batch: PREFIX:BATCH_ID, into out[0..n). */
-void worker_result_key(const char *prefix, const char *batch_id, char *out, size_t n);
+/* The result key of a job, exact and collision-free whatever its batch_id
+ * holds or how long it is:
+ *   WORKER_KEY_STRING  PREFIX:VALUE     a string batch_id, its bytes as they are
+ *   WORKER_KEY_INT     PREFIX:\xff#N    an integer batch_id N
+ *   WORKER_KEY_ENTRY   PREFIX:\xff@ID   no batch_id: the stream entry's id
+ * (0xFF is never a byte of UTF-8 text, so no string batch_id gives the
+ * others). OUT: *out, NUL-terminated, out->len without the NUL. Fails with
+ * ENOMEM. */
+enum { WORKER_KEY_STRING, WORKER_KEY_INT, WORKER_KEY_ENTRY };
+int worker_result_key(const char *prefix, int kind, const char *value, size_t len, buf *out);
 
 #endif

@@ -8,9 +8,13 @@ moments (each restarted at once) and a Redis restart in the middle: every
 batch_id gets exactly one result, equal (max abs diff <= 1e-6) to `cembed
 embed` on the same chunks, ids and order kept; XPENDING is empty at the end;
 the dead-letter stream holds only the poison job (a body that can never
-succeed), moved there after max-deliveries with its reason; `cembed enqueue`
-and `cembed result --wait`; SIGTERM lets a worker finish and exit 0. Ends
-with "N passed, N failed"."""
+succeed) and an entry with no body, moved there after max-deliveries with
+their reasons, and no worker crashed on them; batch_ids with quotes,
+backslashes, newlines, 300 bytes sharing a prefix, 42 and "42" each get
+their own exact key; Redis refusing writes (maxmemory 1) mid-job is logged,
+nothing is dead-lettered, and every job is stored once the limit is lifted;
+`cembed enqueue` and `cembed result --wait`; SIGTERM lets a worker finish and
+exit 0. Ends with "N passed, N failed"."""
 import json
 import os
 import random
@@ -130,6 +134,17 @@ for i in range(n_jobs):
     body = {"batch_id": f"job-{i}", "chunks": [{"id": f"{i}-{k}", "text": pool[p]} for k, p in enumerate(picks)]}
     r.cmd("XADD", "cembed:jobs", "*", "body", json.dumps(body))
 poison = r.cmd("XADD", "cembed:jobs", "*", "body", '{"batch_id": "poison", "chunks": [')
+# an entry without a body (it crashed every worker on reclaim once): dead-lettered with the reason
+no_body = r.cmd("XADD", "cembed:jobs", "*", "foo", "bar")
+# batch_ids whose keys must be exact and distinct: escapes, long ids sharing a prefix, 42 and "42"
+odd_ids = ['quote " back \\ slash', "line\nbreak", "x" * 299 + "A", "x" * 299 + "B", "42", 42, "\u00e9t\u00e9 \u2603"]
+for k, b in enumerate(odd_ids):
+    r.cmd("XADD", "cembed:jobs", "*", "body", json.dumps({"batch_id": b, "chunks": [pool[k]]}))
+
+
+def result_key(b):
+    """The key worker.h promises: a string as its bytes, an integer after 0xFF '#'."""
+    return b"cembed:result:" + (b.encode() if isinstance(b, str) else b"\xff#" + str(b).encode())
 # one more through the command-line client
 with open(os.path.join(tmp, "worker-job.json"), "w") as f:
     json.dump({"batch_id": "cli-job", "chunks": [pool[0], pool[1]]}, f)
@@ -143,10 +158,13 @@ try:
     kills = 0
     restarted_redis = False
     connections = 3
+    crashes = []
     while kills < n_kills:
         wait_connected(connections)
         time.sleep(rng.uniform(0.05, 1.0))
         k = rng.randrange(3)
+        if workers[k].poll() is not None:
+            crashes.append(workers[k].returncode)   # it ended on its own: a crash
         workers[k].kill()
         workers[k].wait()
         workers[k] = start_worker()
@@ -173,10 +191,12 @@ try:
         if missing:
             time.sleep(0.5)
     elapsed = time.time() - t0
-    # the poison job's deliveries need a few claim periods after that
-    while time.time() < deadline and not r.cmd("XLEN", "cembed:dead"):
+    # the poison job's and the body-less entry's deliveries need a few claim periods after that
+    while time.time() < deadline and r.cmd("XLEN", "cembed:dead") < 2:
         time.sleep(0.5)
     time.sleep(2)
+    crashes += [w.returncode for w in workers if w.poll() is not None]
+    check("no worker crashed (the body-less entry among the jobs)", not crashes, f"exit codes {crashes}")
 
     worst, bad, wrong_ids = 0.0, [], 0
     for b, picks in jobs.items():
@@ -199,11 +219,45 @@ try:
     pending = r.cmd("XPENDING", "cembed:jobs", "cembed")
     check("XPENDING is empty at the end", pending[0] == 0, f"{pending[0]} pending")
     dead = r.cmd("XRANGE", "cembed:dead", "-", "+")
-    fields = dict(zip(dead[0][1][::2], dead[0][1][1::2])) if dead else {}
-    check("the poison job, and only it, is in cembed:dead after max-deliveries, with its reason",
-          len(dead) == 1 and fields.get(b"job") == poison and int(fields.get(b"deliveries", 0)) == MAX_DELIVERIES + 1
-          and b"malformed JSON" in fields.get(b"reason", b""),
-          f"{len(dead)} dead, deliveries {fields.get(b'deliveries')}, reason {fields.get(b'reason', b'')[:60]!r}")
+    by_job = {e[1][e[1].index(b"job") + 1]: dict(zip(e[1][::2], e[1][1::2])) for e in dead}
+    fields, nob = by_job.get(poison, {}), by_job.get(no_body, {})
+    check("the poison job and the body-less entry, and only they, are in cembed:dead after max-deliveries, with "
+          "their reasons",
+          len(dead) == 2 and int(fields.get(b"deliveries", 0)) == MAX_DELIVERIES + 1
+          and b"malformed JSON" in fields.get(b"reason", b"") and b'no "body" field' in nob.get(b"reason", b""),
+          f"{len(dead)} dead, deliveries {fields.get(b'deliveries')}, reasons {fields.get(b'reason', b'')[:40]!r} "
+          f"{nob.get(b'reason', b'')[:40]!r}")
+    odd_ok = []
+    for k, b in enumerate(odd_ids):
+        v = r.cmd("GET", result_key(b))
+        a = json.loads(v) if v else {}
+        odd_ok.append(a.get("batch_id") == b and max(abs(x - y) for x, y in zip(a["embeddings"][0]["embedding"],
+                                                                                 ref[k])) <= 1e-6)
+    by_cli = subprocess.run([cembed, "result", "--redis", url, odd_ids[0]], capture_output=True, text=True)
+    by_int = subprocess.run([cembed, "result", "--redis", url, "--int", "42"], capture_output=True, text=True)
+    check("batch_ids with quotes, backslashes, newlines, 300 bytes, 42 and \"42\": each its own exact key",
+          all(odd_ok) and by_cli.returncode == 0 and json.loads(by_cli.stdout)["batch_id"] == odd_ids[0]
+          and by_int.returncode == 0 and json.loads(by_int.stdout)["batch_id"] == 42,
+          f"{sum(odd_ok)}/{len(odd_ids)} found and right; cembed result: {by_cli.returncode}, --int: {by_int.returncode}")
+
+    # Redis refusing writes mid-job (maxmemory): the error is logged, nothing is dead-lettered, and once the
+    # limit is lifted every job is stored
+    oom_jobs = [f"oom-{i}" for i in range(4)]
+    for i, b in enumerate(oom_jobs):
+        r.cmd("XADD", "cembed:jobs", "*", "body", json.dumps({"batch_id": b, "chunks": [pool[(i * 37 + k) % len(pool)] for k in range(300)]}))
+    r.cmd("CONFIG", "SET", "maxmemory", "1")
+    time.sleep(4)
+    stored_under_oom = sum(r.cmd("EXISTS", f"cembed:result:{b}") for b in oom_jobs)
+    r.cmd("CONFIG", "SET", "maxmemory", "0")
+    end = time.time() + 120
+    while time.time() < end and not all(r.cmd("EXISTS", f"cembed:result:{b}") for b in oom_jobs):
+        time.sleep(0.3)
+    oom_log = open(logs.name).read()
+    oom_ok = all(r.cmd("EXISTS", f"cembed:result:{b}") for b in oom_jobs)
+    check("Redis refusing writes: logged, retried, stored once allowed, nothing dead-lettered",
+          stored_under_oom == 0 and oom_ok and "did not store the answer" in oom_log and "OOM" in oom_log
+          and r.cmd("XLEN", "cembed:dead") == 2 and r.cmd("XPENDING", "cembed:jobs", "cembed")[0] == 0,
+          f"{stored_under_oom} stored under the limit, all stored after: {oom_ok}, dead {r.cmd('XLEN', 'cembed:dead')}")
     res = subprocess.run([cembed, "result", "--redis", url, "--wait", "--timeout", "30", "cli-job"], capture_output=True,
                          text=True)
     cli = json.loads(res.stdout) if res.returncode == 0 else {}
