@@ -283,6 +283,11 @@ int cmd_embed(int argc, char **argv) {
             cli_error("one JSON lines input, please (got %d)", n_paths);
             goto done;
         }
+        if (o.npy) {   /* status is EXIT_USAGE here */
+            cli_error("--format npy is for source trees (vectors.npy + metadata.jsonl by path and line); JSON lines "
+                      "input writes JSON lines {\"id\", \"embedding\"}: leave out --format npy");
+            goto done;
+        }
         if (o.out && !freopen(o.out, "wb", stdout)) {
             cli_error("%s: %s", o.out, strerror(errno));
             status = EXIT_FAIL;

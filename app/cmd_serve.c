@@ -1,6 +1,9 @@
-/* `cembed serve`: the HTTP service. Signals are blocked in every thread and
- * taken here with sigwait, so SIGTERM/SIGINT start a drain (no new requests,
- * the ones in flight complete) and the process exits 0. */
+/* `cembed serve`: the HTTP service. SIGTERM, SIGINT and SIGHUP are blocked
+ * before anything else runs, so every thread inherits the mask, and taken
+ * here with sigwait: SIGTERM/SIGINT start a drain (new requests get 503 +
+ * Retry-After, the ones in flight complete) and the process exits 0; more of
+ * them during the drain change nothing. SIGHUP (what a service manager sends
+ * to reload) is logged and the service goes on. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,13 @@
 #include "runtime.h"
 
 int cmd_serve(int argc, char **argv) {
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     cli_common c;
     if (cli_common_init(&c)) return EXIT_USAGE;
     const char *host = getenv("EMBEDDING_HOST");
@@ -37,12 +47,6 @@ int cmd_serve(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
     runtime rt;
     int status = runtime_open(&rt, &c);
     if (status) {
@@ -64,7 +68,7 @@ int cmd_serve(int argc, char **argv) {
     }
     log_info("listening on http://%s:%d", host, http_server_port(s));
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) log_info("received SIGHUP: nothing to reload; still serving");
     log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_server_stop(s);
     runtime_close(&rt);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/cache.h"
 
@@ -142,23 +143,15 @@ int cache_default_path(char *path, size_t n) {
     return -1;
 }
 
-int cache_open(const char *path, uint64_t max_bytes, cache **out) {
-    *out = NULL;
-    int rc = make_parent(path);
-    if (rc) return rc;
-    cache *c = base_calloc(1, sizeof *c);
-    if (!c || !(c->path = base_strndup(path, strlen(path)))) {
-        base_free(c);
-        return base_err(CEMBED_ENOMEM, "out of memory");
-    }
-    c->max_bytes = max_bytes;
-    /* SQLite's own heap (page caches, statements) is held to a few MB,
-     * so that the memory plan's slack covers it */
-    sqlite3_soft_heap_limit64(CACHE_SQLITE_HEAP);
-    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+/* Opens c->path and makes the schema and statements; 0, or an error with
+ * *sqlite_code set to what SQLite said (SQLITE_NOTADB, SQLITE_CORRUPT...). */
+static int open_db(cache *c, int *sqlite_code) {
+    int rc = 0;
+    *sqlite_code = SQLITE_OK;
+    if (sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        rc = db_err(c, "open");
-        goto fail;
+        *sqlite_code = c->db ? sqlite3_errcode(c->db) : SQLITE_NOMEM;
+        return db_err(c, "open");
     }
     sqlite3_busy_timeout(c->db, 30000);
     /* the bytes counter is kept by triggers, in the same transactions as the rows */
@@ -173,8 +166,10 @@ int cache_open(const char *path, uint64_t max_bytes, cache **out) {
                       "CREATE TRIGGER IF NOT EXISTS vectors_del AFTER DELETE ON vectors BEGIN"
                       " UPDATE meta SET v = v - length(OLD.vec) WHERE k = 'bytes'; END;"
                       "CREATE TRIGGER IF NOT EXISTS vectors_upd AFTER UPDATE OF vec ON vectors BEGIN"
-                      " UPDATE meta SET v = v - length(OLD.vec) + length(NEW.vec) WHERE k = 'bytes'; END;")))
-        goto fail;
+                      " UPDATE meta SET v = v - length(OLD.vec) + length(NEW.vec) WHERE k = 'bytes'; END;"))) {
+        *sqlite_code = sqlite3_errcode(c->db);
+        return rc;
+    }
     if (sqlite3_prepare_v2(c->db, "SELECT dims, vec, sum FROM vectors WHERE key = ?", -1, &c->get, NULL) ||
         sqlite3_prepare_v2(c->db,
                            "INSERT INTO vectors(key, dims, vec, sum, used) VALUES(?, ?, ?, ?, ?) ON CONFLICT(key) DO "
@@ -183,25 +178,91 @@ int cache_open(const char *path, uint64_t max_bytes, cache **out) {
         sqlite3_prepare_v2(c->db, "UPDATE vectors SET used = ? WHERE key = ?", -1, &c->touch, NULL) ||
         sqlite3_prepare_v2(c->db, "DELETE FROM vectors WHERE key = ?", -1, &c->del, NULL) ||
         sqlite3_prepare_v2(c->db, "SELECT v FROM meta WHERE k = 'bytes'", -1, &c->bytes, NULL)) {
-        rc = db_err(c, "prepare");
-        goto fail;
+        *sqlite_code = sqlite3_errcode(c->db);
+        return db_err(c, "prepare");
     }
-    c->st.max_bytes = max_bytes;
-    *out = c;
+    /* a file cut short (a full disk, a bad copy) is found now rather than at
+     * some later read: with no write-ahead log pending, the file must hold
+     * every page the database counts */
+    struct stat db, wal;
+    char walp[4200];
+    snprintf(walp, sizeof walp, "%s-wal", c->path);
+    sqlite3_stmt *q = NULL;
+    long long pages = 0, page = 0;
+    if (stat(c->path, &db) == 0 && (stat(walp, &wal) != 0 || wal.st_size == 0) &&
+        sqlite3_prepare_v2(c->db, "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size", -1, &q,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        pages = sqlite3_column_int64(q, 0), page = sqlite3_column_int64(q, 1);
+    sqlite3_finalize(q);
+    if (pages > 0 && (long long)db.st_size < pages * page) {
+        *sqlite_code = SQLITE_CORRUPT;
+        return base_err(CEMBED_EIO, "cache %s: %lld bytes for %lld pages of %lld: the file is cut short", c->path,
+                        (long long)db.st_size, pages, page);
+    }
     return 0;
-fail:
-    cache_close(c);
-    return rc;
 }
 
-void cache_close(cache *c) {
-    if (!c) return;
+static void close_db(cache *c) {
     sqlite3_finalize(c->get);
     sqlite3_finalize(c->put);
     sqlite3_finalize(c->touch);
     sqlite3_finalize(c->del);
     sqlite3_finalize(c->bytes);
     sqlite3_close(c->db);
+    c->get = c->put = c->touch = c->del = c->bytes = NULL;
+    c->db = NULL;
+}
+
+/* A cache holds only what can be computed again: a file SQLite finds
+ * corrupt (or not a database at all) is renamed PATH.corrupt-TIME, with its
+ * write-ahead log, and a new one is started in its place. */
+static int set_aside_and_reopen(cache *c, const char *why) {
+    close_db(c);
+    char aside[4096], side[4200], from[4200];
+    snprintf(aside, sizeof aside, "%s.corrupt-%lld", c->path, (long long)time(NULL));
+    if (rename(c->path, aside) != 0 && errno != ENOENT)
+        return base_err(CEMBED_EIO, "cache %s is corrupt (%s) and cannot be renamed: %s", c->path, why, strerror(errno));
+    for (int k = 0; k < 2; k++) {
+        snprintf(from, sizeof from, "%s%s", c->path, k ? "-shm" : "-wal");
+        snprintf(side, sizeof side, "%s%s", aside, k ? "-shm" : "-wal");
+        if (rename(from, side) != 0 && errno != ENOENT) unlink(from);
+    }
+    log_warn("cache %s is corrupt (%s); set aside as %s, starting a new one", c->path, why, aside);
+    int code;
+    return open_db(c, &code);
+}
+
+static int corrupt_code(int code) { return code == SQLITE_CORRUPT || code == SQLITE_NOTADB; }
+
+int cache_open(const char *path, uint64_t max_bytes, cache **out) {
+    *out = NULL;
+    int rc = make_parent(path);
+    if (rc) return rc;
+    cache *c = base_calloc(1, sizeof *c);
+    if (!c || !(c->path = base_strndup(path, strlen(path)))) {
+        base_free(c);
+        return base_err(CEMBED_ENOMEM, "out of memory");
+    }
+    c->max_bytes = max_bytes;
+    /* SQLite's own heap (page caches, statements) is held to a few MB,
+     * so that the memory plan's slack covers it */
+    sqlite3_soft_heap_limit64(CACHE_SQLITE_HEAP);
+    int code;
+    rc = open_db(c, &code);
+    if (rc && corrupt_code(code)) rc = set_aside_and_reopen(c, cembed_last_error());
+    if (rc) {
+        cache_close(c);
+        return rc;
+    }
+    c->st.max_bytes = max_bytes;
+    *out = c;
+    return 0;
+}
+
+void cache_close(cache *c) {
+    if (!c) return;
+    close_db(c);
     base_free(c->path);
     base_free(c);
 }
@@ -337,28 +398,33 @@ int cache_get_stats(cache *c, cache_stats *out) {
     return 0;
 }
 
+/* Rolls back what BEGIN opened, if it is still open (SQLite may already
+ * have rolled it back itself after an error). */
+static void rollback(cache *c) {
+    if (!sqlite3_get_autocommit(c->db)) exec(c, "ROLLBACK");
+}
+
 long long cache_prune(cache *c, uint64_t max_bytes) {
-    if (exec(c, "BEGIN IMMEDIATE")) return -1;
     cache_stats st;
-    if (cache_get_stats(c, &st)) {
-        exec(c, "ROLLBACK");
-        return -1;
-    }
-    long long removed = evict(c, max_bytes, st.rows ? st.vector_bytes / st.rows : 1536);
-    if (removed < 0 || exec(c, "COMMIT")) {
-        exec(c, "ROLLBACK");
-        return -1;
-    }
-    if (exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")) return -1;
-    return removed;
+    long long removed = -1;
+    if (exec(c, "BEGIN IMMEDIATE") == 0 && cache_get_stats(c, &st) == 0)
+        removed = evict(c, max_bytes, st.rows ? st.vector_bytes / st.rows : 1536);
+    if (removed >= 0 && exec(c, "COMMIT") == 0 && exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;") == 0)
+        return removed;
+    const int code = sqlite3_errcode(c->db);
+    rollback(c);
+    if (corrupt_code(code)) return set_aside_and_reopen(c, cembed_last_error()) ? -1 : 0;   /* nothing left to prune */
+    return -1;
 }
 
 int cache_clear(cache *c) {
-    if (exec(c, "BEGIN IMMEDIATE; DELETE FROM vectors; COMMIT;")) {
-        exec(c, "ROLLBACK");
-        return -1;
-    }
-    return exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;");
+    if (exec(c, "BEGIN IMMEDIATE; DELETE FROM vectors; COMMIT;") == 0 &&
+        exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;") == 0)
+        return 0;
+    const int code = sqlite3_errcode(c->db);
+    rollback(c);
+    /* clearing always works: a file that cannot be emptied is replaced */
+    return corrupt_code(code) ? set_aside_and_reopen(c, cembed_last_error()) : -1;
 }
 
 int cache_integrity(cache *c, char *msg, size_t n) {

@@ -155,14 +155,21 @@ void gov_unreserve(gov *g, uint64_t bytes) {
 double gov_psi_avg10(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
-    char line[256];
+    /* a PSI file is two short lines: read one bounded piece, so that a path
+     * that never ends (/dev/zero, a pipe) cannot hold the caller */
+    char b[1024];
+    const size_t n = fread(b, 1, sizeof b - 1, f);
+    fclose(f);
+    b[n] = 0;
+    if (memchr(b, 0, n)) return -1;   /* not text */
     double v = -1;
-    while (fgets(line, sizeof line, f))
+    for (const char *line = b; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
         if (strncmp(line, "some ", 5) == 0) {
             const char *p = strstr(line, "avg10=");
-            if (p) v = strtod(p + 6, NULL);
+            char *end;
+            if (p && (v = strtod(p + 6, &end)) >= 0 && end != p + 6) break;
+            v = -1;
         }
-    fclose(f);
     return v;
 }
 

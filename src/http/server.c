@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "http/http.h"
@@ -66,7 +67,14 @@ static void count(http_server *s, enum route r, int status) {
                 if (status_codes[k] == status) atomic_fetch_add(&s->requests[i][k], 1);
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after) {
+/* Extra headers of an answer: Allow on 405, Connection: close while draining. */
+typedef struct extra_headers {
+    const char *allow;
+    int close;
+} extra_headers;
+
+static enum MHD_Result send_buf_x(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after,
+                                  const extra_headers *x) {
     struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(b->len, b->ptr, base_free);
     if (!resp) {
         buf_free(b);
@@ -79,9 +87,15 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, int status, buf *b, co
         snprintf(ra, sizeof ra, "%d", retry_after);
         MHD_add_response_header(resp, "Retry-After", ra);
     }
+    if (x && x->allow) MHD_add_response_header(resp, "Allow", x->allow);
+    if (x && x->close) MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after) {
+    return send_buf_x(c, status, b, type, retry_after, NULL);
 }
 
 static const char *error_type(int status) {
@@ -97,8 +111,8 @@ static const char *error_type(int status) {
     }
 }
 
-static enum MHD_Result send_error_retry(http_server *s, struct MHD_Connection *c, enum route r, int status,
-                                        const char *msg, int retry_after_s) {
+static enum MHD_Result send_error_x(http_server *s, struct MHD_Connection *c, enum route r, int status,
+                                    const char *msg, int retry_after_s, const extra_headers *x) {
     buf b = {0};
     if (buf_append(&b, "{\"error\":{\"message\":", 20) || json_write_string(&b, msg, strlen(msg)) ||
         buf_printf(&b, ",\"type\":\"%s\",\"code\":%d}}\n", error_type(status), status)) {
@@ -107,7 +121,12 @@ static enum MHD_Result send_error_retry(http_server *s, struct MHD_Connection *c
     }
     count(s, r, status);
     log_debug("%d %s", status, msg);
-    return send_buf(c, status, &b, "application/json", retry_after_s);
+    return send_buf_x(c, status, &b, "application/json", retry_after_s, x);
+}
+
+static enum MHD_Result send_error_retry(http_server *s, struct MHD_Connection *c, enum route r, int status,
+                                        const char *msg, int retry_after_s) {
+    return send_error_x(s, c, r, status, msg, retry_after_s, NULL);
 }
 
 static enum MHD_Result send_error(http_server *s, struct MHD_Connection *c, enum route r, int status,
@@ -703,6 +722,12 @@ static enum MHD_Result post_route(http_server *s, struct MHD_Connection *c, conn
 
 /* ---- libmicrohttpd callbacks ---- */
 
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind, (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) ++*(int *)cls;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *data, size_t *size, void **con_cls) {
     (void)version;
@@ -718,28 +743,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *allowed = NULL;
         for (size_t i = 0; i < N_ROUTES; i++)
             if (strcmp(url, routes[i].path) == 0) {
-                if (strcmp(method, routes[i].method) == 0) x->route = routes[i].r;
-                else allowed = routes[i].method;
+                const int get = strcmp(routes[i].method, "GET") == 0;
+                /* HEAD is GET without the body (MHD leaves it out) */
+                if (strcmp(method, routes[i].method) == 0 || (get && strcmp(method, "HEAD") == 0)) x->route = routes[i].r;
+                else allowed = get ? "GET, HEAD" : routes[i].method;
             }
         if (x->route == R_NONE) {
             char msg[400];
             if (allowed) {
                 snprintf(msg, sizeof msg, "method %.20s is not allowed on %.200s (use %s)", method, url, allowed);
-                return send_error(s, c, R_NONE, 405, msg);
+                const extra_headers xh = {.allow = allowed};
+                return send_error_x(s, c, R_NONE, 405, msg, 0, &xh);
             }
             snprintf(msg, sizeof msg, "no route %.200s (routes: POST /embed, POST /v1/embeddings, POST /tokenize, "
                                       "GET /health, GET /info, GET /metrics)", url);
             return send_error(s, c, R_NONE, 404, msg);
         }
         if (x->route == R_HEALTH || x->route == R_INFO || x->route == R_METRICS) return get_route(s, c, x->route);
+        if (atomic_load(&s->draining)) {
+            const extra_headers xh = {.close = 1};
+            return send_error_x(s, c, x->route, 503, "the server is shutting down; retry (on another instance)", 5, &xh);
+        }
+        int n_cl = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_content_length, &n_cl);
+        if (n_cl > 1)
+            return send_error(s, c, x->route, 400, "more than one Content-Length header: a request has one length");
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body_bytes) {
             char msg[200];
             snprintf(msg, sizeof msg, "body of %s bytes is over the limit of %zu (max_body_bytes)", cl, s->o.max_body_bytes);
             return send_error(s, c, x->route, 413, msg);
         }
-        if (cl && atomic_load(&s->draining))
-            return send_error_retry(s, c, x->route, 503, "the server is shutting down", 1);
         if (cl) { /* the body's memory is reserved, and allocated once, before it is read */
             const uint64_t n = strtoull(cl, NULL, 10) + 1;
             if (hold(s, &x->held, n + BLOCK)) return send_no_memory(s, c, x->route, n, "for its body");
@@ -840,9 +874,14 @@ int http_server_port(const http_server *s) { return s->port; }
 
 void http_server_stop(http_server *s) {
     if (!s) return;
+    /* new requests get 503 + Retry-After (and /health "draining") while the
+     * ones in flight finish; then the listener closes, so later connections
+     * are refused at once instead of waiting in the backlog */
     atomic_store(&s->draining, 1);
-    MHD_socket listen = MHD_quiesce_daemon(s->d);   /* no new connections; the ones open finish */
     for (int i = 0; i < 600 && atomic_load(&s->in_flight) > 0; i++) usleep(100000);
+    MHD_socket listen = MHD_quiesce_daemon(s->d);
+    if (listen != MHD_INVALID_SOCKET) close(listen);
+    listen = MHD_INVALID_SOCKET;
     MHD_stop_daemon(s->d);
     if (listen != MHD_INVALID_SOCKET) close(listen);
     sched_free(s->s);

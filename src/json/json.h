@@ -44,7 +44,8 @@ void json_scan(const char *s, size_t n, json_shape *out);
 int json_write_floats(buf *b, const float *v, size_t n);
 /* Appends ints as a JSON array. */
 int json_write_ints(buf *b, const int32_t *v, size_t n);
-/* Appends s as a JSON string literal with escapes. */
+/* Appends s as a JSON string literal with escapes; bytes that are not
+ * UTF-8 become U+FFFD (valid JSON whatever s holds). */
 int json_write_string(buf *b, const char *s, size_t n);
 
 

@@ -38,7 +38,23 @@ int json_write_ints(buf *b, const int32_t *v, size_t n) {
     return 0;
 }
 
+static int write_string_utf8(buf *b, const char *s, size_t n);
+
 int json_write_string(buf *b, const char *s, size_t n) {
+    /* JSON text is UTF-8: bytes that are not (a file name on a Linux disk
+     * may hold any) are written as U+FFFD, so the output always parses */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80) {
+            buf clean = {0};
+            if (utf8_sanitize(s, n, &clean)) return CEMBED_ENOMEM;
+            const int rc = write_string_utf8(b, clean.ptr, clean.len);
+            buf_free(&clean);
+            return rc;
+        }
+    return write_string_utf8(b, s, n);
+}
+
+static int write_string_utf8(buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     if (buf_reserve(b, n * 6 + 3)) return CEMBED_ENOMEM;
     char *p = b->ptr + b->len;

@@ -124,12 +124,15 @@ static void *run(void *arg) {
         s->stats.tokens += (uint64_t)tokens;
         s->stats.compute_s += dt / 1e3;
         s->stats.last_batch = k;
+        /* per job: each batch counted once (a shared batch holds several jobs' sequences
+         * in turn), its time shared by tokens, so the jobs' times add up to the real one */
         for (int i = 0; i < k; i++) {
             sched_job *j = s->b_job[i];
-            if (i == 0 || s->b_job[i - 1] != j) {
+            if (j->last_batch != batch_no) {
+                j->last_batch = batch_no;
                 j->batches++;
-                j->compute_ms += dt;
             }
+            j->compute_ms += dt * (double)s->b_len[i] / (double)(tokens > 0 ? tokens : 1);
             j->done++;
         }
         /* unlink jobs with nothing left to start */
@@ -203,6 +206,7 @@ void sched_free(sched *s) {
 int sched_submit(sched *s, sched_job *job) {
     job->next = job->done = 0;
     job->batches = 0;
+    job->last_batch = 0;
     job->queue_ms = job->compute_ms = 0;
     job->link = NULL;
     job->queued_at = time_now();

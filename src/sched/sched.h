@@ -40,8 +40,10 @@ struct sched_job {
     void *ctx;
     /* owned by the scheduler */
     size_t next, done;
-    int batches;
-    double queued_at, queue_ms, compute_ms;
+    int batches;            /* batches that held at least one of its sequences */
+    uint64_t last_batch;    /* the number of the last of them */
+    double queued_at, queue_ms;
+    double compute_ms;      /* its share of those batches' time, by tokens */
     sched_job *link;
 };
 

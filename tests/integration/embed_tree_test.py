@@ -293,6 +293,48 @@ st3 = json.loads(cmd("stats").stdout)
 check("cembed cache stats|prune|clear", st["vectors"] >= len(out3) and st["integrity"] == "ok" and pr.returncode == 0
       and st2["vectors"] == 0 and cl.returncode == 0 and st3["vectors"] == 0,
       f"{st['vectors']} vectors, {st['file_bytes']} bytes on disk")
+# a corrupt cache file (cut short, or garbage) is set aside with a warning and a new one started; clear
+# and prune always work
+bad = []
+for name, damage in (("cut", lambda b: b[: len(b) // 3]), ("garbage", lambda b: b"not a database " * 100)):
+    db = os.path.join(work, f"corrupt-{name}.sqlite")
+    embed([tree, "-o", os.devnull], {"EMBEDDING_CACHE": db})
+    for ext in ("-wal", "-shm"):
+        if os.path.exists(db + ext):
+            os.remove(db + ext)
+    data = open(db, "rb").read()
+    for what in ("embed", "clear", "prune"):
+        open(db, "wb").write(damage(data))
+        if what == "embed":
+            r = embed([tree, "-o", os.devnull], {"EMBEDDING_CACHE": db})
+        else:
+            r = subprocess.run([cembed, "cache", what, "--cache", db], capture_output=True, text=True)
+        if r.returncode != 0 or "set aside" not in r.stderr:
+            bad.append(f"{name}/{what}: exit {r.returncode} {r.stderr.strip()[-120:]!r}")
+    sd = json.loads(subprocess.run([cembed, "cache", "stats", "--cache", db], capture_output=True, text=True).stdout)
+    if sd["integrity"] != "ok":
+        bad.append(f"{name}: integrity {sd['integrity']}")
+check("a corrupt cache file is set aside and replaced; embed, clear and prune work", not bad, "; ".join(bad)[:300])
+
+# a file name that is not UTF-8 still gives valid JSON lines (the byte becomes U+FFFD)
+odd = os.path.join(work, "odd-names")
+os.makedirs(odd, exist_ok=True)
+with open(os.path.join(odd.encode(), b"bad\xffname.py"), "w") as f:
+    f.write("def f():\n    return 1\n")
+ro = embed([odd, "--no-cache"], {})
+try:
+    rows = [json.loads(l) for l in ro.stdout.splitlines()]
+    odd_ok = ro.returncode == 0 and len(rows) == 1 and rows[0]["path"].endswith("bad\ufffdname.py")
+except ValueError:
+    odd_ok = False
+check("a file name that is not UTF-8 gives valid JSON (U+FFFD in id and path)", odd_ok, ro.stdout[:120])
+# --format npy with JSON lines input is refused instead of writing JSON lines into the folder's name
+jl = os.path.join(work, "one.jsonl")
+open(jl, "w").write('{"id": 1, "text": "x"}\n')
+rn = embed(["--format", "npy", "-o", os.path.join(work, "npy-out"), jl, "--no-cache"], {})
+check("--format npy with JSON lines input is refused", rn.returncode == 2 and "--format npy" in rn.stderr
+      and not os.path.exists(os.path.join(work, "npy-out")), rn.stderr.strip()[:120])
+
 capdb = os.path.join(work, "cap.sqlite")
 rc = embed([tree, "-o", os.devnull], {"EMBEDDING_CACHE": capdb, "EMBEDDING_CACHE_MAX_MB": "1"})
 db = sqlite3.connect(capdb)

@@ -126,6 +126,34 @@ for n in (50, 1000, 5000):
         ok = ok and worst <= 1e-6
     check(f"/embed {n} chunks", ok, f"status {status}, max abs diff vs alone {worst:.2g}")
 
+# usage when two requests share batches: each counts a shared batch once and gets its share of the time,
+# so neither reports more batches than ran nor more compute than the wall time
+def metric(name):
+    text = call(port, "GET", "/metrics")[2].decode()
+    return float(next(l.split()[1] for l in text.splitlines() if l.startswith(name + " ")))
+
+
+shared = {}
+
+
+def shared_case(tag):
+    chunks = [f"usage check {tag} {k}: " + distinct[k % len(distinct)][:300] for k in range(600)]
+    shared[tag] = call(port, "POST", "/embed", {"chunks": chunks})
+
+
+b0, w0 = metric("cembed_batches_total"), time.time()
+threads = [threading.Thread(target=shared_case, args=(t,)) for t in ("a", "b")]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+ran, wall_ms = metric("cembed_batches_total") - b0, (time.time() - w0) * 1e3
+us = [json.loads(shared[t][2])["usage"] for t in ("a", "b") if shared[t][0] == 200]
+check("usage of two requests sharing batches", len(us) == 2 and all(1 <= u["batches"] <= ran for u in us)
+      and sum(u["compute_ms"] for u in us) <= wall_ms * 1.05 + 50,
+      f"batches {[u['batches'] for u in us]} of {ran:.0f} run, compute_ms {[round(u['compute_ms']) for u in us]} "
+      f"in {wall_ms:.0f} ms")
+
 # OpenAI form: floats, base64, dimensions
 sample = list(range(20))
 status, _, data = call(port, "POST", "/v1/embeddings", {"input": [distinct[i] for i in sample], "model": "x"})
@@ -288,7 +316,8 @@ check("/metrics", status == 200 and 'cembed_requests_total{route="/embed",code="
 for var, val, needle in [("EMBEDDING_MAX_MEMORY_PERCENT", "0", "EMBEDDING_MAX_MEMORY_PERCENT=0"),
                          ("EMBEDDING_ADAPTIVE_BATCHING", "maybe", "EMBEDDING_ADAPTIVE_BATCHING=maybe"),
                          ("EMBEDDING_MIN_BATCH_SIZE", "100", "EMBEDDING_MIN_BATCH_SIZE=100"),
-                         ("EMBEDDING_PORT", "70000", "EMBEDDING_PORT=70000")]:
+                         ("EMBEDDING_PORT", "70000", "EMBEDDING_PORT=70000"),
+                         ("EMBEDDING_PSI_PATH", "/dev/zero", "EMBEDDING_PSI_PATH=/dev/zero")]:   # once spun forever
     r = subprocess.run([cembed, "serve", "--model", model, "--port", "0"], env=dict(os.environ, **{var: val}),
                        capture_output=True, text=True, timeout=60)
     check(f"bad {var} refused at start", r.returncode == 2 and needle in r.stderr, r.stderr.strip()[:100])
@@ -344,12 +373,61 @@ _, _, mt = call(port, "GET", "/metrics")
 check("cache: repeated chunks come from it, identical, in every form", ok and "cembed_cache_hits_total" in mt.decode(),
       f"usage {u2}")
 
-# SIGTERM drains: an in-flight request completes, then the process exits 0
+# HTTP details: 405 names what is allowed, HEAD works where GET does, two Content-Length headers are refused
+def raw(port, data, timeout=10):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sk:
+        sk.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = sk.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+c.request("POST", "/health", body="{}")
+r405 = c.getresponse()
+r405.read()
+c.request("GET", "/embed")
+r405b = c.getresponse()
+r405b.read()
+c.request("HEAD", "/health")
+rhead = c.getresponse()
+head_body = rhead.read()
+c.close()
+dup = raw(port, b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n"
+                b"Content-Length: 2\r\nConnection: close\r\n\r\n" + b'{"chunks": ["abcd"]}')
+dup_status = dup.split(b"\r\n", 1)[0]
+check("405 carries Allow; HEAD on GET routes; a second Content-Length is refused",
+      r405.status == 405 and r405.getheader("Allow") == "GET, HEAD" and r405b.getheader("Allow") == "POST"
+      and rhead.status == 200 and head_body == b"" and dup_status.split()[1:2] == [b"400"],
+      f"Allow {r405.getheader('Allow')!r} / {r405b.getheader('Allow')!r}, HEAD {rhead.status}, "
+      f"two lengths: {dup_status!r}")
+s0, _, d0 = call(port, "POST", "/embed", '{"chunks": ["a\\u0000b"]}')
+s1, _, d1 = call(port, "POST", "/v1/embeddings", {"input": "x", "dimensions": 1000000000})
+m0, m1 = json.loads(d0)["error"]["message"], json.loads(d1)["error"]["message"]
+check("\\u0000 and a huge \"dimensions\" get messages that say what is wrong and the limit",
+      s0 == 400 and "NUL" in m0 and "JSON_ALLOW_NUL" not in m0 and s1 == 400 and "1000000000" in m1 and "65536" in m1,
+      f"{m0!r}; {m1!r}")
+
+# SIGHUP (a service manager's reload) does not stop the service
+server.send_signal(signal.SIGHUP)
+time.sleep(0.5)
+sh, _, _ = call(port, "GET", "/health")
+check("SIGHUP does not stop the service", server.poll() is None and sh == 200, f"health {sh}")
+
+# SIGTERM drains: an in-flight request completes, more SIGTERMs change nothing, new connections get 503 +
+# Retry-After (or are refused at once) and /health says draining; then the process exits 0
 box = {}
 
 
-def inflight():
-    box["r"] = call(port, "POST", "/embed", {"chunks": distinct * 3})
+def inflight():   # not in the cache: it takes a while
+    box["r"] = call(port, "POST", "/embed", {"chunks": [f"drain {k}: {t}" for k, t in enumerate(distinct * 3)]})
 
 
 t = threading.Thread(target=inflight)
@@ -357,12 +435,26 @@ t.start()
 time.sleep(0.5)
 t_sig = time.time()
 server.send_signal(signal.SIGTERM)
+time.sleep(0.2)
+server.send_signal(signal.SIGTERM)
+server.send_signal(signal.SIGINT)
+late = {}
+try:
+    late["embed"] = call(port, "POST", "/embed", {"chunks": ["late"]}, timeout=10)
+    late["health"] = call(port, "GET", "/health", timeout=10)
+except OSError as e:   # refused at once is allowed too
+    late["error"] = e
 t.join()
 rc = server.wait(timeout=120)
 t_exit = time.time() - t_sig
 status = box["r"][0] if "r" in box else None
 ok = status == 200 and len(json.loads(box["r"][2])["embeddings"]) == 1200 and rc == 0
-check("SIGTERM drains in-flight requests and exits 0", ok, f"status {status}, exit {rc} after {t_exit:.1f} s")
+late_ok = ("error" in late and isinstance(late["error"], ConnectionRefusedError)) or (
+    late.get("embed", (0,))[0] == 503 and late["embed"][1].get("Retry-After") and late["health"][0] == 503
+    and b"draining" in late["health"][2])
+check("SIGTERM drains in-flight requests (three signals) and exits 0; late clients get 503 or a refusal",
+      ok and late_ok, f"status {status}, exit {rc} after {t_exit:.1f} s; late: "
+      f"{late.get('embed', (late.get('error'),))[0]} / {late.get('health', (None,))[0]}")
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
