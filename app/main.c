@@ -54,7 +54,10 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "worker") == 0) rc = cmd_worker(argc - 1, argv + 1);
     else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(argc - 1, argv + 1);
     else if (strcmp(cmd, "result") == 0) rc = cmd_result(argc - 1, argv + 1);
-    else if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+    else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("cembed %s\n", CEMBED_VERSION);
+        rc = EXIT_OK;
+    } else if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         rc = EXIT_OK;
     } else {

@@ -43,6 +43,9 @@ const char *cembed_strerror(int code);
 /* Detailed message of the last failure on this thread ("" if none). */
 const char *cembed_last_error(void);
 
+/* The release, as `cembed --version` and GET /info say it. */
+#define CEMBED_VERSION "0.2.0"
+
 typedef struct cembed_model cembed_model;
 
 /* Arithmetic of the encoder's Linear layers: fp32; bf16 (weights and

@@ -40,8 +40,6 @@ typedef struct str {
 static inline str str_from(const char *p, size_t n) { return (str){p, n}; }
 int str_eq(str a, str b);
 int str_eq_cstr(str a, const char *c);
-int str_has_prefix(str a, const char *prefix);
-int str_has_suffix(str a, const char *suffix);
 
 /* ---- counted allocator ----
  * Every allocation of the library goes through these, so that tests can count

@@ -56,11 +56,3 @@ void base_assert_fail(const char *expr, const char *file, int line) {
 
 int str_eq(str a, str b) { return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0); }
 int str_eq_cstr(str a, const char *c) { return str_eq(a, str_from(c, strlen(c))); }
-int str_has_prefix(str a, const char *p) {
-    size_t n = strlen(p);
-    return a.len >= n && memcmp(a.ptr, p, n) == 0;
-}
-int str_has_suffix(str a, const char *s) {
-    size_t n = strlen(s);
-    return a.len >= n && memcmp(a.ptr + a.len - n, s, n) == 0;
-}

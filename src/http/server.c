@@ -19,7 +19,6 @@
 #include "json/json.h"
 #include "json/request.h"
 
-#define CEMBED_VERSION "0.1.0"
 
 enum route { R_NONE, R_EMBED, R_OPENAI, R_TOKENIZE, R_HEALTH, R_INFO, R_METRICS };
 static const struct {

@@ -182,12 +182,6 @@ int sched_new(cembed_model *m, const sched_opts *o, sched **out) {
     return 0;
 }
 
-void sched_stop(sched *s) {
-    pthread_mutex_lock(&s->mu);
-    s->accepting = 0;
-    pthread_mutex_unlock(&s->mu);
-}
-
 void sched_free(sched *s) {
     if (!s) return;
     pthread_mutex_lock(&s->mu);

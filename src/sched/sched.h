@@ -53,12 +53,10 @@ int sched_new(cembed_model *m, const sched_opts *o, sched **out);
 /* Stops after every submitted job is done, then joins the thread. */
 void sched_free(sched *s);
 /* Queues a job; returns 0, or ELIMIT when the queue is full (the caller
- * answers 429) or EINVAL after sched_stop. */
+ * answers 429) or EINVAL once sched_free has begun. */
 int sched_submit(sched *s, sched_job *job);
 /* Blocks until every sequence of job has its vector. */
 void sched_wait(sched *s, sched_job *job);
-/* Refuses new jobs from now on (draining); running ones complete. */
-void sched_stop(sched *s);
 
 typedef struct sched_stats {
     uint64_t batches, sequences, tokens, jobs;

@@ -28,6 +28,12 @@ expect bad-batch 2 "--batch-size needs an integer in \[1, 4096\]" "$cembed" embe
 expect bad-threads 2 "--threads needs an integer" "$cembed" embed --model "$model" --threads abc "$tmp/type.jsonl"
 expect bad-env 2 "EMBEDDING_THREADS=lots" env EMBEDDING_THREADS=lots "$cembed" embed --model "$model" "$tmp/type.jsonl"
 expect unknown-cmd 2 "unknown command" "$cembed" frobnicate
+expect bad-gemm 2 "EMBEDDING_GEMM=fast: must be one of auto, onednn" env EMBEDDING_GEMM=fast "$cembed" embed --model "$model" "$tmp/type.jsonl"
+if [ "$("$cembed" --version)" = "cembed $(sed -n 's/^#define CEMBED_VERSION "\(.*\)"/\1/p' include/cembed.h)" ]; then
+  echo "ok   --version prints the release"
+else
+  echo "FAIL --version: $("$cembed" --version 2>&1)"; fails=$((fails + 1))
+fi
 expect unknown-flag 2 "unknown flag --fast" "$cembed" embed --fast x
 # invalid UTF-8 and an empty text are embedded, not refused
 printf '{"id": "u", "text": "caf\xff\xfe"}\n{"id": "e", "text": ""}\n"bare string"\n' > "$tmp/odd.jsonl"
