@@ -101,6 +101,16 @@ int file_exists(const char *path);
 /* Joins dir and name with '/'; returns a base_malloc'd string or NULL. */
 char *path_join(const char *dir, const char *name);
 
+/* ---- cgroups (cgroup.c) ---- */
+/* Called for a cgroup directory: dir (under the hierarchy's mount), path
+ * (the cgroup's own, "/a/b"), v2 (unified hierarchy, else v1). */
+typedef void (*cgroup_dir_fn)(const char *dir, const char *path, int v2, void *ctx);
+/* Calls fn for the cgroup of the process whose /proc/PID/cgroup is
+ * self_cgroup and for every ancestor up to the root, in the v2 hierarchy
+ * (mounted at root) and in the v1 one holding controller (mounted at
+ * root/controller). Cannot fail: an unreadable file calls nothing. */
+void cgroup_each_dir(const char *root, const char *self_cgroup, const char *controller, cgroup_dir_fn fn, void *ctx);
+
 /* ---- CPU facts ---- */
 /* CPUs this process may use: affinity mask, capped by the cgroup CPU quota
  * (cpu_quota of /proc/self/cgroup), rounded up, at least 1. */

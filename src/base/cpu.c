@@ -31,33 +31,17 @@ static double read_quota(const char *dir, int v2) {
     return ok && p > 0 ? q / p : 0;
 }
 
+/* the smallest quota seen so far (0: none) */
+static void min_quota(const char *dir, const char *path, int v2, void *ctx) {
+    (void)path;
+    double *best = ctx;
+    const double q = read_quota(dir, v2);
+    if (q > 0 && (*best == 0 || q < *best)) *best = q;
+}
+
 double cpu_quota(const char *root, const char *self_cgroup) {
     double best = 0;
-    FILE *f = fopen(self_cgroup, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = 0;
-        /* v2: "0::/path"; v1: "N:cpu,cpuacct:/path" */
-        char *a = strchr(line, ':'), *c = a ? strchr(a + 1, ':') : NULL;
-        if (!a || !c) continue;
-        *a = *c = 0;
-        const int v2 = strcmp(line, "0") == 0 && a[1] == 0;
-        int v1 = 0;
-        for (char *t = strtok(a + 1, ","); t && !v2; t = strtok(NULL, ",")) v1 |= strcmp(t, "cpu") == 0;
-        if (!v1 && !v2) continue;
-        /* the quota may be set on this cgroup or any ancestor: the smallest counts */
-        char p[512], dir[700];
-        snprintf(p, sizeof p, "%s", c + 1);
-        for (;;) {
-            snprintf(dir, sizeof dir, v2 ? "%s%s" : "%s/cpu%s", root, strcmp(p, "/") == 0 ? "" : p);
-            const double q = read_quota(dir, v2);
-            if (q > 0 && (best == 0 || q < best)) best = q;
-            char *slash = strrchr(p, '/');
-            if (!slash || strcmp(p, "/") == 0) break;
-            if (slash == p) slash[1] = 0; else *slash = 0;
-        }
-    }
-    if (f) fclose(f);
+    cgroup_each_dir(root, self_cgroup, "cpu", min_quota, &best);
     return best;
 }
 

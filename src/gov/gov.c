@@ -34,45 +34,24 @@ static int read_limit(const char *path, uint64_t *out) {
     return 0;
 }
 
+/* keeps the smallest memory limit of a cgroup directory, and where it was */
+static void min_limit(const char *dir, const char *path, int v2, void *ctx) {
+    gov_limit *out = ctx;
+    char file[900];
+    uint64_t v;
+    snprintf(file, sizeof file, v2 ? "%s/memory.max" : "%s/memory.limit_in_bytes", dir);
+    if (read_limit(file, &v) == 0 && v < out->bytes) {
+        out->bytes = v;
+        snprintf(out->source, sizeof out->source, "cgroup %s %s of %.100s", v2 ? "v2" : "v1",
+                 v2 ? "memory.max" : "memory.limit_in_bytes", path);
+    }
+}
+
 void gov_find_limit(const char *root, const char *self_cgroup, uint64_t ram, gov_limit *out) {
     out->bytes = ram;
     snprintf(out->source, sizeof out->source, "physical RAM");
-    FILE *f = fopen(self_cgroup, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = 0;
-        /* v2: "0::/path"; v1: "N:memory:/path" (controllers may be a list) */
-        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
-        if (!a || !b) continue;
-        *a = 0;
-        *b = 0;
-        const char *controllers = a + 1, *path = b + 1;
-        char file[800];
-        uint64_t v;
-        int v2 = strcmp(line, "0") == 0 && *controllers == 0;
-        int v1 = !v2 && (strcmp(controllers, "memory") == 0 || strstr(controllers, "memory") != NULL);
-        if (!v1 && !v2) continue;
-        /* the limit may be set on this cgroup or on any ancestor: take the smallest */
-        char p[512];
-        snprintf(p, sizeof p, "%s", path);
-        for (;;) {
-            snprintf(file, sizeof file, v2 ? "%s%s/memory.max" : "%s/memory%s/memory.limit_in_bytes", root,
-                     strcmp(p, "/") == 0 ? "" : p);
-            if (read_limit(file, &v) == 0 && v < out->bytes) {
-                out->bytes = v;
-                snprintf(out->source, sizeof out->source, "cgroup %s %s of %.100s", v2 ? "v2" : "v1",
-                         v2 ? "memory.max" : "memory.limit_in_bytes", p);
-            }
-            char *slash = strrchr(p, '/');
-            if (!slash || slash == p) {
-                if (strcmp(p, "/") == 0) break;
-                snprintf(p, sizeof p, "/");
-                continue;
-            }
-            *slash = 0;
-        }
-    }
-    if (f) fclose(f);
+    /* the limit may be set on this cgroup or on any ancestor: the smallest counts */
+    cgroup_each_dir(root, self_cgroup, "memory", min_limit, out);
 }
 
 struct gov {

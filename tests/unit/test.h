@@ -57,4 +57,17 @@ const char *test_tmpdir(void);
             FAIL_AT("%s ~ %s: %.9g != %.9g (tol %g)", #a, #b, da_, db_, (double)(tol)); \
     } while (0)
 
+/* Writes text to dir/name (name NULL: to dir itself); a failure fails the test. */
+static inline void test_write_file(const char *dir, const char *name, const char *text) {
+    char p[1200];
+    snprintf(p, sizeof p, name ? "%s/%s" : "%s", dir, name ? name : "");
+    FILE *f = fopen(p, "w");
+    if (!f) {
+        FAIL_AT("cannot write %s", p);
+        return;
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
 #endif

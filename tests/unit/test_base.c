@@ -76,18 +76,6 @@ TEST(error_messages_chain) {
 
 TEST(cpu_usable_is_positive) { CHECK(cpu_usable() >= 1); }
 
-static void put(const char *dir, const char *name, const char *text) {
-    char p[600];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f) {
-        FAIL_AT("cannot write %s", p);
-        return;
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 /* the CPU quota on fake cgroup trees: v2 on an ancestor and on the cgroup
  * (the smaller wins), v1 quota/period through a "cpu,cpuacct" line, none */
 TEST(cpu_quota_from_cgroup_v2_ancestors_and_v1) {
@@ -96,24 +84,24 @@ TEST(cpu_quota_from_cgroup_v2_ancestors_and_v1) {
     snprintf(d, sizeof d, "mkdir -p '%s/a/b' '%s/cpu/x/y'", root, root);
     CHECK_INT(system(d), 0);
     snprintf(d, sizeof d, "%s/a", root);
-    put(d, "cpu.max", "300000 100000\n");
+    test_write_file(d, "cpu.max", "300000 100000\n");
     snprintf(d, sizeof d, "%s/a/b", root);
-    put(d, "cpu.max", "max 100000\n");
+    test_write_file(d, "cpu.max", "max 100000\n");
     snprintf(self, sizeof self, "%s/self-v2", root);
-    put(root, "self-v2", "0::/a/b\n");
+    test_write_file(root, "self-v2", "0::/a/b\n");
     CHECK_NEAR(cpu_quota(root, self), 3.0, 1e-9);
-    put(d, "cpu.max", "150000 100000\n");
+    test_write_file(d, "cpu.max", "150000 100000\n");
     CHECK_NEAR(cpu_quota(root, self), 1.5, 1e-9);
     snprintf(d, sizeof d, "%s/cpu/x", root);
-    put(d, "cpu.cfs_quota_us", "50000\n");
-    put(d, "cpu.cfs_period_us", "100000\n");
+    test_write_file(d, "cpu.cfs_quota_us", "50000\n");
+    test_write_file(d, "cpu.cfs_period_us", "100000\n");
     snprintf(d, sizeof d, "%s/cpu/x/y", root);
-    put(d, "cpu.cfs_quota_us", "-1\n");
-    put(d, "cpu.cfs_period_us", "100000\n");
+    test_write_file(d, "cpu.cfs_quota_us", "-1\n");
+    test_write_file(d, "cpu.cfs_period_us", "100000\n");
     snprintf(self, sizeof self, "%s/self-v1", root);
-    put(root, "self-v1", "5:memory:/m\n3:cpu,cpuacct:/x/y\n1:name=systemd:/\n");
+    test_write_file(root, "self-v1", "5:memory:/m\n3:cpu,cpuacct:/x/y\n1:name=systemd:/\n");
     CHECK_NEAR(cpu_quota(root, self), 0.5, 1e-9);
-    put(root, "self-none", "3:cpu,cpuacct:/\n");
+    test_write_file(root, "self-none", "3:cpu,cpuacct:/\n");
     snprintf(self, sizeof self, "%s/self-none", root);
     CHECK_NEAR(cpu_quota(root, self), 0.0, 0);
     CHECK_NEAR(cpu_quota(root, "/nonexistent"), 0.0, 0);

@@ -6,16 +6,6 @@
 #include "gov/gov.h"
 #include "test.h"
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        FAIL_AT("cannot write %s", path);
-        return;
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 TEST(gov_limit_from_cgroup_v2_ancestors_and_v1) {
     char root[256], p[512], self[512];
     snprintf(root, sizeof root, "%s/cg", test_tmpdir());
@@ -25,11 +15,11 @@ TEST(gov_limit_from_cgroup_v2_ancestors_and_v1) {
     snprintf(p, sizeof p, "%s/a/b", root);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/a/memory.max", root);
-    write_file(p, "1073741824\n");
+    test_write_file(p, NULL, "1073741824\n");
     snprintf(p, sizeof p, "%s/a/b/memory.max", root);
-    write_file(p, "max\n");
+    test_write_file(p, NULL, "max\n");
     snprintf(self, sizeof self, "%s/self-v2", test_tmpdir());
-    write_file(self, "0::/a/b\n");
+    test_write_file(self, NULL, "0::/a/b\n");
     gov_limit l;
     gov_find_limit(root, self, 8ull << 30, &l);
     CHECK_INT(l.bytes, 1073741824);
@@ -44,9 +34,9 @@ TEST(gov_limit_from_cgroup_v2_ancestors_and_v1) {
     snprintf(p, sizeof p, "%s/memory/job", root);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/memory/job/memory.limit_in_bytes", root);
-    write_file(p, "268435456\n");
+    test_write_file(p, NULL, "268435456\n");
     snprintf(self, sizeof self, "%s/self-v1", test_tmpdir());
-    write_file(self, "5:cpu,cpuacct:/job\n4:memory:/job\n");
+    test_write_file(self, NULL, "5:cpu,cpuacct:/job\n4:memory:/job\n");
     gov_find_limit(root, self, 8ull << 30, &l);
     CHECK_INT(l.bytes, 268435456);
     CHECK_CONTAINS(l.source, "cgroup v1");
@@ -131,9 +121,9 @@ TEST(gov_plan_and_reservations) {
 TEST(gov_psi_files) {
     char p[700], self[512], dir[300];
     snprintf(p, sizeof p, "%s/psi", test_tmpdir());
-    write_file(p, "some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=1.00 avg60=0.00 avg300=0.00 total=1\n");
+    test_write_file(p, NULL, "some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=1.00 avg60=0.00 avg300=0.00 total=1\n");
     CHECK_NEAR(gov_psi_avg10(p), 12.5, 1e-9);
-    write_file(p, "garbage\n");
+    test_write_file(p, NULL, "garbage\n");
     CHECK_NEAR(gov_psi_avg10(p), -1, 0);
     CHECK_NEAR(gov_psi_avg10("/nonexistent/psi"), -1, 0);
     /* the cgroup v2 memory.pressure of the process's own cgroup comes first */
@@ -142,9 +132,9 @@ TEST(gov_psi_files) {
     snprintf(p, sizeof p, "%s/svc", dir);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/svc/memory.pressure", dir);
-    write_file(p, "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+    test_write_file(p, NULL, "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
     snprintf(self, sizeof self, "%s/self", test_tmpdir());
-    write_file(self, "0::/svc\n");
+    test_write_file(self, NULL, "0::/svc\n");
     char got[600];
     CHECK_INT(gov_psi_path(dir, self, got, sizeof got), 0);
     CHECK_STR(got, p);
