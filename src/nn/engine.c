@@ -85,9 +85,7 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     }
     cm->k = nn_kernels_best();
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
-    /* attention's products in bf16 where the precision is low already and
-     * the CPU does bf16 dot products (bench/fidelity.py holds the bars) */
-    cm->attn_bf16 = cm->prec != NN_FP32 && cm->k->attention_bf16 && cm->k != nn_kernels_ref();
+    cm->attn_bf16 = nn_bf16_attention(cm->prec);
     bert_opts bo = {.k = cm->k, .prec = cm->prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = cm->attn_bf16};
     if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) goto fail;
     cm->gemm = bo.gemm;

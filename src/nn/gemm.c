@@ -34,13 +34,9 @@ struct nn_gemm {
 };
 
 nn_gemm_backend nn_gemm_pick(nn_precision p, const nn_kernels *k) {
-    const unsigned f = cpu_features();
     if (k == nn_kernels_ref()) return NN_GEMM_SCALAR;
-    switch (p) {
-    case NN_FP32: return f & CPU_AVX512F ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
-    case NN_BF16: return f & (CPU_AVX512BF16 | CPU_AMX) ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
-    default: return f & CPU_AVX512F ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
-    }
+    const unsigned need = p == NN_BF16 ? CPU_AVX512BF16 | CPU_AMX : CPU_AVX512F;   /* fp32, int8: AVX512_CORE */
+    return cpu_features() & need ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
 }
 
 static const char *const names[] = {"auto", "scalar", "blas", "avx2", "onednn"};
@@ -54,6 +50,11 @@ int nn_gemm_backend_parse(const char *s, nn_gemm_backend *out) {
             return 0;
         }
     return base_err(CEMBED_EINVAL, "GEMM backend \"%s\": must be auto, onednn, avx2, scalar or blas", s);
+}
+
+/* What a backend of our own runs, as nn_gemm_describe says it. */
+static const char *own_desc(nn_gemm_backend b) {
+    return b == NN_GEMM_BLAS ? "openblas sgemm" : b == NN_GEMM_OWN ? "cembed avx2" : "cembed scalar";
 }
 
 /* Whether backend b can run precision p with table k; the reason when not. */
@@ -91,14 +92,14 @@ int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, in
         if (!rc) snprintf(g->desc, sizeof g->desc, "%s", nn_dnnl_describe(g->dnnl));
     } else if (b == NN_GEMM_BLAS) {
         rc = nn_gemm_init();
-        snprintf(g->desc, sizeof g->desc, "openblas sgemm");
+        snprintf(g->desc, sizeof g->desc, "%s", own_desc(b));
     } else {
         int max_k = 0;
         for (int i = 0; i < n_shapes; i++) max_k = CE_MAX(max_k, shapes[i].K);
         g->scratch_per_thread = (nn_lowp_scratch_bytes(max_k) + 63) & ~(size_t)63;
         g->scratch = base_malloc((size_t)threads * g->scratch_per_thread);
         if (!g->scratch) rc = base_err(CEMBED_ENOMEM, "out of memory for the GEMM scratch");
-        snprintf(g->desc, sizeof g->desc, "%s", b == NN_GEMM_OWN ? "cembed avx2" : "cembed scalar");
+        snprintf(g->desc, sizeof g->desc, "%s", own_desc(b));
     }
     if (rc) {
         nn_gemm_free(g);
@@ -180,5 +181,5 @@ void nn_gemm_plan(nn_precision p, nn_gemm_backend want, char *desc, size_t n) {
     else if (b == NN_GEMM_ONEDNN)
         snprintf(desc, n, "onednn %s", impl);
     else
-        snprintf(desc, n, "%s", b == NN_GEMM_BLAS ? "openblas sgemm" : b == NN_GEMM_OWN ? "cembed avx2" : "cembed scalar");
+        snprintf(desc, n, "%s", own_desc(b));
 }

@@ -177,6 +177,11 @@ const nn_kernels *nn_kernels_avx512(void) {
     return f & CPU_AVX512BF16 ? &nn_table_avx512_bf16 : &nn_table_avx512;
 }
 
+int nn_bf16_attention(nn_precision p) {
+    const nn_kernels *k = nn_kernels_best();
+    return p != NN_FP32 && k->attention_bf16 && k != &ref;
+}
+
 const nn_kernels *nn_kernels_best(void) {
     const nn_kernels *k = nn_kernels_avx512();
     if (!k) k = nn_kernels_avx2();

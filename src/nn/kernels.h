@@ -137,6 +137,10 @@ const nn_kernels *nn_kernels_ref(void);
 const nn_kernels *nn_kernels_best(void);
 /* NULL when the CPU lacks AVX2 and FMA. */
 const nn_kernels *nn_kernels_avx2(void);
+/* Whether precision p runs attention's products in bf16 here: where the
+ * precision is low already (bf16, int8) and the best table does bf16 dot
+ * products in hardware (bench/fidelity.py holds the bars). */
+int nn_bf16_attention(nn_precision p);
 /* NULL below AVX512_CORE; with AVX512_BF16 its attention_bf16 is set. */
 const nn_kernels *nn_kernels_avx512(void);
 /* The SIMD tables, each defined in the file compiled for its ISA; only the

@@ -125,9 +125,7 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
         float inv[QB];
         for (int r = 0; r < nr; r++) {
             float *row = s + (size_t)r * Lp;
-            __m512 mx = _mm512_set1_ps(-INFINITY);
-            for (int j = 0; j < L; j += 16) mx = _mm512_mask_max_ps(mx, mask16(L - j), mx, _mm512_loadu_ps(row + j));
-            const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            const __m512 vm = row_max512(row, L);
             __m512 sum = _mm512_setzero_ps();
             for (int j = 0; j < Lp; j += 16) {
                 const __m512 e = _mm512_maskz_mov_ps(mask16(L - j), exp2_512(_mm512_sub_ps(_mm512_loadu_ps(row + j), vm)));

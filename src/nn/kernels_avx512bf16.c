@@ -117,9 +117,7 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
                 memset(pr, 0, (size_t)(Lp / 2) * sizeof(uint32_t));
                 continue;
             }
-            __m512 mx = _mm512_set1_ps(-INFINITY);
-            for (int j = 0; j < L; j += 16) mx = _mm512_mask_max_ps(mx, mask16(L - j), mx, _mm512_loadu_ps(row + j));
-            const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            const __m512 vm = row_max512(row, L);
             __m512 sum = _mm512_setzero_ps();
             int j = 0;
             for (; j + 32 <= L; j += 32) {

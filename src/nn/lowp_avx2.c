@@ -24,6 +24,14 @@
 #include "kernels.h"
 #include "simd_avx2.h"
 
+/* x's bits rounded to nearest even at bit 16: the bf16 is the top half
+ * (activations are finite; nn_bf16_bits handles the rest) */
+static inline __m256i bf16_round256(__m256 x) {
+    const __m256i u = _mm256_castps_si256(x);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    return _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+}
+
 #define MR 6      /* bf16 tile rows */
 #define MR_I8 5   /* int8 tile rows: one more register goes to the products */
 
@@ -174,8 +182,7 @@ static void gemm_float(int M, const float *A, int lda, const nn_packed *W, const
                       int ldc, void *scratch) {
     const int N = W->N, K = W->K, Kp = W->Kp, Mp = (M + MR - 1) / MR * MR;
     float *ab = scratch;   /* [Mp, Kp]: A (bf16: rounded) */
-    const __m256i round = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1),
-                  hi = _mm256_set1_epi32((int)0xffff0000u);
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
     for (int r = 0; r < Mp; r++) {
         float *d = ab + (size_t)r * Kp;
         if (r >= M) {
@@ -188,13 +195,8 @@ static void gemm_float(int M, const float *A, int lda, const nn_packed *W, const
             memcpy(d, a, (size_t)K * sizeof(float));
             k = K;
         }
-        for (; k + 8 <= K; k += 8) {
-            /* round to nearest even on the top 16 bits (activations are finite) */
-            const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(a + k));
-            const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
-            const __m256i v = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(round, lsb)), hi);
-            _mm256_storeu_ps(d + k, _mm256_castsi256_ps(v));
-        }
+        for (; k + 8 <= K; k += 8)
+            _mm256_storeu_ps(d + k, _mm256_castsi256_ps(_mm256_and_si256(bf16_round256(_mm256_loadu_ps(a + k)), hi)));
         for (; k < K; k++) d[k] = nn_round_bf16(a[k]);
         for (; k < Kp; k++) d[k] = 0;
     }
@@ -245,16 +247,12 @@ void nn_bias_act_avx2(int M, int N, const float *acc, int ldacc, const float *bi
 }
 
 void nn_to_bf16_avx2(int M, int K, const float *A, int lda, uint16_t *out, int ldo) {
-    const __m256i round = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
     for (int r = 0; r < M; r++) {
         const float *a = A + (size_t)r * lda;
         uint16_t *o = out + (size_t)r * ldo;
         int k = 0;
         for (; k + 8 <= K; k += 8) {
-            /* round to nearest even on the top 16 bits (activations are finite), keep those */
-            const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(a + k));
-            const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
-            const __m256i v = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(round, lsb)), 16);
+            const __m256i v = _mm256_srli_epi32(bf16_round256(_mm256_loadu_ps(a + k)), 16);
             const __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
             _mm_storeu_si128((__m128i *)(o + k), p);
         }

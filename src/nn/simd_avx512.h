@@ -59,6 +59,13 @@ static inline __mmask16 mask16(int left) {
     return left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
 }
 
+/* max of row[0..n), broadcast to every lane (a softmax row's shift) */
+static inline __m512 row_max512(const float *row, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) mx = _mm512_mask_max_ps(mx, mask16(n - j), mx, _mm512_loadu_ps(row + j));
+    return _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+}
+
 /* r[0..16), rows of 16 32-bit words, become its columns */
 static inline void transpose16(__m512i r[16]) {
     __m512i t[16];

@@ -378,16 +378,10 @@ typedef struct fwd_fixture {
     bert *b;
 } fwd_fixture;
 
-/* Attention in bf16 where the engine would run it (cembed_model_open's rule),
- * for the optimized and the reference pass alike */
-static int attn_bf16(nn_precision prec) {
-    return prec != NN_FP32 && nn_kernels_best()->attention_bf16 && nn_kernels_best() != nn_kernels_ref();
-}
-
 static int fixture_prec(fwd_fixture *f, const char *dir, const nn_kernels *k, nn_precision prec, int threads,
                         int max_tokens) {
     memset(f, 0, sizeof *f);
-    const bert_opts o = {.k = k, .prec = prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = attn_bf16(prec)};
+    const bert_opts o = {.k = k, .prec = prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = nn_bf16_attention(prec)};
     if (model_load(dir, &f->m) || pool_new(threads, &f->p) || bert_new(&f->m, &o, f->p, max_tokens, 40, &f->b)) {
         FAIL_AT("fixture: %s", cembed_last_error());
         return -1;
