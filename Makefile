@@ -35,7 +35,7 @@ endif
 
 ALL_CFLAGS := $(WARN) $(OPT) -g $(SANFLAGS) $(CFLAGS)
 
-LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/gov/*.c src/sched/*.c src/http/*.c src/cache/*.c src/chunk/*.c src/worker/*.c)
+LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/gov/*.c src/sched/*.c src/http/*.c src/pipe/*.c src/cache/*.c src/chunk/*.c src/worker/*.c)
 APP_SRC  := $(wildcard app/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)

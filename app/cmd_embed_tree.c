@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "embed_tree.h"
 #include "json/json.h"
+#include "pipe/pipe.h"
 
 #define WINDOW 64
 
@@ -47,9 +48,9 @@ typedef struct run {
     buf line;
     pending win[WINDOW];
     size_t n_win;
-    uint8_t keys[WINDOW][CACHE_KEY_BYTES];
-    uint8_t hit[WINDOW];
-    float *vec;
+    sched *s;               /* the pipeline's scheduler: one inference thread, as in serve */
+    pipe_env pe;
+    int have_pe;
     /* counts */
     size_t files_done, binary, empty, chunks, cached, computed, truncated, tokens, rows;
     uint64_t bytes_done;
@@ -103,7 +104,7 @@ static int npy_header(run *r, size_t rows) {
     return fseek(r->npy, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, r->npy) != sizeof h;
 }
 
-static int write_window(run *r) {
+static int write_window(run *r, const pipe_job *j) {
     const size_t H = (size_t)r->info.hidden;
     for (size_t k = 0; k < r->n_win; k++) {
         const pending *p = &r->win[k];
@@ -121,9 +122,9 @@ static int write_window(run *r) {
         buf_free(&tmp);
         if (r->npy) {
             rc = rc || buf_printf(b, ",\"row\":%zu}\n", r->rows);
-            rc = rc || fwrite(r->vec + k * H, sizeof(float), H, r->npy) != H;
+            rc = rc || fwrite(j->vec + k * H, sizeof(float), H, r->npy) != H;
         } else {
-            rc = rc || buf_append(b, ",\"embedding\":", 13) || json_write_floats(b, r->vec + k * H, H) ||
+            rc = rc || buf_append(b, ",\"embedding\":", 13) || json_write_floats(b, j->vec + k * H, H) ||
                  buf_append(b, "}\n", 2);
         }
         FILE *f = r->npy ? r->meta : r->out;
@@ -133,60 +134,38 @@ static int write_window(run *r) {
     return 0;
 }
 
-/* Embeds the window: cache hits first, the rest through the engine, then
- * stores the new vectors and writes every row in order. */
+/* Embeds the window through the pipeline (cache hits, the rest computed
+ * once per distinct text and cached), then writes every row in order. */
 static int flush_window(run *r) {
     if (!r->n_win) return 0;
-    const size_t H = (size_t)r->info.hidden;
-    memset(r->hit, 0, sizeof r->hit);
-    if (r->c) {
-        for (size_t k = 0; k < r->n_win; k++) cache_key(&r->scope, r->win[k].text, r->win[k].len, r->keys[k]);
-        if (cache_get_many(r->c, (const uint8_t(*)[CACHE_KEY_BYTES])r->keys, r->n_win, (int)H, r->vec, r->hit) < 0) {
-            log_warn("cache read failed, computing instead: %s", cembed_last_error());
-            memset(r->hit, 0, sizeof r->hit);
-        }
-    }
-    /* a text met twice in the window is computed once, so that every copy
-     * of it (and the cache's) holds the same bytes */
-    size_t same[WINDOW];
+    pipe_job j = {0};
+    int rc = pipe_items(&j, &r->pe, r->n_win);
     for (size_t k = 0; k < r->n_win; k++) {
-        same[k] = k;
-        for (size_t j = 0; j < k && r->c; j++)
-            if (same[j] == j && memcmp(r->keys[j], r->keys[k], CACHE_KEY_BYTES) == 0) {
-                same[k] = j;
-                break;
-            }
-    }
-    const int32_t *ids[WINDOW];
-    size_t n_ids[WINDOW], miss[WINDOW], n_miss = 0;
-    for (size_t k = 0; k < r->n_win; k++)
-        if (!r->hit[k] && same[k] == k) ids[n_miss] = r->win[k].ids, n_ids[n_miss] = r->win[k].n_ids, miss[n_miss++] = k;
-    if (n_miss) {
-        float *tmp = r->vec + WINDOW * H;   /* the second half of vec */
-        if (cembed_embed_ids_ex(r->m, ids, n_ids, n_miss, tmp, 0)) return -1;   /* raw: cached as computed */
-        uint8_t (*mkeys)[CACHE_KEY_BYTES] = base_malloc(n_miss * CACHE_KEY_BYTES);
-        if (!mkeys) return base_err(CEMBED_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n_miss; i++) {
-            memcpy(r->vec + miss[i] * H, tmp + i * H, H * sizeof(float));
-            memcpy(mkeys[i], r->keys[miss[i]], CACHE_KEY_BYTES);
+        pending *p = &r->win[k];
+        if (!rc) { /* the text and its tokens go to the job */
+            j.req.items[k].text = p->text;
+            j.req.items[k].text_len = p->len;
+            pipe_set_tokens(&j, k, p->ids, p->n_ids, p->truncated);
+        } else {
+            base_free(p->text);
+            cembed_free(p->ids);
         }
-        if (r->c && cache_put_many(r->c, (const uint8_t(*)[CACHE_KEY_BYTES])mkeys, n_miss, (int)H, tmp) != 0)
-            log_warn("cache write failed (the vectors are still written): %s", cembed_last_error());
-        base_free(mkeys);
+        p->text = NULL;
+        p->ids = NULL;
     }
-    for (size_t k = 0; k < r->n_win; k++)
-        if (same[k] != k) memcpy(r->vec + k * H, r->vec + same[k] * H, H * sizeof(float));
-    /* cached and computed vectors are finished the same way */
-    if (r->info.normalize)
-        for (size_t k = 0; k < r->n_win; k++) cembed_l2_normalize(r->vec + k * H, H);
-    int rc = write_window(r);
-    r->computed += n_miss;
-    r->cached += r->n_win - n_miss;
-    r->chunks += r->n_win;
-    for (size_t k = 0; k < r->n_win; k++) {
-        base_free(r->win[k].text);
-        cembed_free(r->win[k].ids);
+    if (!rc) rc = pipe_prepare(&j, PIPE_EMBED);
+    if (!rc) rc = pipe_submit(&j);
+    if (!rc) {
+        pipe_wait(&j);
+        for (size_t k = 0; k < r->n_win; k++) pipe_finish_vector(&j, k);   /* cached and computed alike */
+        rc = write_window(r, &j);
+        r->computed += j.sj.n;
+        r->cached += r->n_win - j.sj.n;
+        r->chunks += r->n_win;
+    } else {
+        rc = base_err(rc == 503 ? CEMBED_ENOMEM : CEMBED_EINVAL, "%s", j.msg);
     }
+    pipe_free(&j);
     r->n_win = 0;
     return rc;
 }
@@ -295,11 +274,16 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
             goto done;
         }
     }
-    r->vec = base_malloc(2 * WINDOW * (size_t)r->info.hidden * sizeof(float));
-    if (!r->vec) {
-        cli_error("out of memory");
+    const sched_opts so = {.max_batch = WINDOW, .max_batch_tokens = WINDOW * r->info.max_seq_len};
+    const req_limits lim = {.max_items = WINDOW, .max_text_bytes = SIZE_MAX, .max_depth = 1};
+    if (sched_new(r->m, &so, &r->s)) {
+        cli_error("%s", cembed_last_error());
         goto done;
     }
+    pipe_env_init(&r->pe, r->m, r->s, NULL, &lim);
+    r->have_pe = 1;
+    r->pe.cache = r->c;
+    if (r->c) r->pe.scope = r->scope;
     if (o->npy) {
         mkdir(o->out, 0755);
         r->npy = open_out(o->out, "vectors.npy", &npy_path);
@@ -367,7 +351,8 @@ done:
     base_free(npy_path);
     base_free(meta_path);
     for (size_t k = 0; k < r->n_win; k++) base_free(r->win[k].text), cembed_free(r->win[k].ids);
-    base_free(r->vec);
+    sched_free(r->s);
+    if (r->have_pe) pipe_env_destroy(&r->pe);
     buf_free(&r->line);
     cache_close(r->c);
     cembed_model_free(r->m);

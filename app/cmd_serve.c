@@ -24,11 +24,14 @@ int cmd_serve(int argc, char **argv) {
     if (cli_common_init(&c)) return EXIT_USAGE;
     const char *host = getenv("EMBEDDING_HOST");
     if (!host || !*host) host = "127.0.0.1";
-    long port = 8000, max_body = 64L << 20, max_chunks = 100000, depth = 32, conns = 64, idle = 30, queue = 200000;
+    long port = 8000, max_body = 64L << 20, max_chunks = 100000, depth = 32, conns = 10000, per_ip = 256, idle = 30,
+         header = 10, queue = 200000;
     if (cli_env_long("EMBEDDING_PORT", 0, 65535, &port) ||
         cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
         cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
-        cli_env_long("EMBEDDING_MAX_CONNECTIONS", 1, 10000, &conns) || cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) ||
+        cli_env_long("EMBEDDING_MAX_CONNECTIONS", 1, 1000000, &conns) ||
+        cli_env_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", 1, 1000000, &per_ip) ||
+        cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) || cli_env_long("EMBEDDING_HEADER_TIMEOUT", 1, 3600, &header) ||
         cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue))
         return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
@@ -55,7 +58,8 @@ int cmd_serve(int argc, char **argv) {
     }
     http_opts ho = {
         .host = host, .port = (int)port, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
-        .max_depth = (int)depth, .max_connections = (int)conns, .idle_timeout_s = (int)idle,
+        .max_depth = (int)depth, .max_connections = (int)conns, .max_connections_per_ip = (int)per_ip,
+        .idle_timeout_s = (int)idle, .header_timeout_s = (int)header,
         .sched = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
                   .gov = rt.g, .psi_path = rt.psi, .psi_threshold = rt.psi_threshold},
         .cache = rt.lookup, .cache_writer = rt.writer, .cache_scope = rt.scope,

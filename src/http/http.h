@@ -1,9 +1,9 @@
 /* http: the embedding service on libmicrohttpd.
  *
- * One thread per connection (capped by max_connections): a connection's
- * thread reads and parses its body, tokenizes, submits the sequences to the
- * scheduler and waits; the single inference thread of the scheduler does all
- * the compute, so no I/O thread ever runs the model. Routes:
+ * An event loop (two I/O threads) over every connection; complete bodies
+ * go to request threads that run the pipeline (src/pipe) up to the
+ * scheduler, whose single inference thread does all the compute, so no I/O
+ * thread ever parses, tokenizes or runs the model. Routes:
  *   POST /embed, POST /v1/embeddings, POST /tokenize, GET /health, GET /info,
  *   GET /metrics. Errors are {"error": {"message", "type", "code"}}. A streamed
  * /embed ("stream": true or Accept: application/x-ndjson) answers NDJSON.
@@ -22,8 +22,10 @@ typedef struct http_opts {
     size_t max_body_bytes;
     size_t max_chunks;
     int max_depth;
-    int max_connections;
+    int max_connections;        /* open connections, all together */
+    int max_connections_per_ip; /* from one client address */
     int idle_timeout_s;         /* a connection silent this long is closed */
+    int header_timeout_s;       /* a new connection must send its request's headers within this; 0 = 10 */
     sched_opts sched;
     /* optional: the persistent cache (lookups on request threads under a
      * mutex, stores through the writer); vectors are cached raw, before

@@ -31,6 +31,8 @@ typedef struct req_item {
     size_t text_len;
     int32_t *ids;              /* OpenAI token-id input, or NULL */
     size_t n_ids;
+    int ids_are_tokens;        /* ids are the text's tokens, framed, from a caller that tokenized (pipe) */
+    int truncated;             /* with ids_are_tokens */
 } req_item;
 
 typedef struct request {

@@ -17,6 +17,7 @@ struct sched {
     size_t queued, queued_tokens;
     double last_psi;            /* when PSI last counted as pressure */
     int stopping, accepting;
+    int max_seq_len, vocab_size;
     sched_stats stats;
     /* the batch being built */
     const int32_t **b_ids;
@@ -24,6 +25,8 @@ struct sched {
     sched_job **b_job;
     size_t *b_index;
     float *b_out;
+    void (**b_done)(void *);    /* the on_done calls of the jobs the batch finished */
+    void **b_done_ctx;
 };
 
 /* The governor's check before a batch (mutex held): measured RSS plus what
@@ -99,7 +102,7 @@ static void *run(void *arg) {
         log_debug("processing chunk %llu (%d texts, %d tokens; %zu waiting)", (unsigned long long)batch_no, k, tokens,
                   waiting);
         int rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);   /* raw: requests normalize */
-        CE_ASSERT(rc == 0);   /* ids were validated at submit */
+        CE_ASSERT(rc == 0);   /* sched_submit refused what the model cannot run */
         double dt = (time_now() - t0) * 1e3;
         if (s->o.gov) {
             const int before = gov_batch_size(s->o.gov);
@@ -119,6 +122,7 @@ static void *run(void *arg) {
             if (j->on_vector) j->on_vector(j->ctx, row, j->out + row * (size_t)s->hidden);
         }
         pthread_mutex_lock(&s->mu);
+        int n_done = 0;
         s->stats.batches++;
         s->stats.sequences += (uint64_t)k;
         s->stats.tokens += (uint64_t)tokens;
@@ -133,7 +137,10 @@ static void *run(void *arg) {
                 j->batches++;
             }
             j->compute_ms += dt * (double)s->b_len[i] / (double)(tokens > 0 ? tokens : 1);
-            j->done++;
+            if (++j->done == j->n && j->on_done) { /* called after the mutex is let go, from copies */
+                s->b_done[n_done] = j->on_done;
+                s->b_done_ctx[n_done++] = j->ctx;
+            }
         }
         /* unlink jobs with nothing left to start */
         sched_job **pp = &s->head, *last = NULL;
@@ -147,6 +154,11 @@ static void *run(void *arg) {
         }
         s->tail = last;
         pthread_cond_broadcast(&s->done);
+        if (n_done) {
+            pthread_mutex_unlock(&s->mu);
+            for (int i = 0; i < n_done; i++) s->b_done[i](s->b_done_ctx[i]);
+            pthread_mutex_lock(&s->mu);
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -162,6 +174,8 @@ int sched_new(cembed_model *m, const sched_opts *o, sched **out) {
     s->m = m;
     s->o = *o;
     s->hidden = info.hidden;
+    s->max_seq_len = info.max_seq_len;
+    s->vocab_size = info.vocab_size;
     s->accepting = 1;
     size_t n = (size_t)o->max_batch;
     s->b_ids = base_calloc(n, sizeof *s->b_ids);
@@ -169,12 +183,15 @@ int sched_new(cembed_model *m, const sched_opts *o, sched **out) {
     s->b_job = base_calloc(n, sizeof *s->b_job);
     s->b_index = base_calloc(n, sizeof *s->b_index);
     s->b_out = base_calloc(n * (size_t)info.hidden, sizeof *s->b_out);
+    s->b_done = base_calloc(n, sizeof *s->b_done);
+    s->b_done_ctx = base_calloc(n, sizeof *s->b_done_ctx);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
-    if (!s->b_ids || !s->b_len || !s->b_job || !s->b_index || !s->b_out ||
+    if (!s->b_ids || !s->b_len || !s->b_job || !s->b_index || !s->b_out || !s->b_done || !s->b_done_ctx ||
         pthread_create(&s->thread, NULL, run, s) != 0) {
         base_free(s->b_ids), base_free(s->b_len), base_free(s->b_job), base_free(s->b_index), base_free(s->b_out);
+        base_free(s->b_done), base_free(s->b_done_ctx);
         base_free(s);
         return base_err(CEMBED_ENOMEM, "scheduler: cannot start the inference thread");
     }
@@ -194,6 +211,7 @@ void sched_free(sched *s) {
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
     base_free(s->b_ids), base_free(s->b_len), base_free(s->b_job), base_free(s->b_index), base_free(s->b_out);
+    base_free(s->b_done), base_free(s->b_done_ctx);
     base_free(s);
 }
 
@@ -204,7 +222,21 @@ int sched_submit(sched *s, sched_job *job) {
     job->queue_ms = job->compute_ms = 0;
     job->link = NULL;
     job->queued_at = time_now();
-    if (job->n == 0) return 0;
+    /* what the inference thread would assert on is refused here */
+    if (job->n && (!job->ids || !job->n_ids || !job->out)) return base_err(CEMBED_EINVAL, "job without ids or output");
+    for (size_t i = 0; i < job->n; i++) {
+        if (!job->ids[i] || job->n_ids[i] < 1 || job->n_ids[i] > (size_t)s->max_seq_len)
+            return base_err(CEMBED_EINVAL, "sequence %zu has %zu tokens; the model takes 1 to %d", i, job->n_ids[i],
+                            s->max_seq_len);
+        for (size_t t = 0; t < job->n_ids[i]; t++)
+            if (job->ids[i][t] < 0 || job->ids[i][t] >= s->vocab_size)
+                return base_err(CEMBED_EINVAL, "sequence %zu, token %zu: id %d is outside the vocabulary of %d", i, t,
+                                (int)job->ids[i][t], s->vocab_size);
+    }
+    if (job->n == 0) {
+        if (job->on_done) job->on_done(job->ctx);
+        return 0;
+    }
     pthread_mutex_lock(&s->mu);
     if (!s->accepting) {
         pthread_mutex_unlock(&s->mu);

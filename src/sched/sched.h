@@ -37,6 +37,10 @@ struct sched_job {
     float *out;             /* rows of hidden floats */
     const size_t *slot;     /* optional: the out row (and on_vector index) of sequence i; else i */
     sched_vector_fn on_vector;
+    /* optional: called once every vector is in (also for n == 0), after
+     * which the scheduler never touches the job; a job with on_done is not
+     * given to sched_wait */
+    void (*on_done)(void *ctx);
     void *ctx;
     /* owned by the scheduler */
     size_t next, done;
@@ -53,7 +57,8 @@ int sched_new(cembed_model *m, const sched_opts *o, sched **out);
 /* Stops after every submitted job is done, then joins the thread. */
 void sched_free(sched *s);
 /* Queues a job; returns 0, or ELIMIT when the queue is full (the caller
- * answers 429) or EINVAL once sched_free has begun. */
+ * answers 429), EINVAL for a sequence the model cannot run (empty, over
+ * its limit, an id outside its vocabulary) or once sched_free has begun. */
 int sched_submit(sched *s, sched_job *job);
 /* Blocks until every sequence of job has its vector. */
 void sched_wait(sched *s, sched_job *job);

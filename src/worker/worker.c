@@ -3,9 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "json/answer.h"
-#include "json/json.h"
-#include "json/request.h"
+#include "pipe/pipe.h"
 #include "worker/worker.h"
 
 int redis_parse_url(const char *url, redis_addr *a) {
@@ -58,6 +56,7 @@ typedef struct worker {
     const worker_env *env;
     const worker_opts *o;
     cembed_model_info info;
+    pipe_env pe;
     redisContext *c;
     double last_reclaim;
 } worker;
@@ -133,162 +132,39 @@ static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
 
 /* ---- one job ---- */
 
-typedef struct job {
-    request req;
-    int32_t **ids;
-    size_t *n_ids, *slot;
-    int *truncated;
-    uint8_t *cached, (*keys)[CACHE_KEY_BYTES];
-    const int32_t **miss_ids;
-    size_t *miss_n;
-    float *vec;
-    size_t tokens, n_cached;
-    uint64_t held;
-    sched_job sj;
-    cache_writer *writer;
-} job;
-
-static void job_free(job *j, gov *g) {
-    for (size_t i = 0; j->ids && i < j->req.n_items; i++) base_free(j->ids[i]);
-    base_free(j->ids), base_free(j->n_ids), base_free(j->slot), base_free(j->truncated), base_free(j->cached);
-    base_free(j->keys), base_free(j->miss_ids), base_free(j->miss_n), base_free(j->vec);
-    request_free(&j->req);
-    if (g && j->held) gov_unreserve(g, j->held);
-    j->held = 0;
-}
-
-static void on_vector(void *ctx, size_t index, const float *vec) {
-    job *j = ctx;
-    if (j->writer) cache_writer_put(j->writer, j->keys[index], vec);
-}
-
-static int reserve(gov *g, job *j, uint64_t bytes) {
-    if (!g || !gov_pool(g)) return 0;
-    if (gov_reserve(g, bytes)) return -1;
-    j->held += bytes;
-    return 0;
-}
-
-/* Embeds one body into out (the POST /embed answer). Returns 0, or -1 with
- * reason filled (the job cannot succeed as it is). */
+/* Embeds one body into out (the POST /embed answer) through the pipeline.
+ * Returns 0, or the HTTP status of the refusal with reason filled: 503 and
+ * 429 (memory or queue busy now) are the service's, the others the job's. */
 static int run_job(worker *w, const char *id, const char *body, size_t len, buf *out, buf *key, buf *bid,
                    char *reason, size_t rn) {
-    const worker_env *e = w->env;
-    const cembed_model_info *i = &w->info;
-    const size_t H = (size_t)i->hidden;
-    job j = {.writer = e->writer};
-    req_limits lim = {.max_items = w->o->max_chunks, .max_text_bytes = w->o->max_body_bytes, .max_depth = w->o->max_depth};
-    int rc = -1;
-    if (len > w->o->max_body_bytes) {
-        snprintf(reason, rn, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len,
-                 w->o->max_body_bytes);
-        return -1;
+    pipe_job j = {.whole_answer = 1};   /* the whole answer is held until Redis has it */
+    int rc = pipe_parse(&j, &w->pe, REQ_EMBED, body, len);
+    if (!rc) {
+        /* the result key: exact and collision-free (worker.h); the announced batch_id: its value, else the entry id */
+        const int kind = !j.req.batch_id ? WORKER_KEY_ENTRY : j.req.batch_id_is_string ? WORKER_KEY_STRING : WORKER_KEY_INT;
+        const char *bv = j.req.batch_id ? j.req.batch_id : id;
+        const size_t bl = j.req.batch_id ? j.req.batch_id_len : strlen(id);
+        bid->len = 0;
+        if (worker_result_key(w->o->result_prefix, kind, bv, bl, key) || buf_append(bid, bv, bl))
+            rc = j.status = 503, snprintf(j.msg, sizeof j.msg, "out of memory");
     }
-    if (reserve(e->g, &j, request_parse_bound(body, len))) {
-        snprintf(reason, rn, "%s", cembed_last_error());
-        return -1;
-    }
-    if (request_parse(REQ_EMBED, body, len, &lim, &j.req)) {
-        snprintf(reason, rn, "%d: %s", j.req.status ? j.req.status : 400, cembed_last_error());
-        goto done;
-    }
-    /* the result key: exact and collision-free (worker.h); the announced batch_id: its value, else the entry id */
-    const int kind = !j.req.batch_id ? WORKER_KEY_ENTRY : j.req.batch_id_is_string ? WORKER_KEY_STRING : WORKER_KEY_INT;
-    const char *bv = j.req.batch_id ? j.req.batch_id : id;
-    const size_t bl = j.req.batch_id ? j.req.batch_id_len : strlen(id);
-    bid->len = 0;
-    if (worker_result_key(w->o->result_prefix, kind, bv, bl, key) || buf_append(bid, bv, bl)) {
-        snprintf(reason, rn, "out of memory");
-        goto done;
-    }
-    const size_t n = j.req.n_items;
-    if (e->g && j.held) gov_unreserve(e->g, j.held), j.held = 0;
-    /* what the job holds until its answer is stored: as in the service, plus the whole answer */
-    uint64_t need = request_held_bytes(&j.req) + n * (H * 4 + H * 17 + 512 + CACHE_KEY_BYTES + 64) + 65536;
-    for (size_t k = 0; k < n; k++) need += CE_MIN(j.req.items[k].text_len + 2, (size_t)i->max_seq_len) * 4 + 32;
-    if (reserve(e->g, &j, need)) {
-        snprintf(reason, rn, "%s", cembed_last_error());
-        goto done;
-    }
-    j.ids = base_calloc(n, sizeof *j.ids);
-    j.n_ids = base_calloc(n, sizeof *j.n_ids);
-    j.truncated = base_calloc(n, sizeof *j.truncated);
-    j.slot = base_calloc(n, sizeof *j.slot);
-    j.cached = base_calloc(n, 1);
-    j.keys = base_calloc(n, CACHE_KEY_BYTES);
-    j.miss_ids = base_calloc(n, sizeof *j.miss_ids);
-    j.miss_n = base_calloc(n, sizeof *j.miss_n);
-    j.vec = base_malloc(n * H * sizeof(float));
-    if (!j.ids || !j.n_ids || !j.truncated || !j.slot || !j.cached || !j.keys || !j.miss_ids || !j.miss_n || !j.vec) {
-        snprintf(reason, rn, "out of memory");
-        goto done;
-    }
-    for (size_t k = 0; k < n; k++) {
-        const req_item *it = &j.req.items[k];
-        size_t full;
-        if (cembed_tokenize(e->m, it->text, it->text_len, &j.ids[k], &j.n_ids[k], &j.truncated[k], &full)) {
-            snprintf(reason, rn, "out of memory");
-            goto done;
+    if (!rc) rc = pipe_prepare(&j, j.req.tei ? PIPE_TEI : PIPE_EMBED);
+    if (!rc) rc = pipe_submit(&j);
+    if (!rc) {
+        pipe_wait(&j);
+        out->len = 0;
+        int wrc = pipe_write_head(&j, out);
+        for (size_t k = 0; k < j.req.n_items && !wrc; k++) {
+            pipe_finish_vector(&j, k);
+            wrc = pipe_write_item(&j, out, k, k == 0);
         }
-        if (j.truncated[k] && !j.req.truncate) {
-            snprintf(reason, rn, "422: chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d", k,
-                     it->id_json ? it->id_json : "null", full, i->max_seq_len);
-            goto done;
-        }
-        j.tokens += j.n_ids[k];
-        cache_key(&e->scope, it->text, it->text_len, j.keys[k]);
+        if (wrc || pipe_write_tail(&j, out)) rc = j.status = 503, snprintf(j.msg, sizeof j.msg, "out of memory writing the answer");
     }
-    cembed_thread_release();
-    if (e->cache) {
-        /* committed rows and those the writer has not stored yet */
-        int hits = cache_writer_lookup(j.writer, e->cache, (const uint8_t(*)[CACHE_KEY_BYTES])j.keys, n, (int)H, j.vec,
-                                       j.cached);
-        if (hits < 0) {
-            log_warn("cache lookup failed: %s", cembed_last_error());
-            memset(j.cached, 0, n);
-            hits = 0;
-        }
-        j.n_cached = (size_t)hits;
-    }
-    size_t m = 0;
-    for (size_t k = 0; k < n; k++)
-        if (!j.cached[k]) j.slot[m] = k, j.miss_ids[m] = j.ids[k], j.miss_n[m++] = j.n_ids[k];
-    j.sj = (sched_job){.ids = j.miss_ids, .n_ids = j.miss_n, .n = m, .out = j.vec, .slot = j.slot,
-                       .on_vector = on_vector, .ctx = &j};
-    if (sched_submit(e->s, &j.sj)) {
-        snprintf(reason, rn, "%s", cembed_last_error());
-        goto done;
-    }
-    sched_wait(e->s, &j.sj);
-    const int norm = j.req.normalize < 0 ? i->normalize : j.req.normalize;
-    out->len = 0;
-    int wrc = j.req.tei ? buf_append(out, "[", 1) : json_write_embed_head(out, j.req.batch_id_json, i->name, i->hidden);
-    for (size_t k = 0; k < n && !wrc; k++) {
-        float *v = j.vec + k * H;
-        if (norm) cembed_l2_normalize(v, H);
-        const embed_item_out it = {.index = k, .id_json = j.req.items[k].id_json,
-                                   .metadata_json = j.req.items[k].metadata_json, .vec = v, .dims = H,
-                                   .tokens = j.n_ids[k], .truncated = j.truncated[k], .cached = j.cached[k]};
-        wrc = j.req.tei ? (k && buf_append(out, ",", 1)) || json_write_floats(out, v, H)
-                        : json_write_embed_item(out, &it, k ? "," : "", "");
-    }
-    const embed_usage u = {.chunks = n, .tokens = j.tokens, .cached = j.n_cached, .batches = j.sj.batches,
-                           .queue_ms = j.sj.queue_ms, .compute_ms = j.sj.compute_ms};
-    wrc = wrc || (j.req.tei ? buf_append(out, "]\n", 2) : buf_append(out, "],", 2) || json_write_embed_usage(out, &u));
-    if (wrc) {
-        snprintf(reason, rn, "out of memory writing the answer");
-        goto done;
-    }
-    rc = 0;
-done:
-    job_free(&j, e->g);
+    if (rc) snprintf(reason, rn, "%d: %.490s", rc, j.msg);
+    pipe_free(&j);
     return rc;
 }
 
-/* Runs the queued commands cmds[0..n) as one MULTI ... EXEC. Returns 1 when
- * EXEC ran all of them; 0 with why[] filled when Redis refused (an error
- * reply at queueing or from EXEC, e.g. OOM under maxmemory) or the
- * connection failed (w->c is then NULL). */
 typedef struct rcmd {
     int argc;
     const char **argv;
@@ -409,15 +285,21 @@ static void handle(worker *w, const char *id, const char *body, size_t len, long
     }
     buf out = {0}, key = {0}, bid = {0};
     double t0 = time_now();
+    int status = 0;
     if (!body) {
         snprintf(reason, sizeof reason, "the entry has no \"body\" field (XADD %s * body JSON)", w->o->stream);
-    } else if (run_job(w, id, body, len, &out, &key, &bid, reason, sizeof reason) == 0) {
+    } else if ((status = run_job(w, id, body, len, &out, &key, &bid, reason, sizeof reason)) == 0) {
         if (store(w, id, &key, &bid, &out, stop))
             log_info("job %s (batch %.*s) done in %.1f ms", id, (int)CE_MIN(bid.len, 200), bid.ptr, (time_now() - t0) * 1e3);
         buf_free(&out), buf_free(&key), buf_free(&bid);
         return;
     }
     buf_free(&out), buf_free(&key), buf_free(&bid);
+    if (status == 503 || status == 429) {
+        /* this worker is busy, not the job wrong: it stays pending, unrecorded, and comes back */
+        log_warn("job %s not run now (delivery %lld): %s; it is retried after the claim time", id, deliveries, reason);
+        return;
+    }
     /* not acked: it comes back after the claim time, and goes to the dead letters after max_deliveries */
     log_warn("job %s failed (delivery %lld of %d): %s", id, deliveries, w->o->max_deliveries, reason);
     const char *hs[] = {"HSET", w->o->errors_hash, id, reason};
@@ -477,6 +359,11 @@ int worker_run(const worker_env *env, const worker_opts *o, volatile sig_atomic_
         return base_err(CEMBED_EINVAL, "worker: bad options");
     worker w = {.env = env, .o = o};
     cembed_model_get_info(env->m, &w.info);
+    const req_limits lim = {.max_items = o->max_chunks, .max_text_bytes = o->max_body_bytes, .max_depth = o->max_depth};
+    pipe_env_init(&w.pe, env->m, env->s, env->g, &lim);
+    w.pe.cache = env->cache;
+    w.pe.writer = env->writer;
+    w.pe.scope = env->scope;
     char block[24];
     snprintf(block, sizeof block, "%ld", o->block_ms);
     while (!*stop) {
@@ -509,5 +396,6 @@ int worker_run(const worker_env *env, const worker_opts *o, volatile sig_atomic_
         freeReplyObject(r);
     }
     disconnect(&w);
+    pipe_env_destroy(&w.pe);
     return 0;
 }

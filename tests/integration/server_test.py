@@ -415,6 +415,89 @@ check("\\u0000 and a huge \"dimensions\" get messages that say what is wrong and
       s0 == 400 and "NUL" in m0 and "JSON_ALLOW_NUL" not in m0 and s1 == 400 and "1000000000" in m1 and "65536" in m1,
       f"{m0!r}; {m1!r}")
 
+# Slow and idle connections do not starve real clients (they once did: one thread per connection, 64 of
+# them): 64 sockets dribbling one header byte every 2 s and 2,000 idle ones, all from 127.0.0.1, while a
+# client on 127.0.0.2 asks for /health and embeds. The dribblers are closed by the header deadline, the
+# idle ones past the per-address limit at once; the server's own count says so.
+import resource
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+slow_srv, slow_port = start({"EMBEDDING_HEADER_TIMEOUT": "3", "EMBEDDING_MAX_CONNECTIONS_PER_IP": "300"})
+stop_dribble = threading.Event()
+dribblers, idle, dribble_closed = [], [], [0]
+
+
+def dribble():
+    msg = b"POST /embed HTTP/1.1\r\nHost: x\r\n"
+    for i in range(10 ** 6):
+        if stop_dribble.wait(2.0):
+            return
+        for sk in list(dribblers):
+            try:
+                sk.send(msg[i % len(msg):i % len(msg) + 1])
+            except OSError:
+                dribblers.remove(sk)
+                dribble_closed[0] += 1
+
+
+for _ in range(64):
+    dribblers.append(socket.create_connection(("127.0.0.1", slow_port)))
+refused_idle = 0
+for _ in range(2000):
+    try:
+        idle.append(socket.create_connection(("127.0.0.1", slow_port), timeout=5))
+    except OSError:
+        refused_idle += 1
+dt = threading.Thread(target=dribble, daemon=True)
+dt.start()
+
+
+def from_other(method, path, body=None):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", slow_port, timeout=30, source_address=("127.0.0.2", 0))
+        c.request(method, path, body=json.dumps(body) if body else None, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+    except OSError as e:
+        return str(e), b""
+
+
+t_health = time.time()
+h_status, _ = from_other("GET", "/health")
+t_health = time.time() - t_health
+e_status, e_body = from_other("POST", "/embed", {"chunks": [distinct[0]]})
+e_vec = json.loads(e_body)["embeddings"][0]["embedding"] if e_status == 200 else []
+time.sleep(8)   # past the 3 s header deadline, as the dribblers go on
+# the idle sockets past the per-address limit were closed by the server at once
+closed_idle = 0
+for sk in idle:
+    sk.settimeout(0.01)
+    try:
+        if sk.recv(1) == b"":
+            closed_idle += 1
+    except socket.timeout:
+        pass
+    except OSError:
+        closed_idle += 1
+m_status, metrics = from_other("GET", "/metrics")
+deadline_count = [float(l.split()[-1]) for l in metrics.decode().splitlines()
+                  if l.startswith("cembed_header_timeouts_total")]
+stop_dribble.set()
+for sk in dribblers + idle:
+    sk.close()
+alive = slow_srv.poll() is None
+slow_srv.terminate()
+slow_srv.wait(timeout=60)
+check("64 dribbling and 2,000 idle connections do not starve a real client",
+      h_status == 200 and e_status == 200 and maxdiff(e_vec, alone[0]) <= 1e-6 and alive
+      and closed_idle >= 2000 - refused_idle - 300 and dribble_closed[0] == 64 and deadline_count
+      and deadline_count[0] >= 64,
+      f"/health {h_status} in {t_health:.2f} s, /embed {e_status}; idle: {closed_idle} of {len(idle)} closed by the "
+      f"per-address limit ({refused_idle} refused); dribblers closed by the header deadline: {dribble_closed[0]}/64, "
+      f"counted {deadline_count}")
+
 # SIGHUP (a service manager's reload) does not stop the service
 server.send_signal(signal.SIGHUP)
 time.sleep(0.5)

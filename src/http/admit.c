@@ -1,0 +1,69 @@
+/* A POST request on a request thread: the pipeline (src/pipe) up to the
+ * scheduler, then back to the I/O thread through MHD_resume_connection. The
+ * I/O threads never parse, tokenize or wait. See internal.h. */
+#include <string.h>
+
+#include "http/internal.h"
+
+/* The scheduler's callbacks (inference thread). */
+static void on_vector(void *ctx, size_t k) {
+    work *w = ctx;
+    if (!w->stream) return;
+    pthread_mutex_lock(&w->mu);
+    w->order[w->n_ready++] = k;
+    http_wake(w);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_done(void *ctx) {
+    work *w = ctx;
+    if (w->stream) {
+        pthread_mutex_lock(&w->mu);
+        w->done = 1;
+        http_wake(w);
+        pthread_mutex_unlock(&w->mu);
+    } else { /* the connection waits parked since its body arrived */
+        atomic_store(&w->ready, 1);
+        http_resume(w->s, w->c);
+    }
+    http_work_release(w);   /* the scheduler's reference */
+}
+
+void http_work_run(work *w) {
+    http_server *s = w->s;
+    pipe_job *j = &w->j;
+    const req_kind kind = w->route == R_EMBED ? REQ_EMBED : w->route == R_OPENAI ? REQ_OPENAI : REQ_TOKENIZE;
+    int rc = pipe_parse(j, &s->pe, kind, w->body ? w->body : "", w->body_len);
+    base_free(w->body);   /* the body is no longer needed */
+    w->body = NULL;
+    const char *accept = MHD_lookup_connection_value(w->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    w->stream = !rc && kind == REQ_EMBED && !j->req.tei &&
+                (j->req.stream || (accept && strstr(accept, "application/x-ndjson")));
+    const pipe_form form = kind == REQ_TOKENIZE ? PIPE_TOKENIZE : kind == REQ_OPENAI ? PIPE_OPENAI
+                         : j->req.tei ? PIPE_TEI : w->stream ? PIPE_STREAM : PIPE_EMBED;
+    if (!rc) rc = pipe_prepare(j, form);
+    if (!rc && w->stream && !(w->order = base_calloc(j->req.n_items, sizeof *w->order)))
+        rc = j->status = 503, j->retry_after = 1, snprintf(j->msg, sizeof j->msg, "out of memory; retry later");
+    if (!rc && form != PIPE_TOKENIZE) {
+        if (w->stream) /* cached vectors are ready at once */
+            for (size_t k = 0; k < j->req.n_items; k++)
+                if (j->cached[k]) w->order[w->n_ready++] = k;
+        j->on_vector = on_vector;
+        j->on_done = on_done;
+        j->ctx = w;
+        atomic_fetch_add(&w->refs, 1);   /* the scheduler's, until on_done */
+        const int stream = w->stream;
+        if (pipe_submit(j) == 0) {
+            /* a plain answer: on_done resumes it, and w may be gone already; a
+             * streamed one starts now (its response holds w) */
+            if (stream) {
+                atomic_store(&w->ready, 1);
+                http_resume(s, w->c);
+            }
+            return;
+        }
+        atomic_fetch_sub(&w->refs, 1);
+    }
+    atomic_store(&w->ready, 1);
+    http_resume(s, w->c);
+}

@@ -1,0 +1,185 @@
+/* Answers: errors as {"error": {...}}, and the content reader that writes a
+ * request's answer in pieces of PIPE_OUT_FLUSH bytes, so that no request
+ * holds its whole JSON answer in memory. The reader runs on an I/O thread
+ * and never blocks it: a streamed answer with no vector ready parks its
+ * connection (MHD_suspend_connection) and the scheduler's callbacks resume
+ * it. See internal.h. */
+#include <malloc.h>
+#include <string.h>
+
+#include "http/internal.h"
+#include "json/json.h"
+
+void http_count(http_server *s, enum route r, int status) {
+    for (size_t i = 0; i < N_ROUTES; i++)
+        if (http_routes[i].r == r)
+            for (size_t k = 0; k < N_CODES; k++)
+                if (http_status_codes[k] == status) atomic_fetch_add(&s->requests[i][k], 1);
+}
+
+enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after,
+                              const char *allow, int close) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(b->len, b->ptr, base_free);
+    if (!resp) {
+        buf_free(b);
+        return MHD_NO;
+    }
+    *b = (buf){0};   /* owned by the response now */
+    MHD_add_response_header(resp, "Content-Type", type);
+    if (retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    if (allow) MHD_add_response_header(resp, "Allow", allow);
+    if (close) MHD_add_response_header(resp, "Connection", "close");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static const char *error_type(int status) {
+    switch (status) {
+    case 400: return "invalid_request";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 422: return "unprocessable_entity";
+    case 429: return "queue_full";
+    case 503: return "unavailable";
+    default: return "internal_error";
+    }
+}
+
+enum MHD_Result http_send_error(http_server *s, struct MHD_Connection *c, enum route r, int status, const char *msg,
+                                int retry_after_s, const char *allow, int close) {
+    buf b = {0};
+    if (buf_append(&b, "{\"error\":{\"message\":", 20) || json_write_string(&b, msg, strlen(msg)) ||
+        buf_printf(&b, ",\"type\":\"%s\",\"code\":%d}}\n", error_type(status), status)) {
+        buf_free(&b);
+        return MHD_NO;
+    }
+    http_count(s, r, status);
+    log_debug("%d %s", status, msg);
+    if (!retry_after_s && (status == 429 || status == 503)) retry_after_s = 1;
+    return http_send_buf(c, status, &b, "application/json", retry_after_s, allow, close);
+}
+
+/* ---- the work's life ---- */
+
+void http_work_release(work *w) {
+    if (atomic_fetch_sub(&w->refs, 1) != 1) return;
+    http_server *s = w->s;
+    const int large = w->j.held >= (1u << 20);
+    if (w->j.req.n_items && !w->j.status && w->route != R_TOKENIZE) {
+        size_t truncated = 0;
+        for (size_t k = 0; w->j.truncated && k < w->j.req.n_items; k++) truncated += (size_t)w->j.truncated[k];
+        atomic_fetch_add(&s->chunks, w->j.req.n_items);
+        atomic_fetch_add(&s->truncated, truncated);
+    }
+    pipe_free(&w->j);
+    base_free(w->body);
+    base_free(w->order);
+    buf_free(&w->out);
+    pthread_mutex_destroy(&w->mu);
+    base_free(w);
+    if (large) malloc_trim(0);   /* after a large request, give its freed heap back (DESIGN: trim) */
+}
+
+void http_resume(http_server *s, struct MHD_Connection *c) {
+    atomic_fetch_sub(&s->parked, 1);
+    MHD_resume_connection(c);
+}
+
+void http_wake(work *w) {
+    /* mu held by the caller */
+    if (w->suspended && !w->gone) {
+        w->suspended = 0;
+        http_resume(w->s, w->c);
+    }
+}
+
+/* ---- the answer ---- */
+
+/* MHD's content reader: fills w->out up to PIPE_OUT_FLUSH and copies it out;
+ * 0 (with the connection parked) when a streamed answer has nothing ready. */
+static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
+    (void)pos;
+    work *w = cls;
+    pipe_job *j = &w->j;
+    const size_t n = j->req.n_items;
+    if (w->out_pos == w->out.len) {
+        w->out.len = w->out_pos = 0;
+        if (w->phase == 2) return MHD_CONTENT_READER_END_OF_STREAM;
+        int rc = 0;
+        if (w->phase == 0) {
+            rc = pipe_write_head(j, &w->out);
+            w->phase = 1;
+        }
+        while (!rc && w->phase == 1 && w->out.len < PIPE_OUT_FLUSH) {
+            size_t k = w->n_sent;
+            if (w->stream) {
+                pthread_mutex_lock(&w->mu);
+                const int wait = w->n_sent == w->n_ready && (w->n_sent < n || !w->done);   /* the tail needs usage */
+                if (wait && w->out.len == 0) { /* nothing to send: park until the scheduler has more */
+                    w->suspended = 1;
+                    atomic_fetch_add(&w->s->parked, 1);
+                    MHD_suspend_connection(w->c);
+                }
+                if (!wait && w->n_sent < n) k = w->order[w->n_sent];
+                pthread_mutex_unlock(&w->mu);
+                if (wait) break;   /* send what is written first */
+            }
+            if (w->n_sent == n) {
+                rc = pipe_write_tail(j, &w->out);
+                w->phase = 2;
+                break;
+            }
+            if (j->vec) pipe_finish_vector(j, k);
+            rc = pipe_write_item(j, &w->out, k, w->n_sent == 0);
+            w->n_sent++;
+        }
+        if (rc) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (w->out.len == 0) return 0;   /* parked */
+    }
+    const size_t m = CE_MIN(max, w->out.len - w->out_pos);
+    memcpy(dst, w->out.ptr + w->out_pos, m);
+    w->out_pos += m;
+    return (ssize_t)m;
+}
+
+static void answer_free(void *cls) {
+    work *w = cls;
+    pthread_mutex_lock(&w->mu);
+    w->gone = 1;   /* a client that left early: the job may still run; its callbacks must not resume */
+    pthread_mutex_unlock(&w->mu);
+    http_work_release(w);
+}
+
+enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w) {
+    pipe_job *j = &w->j;
+    if (j->status) {
+        if (j->shed) { /* memory: counted for /health and /metrics */
+            atomic_fetch_add(&s->shed_memory, 1);
+            atomic_store(&s->last_shed, (long long)time_now());
+            log_info("request refused (503, retry after %d s): %s", j->retry_after, j->msg);
+        }
+        if (j->status == 429) atomic_fetch_add(&s->shed_queue, 1);
+        const enum MHD_Result ret = http_send_error(s, c, w->route, j->status, j->msg, j->retry_after, NULL, 0);
+        http_work_release(w);
+        return ret;
+    }
+    atomic_fetch_add(&s->cache_hits, j->n_cached);
+    atomic_fetch_add(&s->cache_misses, j->req.n_items - j->n_cached);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, PIPE_OUT_FLUSH, answer_read, w,
+                                                                  answer_free);
+    if (!resp) {
+        answer_free(w);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", w->stream ? "application/x-ndjson" : "application/json");
+    http_count(s, w->route, 200);
+    const enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}

@@ -1,0 +1,426 @@
+/* The request pipeline; see pipe.h. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "json/answer.h"
+#include "json/json.h"
+#include "pipe/pipe.h"
+
+#define BLOCK 32   /* heap overhead bound of one block */
+#define NONE ((size_t)-1)
+
+void pipe_env_init(pipe_env *e, cembed_model *m, sched *s, gov *g, const req_limits *lim) {
+    memset(e, 0, sizeof *e);
+    e->m = m;
+    e->s = s;
+    e->g = g;
+    e->lim = *lim;
+    cembed_model_get_info(m, &e->info);
+    pthread_mutex_init(&e->cache_mu, NULL);
+}
+
+void pipe_env_destroy(pipe_env *e) { pthread_mutex_destroy(&e->cache_mu); }
+
+/* ---- refusals ---- */
+
+static int refuse(pipe_job *j, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(pipe_job *j, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->msg, sizeof j->msg, fmt, ap);
+    va_end(ap);
+    j->status = status;
+    if (status == 503 && !j->retry_after) j->retry_after = 1;
+    return status;
+}
+
+static int no_memory(pipe_job *j) { return refuse(j, 503, "out of memory; retry later"); }
+
+/* Seconds a refused client should wait: the queue's tokens at the measured
+ * speed, at least 1, at most 60. */
+static int retry_after(const pipe_env *e) {
+    sched_stats st;
+    sched_get_stats(e->s, &st);
+    const double rate = st.compute_s > 0.5 ? (double)st.tokens / st.compute_s : 2000.0;
+    const double t = (double)st.queued_tokens / rate;
+    return t < 1 ? 1 : t > 60 ? 60 : (int)t + 1;
+}
+
+/* Reserves bytes into *held, or refuses: 413 when they could never fit the
+ * pool, 503 + Retry-After when they do not fit now. */
+static int hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage) {
+    gov *g = j->e->g;
+    if (!g || !gov_pool(g) || bytes == 0) return 0;
+    if (gov_reserve(g, bytes) == 0) {
+        *held += bytes;
+        return 0;
+    }
+    if (bytes > gov_pool(g))
+        return refuse(j, 413,
+                      "the request needs %.1f MB of memory (%s), more than the server's request pool of %.1f MB "
+                      "(EMBEDDING_MAX_MEMORY_PERCENT of the memory limit, less the model and the batch workspace); "
+                      "split it into smaller requests", bytes / 1048576.0, stage, gov_pool(g) / 1048576.0);
+    j->retry_after = retry_after(j->e);
+    j->shed = 1;
+    return refuse(j, 503, "memory is busy with other requests (%s %s); retry later", stage, cembed_last_error());
+}
+
+static void drop(pipe_job *j, uint64_t *held, uint64_t bytes) {
+    bytes = CE_MIN(bytes, *held);
+    if (j->e && j->e->g && bytes) gov_unreserve(j->e->g, bytes);
+    *held -= bytes;
+}
+
+/* ---- parse ---- */
+
+int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t len) {
+    j->e = e;
+    if (len > e->lim.max_text_bytes)
+        return refuse(j, 413, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len, e->lim.max_text_bytes);
+    if (hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->status;
+    if (request_parse(kind, body, len, &e->lim, &j->req)) {
+        const int st = j->req.status ? j->req.status : 400;
+        return refuse(j, st, "%s", st == 503 ? "out of memory while parsing; retry later" : cembed_last_error());
+    }
+    if (j->req.dimensions > e->info.hidden)
+        return refuse(j, 400, "\"dimensions\" is %d, the model has %d", j->req.dimensions, e->info.hidden);
+    return 0;
+}
+
+int pipe_items(pipe_job *j, pipe_env *e, size_t n) {
+    j->e = e;
+    j->req.normalize = -1;
+    j->req.truncate = 1;
+    if (n && !(j->req.items = base_calloc(n, sizeof *j->req.items))) return no_memory(j);
+    j->req.n_items = n;
+    return 0;
+}
+
+/* ---- prepare ---- */
+
+/* Bytes the parsed request needs from now until its answer is sent, beyond
+ * request_held_bytes: the arena, token ids (the tokenizer keeps exactly the
+ * ids of a text, at most the limit: a token takes at least one byte, and
+ * [CLS] and [SEP] are added), vectors and the writer's buffer (one flush
+ * plus one item; the whole answer for a caller that keeps it). OUT:
+ * *transient, the tokenizer's scratch for the longest text (freed after
+ * tokenizing). */
+static uint64_t need_bytes(const pipe_job *j, size_t *transient) {
+    const cembed_model_info *i = &j->e->info;
+    const uint64_t n = j->req.n_items, H = (uint64_t)i->hidden;
+    uint64_t longest = 0, item = 0, ids = 0;
+    for (size_t k = 0; k < n; k++) {
+        const req_item *it = &j->req.items[k];
+        longest = CE_MAX(longest, (uint64_t)it->text_len);
+        const uint64_t t = it->text ? it->text_len + 2 : it->n_ids + 2;
+        ids += CE_MIN(t, (uint64_t)i->max_seq_len) * sizeof(int32_t) + BLOCK;
+        const uint64_t line = (it->id_json ? strlen(it->id_json) : 0) + (it->metadata_json ? strlen(it->metadata_json) : 0);
+        item = CE_MAX(item, line);
+    }
+    *transient = (size_t)(56 * longest + 64 * 1024);   /* codepoints x3 + ids while encoding */
+    const uint64_t arena = n * (2 * sizeof(int32_t *) + 7 * sizeof(size_t) + sizeof(int) + 1 + CACHE_KEY_BYTES) +
+                           n * H * sizeof(float) + 2 * BLOCK;
+    uint64_t out = 2 * (PIPE_OUT_FLUSH + item + H * 18 + 512);   /* doubling growth of the writer's buffer */
+    if (j->whole_answer) out += 2 * n * (H * 17 + 512) + j->req.n_items * item;
+    return ids + arena + out;
+}
+
+/* Carves the per-item arrays from one block. */
+static int arena(pipe_job *j, int vectors) {
+    const size_t n = j->req.n_items, H = (size_t)j->e->info.hidden;
+    const size_t sz[] = {n * sizeof *j->ids, n * sizeof *j->n_ids, n * sizeof *j->truncated, n * sizeof *j->slot,
+                         n * sizeof *j->twin, n * sizeof *j->next_copy, n * sizeof *j->miss_ids, n * sizeof *j->miss_n,
+                         vectors ? n * H * sizeof(float) : 0, n * CACHE_KEY_BYTES, n};
+    void **dst[] = {(void **)&j->ids, (void **)&j->n_ids, (void **)&j->truncated, (void **)&j->slot,
+                    (void **)&j->twin, (void **)&j->next_copy, (void **)&j->miss_ids, (void **)&j->miss_n, (void **)&j->vec,
+                    (void **)&j->keys, (void **)&j->cached};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sz / sizeof *sz; i++) total += (sz[i] + 63) & ~(size_t)63;
+    char *p = j->arena = base_calloc(1, total ? total : 1);
+    if (!p) return -1;
+    for (size_t i = 0; i < sizeof sz / sizeof *sz; i++) {
+        *dst[i] = sz[i] ? p : NULL;
+        p += (sz[i] + 63) & ~(size_t)63;
+    }
+    return 0;
+}
+
+void pipe_set_tokens(pipe_job *j, size_t k, int32_t *ids, size_t n_ids, int truncated) {
+    j->req.items[k].ids = ids;   /* framed already: pipe_prepare keeps them as they are */
+    j->req.items[k].n_ids = n_ids;
+    j->req.items[k].ids_are_tokens = 1;
+    j->req.items[k].truncated = truncated;
+}
+
+static int tokenize_all(pipe_job *j) {
+    const cembed_model_info *i = &j->e->info;
+    for (size_t k = 0; k < j->req.n_items; k++) {
+        req_item *it = &j->req.items[k];
+        size_t full;
+        if (it->ids_are_tokens) { /* tokenized by the caller: take them over */
+            j->ids[k] = it->ids;
+            j->n_ids[k] = it->n_ids;
+            j->truncated[k] = it->truncated;
+            it->ids = NULL;
+            full = it->n_ids;
+        } else if (it->text) {
+            if (cembed_tokenize(j->e->m, it->text, it->text_len, &j->ids[k], &j->n_ids[k], &j->truncated[k], &full))
+                return no_memory(j);
+        } else { /* token ids: [CLS] ids [SEP] unless already framed */
+            const int framed = it->n_ids >= 2 && it->ids[0] == i->cls_id && it->ids[it->n_ids - 1] == i->sep_id;
+            const size_t want = it->n_ids + (framed ? 0 : 2), keep = CE_MIN(want, (size_t)i->max_seq_len);
+            full = want;
+            if (!(j->ids[k] = base_malloc(keep * sizeof(int32_t)))) return no_memory(j);
+            size_t o = 0;
+            j->ids[k][o++] = i->cls_id;
+            const size_t first = framed ? 1 : 0, end = it->n_ids - (framed ? 1 : 0);
+            for (size_t t = first; t < end && o < keep - 1; t++) {
+                if (it->ids[t] < 0 || it->ids[t] >= i->vocab_size)
+                    return refuse(j, 400, "input[%zu][%zu]: token id %d is outside the vocabulary of %d", k, t,
+                                  (int)it->ids[t], i->vocab_size);
+                j->ids[k][o++] = it->ids[t];
+            }
+            j->ids[k][o++] = i->sep_id;
+            j->n_ids[k] = o;
+            j->truncated[k] = full > keep;
+        }
+        if (j->truncated[k] && !j->req.truncate)
+            return refuse(j, 422,
+                          "chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d; send \"truncate\": "
+                          "true or split it", k, it->id_json ? it->id_json : "null", full, i->max_seq_len);
+        j->tokens += j->n_ids[k];
+    }
+    return 0;
+}
+
+/* The cache key of every item (token-id items: a marker no UTF-8 text
+ * starts with, then the ids); then the hits, read into vec raw, like a
+ * computed vector, so both are finished the same way. */
+static int cache_lookup(pipe_job *j) {
+    pipe_env *e = j->e;
+    const size_t n = j->req.n_items;
+    for (size_t k = 0; k < n; k++) {
+        const req_item *it = &j->req.items[k];
+        if (it->text) {
+            cache_key(&e->scope, it->text, it->text_len, j->keys[k]);
+            continue;
+        }
+        buf b = {0};
+        if (buf_append(&b, "\xff\xfeids", 5) || buf_append(&b, j->ids[k], j->n_ids[k] * sizeof(int32_t))) {
+            buf_free(&b);
+            return no_memory(j);
+        }
+        cache_key(&e->scope, b.ptr, b.len, j->keys[k]);
+        buf_free(&b);
+    }
+    pthread_mutex_lock(&e->cache_mu);
+    /* committed rows and those the writer has not stored yet */
+    int hits = cache_writer_lookup(e->writer, e->cache, (const uint8_t(*)[CACHE_KEY_BYTES])j->keys, n,
+                                   e->info.hidden, j->vec, j->cached);
+    pthread_mutex_unlock(&e->cache_mu);
+    if (hits < 0) { /* the cache failing is not the request failing */
+        log_warn("cache lookup failed: %s", cembed_last_error());
+        memset(j->cached, 0, n);
+        hits = 0;
+    }
+    j->n_cached = (size_t)hits;
+    return 0;
+}
+
+/* The misses, each text once: twin[k] is the first item with k's key (k
+ * itself for the first), found through a hash table of the keys. */
+static int find_twins(pipe_job *j) {
+    const size_t n = j->req.n_items;
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    size_t *table = base_malloc(cap * sizeof *table);
+    if (!table) return -1;
+    memset(table, 0xff, cap * sizeof *table);
+    for (size_t k = 0; k < n; k++) {
+        if (j->cached[k]) continue;
+        uint64_t h;
+        memcpy(&h, j->keys[k], sizeof h);   /* the key is a hash already */
+        for (size_t p = (size_t)h & (cap - 1);; p = (p + 1) & (cap - 1)) {
+            if (table[p] == NONE) {
+                table[p] = k;
+                break;
+            }
+            if (memcmp(j->keys[table[p]], j->keys[k], CACHE_KEY_BYTES) == 0) {
+                j->twin[k] = table[p];
+                break;
+            }
+        }
+    }
+    base_free(table);
+    return 0;
+}
+
+int pipe_prepare(pipe_job *j, pipe_form form) {
+    pipe_env *e = j->e;
+    const size_t n = j->req.n_items;
+    j->form = form;
+    /* what the request needs until it is answered, reserved before the parse's bytes are given back */
+    size_t transient;
+    const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
+    if (hold(j, &j->held, need, "for its tokens and vectors")) {
+        drop(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
+        j->status = j->shed = 0;
+        if (hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
+    }
+    drop(j, &j->parse_held, j->parse_held);
+    if (arena(j, form != PIPE_TOKENIZE)) return no_memory(j);
+    const int rc = tokenize_all(j);
+    cembed_thread_release();   /* the tokenizer's scratch for this thread */
+    drop(j, &j->held, transient);
+    if (rc || form == PIPE_TOKENIZE) return rc;
+    if (e->cache && cache_lookup(j)) return j->status;
+    for (size_t k = 0; k < n; k++) j->twin[k] = k, j->next_copy[k] = NONE;
+    if (e->cache && find_twins(j)) return no_memory(j);
+    for (size_t k = n; k-- > 0;)
+        if (j->twin[k] != k) j->next_copy[k] = j->next_copy[j->twin[k]], j->next_copy[j->twin[k]] = k;
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (j->cached[k] || j->twin[k] != k) continue;
+        j->slot[m] = k;
+        j->miss_ids[m] = j->ids[k];
+        j->miss_n[m++] = j->n_ids[k];
+    }
+    j->sj = (sched_job){.ids = j->miss_ids, .n_ids = j->miss_n, .n = m, .out = j->vec, .slot = j->slot};
+    return 0;
+}
+
+/* ---- compute ---- */
+
+/* The scheduler's callbacks (inference thread). */
+static void on_vector(void *ctx, size_t k, const float *vec) {
+    pipe_job *j = ctx;
+    const size_t H = (size_t)j->e->info.hidden;
+    if (j->e->writer) cache_writer_put(j->e->writer, j->keys[k], vec);   /* raw, as computed */
+    if (j->on_vector) j->on_vector(j->ctx, k);
+    for (size_t t = j->next_copy[k]; t != NONE; t = j->next_copy[t]) {
+        memcpy(j->vec + t * H, vec, H * sizeof(float));
+        if (j->on_vector) j->on_vector(j->ctx, t);
+    }
+}
+
+static void on_done(void *ctx) {
+    pipe_job *j = ctx;
+    if (j->on_done) j->on_done(j->ctx);
+}
+
+int pipe_submit(pipe_job *j) {
+    j->sj.on_vector = on_vector;
+    j->sj.on_done = j->on_done ? on_done : NULL;   /* a job someone waits for is not touched after the wait */
+    j->sj.ctx = j;
+    const int rc = sched_submit(j->e->s, &j->sj);
+    if (rc == CEMBED_ELIMIT) {
+        j->retry_after = retry_after(j->e);
+        return refuse(j, 429, "%s", cembed_last_error());
+    }
+    if (rc) return refuse(j, 503, "%s", cembed_last_error());
+    return 0;
+}
+
+void pipe_wait(pipe_job *j) {
+    pipe_env *e = j->e;
+    sched_wait(e->s, &j->sj);
+    if (e->cache && !e->writer && j->sj.n) { /* no writer thread (embed DIR): store the computed ones here */
+        uint8_t (*keys)[CACHE_KEY_BYTES] = base_malloc(j->sj.n * CACHE_KEY_BYTES);
+        float *vecs = base_malloc(j->sj.n * (size_t)e->info.hidden * sizeof(float));
+        const size_t H = (size_t)e->info.hidden;
+        if (keys && vecs) {
+            for (size_t i = 0; i < j->sj.n; i++) {
+                memcpy(keys[i], j->keys[j->slot[i]], CACHE_KEY_BYTES);
+                memcpy(vecs + i * H, j->vec + j->slot[i] * H, H * sizeof(float));
+            }
+            pthread_mutex_lock(&e->cache_mu);
+            if (cache_put_many(e->cache, (const uint8_t(*)[CACHE_KEY_BYTES])keys, j->sj.n, e->info.hidden, vecs))
+                log_warn("cache write failed (the vectors are still answered): %s", cembed_last_error());
+            pthread_mutex_unlock(&e->cache_mu);
+        } else {
+            log_warn("cache write skipped: out of memory");
+        }
+        base_free(keys);
+        base_free(vecs);
+    }
+}
+
+/* ---- the answer ---- */
+
+static int wants_normalize(const pipe_job *j) { return j->req.normalize < 0 ? j->e->info.normalize : j->req.normalize; }
+
+void pipe_finish_vector(pipe_job *j, size_t k) {
+    const size_t H = (size_t)j->e->info.hidden;
+    float *v = j->vec + k * H;
+    if (wants_normalize(j)) cembed_l2_normalize(v, H);
+    if (j->req.dimensions) cembed_l2_normalize(v, (size_t)j->req.dimensions);
+}
+
+static int write_usage(pipe_job *j, buf *b) {
+    const embed_usage u = {.chunks = j->req.n_items, .tokens = j->tokens, .cached = j->n_cached,
+                           .batches = j->sj.batches, .queue_ms = j->sj.queue_ms, .compute_ms = j->sj.compute_ms};
+    return json_write_embed_usage(b, &u);
+}
+
+int pipe_write_head(pipe_job *j, buf *b) {
+    switch (j->form) {
+    case PIPE_STREAM: return 0;
+    case PIPE_TOKENIZE:
+    case PIPE_TEI: return buf_append(b, "[", 1);
+    case PIPE_OPENAI: return buf_append(b, "{\"object\":\"list\",\"data\":[", 25);
+    default: return json_write_embed_head(b, j->req.batch_id_json, j->e->info.name, j->e->info.hidden);
+    }
+}
+
+int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
+    const size_t H = (size_t)j->e->info.hidden;
+    const float *v = j->vec ? j->vec + k * H : NULL;
+    switch (j->form) {
+    case PIPE_TOKENIZE:
+        return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
+               json_write_ints(b, j->ids[k], j->n_ids[k]) ||
+               buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s}", j->n_ids[k], j->truncated[k] ? "true" : "false");
+    case PIPE_TEI: return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, H);
+    case PIPE_OPENAI: {
+        const size_t D = j->req.dimensions ? (size_t)j->req.dimensions : H;
+        return buf_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", first ? "" : ",", k) ||
+               (j->req.base64 ? json_write_base64_floats(b, v, D) : json_write_floats(b, v, D)) ||
+               buf_append(b, "}", 1);
+    }
+    default: {
+        const req_item *it = &j->req.items[k];
+        const embed_item_out o = {.index = k, .id_json = it->id_json, .metadata_json = it->metadata_json, .vec = v,
+                                  .dims = H, .tokens = j->n_ids[k], .truncated = j->truncated[k],
+                                  .cached = j->cached && j->cached[k]};
+        const int stream = j->form == PIPE_STREAM;
+        return json_write_embed_item(b, &o, first || stream ? "" : ",", stream ? "\n" : "");
+    }
+    }
+}
+
+int pipe_write_tail(pipe_job *j, buf *b) {
+    const cembed_model_info *i = &j->e->info;
+    switch (j->form) {
+    case PIPE_STREAM: {
+        const char *bid = j->req.batch_id_json ? j->req.batch_id_json : "null";
+        return buf_append(b, "{\"done\":true,\"batch_id\":", 24) || buf_append(b, bid, strlen(bid)) ||
+               buf_append(b, ",", 1) || write_usage(j, b);
+    }
+    case PIPE_TOKENIZE:
+    case PIPE_TEI: return buf_append(b, "]\n", 2);
+    case PIPE_OPENAI:
+        return buf_append(b, "],\"model\":", 10) || json_write_string(b, i->name, strlen(i->name)) ||
+               buf_printf(b, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}\n", j->tokens, j->tokens);
+    default: return buf_append(b, "],", 2) || write_usage(j, b);
+    }
+}
+
+void pipe_free(pipe_job *j) {
+    for (size_t k = 0; j->ids && k < j->req.n_items; k++) base_free(j->ids[k]);
+    base_free(j->arena);
+    request_free(&j->req);
+    drop(j, &j->parse_held, j->parse_held);
+    drop(j, &j->held, j->held);
+    j->arena = NULL;
+    j->ids = NULL;
+}

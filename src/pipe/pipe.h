@@ -1,0 +1,108 @@
+/* pipe: one request's way from its body to its vectors, the same for
+ * `serve`, `worker` and `embed DIR`.
+ *
+ *   pipe_parse     reserve the parse's bytes, parse (400/413/422 name the field)
+ *   pipe_prepare   reserve what the request holds until answered, tokenize and
+ *                  validate, look the cache up, list the misses (a text met
+ *                  twice is computed once)
+ *   pipe_submit    hand the misses to the scheduler (429 when its queue is
+ *                  full); on_vector per computed vector, on_done at the end
+ *   pipe_wait      or block until every vector is there
+ *   pipe_write_*   the answer, in pieces (head, item k, tail)
+ *   pipe_free      everything, in one call, reservations included
+ *
+ * Every step returns 0 or an HTTP status with j->msg filled; out of memory
+ * (a reservation that does not fit now, or an allocation that failed) is
+ * 503 with j->retry_after, one that could never fit is 413. The per-item
+ * arrays live in one block (the job's arena); the token ids are the
+ * tokenizer's, freed with it.
+ */
+#ifndef CEMBED_PIPE_H
+#define CEMBED_PIPE_H
+
+#include <pthread.h>
+
+#include "base/base.h"
+#include "cache/cache.h"
+#include "cache/writer.h"
+#include "json/request.h"
+#include "sched/sched.h"
+
+typedef struct pipe_env {
+    cembed_model *m;
+    cembed_model_info info;
+    sched *s;
+    gov *g;                     /* optional: reservations */
+    cache *cache;               /* optional: lookups (one at a time, under cache_mu) */
+    cache_writer *writer;       /* optional: stores of computed vectors */
+    cache_scope scope;
+    req_limits lim;
+    pthread_mutex_t cache_mu;
+} pipe_env;
+
+void pipe_env_init(pipe_env *e, cembed_model *m, sched *s, gov *g, const req_limits *lim);
+void pipe_env_destroy(pipe_env *e);
+
+/* The shapes of an answer. */
+typedef enum {
+    PIPE_EMBED,     /* {"batch_id","model","dimensions","embeddings":[...],"usage"} */
+    PIPE_TEI,       /* [[...], ...] */
+    PIPE_OPENAI,    /* {"object":"list","data":[...],"model","usage"} */
+    PIPE_TOKENIZE,  /* [{"index","ids","tokens","truncated"}, ...] */
+    PIPE_STREAM,    /* NDJSON: one line per item in completion order, then {"done":true,...} */
+} pipe_form;
+
+typedef struct pipe_job pipe_job;
+struct pipe_job {
+    pipe_env *e;
+    request req;
+    pipe_form form;
+    /* per item (the arena) */
+    int32_t **ids;
+    size_t *n_ids;
+    int *truncated;
+    uint8_t *cached;            /* the vector came from the cache (or from a twin in this request) */
+    uint8_t (*keys)[CACHE_KEY_BYTES];
+    size_t *slot;               /* scheduler row -> item */
+    size_t *twin;               /* the item computed for k (k itself, or an earlier copy of its text) */
+    size_t *next_copy;          /* from a computed item, the chain of the later copies of its text */
+    const int32_t **miss_ids;
+    size_t *miss_n;
+    float *vec;                 /* rows of hidden floats */
+    void *arena;
+    size_t tokens, n_cached;
+    sched_job sj;
+    uint64_t held, parse_held;  /* bytes reserved from the governor */
+    int whole_answer;           /* the caller keeps the whole answer in memory (worker): reserve it too */
+    /* optional hooks, called on the inference thread */
+    void (*on_vector)(void *ctx, size_t k);   /* vec[k] is computed (raw; its twins are filled too) */
+    void (*on_done)(void *ctx);               /* the last touch of the job by the scheduler */
+    void *ctx;
+    /* a refusal */
+    int status, retry_after;
+    int shed;                   /* refused because memory is busy now (503) */
+    char msg[512];
+};
+
+/* Parses body[0..len) of kind into j (zeroed by the caller). */
+int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t len);
+/* For callers that build the request themselves (embed DIR): n items whose
+ * texts the caller sets in j->req.items[k] (owned by j from then on) and,
+ * when already tokenized, pipe_set_tokens. */
+int pipe_items(pipe_job *j, pipe_env *e, size_t n);
+void pipe_set_tokens(pipe_job *j, size_t k, int32_t *ids, size_t n_ids, int truncated);
+int pipe_prepare(pipe_job *j, pipe_form form);
+/* 0 once submitted (on_done follows, also at once when every vector was cached). */
+int pipe_submit(pipe_job *j);
+void pipe_wait(pipe_job *j);
+/* Normalizes vector k as asked (and cuts it to "dimensions"), once, before it is written. */
+void pipe_finish_vector(pipe_job *j, size_t k);
+int pipe_write_head(pipe_job *j, buf *b);
+int pipe_write_item(pipe_job *j, buf *b, size_t k, int first);
+int pipe_write_tail(pipe_job *j, buf *b);
+void pipe_free(pipe_job *j);
+
+/* The answer's writer flushes at this size: reserved as part of a request. */
+#define PIPE_OUT_FLUSH (64 * 1024)
+
+#endif
