@@ -61,7 +61,7 @@ int cmd_serve(int argc, char **argv) {
         .max_depth = (int)depth, .max_connections = (int)conns, .max_connections_per_ip = (int)per_ip,
         .idle_timeout_s = (int)idle, .header_timeout_s = (int)header,
         .sched = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
-                  .gov = rt.g, .psi_path = rt.psi, .psi_threshold = rt.psi_threshold},
+                  .gov = rt.g},
         .cache = rt.lookup, .cache_writer = rt.writer, .cache_scope = rt.scope,
     };
     http_server *s;

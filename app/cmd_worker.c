@@ -90,7 +90,7 @@ int cmd_worker(int argc, char **argv) {
     int status = runtime_open(&rt, &c);
     sched *s = NULL;
     sched_opts so = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
-                     .gov = rt.g, .psi_path = rt.psi, .psi_threshold = rt.psi_threshold};
+                     .gov = rt.g};
     if (!status && sched_new(rt.m, &so, &s)) {
         cli_error("%s", cembed_last_error());
         status = EXIT_FAIL;

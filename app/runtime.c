@@ -63,6 +63,7 @@ int runtime_open(runtime *rt, const cli_common *c) {
         cli_error("%s", cembed_last_error());
         return EXIT_USAGE;
     }
+    gov_set_psi(rt->g, rt->psi, rt->psi_threshold);
     log_info("memory limit set to %.2f GB (%ld%% of %.2f GB, %s)", (double)gov_budget(rt->g) / 1e9, percent,
              (double)limit.bytes / 1e9, limit.source);
     /* Large blocks always come from mmap and go back to the kernel when
@@ -114,7 +115,7 @@ int runtime_open(runtime *rt, const cli_common *c) {
         return EXIT_FAIL;
     }
     free(warm_out);
-    malloc_trim(0);
+    gov_trim(rt->g);
     size_t per_token, unused;
     cembed_workspace_bytes(rt->m, 1, &per_token, &unused);
     if (gov_plan(rt->g, gov_rss(), per_token, (int)max_tokens, info->max_seq_len, &rt->batch_tokens)) {

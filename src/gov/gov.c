@@ -61,7 +61,34 @@ struct gov {
     pthread_mutex_t mu;
     int size;
     gov_stats stats;
+    gov_probes p;
+    char psi_path[600];
+    double psi_threshold, last_psi;
 };
+
+/* ---- the real probes ---- */
+
+static uint64_t real_rss(void *ctx) { return (void)ctx, gov_rss(); }
+static double real_psi(void *ctx) {
+    const gov *g = ctx;
+    return g->psi_path[0] ? gov_psi_avg10(g->psi_path) : -1;
+}
+static void real_trim(void *ctx) { (void)ctx, malloc_trim(0); }
+static double real_now(void *ctx) { return (void)ctx, time_now(); }
+
+void gov_set_probes(gov *g, const gov_probes *p) { g->p = *p; }
+
+void gov_set_psi(gov *g, const char *path, double threshold) {
+    snprintf(g->psi_path, sizeof g->psi_path, "%s", path && threshold > 0 ? path : "");
+    g->psi_threshold = path ? threshold : 0;
+}
+
+void gov_trim(gov *g) {
+    g->p.trim(g->p.ctx);
+    pthread_mutex_lock(&g->mu);
+    g->stats.trims++;
+    pthread_mutex_unlock(&g->mu);
+}
 
 int gov_plan(gov *g, uint64_t fixed, uint64_t per_token, int max_tokens, int min_tokens, int *tokens) {
     *tokens = 0;
@@ -96,10 +123,10 @@ int gov_reserve(gov *g, uint64_t bytes) {
      * fragmentation, libraries) must not carry the process past its budget;
      * before refusing on it, give the heap's free memory back and look again */
     const uint64_t limit = g->budget - CE_MIN(g->budget, g->stats.slack);   /* the slack stays free */
-    uint64_t rss = gov_rss();
+    uint64_t rss = g->p.rss(g->p.ctx);
     if (rss + bytes > limit) {
-        malloc_trim(0);
-        rss = gov_rss();
+        gov_trim(g);
+        rss = g->p.rss(g->p.ctx);
     }
     if (rss + bytes > limit) {
         pthread_mutex_lock(&g->mu);
@@ -182,6 +209,7 @@ int gov_new(const gov_config *c, const gov_limit *limit, gov **out) {
     g->limit = *limit;
     g->budget = limit->bytes / 100 * (uint64_t)c->percent;
     g->size = c->adaptive ? c->min_batch : c->max_batch;
+    g->p = (gov_probes){.rss = real_rss, .psi = real_psi, .trim = real_trim, .now = real_now, .ctx = g};
     pthread_mutex_init(&g->mu, NULL);
     *out = g;
     return 0;
@@ -205,12 +233,44 @@ int gov_batch_size(gov *g) {
 
 int gov_over_budget(const gov *g, uint64_t rss, uint64_t estimate) { return rss + estimate > g->budget; }
 
-int gov_good_batch(gov *g) {
+void gov_good_batch(gov *g) {
     pthread_mutex_lock(&g->mu);
+    const int before = g->size;
     if (g->c.adaptive && g->size < g->c.max_batch) g->size = CE_MIN(g->size + 4, g->c.max_batch);
-    int trim = ++g->stats.batches % 10 == 0;
+    const int after = g->size, trim = ++g->stats.batches % 10 == 0;
     pthread_mutex_unlock(&g->mu);
-    return trim;
+    if (after != before) log_info("increased batch size to %d", after);
+    if (trim) { /* the seed's periodic collection */
+        gov_trim(g);
+        log_debug("memory after chunk %llu: %.1f MB RSS (periodic trim)", (unsigned long long)g->stats.batches,
+                  (double)g->p.rss(g->p.ctx) / 1048576.0);
+    }
+}
+
+int gov_check_batch(gov *g, uint64_t extra, int k) {
+    const uint64_t rss = g->p.rss(g->p.ctx);
+    if (gov_over_budget(g, rss, extra)) {
+        log_warn("memory pressure detected, forcing trim: RSS %.1f MB + batch %.1f MB > budget %.1f MB",
+                 rss / 1048576.0, extra / 1048576.0, g->budget / 1048576.0);
+    } else if (g->psi_threshold > 0 && g->p.now(g->p.ctx) - g->last_psi > 10) {
+        const double psi = g->p.psi(g->p.ctx);
+        if (psi < g->psi_threshold) return 0;
+        g->last_psi = g->p.now(g->p.ctx);
+        pthread_mutex_lock(&g->mu);
+        g->stats.psi_events++;
+        pthread_mutex_unlock(&g->mu);
+        log_warn("memory pressure detected, forcing trim: PSI some avg10 %.1f%% >= %.1f%% (%s)", psi,
+                 g->psi_threshold, g->psi_path[0] ? g->psi_path : "probe");
+    } else {
+        return 0;
+    }
+    gov_trim(g);
+    const int size = gov_pressure(g);
+    log_warn("reduced batch size to %d", size);
+    if (k > 1)
+        log_info("retrying chunk %llu with smaller batch size (%d texts instead of %d)",
+                 (unsigned long long)g->stats.batches + 1, CE_MIN(size, k), k);
+    return 1;
 }
 
 int gov_pressure(gov *g) {
@@ -220,18 +280,6 @@ int gov_pressure(gov *g) {
     int s = g->size;
     pthread_mutex_unlock(&g->mu);
     return s;
-}
-
-void gov_note_trim(gov *g) {
-    pthread_mutex_lock(&g->mu);
-    g->stats.trims++;
-    pthread_mutex_unlock(&g->mu);
-}
-
-void gov_note_psi(gov *g) {
-    pthread_mutex_lock(&g->mu);
-    g->stats.psi_events++;
-    pthread_mutex_unlock(&g->mu);
 }
 
 void gov_get_stats(gov *g, gov_stats *out) {

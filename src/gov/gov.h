@@ -28,23 +28,44 @@ typedef struct gov_limit {
  * "/proc/self/cgroup" outside tests. Cannot fail: RAM is the fallback. */
 void gov_find_limit(const char *root, const char *self_cgroup, uint64_t ram_bytes, gov_limit *out);
 uint64_t gov_physical_ram(void);
-/* Resident bytes of this process (/proc/self/statm). */
+/* Resident bytes of this process (/proc/self/statm): the real RSS probe. */
 uint64_t gov_rss(void);
 
+/* What the policy measures and does, apart from the policy, so that tests
+ * drive it with fakes. The real ones: RSS from /proc/self/statm, PSI from
+ * the file set by gov_set_psi, malloc_trim(0), time_now(). */
+typedef struct gov_probes {
+    uint64_t (*rss)(void *ctx);
+    double (*psi)(void *ctx);   /* "some avg10" percentage, -1 when unknown */
+    void (*trim)(void *ctx);    /* give the heap's free memory back to the system */
+    double (*now)(void *ctx);   /* seconds */
+    void *ctx;
+} gov_probes;
+
 typedef struct gov gov;
-/* OUT: *out. Fails with EINVAL (names the setting) or ENOMEM. */
+/* OUT: *out (with the real probes). Fails with EINVAL (names the setting) or ENOMEM. */
 int gov_new(const gov_config *c, const gov_limit *limit, gov **out);
+void gov_set_probes(gov *g, const gov_probes *p);
+/* PSI as pressure: path (copied) at or over threshold percent; NULL or 0 = off. */
+void gov_set_psi(gov *g, const char *path, double threshold);
 void gov_free(gov *g);
 uint64_t gov_budget(const gov *g);
 const gov_limit *gov_get_limit(const gov *g);
 int gov_batch_size(gov *g);
 /* 1 if rss + estimate would pass the budget. */
 int gov_over_budget(const gov *g, uint64_t rss, uint64_t estimate);
-/* After a batch that fit: grow by 4 (adaptive). Returns 1 when it is time for
- * the periodic trim (every 10 batches). */
-int gov_good_batch(gov *g);
+/* Before a batch of k sequences that would newly touch extra bytes: on
+ * pressure (measured RSS + extra over the budget, or PSI at or over its
+ * threshold, acted on at most once per 10 s as avg10 moves slowly): log,
+ * trim, halve the batch size and return 1: the caller gives its batch
+ * workspace back and, when k > 1, rebuilds the batch smaller. Else 0. */
+int gov_check_batch(gov *g, uint64_t extra, int k);
+/* After a batch that fit: grow by 4 (adaptive); every 10th, the periodic trim. */
+void gov_good_batch(gov *g);
 /* On pressure: halve. Returns the new size. */
 int gov_pressure(gov *g);
+/* Trims (the probe) and counts it. */
+void gov_trim(gov *g);
 
 /* ---- the plan and reservations ----
  * At start the service measures what it holds with the model loaded and
@@ -78,8 +99,6 @@ typedef struct gov_stats {
     uint64_t fixed, slack, workspace, pool, reserved, reserved_peak;
     int batch_size, batch_tokens;
 } gov_stats;
-void gov_note_trim(gov *g);
-void gov_note_psi(gov *g);
 void gov_get_stats(gov *g, gov_stats *out);
 
 #endif

@@ -4,7 +4,6 @@
  * and never blocks it: a streamed answer with no vector ready parks its
  * connection (MHD_suspend_connection) and the scheduler's callbacks resume
  * it. See internal.h. */
-#include <malloc.h>
 #include <string.h>
 
 #include "http/internal.h"
@@ -83,7 +82,7 @@ void http_work_release(work *w) {
     buf_free(&w->out);
     pthread_mutex_destroy(&w->mu);
     base_free(w);
-    if (large) malloc_trim(0);   /* after a large request, give its freed heap back (DESIGN: trim) */
+    if (large && s->o.sched.gov) gov_trim(s->o.sched.gov);   /* after a large request, give its freed heap back (DESIGN: trim) */
 }
 
 void http_resume(http_server *s, struct MHD_Connection *c) {

@@ -1,6 +1,5 @@
 /* The scheduler; see sched.h. One mutex guards the job list; the inference
  * thread holds it only to pick a batch and to scatter results. */
-#include <malloc.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -15,7 +14,6 @@ struct sched {
     pthread_cond_t work, done;
     sched_job *head, *tail;     /* jobs with sequences left to run */
     size_t queued, queued_tokens;
-    double last_psi;            /* when PSI last counted as pressure */
     int stopping, accepting;
     int max_seq_len, vocab_size;
     sched_stats stats;
@@ -29,34 +27,13 @@ struct sched {
     void **b_done_ctx;
 };
 
-/* The governor's check before a batch (mutex held): measured RSS plus what
- * the batch would newly touch over the budget is pressure: log, trim, give
- * the workspace back, halve. Returns 1 when the batch must be rebuilt. */
+/* The governor's check before a batch (mutex held): on pressure it trims
+ * and halves; the workspace goes back and the batch is rebuilt smaller. */
 static int under_pressure(sched *s, int tokens, int k) {
     size_t need, resident;
     cembed_workspace_bytes(s->m, tokens, &need, &resident);
-    const uint64_t rss = gov_rss(), extra = need > resident ? need - resident : 0;
-    if (gov_over_budget(s->o.gov, rss, extra)) {
-        log_warn("memory pressure detected, forcing trim: RSS %.1f MB + batch %.1f MB > budget %.1f MB",
-                 rss / 1048576.0, extra / 1048576.0, gov_budget(s->o.gov) / 1048576.0);
-    } else if (s->o.psi_path && s->o.psi_threshold > 0 && time_now() - s->last_psi > 10) {
-        /* avg10 moves slowly: act on it at most once per its window */
-        const double psi = gov_psi_avg10(s->o.psi_path);
-        if (psi < s->o.psi_threshold) return 0;
-        s->last_psi = time_now();
-        gov_note_psi(s->o.gov);
-        log_warn("memory pressure detected, forcing trim: PSI some avg10 %.1f%% >= %.1f%% (%s)", psi,
-                 s->o.psi_threshold, s->o.psi_path);
-    } else {
-        return 0;
-    }
-    malloc_trim(0);
+    if (!gov_check_batch(s->o.gov, need > resident ? need - resident : 0, k)) return 0;
     cembed_release_workspace(s->m);
-    gov_note_trim(s->o.gov);
-    const int size = gov_pressure(s->o.gov);
-    log_warn("reduced batch size to %d", size);
-    log_info("retrying chunk %llu with smaller batch size (%d texts instead of %d)",
-             (unsigned long long)s->stats.batches + 1, CE_MIN(size, k), k);
     return k > 1;
 }
 
@@ -104,17 +81,7 @@ static void *run(void *arg) {
         int rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);   /* raw: requests normalize */
         CE_ASSERT(rc == 0);   /* sched_submit refused what the model cannot run */
         double dt = (time_now() - t0) * 1e3;
-        if (s->o.gov) {
-            const int before = gov_batch_size(s->o.gov);
-            if (gov_good_batch(s->o.gov)) { /* the seed's periodic collection */
-                malloc_trim(0);
-                gov_note_trim(s->o.gov);
-                log_debug("memory after chunk %llu: %.1f MB RSS (periodic trim)", (unsigned long long)batch_no,
-                          (double)gov_rss() / 1048576.0);
-            }
-            const int after = gov_batch_size(s->o.gov);
-            if (after != before) log_info("increased batch size to %d", after);
-        }
+        if (s->o.gov) gov_good_batch(s->o.gov);
         for (int i = 0; i < k; i++) {
             sched_job *j = s->b_job[i];
             const size_t row = j->slot ? j->slot[s->b_index[i]] : s->b_index[i];

@@ -22,8 +22,6 @@ typedef struct sched_opts {
     int max_batch_tokens;   /* tokens per forward pass */
     size_t max_queued;      /* sequences waiting, over all jobs; 0 = no limit */
     gov *gov;               /* optional: its adaptive batch size caps each batch */
-    const char *psi_path;   /* optional: a PSI file checked before each batch */
-    double psi_threshold;   /* "some avg10" percentage that counts as pressure; 0 = off */
 } sched_opts;
 
 typedef struct sched_job sched_job;

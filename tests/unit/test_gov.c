@@ -45,17 +45,38 @@ TEST(gov_limit_from_cgroup_v2_ancestors_and_v1) {
     CHECK_INT(l.bytes, 4096);
 }
 
+/* Fake probes: the policy sees what the test says, and the test sees what
+ * the policy did. */
+typedef struct fake {
+    uint64_t rss, rss_after_trim;   /* a trim sets rss to rss_after_trim when that is not 0 */
+    double psi, now;
+    int trims;
+} fake;
+static uint64_t fake_rss(void *c) { return ((fake *)c)->rss; }
+static double fake_psi(void *c) { return ((fake *)c)->psi; }
+static double fake_now(void *c) { return ((fake *)c)->now; }
+static void fake_trim(void *c) {
+    fake *f = c;
+    f->trims++;
+    if (f->rss_after_trim) f->rss = f->rss_after_trim;
+}
+static void use_fake(gov *g, fake *f) {
+    const gov_probes p = {.rss = fake_rss, .psi = fake_psi, .trim = fake_trim, .now = fake_now, .ctx = f};
+    gov_set_probes(g, &p);
+}
+
 TEST(gov_adaptive_batch_size) {
     gov_limit l = {.bytes = 1000000};
     gov_config c = {.min_batch = 8, .max_batch = 64, .percent = 70, .adaptive = 1};
     gov *g;
+    fake f = {0};
     CHECK_INT(gov_new(&c, &l, &g), 0);
+    use_fake(g, &f);
     CHECK_INT(gov_budget(g), 700000);
     CHECK_INT(gov_batch_size(g), 8);
-    int trims = 0;
-    for (int i = 0; i < 20; i++) trims += gov_good_batch(g);
+    for (int i = 0; i < 20; i++) gov_good_batch(g);
     CHECK_INT(gov_batch_size(g), 64);   /* 8 + 4k, capped */
-    CHECK_INT(trims, 2);                /* every 10 batches */
+    CHECK_INT(f.trims, 2);              /* every 10 batches */
     CHECK_INT(gov_pressure(g), 32);
     CHECK_INT(gov_pressure(g), 16);
     for (int i = 0; i < 10; i++) gov_pressure(g);
@@ -77,6 +98,73 @@ TEST(gov_adaptive_batch_size) {
     c.min_batch = 100;
     CHECK_INT(gov_new(&c, &l, &g), CEMBED_EINVAL);
     CHECK_CONTAINS(cembed_last_error(), "EMBEDDING_MIN_BATCH_SIZE");
+}
+
+/* The pressure loop as the scheduler runs it: check before each batch,
+ * rebuild smaller while there is pressure, grow again after good batches;
+ * PSI acted on once per 10 s; a batch of one goes ahead. */
+TEST(gov_pressure_halve_retry_with_fake_probes) {
+    gov_limit l = {.bytes = 1000u << 20};
+    gov_config c = {.min_batch = 8, .max_batch = 64, .percent = 50, .adaptive = 1};
+    gov *g;
+    fake f = {.rss = 100u << 20, .now = 1000};
+    CHECK_INT(gov_new(&c, &l, &g), 0);
+    use_fake(g, &f);
+    gov_set_psi(g, "/fake/memory.pressure", 10);
+    CHECK_INT(gov_check_batch(g, 10u << 20, 8), 0);   /* 110 MB of a 500 MB budget */
+    gov_good_batch(g);
+    CHECK_INT(gov_batch_size(g), 12);
+    /* RSS near the budget: halve, and the trim does not help at first */
+    f.rss = 495u << 20;
+    int k = gov_batch_size(g), rounds = 0;
+    while (gov_check_batch(g, 10u << 20, k) && k > 1) {
+        k = CE_MIN(k, gov_batch_size(g));
+        rounds++;
+        if (rounds == 1) f.rss_after_trim = 200u << 20;   /* the second trim frees memory */
+    }
+    /* 12 -> 6 -> 3: the third check (after the second trim brought RSS down) passes */
+    CHECK_INT(rounds, 2);
+    CHECK_INT(k, 3);
+    CHECK_INT(gov_batch_size(g), 3);
+    CHECK_INT(f.trims, 2);
+    gov_stats st;
+    gov_get_stats(g, &st);
+    CHECK_INT(st.pressure_events, 2);
+    /* a single sequence over the budget: pressure is noted, the batch goes ahead (1 is the floor) */
+    f.rss = 600u << 20;
+    f.rss_after_trim = 0;
+    for (int i = 0; i < 5; i++) gov_check_batch(g, 0, 1);
+    CHECK_INT(gov_batch_size(g), 1);
+    /* recovery: +4 per good batch */
+    f.rss = 100u << 20;
+    gov_good_batch(g);
+    gov_good_batch(g);
+    CHECK_INT(gov_batch_size(g), 9);
+    /* PSI over its threshold: pressure once, then not again for 10 s of its avg10 */
+    f.psi = 25;
+    CHECK_INT(gov_check_batch(g, 0, 9), 1);
+    CHECK_INT(gov_batch_size(g), 4);
+    CHECK_INT(gov_check_batch(g, 0, 4), 0);
+    f.now += 11;
+    CHECK_INT(gov_check_batch(g, 0, 4), 1);
+    CHECK_INT(gov_batch_size(g), 2);
+    f.psi = 5;
+    f.now += 11;
+    CHECK_INT(gov_check_batch(g, 0, 2), 0);
+    gov_get_stats(g, &st);
+    CHECK_INT(st.psi_events, 2);
+    /* reservations: an RSS over the budget refuses after one trim, a trim that frees memory lets it through */
+    int tokens;
+    CHECK_INT(gov_plan(g, 100u << 20, 1024, 4096, 256, &tokens), 0);
+    f.rss = 490u << 20;
+    const int trims = f.trims;
+    CHECK_INT(gov_reserve(g, 20u << 20), CEMBED_ELIMIT);
+    CHECK_CONTAINS(cembed_last_error(), "budget");
+    CHECK_INT(f.trims, trims + 1);
+    f.rss_after_trim = 150u << 20;
+    CHECK_INT(gov_reserve(g, 20u << 20), 0);
+    gov_unreserve(g, 20u << 20);
+    gov_free(g);
 }
 
 TEST(gov_plan_and_reservations) {
