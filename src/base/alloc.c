@@ -29,10 +29,20 @@ size_t base_alloc_peak_reset(void) {
     return peak;
 }
 
+static _Thread_local size_t failures;   /* this thread's allocations that returned NULL */
+
+size_t base_alloc_failures(void) { return failures; }
+
 static int should_fail(void) {
     size_t n = atomic_fetch_add(&alloc_calls, 1) + 1;
     size_t at = atomic_load(&alloc_fail_at);
+    if (at != 0 && n >= at) failures++;
     return at != 0 && n >= at;
+}
+
+static void *noted(void *p) {
+    if (!p) failures++;
+    return p;
 }
 
 size_t base_alloc_fail_after(size_t n) {
@@ -43,19 +53,19 @@ size_t base_alloc_fail_after(size_t n) {
 
 void *base_malloc(size_t n) {
     if (should_fail()) return NULL;
-    return counted(malloc(n ? n : 1));
+    return counted(noted(malloc(n ? n : 1)));
 }
 
 void *base_calloc(size_t count, size_t size) {
     if (should_fail()) return NULL;
-    return counted(calloc(count ? count : 1, size ? size : 1));
+    return counted(noted(calloc(count ? count : 1, size ? size : 1)));
 }
 
 void *base_realloc(void *p, size_t n) {
     if (should_fail()) return NULL;
     size_t old = p ? malloc_usable_size(p) : 0;
     void *q = realloc(p, n ? n : 1);
-    if (!q) return NULL;
+    if (!noted(q)) return NULL;
     atomic_fetch_sub(&live_bytes, old);
     return counted(q);
 }

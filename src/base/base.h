@@ -55,6 +55,9 @@ char *base_strndup(const char *s, size_t n);
  * last call. Routes jansson through the same allocator. */
 size_t base_alloc_fail_after(size_t n);
 void base_alloc_install_json(void);
+/* Allocations of this thread that failed so far: a library that reports
+ * out-of-memory as something else (jansson's parser) is told apart by it. */
+size_t base_alloc_failures(void);
 /* Bytes held now through these functions (jansson's included), and the most
  * held since the last reset; reset returns that peak and restarts it from
  * the live figure. Tests check memory estimates against them; /metrics

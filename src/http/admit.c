@@ -42,6 +42,7 @@ void http_work_run(work *w) {
     const pipe_form form = kind == REQ_TOKENIZE ? PIPE_TOKENIZE : kind == REQ_OPENAI ? PIPE_OPENAI
                          : j->req.tei ? PIPE_TEI : w->stream ? PIPE_STREAM : PIPE_EMBED;
     if (!rc) rc = pipe_prepare(j, form);
+    if (!rc) rc = pipe_answer_buffer(j, &w->out);   /* once the 200 is sent, writing never allocates */
     if (!rc && w->stream && !(w->order = base_calloc(j->req.n_items, sizeof *w->order)))
         rc = j->status = 503, j->retry_after = 1, snprintf(j->msg, sizeof j->msg, "out of memory; retry later");
     if (!rc && form != PIPE_TOKENIZE) {

@@ -95,6 +95,7 @@ enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, cons
                               const char *allow, int close);
 enum MHD_Result http_send_error(http_server *s, struct MHD_Connection *c, enum route r, int status, const char *msg,
                                 int retry_after_s, const char *allow, int close);
+enum MHD_Result http_send_no_memory(http_server *s, struct MHD_Connection *c, enum route r);
 enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum route r);
 /* Queues w's answer: its error, or the content reader over its vectors. */
 enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w);

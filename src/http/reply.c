@@ -50,13 +50,28 @@ static const char *error_type(int status) {
     }
 }
 
+/* The answer when not even an error's few bytes can be allocated: a
+ * constant one (libmicrohttpd's own allocation is not ours to fail). */
+enum MHD_Result http_send_no_memory(http_server *s, struct MHD_Connection *c, enum route r) {
+    static const char body[] = "{\"error\":{\"message\":\"out of memory; retry later\",\"type\":\"unavailable\","
+                               "\"code\":503}}\n";
+    struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Retry-After", "1");
+    http_count(s, r, 503);
+    const enum MHD_Result ret = MHD_queue_response(c, 503, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 enum MHD_Result http_send_error(http_server *s, struct MHD_Connection *c, enum route r, int status, const char *msg,
                                 int retry_after_s, const char *allow, int close) {
     buf b = {0};
     if (buf_append(&b, "{\"error\":{\"message\":", 20) || json_write_string(&b, msg, strlen(msg)) ||
         buf_printf(&b, ",\"type\":\"%s\",\"code\":%d}}\n", error_type(status), status)) {
         buf_free(&b);
-        return MHD_NO;
+        return http_send_no_memory(s, c, r);
     }
     http_count(s, r, status);
     log_debug("%d %s", status, msg);
@@ -119,15 +134,22 @@ static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
             size_t k = w->n_sent;
             if (w->stream) {
                 pthread_mutex_lock(&w->mu);
-                const int wait = w->n_sent == w->n_ready && (w->n_sent < n || !w->done);   /* the tail needs usage */
+                /* the tail waits for the job's end (its usage); a job that failed ends with fewer items */
+                const int wait = w->n_sent == w->n_ready && !w->done;
                 if (wait && w->out.len == 0) { /* nothing to send: park until the scheduler has more */
                     w->suspended = 1;
                     atomic_fetch_add(&w->s->parked, 1);
                     MHD_suspend_connection(w->c);
                 }
-                if (!wait && w->n_sent < n) k = w->order[w->n_sent];
+                const int last = !wait && w->n_sent == w->n_ready;
+                if (!last && !wait) k = w->order[w->n_sent];
                 pthread_mutex_unlock(&w->mu);
                 if (wait) break;   /* send what is written first */
+                if (last) {
+                    rc = pipe_write_tail(j, &w->out);
+                    w->phase = 2;
+                    break;
+                }
             }
             if (w->n_sent == n) {
                 rc = pipe_write_tail(j, &w->out);
@@ -173,8 +195,9 @@ enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w) {
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, PIPE_OUT_FLUSH, answer_read, w,
                                                                   answer_free);
     if (!resp) {
+        const enum route r = w->route;
         answer_free(w);
-        return MHD_NO;
+        return http_send_no_memory(s, c, r);
     }
     MHD_add_response_header(resp, "Content-Type", w->stream ? "application/x-ndjson" : "application/json");
     http_count(s, w->route, 200);

@@ -243,7 +243,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     conn_ctx *x = *con_cls;
     if (!x) {
         set_waiting(s, c, 0);
-        if (!(x = base_calloc(1, sizeof *x))) return MHD_NO;
+        if (!(x = base_calloc(1, sizeof *x))) return http_send_no_memory(s, c, R_NONE);
         *con_cls = x;
         x->t0 = time_now();
         atomic_fetch_add(&s->in_flight, 1);

@@ -104,7 +104,7 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
     }
     if (rc) {
         buf_free(&b);
-        return MHD_NO;
+        return http_send_no_memory(s, c, r);
     }
     http_count(s, r, status);
     return http_send_buf(c, status, &b, r == R_METRICS ? "text/plain; version=0.0.4" : "application/json",

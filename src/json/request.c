@@ -182,8 +182,9 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
     if (!json_depth_within(body, len, lim->max_depth))
         return fail(r, 400, CEMBED_EFORMAT, "JSON nested deeper than the limit of %d levels", lim->max_depth);
     json_error_t e;
+    const size_t failures = base_alloc_failures();
     json_t *o = json_loadb(body, len, 0, &e);
-    if (!o && json_error_code(&e) == json_error_out_of_memory)
+    if (!o && (json_error_code(&e) == json_error_out_of_memory || base_alloc_failures() != failures))
         return fail(r, 503, CEMBED_ENOMEM, "out of memory parsing the request; retry later");
     if (!o && json_error_code(&e) == json_error_null_character)
         return fail(r, 400, CEMBED_EFORMAT,

@@ -105,7 +105,7 @@ int pipe_items(pipe_job *j, pipe_env *e, size_t n) {
  * plus one item; the whole answer for a caller that keeps it). OUT:
  * *transient, the tokenizer's scratch for the longest text (freed after
  * tokenizing). */
-static uint64_t need_bytes(const pipe_job *j, size_t *transient) {
+static uint64_t need_bytes(pipe_job *j, size_t *transient) {
     const cembed_model_info *i = &j->e->info;
     const uint64_t n = j->req.n_items, H = (uint64_t)i->hidden;
     uint64_t longest = 0, item = 0, ids = 0;
@@ -118,9 +118,14 @@ static uint64_t need_bytes(const pipe_job *j, size_t *transient) {
         item = CE_MAX(item, line);
     }
     *transient = (size_t)(56 * longest + 64 * 1024);   /* codepoints x3 + ids while encoding */
+    /* the largest piece: an item's id and metadata (copied raw), its vector (17 bytes a float at most, base64
+     * less), its ids for /tokenize (12 a number); the head's batch_id and model name (escaped: x6) */
+    const size_t bid = j->req.batch_id_json ? strlen(j->req.batch_id_json) : 0;
+    j->piece_bytes = PIPE_OUT_FLUSH + (size_t)item + (size_t)H * 18 + (size_t)i->max_seq_len * 12 +
+                     6 * (bid + strlen(i->name)) + 4096;
     const uint64_t arena = n * (2 * sizeof(int32_t *) + 7 * sizeof(size_t) + sizeof(int) + 1 + CACHE_KEY_BYTES) +
                            n * H * sizeof(float) + 2 * BLOCK;
-    uint64_t out = 2 * (PIPE_OUT_FLUSH + item + H * 18 + 512);   /* doubling growth of the writer's buffer */
+    uint64_t out = j->piece_bytes;
     if (j->whole_answer) out += 2 * n * (H * 17 + 512) + j->req.n_items * item;
     return ids + arena + out;
 }
@@ -303,8 +308,15 @@ static void on_vector(void *ctx, size_t k, const float *vec) {
     }
 }
 
+static void check_failed(pipe_job *j) {
+    if (j->sj.failed)
+        refuse(j, 503, "out of memory while computing %zu of its %zu vectors; retry later", j->sj.failed,
+               j->req.n_items);
+}
+
 static void on_done(void *ctx) {
     pipe_job *j = ctx;
+    check_failed(j);
     if (j->on_done) j->on_done(j->ctx);
 }
 
@@ -324,6 +336,8 @@ int pipe_submit(pipe_job *j) {
 void pipe_wait(pipe_job *j) {
     pipe_env *e = j->e;
     sched_wait(e->s, &j->sj);
+    check_failed(j);
+    if (j->status) return;
     if (e->cache && !e->writer && j->sj.n) { /* no writer thread (embed DIR): store the computed ones here */
         uint8_t (*keys)[CACHE_KEY_BYTES] = base_malloc(j->sj.n * CACHE_KEY_BYTES);
         float *vecs = base_malloc(j->sj.n * (size_t)e->info.hidden * sizeof(float));
@@ -346,6 +360,11 @@ void pipe_wait(pipe_job *j) {
 }
 
 /* ---- the answer ---- */
+
+int pipe_answer_buffer(pipe_job *j, buf *b) {
+    if (buf_reserve(b, j->piece_bytes)) return no_memory(j);
+    return 0;
+}
 
 static int wants_normalize(const pipe_job *j) { return j->req.normalize < 0 ? j->e->info.normalize : j->req.normalize; }
 
@@ -402,6 +421,9 @@ int pipe_write_tail(pipe_job *j, buf *b) {
     const cembed_model_info *i = &j->e->info;
     switch (j->form) {
     case PIPE_STREAM: {
+        if (j->status) /* the answer had begun: its last line says what went wrong */
+            return buf_append(b, "{\"error\":{\"message\":", 20) || json_write_string(b, j->msg, strlen(j->msg)) ||
+                   buf_printf(b, ",\"type\":\"unavailable\",\"code\":%d}}\n", j->status);
         const char *bid = j->req.batch_id_json ? j->req.batch_id_json : "null";
         return buf_append(b, "{\"done\":true,\"batch_id\":", 24) || buf_append(b, bid, strlen(bid)) ||
                buf_append(b, ",", 1) || write_usage(j, b);

@@ -74,6 +74,7 @@ struct pipe_job {
     sched_job sj;
     uint64_t held, parse_held;  /* bytes reserved from the governor */
     int whole_answer;           /* the caller keeps the whole answer in memory (worker): reserve it too */
+    size_t piece_bytes;         /* the answer writer's buffer: one flush plus the largest piece */
     /* optional hooks, called on the inference thread */
     void (*on_vector)(void *ctx, size_t k);   /* vec[k] is computed (raw; its twins are filled too) */
     void (*on_done)(void *ctx);               /* the last touch of the job by the scheduler */
@@ -97,6 +98,9 @@ int pipe_submit(pipe_job *j);
 void pipe_wait(pipe_job *j);
 /* Normalizes vector k as asked (and cuts it to "dimensions"), once, before it is written. */
 void pipe_finish_vector(pipe_job *j, size_t k);
+/* Sizes b so that writing the answer in pieces (up to PIPE_OUT_FLUSH, then
+ * one piece) never allocates: an answer that has begun cannot fail for memory. */
+int pipe_answer_buffer(pipe_job *j, buf *b);
 int pipe_write_head(pipe_job *j, buf *b);
 int pipe_write_item(pipe_job *j, buf *b, size_t k, int first);
 int pipe_write_tail(pipe_job *j, buf *b);

@@ -16,6 +16,7 @@ struct sched {
     size_t queued, queued_tokens;
     int stopping, accepting;
     int max_seq_len, vocab_size;
+    int fail_cap;               /* after a batch failed for memory: at most this many, until one succeeds */
     sched_stats stats;
     /* the batch being built */
     const int32_t **b_ids;
@@ -44,7 +45,8 @@ static void *run(void *arg) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work, &s->mu);
         if (!s->head) break;
         /* round-robin: one sequence from each job in turn, up to the governor's size */
-        const int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
+        int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
+        if (s->fail_cap) cap = CE_MIN(cap, s->fail_cap);
         int k = 0, tokens = 0, progress = 1;
         while (k < cap && progress) {
             progress = 0;
@@ -78,11 +80,28 @@ static void *run(void *arg) {
         pthread_mutex_unlock(&s->mu);
         log_debug("processing chunk %llu (%d texts, %d tokens; %zu waiting)", (unsigned long long)batch_no, k, tokens,
                   waiting);
-        int rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);   /* raw: requests normalize */
-        CE_ASSERT(rc == 0);   /* sched_submit refused what the model cannot run */
+        /* raw: requests normalize; sched_submit refused what the model cannot
+         * run, so a failure is out of memory: retry smaller, and a single
+         * sequence that still fails is answered as failed (503), never a crash */
+        const int rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);
+        if (rc) {
+            cembed_release_workspace(s->m);
+            log_warn("batch %llu of %d texts failed (%s)%s", (unsigned long long)batch_no, k, cembed_last_error(),
+                     k > 1 ? "; retrying with half as many" : "; its text is answered as failed");
+        }
+        if (rc && k > 1) {
+            pthread_mutex_lock(&s->mu);
+            for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
+            s->queued += (size_t)k;
+            s->queued_tokens += (size_t)tokens;
+            s->fail_cap = k / 2;
+            if (s->o.gov) gov_pressure(s->o.gov);
+            continue;
+        }
+        s->fail_cap = 0;
         double dt = (time_now() - t0) * 1e3;
-        if (s->o.gov) gov_good_batch(s->o.gov);
-        for (int i = 0; i < k; i++) {
+        if (s->o.gov && !rc) gov_good_batch(s->o.gov);
+        for (int i = 0; i < k && !rc; i++) {
             sched_job *j = s->b_job[i];
             const size_t row = j->slot ? j->slot[s->b_index[i]] : s->b_index[i];
             memcpy(j->out + row * (size_t)s->hidden, s->b_out + (size_t)i * s->hidden, (size_t)s->hidden * sizeof(float));
@@ -104,6 +123,7 @@ static void *run(void *arg) {
                 j->batches++;
             }
             j->compute_ms += dt * (double)s->b_len[i] / (double)(tokens > 0 ? tokens : 1);
+            if (rc) j->failed++;
             if (++j->done == j->n && j->on_done) { /* called after the mutex is let go, from copies */
                 s->b_done[n_done] = j->on_done;
                 s->b_done_ctx[n_done++] = j->ctx;
@@ -183,7 +203,7 @@ void sched_free(sched *s) {
 }
 
 int sched_submit(sched *s, sched_job *job) {
-    job->next = job->done = 0;
+    job->next = job->done = job->failed = 0;
     job->batches = 0;
     job->last_batch = 0;
     job->queue_ms = job->compute_ms = 0;

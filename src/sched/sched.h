@@ -42,6 +42,7 @@ struct sched_job {
     void *ctx;
     /* owned by the scheduler */
     size_t next, done;
+    size_t failed;          /* sequences whose forward pass failed (out of memory): their rows are not set */
     int batches;            /* batches that held at least one of its sequences */
     uint64_t last_batch;    /* the number of the last of them */
     double queued_at, queue_ms;

@@ -1,0 +1,203 @@
+/* The request pipeline and the HTTP service under allocation failure: the
+ * Nth allocation and every one after it fail (in every thread: the request
+ * threads, the inference thread, the engine), for every N a whole request
+ * makes. Each run must end in a clean answer (200 with the right vectors,
+ * or 503), nothing may leak (live bytes back where they were; ASan checks
+ * the rest in the sanitizer build), and the next request is answered
+ * normally. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "http/http.h"
+#include "pipe/pipe.h"
+#include "test.h"
+#include "tiny_model.h"
+
+static const char BODY[] = "{\"batch_id\":\"b\",\"chunks\":[\"hello world\",{\"id\":7,\"text\":\"a b c\"},"
+                           "\"hello world\",\"the quick fox\"]}";
+
+static cembed_model *open_tiny(const char *name) {
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/%s", test_tmpdir(), name);
+    const tiny_spec sp = {.vocab = 64, .hidden = 32, .layers = 2, .heads = 2, .inter = 48, .max_pos = 40,
+                          .normalize = 1};
+    if (tiny_model_write(dir, &sp, 11) != 0) return NULL;
+    cembed_options o = {.threads = 1, .max_batch = 8};
+    cembed_model *m = NULL;
+    if (cembed_model_open(dir, &o, &m)) return NULL;
+    return m;
+}
+
+/* The answer up to its usage (whose timings vary from run to run). */
+static size_t answer_len(const char *a) {
+    const char *u = strstr(a, "\"usage\"");
+    return u ? (size_t)(u - a) : strlen(a);
+}
+
+/* One job as the worker runs it: the whole answer into out. Returns 0 or the status. */
+static int run_once(pipe_env *e, buf *out) {
+    pipe_job j = {.whole_answer = 1};
+    int rc = pipe_parse(&j, e, REQ_EMBED, BODY, strlen(BODY));
+    if (!rc) rc = pipe_prepare(&j, PIPE_EMBED);
+    if (!rc) rc = pipe_submit(&j);
+    if (!rc) {
+        pipe_wait(&j);
+        rc = j.status;
+    }
+    if (!rc) {
+        out->len = 0;
+        int w = pipe_write_head(&j, out);
+        for (size_t k = 0; k < j.req.n_items && !w; k++) {
+            pipe_finish_vector(&j, k);
+            w = pipe_write_item(&j, out, k, k == 0);
+        }
+        if (w || pipe_write_tail(&j, out) || buf_append(out, "", 1)) rc = 503;
+    }
+    pipe_free(&j);
+    return rc;
+}
+
+TEST(pipe_survives_every_allocation_failure) {
+    cembed_model *m = open_tiny("pipe-tiny");
+    if (!m) {
+        FAIL_AT("cannot open the tiny model: %s", cembed_last_error());
+        return;
+    }
+    sched *s;
+    const sched_opts so = {.max_batch = 8, .max_batch_tokens = 1024};
+    CHECK_INT(sched_new(m, &so, &s), 0);
+    pipe_env e;
+    const req_limits lim = {.max_items = 100, .max_text_bytes = 1 << 20, .max_depth = 32};
+    pipe_env_init(&e, m, s, NULL, &lim);
+    buf ref = {0}, out = {0};
+    CHECK_INT(run_once(&e, &ref), 0);
+    CHECK_CONTAINS(ref.ptr, "\"embeddings\":[");
+    cembed_release_workspace(m);
+    cembed_thread_release();
+    const size_t live = base_alloc_live_bytes() - ref.cap - out.cap;
+    base_alloc_fail_after(0);
+    CHECK_INT(run_once(&e, &out), 0);
+    const size_t calls = base_alloc_fail_after(0);
+    CHECK(calls > 20);
+    int refused = 0;
+    for (size_t n = 1; n <= calls + 1; n++) {
+        buf_free(&out);
+        base_alloc_fail_after(n);
+        const int rc = run_once(&e, &out);
+        base_alloc_fail_after(0);
+        if (rc == 503) refused++;
+        else if (rc != 0) FAIL_AT("allocation %zu: status %d", n, rc);
+        else if (answer_len(out.ptr) != answer_len(ref.ptr) || memcmp(out.ptr, ref.ptr, answer_len(ref.ptr)) != 0)
+            FAIL_AT("allocation %zu: the answer differs", n);
+        buf_free(&out);
+        cembed_release_workspace(m);
+        cembed_thread_release();
+        if (base_alloc_live_bytes() - ref.cap != live)
+            FAIL_AT("allocation %zu: %zd bytes still held", n, (ssize_t)(base_alloc_live_bytes() - ref.cap - live));
+    }
+    CHECK(refused > 0);
+    CHECK_INT(run_once(&e, &out), 0);
+    CHECK(memcmp(out.ptr, ref.ptr, answer_len(ref.ptr)) == 0);
+    buf_free(&out);
+    buf_free(&ref);
+    pipe_env_destroy(&e);
+    sched_free(s);
+    cembed_model_free(m);
+}
+
+/* POST /embed over a real socket. Returns the status (0: no answer); the
+ * whole response in *resp (malloc'ed, not counted). */
+static int post(int port, const char *body, char **resp) {
+    *resp = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return close(fd), 0;
+    char head[256];
+    const int hl = snprintf(head, sizeof head,
+                            "POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\nConnection: close\r\n\r\n", strlen(body));
+    if (write(fd, head, (size_t)hl) != hl || write(fd, body, strlen(body)) != (ssize_t)strlen(body)) return close(fd), 0;
+    size_t cap = 1 << 16, len = 0;
+    char *r = malloc(cap);
+    ssize_t got;
+    while (r && (got = read(fd, r + len, cap - len - 1)) > 0) {
+        len += (size_t)got;
+        if (len + 1 == cap) r = realloc(r, cap *= 2);
+    }
+    close(fd);
+    if (!r) return 0;
+    r[len] = 0;
+    *resp = r;
+    int status = 0;
+    sscanf(r, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+static const char *body_of(const char *resp) {
+    const char *b = resp ? strstr(resp, "\r\n\r\n") : NULL;
+    return b ? b + 4 : "";
+}
+
+/* The chunked answer's first data line: the JSON, as the content reader wrote it in one piece. */
+static const char *json_of(const char *resp) {
+    const char *b = body_of(resp);
+    const char *j = strchr(b, '{');
+    return j ? j : b;
+}
+
+TEST(http_survives_every_allocation_failure) {
+    cembed_model *m = open_tiny("http-tiny");
+    if (!m) {
+        FAIL_AT("cannot open the tiny model: %s", cembed_last_error());
+        return;
+    }
+    const size_t live0 = base_alloc_live_bytes();
+    http_opts o = {.host = "127.0.0.1", .port = 0, .max_body_bytes = 1 << 20, .max_chunks = 100, .max_depth = 32,
+                   .max_connections = 64, .max_connections_per_ip = 64, .idle_timeout_s = 10, .header_timeout_s = 10,
+                   .sched = {.max_batch = 8, .max_batch_tokens = 1024}};
+    http_server *srv;
+    CHECK_INT(http_server_start(m, &o, &srv), 0);
+    const int port = http_server_port(srv);
+    char *ref, *resp;
+    CHECK_INT(post(port, BODY, &ref), 200);
+    const char *rj = json_of(ref);
+    base_alloc_fail_after(0);
+    free(resp = NULL);
+    CHECK_INT(post(port, BODY, &resp), 200);
+    const size_t calls = base_alloc_fail_after(0);
+    free(resp);
+    CHECK(calls > 20);
+    int refused = 0;
+    for (size_t n = 1; n <= calls + 1; n++) {
+        base_alloc_fail_after(n);
+        const int st = post(port, BODY, &resp);
+        base_alloc_fail_after(0);
+        if (st == 503) {
+            refused++;
+            if (!strstr(body_of(resp), "\"code\":503")) FAIL_AT("allocation %zu: a 503 without its JSON error", n);
+        } else if (st != 200) {
+            FAIL_AT("allocation %zu: status %d", n, st);
+        } else if (memcmp(json_of(resp), rj, answer_len(rj)) != 0) {
+            FAIL_AT("allocation %zu: the answer differs", n);
+        }
+        free(resp);
+        /* and the next request is answered as usual */
+        if (post(port, BODY, &resp) != 200 || memcmp(json_of(resp), rj, answer_len(rj)) != 0)
+            FAIL_AT("after allocation %zu failed: the next request was not answered right", n);
+        free(resp);
+    }
+    CHECK(refused > 0);
+    free(ref);
+    http_server_stop(srv);
+    cembed_release_workspace(m);
+    cembed_thread_release();
+    if (base_alloc_live_bytes() != live0)
+        FAIL_AT("%zd bytes still held after the server stopped", (ssize_t)(base_alloc_live_bytes() - live0));
+    cembed_model_free(m);
+}
