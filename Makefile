@@ -11,7 +11,7 @@
 
 # OpenBLAS (the fp32 reference GEMM) is opened at run time, single-threaded
 # (src/nn/kernels.c): libopenblas-dev provides libopenblas.so.0, no linking
-PKGS     := jansson libutf8proc libmicrohttpd sqlite3 libcrypto hiredis
+PKGS     := jansson libutf8proc libmicrohttpd sqlite3 libcrypto hiredis libcurl
 CC       ?= cc
 OPT      ?= -O2
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -35,7 +35,7 @@ endif
 
 ALL_CFLAGS := $(WARN) $(OPT) -g $(SANFLAGS) $(CFLAGS)
 
-LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/gov/*.c src/sched/*.c src/http/*.c src/pipe/*.c src/cache/*.c src/chunk/*.c src/worker/*.c)
+LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/gov/*.c src/sched/*.c src/http/*.c src/pipe/*.c src/hub/*.c src/cache/*.c src/chunk/*.c src/worker/*.c)
 APP_SRC  := $(wildcard app/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
@@ -96,7 +96,7 @@ model:
 run: deps
 	$(MAKE) all
 	scripts/fetch-model.sh
-	$(BUILD)/cembed serve --model models/all-MiniLM-L6-v2
+	$(BUILD)/cembed serve
 
 oracle:
 	tests/oracle/make_golden.sh $(or $(TFJS_MODEL),../shared/models/all-MiniLM-L6-v2-tfjs-uint8)

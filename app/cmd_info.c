@@ -17,10 +17,8 @@ int cmd_info(int argc, char **argv) {
     }
     cembed_options o = cli_model_options(&c, c.batch_size ? c.batch_size : 1);
     cembed_model *m;
-    if (cembed_model_open(c.model_dir, &o, &m)) {
-        cli_error("cannot open model %s: %s", c.model_dir, cembed_last_error());
-        return EXIT_FAIL;
-    }
+    const int rc = cli_open_model(&c, &o, &m);
+    if (rc) return rc;
     cembed_model_info i;
     cembed_model_get_info(m, &i);
     buf b = {0};

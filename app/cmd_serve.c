@@ -51,7 +51,9 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     runtime rt;
-    int status = runtime_open(&rt, &c);
+    int status = cli_resolve_model(&c);
+    if (status) return status;
+    status = runtime_open(&rt, &c);
     if (status) {
         runtime_close(&rt);
         return status;

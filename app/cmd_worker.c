@@ -87,7 +87,9 @@ int cmd_worker(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     runtime rt;
-    int status = runtime_open(&rt, &c);
+    int status = cli_resolve_model(&c);
+    if (status) return status;
+    status = runtime_open(&rt, &c);
     sched *s = NULL;
     sched_opts so = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
                      .gov = rt.g};

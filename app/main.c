@@ -8,6 +8,9 @@ static void usage(FILE *f) {
     fputs("usage: cembed COMMAND [ARGS]\n"
           "\n"
           "commands:\n"
+          "  pull      ORG/NAME[@REVISION]\n"
+          "            download a model from the Hugging Face Hub into its cache ($HF_HUB_CACHE);\n"
+          "            HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE=1 as in Python's huggingface_hub\n"
           "  serve     [--model DIR] [--host H] [--port P] [--threads N] [--batch-size N]\n"
           "            HTTP service: POST /embed, /v1/embeddings, /tokenize; GET /health, /info, /metrics\n"
           "  embed     [--model DIR] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache]\n"
@@ -30,7 +33,9 @@ static void usage(FILE *f) {
           "  convert   --from tfjs SRC_DIR OUT_DIR [--max-seq-length N]\n"
           "            import a TF.js graph model into a Hugging Face directory\n"
           "\n"
-          "The model directory defaults to $EMBEDDING_MODEL, else " DEFAULT_MODEL_DIR ".\n"
+          "--model takes a folder or a Hub repo id (ORG/NAME[@REVISION], downloaded on first use);\n"
+          "it defaults to $EMBEDDING_MODEL, else " DEFAULT_MODEL_REPO " from the Hub cache, else\n"
+          "the copy scripts/fetch-model.sh puts in $XDG_DATA_HOME/cembed/models.\n"
           "Threads default to $EMBEDDING_THREADS, else min(usable CPUs, 8).\n"
           "Every command that runs the model takes --precision fp32|bf16|int8 ($EMBEDDING_PRECISION);\n"
           "the default is int8 on CPUs with AVX2, else fp32.\n",
@@ -54,6 +59,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "worker") == 0) rc = cmd_worker(argc - 1, argv + 1);
     else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(argc - 1, argv + 1);
     else if (strcmp(cmd, "result") == 0) rc = cmd_result(argc - 1, argv + 1);
+    else if (strcmp(cmd, "pull") == 0) rc = cmd_pull(argc - 1, argv + 1);
     else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("cembed %s\n", CEMBED_VERSION);
         rc = EXIT_OK;

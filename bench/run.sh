@@ -20,7 +20,7 @@
 # Extra arguments go to every harness run, e.g. --threads 2 or --limit 200.
 #
 # usage: bench/run.sh [HARNESS ARGS...]
-# env:   SHARED (default ../shared), MODEL (default models/all-MiniLM-L6-v2),
+# env:   SHARED (default ../shared), MODEL (default $XDG_DATA_HOME/cembed/models/all-MiniLM-L6-v2),
 #        TEXTS (default /tmp/bench-peers/texts.jsonl, made if missing),
 #        PRECISIONS (default "fp32 bf16 int8"), PEERS (every run's peers,
 #        default ort,ort-int8), FIRST_PEERS (the first run's, default
@@ -29,7 +29,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$root/../shared}
 harness="$shared/bench-peers"
-model=${MODEL:-$root/models/all-MiniLM-L6-v2}
+model=${MODEL:-${XDG_DATA_HOME:-$HOME/.local/share}/cembed/models/all-MiniLM-L6-v2}
 texts=${TEXTS:-/tmp/bench-peers/texts.jsonl}
 precisions=${PRECISIONS:-fp32 bf16 int8}
 peers=${PEERS:-ort,ort-int8}

@@ -6,6 +6,6 @@
 # usage: bench/soak.sh [CEMBED] [MODEL] [MINUTES]
 set -euo pipefail
 cembed=${1:-build/cembed}
-model=${2:-models/all-MiniLM-L6-v2}
+model=${2:-${XDG_DATA_HOME:-$HOME/.local/share}/cembed/models/all-MiniLM-L6-v2}
 minutes=${3:-30}
 exec python3 "$(dirname "$0")/soak.py" "$cembed" "$model" --minutes "$minutes" --warmup "$(( minutes < 15 ? minutes / 3 : 5 ))"

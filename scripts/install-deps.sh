@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential pkg-config make gcc clang libclang-rt-14-dev
-  libdnnl-dev libopenblas-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev libssl-dev libsqlite3-dev
+  libdnnl-dev libopenblas-dev libjansson-dev libutf8proc-dev libmicrohttpd-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
   git sqlite3 libhiredis-dev redis-server
   ca-certificates curl python3
 )

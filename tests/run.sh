@@ -100,6 +100,8 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     "$b/cembed" "$model" "$work" "$3"
   check "$l Redis workers: $4 jobs, $5 SIGKILLs, a Redis restart" python3 tests/integration/worker_test.py \
     "$b/cembed" "$model" "$work/tok-corpus.jsonl" "$work" "$4" "$5"
+  check "$l Hub client against a fake Hub: pull, layout, resume, checksums, offline, tokens" \
+    python3 tests/integration/hub_test.py "$b/cembed" "$model" "$work"
 }
 
 # The kernel and fidelity checks once more at each ISA level below this

@@ -52,6 +52,30 @@ void cembed_model_free(cembed_model *cm) {
     base_free(cm);
 }
 
+/* The model's name: its folder's, or ORG/NAME for a Hub cache snapshot
+ * (.../models--ORG--NAME/snapshots/COMMIT). */
+static char *model_name_of(const char *dir) {
+    size_t end = strlen(dir), start;
+    while (end > 1 && dir[end - 1] == '/') end--;
+    for (start = end; start > 0 && dir[start - 1] != '/'; start--) {}
+    const char *snap = start >= 11 ? dir + start - 11 : NULL;   /* "/snapshots/" */
+    if (snap && strncmp(snap, "/snapshots/", 11) == 0) {
+        size_t e = (size_t)(snap - dir), b = e;
+        while (b > 0 && dir[b - 1] != '/') b--;
+        const char *sep = b + 8 < e ? strstr(dir + b + 8, "--") : NULL;
+        if (strncmp(dir + b, "models--", 8) == 0 && sep && (size_t)(sep - dir) < e) {
+            buf name = {0};
+            if (buf_append(&name, dir + b + 8, (size_t)(sep - dir) - b - 8) || buf_append(&name, "/", 1) ||
+                buf_append(&name, sep + 2, e - (size_t)(sep - dir) - 2) || buf_append(&name, "", 1)) {
+                buf_free(&name);
+                return NULL;
+            }
+            return name.ptr;
+        }
+    }
+    return base_strndup(dir + start, end - start);
+}
+
 int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model **out) {
     *out = NULL;
     base_err_clear();
@@ -97,10 +121,7 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     cm->batch_out = base_malloc((size_t)cm->max_batch * (size_t)cm->m.cfg.hidden * sizeof(float));
     cm->order = base_malloc((size_t)cm->max_batch * sizeof *cm->order);
     cm->path = base_strndup(dir, strlen(dir));
-    size_t end = strlen(dir), start;
-    while (end > 1 && dir[end - 1] == '/') end--;
-    for (start = end; start > 0 && dir[start - 1] != '/'; start--) {}
-    cm->name = base_strndup(dir + start, end - start);
+    cm->name = model_name_of(dir);
     if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->order || !cm->path || !cm->name) {
         rc = base_err(CEMBED_ENOMEM, "out of memory");
         goto fail;
