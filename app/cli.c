@@ -212,3 +212,14 @@ int cli_open_model(cli_common *c, const cembed_options *o, cembed_model **m) {
     }
     return 0;
 }
+
+const char *cli_prompt(const cli_common *c, const cembed_model *m) {
+    const char *p = cembed_prompt(m, c->prompt_name);
+    if (!p) {
+        cembed_model_info i;
+        cembed_model_get_info(m, &i);
+        cli_error("--prompt-name %s: the model has no such prompt (%s)", c->prompt_name,
+                  *i.prompt_names ? i.prompt_names : "it has none");
+    }
+    return p;
+}

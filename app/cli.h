@@ -19,6 +19,7 @@ typedef struct cli_common {
     int threads, batch_size, max_seq_len;
     int precision;    /* a cembed_precision */
     const char *gemm; /* GEMM backend (--gemm, EMBEDDING_GEMM); NULL: auto */
+    const char *prompt_name; /* --prompt-name (embed): a prompt of the model's; NULL: its default, if any */
 } cli_common;
 
 /* The precision when neither --precision nor EMBEDDING_PRECISION names one
@@ -38,6 +39,9 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i);
  * id from the Hub cache (downloaded when missing, unless HF_HUB_OFFLINE),
  * the default as above. Returns 0, or EXIT_FAIL / EXIT_USAGE (printed). */
 int cli_resolve_model(cli_common *c);
+/* The prompt text of c->prompt_name for model m (NULL: the default's, or
+ * ""); NULL after printing the model's prompts when it has no such prompt. */
+const char *cli_prompt(const cli_common *c, const cembed_model *m);
 /* cli_resolve_model, then cembed_model_open. */
 int cli_open_model(cli_common *c, const cembed_options *o, cembed_model **m);
 /* The user's data folder for cembed's own models: $XDG_DATA_HOME/cembed/models, else ~/.local/share/cembed/models. */

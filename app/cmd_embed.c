@@ -100,7 +100,7 @@ static int run(cli_common c, const char *path, int embed) {
     input in;
     window *w = calloc(1, sizeof *w);
     float *vec = NULL;
-    buf out = {0};
+    buf out = {0}, prompted = {0};
     int status = EXIT_FAIL;
     if (!w || input_open(&in, path)) {
         free(w);
@@ -111,6 +111,8 @@ static int run(cli_common c, const char *path, int embed) {
     cembed_model_get_info(m, &info);
     vec = malloc((size_t)WINDOW * (size_t)info.hidden * sizeof(float));
     if (!vec) goto done;
+    const char *prompt = embed ? cli_prompt(&c, m) : "";   /* put before every text, as the service does */
+    if (!prompt) goto done;
     size_t total = 0, tokens = 0, truncated = 0;
     double t0 = time_now();
     for (;;) {
@@ -120,8 +122,11 @@ static int run(cli_common c, const char *path, int embed) {
             size_t k = w->n++;
             int tr;
             w->ids[k].len = 0;
+            prompted.len = 0;
             if (buf_append(&w->ids[k], in.rec.id.ptr, in.rec.id.len) ||
-                cembed_tokenize(m, in.rec.text.ptr, in.rec.text.len, &w->tok[k], &w->n_tok[k], &tr, NULL)) {
+                buf_append(&prompted, prompt, strlen(prompt)) ||
+                buf_append(&prompted, in.rec.text.ptr, in.rec.text.len) ||
+                cembed_tokenize(m, prompted.ptr ? prompted.ptr : "", prompted.len, &w->tok[k], &w->n_tok[k], &tr, NULL)) {
                 cli_error("out of memory");
                 w->n--;
                 r = -1;
@@ -172,6 +177,7 @@ done:
     free(w);
     free(vec);
     buf_free(&out);
+    buf_free(&prompted);
     input_close(&in);
     cembed_model_free(m);
     return status;
@@ -245,6 +251,12 @@ int cmd_embed(int argc, char **argv) {
             cache_flag = argv[++i];
         } else if (strcmp(a, "--no-cache") == 0) {
             no_cache = 1;
+        } else if (strcmp(a, "--prompt-name") == 0) {
+            if (i + 1 >= argc) {
+                cli_error("--prompt-name needs a name (one of the model's config_sentence_transformers.json prompts)");
+                goto done;
+            }
+            c.prompt_name = argv[++i];
         } else if (strcmp(a, "--jsonl") == 0) {
             jsonl = 1;
         } else if (strcmp(a, "--list-files") == 0) {

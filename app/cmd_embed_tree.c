@@ -56,6 +56,7 @@ typedef struct run {
     uint64_t bytes_done;
     double t0, last_report;
     int tty, chunk_tokens;
+    const char *prompt;     /* put before every chunk (--prompt-name, or the model's default) */
 } run;
 
 /* ---- progress ---- */
@@ -208,11 +209,15 @@ static int do_file(run *r, size_t fi) {
     for (size_t s = 0; s < n_spans && !rc && !interrupted; s++) {   /* after Ctrl-C: only the window in hand */
         pending *p = &r->win[r->n_win];
         const size_t a = lines[spans[s].first][0], b = lines[spans[s].last][1];
-        *p = (pending){.file = fi, .first = spans[s].first + 1, .last = spans[s].last + 1, .len = b - a};
-        if (!(p->text = base_strndup(text + a, b - a))) {
+        const size_t plen = strlen(r->prompt);
+        *p = (pending){.file = fi, .first = spans[s].first + 1, .last = spans[s].last + 1, .len = plen + b - a};
+        if (!(p->text = base_malloc(p->len + 1))) {
             rc = base_err(CEMBED_ENOMEM, "out of memory");
             break;
         }
+        memcpy(p->text, r->prompt, plen);
+        memcpy(p->text + plen, text + a, b - a);
+        p->text[p->len] = 0;
         size_t full;
         if ((rc = cembed_tokenize(r->m, p->text, p->len, &p->ids, &p->n_ids, &p->truncated, &full))) {
             base_free(p->text);
@@ -266,6 +271,18 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
     /* a window's content tokens: the model's limit less [CLS] and [SEP], or less when asked */
     r->chunk_tokens = r->info.max_seq_len - 2;
     if (o->chunk_tokens && o->chunk_tokens < r->chunk_tokens) r->chunk_tokens = o->chunk_tokens;
+    if (!(r->prompt = cli_prompt(cc, r->m))) goto done;
+    if (*r->prompt) { /* the prompt's tokens come out of every chunk's room */
+        int32_t *pids;
+        size_t pn;
+        if (cembed_tokenize(r->m, r->prompt, strlen(r->prompt), &pids, &pn, NULL, NULL)) {
+            cli_error("out of memory");
+            goto done;
+        }
+        cembed_free(pids);
+        r->chunk_tokens = CE_MAX(1, r->chunk_tokens - (int)(pn - 2));
+        log_info("prompt \"%s\" before every chunk", r->prompt);
+    }
     if (o->cache_path) {
         if (cache_scope_init(&r->scope, cc->model_dir, r->info.precision, r->info.variant, r->info.pooling,
                              r->info.max_seq_len) ||

@@ -3,7 +3,8 @@
  * here with sigwait: SIGTERM/SIGINT start a drain (new requests get 503 +
  * Retry-After, the ones in flight complete) and the process exits 0; more of
  * them during the drain change nothing. SIGHUP (what a service manager sends
- * to reload) is logged and the service goes on. */
+ * to reload) reloads the API key file, if there is one, and the service goes
+ * on; requests in flight are not touched. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,27 @@
 #include "cli.h"
 #include "http/http.h"
 #include "runtime.h"
+
+/* The keys of --api-key / EMBEDDING_API_KEY (comma-separated) and of the
+ * key file. Returns 0, or -1 (printed; keys never are). */
+static int load_keys(const char *const *flags, int n_flags, const char *file, keyset *out) {
+    *out = (keyset){0};
+    const char *env = getenv("EMBEDDING_API_KEY");
+    int rc = env && *env ? keys_add(out, env, strlen(env), 1) : 0;
+    if (rc) cli_error("EMBEDDING_API_KEY: %s", cembed_last_error());
+    for (int i = 0; i < n_flags && !rc; i++)
+        if ((rc = keys_add(out, flags[i], strlen(flags[i]), 1))) cli_error("--api-key: %s", cembed_last_error());
+    if (!rc && file) {
+        char *data = NULL;
+        size_t len = 0;
+        if ((rc = file_read_all(file, 1 << 20, &data, &len))) cli_error("API key file %s: %s", file, cembed_last_error());
+        else if ((rc = keys_add(out, data, len, 0))) cli_error("API key file %s: %s", file, cembed_last_error());
+        if (data) explicit_bzero(data, len);
+        base_free(data);
+    }
+    if (rc) keys_free(out);
+    return rc ? -1 : 0;
+}
 
 int cmd_serve(int argc, char **argv) {
     sigset_t sigs;
@@ -34,11 +56,34 @@ int cmd_serve(int argc, char **argv) {
         cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) || cli_env_long("EMBEDDING_HEADER_TIMEOUT", 1, 3600, &header) ||
         cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue))
         return EXIT_USAGE;
+    const char *key_flags[64], *key_file = getenv("EMBEDDING_API_KEY_FILE");
+    int n_key_flags = 0, metrics_auth = 0;
+    const char *ma = getenv("EMBEDDING_METRICS_AUTH");
+    if (ma && *ma) {
+        if (strcmp(ma, "true") == 0 || strcmp(ma, "1") == 0) metrics_auth = 1;
+        else if (strcmp(ma, "false") != 0 && strcmp(ma, "0") != 0) {
+            cli_error("EMBEDDING_METRICS_AUTH=%s: must be true or false", ma);
+            return EXIT_USAGE;
+        }
+    }
+    if (key_file && !*key_file) key_file = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_flag(&c, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
-        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+        if ((strcmp(argv[i], "--api-key") == 0 || strcmp(argv[i], "--api-key-file") == 0) && i + 1 >= argc) {
+            cli_error("%s needs a value", argv[i]);
+            return EXIT_USAGE;
+        }
+        if (strcmp(argv[i], "--api-key") == 0) {
+            if (n_key_flags == 64) {
+                cli_error("--api-key: at most 64 on the command line (use --api-key-file)");
+                return EXIT_USAGE;
+            }
+            key_flags[n_key_flags++] = argv[++i];
+        } else if (strcmp(argv[i], "--api-key-file") == 0) {
+            key_file = argv[++i];
+        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0) {
             if (i + 1 >= argc || cli_parse_int(argv[++i], 0, 65535, &port)) {
@@ -50,9 +95,14 @@ int cmd_serve(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
+    keyset keys;
+    if (load_keys(key_flags, n_key_flags, key_file, &keys)) return EXIT_USAGE;
     runtime rt;
     int status = cli_resolve_model(&c);
-    if (status) return status;
+    if (status) {
+        keys_free(&keys);
+        return status;
+    }
     status = runtime_open(&rt, &c);
     if (status) {
         runtime_close(&rt);
@@ -65,16 +115,40 @@ int cmd_serve(int argc, char **argv) {
         .sched = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
                   .gov = rt.g},
         .cache = rt.lookup, .cache_writer = rt.writer, .cache_scope = rt.scope,
+        .keys = &keys, .metrics_auth = metrics_auth,
     };
     http_server *s;
-    if (http_server_start(rt.m, &ho, &s)) {
+    const size_t n_keys = keys.n;
+    const int started = http_server_start(rt.m, &ho, &s);
+    keys_free(&keys);   /* the server holds its copy */
+    if (started) {
         cli_error("%s", cembed_last_error());
         runtime_close(&rt);
         return EXIT_FAIL;
     }
+    if (n_keys)
+        log_info("API keys: %zu (every route but /health%s needs one)%s%s", n_keys, metrics_auth ? "" : " and /metrics",
+                 key_file ? "; SIGHUP reloads " : "", key_file ? key_file : "");
     log_info("listening on http://%s:%d", host, http_server_port(s));
     int sig = 0;
-    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) log_info("received SIGHUP: nothing to reload; still serving");
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        if (!key_file) {
+            log_info("received SIGHUP: nothing to reload; still serving");
+            continue;
+        }
+        keyset fresh;
+        if (load_keys(key_flags, n_key_flags, key_file, &fresh)) {
+            log_warn("received SIGHUP: the API key file did not load; the keys stay as they were");
+            continue;
+        }
+        if (fresh.n == 0 && n_keys) { /* an emptied file would open the service to everyone */
+            log_warn("received SIGHUP: %s has no keys now; the old keys stay", key_file);
+            keys_free(&fresh);
+            continue;
+        }
+        log_info("received SIGHUP: API keys reloaded from %s (%zu keys)", key_file, fresh.n);
+        http_server_set_keys(s, &fresh);
+    }
     log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_server_stop(s);
     runtime_close(&rt);

@@ -93,7 +93,14 @@ typedef struct cembed_model_info {
     const char *variant;        /* besides the precision, what the vectors' values depend on: "" or
                                    "attn-bf16" (part of the cache key) */
     int32_t cls_id, sep_id;     /* the template's special tokens */
+    const char *prompt_names;   /* config_sentence_transformers.json's prompts, comma-separated ("" if none) */
+    const char *default_prompt; /* its default_prompt_name, or NULL */
 } cembed_model_info;
+
+/* The text of the prompt called name (config_sentence_transformers.json);
+ * name NULL: the default prompt's, or "" when the model has none. NULL
+ * for a name the model does not have. */
+const char *cembed_prompt(const cembed_model *m, const char *name);
 
 /* What precision p (a cembed_precision) runs on this CPU with GEMM backend
  * gemm (NULL: auto), into desc[n]: e.g. "onednn brg:avx512_core_bf16",
@@ -124,6 +131,14 @@ void cembed_free(void *p);
  * U+FFFD. Fails only with ENOMEM. */
 int cembed_tokenize(const cembed_model *m, const char *text, size_t len,
                     int32_t **ids, size_t *n_ids, int *truncated, size_t *n_full);
+/* The same; left = 1 truncates from the start (keeps the text's end). */
+int cembed_tokenize_ex(const cembed_model *m, const char *text, size_t len, int left,
+                       int32_t **ids, size_t *n_ids, int *truncated, size_t *n_full);
+
+/* One sequence of token ids: its pooled vector (raw: not normalized) into
+ * pooled (hidden floats) and every token's last hidden state into tokens
+ * (n_ids * hidden floats), for late chunking. Fails with ELIMIT or EINVAL. */
+int cembed_embed_tokens(cembed_model *m, const int32_t *ids, size_t n_ids, float *pooled, float *tokens);
 
 /* Embeds n texts; out holds n * hidden floats, row i for text i.
  * Batches are formed inside (length-sorted, packed). Fails with ENOMEM. */

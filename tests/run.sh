@@ -102,6 +102,8 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     "$b/cembed" "$model" "$work/tok-corpus.jsonl" "$work" "$4" "$5"
   check "$l Hub client against a fake Hub: pull, layout, resume, checksums, offline, tokens" \
     python3 tests/integration/hub_test.py "$b/cembed" "$model" "$work"
+  check "$l API: prompts, truncation side, /embed_all, /similarity, /v1/models, keys, OpenAI client" \
+    python3 tests/integration/api_test.py "$b/cembed" "$model" "$work"
 }
 
 # The kernel and fidelity checks once more at each ISA level below this

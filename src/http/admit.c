@@ -32,16 +32,20 @@ static void on_done(void *ctx) {
 void http_work_run(work *w) {
     http_server *s = w->s;
     pipe_job *j = &w->j;
-    const req_kind kind = w->route == R_EMBED ? REQ_EMBED : w->route == R_OPENAI ? REQ_OPENAI : REQ_TOKENIZE;
+    const double t_tok = time_now();
+    const req_kind kind = w->route == R_EMBED || w->route == R_EMBED_ALL ? REQ_EMBED
+                        : w->route == R_OPENAI ? REQ_OPENAI : w->route == R_SIMILARITY ? REQ_SIMILARITY : REQ_TOKENIZE;
     int rc = pipe_parse(j, &s->pe, kind, w->body ? w->body : "", w->body_len);
     base_free(w->body);   /* the body is no longer needed */
     w->body = NULL;
     const char *accept = MHD_lookup_connection_value(w->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    w->stream = !rc && kind == REQ_EMBED && !j->req.tei &&
+    w->stream = !rc && w->route == R_EMBED && !j->req.tei &&
                 (j->req.stream || (accept && strstr(accept, "application/x-ndjson")));
     const pipe_form form = kind == REQ_TOKENIZE ? PIPE_TOKENIZE : kind == REQ_OPENAI ? PIPE_OPENAI
+                         : kind == REQ_SIMILARITY ? PIPE_SIMILARITY : w->route == R_EMBED_ALL ? PIPE_EMBED_ALL
                          : j->req.tei ? PIPE_TEI : w->stream ? PIPE_STREAM : PIPE_EMBED;
     if (!rc) rc = pipe_prepare(j, form);
+    w->tok_ms = (time_now() - t_tok) * 1e3;
     if (!rc) rc = pipe_answer_buffer(j, &w->out);   /* once the 200 is sent, writing never allocates */
     if (!rc && w->stream && !(w->order = base_calloc(j->req.n_items, sizeof *w->order)))
         rc = j->status = 503, j->retry_after = 1, snprintf(j->msg, sizeof j->msg, "out of memory; retry later");

@@ -14,6 +14,7 @@
 #include "base/base.h"
 #include "cache/cache.h"
 #include "cache/writer.h"
+#include "http/keys.h"
 #include "sched/sched.h"
 
 typedef struct http_opts {
@@ -33,6 +34,10 @@ typedef struct http_opts {
     cache *cache;
     cache_writer *cache_writer;
     cache_scope cache_scope;
+    /* API keys: when any, every route but /health (and /metrics unless
+     * metrics_auth) needs "Authorization: Bearer KEY"; copied */
+    const keyset *keys;
+    int metrics_auth;
 } http_opts;
 
 typedef struct http_server http_server;
@@ -41,6 +46,8 @@ typedef struct http_server http_server;
  * http_server_port(). Fails with EIO (cannot bind) or ENOMEM. */
 int http_server_start(cembed_model *m, const http_opts *o, http_server **out);
 int http_server_port(const http_server *s);
+/* Replaces the API keys (a reload): takes *k over; requests in flight are not touched. */
+void http_server_set_keys(http_server *s, keyset *k);
 /* Stops accepting, lets in-flight requests finish, then stops everything. */
 void http_server_stop(http_server *s);
 

@@ -16,15 +16,15 @@
 #include "http/http.h"
 #include "pipe/pipe.h"
 
-enum route { R_NONE, R_EMBED, R_OPENAI, R_TOKENIZE, R_HEALTH, R_INFO, R_METRICS };
+enum route { R_NONE, R_EMBED, R_OPENAI, R_TOKENIZE, R_EMBED_ALL, R_SIMILARITY, R_HEALTH, R_INFO, R_METRICS, R_MODELS };
 typedef struct route_def {
     const char *path, *method;
     enum route r;
 } route_def;
 extern const route_def http_routes[];
 extern const size_t http_n_routes;
-#define N_ROUTES 6
-#define N_CODES 9
+#define N_ROUTES 10
+#define N_CODES 10
 extern const int http_status_codes[N_CODES];
 
 typedef struct work work;
@@ -43,7 +43,9 @@ struct http_server {
     atomic_ullong requests[N_ROUTES][N_CODES];
     atomic_ullong latency_us_sum, latency_count, chunks, truncated;
     atomic_ullong shed_memory, shed_queue, cache_hits, cache_misses;
-    atomic_ullong conns_opened, conns_deadline;
+    atomic_ullong conns_opened, conns_deadline, auth_failures;
+    pthread_mutex_t k_mu;
+    keyset keys;
     atomic_llong last_shed;     /* time_now() seconds of the last memory refusal */
     /* the request threads: parse, tokenize, look the cache up, submit */
     pthread_mutex_t q_mu;
@@ -78,6 +80,7 @@ struct work {
     char *body;
     size_t body_len;
     int stream;                 /* NDJSON lines in completion order */
+    double t0, tok_ms;          /* the request's start; parse + tokenize time */
     atomic_int refs;            /* the response and, while it runs, the scheduler */
     atomic_int ready;           /* the request thread (or the job) is done: answer it */
     pthread_mutex_t mu;
@@ -91,10 +94,11 @@ struct work {
 };
 
 void http_count(http_server *s, enum route r, int status);
+/* extra: NULL, or header names and values, NULL-terminated. */
 enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after,
-                              const char *allow, int close);
+                              const char *const *extra);
 enum MHD_Result http_send_error(http_server *s, struct MHD_Connection *c, enum route r, int status, const char *msg,
-                                int retry_after_s, const char *allow, int close);
+                                int retry_after_s, const char *const *extra);
 enum MHD_Result http_send_no_memory(http_server *s, struct MHD_Connection *c, enum route r);
 enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum route r);
 /* Queues w's answer: its error, or the content reader over its vectors. */

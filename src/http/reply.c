@@ -10,14 +10,14 @@
 #include "json/json.h"
 
 void http_count(http_server *s, enum route r, int status) {
-    for (size_t i = 0; i < N_ROUTES; i++)
+    for (size_t i = 0; i < N_ROUTES && http_routes[i].path; i++)
         if (http_routes[i].r == r)
             for (size_t k = 0; k < N_CODES; k++)
                 if (http_status_codes[k] == status) atomic_fetch_add(&s->requests[i][k], 1);
 }
 
 enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after,
-                              const char *allow, int close) {
+                              const char *const *extra) {
     struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(b->len, b->ptr, base_free);
     if (!resp) {
         buf_free(b);
@@ -30,8 +30,7 @@ enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, cons
         snprintf(ra, sizeof ra, "%d", retry_after);
         MHD_add_response_header(resp, "Retry-After", ra);
     }
-    if (allow) MHD_add_response_header(resp, "Allow", allow);
-    if (close) MHD_add_response_header(resp, "Connection", "close");
+    for (; extra && extra[0]; extra += 2) MHD_add_response_header(resp, extra[0], extra[1]);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -40,6 +39,7 @@ enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, cons
 static const char *error_type(int status) {
     switch (status) {
     case 400: return "invalid_request";
+    case 401: return "unauthorized";
     case 404: return "not_found";
     case 405: return "method_not_allowed";
     case 413: return "payload_too_large";
@@ -66,7 +66,7 @@ enum MHD_Result http_send_no_memory(http_server *s, struct MHD_Connection *c, en
 }
 
 enum MHD_Result http_send_error(http_server *s, struct MHD_Connection *c, enum route r, int status, const char *msg,
-                                int retry_after_s, const char *allow, int close) {
+                                int retry_after_s, const char *const *extra) {
     buf b = {0};
     if (buf_append(&b, "{\"error\":{\"message\":", 20) || json_write_string(&b, msg, strlen(msg)) ||
         buf_printf(&b, ",\"type\":\"%s\",\"code\":%d}}\n", error_type(status), status)) {
@@ -76,7 +76,7 @@ enum MHD_Result http_send_error(http_server *s, struct MHD_Connection *c, enum r
     http_count(s, r, status);
     log_debug("%d %s", status, msg);
     if (!retry_after_s && (status == 429 || status == 503)) retry_after_s = 1;
-    return http_send_buf(c, status, &b, "application/json", retry_after_s, allow, close);
+    return http_send_buf(c, status, &b, "application/json", retry_after_s, extra);
 }
 
 /* ---- the work's life ---- */
@@ -186,7 +186,7 @@ enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w) {
             log_info("request refused (503, retry after %d s): %s", j->retry_after, j->msg);
         }
         if (j->status == 429) atomic_fetch_add(&s->shed_queue, 1);
-        const enum MHD_Result ret = http_send_error(s, c, w->route, j->status, j->msg, j->retry_after, NULL, 0);
+        const enum MHD_Result ret = http_send_error(s, c, w->route, j->status, j->msg, j->retry_after, NULL);
         http_work_release(w);
         return ret;
     }
@@ -200,6 +200,27 @@ enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w) {
         return http_send_no_memory(s, c, r);
     }
     MHD_add_response_header(resp, "Content-Type", w->stream ? "application/x-ndjson" : "application/json");
+    /* TEI's timing headers, in milliseconds (a streamed answer starts before its compute ends: tokens and
+     * tokenization only) */
+    char v[32];
+    snprintf(v, sizeof v, "%zu", j->tokens);
+    MHD_add_response_header(resp, "x-compute-tokens", v);
+    snprintf(v, sizeof v, "%.0f", w->tok_ms);
+    MHD_add_response_header(resp, "x-tokenization-time", v);
+    if (!w->stream && w->route != R_TOKENIZE) {
+        size_t chars = 0;
+        for (size_t k = 0; k < j->req.n_items; k++) chars += j->req.items[k].text_len;
+        const double total = (time_now() - w->t0) * 1e3;
+        const struct { const char *name; double ms; } t[] = {
+            {"x-queue-time", j->sj.queue_ms}, {"x-inference-time", j->sj.compute_ms},
+            {"x-compute-time", w->tok_ms + j->sj.queue_ms + j->sj.compute_ms}, {"x-total-time", total}};
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+            snprintf(v, sizeof v, "%.0f", t[i].ms);
+            MHD_add_response_header(resp, t[i].name, v);
+        }
+        snprintf(v, sizeof v, "%zu", chars);
+        MHD_add_response_header(resp, "x-compute-characters", v);
+    }
     http_count(s, w->route, 200);
     const enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);

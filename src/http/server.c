@@ -22,10 +22,12 @@
 #include "http/internal.h"
 
 const route_def http_routes[N_ROUTES] = {
-    {"/embed", "POST", R_EMBED},   {"/v1/embeddings", "POST", R_OPENAI}, {"/tokenize", "POST", R_TOKENIZE},
-    {"/health", "GET", R_HEALTH},  {"/info", "GET", R_INFO},             {"/metrics", "GET", R_METRICS},
+    {"/embed", "POST", R_EMBED},       {"/v1/embeddings", "POST", R_OPENAI}, {"/tokenize", "POST", R_TOKENIZE},
+    {"/embed_all", "POST", R_EMBED_ALL}, {"/similarity", "POST", R_SIMILARITY}, {"/health", "GET", R_HEALTH},
+    {"/info", "GET", R_INFO},          {"/metrics", "GET", R_METRICS},       {"/v1/models", "GET", R_MODELS},
+    {NULL, NULL, R_NONE},
 };
-const int http_status_codes[N_CODES] = {200, 400, 404, 405, 413, 422, 429, 500, 503};
+const int http_status_codes[N_CODES] = {200, 400, 401, 404, 405, 413, 422, 429, 500, 503};
 
 #define IO_THREADS 2
 #define BLOCK 32   /* heap overhead bound of one block */
@@ -144,11 +146,38 @@ static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, 
     return MHD_YES;
 }
 
+/* 1 when the request carries one of the keys (or none are set), or goes
+ * to a route that needs none. Keys are never logged. */
+static int authorized(http_server *s, struct MHD_Connection *c, enum route r) {
+    if (r == R_HEALTH || (r == R_METRICS && !s->o.metrics_auth)) return 1;
+    pthread_mutex_lock(&s->k_mu);
+    int ok = s->keys.n == 0;
+    if (!ok) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+            h += 7;
+            while (*h == ' ') h++;
+            ok = keys_match(&s->keys, h, strlen(h));
+        }
+    }
+    pthread_mutex_unlock(&s->k_mu);
+    if (!ok) atomic_fetch_add(&s->auth_failures, 1);
+    return ok;
+}
+
+void http_server_set_keys(http_server *s, keyset *k) {
+    pthread_mutex_lock(&s->k_mu);
+    keys_free(&s->keys);
+    s->keys = *k;
+    *k = (keyset){0};
+    pthread_mutex_unlock(&s->k_mu);
+}
+
 /* The first call of a request: its headers are in. */
 static enum MHD_Result on_headers(http_server *s, struct MHD_Connection *c, conn_ctx *x, const char *url,
                                   const char *method) {
     const char *allowed = NULL;
-    for (size_t i = 0; i < N_ROUTES; i++)
+    for (size_t i = 0; i < N_ROUTES && http_routes[i].path; i++)
         if (strcmp(url, http_routes[i].path) == 0) {
             const int get = strcmp(http_routes[i].method, "GET") == 0;
             /* HEAD is GET without the body (MHD leaves it out) */
@@ -157,28 +186,35 @@ static enum MHD_Result on_headers(http_server *s, struct MHD_Connection *c, conn
             else allowed = get ? "GET, HEAD" : http_routes[i].method;
         }
     char msg[400];
+    static const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"cembed\"", NULL};
+    if (!authorized(s, c, x->route))
+        return http_send_error(s, c, x->route, 401, "missing or unknown API key: send \"Authorization: Bearer KEY\" "
+                                                    "with one of the server's keys", 0, challenge);
     if (x->route == R_NONE) {
         if (allowed) {
             snprintf(msg, sizeof msg, "method %.20s is not allowed on %.200s (use %s)", method, url, allowed);
-            return http_send_error(s, c, R_NONE, 405, msg, 0, allowed, 0);
+            const char *const allow[] = {"Allow", allowed, NULL};
+            return http_send_error(s, c, R_NONE, 405, msg, 0, allow);
         }
-        snprintf(msg, sizeof msg, "no route %.200s (routes: POST /embed, POST /v1/embeddings, POST /tokenize, "
-                                  "GET /health, GET /info, GET /metrics)", url);
-        return http_send_error(s, c, R_NONE, 404, msg, 0, NULL, 0);
+        snprintf(msg, sizeof msg, "no route %.200s (routes: POST /embed, /v1/embeddings, /tokenize, /embed_all, "
+                                  "/similarity; GET /health, /info, /metrics, /v1/models)", url);
+        return http_send_error(s, c, R_NONE, 404, msg, 0, NULL);
     }
-    if (x->route == R_HEALTH || x->route == R_INFO || x->route == R_METRICS) return http_status_route(s, c, x->route);
+    if (x->route == R_HEALTH || x->route == R_INFO || x->route == R_METRICS || x->route == R_MODELS)
+        return http_status_route(s, c, x->route);
+    static const char *const close_it[] = {"Connection", "close", NULL};
     if (atomic_load(&s->draining))
         return http_send_error(s, c, x->route, 503, "the server is shutting down; retry (on another instance)", 5,
-                               NULL, 1);
+                               close_it);
     int n_cl = 0;
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_content_length, &n_cl);
     if (n_cl > 1)
         return http_send_error(s, c, x->route, 400, "more than one Content-Length header: a request has one length", 0,
-                               NULL, 0);
+                               NULL);
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > s->o.max_body_bytes) {
         snprintf(msg, sizeof msg, "body of %.30s bytes is over the limit of %zu (max_body_bytes)", cl, s->o.max_body_bytes);
-        return http_send_error(s, c, x->route, 413, msg, 0, NULL, 0);
+        return http_send_error(s, c, x->route, 413, msg, 0, NULL);
     }
     if (cl) { /* the body's memory is reserved, and allocated once, before it is read */
         const uint64_t n = strtoull(cl, NULL, 10) + 1;
@@ -189,17 +225,17 @@ static enum MHD_Result on_headers(http_server *s, struct MHD_Connection *c, conn
                     snprintf(msg, sizeof msg, "the request needs %.1f MB of memory for its body, more than the "
                              "server's request pool of %.1f MB; split it into smaller requests", n / 1048576.0,
                              gov_pool(g) / 1048576.0);
-                    return http_send_error(s, c, x->route, 413, msg, 0, NULL, 0);
+                    return http_send_error(s, c, x->route, 413, msg, 0, NULL);
                 }
                 atomic_fetch_add(&s->shed_memory, 1);
                 atomic_store(&s->last_shed, (long long)time_now());
                 snprintf(msg, sizeof msg, "memory is busy with other requests (for its body %.200s); retry later",
                          cembed_last_error());
-                return http_send_error(s, c, x->route, 503, msg, 1, NULL, 0);
+                return http_send_error(s, c, x->route, 503, msg, 1, NULL);
             }
             x->held = n + BLOCK;
         }
-        if (!(x->body.ptr = base_malloc(n))) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL, 0);
+        if (!(x->body.ptr = base_malloc(n))) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL);
         x->body.cap = n;
     }
     return MHD_YES;
@@ -236,6 +272,8 @@ static void on_body(http_server *s, conn_ctx *x, const char *data, size_t size) 
     x->body.len += size;
 }
 
+static const char *const close_conn[] = {"Connection", "close", NULL};
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *data, size_t *size, void **con_cls) {
     (void)version;
@@ -263,21 +301,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     char msg[200];
     if (x->too_large) {
         snprintf(msg, sizeof msg, "body is over the limit of %zu bytes (max_body_bytes)", s->o.max_body_bytes);
-        return http_send_error(s, c, x->route, 413, msg, 0, NULL, 0);
+        return http_send_error(s, c, x->route, 413, msg, 0, NULL);
     }
     if (x->no_memory) {
         atomic_fetch_add(&s->shed_memory, 1);
         atomic_store(&s->last_shed, (long long)time_now());
         return http_send_error(s, c, x->route, 503, "memory is busy with other requests (for its body); retry later",
-                               1, NULL, 0);
+                               1, NULL);
     }
     if (atomic_load(&s->draining))
-        return http_send_error(s, c, x->route, 503, "the server is shutting down", 1, NULL, 1);
+        return http_send_error(s, c, x->route, 503, "the server is shutting down", 1, close_conn);
     work *w = base_calloc(1, sizeof *w);
-    if (!w) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL, 0);
+    if (!w) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL);
     w->s = s;
     w->c = c;
     w->route = x->route;
+    w->t0 = x->t0;
     w->body = x->body.ptr;   /* the body and its reservation go to the work */
     w->body_len = x->body.len;
     w->j.held = x->held;
@@ -357,6 +396,8 @@ static void server_free(http_server *s) {
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->c_mu);
     pthread_cond_destroy(&s->c_cv);
+    pthread_mutex_destroy(&s->k_mu);
+    keys_free(&s->keys);
     base_free(s);
 }
 
@@ -372,9 +413,18 @@ int http_server_start(cembed_model *m, const http_opts *o, http_server **out) {
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->c_mu, NULL);
     pthread_cond_init(&s->c_cv, NULL);
+    pthread_mutex_init(&s->k_mu, NULL);
+    if (o->keys) {
+        for (size_t i = 0; i < o->keys->n; i++)
+            if (keys_add(&s->keys, o->keys->keys[i], strlen(o->keys->keys[i]), 0)) {
+                server_free(s);
+                return CEMBED_ENOMEM;
+            }
+    }
     int rc = sched_new(m, &o->sched, &s->s);
     if (rc) {
-        base_free(s);
+        s->s = NULL;
+        server_free(s);
         return rc;
     }
     const req_limits lim = {.max_items = o->max_chunks, .max_text_bytes = o->max_body_bytes, .max_depth = o->max_depth};

@@ -14,6 +14,11 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
         status = atomic_load(&s->draining) || shedding ? 503 : 200;
         rc = buf_printf(&b, "{\"status\":\"%s\"}\n",
                         atomic_load(&s->draining) ? "draining" : shedding ? "shedding" : "ok");
+    } else if (r == R_MODELS) { /* OpenAI's list: clients call it before they embed */
+        static const char head[] = "{\"object\":\"list\",\"data\":[{\"id\":";
+        rc = buf_append(&b, head, sizeof head - 1) ||
+             json_write_string(&b, i->name, strlen(i->name)) ||
+             buf_printf(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"cembed\"}]}\n");
     } else if (r == R_INFO) {
         rc = buf_append(&b, "{\"model\":", 9) || json_write_string(&b, i->name, strlen(i->name)) ||
              buf_printf(&b,
@@ -40,6 +45,22 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
                             (unsigned long long)gs.pool) ||
                  json_write_string(&b, l->source, strlen(l->source));
         }
+        /* the model's prompts by name, and the default one */
+        if (!rc) rc = buf_append(&b, ",\"prompts\":{", 12);
+        const char *names = i->prompt_names;
+        for (int first = 1; !rc && *names; first = 0) {
+            const char *end = strstr(names, ", ");
+            const size_t nl = end ? (size_t)(end - names) : strlen(names);
+            char name[300];
+            snprintf(name, sizeof name, "%.*s", (int)CE_MIN(nl, sizeof name - 1), names);
+            const char *text = cembed_prompt(s->m, name);
+            rc = (!first && buf_append(&b, ",", 1)) || json_write_string(&b, name, strlen(name)) ||
+                 buf_append(&b, ":", 1) || json_write_string(&b, text ? text : "", text ? strlen(text) : 0);
+            names += nl + (end ? 2 : 0);
+        }
+        if (!rc) rc = buf_append(&b, "},\"default_prompt_name\":", 24) ||
+                      (i->default_prompt ? json_write_string(&b, i->default_prompt, strlen(i->default_prompt))
+                                         : buf_append(&b, "null", 4));
         if (!rc) rc = buf_append(&b, "}\n", 2);
     } else {
         sched_stats st;
@@ -47,7 +68,7 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
         rc = buf_printf(&b,
                         "# HELP cembed_requests_total HTTP requests by route and status.\n"
                         "# TYPE cembed_requests_total counter\n");
-        for (size_t k = 0; k < N_ROUTES && !rc; k++)
+        for (size_t k = 0; k < N_ROUTES && http_routes[k].path && !rc; k++)
             for (size_t q = 0; q < N_CODES && !rc; q++) {
                 unsigned long long v = atomic_load(&s->requests[k][q]);
                 if (v) rc = buf_printf(&b, "cembed_requests_total{route=\"%s\",code=\"%d\"} %llu\n", http_routes[k].path,
@@ -71,13 +92,16 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
                             "# TYPE cembed_cache_misses_total counter\ncembed_cache_misses_total %llu\n"
                             "# TYPE cembed_connections_total counter\ncembed_connections_total %llu\n"
                             "# HELP cembed_header_timeouts_total Connections closed for not sending their headers in time.\n"
-                            "# TYPE cembed_header_timeouts_total counter\ncembed_header_timeouts_total %llu\n",
+                            "# TYPE cembed_header_timeouts_total counter\ncembed_header_timeouts_total %llu\n"
+                            "# HELP cembed_auth_failures_total Requests refused for a missing or unknown API key.\n"
+                            "# TYPE cembed_auth_failures_total counter\ncembed_auth_failures_total %llu\n",
                             (double)atomic_load(&s->latency_us_sum) / 1e6, atomic_load(&s->latency_count),
                             (unsigned long long)st.batches, atomic_load(&s->chunks), atomic_load(&s->truncated),
                             (unsigned long long)st.tokens, st.queued, st.last_batch, s->o.sched.max_batch,
                             atomic_load(&s->in_flight), (unsigned long long)gov_rss(), base_alloc_live_bytes(),
                             atomic_load(&s->cache_hits), atomic_load(&s->cache_misses),
-                            atomic_load(&s->conns_opened), atomic_load(&s->conns_deadline));
+                            atomic_load(&s->conns_opened), atomic_load(&s->conns_deadline),
+                            atomic_load(&s->auth_failures));
         gov *g = s->o.sched.gov;
         if (!rc && g) {
             gov_stats gs;
@@ -108,5 +132,5 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
     }
     http_count(s, r, status);
     return http_send_buf(c, status, &b, r == R_METRICS ? "text/plain; version=0.0.4" : "application/json",
-                         status == 503 ? 1 : 0, NULL, 0);
+                         status == 503 ? 1 : 0, NULL);
 }

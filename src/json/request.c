@@ -2,6 +2,7 @@
  * (ptr, len) after a nesting-depth check, so a deep body costs nothing. */
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json/json.h"
 #include "json/request.h"
@@ -86,6 +87,42 @@ static int parse_ids(request *r, req_item *it, json_t *a, const char *field) {
     return 0;
 }
 
+/* A string field of at most max bytes into *out (NULL when absent or null). */
+static int get_string(request *r, json_t *o, const char *key, size_t max, char **out) {
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return fail(r, 400, CEMBED_EFORMAT, "\"%s\" must be a string", key);
+    if (json_string_length(v) > max)
+        return fail(r, 400, CEMBED_EFORMAT, "\"%s\" has %zu bytes, over the limit of %zu", key, json_string_length(v), max);
+    if (!(*out = base_strndup(json_string_value(v), json_string_length(v)))) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* "dimensions", the prompt and the truncation side: the same in every form. */
+static int parse_common(request *r, json_t *o) {
+    json_t *dims = json_object_get(o, "dimensions"), *dir = json_object_get(o, "truncation_direction");
+    if (dims && !json_is_null(dims)) {
+        if (!json_is_integer(dims) || json_integer_value(dims) < 1 || json_integer_value(dims) > 65536) {
+            char v[64] = "not an integer";
+            if (json_is_integer(dims)) snprintf(v, sizeof v, "%lld", (long long)json_integer_value(dims));
+            return fail(r, 400, CEMBED_EFORMAT,
+                        "\"dimensions\" is %s: it must be an integer from 1 to the model's dimensions (at most 65536)", v);
+        }
+        r->dimensions = (int)json_integer_value(dims);
+    }
+    if (dir && !json_is_null(dir)) {
+        const char *d = json_string_value(dir);
+        if (!d || (strcasecmp(d, "right") != 0 && strcasecmp(d, "left") != 0))
+            return fail(r, 400, CEMBED_EFORMAT, "\"truncation_direction\" must be \"right\" or \"left\"");
+        r->truncate_left = strcasecmp(d, "left") == 0;
+    }
+    if (get_string(r, o, "prompt_name", 256, &r->prompt_name) || get_string(r, o, "prompt", 4096, &r->prompt))
+        return -1;
+    if (r->prompt_name && r->prompt)
+        return fail(r, 400, CEMBED_EFORMAT, "\"prompt\" and \"prompt_name\" exclude each other: send one");
+    return 0;
+}
+
 static int parse_embed(request *r, json_t *o, const req_limits *lim) {
     json_t *bid = json_object_get(o, "batch_id"), *chunks = json_object_get(o, "chunks"),
            *inputs = json_object_get(o, "inputs");
@@ -100,7 +137,7 @@ static int parse_embed(request *r, json_t *o, const req_limits *lim) {
         if (!r->batch_id) return fail(r, 503, CEMBED_ENOMEM, "out of memory");
     }
     if (get_bool(r, o, "normalize", -1, &r->normalize) || get_bool(r, o, "truncate", 1, &r->truncate) ||
-        get_bool(r, o, "stream", 0, &r->stream))
+        get_bool(r, o, "stream", 0, &r->stream) || parse_common(r, o))
         return -1;
     if (!chunks && inputs) {
         r->tei = 1;
@@ -135,23 +172,38 @@ static int parse_embed(request *r, json_t *o, const req_limits *lim) {
     return 0;
 }
 
+static int parse_similarity(request *r, json_t *o, const req_limits *lim) {
+    if (get_bool(r, o, "truncate", 1, &r->truncate) || parse_common(r, o)) return -1;
+    json_t *in = json_object_get(o, "inputs");
+    if (!json_is_object(in))
+        return fail(r, 400, CEMBED_EFORMAT, "\"inputs\" must be {\"source_sentence\": STRING, \"sentences\": [STRING, ...]}");
+    json_t *src = json_object_get(in, "source_sentence"), *list = json_object_get(in, "sentences");
+    if (!json_is_string(src)) return fail(r, 400, CEMBED_EFORMAT, "inputs.source_sentence must be a string");
+    if (!json_is_array(list)) return fail(r, 400, CEMBED_EFORMAT, "inputs.sentences must be a list of strings");
+    if (json_array_size(list) == 0) return fail(r, 400, CEMBED_EFORMAT, "inputs.sentences: the list is empty");
+    if (json_array_size(list) >= lim->max_items)
+        return fail(r, 413, CEMBED_ELIMIT, "inputs.sentences: %zu items, over the limit of %zu per request",
+                    json_array_size(list), lim->max_items - 1);
+    if (alloc_items(r, json_array_size(list) + 1, lim, "inputs.sentences")) return -1;
+    if (set_text(r, &r->items[0], src, lim, "inputs.source_sentence")) return -1;
+    char name[64];
+    for (size_t i = 1; i < r->n_items; i++) {
+        json_t *s = json_array_get(list, i - 1);
+        snprintf(name, sizeof name, "inputs.sentences[%zu]", i - 1);
+        if (!json_is_string(s)) return fail(r, 400, CEMBED_EFORMAT, "%s must be a string", name);
+        if (set_text(r, &r->items[i], s, lim, name)) return -1;
+    }
+    return 0;
+}
+
 static int parse_openai(request *r, json_t *o, const req_limits *lim) {
-    json_t *in = json_object_get(o, "input"), *fmt = json_object_get(o, "encoding_format"),
-           *dims = json_object_get(o, "dimensions");
+    json_t *in = json_object_get(o, "input"), *fmt = json_object_get(o, "encoding_format");
+    if (parse_common(r, o)) return -1;
     if (fmt && !json_is_null(fmt)) {
         const char *f = json_string_value(fmt);
         if (!f || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0))
             return fail(r, 400, CEMBED_EFORMAT, "\"encoding_format\" must be \"float\" or \"base64\"");
         r->base64 = strcmp(f, "base64") == 0;
-    }
-    if (dims && !json_is_null(dims)) {
-        if (!json_is_integer(dims) || json_integer_value(dims) < 1 || json_integer_value(dims) > 65536) {
-            char v[64] = "not an integer";
-            if (json_is_integer(dims)) snprintf(v, sizeof v, "%lld", (long long)json_integer_value(dims));
-            return fail(r, 400, CEMBED_EFORMAT,
-                        "\"dimensions\" is %s: it must be an integer from 1 to the model's dimensions (at most 65536)", v);
-        }
-        r->dimensions = (int)json_integer_value(dims);
     }
     if (!in) return fail(r, 400, CEMBED_EFORMAT, "missing \"input\"");
     /* token ids: [INT, ...] (one input) or [[INT, ...], ...] */
@@ -196,6 +248,8 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
         rc = fail(r, 400, CEMBED_EFORMAT, "the request body must be a JSON object");
     } else if (kind == REQ_EMBED) {
         rc = parse_embed(r, o, lim);
+    } else if (kind == REQ_SIMILARITY) {
+        rc = parse_similarity(r, o, lim);
     } else if (kind == REQ_OPENAI) {
         rc = parse_openai(r, o, lim);
     } else {
@@ -203,7 +257,8 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
         const char *field = "inputs";
         if (!in) in = json_object_get(o, "input"), field = "input";
         if (!in) in = json_object_get(o, "text"), field = "text";
-        rc = in ? parse_string_list(r, in, lim, field) : fail(r, 400, CEMBED_EFORMAT, "missing \"inputs\"");
+        rc = parse_common(r, o);
+        if (!rc) rc = in ? parse_string_list(r, in, lim, field) : fail(r, 400, CEMBED_EFORMAT, "missing \"inputs\"");
     }
     json_decref(o);
     return rc ? (r->status == 413 ? CEMBED_ELIMIT : r->status == 503 ? CEMBED_ENOMEM : CEMBED_EFORMAT) : 0;
@@ -219,6 +274,8 @@ void request_free(request *r) {
     base_free(r->items);
     base_free(r->batch_id_json);
     base_free(r->batch_id);
+    base_free(r->prompt_name);
+    base_free(r->prompt);
     memset(r, 0, sizeof *r);
 }
 
@@ -246,6 +303,8 @@ size_t request_parse_bound(const char *body, size_t len) {
 size_t request_held_bytes(const request *r) {
     size_t n = r->n_items * sizeof(req_item) + BLOCK;
     if (r->batch_id_json) n += strlen(r->batch_id_json) + r->batch_id_len + 2 * BLOCK;
+    if (r->prompt_name) n += strlen(r->prompt_name) + BLOCK;
+    if (r->prompt) n += strlen(r->prompt) + BLOCK;
     for (size_t i = 0; i < r->n_items; i++) {
         const req_item *it = &r->items[i];
         if (it->id_json) n += strlen(it->id_json) + BLOCK;

@@ -4,9 +4,15 @@
  *   {"batch_id": STRING?, "chunks": [CHUNK, ...], "normalize": BOOL?, "truncate": BOOL?, "stream": BOOL?}
  *   CHUNK = STRING | {"id": STRING|INT?, "text": STRING | "content": STRING, "metadata": ANY?}
  * /embed (TEI form): {"inputs": STRING | [STRING, ...], "normalize"?, "truncate"?}
+ * Both /embed forms also take "dimensions" (as OpenAI's), and every form
+ * "prompt_name" (a prompt of the model's config_sentence_transformers.json)
+ * or "prompt" (the text itself), and "truncation_direction" ("right" keeps
+ * the start of an over-long text, "left" its end; TEI's "Right"/"Left" too).
  * /v1/embeddings (OpenAI): {"input": STRING | [STRING, ...] | [INT, ...] | [[INT, ...], ...],
  *   "model": STRING?, "encoding_format": "float"|"base64"?, "dimensions": INT?}
  * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...]}
+ * /similarity (TEI): {"inputs": {"source_sentence": STRING, "sentences": [STRING, ...]}}: items are the
+ *   source sentence, then the sentences
  *
  * Every refusal names the field and the limit (message via cembed_last_error,
  * status via req->status: 400, 413 or 422; 503 when memory ran out).
@@ -16,7 +22,7 @@
 
 #include "base/base.h"
 
-typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE } req_kind;
+typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY } req_kind;
 
 typedef struct req_limits {
     size_t max_items;          /* chunks per request */
@@ -49,6 +55,9 @@ typedef struct request {
     int truncate, stream;
     int base64;                /* OpenAI encoding_format */
     int dimensions;            /* 0 = all */
+    char *prompt_name;         /* "prompt_name", or NULL */
+    char *prompt;              /* "prompt", or NULL */
+    int truncate_left;         /* "truncation_direction": "left" */
     int status;                /* HTTP status of a refusal */
 } request;
 

@@ -150,3 +150,77 @@ int model_st_config_parse(const char *json, size_t len, int *max_seq_length) {
     json_decref(o);
     return rc;
 }
+
+void model_prompts_free(model_prompts *p) {
+    for (size_t i = 0; i < p->n; i++) base_free(p->names[i]), base_free(p->texts[i]);
+    base_free(p->names);
+    base_free(p->texts);
+    base_free(p->default_name);
+    base_free(p->list);
+    memset(p, 0, sizeof *p);
+}
+
+int model_prompts_parse(const char *json, size_t len, model_prompts *out) {
+    memset(out, 0, sizeof *out);
+    json_t *o = load_object(json, len, "config_sentence_transformers.json");
+    if (!o) return CEMBED_EFORMAT;
+    int rc = 0;
+    json_t *prompts = json_object_get(o, "prompts"), *def = json_object_get(o, "default_prompt_name");
+    if (prompts && !json_is_null(prompts) && !json_is_object(prompts)) {
+        rc = base_err(CEMBED_EFORMAT, "config_sentence_transformers.json: \"prompts\" must be an object");
+        goto done;
+    }
+    const size_t n = prompts ? json_object_size(prompts) : 0;
+    if (n > 256) {
+        rc = base_err(CEMBED_EFORMAT, "config_sentence_transformers.json: %zu prompts, over the limit of 256", n);
+        goto done;
+    }
+    out->names = base_calloc(n ? n : 1, sizeof *out->names);
+    out->texts = base_calloc(n ? n : 1, sizeof *out->texts);
+    buf list = {0};
+    if (!out->names || !out->texts || buf_append(&list, "", 1)) {
+        buf_free(&list);
+        rc = base_err(CEMBED_ENOMEM, "out of memory");
+        goto done;
+    }
+    list.len = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(prompts, key, v) {
+        if (!json_is_string(v) || json_string_length(v) > 4096 || strlen(key) > 256) {
+            buf_free(&list);
+            rc = base_err(CEMBED_EFORMAT, "config_sentence_transformers.json: prompt \"%.64s\" must be a string of "
+                          "at most 4096 bytes (its name at most 256)", key);
+            goto done;
+        }
+        out->names[out->n] = base_strndup(key, strlen(key));
+        out->texts[out->n] = base_strndup(json_string_value(v), json_string_length(v));
+        out->n++;
+        if (!out->names[out->n - 1] || !out->texts[out->n - 1] || (list.len && buf_append(&list, ", ", 2)) ||
+            buf_append(&list, key, strlen(key))) {
+            buf_free(&list);
+            rc = base_err(CEMBED_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if (buf_append(&list, "", 1)) {
+        buf_free(&list);
+        rc = base_err(CEMBED_ENOMEM, "out of memory");
+        goto done;
+    }
+    out->list = list.ptr;
+    if (def && !json_is_null(def)) {
+        const char *d = json_string_value(def);
+        int found = 0;
+        for (size_t i = 0; d && i < out->n; i++) found |= strcmp(out->names[i], d) == 0;
+        if (!found) {
+            rc = base_err(CEMBED_EFORMAT, "config_sentence_transformers.json: \"default_prompt_name\" names no prompt");
+            goto done;
+        }
+        if (!(out->default_name = base_strndup(d, strlen(d)))) rc = base_err(CEMBED_ENOMEM, "out of memory");
+    }
+done:
+    json_decref(o);
+    if (rc) model_prompts_free(out);
+    return rc;
+}

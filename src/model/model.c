@@ -198,6 +198,12 @@ static int load_st_settings(const char *dir, model *m) {
     if (data) {
         rc = model_st_config_parse(data, len, &m->st_max_seq_length);
         base_free(data);
+        if (rc) return rc;
+    }
+    if ((rc = read_optional(dir, "config_sentence_transformers.json", &data, &len))) return rc;
+    if (data) {
+        rc = model_prompts_parse(data, len, &m->prompts);
+        base_free(data);
     }
     return rc;
 }
@@ -258,6 +264,7 @@ size_t model_release_linear(model *m) {
 void model_free(model *m) {
     if (!m) return;
     st_free(&m->st);
+    model_prompts_free(&m->prompts);
     file_unmap(m->map, m->map_len);
     base_free(m->owned);
     base_free(m->layer);

@@ -33,11 +33,21 @@ typedef struct bert_layer_w {
     const float *f_w, *f_b, *ln2_g, *ln2_b;           /* [H, I], [H], LayerNorm */
 } bert_layer_w;
 
+/* config_sentence_transformers.json's prompts: texts put before a text
+ * (e5's "query: "), by name. */
+typedef struct model_prompts {
+    size_t n;
+    char **names, **texts;
+    char *default_name;         /* "default_prompt_name", or NULL */
+    char *list;                 /* the names, comma-separated, for messages */
+} model_prompts;
+
 typedef struct model {
     model_config cfg;
     pool_mode pooling;
     int normalize;
     int st_max_seq_length;      /* sentence_bert_config.json, 0 when absent */
+    model_prompts prompts;
     const float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
     bert_layer_w *layer;        /* cfg.layers entries */
     st_dtype dtype;             /* dtype of the weights on disk */
@@ -60,6 +70,11 @@ int model_pooling_parse(const char *json, size_t len, pool_mode *out);
 int model_modules_parse(const char *json, size_t len, int *normalize, char **pooling_path);
 /* Parses sentence_bert_config.json: OUT *max_seq_length (0 if absent). */
 int model_st_config_parse(const char *json, size_t len, int *max_seq_length);
+
+/* Parses config_sentence_transformers.json: "prompts" {NAME: TEXT} and
+ * "default_prompt_name" (which must name one). Fails with EFORMAT or ENOMEM. */
+int model_prompts_parse(const char *json, size_t len, model_prompts *out);
+void model_prompts_free(model_prompts *p);
 
 /* IEEE half to float, subnormals, infinities and NaNs included. Cannot fail. */
 float model_f16_to_f32(uint16_t h);

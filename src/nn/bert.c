@@ -192,6 +192,7 @@ typedef struct job {
     const int32_t *ids;
     const int *offsets;
     float *out;
+    float *tokens;     /* optional: every token's last hidden state, T rows */
     int normalize;
     gemm_op op;        /* the GEMM phase's layer */
     int layer;         /* the post-attention phase's layer */
@@ -247,6 +248,7 @@ static void pool_seq(bert *b, const job *j, int s) {
     const int H = b->H;
     const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
     float *o = j->out + (size_t)s * H;
+    if (j->tokens) memcpy(j->tokens + (size_t)t0 * H, b->x + (size_t)t0 * H, (size_t)L * H * sizeof(float));
     if (b->m->pooling == POOL_CLS) {
         memcpy(o, b->x + (size_t)t0 * H, (size_t)H * sizeof(float));
     } else {
@@ -362,6 +364,11 @@ void cembed_l2_normalize(float *v, size_t n) {
 }
 
 void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize) {
+    bert_forward_tokens(b, n_seq, ids, offsets, out, normalize, NULL);
+}
+
+void bert_forward_tokens(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize,
+                         float *tokens) {
     const int T = offsets[n_seq];
     CE_ASSERT(T <= b->max_tokens);
     for (int s = 0; s < n_seq; s++) {
@@ -369,7 +376,8 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
         CE_ASSERT(L >= 1 && L <= b->max_seq_len);
         for (int p = 0; p < L; p++) b->pos[offsets[s] + p] = p;
     }
-    job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize};
+    job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize,
+             .tokens = tokens};
     /* Whole sequences per thread when there are enough to share out (the
      * caller sorts them longest first) and the weights are prepared: OpenBLAS
      * repacks its weights on every call, too often for one sequence's rows.

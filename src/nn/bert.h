@@ -52,5 +52,9 @@ void bert_release(bert *b);
  * out: n_seq * hidden floats, pooled, L2-normalized when normalize is set.
  * Cannot fail. */
 void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize);
+/* The same, and every token's last hidden state (before pooling) into
+ * tokens: offsets[n_seq] rows of hidden floats, in the input's order. */
+void bert_forward_tokens(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize,
+                         float *tokens);
 
 #endif

@@ -1,6 +1,7 @@
 /* The public API of cembed.h: a model directory opened into tokenizer +
  * weights + forward pass, and embedding of text lists in length-sorted
  * packed batches. */
+#include <limits.h>
 #include <string.h>
 
 #include "base/pool.h"
@@ -50,6 +51,15 @@ void cembed_model_free(cembed_model *cm) {
     base_free(cm->batch_out);
     base_free(cm->order);
     base_free(cm);
+}
+
+const char *cembed_prompt(const cembed_model *cm, const char *name) {
+    const model_prompts *p = &cm->m.prompts;
+    if (!name) name = p->default_name;
+    if (!name) return "";
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->names[i], name) == 0) return p->texts[i];
+    return NULL;
 }
 
 /* The model's name: its folder's, or ORG/NAME for a Hub cache snapshot
@@ -188,6 +198,8 @@ void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
         .precision = nn_precision_name(cm->prec),
         .isa = cpu_isa_name(cpu_features()),
         .kernels = cm->k->name,
+        .prompt_names = cm->m.prompts.list ? cm->m.prompts.list : "",
+        .default_prompt = cm->m.prompts.default_name,
         .gemm = bert_gemm_describe(cm->fwd),
         .attention = cm->attn_bf16 ? "bf16" : "fp32",
         .variant = cm->attn_bf16 ? "attn-bf16" : "",
@@ -198,11 +210,23 @@ void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
 
 int cembed_tokenize(const cembed_model *cm, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                     int *truncated, size_t *n_full) {
+    return cembed_tokenize_ex(cm, text, len, 0, ids, n_ids, truncated, n_full);
+}
+
+int cembed_tokenize_ex(const cembed_model *cm, const char *text, size_t len, int left, int32_t **ids, size_t *n_ids,
+                       int *truncated, size_t *n_full) {
     tok_ids v = {0};
-    int rc = tok_encode(cm->tok, text, len, cm->max_seq_len, &v);
+    int rc = tok_encode(cm->tok, text, len, left ? INT_MAX : cm->max_seq_len, &v);
     if (rc) {
         tok_ids_free(&v);
         return rc;
+    }
+    const size_t max = (size_t)cm->max_seq_len;
+    if (left && v.n > max) { /* [CLS], the last max - 2 tokens, [SEP] */
+        memmove(v.ids + 1, v.ids + v.n - 1 - (max - 2), (max - 2) * sizeof *v.ids);
+        v.ids[max - 1] = v.ids[v.n - 1];
+        v.n = max;
+        v.truncated = 1;
     }
     *ids = v.ids;
     *n_ids = v.n;
@@ -254,6 +278,20 @@ int cembed_embed_ids_ex(cembed_model *cm, const int32_t *const *ids, const size_
         s += (size_t)k;
     }
     if (order != cm->order) base_free(order);
+    return 0;
+}
+
+int cembed_embed_tokens(cembed_model *cm, const int32_t *ids, size_t n_ids, float *pooled, float *tokens) {
+    if (n_ids < 1 || n_ids > (size_t)cm->max_seq_len)
+        return base_err(CEMBED_ELIMIT, "the sequence has %zu tokens, the limit is %d", n_ids, cm->max_seq_len);
+    for (size_t t = 0; t < n_ids; t++)
+        if (ids[t] < 0 || ids[t] >= cm->m.cfg.vocab_size)
+            return base_err(CEMBED_EINVAL, "token id %d is outside the vocabulary", (int)ids[t]);
+    memcpy(cm->batch_ids, ids, n_ids * sizeof(int32_t));
+    cm->batch_off[0] = 0;
+    cm->batch_off[1] = (int)n_ids;
+    if ((int)n_ids > cm->hwm_tokens) cm->hwm_tokens = (int)n_ids;
+    bert_forward_tokens(cm->fwd, 1, cm->batch_ids, cm->batch_off, pooled, 0, tokens);
     return 0;
 }
 

@@ -1,4 +1,5 @@
 /* The request pipeline; see pipe.h. */
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -117,7 +118,10 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
         const uint64_t line = (it->id_json ? strlen(it->id_json) : 0) + (it->metadata_json ? strlen(it->metadata_json) : 0);
         item = CE_MAX(item, line);
     }
-    *transient = (size_t)(56 * longest + 64 * 1024);   /* codepoints x3 + ids while encoding */
+    const size_t plen = j->prompt ? strlen(j->prompt) : 0;
+    longest += plen;
+    /* codepoints x3 + ids while encoding; left truncation keeps all the text's ids until it cuts */
+    *transient = (size_t)(56 * longest + 64 * 1024) + (j->req.truncate_left ? (size_t)(4 * longest + 8) : 0);
     /* the largest piece: an item's id and metadata (copied raw), its vector (17 bytes a float at most, base64
      * less), its ids for /tokenize (12 a number); the head's batch_id and model name (escaped: x6) */
     const size_t bid = j->req.batch_id_json ? strlen(j->req.batch_id_json) : 0;
@@ -126,8 +130,13 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
     const uint64_t arena = n * (2 * sizeof(int32_t *) + 7 * sizeof(size_t) + sizeof(int) + 1 + CACHE_KEY_BYTES) +
                            n * H * sizeof(float) + 2 * BLOCK;
     uint64_t out = j->piece_bytes;
+    if (j->form == PIPE_EMBED_ALL) { /* every token's vector, and one input's tokens as the largest piece */
+        const uint64_t all = (ids / sizeof(int32_t)) * H * sizeof(float) + n * (sizeof(float *) + BLOCK);
+        j->piece_bytes += (size_t)i->max_seq_len * (size_t)H * 18;
+        out += all + (uint64_t)i->max_seq_len * H * 18;
+    }
     if (j->whole_answer) out += 2 * n * (H * 17 + 512) + j->req.n_items * item;
-    return ids + arena + out;
+    return ids + arena + out + n * (plen + BLOCK);   /* the prompted texts replace the texts */
 }
 
 /* Carves the per-item arrays from one block. */
@@ -169,7 +178,8 @@ static int tokenize_all(pipe_job *j) {
             it->ids = NULL;
             full = it->n_ids;
         } else if (it->text) {
-            if (cembed_tokenize(j->e->m, it->text, it->text_len, &j->ids[k], &j->n_ids[k], &j->truncated[k], &full))
+            if (cembed_tokenize_ex(j->e->m, it->text, it->text_len, j->req.truncate_left, &j->ids[k], &j->n_ids[k],
+                                   &j->truncated[k], &full))
                 return no_memory(j);
         } else { /* token ids: [CLS] ids [SEP] unless already framed */
             const int framed = it->n_ids >= 2 && it->ids[0] == i->cls_id && it->ids[it->n_ids - 1] == i->sep_id;
@@ -206,8 +216,18 @@ static int cache_lookup(pipe_job *j) {
     const size_t n = j->req.n_items;
     for (size_t k = 0; k < n; k++) {
         const req_item *it = &j->req.items[k];
-        if (it->text) {
+        if (it->text && !(j->truncated[k] && j->req.truncate_left)) {
             cache_key(&e->scope, it->text, it->text_len, j->keys[k]);
+            continue;
+        }
+        if (it->text) { /* cut from the left: another vector than the same text cut from the right */
+            buf b = {0};
+            if (buf_append(&b, "\xff\xfdleft", 7) || buf_append(&b, it->text, it->text_len)) {
+                buf_free(&b);
+                return no_memory(j);
+            }
+            cache_key(&e->scope, b.ptr, b.len, j->keys[k]);
+            buf_free(&b);
             continue;
         }
         buf b = {0};
@@ -218,6 +238,7 @@ static int cache_lookup(pipe_job *j) {
         cache_key(&e->scope, b.ptr, b.len, j->keys[k]);
         buf_free(&b);
     }
+    j->keyed = 1;
     pthread_mutex_lock(&e->cache_mu);
     /* committed rows and those the writer has not stored yet */
     int hits = cache_writer_lookup(e->writer, e->cache, (const uint8_t(*)[CACHE_KEY_BYTES])j->keys, n,
@@ -260,10 +281,47 @@ static int find_twins(pipe_job *j) {
     return 0;
 }
 
+/* The prompt: the request's text, else its prompt_name's, else the model's
+ * default (none for token-id input, which is final). */
+static int choose_prompt(pipe_job *j) {
+    const request *r = &j->req;
+    const int ids_in = r->n_items && !r->items[0].text && !r->items[0].ids_are_tokens;
+    if (ids_in && (r->prompt || r->prompt_name))
+        return refuse(j, 400, "\"prompt\" and \"prompt_name\" apply to text input, not to token ids");
+    if (r->prompt) {
+        j->prompt = r->prompt;
+    } else if (!ids_in) {
+        j->prompt = cembed_prompt(j->e->m, r->prompt_name);
+        if (!j->prompt)
+            return refuse(j, 400, "\"prompt_name\" \"%.64s\" is not one of the model's prompts (%s)", r->prompt_name,
+                          *j->e->info.prompt_names ? j->e->info.prompt_names : "it has none");
+    }
+    if (j->prompt && !*j->prompt) j->prompt = NULL;
+    return 0;
+}
+
+/* Puts the prompt before every text (tokenized, and keyed in the cache, as one text). */
+static int apply_prompt(pipe_job *j) {
+    const size_t plen = strlen(j->prompt);
+    for (size_t k = 0; k < j->req.n_items; k++) {
+        req_item *it = &j->req.items[k];
+        if (!it->text || it->ids_are_tokens) continue;
+        char *t = base_malloc(plen + it->text_len + 1);
+        if (!t) return no_memory(j);
+        memcpy(t, j->prompt, plen);
+        memcpy(t + plen, it->text, it->text_len + 1);
+        base_free(it->text);
+        it->text = t;
+        it->text_len += plen;
+    }
+    return 0;
+}
+
 int pipe_prepare(pipe_job *j, pipe_form form) {
     pipe_env *e = j->e;
     const size_t n = j->req.n_items;
     j->form = form;
+    if (choose_prompt(j)) return j->status;
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
@@ -273,12 +331,22 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
         if (hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
     }
     drop(j, &j->parse_held, j->parse_held);
+    if (j->prompt && apply_prompt(j)) return j->status;
     if (arena(j, form != PIPE_TOKENIZE)) return no_memory(j);
     const int rc = tokenize_all(j);
     cembed_thread_release();   /* the tokenizer's scratch for this thread */
     drop(j, &j->held, transient);
     if (rc || form == PIPE_TOKENIZE) return rc;
-    if (e->cache && cache_lookup(j)) return j->status;
+    if (form == PIPE_EMBED_ALL) { /* token vectors: computed every time, never cached */
+        size_t total = 0;
+        for (size_t k = 0; k < n; k++) total += j->n_ids[k];
+        j->token_vec = base_malloc(n * sizeof *j->token_vec);
+        j->token_block = base_malloc(CE_MAX(total, (size_t)1) * (size_t)e->info.hidden * sizeof(float));
+        if (!j->token_vec || !j->token_block) return no_memory(j);
+        for (size_t k = 0, off = 0; k < n; off += j->n_ids[k++]) j->token_vec[k] = j->token_block + off * e->info.hidden;
+    } else if (e->cache && cache_lookup(j)) {
+        return j->status;
+    }
     for (size_t k = 0; k < n; k++) j->twin[k] = k, j->next_copy[k] = NONE;
     if (e->cache && find_twins(j)) return no_memory(j);
     for (size_t k = n; k-- > 0;)
@@ -290,7 +358,8 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
         j->miss_ids[m] = j->ids[k];
         j->miss_n[m++] = j->n_ids[k];
     }
-    j->sj = (sched_job){.ids = j->miss_ids, .n_ids = j->miss_n, .n = m, .out = j->vec, .slot = j->slot};
+    j->sj = (sched_job){.ids = j->miss_ids, .n_ids = j->miss_n, .n = m, .out = j->vec, .slot = j->slot,
+                        .token_out = j->token_vec};
     return 0;
 }
 
@@ -300,7 +369,7 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
 static void on_vector(void *ctx, size_t k, const float *vec) {
     pipe_job *j = ctx;
     const size_t H = (size_t)j->e->info.hidden;
-    if (j->e->writer) cache_writer_put(j->e->writer, j->keys[k], vec);   /* raw, as computed */
+    if (j->e->writer && j->keyed) cache_writer_put(j->e->writer, j->keys[k], vec);   /* raw, as computed */
     if (j->on_vector) j->on_vector(j->ctx, k);
     for (size_t t = j->next_copy[k]; t != NONE; t = j->next_copy[t]) {
         memcpy(j->vec + t * H, vec, H * sizeof(float));
@@ -384,24 +453,41 @@ static int write_usage(pipe_job *j, buf *b) {
 int pipe_write_head(pipe_job *j, buf *b) {
     switch (j->form) {
     case PIPE_STREAM: return 0;
+    case PIPE_EMBED_ALL:
+    case PIPE_SIMILARITY:
     case PIPE_TOKENIZE:
     case PIPE_TEI: return buf_append(b, "[", 1);
     case PIPE_OPENAI: return buf_append(b, "{\"object\":\"list\",\"data\":[", 25);
-    default: return json_write_embed_head(b, j->req.batch_id_json, j->e->info.name, j->e->info.hidden);
+    default:
+        return json_write_embed_head(b, j->req.batch_id_json, j->e->info.name,
+                                     j->req.dimensions ? j->req.dimensions : j->e->info.hidden);
     }
 }
 
 int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
-    const size_t H = (size_t)j->e->info.hidden;
+    const size_t H = (size_t)j->e->info.hidden, D = j->req.dimensions ? (size_t)j->req.dimensions : H;
     const float *v = j->vec ? j->vec + k * H : NULL;
     switch (j->form) {
     case PIPE_TOKENIZE:
         return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
                json_write_ints(b, j->ids[k], j->n_ids[k]) ||
                buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s}", j->n_ids[k], j->truncated[k] ? "true" : "false");
-    case PIPE_TEI: return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, H);
+    case PIPE_TEI: return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, D);
+    case PIPE_SIMILARITY: {
+        if (k == 0) return 0;   /* the source sentence */
+        const float *s0 = j->vec;
+        double dot = 0, n0 = 0, n1 = 0;
+        for (size_t i = 0; i < H; i++) dot += (double)s0[i] * v[i], n0 += (double)s0[i] * s0[i], n1 += (double)v[i] * v[i];
+        const double cos = dot / (sqrt(n0) * sqrt(n1) + 1e-30);
+        return buf_printf(b, "%s%.9g", k == 1 ? "" : ",", cos);
+    }
+    case PIPE_EMBED_ALL: {
+        int rc = buf_append(b, first ? "[" : ",[", first ? 1 : 2);
+        for (size_t t = 0; t < j->n_ids[k] && !rc; t++)
+            rc = (t && buf_append(b, ",", 1)) || json_write_floats(b, j->token_vec[k] + t * H, H);
+        return rc || buf_append(b, "]", 1);
+    }
     case PIPE_OPENAI: {
-        const size_t D = j->req.dimensions ? (size_t)j->req.dimensions : H;
         return buf_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", first ? "" : ",", k) ||
                (j->req.base64 ? json_write_base64_floats(b, v, D) : json_write_floats(b, v, D)) ||
                buf_append(b, "}", 1);
@@ -409,7 +495,7 @@ int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
     default: {
         const req_item *it = &j->req.items[k];
         const embed_item_out o = {.index = k, .id_json = it->id_json, .metadata_json = it->metadata_json, .vec = v,
-                                  .dims = H, .tokens = j->n_ids[k], .truncated = j->truncated[k],
+                                  .dims = D, .tokens = j->n_ids[k], .truncated = j->truncated[k],
                                   .cached = j->cached && j->cached[k]};
         const int stream = j->form == PIPE_STREAM;
         return json_write_embed_item(b, &o, first || stream ? "" : ",", stream ? "\n" : "");
@@ -428,6 +514,8 @@ int pipe_write_tail(pipe_job *j, buf *b) {
         return buf_append(b, "{\"done\":true,\"batch_id\":", 24) || buf_append(b, bid, strlen(bid)) ||
                buf_append(b, ",", 1) || write_usage(j, b);
     }
+    case PIPE_EMBED_ALL:
+    case PIPE_SIMILARITY:
     case PIPE_TOKENIZE:
     case PIPE_TEI: return buf_append(b, "]\n", 2);
     case PIPE_OPENAI:
@@ -440,6 +528,8 @@ int pipe_write_tail(pipe_job *j, buf *b) {
 void pipe_free(pipe_job *j) {
     for (size_t k = 0; j->ids && k < j->req.n_items; k++) base_free(j->ids[k]);
     base_free(j->arena);
+    base_free(j->token_vec);
+    base_free(j->token_block);
     request_free(&j->req);
     drop(j, &j->parse_held, j->parse_held);
     drop(j, &j->held, j->held);

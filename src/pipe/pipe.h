@@ -50,6 +50,8 @@ typedef enum {
     PIPE_OPENAI,    /* {"object":"list","data":[...],"model","usage"} */
     PIPE_TOKENIZE,  /* [{"index","ids","tokens","truncated"}, ...] */
     PIPE_STREAM,    /* NDJSON: one line per item in completion order, then {"done":true,...} */
+    PIPE_EMBED_ALL, /* [[[...] per token] per input]: every token's vector (TEI's /embed_all) */
+    PIPE_SIMILARITY, /* [cos, ...]: item 0 (the source sentence) against each other item */
 } pipe_form;
 
 typedef struct pipe_job pipe_job;
@@ -69,12 +71,16 @@ struct pipe_job {
     const int32_t **miss_ids;
     size_t *miss_n;
     float *vec;                 /* rows of hidden floats */
+    float **token_vec;          /* PIPE_EMBED_ALL: item k's n_ids[k] token rows */
+    float *token_block;
+    int keyed;                  /* keys hold the items' cache keys */
     void *arena;
     size_t tokens, n_cached;
     sched_job sj;
     uint64_t held, parse_held;  /* bytes reserved from the governor */
     int whole_answer;           /* the caller keeps the whole answer in memory (worker): reserve it too */
     size_t piece_bytes;         /* the answer writer's buffer: one flush plus the largest piece */
+    const char *prompt;         /* put before every text: the request's, its prompt_name's or the model's default */
     /* optional hooks, called on the inference thread */
     void (*on_vector)(void *ctx, size_t k);   /* vec[k] is computed (raw; its twins are filled too) */
     void (*on_done)(void *ctx);               /* the last touch of the job by the scheduler */

@@ -47,13 +47,14 @@ static void *run(void *arg) {
         /* round-robin: one sequence from each job in turn, up to the governor's size */
         int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
         if (s->fail_cap) cap = CE_MIN(cap, s->fail_cap);
-        int k = 0, tokens = 0, progress = 1;
-        while (k < cap && progress) {
+        int k = 0, tokens = 0, progress = 1, solo = 0;   /* solo: one sequence whose token vectors are wanted */
+        while (k < cap && progress && !solo) {
             progress = 0;
-            for (sched_job *j = s->head; j && k < cap; j = j->link) {
-                if (j->next >= j->n) continue;
+            for (sched_job *j = s->head; j && k < cap && !solo; j = j->link) {
+                if (j->next >= j->n || (j->token_out && k > 0)) continue;
                 size_t len = j->n_ids[j->next];
                 if (k > 0 && tokens + (int)len > s->o.max_batch_tokens) continue;
+                solo = j->token_out != NULL;
                 s->b_ids[k] = j->ids[j->next];
                 s->b_len[k] = len;
                 s->b_job[k] = j;
@@ -83,7 +84,14 @@ static void *run(void *arg) {
         /* raw: requests normalize; sched_submit refused what the model cannot
          * run, so a failure is out of memory: retry smaller, and a single
          * sequence that still fails is answered as failed (503), never a crash */
-        const int rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);
+        int rc;
+        if (solo) {
+            const sched_job *j = s->b_job[0];
+            const size_t row = j->slot ? j->slot[s->b_index[0]] : s->b_index[0];
+            rc = cembed_embed_tokens(s->m, s->b_ids[0], s->b_len[0], s->b_out, j->token_out[row]);
+        } else {
+            rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);
+        }
         if (rc) {
             cembed_release_workspace(s->m);
             log_warn("batch %llu of %d texts failed (%s)%s", (unsigned long long)batch_no, k, cembed_last_error(),

@@ -34,6 +34,8 @@ struct sched_job {
     size_t n;
     float *out;             /* rows of hidden floats */
     const size_t *slot;     /* optional: the out row (and on_vector index) of sequence i; else i */
+    float *const *token_out; /* optional: sequence i's token vectors (n_ids[i] x hidden) go to token_out[row];
+                               such a job's sequences run one per forward pass */
     sched_vector_fn on_vector;
     /* optional: called once every vector is in (also for n == 0), after
      * which the scheduler never touches the job; a job with on_done is not

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""The API others have, over real HTTP: prompts, truncation_direction,
+dimensions on /embed, /embed_all, /similarity, /v1/models, TEI's timing
+headers, API keys (reloaded on SIGHUP), and the official OpenAI client.
+
+usage: api_test.py CEMBED MODEL_DIR TMPDIR
+
+The model is copied with a config_sentence_transformers.json whose prompts
+are "query: " and "passage: " (as e5's). Prints one line per check and
+"N passed, N failed"."""
+import http.client
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+cembed, model, tmp = sys.argv[1:4]
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    passed, failed = passed + bool(ok), failed + (not ok)
+    print(f"{'ok   ' if ok else 'FAIL '} {name} {detail}", flush=True)
+
+
+work = os.path.join(tmp, "api-test")
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+pm = os.path.join(work, "e5-like")
+shutil.copytree(model, pm)
+with open(os.path.join(pm, "config_sentence_transformers.json"), "w") as f:
+    json.dump({"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None}, f)
+keyfile = os.path.join(work, "keys.txt")
+KEY1, KEY2, KEY3 = "sk-test-one", "sk-test-two", "sk-test-three"
+with open(keyfile, "w") as f:
+    f.write(f"# API keys\n{KEY1}\n\n  {KEY2}  \n")
+
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+log_path = os.path.join(work, "server.log")
+env = dict(os.environ, EMBEDDING_LOG_LEVEL="debug", EMBEDDING_CACHE=os.path.join(work, "cache.sqlite"),
+           EMBEDDING_API_KEY_FILE=keyfile)
+srv = subprocess.Popen([cembed, "serve", "--model", pm, "--port", str(port)], env=env, stdout=open(log_path, "w"),
+                       stderr=subprocess.STDOUT)
+
+
+def call(method, path, body=None, key=KEY1, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    h = {"Content-Type": "application/json"}
+    if key:
+        h["Authorization"] = f"Bearer {key}"
+    h.update(headers or {})
+    c.request(method, path, body=json.dumps(body) if isinstance(body, (dict, list)) else body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+
+for _ in range(300):
+    try:
+        if call("GET", "/health", key=None)[0] == 200:
+            break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("server did not start: " + open(log_path).read()[-2000:])
+
+
+def embed(body, path="/embed"):
+    st, h, d = call("POST", path, body)
+    return st, h, json.loads(d) if d else None
+
+
+def vecs(answer):
+    return [e["embedding"] for e in answer["embeddings"]]
+
+
+def maxdiff(a, b):
+    return max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) else 1
+
+
+# prompts: by name = the text itself put before; part of the cache key
+st0, _, plain_q = embed({"chunks": ["query: how to sort a list"]})
+st1, _, named = embed({"chunks": ["how to sort a list"], "prompt_name": "query"})
+st2, _, bare = embed({"chunks": ["how to sort a list"]})
+st3, _, custom = embed({"chunks": ["how to sort a list"], "prompt": "query: "})
+ok = (st0 == st1 == st2 == st3 == 200 and maxdiff(vecs(named)[0], vecs(plain_q)[0]) == 0
+      and named["embeddings"][0]["cached"] is True and bare["embeddings"][0]["cached"] is False
+      and maxdiff(vecs(bare)[0], vecs(named)[0]) > 1e-3 and maxdiff(vecs(custom)[0], vecs(plain_q)[0]) == 0)
+check("prompt_name \"query\" = the text with \"query: \" before it; the prompt is in the cache key", ok,
+      f"{st0} {st1} {st2} {st3}, cached {named['embeddings'][0]['cached'] if named else None}/"
+      f"{bare['embeddings'][0]['cached'] if bare else None}")
+st, _, oa = embed({"input": ["sorting"], "prompt_name": "passage"}, "/v1/embeddings")
+st_b, _, ob = embed({"input": ["passage: sorting"]}, "/v1/embeddings")
+st_t, _, tei = embed({"inputs": "sorting", "prompt_name": "passage"})
+ok = (st == st_b == st_t == 200 and maxdiff(oa["data"][0]["embedding"], ob["data"][0]["embedding"]) == 0
+      and maxdiff(tei[0], ob["data"][0]["embedding"]) == 0)
+check("prompt_name on /v1/embeddings and the TEI form", ok, f"{st} {st_b} {st_t}")
+st, _, bad = embed({"chunks": ["x"], "prompt_name": "nope"})
+st2, _, bad2 = embed({"chunks": ["x"], "prompt_name": "query", "prompt": "a: "})
+ok = (st == 400 and "query, passage" in bad["error"]["message"] and st2 == 400 and "exclude" in bad2["error"]["message"])
+check("an unknown prompt_name names the model's prompts; prompt with prompt_name is refused", ok,
+      f"{st} {bad['error']['message'] if bad else ''} / {st2}")
+texts_path = os.path.join(work, "texts.jsonl")
+with open(texts_path, "w") as f:
+    f.write(json.dumps({"id": 1, "text": "how to sort a list"}) + "\n")
+p = subprocess.run([cembed, "embed", "--model", pm, "--prompt-name", "query", texts_path], capture_output=True,
+                   text=True, env=dict(os.environ, EMBEDDING_CACHE="off"))
+cli_vec = json.loads(p.stdout.splitlines()[0])["embedding"] if p.returncode == 0 else []
+p2 = subprocess.run([cembed, "embed", "--model", pm, "--prompt-name", "nope", texts_path], capture_output=True,
+                    text=True, env=dict(os.environ, EMBEDDING_CACHE="off"))
+check("embed --prompt-name gives the service's vector; an unknown name is refused",
+      p.returncode == 0 and maxdiff(cli_vec, vecs(named)[0]) <= 1e-6 and p2.returncode != 0 and "query" in p2.stderr,
+      f"rc {p.returncode}/{p2.returncode} {p2.stderr.strip()[-120:]}")
+st, _, info = call("GET", "/info")
+info = json.loads(info)
+check("/info lists the prompts", info.get("prompts") == {"query": "query: ", "passage": "passage: "}
+      and info.get("default_prompt_name") is None and info.get("version"), str(info.get("prompts")))
+
+# truncation_direction: left keeps the end: equal to the ids [CLS] + the last 254 tokens + [SEP]
+long_text = "word " * 300 + "tail text here"
+st, _, tok = embed({"inputs": ["word", "tail text here"]}, "/tokenize")
+W = tok[0]["ids"][1]
+tail = tok[1]["ids"][1:-1]
+cls, sep = tok[0]["ids"][0], tok[0]["ids"][-1]
+ids_left = [cls] + ([W] * 300 + tail)[-254:] + [sep]
+st_l, _, left = embed({"chunks": [long_text], "truncation_direction": "Left"})
+st_r, _, right = embed({"chunks": [long_text], "truncation_direction": "right"})
+st_i, _, by_ids = embed({"input": ids_left}, "/v1/embeddings")
+ok = (st_l == st_r == st_i == 200 and maxdiff(vecs(left)[0], by_ids["data"][0]["embedding"]) <= 1e-6
+      and maxdiff(vecs(left)[0], vecs(right)[0]) > 1e-3 and left["embeddings"][0]["truncated"] is True)
+check("truncation_direction left keeps the text's end (= its last tokens as ids)", ok, f"{st_l} {st_r} {st_i}")
+st, _, badd = embed({"chunks": ["x"], "truncation_direction": "middle"})
+check("a bad truncation_direction names the field", st == 400 and "truncation_direction" in badd["error"]["message"])
+
+# dimensions on /embed
+st, _, full = embed({"chunks": ["matryoshka"]})
+st2, _, cut = embed({"chunks": ["matryoshka"], "dimensions": 64})
+v, c = vecs(full)[0], vecs(cut)[0] if st2 == 200 else []
+n = math.sqrt(sum(x * x for x in v[:64]))
+ok = (st2 == 200 and cut["dimensions"] == 64 and len(c) == 64 and maxdiff(c, [x / n for x in v[:64]]) <= 1e-6)
+check("dimensions on /embed: the first N, renormalized", ok, f"{st2} {len(c)}")
+
+# /embed_all: every token's vector; their mean (mean pooling) is /embed's
+st, h, allv = embed({"inputs": ["hello world, hello cembed"]}, "/embed_all")
+st2, _, one = embed({"chunks": ["hello world, hello cembed"], "normalize": False})
+ok = st == 200 and len(allv) == 1 and len(allv[0]) == one["embeddings"][0]["tokens"] and len(allv[0][0]) == 384
+if ok:
+    mean = [sum(t[i] for t in allv[0]) / len(allv[0]) for i in range(384)]
+    ok = maxdiff(mean, vecs(one)[0]) <= 1e-5
+check("/embed_all: token vectors whose mean is the pooled vector", ok,
+      f"{st} {len(allv) if isinstance(allv, list) else allv}")
+
+# /similarity = cosines of /embed's vectors
+sents = ["sort a list in python", "list.sort() sorts in place", "the weather is nice"]
+st, _, sim = embed({"inputs": {"source_sentence": "how do I sort a list", "sentences": sents}}, "/similarity")
+st2, _, ev = embed({"chunks": ["how do I sort a list"] + sents})
+e = vecs(ev)
+cos = [sum(a * b for a, b in zip(e[0], x)) for x in e[1:]]
+check("/similarity: the source's cosine with each sentence", st == 200 and len(sim) == 3 and maxdiff(sim, cos) <= 1e-6
+      and sim[0] > sim[2], f"{st} {sim}")
+st, _, bads = embed({"inputs": {"source_sentence": "x"}}, "/similarity")
+check("/similarity without sentences names the field", st == 400 and "sentences" in bads["error"]["message"])
+
+# /v1/models, timing headers
+st, _, models = call("GET", "/v1/models")
+models = json.loads(models)
+check("/v1/models lists the model", st == 200 and models["data"][0]["id"] == "e5-like", str(models))
+st, h, _ = embed({"chunks": ["timing"]})
+names = ["x-compute-time", "x-compute-tokens", "x-queue-time", "x-inference-time", "x-tokenization-time",
+         "x-total-time"]
+check("TEI's timing headers", st == 200 and all(h.get(k, "").isdigit() for k in names),
+      str({k: h.get(k) for k in names}))
+
+# API keys
+st0, h0, d0 = call("POST", "/embed", {"chunks": ["x"]}, key=None)
+st1, h1, d1 = call("POST", "/embed", {"chunks": ["x"]}, key="sk-wrong")
+st2, _, _ = call("POST", "/embed", {"chunks": ["x"]}, key=KEY2)
+st3, _, _ = call("GET", "/health", key=None)
+st4, _, met = call("GET", "/metrics", key=None)
+st5, _, _ = call("GET", "/nope", key=None)
+fails = [float(l.split()[-1]) for l in met.decode().splitlines() if l.startswith("cembed_auth_failures_total")]
+ok = (st0 == st1 == 401 and "Bearer" in h0.get("www-authenticate", "") and json.loads(d0)["error"]["code"] == 401
+      and st2 == 200 and st3 == 200 and st4 == 200 and st5 == 401 and fails and fails[0] >= 2)
+check("API keys: 401 + WWW-Authenticate without one or with a wrong one; /health and /metrics open; failures counted",
+      ok, f"{st0} {st1} {st2} {st3} {st4} {st5} failures {fails}")
+
+# SIGHUP reloads the key file; a request in flight is not dropped
+big = {"chunks": [f"chunk {i} " + "text " * 60 for i in range(600)]}
+res = {}
+t = threading.Thread(target=lambda: res.update(st=call("POST", "/embed", big)[0]))
+t.start()
+time.sleep(0.3)
+with open(keyfile, "w") as f:
+    f.write(KEY3 + "\n")
+srv.send_signal(signal.SIGHUP)
+time.sleep(0.5)
+t.join()
+st_old, _, _ = call("POST", "/embed", {"chunks": ["x"]}, key=KEY1)
+st_new, _, _ = call("POST", "/embed", {"chunks": ["x"]}, key=KEY3)
+check("SIGHUP reloads the key file; the request in flight completes", res.get("st") == 200 and st_old == 401
+      and st_new == 200 and srv.poll() is None, f"in flight {res.get('st')}, old key {st_old}, new key {st_new}")
+
+# the official OpenAI client, with its key
+node = shutil.which("node")
+if node and os.path.isdir(os.path.join(root, "tests", "oracle", "node_modules", "openai")):
+    p = subprocess.run([node, os.path.join(root, "tests", "oracle", "openai_client.mjs"), f"http://127.0.0.1:{port}/v1",
+                        KEY3, "def add(a, b): return a + b", "sorting"], capture_output=True, text=True, timeout=120)
+    out = json.loads(p.stdout) if p.returncode == 0 and p.stdout.strip() else {"error": p.stderr[-300:]}
+    st, _, direct = embed({"input": ["def add(a, b): return a + b", "sorting"]}, "/v1/embeddings")
+    ref = [d["embedding"] for d in direct["data"]] if st == 200 else []
+    ok = (not out.get("error") and out["models"] == ["e5-like"] and len(out["float"]) == 2
+          and all(maxdiff(a, b) <= 1e-6 for a, b in zip(out["float"], ref))
+          and all(maxdiff(a, b) <= 1e-6 for a, b in zip(out["base64"], ref)))
+    p2 = subprocess.run([node, os.path.join(root, "tests", "oracle", "openai_client.mjs"),
+                         f"http://127.0.0.1:{port}/v1", "sk-wrong", "x"], capture_output=True, text=True, timeout=120)
+    out2 = json.loads(p2.stdout) if p2.stdout.strip() else {}
+    ok = ok and out2.get("error", {}).get("status") == 401
+    check("the OpenAI npm client (models.list, embeddings float and base64) with its API key; a wrong key is 401",
+          ok, str(out.get("error", ""))[:200])
+else:
+    check("the OpenAI npm client", False, "tests/oracle/node_modules/openai missing (tests/oracle/install.sh)")
+
+srv.send_signal(signal.SIGTERM)
+code = srv.wait(timeout=60)
+logtext = open(log_path).read()
+check("keys never reach the log", all(k not in logtext for k in (KEY1, KEY2, KEY3, "sk-wrong")) and code == 0,
+      f"exit {code}")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
