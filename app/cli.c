@@ -75,7 +75,13 @@ int cli_common_init(cli_common *c) {
         c->gemm = gemm;
     }
     const char *m = getenv("EMBEDDING_MODEL");
-    if (m && *m) c->model_dir = m;
+    if (m && *m) { /* one model, or several (serve) separated by commas */
+        snprintf(c->spec_buf, sizeof c->spec_buf, "%s", m);
+        for (char *save = NULL, *t = strtok_r(c->spec_buf, ",", &save); t && c->n_models < CLI_MAX_MODELS;
+             t = strtok_r(NULL, ",", &save))
+            if (*t) c->model_specs[c->n_models++] = t;
+        c->model_dir = c->n_models ? c->model_specs[0] : NULL;
+    }
     if (env_int("EMBEDDING_ONNX_THREADS", 1, 1024, &c->threads) || env_int("EMBEDDING_THREADS", 1, 1024, &c->threads))
         return EXIT_USAGE;
     const char *lvl = getenv("EMBEDDING_LOG_LEVEL");
@@ -115,7 +121,18 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
             cli_error("--model needs a directory or a Hub repo id (ORG/NAME[@REVISION])");
             return -1;
         }
-        c->model_dir = argv[++*i];
+        static int from_flags;   /* flags replace EMBEDDING_MODEL's list, and add up */
+        if (!from_flags) c->n_models = 0;
+        from_flags = 1;
+        char *list = argv[++*i];
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (c->n_models == CLI_MAX_MODELS) {
+                cli_error("--model: at most %d models", CLI_MAX_MODELS);
+                return -1;
+            }
+            c->model_specs[c->n_models++] = t;
+        }
+        c->model_dir = c->n_models ? c->model_specs[0] : NULL;
         return 1;
     }
     if (strcmp(a, "--gemm") == 0) {
@@ -160,47 +177,73 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int cli_resolve_model(cli_common *c) {
-    hub_opts ho;
-    if (hub_opts_from_env(&ho)) {
-        cli_error("%s", cembed_last_error());
-        return EXIT_USAGE;
-    }
-    const char *spec = c->model_dir;
+/* One model spec into a folder, in out[0..n). */
+static int resolve_one(const hub_opts *ho, const char *spec, char *out, size_t n, const char **dir) {
     if (!spec) { /* the default, wherever the command runs */
         char data[3000], cfg[4200];
-        if (hub_resolve(&ho, DEFAULT_MODEL_REPO, "main", 0, c->resolved, sizeof c->resolved) == 0) {
-            c->model_dir = c->resolved;
+        if (hub_resolve(ho, DEFAULT_MODEL_REPO, "main", 0, out, n) == 0) {
+            *dir = out;
             return 0;
         }
         cli_data_models_dir(data, sizeof data);
-        snprintf(c->resolved, sizeof c->resolved, "%s/" DEFAULT_MODEL_NAME, data);
-        snprintf(cfg, sizeof cfg, "%s/config.json", c->resolved);
+        snprintf(out, n, "%s/" DEFAULT_MODEL_NAME, data);
+        snprintf(cfg, sizeof cfg, "%s/config.json", out);
         if (file_exists(cfg)) {
-            c->model_dir = c->resolved;
+            *dir = out;
             return 0;
         }
         if (file_exists("models/" DEFAULT_MODEL_NAME "/config.json")) { /* a checkout from before the data folder */
-            c->model_dir = "models/" DEFAULT_MODEL_NAME;
+            *dir = "models/" DEFAULT_MODEL_NAME;
             return 0;
         }
         cli_error("no model: pass --model DIR or ORG/NAME (a Hub repo), or get the default with "
-                  "scripts/fetch-model.sh (into %s) or `cembed pull " DEFAULT_MODEL_REPO "`", c->resolved);
+                  "scripts/fetch-model.sh (into %s) or `cembed pull " DEFAULT_MODEL_REPO "`", out);
         return EXIT_FAIL;
     }
-    if (is_dir(spec)) return 0;
+    if (is_dir(spec)) {
+        *dir = spec;
+        return 0;
+    }
     if (!hub_is_repo_id(spec)) {
         cli_error("model %s: no such folder, and not a Hub repo id (ORG/NAME[@REVISION])", spec);
         return EXIT_USAGE;
     }
     char repo[256], rev[300];
     hub_split(spec, repo, sizeof repo, rev, sizeof rev);
-    if (hub_resolve(&ho, repo, rev, 1, c->resolved, sizeof c->resolved)) {
+    if (hub_resolve(ho, repo, rev, 1, out, n)) {
         cli_error("%s", cembed_last_error());
         return EXIT_FAIL;
     }
-    c->model_dir = c->resolved;
+    *dir = out;
     return 0;
+}
+
+int cli_resolve_models(cli_common *c) {
+    if (c->resolved_all) return 0;
+    hub_opts ho;
+    if (hub_opts_from_env(&ho)) {
+        cli_error("%s", cembed_last_error());
+        return EXIT_USAGE;
+    }
+    const int n = c->n_models ? c->n_models : 1;
+    for (int i = 0; i < n; i++) {
+        const int rc = resolve_one(&ho, c->n_models ? c->model_specs[i] : NULL, c->resolved[i], sizeof c->resolved[i],
+                                   &c->model_dirs[i]);
+        if (rc) return rc;
+    }
+    c->n_models = n;
+    if (!c->model_specs[0]) c->model_specs[0] = c->model_dirs[0];
+    c->model_dir = c->model_dirs[0];
+    c->resolved_all = 1;
+    return 0;
+}
+
+int cli_resolve_model(cli_common *c) {
+    if (c->n_models > 1) {
+        cli_error("one model, please (got %d): only serve takes several", c->n_models);
+        return EXIT_USAGE;
+    }
+    return cli_resolve_models(c);
 }
 
 int cli_open_model(cli_common *c, const cembed_options *o, cembed_model **m) {

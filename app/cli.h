@@ -13,9 +13,16 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define DEFAULT_MODEL_REPO "sentence-transformers/all-MiniLM-L6-v2"
 #define DEFAULT_MODEL_NAME "all-MiniLM-L6-v2"
 
+#define CLI_MAX_MODELS 8
+
 typedef struct cli_common {
     const char *model_dir;  /* --model / EMBEDDING_MODEL: a folder or ORG/NAME[@REV]; NULL = the default */
-    char resolved[4096];
+    /* serve: --model repeated or a comma list; model_dir is the first */
+    const char *model_specs[CLI_MAX_MODELS];
+    const char *model_dirs[CLI_MAX_MODELS];
+    int n_models, resolved_all;
+    char spec_buf[2048];    /* EMBEDDING_MODEL's copy, split at commas */
+    char resolved[CLI_MAX_MODELS][4096];
     int threads, batch_size, max_seq_len;
     int precision;    /* a cembed_precision */
     const char *gemm; /* GEMM backend (--gemm, EMBEDDING_GEMM); NULL: auto */
@@ -39,6 +46,8 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i);
  * id from the Hub cache (downloaded when missing, unless HF_HUB_OFFLINE),
  * the default as above. Returns 0, or EXIT_FAIL / EXIT_USAGE (printed). */
 int cli_resolve_model(cli_common *c);
+/* The same for every model serve was given (model_dirs[0..n_models)). */
+int cli_resolve_models(cli_common *c);
 /* The prompt text of c->prompt_name for model m (NULL: the default's, or
  * ""); NULL after printing the model's prompts when it has no such prompt. */
 const char *cli_prompt(const cli_common *c, const cembed_model *m);

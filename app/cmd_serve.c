@@ -98,7 +98,7 @@ int cmd_serve(int argc, char **argv) {
     keyset keys;
     if (load_keys(key_flags, n_key_flags, key_file, &keys)) return EXIT_USAGE;
     runtime rt;
-    int status = cli_resolve_model(&c);
+    int status = cli_resolve_models(&c);   /* serve takes several */
     if (status) {
         keys_free(&keys);
         return status;
@@ -116,6 +116,8 @@ int cmd_serve(int argc, char **argv) {
                   .gov = rt.g},
         .cache = rt.lookup, .cache_writer = rt.writer, .cache_scope = rt.scope,
         .keys = &keys, .metrics_auth = metrics_auth,
+        .n_models = rt.n_models, .models = rt.models, .model_ids = c.model_specs, .cache_scopes = rt.scopes,
+        .cache_writers = rt.writers,
     };
     http_server *s;
     const size_t n_keys = keys.n;

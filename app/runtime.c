@@ -72,53 +72,84 @@ int runtime_open(runtime *rt, const cli_common *c) {
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
     cembed_options o = cli_model_options(c, (int)max_batch);
-    if (cembed_model_open(c->model_dir, &o, &rt->m)) {
-        cli_error("cannot open model %s: %s", c->model_dir, cembed_last_error());
-        return EXIT_FAIL;
+    const int n_models = c->n_models > 0 ? c->n_models : 1;
+    for (int k = 0; k < n_models; k++) {
+        const char *dir = c->n_models > 0 ? c->model_dirs[k] : c->model_dir;
+        if (cembed_model_open(dir, &o, &rt->models[k])) {
+            cli_error("cannot open model %s: %s", dir, cembed_last_error());
+            return EXIT_FAIL;
+        }
+        rt->n_models = k + 1;
+        cembed_model_get_info(rt->models[k], &rt->infos[k]);
+        const cembed_model_info *info = &rt->infos[k];
+        for (int q = 0; q < k; q++)
+            if (strcmp(rt->infos[q].name, info->name) == 0) {
+                cli_error("two models are called %s: a request could not tell them apart", info->name);
+                return EXIT_USAGE;
+            }
+        log_info("model loaded with %d threads, %s: %s (%d dimensions, %d tokens max)", info->threads, info->precision,
+                 info->path, info->hidden, info->max_seq_len);
+        if (max_tokens < info->max_seq_len) {
+            cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the sequence limit of %s, %d", max_tokens, info->name,
+                      info->max_seq_len);
+            return EXIT_USAGE;
+        }
     }
-    cembed_model_get_info(rt->m, &rt->info);
+    rt->m = rt->models[0];
+    rt->info = rt->infos[0];
     const cembed_model_info *info = &rt->info;
-    log_info("model loaded with %d threads, %s: %s (%d dimensions, %d tokens max)", info->threads, info->precision,
-             info->path, info->hidden, info->max_seq_len);
     log_info("kernels for %s on %s: GEMM %s, attention %s (%s products), element-wise %s", info->precision, info->isa,
              info->gemm, info->kernels, info->attention, info->kernels);
-    if (max_tokens < info->max_seq_len) {
-        cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the model's sequence limit of %d", max_tokens,
-                  info->max_seq_len);
-        return EXIT_USAGE;
-    }
     /* the persistent cache: raw vectors, shared with `cembed embed`; a cache
      * that cannot be opened is logged and the service runs without it */
     char cache_buf[4096];
     const char *cache_path;
     uint64_t cache_max;
     if (cli_cache_settings(NULL, 0, cache_buf, sizeof cache_buf, &cache_path, &cache_max)) return EXIT_USAGE;
-    if (cache_path && (cache_scope_init(&rt->scope, c->model_dir, info->precision, info->variant, info->pooling,
-                                        info->max_seq_len) ||
-                       cache_open(cache_path, cache_max, &rt->lookup) ||
-                       cache_writer_start(cache_path, cache_max, info->hidden, &rt->writer))) {
+    if (cache_path && cache_open(cache_path, cache_max, &rt->lookup)) {
         log_warn("cache %s: %s; running without it", cache_path, cembed_last_error());
-        cache_close(rt->lookup);
-        rt->lookup = NULL;
         cache_path = NULL;
     }
+    for (int k = 0; k < n_models && cache_path; k++) {
+        const cembed_model_info *mi = &rt->infos[k];
+        const char *dir = c->n_models > 0 ? c->model_dirs[k] : c->model_dir;
+        if (cache_scope_init(&rt->scopes[k], dir, mi->precision, mi->variant, mi->pooling, mi->max_seq_len) ||
+            cache_writer_start(cache_path, cache_max, mi->hidden, &rt->writers[k])) {
+            log_warn("cache %s: %s; running without it", cache_path, cembed_last_error());
+            for (int q = 0; q < k; q++) cache_writer_stop(rt->writers[q]), rt->writers[q] = NULL;
+            cache_close(rt->lookup);
+            rt->lookup = NULL;
+            cache_path = NULL;
+        }
+    }
+    rt->writer = rt->writers[0];
+    rt->scope = rt->scopes[0];
     if (cache_path) log_info("cache: %s (up to %.0f MB)", cache_path, cache_max / 1048576.0);
     /* warm up (touches every weight), then size the batch workspace and the
-     * request pool from what is left of the budget */
-    const int32_t warm[2] = {info->cls_id, info->sep_id};
-    const int32_t *warm_ids[1] = {warm};
-    const size_t warm_n[1] = {2};
-    float *warm_out = malloc((size_t)info->hidden * sizeof(float));
-    if (!warm_out || cembed_embed_ids(rt->m, warm_ids, warm_n, 1, warm_out)) {
-        cli_error("warm-up failed: %s", cembed_last_error());
+     * request pool from what is left of the budget: one workspace, the
+     * largest model's (the scheduler gives one back before another runs) */
+    size_t per_token = 0;
+    int longest = 0;
+    for (int k = 0; k < n_models; k++) {
+        const cembed_model_info *mi = &rt->infos[k];
+        const int32_t warm[2] = {mi->cls_id, mi->sep_id};
+        const int32_t *warm_ids[1] = {warm};
+        const size_t warm_n[1] = {2};
+        float *warm_out = malloc((size_t)mi->hidden * sizeof(float));
+        if (!warm_out || cembed_embed_ids(rt->models[k], warm_ids, warm_n, 1, warm_out)) {
+            cli_error("warm-up failed: %s", cembed_last_error());
+            free(warm_out);
+            return EXIT_FAIL;
+        }
         free(warm_out);
-        return EXIT_FAIL;
+        size_t per_tok, unused;
+        cembed_workspace_bytes(rt->models[k], 1, &per_tok, &unused);
+        if (k + 1 < n_models) cembed_release_workspace(rt->models[k]);
+        per_token = CE_MAX(per_token, per_tok);
+        longest = CE_MAX(longest, mi->max_seq_len);
     }
-    free(warm_out);
     gov_trim(rt->g);
-    size_t per_token, unused;
-    cembed_workspace_bytes(rt->m, 1, &per_token, &unused);
-    if (gov_plan(rt->g, gov_rss(), per_token, (int)max_tokens, info->max_seq_len, &rt->batch_tokens)) {
+    if (gov_plan(rt->g, gov_rss(), per_token, (int)max_tokens, longest, &rt->batch_tokens)) {
         cli_error("%s", cembed_last_error());
         return EXIT_USAGE;
     }
@@ -132,9 +163,9 @@ int runtime_open(runtime *rt, const cli_common *c) {
 }
 
 void runtime_close(runtime *rt) {
-    cache_writer_stop(rt->writer);   /* stores what is queued */
+    for (int k = 0; k < rt->n_models; k++) cache_writer_stop(rt->writers[k]);   /* stores what is queued */
     cache_close(rt->lookup);
-    cembed_model_free(rt->m);
+    for (int k = 0; k < rt->n_models; k++) cembed_model_free(rt->models[k]);
     gov_free(rt->g);
     memset(rt, 0, sizeof *rt);
 }

@@ -11,11 +11,17 @@
 
 typedef struct runtime {
     gov *g;
-    cembed_model *m;
+    cembed_model *m;            /* models[0], the default */
     cembed_model_info info;
     cache *lookup;              /* NULL when the cache is off or failed to open */
-    cache_writer *writer;
-    cache_scope scope;
+    cache_writer *writer;       /* writers[0] */
+    cache_scope scope;          /* scopes[0] */
+    /* every model (serve may have several): each its cache scope and writer */
+    int n_models;
+    cembed_model *models[CLI_MAX_MODELS];
+    cembed_model_info infos[CLI_MAX_MODELS];
+    cache_scope scopes[CLI_MAX_MODELS];
+    cache_writer *writers[CLI_MAX_MODELS];
     int max_batch, batch_tokens;
     char psi_path[600];
     const char *psi;            /* psi_path, or NULL */

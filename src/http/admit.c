@@ -29,13 +29,34 @@ static void on_done(void *ctx) {
     http_work_release(w);   /* the scheduler's reference */
 }
 
+/* The model a request names ("model": its name, or the --model it was
+ * given by); with one model served, any name is that model (as TEI). */
+static int choose_model(http_server *s, pipe_job *j) {
+    for (int i = 0; i < s->n_models; i++) {
+        const pipe_env *e = &s->pes[i];
+        if (strcmp(j->req.model, e->info.name) == 0 || (s->model_ids[i] && strcmp(j->req.model, s->model_ids[i]) == 0)) {
+            j->e = &s->pes[i];
+            if (j->req.dimensions <= e->info.hidden) return 0;
+            snprintf(j->msg, sizeof j->msg, "\"dimensions\" is %d, the model has %d", j->req.dimensions, e->info.hidden);
+            return j->status = 400;
+        }
+    }
+    size_t len = 0;
+    len += (size_t)snprintf(j->msg, sizeof j->msg, "model \"%.200s\" is not served here (models:", j->req.model);
+    for (int i = 0; i < s->n_models && len < sizeof j->msg; i++)
+        len += (size_t)snprintf(j->msg + len, sizeof j->msg - len, "%s %s", i ? "," : "", s->pes[i].info.name);
+    if (len < sizeof j->msg) snprintf(j->msg + len, sizeof j->msg - len, ")");
+    return j->status = 404;
+}
+
 void http_work_run(work *w) {
     http_server *s = w->s;
     pipe_job *j = &w->j;
     const double t_tok = time_now();
     const req_kind kind = w->route == R_EMBED || w->route == R_EMBED_ALL ? REQ_EMBED
                         : w->route == R_OPENAI ? REQ_OPENAI : w->route == R_SIMILARITY ? REQ_SIMILARITY : REQ_TOKENIZE;
-    int rc = pipe_parse(j, &s->pe, kind, w->body ? w->body : "", w->body_len);
+    int rc = pipe_parse(j, &s->pes[0], kind, w->body ? w->body : "", w->body_len);
+    if (!rc && j->req.model && s->n_models > 1) rc = choose_model(s, j);
     base_free(w->body);   /* the body is no longer needed */
     w->body = NULL;
     const char *accept = MHD_lookup_connection_value(w->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);

@@ -38,6 +38,14 @@ typedef struct http_opts {
      * metrics_auth) needs "Authorization: Bearer KEY"; copied */
     const keyset *keys;
     int metrics_auth;
+    /* several models (n_models > 1): models[0] is the default; each its own
+     * cache scope and writer (vectors of its size); the m argument of
+     * http_server_start is then ignored */
+    int n_models;
+    cembed_model *const *models;
+    const char *const *model_ids;   /* the names a request's "model" may use besides the model's own (its --model) */
+    const cache_scope *cache_scopes;
+    cache_writer *const *cache_writers;
 } http_opts;
 
 typedef struct http_server http_server;

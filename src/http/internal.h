@@ -34,7 +34,9 @@ struct http_server {
     cembed_model *m;
     cembed_model_info info;
     sched *s;
-    pipe_env pe;
+    pipe_env *pes;              /* one per model; pes[0] the default */
+    int n_models;
+    const char **model_ids;
     http_opts o;
     int port;
     atomic_int draining;

@@ -320,7 +320,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     w->body = x->body.ptr;   /* the body and its reservation go to the work */
     w->body_len = x->body.len;
     w->j.held = x->held;
-    w->j.e = &s->pe;
+    w->j.e = &s->pes[0];
     x->body = (buf){0};
     x->held = 0;
     atomic_init(&w->refs, 1);
@@ -391,7 +391,9 @@ static void stop_threads(http_server *s) {
 static void server_free(http_server *s) {
     stop_threads(s);
     sched_free(s->s);
-    pipe_env_destroy(&s->pe);
+    for (int i = 0; i < s->n_models; i++) pipe_env_destroy(&s->pes[i]);
+    base_free(s->pes);
+    base_free(s->model_ids);
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->c_mu);
@@ -421,17 +423,31 @@ int http_server_start(cembed_model *m, const http_opts *o, http_server **out) {
                 return CEMBED_ENOMEM;
             }
     }
-    int rc = sched_new(m, &o->sched, &s->s);
+    cembed_model *const one[1] = {m};
+    const int n = o->n_models > 1 ? o->n_models : 1;
+    cembed_model *const *models = o->n_models > 1 ? o->models : one;
+    s->pes = base_calloc((size_t)n, sizeof *s->pes);
+    s->model_ids = base_calloc((size_t)n, sizeof *s->model_ids);
+    if (!s->pes || !s->model_ids) {
+        server_free(s);
+        return base_err(CEMBED_ENOMEM, "out of memory");
+    }
+    int rc = sched_new_multi(models, n, &o->sched, &s->s);
     if (rc) {
         s->s = NULL;
         server_free(s);
         return rc;
     }
     const req_limits lim = {.max_items = o->max_chunks, .max_text_bytes = o->max_body_bytes, .max_depth = o->max_depth};
-    pipe_env_init(&s->pe, m, s->s, o->sched.gov, &lim);
-    s->pe.cache = o->cache;
-    s->pe.writer = o->cache_writer;
-    s->pe.scope = o->cache_scope;
+    for (int i = 0; i < n; i++) { /* one pipeline environment per model, one scheduler and one budget for all */
+        pipe_env_init(&s->pes[i], models[i], s->s, o->sched.gov, &lim);
+        s->pes[i].cache = o->cache;
+        s->pes[i].writer = o->n_models > 1 ? o->cache_writers[i] : o->cache_writer;
+        s->pes[i].scope = o->n_models > 1 ? o->cache_scopes[i] : o->cache_scope;
+        s->model_ids[i] = o->n_models > 1 && o->model_ids ? o->model_ids[i] : NULL;
+        s->n_models = i + 1;
+    }
+
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
     if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1) {
         server_free(s);

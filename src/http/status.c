@@ -15,10 +15,13 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
         rc = buf_printf(&b, "{\"status\":\"%s\"}\n",
                         atomic_load(&s->draining) ? "draining" : shedding ? "shedding" : "ok");
     } else if (r == R_MODELS) { /* OpenAI's list: clients call it before they embed */
-        static const char head[] = "{\"object\":\"list\",\"data\":[{\"id\":";
-        rc = buf_append(&b, head, sizeof head - 1) ||
-             json_write_string(&b, i->name, strlen(i->name)) ||
-             buf_printf(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"cembed\"}]}\n");
+        rc = buf_append(&b, "{\"object\":\"list\",\"data\":[", 25);
+        for (int k = 0; k < s->n_models && !rc; k++) {
+            const char *name = s->pes[k].info.name;
+            rc = buf_append(&b, k ? ",{\"id\":" : "{\"id\":", k ? 7 : 6) || json_write_string(&b, name, strlen(name)) ||
+                 buf_printf(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"cembed\"}");
+        }
+        if (!rc) rc = buf_append(&b, "]}\n", 3);
     } else if (r == R_INFO) {
         rc = buf_append(&b, "{\"model\":", 9) || json_write_string(&b, i->name, strlen(i->name)) ||
              buf_printf(&b,
@@ -45,6 +48,17 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
                             (unsigned long long)gs.pool) ||
                  json_write_string(&b, l->source, strlen(l->source));
         }
+        /* every model served (the fields above are the default's, the first) */
+        if (!rc) rc = buf_append(&b, ",\"models\":[", 11);
+        for (int k = 0; k < s->n_models && !rc; k++) {
+            const cembed_model_info *mi = &s->pes[k].info;
+            rc = buf_append(&b, k ? ",{\"model\":" : "{\"model\":", k ? 10 : 9) ||
+                 json_write_string(&b, mi->name, strlen(mi->name)) ||
+                 buf_printf(&b, ",\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"path\":",
+                            mi->hidden, mi->max_seq_len, mi->pooling, mi->normalize ? "true" : "false") ||
+                 json_write_string(&b, mi->path, strlen(mi->path)) || buf_append(&b, "}", 1);
+        }
+        if (!rc) rc = buf_append(&b, "]", 1);
         /* the model's prompts by name, and the default one */
         if (!rc) rc = buf_append(&b, ",\"prompts\":{", 12);
         const char *names = i->prompt_names;

@@ -116,7 +116,8 @@ static int parse_common(request *r, json_t *o) {
             return fail(r, 400, CEMBED_EFORMAT, "\"truncation_direction\" must be \"right\" or \"left\"");
         r->truncate_left = strcasecmp(d, "left") == 0;
     }
-    if (get_string(r, o, "prompt_name", 256, &r->prompt_name) || get_string(r, o, "prompt", 4096, &r->prompt))
+    if (get_string(r, o, "prompt_name", 256, &r->prompt_name) || get_string(r, o, "prompt", 4096, &r->prompt) ||
+        get_string(r, o, "model", 512, &r->model))
         return -1;
     if (r->prompt_name && r->prompt)
         return fail(r, 400, CEMBED_EFORMAT, "\"prompt\" and \"prompt_name\" exclude each other: send one");
@@ -276,6 +277,7 @@ void request_free(request *r) {
     base_free(r->batch_id);
     base_free(r->prompt_name);
     base_free(r->prompt);
+    base_free(r->model);
     memset(r, 0, sizeof *r);
 }
 
@@ -305,6 +307,7 @@ size_t request_held_bytes(const request *r) {
     if (r->batch_id_json) n += strlen(r->batch_id_json) + r->batch_id_len + 2 * BLOCK;
     if (r->prompt_name) n += strlen(r->prompt_name) + BLOCK;
     if (r->prompt) n += strlen(r->prompt) + BLOCK;
+    if (r->model) n += strlen(r->model) + BLOCK;
     for (size_t i = 0; i < r->n_items; i++) {
         const req_item *it = &r->items[i];
         if (it->id_json) n += strlen(it->id_json) + BLOCK;

@@ -57,6 +57,7 @@ typedef struct request {
     int dimensions;            /* 0 = all */
     char *prompt_name;         /* "prompt_name", or NULL */
     char *prompt;              /* "prompt", or NULL */
+    char *model;               /* "model" (which of the served models), or NULL */
     int truncate_left;         /* "truncation_direction": "left" */
     int status;                /* HTTP status of a refusal */
 } request;

@@ -358,8 +358,8 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
         j->miss_ids[m] = j->ids[k];
         j->miss_n[m++] = j->n_ids[k];
     }
-    j->sj = (sched_job){.ids = j->miss_ids, .n_ids = j->miss_n, .n = m, .out = j->vec, .slot = j->slot,
-                        .token_out = j->token_vec};
+    j->sj = (sched_job){.model = e->m, .ids = j->miss_ids, .n_ids = j->miss_n, .n = m, .out = j->vec,
+                        .slot = j->slot, .token_out = j->token_vec};
     return 0;
 }
 

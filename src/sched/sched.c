@@ -5,8 +5,13 @@
 
 #include "sched/sched.h"
 
+#define SCHED_MAX_MODELS 16
+
 struct sched {
-    cembed_model *m;
+    cembed_model *m;            /* the model of the batch in hand (the first when idle) */
+    cembed_model *models[SCHED_MAX_MODELS];
+    cembed_model_info info[SCHED_MAX_MODELS];
+    int n_models;
     sched_opts o;
     int hidden;
     pthread_t thread;
@@ -15,7 +20,6 @@ struct sched {
     sched_job *head, *tail;     /* jobs with sequences left to run */
     size_t queued, queued_tokens;
     int stopping, accepting;
-    int max_seq_len, vocab_size;
     int fail_cap;               /* after a batch failed for memory: at most this many, until one succeeds */
     sched_stats stats;
     /* the batch being built */
@@ -30,6 +34,12 @@ struct sched {
 
 /* The governor's check before a batch (mutex held): on pressure it trims
  * and halves; the workspace goes back and the batch is rebuilt smaller. */
+static int model_hidden(const sched *s, const cembed_model *m) {
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i] == m) return s->info[i].hidden;
+    return s->info[0].hidden;
+}
+
 static int under_pressure(sched *s, int tokens, int k) {
     size_t need, resident;
     cembed_workspace_bytes(s->m, tokens, &need, &resident);
@@ -48,10 +58,18 @@ static void *run(void *arg) {
         int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
         if (s->fail_cap) cap = CE_MIN(cap, s->fail_cap);
         int k = 0, tokens = 0, progress = 1, solo = 0;   /* solo: one sequence whose token vectors are wanted */
+        cembed_model *bm = NULL;                          /* the batch's model: the first waiting job's */
+        for (sched_job *j = s->head; j && !bm; j = j->link)
+            if (j->next < j->n) bm = j->model;
+        if (bm != s->m) { /* another model: the last one's workspace goes back (the plan holds one) */
+            if (s->o.gov) cembed_release_workspace(s->m);
+            s->m = bm;
+            s->hidden = model_hidden(s, bm);
+        }
         while (k < cap && progress && !solo) {
             progress = 0;
             for (sched_job *j = s->head; j && k < cap && !solo; j = j->link) {
-                if (j->next >= j->n || (j->token_out && k > 0)) continue;
+                if (j->next >= j->n || (j->token_out && k > 0) || j->model != bm) continue;
                 size_t len = j->n_ids[j->next];
                 if (k > 0 && tokens + (int)len > s->o.max_batch_tokens) continue;
                 solo = j->token_out != NULL;
@@ -159,25 +177,29 @@ static void *run(void *arg) {
     return NULL;
 }
 
-int sched_new(cembed_model *m, const sched_opts *o, sched **out) {
+int sched_new_multi(cembed_model *const *models, int n_models, const sched_opts *o, sched **out) {
     *out = NULL;
     if (o->max_batch < 1 || o->max_batch_tokens < 1) return base_err(CEMBED_EINVAL, "scheduler: bad batch limits");
+    if (n_models < 1 || n_models > SCHED_MAX_MODELS) return base_err(CEMBED_EINVAL, "scheduler: 1 to 16 models");
     sched *s = base_calloc(1, sizeof *s);
     if (!s) return base_err(CEMBED_ENOMEM, "scheduler: out of memory");
-    cembed_model_info info;
-    cembed_model_get_info(m, &info);
-    s->m = m;
+    int max_hidden = 0;
+    for (int i = 0; i < n_models; i++) {
+        s->models[i] = models[i];
+        cembed_model_get_info(models[i], &s->info[i]);
+        max_hidden = CE_MAX(max_hidden, s->info[i].hidden);
+    }
+    s->n_models = n_models;
+    s->m = models[0];
     s->o = *o;
-    s->hidden = info.hidden;
-    s->max_seq_len = info.max_seq_len;
-    s->vocab_size = info.vocab_size;
+    s->hidden = s->info[0].hidden;
     s->accepting = 1;
     size_t n = (size_t)o->max_batch;
     s->b_ids = base_calloc(n, sizeof *s->b_ids);
     s->b_len = base_calloc(n, sizeof *s->b_len);
     s->b_job = base_calloc(n, sizeof *s->b_job);
     s->b_index = base_calloc(n, sizeof *s->b_index);
-    s->b_out = base_calloc(n * (size_t)info.hidden, sizeof *s->b_out);
+    s->b_out = base_calloc(n * (size_t)max_hidden, sizeof *s->b_out);
     s->b_done = base_calloc(n, sizeof *s->b_done);
     s->b_done_ctx = base_calloc(n, sizeof *s->b_done_ctx);
     pthread_mutex_init(&s->mu, NULL);
@@ -193,6 +215,8 @@ int sched_new(cembed_model *m, const sched_opts *o, sched **out) {
     *out = s;
     return 0;
 }
+
+int sched_new(cembed_model *m, const sched_opts *o, sched **out) { return sched_new_multi(&m, 1, o, out); }
 
 void sched_free(sched *s) {
     if (!s) return;
@@ -218,15 +242,21 @@ int sched_submit(sched *s, sched_job *job) {
     job->link = NULL;
     job->queued_at = time_now();
     /* what the inference thread would assert on is refused here */
+    if (!job->model) job->model = s->models[0];
+    int mi = -1;
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i] == job->model) mi = i;
+    if (mi < 0) return base_err(CEMBED_EINVAL, "job for a model this scheduler does not run");
+    const int max_seq_len = s->info[mi].max_seq_len, vocab_size = s->info[mi].vocab_size;
     if (job->n && (!job->ids || !job->n_ids || !job->out)) return base_err(CEMBED_EINVAL, "job without ids or output");
     for (size_t i = 0; i < job->n; i++) {
-        if (!job->ids[i] || job->n_ids[i] < 1 || job->n_ids[i] > (size_t)s->max_seq_len)
+        if (!job->ids[i] || job->n_ids[i] < 1 || job->n_ids[i] > (size_t)max_seq_len)
             return base_err(CEMBED_EINVAL, "sequence %zu has %zu tokens; the model takes 1 to %d", i, job->n_ids[i],
-                            s->max_seq_len);
+                            max_seq_len);
         for (size_t t = 0; t < job->n_ids[i]; t++)
-            if (job->ids[i][t] < 0 || job->ids[i][t] >= s->vocab_size)
+            if (job->ids[i][t] < 0 || job->ids[i][t] >= vocab_size)
                 return base_err(CEMBED_EINVAL, "sequence %zu, token %zu: id %d is outside the vocabulary of %d", i, t,
-                                (int)job->ids[i][t], s->vocab_size);
+                                (int)job->ids[i][t], vocab_size);
     }
     if (job->n == 0) {
         if (job->on_done) job->on_done(job->ctx);

@@ -29,6 +29,7 @@ typedef void (*sched_vector_fn)(void *ctx, size_t index, const float *vec);
 
 struct sched_job {
     /* filled by the caller */
+    cembed_model *model;    /* which model (one of the scheduler's); NULL: the first */
     const int32_t *const *ids;
     const size_t *n_ids;
     size_t n;
@@ -55,6 +56,11 @@ struct sched_job {
 /* Starts the inference thread over model m (which must outlive it).
  * OUT: *out. Fails with EINVAL or ENOMEM. */
 int sched_new(cembed_model *m, const sched_opts *o, sched **out);
+/* The same over n models: one queue, one thread; a batch holds one model's
+ * sequences (the first waiting job's model), and the previous model's batch
+ * workspace is given back when the model changes (the memory plan has room
+ * for one). */
+int sched_new_multi(cembed_model *const *models, int n, const sched_opts *o, sched **out);
 /* Stops after every submitted job is done, then joins the thread. */
 void sched_free(sched *s);
 /* Queues a job; returns 0, or ELIMIT when the queue is full (the caller

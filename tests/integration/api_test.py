@@ -237,5 +237,65 @@ code = srv.wait(timeout=60)
 logtext = open(log_path).read()
 check("keys never reach the log", all(k not in logtext for k in (KEY1, KEY2, KEY3, "sk-wrong")) and code == 0,
       f"exit {code}")
+# several models in one server: --model repeated; requests choose with "model"; one scheduler for all
+s2 = socket.socket()
+s2.bind(("127.0.0.1", 0))
+port2 = s2.getsockname()[1]
+s2.close()
+log2 = os.path.join(work, "server2.log")
+srv2 = subprocess.Popen([cembed, "serve", "--model", pm, "--model", model, "--port", str(port2)],
+                        env=dict(os.environ, EMBEDDING_CACHE=os.path.join(work, "cache2.sqlite")),
+                        stdout=open(log2, "w"), stderr=subprocess.STDOUT)
+port = port2
+for _ in range(300):
+    try:
+        if call("GET", "/health", key=None)[0] == 200:
+            break
+    except OSError:
+        time.sleep(0.1)
+base = os.path.basename(os.path.normpath(model))
+st, _, ml = call("GET", "/v1/models")
+ids = [d["id"] for d in json.loads(ml)["data"]] if st == 200 else []
+st, _, inf = call("GET", "/info")
+inf = json.loads(inf) if st == 200 else {}
+check("two models: /v1/models and /info list both", ids == ["e5-like", base] and len(inf.get("models", [])) == 2,
+      f"{ids}")
+res = {}
+
+
+def one(name, body, path="/embed"):
+    res[name] = embed(body, path)
+
+
+ths = [threading.Thread(target=one, args=("a", {"model": base, "chunks": [f"text {i}" for i in range(200)]})),
+       threading.Thread(target=one, args=("b", {"model": "e5-like", "prompt_name": "query",
+                                                 "chunks": [f"text {i}" for i in range(200)]})),
+       threading.Thread(target=one, args=("c", {"model": "e5-like", "input": ["text 3"]}, "/v1/embeddings"))]
+for t in ths:
+    t.start()
+for t in ths:
+    t.join()
+# references: `cembed embed` of each model alone
+with open(texts_path, "w") as f:
+    f.write(json.dumps({"id": 3, "text": "text 3"}) + "\n")
+
+
+def cli_vec(m, *extra):
+    p = subprocess.run([cembed, "embed", "--model", m, *extra, texts_path], capture_output=True, text=True,
+                       env=dict(os.environ, EMBEDDING_CACHE="off"))
+    return json.loads(p.stdout.splitlines()[0])["embedding"] if p.returncode == 0 else []
+
+
+ref_plain, ref_q = {"embeddings": [{"embedding": cli_vec(model)}]}, {"embeddings": [{"embedding": cli_vec(pm, "--prompt-name", "query")}]}
+(sa, _, a), (sb, _, b), (sc, _, cc) = res["a"], res["b"], res["c"]
+ok = (sa == sb == sc == 200 and a["model"] == base and b["model"] == "e5-like" and cc["model"] == "e5-like"
+      and maxdiff(vecs(a)[3], vecs(ref_plain)[0]) <= 1e-6 and maxdiff(vecs(b)[3], vecs(ref_q)[0]) <= 1e-6
+      and maxdiff(cc["data"][0]["embedding"], vecs(ref_plain)[0]) <= 1e-6)
+st_u, _, unk = embed({"model": "nope", "chunks": ["x"]})
+ok = ok and st_u == 404 and "e5-like" in unk["error"]["message"] and base in unk["error"]["message"]
+check("\"model\" picks the model (concurrent requests to both are right); an unknown one is 404 naming them", ok,
+      f"{sa} {sb} {sc} {st_u}")
+srv2.send_signal(signal.SIGTERM)
+srv2.wait(timeout=60)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
