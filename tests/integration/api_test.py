@@ -67,14 +67,17 @@ def call(method, path, body=None, key=KEY1, headers=None):
     return r.status, {k.lower(): v for k, v in r.getheaders()}, data
 
 
-for _ in range(300):
-    try:
-        if call("GET", "/health", key=None)[0] == 200:
-            break
-    except OSError:
-        time.sleep(0.1)
-else:
-    sys.exit("server did not start: " + open(log_path).read()[-2000:])
+def wait_health(log):
+    for _ in range(300):
+        try:
+            if call("GET", "/health", key=None)[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("server did not start: " + open(log).read()[-2000:])
+
+
+wait_health(log_path)
 
 
 def embed(body, path="/embed"):
@@ -247,12 +250,7 @@ srv2 = subprocess.Popen([cembed, "serve", "--model", pm, "--model", model, "--po
                         env=dict(os.environ, EMBEDDING_CACHE=os.path.join(work, "cache2.sqlite")),
                         stdout=open(log2, "w"), stderr=subprocess.STDOUT)
 port = port2
-for _ in range(300):
-    try:
-        if call("GET", "/health", key=None)[0] == 200:
-            break
-    except OSError:
-        time.sleep(0.1)
+wait_health(log2)
 base = os.path.basename(os.path.normpath(model))
 st, _, ml = call("GET", "/v1/models")
 ids = [d["id"] for d in json.loads(ml)["data"]] if st == 200 else []
