@@ -6,6 +6,7 @@
 #   make run                      install deps, build, fetch the default model, serve
 #   make oracle                   regenerate tests/golden/tfjs-minilm.json (TF.js, ~40 min)
 #   make fuzz                     libFuzzer binaries (clang) in build/fuzz/
+#   make install [PREFIX=/usr/local] [DESTDIR=]   bin/cembed, share/cembed/fetch-model.sh, the README
 #   make bench                    cembed against ONNX Runtime and PyTorch (bench/run.sh),
 #                                 HTTP overhead, float writer micro-benchmark
 
@@ -42,7 +43,7 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 
-.PHONY: all test unit run oracle fuzz bench clean deps model
+.PHONY: all test unit run oracle fuzz bench clean deps model install uninstall
 all: $(BUILD)/cembed
 
 $(BUILD)/obj/src/nn/kernels_avx2.o $(BUILD)/obj/src/nn/lowp_avx2.o: EXTRA := $(SIMD_AVX2)
@@ -112,6 +113,18 @@ bench: all $(BUILD)/bench_float_writer $(BUILD)/gemm_peak
 	bench/run.sh
 	bench/http_overhead.py
 	$(BUILD)/bench_float_writer
+
+PREFIX ?= /usr/local
+install: $(BUILD)/cembed
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cembed $(DESTDIR)$(PREFIX)/share/doc/cembed
+	install -m 755 $(BUILD)/cembed $(DESTDIR)$(PREFIX)/bin/cembed
+	install -m 755 scripts/fetch-model.sh $(DESTDIR)$(PREFIX)/share/cembed/fetch-model.sh
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/cembed/README.md
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/cembed $(DESTDIR)$(PREFIX)/share/cembed/fetch-model.sh \
+	  $(DESTDIR)$(PREFIX)/share/doc/cembed/README.md
+	-rmdir $(DESTDIR)$(PREFIX)/share/cembed $(DESTDIR)$(PREFIX)/share/doc/cembed
 
 clean:
 	rm -rf build

