@@ -206,7 +206,7 @@ static int resolve_one(const hub_opts *ho, const char *spec, char *out, size_t n
     }
     if (!hub_is_repo_id(spec)) {
         cli_error("model %s: no such folder, and not a Hub repo id (ORG/NAME[@REVISION])", spec);
-        return EXIT_USAGE;
+        return EXIT_FAIL;
     }
     char repo[256], rev[300];
     hub_split(spec, repo, sizeof repo, rev, sizeof rev);

@@ -79,7 +79,9 @@ copy tok-none; rm "$tmp/tok-none/tokenizer.json"
 expect_error tok-none "$tmp/tok-none" "neither tokenizer.json nor vocab.txt"
 copy pooling-max; printf '{"pooling_mode_max_tokens": true}' > "$tmp/pooling-max/1_Pooling/config.json"
 expect_error pooling-max "$tmp/pooling-max" "pooling_mode_max_tokens"
-expect_error no-dir "$tmp/does-not-exist" "no config.json"
+expect_error no-dir "$tmp/does-not-exist" "no such folder"
+mkdir -p "$tmp/empty-dir"
+expect_error empty-dir "$tmp/empty-dir" "no config.json"
 
 echo "$fails broken-model checks failed"
 [ $fails -eq 0 ]

@@ -29,6 +29,13 @@ expect bad-threads 2 "--threads needs an integer" "$cembed" embed --model "$mode
 expect bad-env 2 "EMBEDDING_THREADS=lots" env EMBEDDING_THREADS=lots "$cembed" embed --model "$model" "$tmp/type.jsonl"
 expect unknown-cmd 2 "unknown command" "$cembed" frobnicate
 expect bad-gemm 2 "EMBEDDING_GEMM=fast: must be one of auto, onednn" env EMBEDDING_GEMM=fast "$cembed" embed --model "$model" "$tmp/type.jsonl"
+expect two-models 1 "only serve takes several" "$cembed" embed --model "$model" --model "$model" "$tmp/type.jsonl"
+expect pull-usage 2 "usage: cembed pull ORG/NAME" "$cembed" pull
+expect pull-not-an-id 2 "usage: cembed pull ORG/NAME" "$cembed" pull "../etc/passwd"
+expect bad-endpoint 2 "HF_ENDPOINT=ftp://x: must be an http" env HF_ENDPOINT=ftp://x "$cembed" pull a/b
+expect key-file-missing 2 "API key file $tmp/no-keys" "$cembed" serve --model "$model" --api-key-file "$tmp/no-keys"
+expect bad-key 2 "a key is 1 to 512 printable" env EMBEDDING_API_KEY="$(printf 'a\001b')" "$cembed" serve --model "$model"
+expect bad-metrics-auth 2 "EMBEDDING_METRICS_AUTH=maybe" env EMBEDDING_METRICS_AUTH=maybe "$cembed" serve --model "$model"
 if [ "$("$cembed" --version)" = "cembed $(sed -n 's/^#define CEMBED_VERSION "\(.*\)"/\1/p' include/cembed.h)" ]; then
   echo "ok   --version prints the release"
 else
