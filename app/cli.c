@@ -220,12 +220,14 @@ static int resolve_one(const hub_opts *ho, const char *spec, char *out, size_t n
 
 int cli_resolve_models(cli_common *c) {
     if (c->resolved_all) return 0;
+    const int n = c->n_models ? c->n_models : 1;
+    int all_dirs = c->n_models > 0;   /* plain folders need nothing of the Hub's settings */
+    for (int i = 0; i < c->n_models; i++) all_dirs &= is_dir(c->model_specs[i]);
     hub_opts ho;
-    if (hub_opts_from_env(&ho)) {
+    if (!all_dirs && hub_opts_from_env(&ho)) {
         cli_error("%s", cembed_last_error());
         return EXIT_USAGE;
     }
-    const int n = c->n_models ? c->n_models : 1;
     for (int i = 0; i < n; i++) {
         const int rc = resolve_one(&ho, c->n_models ? c->model_specs[i] : NULL, c->resolved[i], sizeof c->resolved[i],
                                    &c->model_dirs[i]);

@@ -475,9 +475,9 @@ int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
     case PIPE_TEI: return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, D);
     case PIPE_SIMILARITY: {
         if (k == 0) return 0;   /* the source sentence */
-        const float *s0 = j->vec;
+        const float *s0 = j->vec;   /* over the first "dimensions" when given (both were cut the same way) */
         double dot = 0, n0 = 0, n1 = 0;
-        for (size_t i = 0; i < H; i++) dot += (double)s0[i] * v[i], n0 += (double)s0[i] * s0[i], n1 += (double)v[i] * v[i];
+        for (size_t i = 0; i < D; i++) dot += (double)s0[i] * v[i], n0 += (double)s0[i] * s0[i], n1 += (double)v[i] * v[i];
         const double cos = dot / (sqrt(n0) * sqrt(n1) + 1e-30);
         return buf_printf(b, "%s%.9g", k == 1 ? "" : ",", cos);
     }
