@@ -19,10 +19,10 @@
 static const char BODY[] = "{\"batch_id\":\"b\",\"chunks\":[\"hello world\",{\"id\":7,\"text\":\"a b c\"},"
                            "\"hello world\",\"the quick fox\"]}";
 
-static cembed_model *open_tiny(const char *name) {
+static cembed_model *open_tiny_spec(const char *name, int hidden) {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/%s", test_tmpdir(), name);
-    const tiny_spec sp = {.vocab = 64, .hidden = 32, .layers = 2, .heads = 2, .inter = 48, .max_pos = 40,
+    const tiny_spec sp = {.vocab = 64, .hidden = hidden, .layers = 2, .heads = 2, .inter = 48, .max_pos = 40,
                           .normalize = 1};
     if (tiny_model_write(dir, &sp, 11) != 0) return NULL;
     cembed_options o = {.threads = 1, .max_batch = 8};
@@ -30,6 +30,8 @@ static cembed_model *open_tiny(const char *name) {
     if (cembed_model_open(dir, &o, &m)) return NULL;
     return m;
 }
+
+static cembed_model *open_tiny(const char *name) { return open_tiny_spec(name, 32); }
 
 /* The answer up to its usage (whose timings vary from run to run). */
 static size_t answer_len(const char *a) {
@@ -200,4 +202,50 @@ TEST(http_survives_every_allocation_failure) {
     if (base_alloc_live_bytes() != live0)
         FAIL_AT("%zd bytes still held after the server stopped", (ssize_t)(base_alloc_live_bytes() - live0));
     cembed_model_free(m);
+}
+
+/* Two models of different sizes behind one scheduler: jobs of both in the
+ * queue at once, each vector equal to its model's own, alone. */
+TEST(one_scheduler_two_models_of_different_sizes) {
+    cembed_model *a = open_tiny_spec("two-a", 32), *b = open_tiny_spec("two-b", 48);
+    if (!a || !b) {
+        FAIL_AT("cannot open the tiny models: %s", cembed_last_error());
+        cembed_model_free(a);
+        cembed_model_free(b);
+        return;
+    }
+    cembed_model *models[2] = {a, b};
+    sched *s;
+    const sched_opts so = {.max_batch = 4, .max_batch_tokens = 1024};
+    CHECK_INT(sched_new_multi(models, 2, &so, &s), 0);
+    const req_limits lim = {.max_items = 100, .max_text_bytes = 1 << 20, .max_depth = 32};
+    pipe_env ea, eb;
+    pipe_env_init(&ea, a, s, NULL, &lim);
+    pipe_env_init(&eb, b, s, NULL, &lim);
+    pipe_job j[6];
+    for (int i = 0; i < 6; i++) {
+        j[i] = (pipe_job){0};
+        CHECK_INT(pipe_parse(&j[i], i % 2 ? &eb : &ea, REQ_EMBED, BODY, strlen(BODY)), 0);
+        CHECK_INT(pipe_prepare(&j[i], PIPE_EMBED), 0);
+        CHECK_INT(pipe_submit(&j[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pipe_wait(&j[i]);
+        cembed_model *m = i % 2 ? b : a;
+        const size_t H = i % 2 ? 48 : 32;
+        for (size_t k = 0; k < j[i].req.n_items; k++) {
+            float alone[48];
+            const int32_t *ids[1] = {j[i].ids[k]};
+            CHECK_INT(cembed_embed_ids_ex(m, ids, &j[i].n_ids[k], 1, alone, 0), 0);
+            float d = 0;
+            for (size_t t = 0; t < H; t++) d = fmaxf(d, fabsf(alone[t] - j[i].vec[k * H + t]));
+            if (d > 1e-6f) FAIL_AT("job %d item %zu: %g from its model alone", i, k, d);
+        }
+        pipe_free(&j[i]);
+    }
+    pipe_env_destroy(&ea);
+    pipe_env_destroy(&eb);
+    sched_free(s);
+    cembed_model_free(a);
+    cembed_model_free(b);
 }
