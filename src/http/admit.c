@@ -57,8 +57,10 @@ void http_work_run(work *w) {
                         : w->route == R_OPENAI ? REQ_OPENAI : w->route == R_SIMILARITY ? REQ_SIMILARITY : REQ_TOKENIZE;
     int rc = pipe_parse(j, &s->pes[0], kind, w->body ? w->body : "", w->body_len);
     if (!rc && j->req.model && s->n_models > 1) rc = choose_model(s, j);
-    base_free(w->body);   /* the body is no longer needed */
+    base_free(w->body);   /* the body is no longer needed, nor its reservation */
     w->body = NULL;
+    if (s->o.sched.gov && w->body_held) gov_unreserve(s->o.sched.gov, w->body_held);
+    w->body_held = 0;
     const char *accept = MHD_lookup_connection_value(w->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     w->stream = !rc && w->route == R_EMBED && !j->req.tei &&
                 (j->req.stream || (accept && strstr(accept, "application/x-ndjson")));

@@ -81,6 +81,7 @@ struct work {
     pipe_job j;
     char *body;
     size_t body_len;
+    uint64_t body_held;         /* the body's reservation, given back once it is parsed */
     int stream;                 /* NDJSON lines in completion order */
     double t0, tok_ms;          /* the request's start; parse + tokenize time */
     atomic_int refs;            /* the response and, while it runs, the scheduler */

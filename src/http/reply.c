@@ -92,6 +92,7 @@ void http_work_release(work *w) {
         atomic_fetch_add(&s->truncated, truncated);
     }
     pipe_free(&w->j);
+    if (w->body_held && s->o.sched.gov) gov_unreserve(s->o.sched.gov, w->body_held);   /* never parsed */
     base_free(w->body);
     base_free(w->order);
     buf_free(&w->out);

@@ -319,7 +319,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     w->t0 = x->t0;
     w->body = x->body.ptr;   /* the body and its reservation go to the work */
     w->body_len = x->body.len;
-    w->j.held = x->held;
+    w->body_held = x->held;
     w->j.e = &s->pes[0];
     x->body = (buf){0};
     x->held = 0;
