@@ -165,6 +165,24 @@ static int run_job(worker *w, const char *id, const char *body, size_t len, buf 
     return rc;
 }
 
+static void worker_pipe_init(worker *w) {
+    const req_limits lim = {.max_items = w->o->max_chunks, .max_text_bytes = w->o->max_body_bytes,
+                            .max_depth = w->o->max_depth};
+    pipe_env_init(&w->pe, w->env->m, w->env->s, w->env->g, &lim);
+    w->pe.cache = w->env->cache;
+    w->pe.writer = w->env->writer;
+    w->pe.scope = w->env->scope;
+}
+
+int worker_embed_body(const worker_env *env, const worker_opts *o, const char *id, const char *body, size_t len,
+                      buf *out, buf *key, buf *bid, char *reason, size_t rn) {
+    worker w = {.env = env, .o = o};
+    worker_pipe_init(&w);
+    const int rc = run_job(&w, id, body, len, out, key, bid, reason, rn);
+    pipe_env_destroy(&w.pe);
+    return rc;
+}
+
 typedef struct rcmd {
     int argc;
     const char **argv;
@@ -359,11 +377,7 @@ int worker_run(const worker_env *env, const worker_opts *o, volatile sig_atomic_
         return base_err(CEMBED_EINVAL, "worker: bad options");
     worker w = {.env = env, .o = o};
     cembed_model_get_info(env->m, &w.info);
-    const req_limits lim = {.max_items = o->max_chunks, .max_text_bytes = o->max_body_bytes, .max_depth = o->max_depth};
-    pipe_env_init(&w.pe, env->m, env->s, env->g, &lim);
-    w.pe.cache = env->cache;
-    w.pe.writer = env->writer;
-    w.pe.scope = env->scope;
+    worker_pipe_init(&w);
     char block[24];
     snprintf(block, sizeof block, "%ld", o->block_ms);
     while (!*stop) {

@@ -13,6 +13,7 @@
 
 #include "http/http.h"
 #include "pipe/pipe.h"
+#include "worker/worker.h"
 #include "test.h"
 #include "tiny_model.h"
 
@@ -229,8 +230,9 @@ TEST(one_scheduler_two_models_of_different_sizes) {
         CHECK_INT(pipe_prepare(&j[i], PIPE_EMBED), 0);
         CHECK_INT(pipe_submit(&j[i]), 0);
     }
+    /* all done before the references: a model's embed calls must not overlap the scheduler's */
+    for (int i = 0; i < 6; i++) pipe_wait(&j[i]);
     for (int i = 0; i < 6; i++) {
-        pipe_wait(&j[i]);
         cembed_model *m = i % 2 ? b : a;
         const size_t H = i % 2 ? 48 : 32;
         for (size_t k = 0; k < j[i].req.n_items; k++) {
@@ -248,4 +250,56 @@ TEST(one_scheduler_two_models_of_different_sizes) {
     sched_free(s);
     cembed_model_free(a);
     cembed_model_free(b);
+}
+
+/* The worker's whole job (parse, embed, answer, result key) under the same
+ * loop: every N gives its answer or 503, and nothing leaks. */
+TEST(worker_job_survives_every_allocation_failure) {
+    cembed_model *m = open_tiny("worker-tiny");
+    if (!m) {
+        FAIL_AT("cannot open the tiny model: %s", cembed_last_error());
+        return;
+    }
+    sched *s;
+    const sched_opts so = {.max_batch = 8, .max_batch_tokens = 1024};
+    CHECK_INT(sched_new(m, &so, &s), 0);
+    const worker_env env = {.m = m, .s = s};
+    const worker_opts o = {.result_prefix = "cembed:result:", .max_chunks = 100, .max_body_bytes = 1 << 20,
+                           .max_depth = 32};
+    buf ref = {0}, out = {0}, key = {0}, bid = {0};
+    char reason[512];
+    CHECK_INT(worker_embed_body(&env, &o, "1-0", BODY, strlen(BODY), &ref, &key, &bid, reason, sizeof reason), 0);
+    CHECK_INT(buf_append(&ref, "", 1), 0);
+    buf_free(&key);
+    buf_free(&bid);
+    cembed_release_workspace(m);
+    cembed_thread_release();
+    const size_t live = base_alloc_live_bytes() - ref.cap;
+    base_alloc_fail_after(0);
+    CHECK_INT(worker_embed_body(&env, &o, "1-0", BODY, strlen(BODY), &out, &key, &bid, reason, sizeof reason), 0);
+    const size_t calls = base_alloc_fail_after(0);
+    buf_free(&out);
+    buf_free(&key);
+    buf_free(&bid);
+    int refused = 0;
+    for (size_t n = 1; n <= calls + 1; n++) {
+        base_alloc_fail_after(n);
+        const int rc = worker_embed_body(&env, &o, "1-0", BODY, strlen(BODY), &out, &key, &bid, reason, sizeof reason);
+        base_alloc_fail_after(0);
+        const int term = rc == 0 ? buf_append(&out, "", 1) : 0;
+        if (rc == 503) refused++;
+        else if (rc != 0) FAIL_AT("allocation %zu: status %d (%s)", n, rc, reason);
+        else if (term || memcmp(out.ptr, ref.ptr, answer_len(ref.ptr)) != 0) FAIL_AT("allocation %zu: the answer differs", n);
+        buf_free(&out);
+        buf_free(&key);
+        buf_free(&bid);
+        cembed_release_workspace(m);
+        cembed_thread_release();
+        if (base_alloc_live_bytes() - ref.cap != live)
+            FAIL_AT("allocation %zu: %zd bytes still held", n, (ssize_t)(base_alloc_live_bytes() - ref.cap - live));
+    }
+    CHECK(refused > 0);
+    buf_free(&ref);
+    sched_free(s);
+    cembed_model_free(m);
 }
