@@ -17,7 +17,7 @@ import time
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap = argparse.ArgumentParser()
-ap.add_argument("--model", default=os.path.join(root, "models/all-MiniLM-L6-v2"))
+ap.add_argument("--model", default=os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "cembed/models/all-MiniLM-L6-v2"))
 ap.add_argument("--texts", default="/tmp/bench-peers/texts.jsonl")
 ap.add_argument("--repeat", type=int, default=2)
 ap.add_argument("--threads", type=int, default=2)
