@@ -61,9 +61,7 @@ void http_work_run(work *w) {
     w->body = NULL;
     if (s->o.sched.gov && w->body_held) gov_unreserve(s->o.sched.gov, w->body_held);
     w->body_held = 0;
-    const char *accept = MHD_lookup_connection_value(w->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    w->stream = !rc && w->route == R_EMBED && !j->req.tei &&
-                (j->req.stream || (accept && strstr(accept, "application/x-ndjson")));
+    w->stream = !rc && w->route == R_EMBED && !j->req.tei && (j->req.stream || w->accept_ndjson);
     const pipe_form form = kind == REQ_TOKENIZE ? PIPE_TOKENIZE : kind == REQ_OPENAI ? PIPE_OPENAI
                          : kind == REQ_SIMILARITY ? PIPE_SIMILARITY : w->route == R_EMBED_ALL ? PIPE_EMBED_ALL
                          : j->req.tei ? PIPE_TEI : w->stream ? PIPE_STREAM : PIPE_EMBED;

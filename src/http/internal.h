@@ -83,6 +83,7 @@ struct work {
     size_t body_len;
     uint64_t body_held;         /* the body's reservation, given back once it is parsed */
     int stream;                 /* NDJSON lines in completion order */
+    int accept_ndjson;          /* the request's Accept asks for NDJSON (read on the I/O thread) */
     double t0, tok_ms;          /* the request's start; parse + tokenize time */
     atomic_int refs;            /* the response and, while it runs, the scheduler */
     atomic_int ready;           /* the request thread (or the job) is done: answer it */

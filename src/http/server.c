@@ -317,6 +317,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     w->c = c;
     w->route = x->route;
     w->t0 = x->t0;
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    w->accept_ndjson = accept && strstr(accept, "application/x-ndjson");
     w->body = x->body.ptr;   /* the body and its reservation go to the work */
     w->body_len = x->body.len;
     w->body_held = x->held;

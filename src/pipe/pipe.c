@@ -222,7 +222,7 @@ static int cache_lookup(pipe_job *j) {
         }
         if (it->text) { /* cut from the left: another vector than the same text cut from the right */
             buf b = {0};
-            if (buf_append(&b, "\xff\xfdleft", 7) || buf_append(&b, it->text, it->text_len)) {
+            if (buf_append(&b, "\xff\xfdleft", 6) || buf_append(&b, it->text, it->text_len)) {
                 buf_free(&b);
                 return no_memory(j);
             }
