@@ -178,16 +178,20 @@ static void answer_free(void *cls) {
     http_work_release(w);
 }
 
+enum MHD_Result http_send_refusal(http_server *s, struct MHD_Connection *c, enum route r, const pipe_job *j) {
+    if (j->shed) { /* memory: counted for /health and /metrics */
+        atomic_fetch_add(&s->shed_memory, 1);
+        atomic_store(&s->last_shed, (long long)time_now());
+        log_info("request refused (503, retry after %d s): %s", j->retry_after, j->msg);
+    }
+    if (j->status == 429) atomic_fetch_add(&s->shed_queue, 1);
+    return http_send_error(s, c, r, j->status, j->msg, j->retry_after, NULL);
+}
+
 enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w) {
     pipe_job *j = &w->j;
     if (j->status) {
-        if (j->shed) { /* memory: counted for /health and /metrics */
-            atomic_fetch_add(&s->shed_memory, 1);
-            atomic_store(&s->last_shed, (long long)time_now());
-            log_info("request refused (503, retry after %d s): %s", j->retry_after, j->msg);
-        }
-        if (j->status == 429) atomic_fetch_add(&s->shed_queue, 1);
-        const enum MHD_Result ret = http_send_error(s, c, w->route, j->status, j->msg, j->retry_after, NULL);
+        const enum MHD_Result ret = http_send_refusal(s, c, w->route, j);
         http_work_release(w);
         return ret;
     }

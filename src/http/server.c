@@ -218,23 +218,8 @@ static enum MHD_Result on_headers(http_server *s, struct MHD_Connection *c, conn
     }
     if (cl) { /* the body's memory is reserved, and allocated once, before it is read */
         const uint64_t n = strtoull(cl, NULL, 10) + 1;
-        gov *g = s->o.sched.gov;
-        if (g && gov_pool(g)) {
-            if (gov_reserve(g, n + BLOCK)) {
-                if (n + BLOCK > gov_pool(g)) {
-                    snprintf(msg, sizeof msg, "the request needs %.1f MB of memory for its body, more than the "
-                             "server's request pool of %.1f MB; split it into smaller requests", n / 1048576.0,
-                             gov_pool(g) / 1048576.0);
-                    return http_send_error(s, c, x->route, 413, msg, 0, NULL);
-                }
-                atomic_fetch_add(&s->shed_memory, 1);
-                atomic_store(&s->last_shed, (long long)time_now());
-                snprintf(msg, sizeof msg, "memory is busy with other requests (for its body %.200s); retry later",
-                         cembed_last_error());
-                return http_send_error(s, c, x->route, 503, msg, 1, NULL);
-            }
-            x->held = n + BLOCK;
-        }
+        pipe_job probe = {.e = &s->pes[0]};   /* the pipeline's own reservation rule, before its job exists */
+        if (pipe_hold(&probe, &x->held, n + BLOCK, "for its body")) return http_send_refusal(s, c, x->route, &probe);
         if (!(x->body.ptr = base_malloc(n))) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL);
         x->body.cap = n;
     }

@@ -47,9 +47,7 @@ static int retry_after(const pipe_env *e) {
     return t < 1 ? 1 : t > 60 ? 60 : (int)t + 1;
 }
 
-/* Reserves bytes into *held, or refuses: 413 when they could never fit the
- * pool, 503 + Retry-After when they do not fit now. */
-static int hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage) {
+int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage) {
     gov *g = j->e->g;
     if (!g || !gov_pool(g) || bytes == 0) return 0;
     if (gov_reserve(g, bytes) == 0) {
@@ -78,7 +76,7 @@ int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t
     j->e = e;
     if (len > e->lim.max_text_bytes)
         return refuse(j, 413, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len, e->lim.max_text_bytes);
-    if (hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->status;
+    if (pipe_hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->status;
     if (request_parse(kind, body, len, &e->lim, &j->req)) {
         const int st = j->req.status ? j->req.status : 400;
         return refuse(j, st, "%s", st == 503 ? "out of memory while parsing; retry later" : cembed_last_error());
@@ -325,10 +323,10 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
-    if (hold(j, &j->held, need, "for its tokens and vectors")) {
+    if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) {
         drop(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
         j->status = j->shed = 0;
-        if (hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
+        if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
     }
     drop(j, &j->parse_held, j->parse_held);
     if (j->prompt && apply_prompt(j)) return j->status;

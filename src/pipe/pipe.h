@@ -91,6 +91,11 @@ struct pipe_job {
     char msg[512];
 };
 
+/* Reserves bytes from the governor into *held (the job's, or a caller's
+ * before the job exists: a body), or refuses into j: 413 when they could
+ * never fit the request pool, 503 + Retry-After (and shed) when they do not
+ * fit now. Nothing to do without a governor. Needs j->e. */
+int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage);
 /* Parses body[0..len) of kind into j (zeroed by the caller). */
 int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t len);
 /* For callers that build the request themselves (embed DIR): n items whose
