@@ -101,6 +101,8 @@ typedef struct cembed_model_info {
  * name NULL: the default prompt's, or "" when the model has none. NULL
  * for a name the model does not have. */
 const char *cembed_prompt(const cembed_model *m, const char *name);
+/* The i-th prompt's name (its text in *text), or NULL past the last. */
+const char *cembed_prompt_at(const cembed_model *m, size_t i, const char **text);
 
 /* What precision p (a cembed_precision) runs on this CPU with GEMM backend
  * gemm (NULL: auto), into desc[n]: e.g. "onednn brg:avx512_core_bf16",

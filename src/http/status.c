@@ -61,17 +61,10 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
         if (!rc) rc = buf_append(&b, "]", 1);
         /* the model's prompts by name, and the default one */
         if (!rc) rc = buf_append(&b, ",\"prompts\":{", 12);
-        const char *names = i->prompt_names;
-        for (int first = 1; !rc && *names; first = 0) {
-            const char *end = strstr(names, ", ");
-            const size_t nl = end ? (size_t)(end - names) : strlen(names);
-            char name[300];
-            snprintf(name, sizeof name, "%.*s", (int)CE_MIN(nl, sizeof name - 1), names);
-            const char *text = cembed_prompt(s->m, name);
-            rc = (!first && buf_append(&b, ",", 1)) || json_write_string(&b, name, strlen(name)) ||
-                 buf_append(&b, ":", 1) || json_write_string(&b, text ? text : "", text ? strlen(text) : 0);
-            names += nl + (end ? 2 : 0);
-        }
+        const char *name, *text;
+        for (size_t k = 0; !rc && (name = cembed_prompt_at(s->m, k, &text)); k++)
+            rc = (k && buf_append(&b, ",", 1)) || json_write_string(&b, name, strlen(name)) || buf_append(&b, ":", 1) ||
+                 json_write_string(&b, text, strlen(text));
         if (!rc) rc = buf_append(&b, "},\"default_prompt_name\":", 24) ||
                       (i->default_prompt ? json_write_string(&b, i->default_prompt, strlen(i->default_prompt))
                                          : buf_append(&b, "null", 4));

@@ -62,6 +62,13 @@ const char *cembed_prompt(const cembed_model *cm, const char *name) {
     return NULL;
 }
 
+const char *cembed_prompt_at(const cembed_model *cm, size_t i, const char **text) {
+    const model_prompts *p = &cm->m.prompts;
+    if (i >= p->n) return NULL;
+    *text = p->texts[i];
+    return p->names[i];
+}
+
 /* The model's name: its folder's, or ORG/NAME for a Hub cache snapshot
  * (.../models--ORG--NAME/snapshots/COMMIT). */
 static char *model_name_of(const char *dir) {
