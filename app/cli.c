@@ -121,9 +121,8 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
             cli_error("--model needs a directory or a Hub repo id (ORG/NAME[@REVISION])");
             return -1;
         }
-        static int from_flags;   /* flags replace EMBEDDING_MODEL's list, and add up */
-        if (!from_flags) c->n_models = 0;
-        from_flags = 1;
+        if (!c->models_from_flags) c->n_models = 0;   /* flags replace EMBEDDING_MODEL's list, and add up */
+        c->models_from_flags = 1;
         char *list = argv[++*i];
         for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (c->n_models == CLI_MAX_MODELS) {

@@ -21,6 +21,7 @@ typedef struct cli_common {
     const char *model_specs[CLI_MAX_MODELS];
     const char *model_dirs[CLI_MAX_MODELS];
     int n_models, resolved_all;
+    int models_from_flags;  /* a --model was seen: the flags' list, not EMBEDDING_MODEL's */
     char spec_buf[2048];    /* EMBEDDING_MODEL's copy, split at commas */
     char resolved[CLI_MAX_MODELS][4096];
     int threads, batch_size, max_seq_len;
