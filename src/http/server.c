@@ -237,13 +237,13 @@ static void on_body(http_server *s, conn_ctx *x, const char *data, size_t size) 
         size_t cap = CE_MAX(CE_MAX(2 * x->body.cap, x->body.len + size), (size_t)PIPE_OUT_FLUSH);
         cap = CE_MIN(cap, s->o.max_body_bytes + 1);
         const uint64_t more = cap + BLOCK > x->held ? cap + BLOCK - x->held : 0;
+        pipe_job probe = {.e = &s->pes[0]};
         char *p = NULL;
-        if ((!g || !gov_pool(g) || gov_reserve(g, more) == 0) && (p = base_realloc(x->body.ptr, cap))) {
-            if (g && gov_pool(g)) x->held += more;
+        /* a failed realloc leaves the bytes in x->held, given back below with the rest */
+        if (pipe_hold(&probe, &x->held, more, "for its body") == 0 && (p = base_realloc(x->body.ptr, cap))) {
             x->body.ptr = p;
             x->body.cap = cap;
         } else {
-            if (g && gov_pool(g) && !p && more) gov_unreserve(g, more);
             x->no_memory = 1;
         }
     }
@@ -289,10 +289,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return http_send_error(s, c, x->route, 413, msg, 0, NULL);
     }
     if (x->no_memory) {
-        atomic_fetch_add(&s->shed_memory, 1);
-        atomic_store(&s->last_shed, (long long)time_now());
-        return http_send_error(s, c, x->route, 503, "memory is busy with other requests (for its body); retry later",
-                               1, NULL);
+        pipe_job refusal = {.status = 503, .retry_after = 1, .shed = 1};
+        snprintf(refusal.msg, sizeof refusal.msg, "memory is busy with other requests (for its body); retry later");
+        return http_send_refusal(s, c, x->route, &refusal);
     }
     if (atomic_load(&s->draining))
         return http_send_error(s, c, x->route, 503, "the server is shutting down", 1, close_conn);

@@ -344,6 +344,34 @@ status, _, data = call(tight_port, "POST", "/embed", {"chunks": long_texts})
 embs = json.loads(data)["embeddings"] if status == 200 else []
 worst = max(maxdiff(e["embedding"], long_alone[e["index"]]) for e in embs) if embs else 1
 _, _, mtext = call(tight_port, "GET", "/metrics")
+# a body without Content-Length that outgrows the request pool: 503 + Retry-After, and the service lives on
+# (its growth reservation once gave back bytes it had never taken, and the governor asserted)
+
+
+def chunked_body():
+    yield b'{"chunks": ["'
+    for _ in range(60):
+        yield b"a" * (1 << 20)
+    yield b'"]}'
+
+
+try:
+    cc = http.client.HTTPConnection("127.0.0.1", tight_port, timeout=120)
+    cc.request("POST", "/embed", body=chunked_body(), headers={"Content-Type": "application/json"},
+               encode_chunked=True)
+    cr = cc.getresponse()
+    big_status, big_retry = cr.status, cr.getheader("Retry-After")
+    cr.read()
+    cc.close()
+except OSError as e:
+    big_status, big_retry = str(e), None
+try:
+    alive_status = call(tight_port, "GET", "/health")[0]
+except OSError as e:
+    alive_status = str(e)
+check("a chunked body past the request pool is refused with 503, and the service lives on",
+      big_status == 503 and big_retry and tight.poll() is None and alive_status in (200, 503),
+      f"status {big_status}, Retry-After {big_retry}, alive {tight.poll() is None}")
 tight.terminate()
 tight.wait(timeout=60)
 tlog = open(f"{tmp}/server-{tight_port}.log").read()
