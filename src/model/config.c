@@ -1,6 +1,7 @@
-/* Parsers for the small JSON files of a model directory: config.json (BERT
- * shape), and the sentence-transformers modules.json, 1_Pooling/config.json
- * and sentence_bert_config.json. Each takes (ptr, len). */
+/* Parsers for the small JSON files of a model directory: config.json (each
+ * family's keys mapped onto one block description, model.h), and the
+ * sentence-transformers modules.json, 1_Pooling/config.json and
+ * sentence_bert_config.json. Each takes (ptr, len). */
 #include <jansson.h>
 #include <string.h>
 
@@ -36,55 +37,213 @@ static int get_int(json_t *o, const char *key, int def, int lo, int hi, int *out
     return 0;
 }
 
+/* A number field in [lo, hi]; absent (or null) takes def. */
+static int get_num(json_t *o, const char *key, double def, double lo, double hi, float *out) {
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        *out = (float)def;
+        return 0;
+    }
+    if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi)
+        return base_err(CEMBED_EFORMAT, "config.json: \"%s\" must be a number in [%g, %g]", key, lo, hi);
+    *out = (float)json_number_value(v);
+    return 0;
+}
+
+/* A boolean field; absent (or null) takes def. */
+static int get_bool(json_t *o, const char *key, int def, int *out) {
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_boolean(v)) return base_err(CEMBED_EFORMAT, "config.json: \"%s\" must be true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* A string field (absent: def), copied into out[n]. */
+static const char *get_str(json_t *o, const char *key, const char *def, char *out, size_t n) {
+    json_t *v = json_object_get(o, key);
+    snprintf(out, n, "%s", json_is_string(v) ? json_string_value(v) : def);
+    return out;
+}
+
+static int unsupported(const char *what) {
+    return base_err(CEMBED_EMODEL, "config.json: %s is not supported", what);
+}
+
+/* BERT's keys, shared by JinaBERT-v2 and XLM-RoBERTa. */
+static int parse_bert_shape(json_t *o, model_config *c) {
+    if (get_int(o, "vocab_size", -1, 1, 1 << 24, &c->vocab_size) ||
+        get_int(o, "hidden_size", -1, 1, 16384, &c->hidden) ||
+        get_int(o, "num_hidden_layers", -1, 1, 256, &c->layers) ||
+        get_int(o, "num_attention_heads", -1, 1, 1024, &c->heads) ||
+        get_int(o, "intermediate_size", -1, 1, 65536, &c->intermediate) ||
+        get_int(o, "max_position_embeddings", 512, 1, 1 << 20, &c->max_position) ||
+        get_int(o, "type_vocab_size", 2, 0, 1 << 16, &c->type_vocab_size) ||
+        get_num(o, "layer_norm_eps", 1e-12, 1e-30, 1, &c->layer_norm_eps))
+        return CEMBED_EFORMAT;
+    get_str(o, "hidden_act", "gelu", c->hidden_act, sizeof c->hidden_act);
+    if (strcmp(c->hidden_act, "gelu") != 0)
+        return base_err(CEMBED_EMODEL, "config.json: hidden_act \"%.32s\" is not supported (gelu is)", c->hidden_act);
+    c->act = ACT_GELU;
+    c->qkv_bias = c->o_bias = c->up_bias = c->down_bias = c->norm_bias = c->emb_norm = 1;
+    return 0;
+}
+
+/* model_type "bert": BERT, or JinaBERT-v2 when positions are ALiBi. */
+static int parse_bert(json_t *o, model_config *c) {
+    if (parse_bert_shape(o, c)) return CEMBED_EFORMAT;
+    char pe[32], ff[32];
+    get_str(o, "position_embedding_type", "absolute", pe, sizeof pe);
+    if (strcmp(pe, "absolute") == 0) return 0;
+    if (strcmp(pe, "alibi") != 0)
+        return base_err(CEMBED_EMODEL, "config.json: position_embedding_type \"%.32s\" is not supported "
+                        "(absolute and alibi are)", pe);
+    c->arch = ARCH_JINA_BERT;
+    c->pos = POS_ALIBI;
+    get_str(o, "feed_forward_type", "original", ff, sizeof ff);
+    if (strcmp(ff, "geglu") == 0) {
+        c->glu = 1;
+        c->up_bias = 0;   /* gated_layers has none */
+    } else if (strcmp(ff, "original") != 0) {
+        return base_err(CEMBED_EMODEL, "config.json: feed_forward_type \"%.32s\" is not supported "
+                        "(geglu and original are)", ff);
+    }
+    return 0;
+}
+
+/* XLM-RoBERTa and RoBERTa: BERT whose positions start after padding_idx. */
+static int parse_roberta(json_t *o, model_config *c) {
+    if (parse_bert_shape(o, c)) return CEMBED_EFORMAT;
+    c->arch = ARCH_XLM_ROBERTA;
+    int pad;
+    if (get_int(o, "pad_token_id", 1, 0, 1 << 24, &pad)) return CEMBED_EFORMAT;
+    c->pos_offset = pad + 1;
+    if (c->max_position <= c->pos_offset + 1)
+        return base_err(CEMBED_EFORMAT, "config.json: max_position_embeddings %d leaves no position after "
+                        "pad_token_id %d", c->max_position, pad);
+    char pe[32];
+    if (strcmp(get_str(o, "position_embedding_type", "absolute", pe, sizeof pe), "absolute") != 0)
+        return unsupported("a RoBERTa position_embedding_type other than absolute");
+    return 0;
+}
+
+/* NomicBERT (nomic-embed-text, CodeRankEmbed): GPT-2 style keys. */
+static int parse_nomic(json_t *o, model_config *c) {
+    int inner = 0, interleaved = 0, prenorm = 0, causal = 0, rms = 0, parallel = 0;
+    float fraction, base;
+    json_t *ni = json_object_get(o, "n_inner");
+    if (get_int(o, "vocab_size", -1, 1, 1 << 24, &c->vocab_size) ||
+        get_int(o, "n_embd", -1, 2, 16384, &c->hidden) || get_int(o, "n_layer", -1, 1, 256, &c->layers) ||
+        get_int(o, "n_head", -1, 1, 1024, &c->heads) ||
+        (ni && !json_is_null(ni) && get_int(o, "n_inner", -1, 1, 65536, &inner)) ||
+        get_int(o, "n_positions", 2048, 1, 1 << 20, &c->max_position) ||
+        get_int(o, "type_vocab_size", 2, 0, 1 << 16, &c->type_vocab_size) ||
+        get_num(o, "layer_norm_epsilon", 1e-5, 1e-30, 1, &c->layer_norm_eps) ||
+        get_num(o, "rotary_emb_fraction", 0, 0, 1, &fraction) ||
+        get_num(o, "rotary_emb_base", 10000, 1, 1e12, &base) ||
+        get_bool(o, "rotary_emb_interleaved", 0, &interleaved) || get_bool(o, "prenorm", 0, &prenorm) ||
+        get_bool(o, "causal", 0, &causal) || get_bool(o, "use_rms_norm", 0, &rms) ||
+        get_bool(o, "parallel_block", 0, &parallel) || get_bool(o, "qkv_proj_bias", 1, &c->qkv_bias) ||
+        get_bool(o, "mlp_fc1_bias", 1, &c->up_bias) || get_bool(o, "mlp_fc2_bias", 1, &c->down_bias))
+        return CEMBED_EFORMAT;
+    c->arch = ARCH_NOMIC_BERT;
+    c->intermediate = inner ? inner : 4 * c->hidden;
+    c->o_bias = c->qkv_bias;
+    c->norm_bias = c->emb_norm = 1;
+    get_str(o, "activation_function", "swiglu", c->hidden_act, sizeof c->hidden_act);
+    if (strcmp(c->hidden_act, "swiglu") == 0) c->act = ACT_SILU;
+    else if (strcmp(c->hidden_act, "geglu") == 0) c->act = ACT_GELU;
+    else
+        return base_err(CEMBED_EMODEL, "config.json: activation_function \"%.32s\" is not supported "
+                        "(swiglu and geglu are)", c->hidden_act);
+    c->glu = 1;
+    json_t *scaling = json_object_get(o, "rotary_scaling_factor");
+    if (interleaved) return unsupported("rotary_emb_interleaved true");
+    if (prenorm) return unsupported("a pre-norm NomicBERT (prenorm true)");
+    if (causal) return unsupported("a causal NomicBERT");
+    if (rms) return unsupported("use_rms_norm true");
+    if (parallel) return unsupported("parallel_block true");
+    if (scaling && !json_is_null(scaling)) return unsupported("rotary_scaling_factor (dynamic NTK rotary)");
+    const int dh = c->hidden / c->heads;
+    c->rope_dims = (int)(dh * fraction);
+    if (c->rope_dims < 2 || c->rope_dims % 2)
+        return base_err(CEMBED_EMODEL, "config.json: rotary_emb_fraction %g of head size %d gives %d rotary "
+                        "dimensions (an even number >= 2 is needed)", fraction, dh, c->rope_dims);
+    c->pos = POS_ROTARY;
+    c->rope_base = c->rope_base_local = base;
+    return 0;
+}
+
+/* ModernBERT: pre-norm, rotary (global and local bases), sliding windows. */
+static int parse_modernbert(json_t *o, model_config *c) {
+    if (get_int(o, "vocab_size", -1, 1, 1 << 24, &c->vocab_size) ||
+        get_int(o, "hidden_size", -1, 2, 16384, &c->hidden) ||
+        get_int(o, "num_hidden_layers", -1, 1, 256, &c->layers) ||
+        get_int(o, "num_attention_heads", -1, 1, 1024, &c->heads) ||
+        get_int(o, "intermediate_size", -1, 1, 65536, &c->intermediate) ||
+        get_int(o, "max_position_embeddings", 8192, 1, 1 << 20, &c->max_position) ||
+        get_num(o, "norm_eps", 1e-5, 1e-30, 1, &c->layer_norm_eps) ||
+        get_bool(o, "norm_bias", 0, &c->norm_bias) || get_bool(o, "attention_bias", 0, &c->qkv_bias) ||
+        get_bool(o, "mlp_bias", 0, &c->up_bias) ||
+        get_num(o, "global_rope_theta", 160000, 1, 1e12, &c->rope_base) ||
+        get_num(o, "local_rope_theta", 10000, 1, 1e12, &c->rope_base_local) ||
+        get_int(o, "local_attention", 128, 0, 1 << 20, &c->window) ||
+        get_int(o, "global_attn_every_n_layers", 3, 1, 256, &c->global_every))
+        return CEMBED_EFORMAT;
+    c->arch = ARCH_MODERNBERT;
+    c->o_bias = c->qkv_bias;
+    c->down_bias = c->up_bias;
+    c->prenorm = c->glu = c->emb_norm = c->final_norm = 1;
+    c->pos = POS_ROTARY;
+    c->rope_dims = c->hidden / c->heads;
+    if (c->rope_dims % 2) return unsupported("an odd head size with rotary positions");
+    get_str(o, "hidden_activation", "gelu", c->hidden_act, sizeof c->hidden_act);
+    if (strcmp(c->hidden_act, "gelu") != 0)
+        return base_err(CEMBED_EMODEL, "config.json: hidden_activation \"%.32s\" is not supported (gelu is)",
+                        c->hidden_act);
+    c->act = ACT_GELU;
+    return 0;
+}
+
+/* "architectures": a *ForSequenceClassification head, and its labels. */
+static int parse_head(json_t *o, model_config *c) {
+    json_t *arch = json_array_get(json_object_get(o, "architectures"), 0);
+    const char *a = json_is_string(arch) ? json_string_value(arch) : "";
+    if (!strstr(a, "ForSequenceClassification")) return 0;
+    if (c->arch == ARCH_BERT) c->head = HEAD_BERT;
+    else if (c->arch == ARCH_XLM_ROBERTA) c->head = HEAD_ROBERTA;
+    else
+        return base_err(CEMBED_EMODEL, "config.json: %.64s is not supported (BertForSequenceClassification and "
+                        "XLMRobertaForSequenceClassification are)", a);
+    json_t *labels = json_object_get(o, "id2label");
+    c->num_labels = json_is_object(labels) ? (int)json_object_size(labels) : 2;
+    if (json_object_get(o, "num_labels") && get_int(o, "num_labels", 2, 1, 1 << 16, &c->num_labels))
+        return CEMBED_EFORMAT;
+    if (c->num_labels < 1 || c->num_labels > (1 << 16))
+        return base_err(CEMBED_EFORMAT, "config.json: id2label must have between 1 and 65536 labels");
+    return 0;
+}
+
 int model_config_parse(const char *json, size_t len, model_config *out) {
     memset(out, 0, sizeof *out);
     json_t *o = load_object(json, len, "config.json");
     if (!o) return CEMBED_EFORMAT;
-    int rc = CEMBED_EFORMAT;
-    json_t *mt = json_object_get(o, "model_type");
-    const char *type = json_is_string(mt) ? json_string_value(mt) : "bert";
-    snprintf(out->model_type, sizeof out->model_type, "%s", type);
-    if (strcmp(type, "bert") != 0) {
-        rc = base_err(CEMBED_EMODEL, "config.json: model_type \"%.32s\" is not supported (bert is)",
-                      type);
-        goto done;
-    }
-    if (get_int(o, "vocab_size", -1, 1, 1 << 24, &out->vocab_size) ||
-        get_int(o, "hidden_size", -1, 1, 16384, &out->hidden) ||
-        get_int(o, "num_hidden_layers", -1, 1, 256, &out->layers) ||
-        get_int(o, "num_attention_heads", -1, 1, 1024, &out->heads) ||
-        get_int(o, "intermediate_size", -1, 1, 65536, &out->intermediate) ||
-        get_int(o, "max_position_embeddings", 512, 1, 1 << 20, &out->max_position) ||
-        get_int(o, "type_vocab_size", 2, 0, 1 << 16, &out->type_vocab_size))
-        goto done;
-    if (out->hidden % out->heads != 0) {
-        base_err(rc, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
-                 out->hidden, out->heads);
-        goto done;
-    }
-    json_t *eps = json_object_get(o, "layer_norm_eps");
-    out->layer_norm_eps = 1e-12f;
-    if (eps) {
-        if (!json_is_number(eps) || json_number_value(eps) <= 0 || json_number_value(eps) > 1) {
-            base_err(rc, "config.json: \"layer_norm_eps\" must be a number in (0, 1]");
-            goto done;
-        }
-        out->layer_norm_eps = (float)json_number_value(eps);
-    }
-    json_t *act = json_object_get(o, "hidden_act");
-    const char *a = json_is_string(act) ? json_string_value(act) : "gelu";
-    snprintf(out->hidden_act, sizeof out->hidden_act, "%s", a);
-    if (strcmp(a, "gelu") != 0) {
-        rc = base_err(CEMBED_EMODEL, "config.json: hidden_act \"%.32s\" is not supported (gelu is)", a);
-        goto done;
-    }
-    json_t *pe = json_object_get(o, "position_embedding_type");
-    if (pe && (!json_is_string(pe) || strcmp(json_string_value(pe), "absolute") != 0)) {
-        rc = base_err(CEMBED_EMODEL, "config.json: only absolute position embeddings are supported");
-        goto done;
-    }
-    rc = 0;
-done:
+    int rc;
+    const char *type = get_str(o, "model_type", "bert", out->model_type, sizeof out->model_type);
+    if (strcmp(type, "bert") == 0) rc = parse_bert(o, out);
+    else if (strcmp(type, "xlm-roberta") == 0 || strcmp(type, "roberta") == 0) rc = parse_roberta(o, out);
+    else if (strcmp(type, "nomic_bert") == 0) rc = parse_nomic(o, out);
+    else if (strcmp(type, "modernbert") == 0) rc = parse_modernbert(o, out);
+    else
+        rc = base_err(CEMBED_EMODEL, "config.json: model_type \"%.32s\" is not supported (bert, nomic_bert, "
+                      "xlm-roberta, roberta and modernbert are; bert with alibi positions is JinaBERT-v2)", type);
+    if (!rc && out->hidden % out->heads != 0)
+        rc = base_err(CEMBED_EFORMAT, "config.json: hidden size %d is not a multiple of the head count %d",
+                      out->hidden, out->heads);
+    if (!rc) rc = parse_head(o, out);
     json_decref(o);
     return rc;
 }
@@ -93,17 +252,18 @@ int model_pooling_parse(const char *json, size_t len, pool_mode *out) {
     json_t *o = load_object(json, len, "1_Pooling/config.json");
     if (!o) return CEMBED_EFORMAT;
     static const char *unsupported[] = {"pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
-                                        "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"};
+                                        "pooling_mode_weightedmean_tokens"};
     int rc = 0;
     int mean = json_is_true(json_object_get(o, "pooling_mode_mean_tokens"));
     int cls = json_is_true(json_object_get(o, "pooling_mode_cls_token"));
+    int last = json_is_true(json_object_get(o, "pooling_mode_lasttoken"));
     for (size_t i = 0; i < CE_ARRAY_LEN(unsupported); i++)
         if (json_is_true(json_object_get(o, unsupported[i])))
             rc = base_err(CEMBED_EMODEL, "1_Pooling/config.json: %s is not supported", unsupported[i]);
-    if (!rc && mean + cls != 1)
+    if (!rc && mean + cls + last != 1)
         rc = base_err(CEMBED_EMODEL,
-                      "1_Pooling/config.json: exactly one of mean or CLS pooling must be set");
-    if (!rc) *out = mean ? POOL_MEAN : POOL_CLS;
+                      "1_Pooling/config.json: exactly one of mean, CLS or last-token pooling must be set");
+    if (!rc) *out = mean ? POOL_MEAN : cls ? POOL_CLS : POOL_LAST;
     json_decref(o);
     return rc;
 }

@@ -1,5 +1,7 @@
-/* Loading a BERT model directory: config, weights by mmap, the
- * sentence-transformers settings. See model.h for the contract. */
+/* Loading an encoder model directory: config, weights by mmap through the
+ * family's name table, the sentence-transformers settings. See model.h for
+ * the contract. */
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -43,37 +45,13 @@ float model_f16_to_f32(uint16_t h) {
 
 typedef struct loader {
     model *m;
-    const char *prefix;   /* "" or "bert." */
+    const char *prefix;   /* "", "bert.", "roberta.", "model." */
     size_t owned_used, owned_cap;
 } loader;
 
-/* Finds NAME (with the prefix), checks its shape and returns F32 data. */
-static int tensor(loader *L, const char *name, const char *alt, int64_t d0, int64_t d1,
-                  const float **out) {
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", L->prefix, name);
-    const st_tensor *t = st_find(&L->m->st, full);
-    if (!t && alt) {
-        snprintf(full, sizeof full, "%s%s", L->prefix, alt);
-        t = st_find(&L->m->st, full);
-    }
-    if (!t)
-        return base_err(CEMBED_EMODEL, "model.safetensors: missing tensor \"%s%s\"", L->prefix, name);
-    int want_ndim = d1 ? 2 : 1;
-    if (t->ndim != want_ndim || t->shape[0] != d0 || (d1 && t->shape[1] != d1))
-        return base_err(CEMBED_EMODEL,
-                        "model.safetensors: tensor \"%s\" has shape [%lld%s%lld], config.json "
-                        "implies [%lld%s%lld]",
-                        full, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
-                        t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)d0, d1 ? ", " : "",
-                        (long long)d1);
-    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
-        *out = (const float *)t->data;
-        return 0;
-    }
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return base_err(CEMBED_EMODEL, "model.safetensors: tensor \"%s\" is %s (F32, F16 or BF16 needed)",
-                        full, st_dtype_name(t->dtype));
+/* Converts tensor t to F32 in owned memory (or points into the map). */
+static const float *as_f32(loader *L, const st_tensor *t) {
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) return (const float *)t->data;
     CE_ASSERT(L->owned_used + t->numel <= L->owned_cap);
     float *dst = L->m->owned + L->owned_used;
     L->owned_used += t->numel;
@@ -91,17 +69,265 @@ static int tensor(loader *L, const char *name, const char *alt, int64_t d0, int6
             }
         }
     }
-    *out = dst;
+    return dst;
+}
+
+/* Finds NAME (prefixed unless it starts with '/', which means "no prefix"),
+ * or ALT, checks its shape and returns F32 data. optional: an absent tensor
+ * leaves *out NULL and is no error. */
+static int tensor_opt(loader *L, const char *name, const char *alt, int64_t d0, int64_t d1, int optional,
+                      const float **out) {
+    char full[256];
+    const int bare = name[0] == '/';
+    snprintf(full, sizeof full, "%s%s", bare ? "" : L->prefix, name + bare);
+    const st_tensor *t = st_find(&L->m->st, full);
+    if (!t && alt) {
+        snprintf(full, sizeof full, "%s%s", bare ? "" : L->prefix, alt);
+        t = st_find(&L->m->st, full);
+    }
+    *out = NULL;
+    if (!t && optional) return 0;
+    if (!t)
+        return base_err(CEMBED_EMODEL, "model.safetensors: missing tensor \"%s%s\"", bare ? "" : L->prefix,
+                        name + bare);
+    int want_ndim = d1 ? 2 : 1;
+    if (t->ndim != want_ndim || t->shape[0] != d0 || (d1 && t->shape[1] != d1))
+        return base_err(CEMBED_EMODEL,
+                        "model.safetensors: tensor \"%s\" has shape [%lld%s%lld], config.json "
+                        "implies [%lld%s%lld]",
+                        full, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
+                        t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)d0, d1 ? ", " : "",
+                        (long long)d1);
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return base_err(CEMBED_EMODEL, "model.safetensors: tensor \"%s\" is %s (F32, F16 or BF16 needed)",
+                        full, st_dtype_name(t->dtype));
+    *out = as_f32(L, t);
     return 0;
+}
+
+/* The sizes a name table speaks in, resolved from the config. */
+typedef enum { D_0, D_H, D_2H, D_3H, D_I, D_2I, D_V, D_POS, D_TYPES, D_LABELS } dim;
+
+static int64_t dim_of(const model_config *c, dim d) {
+    switch (d) {
+    case D_0: return 0;
+    case D_H: return c->hidden;
+    case D_2H: return 2 * (int64_t)c->hidden;
+    case D_3H: return 3 * (int64_t)c->hidden;
+    case D_I: return c->intermediate;
+    case D_2I: return 2 * (int64_t)c->intermediate;
+    case D_V: return c->vocab_size;
+    case D_POS: return c->max_position;
+    case D_TYPES: return c->type_vocab_size;
+    default: return c->num_labels;
+    }
+}
+
+/* When a tensor is loaded: always, if the config says it exists (else it
+ * is used if present: a checkpoint never carries a weight for nothing),
+ * or only if present. */
+enum { NEED, IF_QKV_BIAS, IF_O_BIAS, IF_UP_BIAS, IF_DOWN_BIAS, IF_NORM_BIAS, MAYBE };
+
+/* One row of a family's name table: a layer tensor (off: its field in
+ * bert_layer_w) or, in the model tables, a field of model. */
+typedef struct tspec {
+    const char *name, *alt;
+    dim d0, d1;
+    int when;
+    size_t off;
+} tspec;
+
+#define LW(f) offsetof(bert_layer_w, f)
+#define MW(f) offsetof(model, f)
+
+static const tspec bert_attention[] = {
+    {"attention.self.query.weight", NULL, D_H, D_H, NEED, LW(q_w)},
+    {"attention.self.query.bias", NULL, D_H, D_0, IF_QKV_BIAS, LW(q_b)},
+    {"attention.self.key.weight", NULL, D_H, D_H, NEED, LW(k_w)},
+    {"attention.self.key.bias", NULL, D_H, D_0, IF_QKV_BIAS, LW(k_b)},
+    {"attention.self.value.weight", NULL, D_H, D_H, NEED, LW(v_w)},
+    {"attention.self.value.bias", NULL, D_H, D_0, IF_QKV_BIAS, LW(v_b)},
+    {"attention.output.dense.weight", NULL, D_H, D_H, NEED, LW(o_w)},
+    {"attention.output.dense.bias", NULL, D_H, D_0, IF_O_BIAS, LW(o_b)},
+    {"attention.output.LayerNorm.weight", "attention.output.LayerNorm.gamma", D_H, D_0, NEED, LW(ln1_g)},
+    {"attention.output.LayerNorm.bias", "attention.output.LayerNorm.beta", D_H, D_0, IF_NORM_BIAS, LW(ln1_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+static const tspec bert_mlp[] = {
+    {"intermediate.dense.weight", NULL, D_I, D_H, NEED, LW(i_w)},
+    {"intermediate.dense.bias", NULL, D_I, D_0, IF_UP_BIAS, LW(i_b)},
+    {"output.dense.weight", NULL, D_H, D_I, NEED, LW(f_w)},
+    {"output.dense.bias", NULL, D_H, D_0, IF_DOWN_BIAS, LW(f_b)},
+    {"output.LayerNorm.weight", "output.LayerNorm.gamma", D_H, D_0, NEED, LW(ln2_g)},
+    {"output.LayerNorm.bias", "output.LayerNorm.beta", D_H, D_0, IF_NORM_BIAS, LW(ln2_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+/* JinaBERT-v2's GLU: gated_layers [2I, H] = (act half; plain half) */
+static const tspec jina_mlp[] = {
+    {"mlp.gated_layers.weight", NULL, D_2I, D_H, NEED, LW(i_w)},
+    {"mlp.gated_layers.bias", NULL, D_2I, D_0, IF_UP_BIAS, LW(i_b)},
+    {"mlp.wo.weight", NULL, D_H, D_I, NEED, LW(f_w)},
+    {"mlp.wo.bias", NULL, D_H, D_0, IF_DOWN_BIAS, LW(f_b)},
+    {"mlp.layernorm.weight", NULL, D_H, D_0, NEED, LW(ln2_g)},
+    {"mlp.layernorm.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln2_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+/* NomicBERT: fused Wqkv; SwiGLU y = fc2(fc11(x) * act(fc12(x))) */
+static const tspec nomic_layer[] = {
+    {"attn.Wqkv.weight", NULL, D_3H, D_H, NEED, LW(qkv_w)},
+    {"attn.Wqkv.bias", NULL, D_3H, D_0, IF_QKV_BIAS, LW(q_b)},
+    {"attn.out_proj.weight", NULL, D_H, D_H, NEED, LW(o_w)},
+    {"attn.out_proj.bias", NULL, D_H, D_0, IF_O_BIAS, LW(o_b)},
+    {"norm1.weight", NULL, D_H, D_0, NEED, LW(ln1_g)},
+    {"norm1.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln1_b)},
+    {"mlp.fc12.weight", NULL, D_I, D_H, NEED, LW(i_w)},
+    {"mlp.fc12.bias", NULL, D_I, D_0, IF_UP_BIAS, LW(i_b)},
+    {"mlp.fc11.weight", NULL, D_I, D_H, NEED, LW(i2_w)},
+    {"mlp.fc11.bias", NULL, D_I, D_0, IF_UP_BIAS, LW(i2_b)},
+    {"mlp.fc2.weight", NULL, D_H, D_I, NEED, LW(f_w)},
+    {"mlp.fc2.bias", NULL, D_H, D_0, IF_DOWN_BIAS, LW(f_b)},
+    {"norm2.weight", NULL, D_H, D_0, NEED, LW(ln2_g)},
+    {"norm2.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln2_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+/* ModernBERT: pre-norm (attn_norm is the identity in layer 0), GeGLU Wi
+ * [2I, H] = (act half; gate half) */
+static const tspec modernbert_layer[] = {
+    {"attn_norm.weight", NULL, D_H, D_0, MAYBE, LW(ln1_g)},
+    {"attn_norm.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln1_b)},
+    {"attn.Wqkv.weight", NULL, D_3H, D_H, NEED, LW(qkv_w)},
+    {"attn.Wqkv.bias", NULL, D_3H, D_0, IF_QKV_BIAS, LW(q_b)},
+    {"attn.Wo.weight", NULL, D_H, D_H, NEED, LW(o_w)},
+    {"attn.Wo.bias", NULL, D_H, D_0, IF_O_BIAS, LW(o_b)},
+    {"mlp_norm.weight", NULL, D_H, D_0, NEED, LW(ln2_g)},
+    {"mlp_norm.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln2_b)},
+    {"mlp.Wi.weight", NULL, D_2I, D_H, NEED, LW(i_w)},
+    {"mlp.Wi.bias", NULL, D_2I, D_0, IF_UP_BIAS, LW(i_b)},
+    {"mlp.Wo.weight", NULL, D_H, D_I, NEED, LW(f_w)},
+    {"mlp.Wo.bias", NULL, D_H, D_0, IF_DOWN_BIAS, LW(f_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+
+static const tspec bert_model[] = {
+    {"embeddings.word_embeddings.weight", NULL, D_V, D_H, NEED, MW(word_emb)},
+    {"embeddings.position_embeddings.weight", NULL, D_POS, D_H, NEED, MW(pos_emb)},
+    {"embeddings.token_type_embeddings.weight", NULL, D_TYPES, D_H, NEED, MW(type_emb)},
+    {"embeddings.LayerNorm.weight", "embeddings.LayerNorm.gamma", D_H, D_0, NEED, MW(emb_ln_g)},
+    {"embeddings.LayerNorm.bias", "embeddings.LayerNorm.beta", D_H, D_0, IF_NORM_BIAS, MW(emb_ln_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+static const tspec nomic_model[] = {
+    {"embeddings.word_embeddings.weight", NULL, D_V, D_H, NEED, MW(word_emb)},
+    {"embeddings.token_type_embeddings.weight", NULL, D_TYPES, D_H, NEED, MW(type_emb)},
+    {"emb_ln.weight", NULL, D_H, D_0, NEED, MW(emb_ln_g)},
+    {"emb_ln.bias", NULL, D_H, D_0, IF_NORM_BIAS, MW(emb_ln_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+static const tspec modernbert_model[] = {
+    {"embeddings.tok_embeddings.weight", NULL, D_V, D_H, NEED, MW(word_emb)},
+    {"embeddings.norm.weight", NULL, D_H, D_0, NEED, MW(emb_ln_g)},
+    {"embeddings.norm.bias", NULL, D_H, D_0, IF_NORM_BIAS, MW(emb_ln_b)},
+    {"final_norm.weight", NULL, D_H, D_0, NEED, MW(final_g)},
+    {"final_norm.bias", NULL, D_H, D_0, IF_NORM_BIAS, MW(final_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+/* Heads: BERT's pooler sits under the prefix, the classifiers beside it. */
+static const tspec bert_head[] = {
+    {"pooler.dense.weight", NULL, D_H, D_H, NEED, MW(head_w)},
+    {"pooler.dense.bias", NULL, D_H, D_0, NEED, MW(head_b)},
+    {"/classifier.weight", NULL, D_LABELS, D_H, NEED, MW(out_w)},
+    {"/classifier.bias", NULL, D_LABELS, D_0, NEED, MW(out_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+static const tspec roberta_head[] = {
+    {"/classifier.dense.weight", NULL, D_H, D_H, NEED, MW(head_w)},
+    {"/classifier.dense.bias", NULL, D_H, D_0, NEED, MW(head_b)},
+    {"/classifier.out_proj.weight", NULL, D_LABELS, D_H, NEED, MW(out_w)},
+    {"/classifier.out_proj.bias", NULL, D_LABELS, D_0, NEED, MW(out_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+
+/* The name tables of a family: model-level tensors, then per-layer ones
+ * under layer_fmt (e.g. "encoder.layer.%d."). */
+typedef struct family {
+    const char *probe;   /* a tensor every checkpoint of the family has, to find the prefix */
+    const tspec *model, *layer[2];
+    const char *layer_fmt;
+} family;
+
+static family family_of(const model_config *c) {
+    switch (c->arch) {
+    case ARCH_NOMIC_BERT:
+        return (family){"embeddings.word_embeddings.weight", nomic_model, {nomic_layer, NULL}, "encoder.layers.%d."};
+    case ARCH_MODERNBERT:
+        return (family){"embeddings.tok_embeddings.weight", modernbert_model, {modernbert_layer, NULL}, "layers.%d."};
+    case ARCH_JINA_BERT:
+        return (family){"embeddings.word_embeddings.weight", bert_model, {bert_attention, c->glu ? jina_mlp : bert_mlp},
+                        "encoder.layer.%d."};
+    default:
+        return (family){"embeddings.word_embeddings.weight", bert_model, {bert_attention, bert_mlp}, "encoder.layer.%d."};
+    }
+}
+
+/* Whether a tensor loaded `when` may be absent. */
+static int optional_when(const model_config *c, int when) {
+    const int flag[] = {1, c->qkv_bias, c->o_bias, c->up_bias, c->down_bias, c->norm_bias, 0};
+    return !flag[when];
+}
+
+/* Loads every row of table t into the struct at base (layer l, or -1). */
+static int load_table(loader *L, const tspec *t, const char *layer_fmt, int l, void *base) {
+    const model_config *c = &L->m->cfg;
+    for (; t->name; t++) {
+        char name[160], alt[160];
+        const int optional = optional_when(c, t->when);
+        /* JinaBERT and ModernBERT have no position embeddings, MiniLM-style
+         * configs may have no token types */
+        if (t->d0 == D_POS && c->pos != POS_ABSOLUTE) continue;
+        if (t->d0 == D_TYPES && c->type_vocab_size == 0) continue;
+        snprintf(name, sizeof name, "%s", t->name);
+        if (l >= 0) {
+            int n = snprintf(name, sizeof name, layer_fmt, l);
+            snprintf(name + n, sizeof name - (size_t)n, "%s", t->name);
+            if (t->alt) {
+                n = snprintf(alt, sizeof alt, layer_fmt, l);
+                snprintf(alt + n, sizeof alt - (size_t)n, "%s", t->alt);
+            }
+        } else if (t->alt) {
+            snprintf(alt, sizeof alt, "%s", t->alt);
+        }
+        int rc = tensor_opt(L, name, t->alt ? alt : NULL, dim_of(c, t->d0), dim_of(c, t->d1), optional,
+                            (const float **)((char *)base + t->off));
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The checkpoint's prefix: "" or that of a *Model saved inside a *For...
+ * class ("bert.", "roberta.", "model."). */
+static const char *find_prefix(const st_file *st, const char *probe) {
+    static const char *prefixes[] = {"", "bert.", "roberta.", "model.", "encoder."};
+    char name[160];
+    for (size_t i = 0; i < CE_ARRAY_LEN(prefixes); i++) {
+        snprintf(name, sizeof name, "%s%s", prefixes[i], probe);
+        if (st_find(st, name)) return prefixes[i];
+    }
+    return "";
+}
+
+/* A fused Q, K, V bias [3H] gives the three views the engine reads. */
+static void split_qkv_bias(model *m) {
+    const size_t H = (size_t)m->cfg.hidden;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        bert_layer_w *w = &m->layer[l];
+        if (w->qkv_w && w->q_b) w->k_b = w->q_b + H, w->v_b = w->q_b + 2 * H;
+    }
 }
 
 static int load_weights(model *m) {
     const model_config *c = &m->cfg;
-    const int64_t H = c->hidden, I = c->intermediate;
-    loader L = {.m = m, .prefix = ""};
-    if (!st_find(&m->st, "embeddings.word_embeddings.weight") &&
-        st_find(&m->st, "bert.embeddings.word_embeddings.weight"))
-        L.prefix = "bert.";
+    const family f = family_of(c);
+    loader L = {.m = m, .prefix = find_prefix(&m->st, f.probe)};
     /* room for converting every tensor that is not usable in place */
     size_t need = 0;
     m->dtype = ST_F32;
@@ -117,53 +343,22 @@ static int load_weights(model *m) {
         L.owned_cap = need;
     }
     m->layer = base_calloc((size_t)c->layers, sizeof *m->layer);
-    if (!m->layer) return base_err(CEMBED_ENOMEM, "out of memory");
-    int rc;
-    if ((rc = tensor(&L, "embeddings.word_embeddings.weight", NULL, c->vocab_size, H, &m->word_emb)) ||
-        (rc = tensor(&L, "embeddings.position_embeddings.weight", NULL, c->max_position, H,
-                     &m->pos_emb)) ||
-        (rc = tensor(&L, "embeddings.LayerNorm.weight", "embeddings.LayerNorm.gamma", H, 0,
-                     &m->emb_ln_g)) ||
-        (rc = tensor(&L, "embeddings.LayerNorm.bias", "embeddings.LayerNorm.beta", H, 0,
-                     &m->emb_ln_b)))
-        return rc;
-    if (c->type_vocab_size > 0 &&
-        (rc = tensor(&L, "embeddings.token_type_embeddings.weight", NULL, c->type_vocab_size, H,
-                     &m->type_emb)))
-        return rc;
+    m->zeros_owned = base_calloc((size_t)c->hidden, sizeof(float));
+    if (!m->layer || !m->zeros_owned) return base_err(CEMBED_ENOMEM, "out of memory");
+    m->zeros = m->zeros_owned;
+    int rc = load_table(&L, f.model, NULL, -1, m);
+    for (int l = 0; l < c->layers && !rc; l++)
+        for (int k = 0; k < 2 && f.layer[k] && !rc; k++) rc = load_table(&L, f.layer[k], f.layer_fmt, l, &m->layer[l]);
+    if (!rc && c->head) rc = load_table(&L, c->head == HEAD_BERT ? bert_head : roberta_head, NULL, -1, m);
+    if (rc) return rc;
+    split_qkv_bias(m);
+    /* a LayerNorm without bias adds zeros */
+    if (!m->emb_ln_b) m->emb_ln_b = m->zeros;
+    if (c->final_norm && !m->final_b) m->final_b = m->zeros;
     for (int l = 0; l < c->layers; l++) {
         bert_layer_w *w = &m->layer[l];
-        char a[2][128];
-        const char *p = "encoder.layer";
-        struct {
-            const char *name, *alt;
-            int64_t d0, d1;
-            const float **dst;
-        } spec[] = {
-            {"attention.self.query.weight", NULL, H, H, &w->q_w},
-            {"attention.self.query.bias", NULL, H, 0, &w->q_b},
-            {"attention.self.key.weight", NULL, H, H, &w->k_w},
-            {"attention.self.key.bias", NULL, H, 0, &w->k_b},
-            {"attention.self.value.weight", NULL, H, H, &w->v_w},
-            {"attention.self.value.bias", NULL, H, 0, &w->v_b},
-            {"attention.output.dense.weight", NULL, H, H, &w->o_w},
-            {"attention.output.dense.bias", NULL, H, 0, &w->o_b},
-            {"attention.output.LayerNorm.weight", "attention.output.LayerNorm.gamma", H, 0, &w->ln1_g},
-            {"attention.output.LayerNorm.bias", "attention.output.LayerNorm.beta", H, 0, &w->ln1_b},
-            {"intermediate.dense.weight", NULL, I, H, &w->i_w},
-            {"intermediate.dense.bias", NULL, I, 0, &w->i_b},
-            {"output.dense.weight", NULL, H, I, &w->f_w},
-            {"output.dense.bias", NULL, H, 0, &w->f_b},
-            {"output.LayerNorm.weight", "output.LayerNorm.gamma", H, 0, &w->ln2_g},
-            {"output.LayerNorm.bias", "output.LayerNorm.beta", H, 0, &w->ln2_b},
-        };
-        for (size_t s = 0; s < CE_ARRAY_LEN(spec); s++) {
-            snprintf(a[0], sizeof a[0], "%s.%d.%s", p, l, spec[s].name);
-            if (spec[s].alt) snprintf(a[1], sizeof a[1], "%s.%d.%s", p, l, spec[s].alt);
-            if ((rc = tensor(&L, a[0], spec[s].alt ? a[1] : NULL, spec[s].d0, spec[s].d1,
-                             spec[s].dst)))
-                return rc;
-        }
+        if (w->ln1_g && !w->ln1_b) w->ln1_b = m->zeros;
+        if (!w->ln2_b) w->ln2_b = m->zeros;
     }
     return 0;
 }
@@ -246,12 +441,15 @@ fail:
 size_t model_release_linear(model *m) {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)m->map, hi = lo + m->map_len;
     const size_t H = (size_t)m->cfg.hidden, I = (size_t)m->cfg.intermediate;
+    const size_t up = (m->cfg.glu && !m->layer[0].i2_w ? 2 : 1) * I;
     size_t released = 0;
     for (int l = 0; l < m->cfg.layers; l++) {
         const bert_layer_w *w = &m->layer[l];
         const struct { const float *p; size_t n; } t[] = {
-            {w->q_w, H * H}, {w->k_w, H * H}, {w->v_w, H * H}, {w->o_w, H * H}, {w->i_w, I * H}, {w->f_w, H * I}};
+            {w->q_w, H * H}, {w->k_w, H * H}, {w->v_w, H * H}, {w->qkv_w, 3 * H * H}, {w->o_w, H * H},
+            {w->i_w, up * H}, {w->i2_w, I * H}, {w->f_w, H * I}};
         for (size_t i = 0; i < CE_ARRAY_LEN(t); i++) {
+            if (!t[i].p) continue;
             uintptr_t a = (uintptr_t)t[i].p, b = a + t[i].n * sizeof(float);
             if (a < lo || b > hi) continue;   /* converted at load: owned memory */
             a = (a + page - 1) & ~(page - 1), b &= ~(page - 1);
@@ -267,6 +465,7 @@ void model_free(model *m) {
     model_prompts_free(&m->prompts);
     file_unmap(m->map, m->map_len);
     base_free(m->owned);
+    base_free(m->zeros_owned);
     base_free(m->layer);
     memset(m, 0, sizeof *m);
 }

@@ -1,11 +1,19 @@
-/* model: a Hugging Face BERT directory on disk -> validated config and F32
- * weight views.
+/* model: a Hugging Face encoder directory on disk -> a block description,
+ * validated config and F32 weight views.
  *
- * config.json gives the shape (hidden, layers, heads, ...); model.safetensors
- * is mapped read-only and every tensor BERT needs is looked up by its HF name
- * (an optional "bert." prefix, LayerNorm weight/bias or gamma/beta) and
- * checked against that shape. F32 tensors are used in place from the map;
- * F16 and BF16 tensors are converted once at load into owned memory. The
+ * Every family (BERT, NomicBERT, JinaBERT-v2, XLM-RoBERTa, ModernBERT, and
+ * the BERT / XLM-R sequence classifiers) is mapped by config.c onto one
+ * block description (model_config: norm placement, positions, attention
+ * window, MLP kind, head) and by model.c onto one set of per-layer weights
+ * (layer_w) through a tensor-name table per family; the forward pass
+ * (nn/bert.c) walks that description and never asks which family it runs.
+ *
+ * config.json gives the shape; model.safetensors is mapped read-only and
+ * every tensor is looked up by its Hugging Face name (with the prefix the
+ * checkpoint uses: "", "bert.", "roberta.", "model.") and checked against
+ * that shape. F32 tensors are used in place from the map; F16 and BF16
+ * tensors are converted once at load into owned memory, and so are the
+ * halves a family splits that the engine wants stacked. The
  * sentence-transformers files (modules.json, 1_Pooling/config.json,
  * sentence_bert_config.json) set pooling, normalization and max_seq_length.
  */
@@ -17,20 +25,53 @@
 
 #define MODEL_MAX_CONFIG_BYTES (4u << 20)
 
+/* The families config.json can name; each is a tensor-name table in
+ * model.c and a mapping onto the description below in config.c. */
+typedef enum { ARCH_BERT, ARCH_NOMIC_BERT, ARCH_JINA_BERT, ARCH_XLM_ROBERTA, ARCH_MODERNBERT } model_arch;
+typedef enum { POS_ABSOLUTE, POS_ROTARY, POS_ALIBI } pos_kind;
+typedef enum { ACT_GELU, ACT_SILU } act_kind;   /* GELU with erf; SiLU (x sigmoid(x)) */
+/* What follows the last layer: nothing (an embedding model), or a
+ * sequence classifier on the first token: BERT's pooler (dense + tanh) and
+ * classifier, or RoBERTa's classifier.dense (+ tanh) and out_proj. */
+typedef enum { HEAD_NONE, HEAD_BERT, HEAD_ROBERTA } head_kind;
+
 typedef struct model_config {
     char model_type[32];
     char hidden_act[32];
     int vocab_size, hidden, layers, heads, intermediate, max_position, type_vocab_size;
     float layer_norm_eps;
+    /* the block description */
+    model_arch arch;
+    int prenorm;          /* LayerNorm before attention and MLP, residual adds after (ModernBERT);
+                             else BERT's LN(x + sublayer(x)) */
+    pos_kind pos;
+    int pos_offset;       /* absolute: position id of the first token (XLM-R: padding_idx + 1) */
+    int rope_dims;        /* rotary: leading dimensions of each head rotated (halves, not interleaved) */
+    float rope_base;      /* rotary base of global layers */
+    float rope_base_local;/* ... of sliding-window layers */
+    int window;           /* sliding window: a query sees keys within window / 2 of it; 0: none */
+    int global_every;     /* with a window: layers l with l % global_every == 0 see everything */
+    int glu;              /* MLP up-projection gives [2I]: act(first I) * second I */
+    act_kind act;
+    int qkv_bias, o_bias, up_bias, down_bias, norm_bias;   /* which biases the checkpoint has */
+    int emb_norm;         /* a LayerNorm after the embeddings (every family here has one) */
+    int final_norm;       /* a LayerNorm after the last layer (ModernBERT) */
+    head_kind head;
+    int num_labels;       /* classifier outputs (head != HEAD_NONE) */
 } model_config;
 
-typedef enum { POOL_MEAN, POOL_CLS } pool_mode;
+typedef enum { POOL_MEAN, POOL_CLS, POOL_LAST } pool_mode;
 
+/* One layer's weights, whatever the family: [out, in] matrices. A bias the
+ * checkpoint lacks is NULL; a LayerNorm without bias points at zeros. */
 typedef struct bert_layer_w {
-    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   /* [H, H] (out, in), [H] */
-    const float *o_w, *o_b, *ln1_g, *ln1_b;           /* attention output + LayerNorm */
-    const float *i_w, *i_b;                           /* [I, H], [I] */
-    const float *f_w, *f_b, *ln2_g, *ln2_b;           /* [H, I], [H], LayerNorm */
+    const float *qkv_w;                               /* [3H, H] when the file fuses Q, K, V, else NULL */
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   /* [H, H], [H] (biases may be NULL) */
+    const float *o_w, *o_b, *ln1_g, *ln1_b;           /* attention output; its LayerNorm (pre-norm: the one
+                                                         before attention, NULL where it is the identity) */
+    const float *i_w, *i_b;                           /* [I, H] (GLU: [2I, H] stacked, or the act half) */
+    const float *i2_w, *i2_b;                         /* GLU split in two tensors: the other half [I, H], [I] */
+    const float *f_w, *f_b, *ln2_g, *ln2_b;           /* [H, I], [H]; the MLP's LayerNorm */
 } bert_layer_w;
 
 /* config_sentence_transformers.json's prompts: texts put before a text
@@ -50,6 +91,11 @@ typedef struct model {
     model_prompts prompts;
     const float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
     bert_layer_w *layer;        /* cfg.layers entries */
+    const float *final_g, *final_b;              /* final LayerNorm (cfg.final_norm) */
+    const float *head_w, *head_b;                /* classifier: dense [H, H] (+ tanh) */
+    const float *out_w, *out_b;                  /* ... and output [num_labels, H] */
+    const float *zeros;                          /* H zeros: the bias of a LayerNorm without one */
+    float *zeros_owned;
     st_dtype dtype;             /* dtype of the weights on disk */
     size_t file_bytes;
     /* storage */
@@ -59,8 +105,9 @@ typedef struct model {
     float *owned;               /* converted F16/BF16 tensors */
 } model;
 
-/* Parses config.json text. OUT: *out. Fails with EFORMAT (names the field)
- * or EMODEL (an architecture or activation cembed does not run). */
+/* Parses config.json text into the block description. OUT: *out. Fails
+ * with EFORMAT (names the field) or EMODEL (an architecture, activation or
+ * variant cembed does not run, with the reason). */
 int model_config_parse(const char *json, size_t len, model_config *out);
 /* Parses a sentence-transformers 1_Pooling/config.json. Fails with EFORMAT
  * or EMODEL (a pooling mode cembed does not implement). */

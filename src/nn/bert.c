@@ -1,11 +1,16 @@
-/* The BERT forward pass; see bert.h. Per layer, with T tokens, H hidden,
- * I intermediate, and three activation regions x [T,H], a [T,max(3H,I)],
- * c [T,H]:
- *   a   = x @ Wqkv^T + bqkv             (qkv, one GEMM of N = 3H)
- *   c   = attention(a) per sequence, per head
- *   a   = c @ Wo^T;  x = LN(a + bo + x)
- *   a   = gelu(x @ Wi^T + bi)
- *   c   = a @ Wf^T;  x = LN(c + bf + x)
+/* The encoder forward pass; see bert.h. It walks the block description of
+ * model.h, whatever the family. Per layer, with T tokens, H hidden, I
+ * intermediate (the MLP's up-projection gives U = I, or 2I for a GLU), and
+ * three activation regions x [T,H], a [T,max(3H,U)], c [T,H]:
+ *   (pre-norm: c = LN1(x), the input of qkv instead of x)
+ *   a   = x @ Wqkv^T + bqkv             (qkv, one GEMM of N = 3H; rotary on
+ *                                        Q and K of each row after it)
+ *   c   = attention(a) per sequence, per head (ALiBi, sliding window)
+ *   a   = c @ Wo^T;  x = LN(a + bo + x)   (pre-norm: x += a; c = LN2(x))
+ *   a   = act(x @ Wi^T + bi)             (GLU: a = act(a[:, :I]) * a[:, I:])
+ *   c   = a @ Wf^T;  x = LN(c + bf + x)   (pre-norm: x += c)
+ * then the final LayerNorm where the family has one, pooling (mean, first
+ * or last token), or a classifier head on the first token.
  * The GEMMs go through the seam of nn/gemm.h (oneDNN or our kernels, on
  * weights prepared once at bert_new) in chunks of nn_gemm_rows rows, bias
  * and GELU included; residual + LayerNorm follow on the chunk while it is in
@@ -24,36 +29,50 @@
 
 struct bert {
     const model *m;
+    const model_config *c;
     const nn_kernels *k;
     pool *p;
     int max_tokens, max_seq_len;
-    int H, I, heads, dh, wa;   /* wa: width of region a */
+    int H, I, U, heads, dh, wa;   /* U: width of the up-projection; wa: width of region a */
     nn_precision prec;
     nn_gemm *g;
     int blas;                  /* the GEMMs read the model's fp32 weights */
     void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                      float *out, int ldo, float *scratch);
-    float *wqkv, *bqkv;        /* per layer: [3H, H] (BLAS only), [3H] */
+                      const nn_attn_mask *mask, float *out, int ldo, float *scratch);
+    float *wqkv, *bqkv;        /* per layer: [3H, H] (BLAS, stacked from three tensors), [3H] (NULL: no bias) */
+    float *wup, *bup;          /* per layer: [U, H] (BLAS, a GLU stacked from two tensors), [U] */
     nn_linear *lin;            /* per layer qkv, o, i, f */
-    float *x, *a, *c;          /* workspace */
+    float *rope[2];            /* rotary: cos and sin [max_seq_len, rope_dims / 2] of the global and local bases */
+    float *slopes;             /* ALiBi: [heads] */
+    float *x, *a, *c_buf;      /* workspace */
     float *scratch;            /* per thread attention scratch */
     size_t scratch_per_thread;
     int32_t *pos;              /* position of each token */
+    uint8_t *type;             /* token type of each token (0 or 1) */
 };
 
 /* The four shapes of a layer's Linear layers: qkv, o, i, f. */
 static void layer_shapes(const model_config *c, nn_shape sh[4]) {
     sh[0] = (nn_shape){3 * c->hidden, c->hidden};
     sh[1] = (nn_shape){c->hidden, c->hidden};
-    sh[2] = (nn_shape){c->intermediate, c->hidden};
+    sh[2] = (nn_shape){(c->glu ? 2 : 1) * c->intermediate, c->hidden};
     sh[3] = (nn_shape){c->hidden, c->intermediate};
 }
 
+static int up_width(const model_config *c) { return (c->glu ? 2 : 1) * c->intermediate; }
+
+/* Floats of the rotary tables: cos and sin for two bases. */
+static size_t rope_floats(const model_config *c, int max_seq_len) {
+    return c->pos == POS_ROTARY ? 2 * 2 * (size_t)max_seq_len * (size_t)(c->rope_dims / 2) : 0;
+}
+
 size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_tokens, int max_seq_len, int threads) {
-    size_t H = (size_t)c->hidden, I = (size_t)c->intermediate, T = (size_t)max_tokens;
-    size_t wa = CE_MAX(3 * H, I);
-    size_t floats = T * (2 * H + wa) + (size_t)threads * nn_attention_scratch(max_seq_len, c->hidden / c->heads);
-    size_t bytes = floats * sizeof(float) + T * sizeof(int32_t) + (size_t)c->layers * 3 * H * sizeof(float);
+    size_t H = (size_t)c->hidden, U = (size_t)up_width(c), T = (size_t)max_tokens;
+    size_t wa = CE_MAX(3 * H, U);
+    size_t floats = T * (2 * H + wa) +
+                    (size_t)threads * CE_MAX(nn_attention_scratch(max_seq_len, c->hidden / c->heads), H) +
+                    rope_floats(c, max_seq_len) + (size_t)c->heads + (size_t)c->layers * (3 * H + U);
+    size_t bytes = floats * sizeof(float) + T * (sizeof(int32_t) + 1);
     nn_shape sh[4];
     layer_shapes(c, sh);
     return bytes + nn_gemm_bytes(prec, threads, sh, 4, c->layers);
@@ -63,44 +82,131 @@ void bert_free(bert *b) {
     if (!b) return;
     base_free(b->wqkv);
     base_free(b->bqkv);
-    for (int i = 0; b->lin && i < 4 * b->m->cfg.layers; i++) nn_linear_free(&b->lin[i]);
+    base_free(b->wup);
+    base_free(b->bup);
+    for (int i = 0; b->lin && i < 4 * b->c->layers; i++) nn_linear_free(&b->lin[i]);
     base_free(b->lin);
     nn_gemm_free(b->g);
+    base_free(b->rope[0]);
+    base_free(b->slopes);
     base_free(b->x);
     base_free(b->a);
-    base_free(b->c);
+    base_free(b->c_buf);
     base_free(b->scratch);
     base_free(b->pos);
+    base_free(b->type);
     base_free(b);
 }
 
-/* Prepares layer l's four weights; the stacked Q, K, V go through qkv, a
- * [3H, H] buffer (for BLAS the one it keeps). */
-static int prepare_layer(bert *b, size_t l, float *qkv) {
+/* Q, K, V of layer l as one [3H, H] weight: the file's fused one, or the
+ * three stacked into qkv. Their biases go to bqkv (NULL when none). */
+static const float *qkv_weight(bert *b, size_t l, float *qkv) {
     const bert_layer_w *w = &b->m->layer[l];
     const size_t H = (size_t)b->H;
+    if (w->q_b) {
+        float *bd = b->bqkv + l * 3 * H;
+        memcpy(bd, w->q_b, H * sizeof(float));
+        memcpy(bd + H, w->k_b, H * sizeof(float));
+        memcpy(bd + 2 * H, w->v_b, H * sizeof(float));
+    }
+    if (w->qkv_w) return w->qkv_w;
     memcpy(qkv, w->q_w, H * H * sizeof(float));
     memcpy(qkv + H * H, w->k_w, H * H * sizeof(float));
     memcpy(qkv + 2 * H * H, w->v_w, H * H * sizeof(float));
-    float *bd = b->bqkv + l * 3 * H;
-    memcpy(bd, w->q_b, H * sizeof(float));
-    memcpy(bd + H, w->k_b, H * sizeof(float));
-    memcpy(bd + 2 * H, w->v_b, H * sizeof(float));
+    return qkv;
+}
+
+/* The MLP's up-projection of layer l as one [U, H] weight: the file's, or
+ * a GLU's two halves (act half first) stacked into up; biases to bup. */
+static const float *up_weight(bert *b, size_t l, float *up) {
+    const bert_layer_w *w = &b->m->layer[l];
+    const size_t H = (size_t)b->H, I = (size_t)b->I, U = (size_t)b->U;
+    float *bd = b->bup + l * U;
+    if (w->i_b) memcpy(bd, w->i_b, (w->i2_w ? I : U) * sizeof(float));
+    if (w->i2_b) memcpy(bd + I, w->i2_b, I * sizeof(float));
+    if (!w->i2_w) return w->i_w;
+    memcpy(up, w->i_w, I * H * sizeof(float));
+    memcpy(up + I * H, w->i2_w, I * H * sizeof(float));
+    return up;
+}
+
+/* Prepares layer l's four weights; qkv and up are [3H, H] and [U, H]
+ * buffers for stacking (for BLAS the ones it keeps). */
+static int prepare_layer(bert *b, size_t l, float *qkv, float *up) {
+    const bert_layer_w *w = &b->m->layer[l];
     nn_linear *lin = b->lin + 4 * l;
-    int rc = nn_gemm_prepare(b->g, qkv, 3 * b->H, b->H, &lin[0]);
+    int rc = nn_gemm_prepare(b->g, qkv_weight(b, l, qkv), 3 * b->H, b->H, &lin[0]);
     if (!rc) rc = nn_gemm_prepare(b->g, w->o_w, b->H, b->H, &lin[1]);
-    if (!rc) rc = nn_gemm_prepare(b->g, w->i_w, b->I, b->H, &lin[2]);
+    if (!rc) rc = nn_gemm_prepare(b->g, up_weight(b, l, up), b->U, b->H, &lin[2]);
     if (!rc) rc = nn_gemm_prepare(b->g, w->f_w, b->H, b->I, &lin[3]);
     return rc;
+}
+
+/* cos and sin of position p times each rotary frequency, computed as
+ * Hugging Face computes them: inv_freq = 1 / base^(2i / d) and the angle
+ * p * inv_freq in float, its cos and sin rounded once. */
+static void rope_table(float *t, int max_seq_len, int dims, float base) {
+    const int half = dims / 2;
+    float *cs = t, *sn = t + (size_t)max_seq_len * half;
+    for (int i = 0; i < half; i++) {
+        const float inv = 1.0f / powf(base, (float)(2 * i) / (float)dims);
+        for (int p = 0; p < max_seq_len; p++) {
+            const float ang = (float)p * inv;
+            cs[(size_t)p * half + i] = (float)cos((double)ang);
+            sn[(size_t)p * half + i] = (float)sin((double)ang);
+        }
+    }
+}
+
+/* ALiBi's head slopes (Press et al.): for n a power of two, 2^(-8k/n) for
+ * k = 1..n; otherwise those of the power of two below, then every other
+ * slope of twice that power. */
+static void alibi_slopes(float *out, int n) {
+    int p = 1;
+    while (p * 2 <= n) p *= 2;
+    for (int k = 0; k < p; k++) out[k] = (float)pow(2.0, -8.0 * (k + 1) / p);
+    for (int k = 0; k < n - p; k++) out[p + k] = (float)pow(2.0, -8.0 * (2 * k + 1) / (2 * p));
+}
+
+static int alloc_workspace(bert *b, const model_config *c, int threads) {
+    const size_t H = (size_t)b->H, T = (size_t)b->max_tokens, L = (size_t)c->layers, U = (size_t)b->U;
+    const int fused_qkv = b->m->layer[0].qkv_w != NULL, split_up = b->m->layer[0].i2_w != NULL;
+    b->wqkv = base_malloc((b->blas && !fused_qkv ? L : 1) * 3 * H * H * sizeof(float));
+    b->wup = split_up ? base_malloc((b->blas ? L : 1) * U * H * sizeof(float)) : NULL;
+    b->bqkv = b->m->layer[0].q_b ? base_malloc(L * 3 * H * sizeof(float)) : NULL;
+    b->bup = c->up_bias ? base_malloc(L * U * sizeof(float)) : NULL;
+    b->lin = base_calloc(4 * L, sizeof *b->lin);
+    b->x = base_malloc(T * H * sizeof(float));
+    b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
+    b->c_buf = base_malloc(T * H * sizeof(float));
+    b->scratch = base_malloc((size_t)threads * b->scratch_per_thread * sizeof(float));
+    b->pos = base_malloc(T * sizeof(int32_t));
+    b->type = base_malloc(T);
+    const size_t rf = rope_floats(c, b->max_seq_len);
+    if (rf) b->rope[0] = base_malloc(rf * sizeof(float));
+    if (c->pos == POS_ALIBI) b->slopes = base_malloc((size_t)c->heads * sizeof(float));
+    if (!b->wqkv || (split_up && !b->wup) || (b->m->layer[0].q_b && !b->bqkv) || (c->up_bias && !b->bup) ||
+        !b->lin || !b->x || !b->a || !b->c_buf || !b->scratch || !b->pos || !b->type || (rf && !b->rope[0]) ||
+        (c->pos == POS_ALIBI && !b->slopes))
+        return CEMBED_ENOMEM;
+    if (rf) {
+        const size_t half = rf / 2;
+        b->rope[1] = b->rope[0] + half;
+        rope_table(b->rope[0], b->max_seq_len, c->rope_dims, c->rope_base);
+        rope_table(b->rope[1], b->max_seq_len, c->rope_dims, c->rope_base_local);
+    }
+    if (b->slopes) alibi_slopes(b->slopes, c->heads);
+    return 0;
 }
 
 int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int max_seq_len, bert **out) {
     *out = NULL;
     const model_config *c = &m->cfg;
-    CE_ASSERT(max_tokens >= max_seq_len && max_seq_len >= 2 && max_seq_len <= c->max_position);
+    CE_ASSERT(max_tokens >= max_seq_len && max_seq_len >= 2 && max_seq_len <= c->max_position - c->pos_offset);
     bert *b = base_calloc(1, sizeof *b);
     if (!b) return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
     b->m = m;
+    b->c = c;
     b->k = o->k;
     b->prec = o->prec;
     b->attention = o->attn_bf16 && o->k->attention_bf16 ? o->k->attention_bf16 : o->k->attention;
@@ -109,10 +215,11 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
     b->max_seq_len = max_seq_len;
     b->H = c->hidden;
     b->I = c->intermediate;
+    b->U = up_width(c);
     b->heads = c->heads;
     b->dh = c->hidden / c->heads;
-    b->wa = CE_MAX(3 * b->H, b->I);
-    const size_t H = (size_t)b->H, T = (size_t)max_tokens, L = (size_t)c->layers;
+    b->wa = CE_MAX(3 * b->H, b->U);
+    const size_t H = (size_t)b->H, L = (size_t)c->layers, U = (size_t)b->U;
     const int threads = pool_threads(p);
     nn_shape sh[4];
     layer_shapes(c, sh);
@@ -122,24 +229,23 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         return rc;
     }
     b->blas = nn_gemm_backend_of(b->g) == NN_GEMM_BLAS;
-    b->scratch_per_thread = nn_attention_scratch(max_seq_len, b->dh);
-    b->wqkv = base_malloc((b->blas ? L : 1) * 3 * H * H * sizeof(float));
-    b->bqkv = base_malloc(L * 3 * H * sizeof(float));
-    b->lin = base_calloc(4 * L, sizeof *b->lin);
-    b->x = base_malloc(T * H * sizeof(float));
-    b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
-    b->c = base_malloc(T * H * sizeof(float));
-    b->scratch = base_malloc((size_t)threads * b->scratch_per_thread * sizeof(float));
-    b->pos = base_malloc(T * sizeof(int32_t));
-    if (!b->wqkv || !b->bqkv || !b->lin || !b->x || !b->a || !b->c || !b->scratch || !b->pos) {
+    /* attention's scratch, which the classifier head reuses for its hidden row */
+    b->scratch_per_thread = CE_MAX(nn_attention_scratch(max_seq_len, b->dh), (size_t)b->H);
+    if (alloc_workspace(b, c, threads)) {
         size_t want = bert_workspace_bytes(c, o->prec, max_tokens, max_seq_len, threads);
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
-    for (size_t l = 0; l < L && !rc; l++) rc = prepare_layer(b, l, b->wqkv + (b->blas ? l * 3 * H * H : 0));
-    if (!rc && !b->blas) {   /* the stacked copy served its purpose */
+    const int keep_qkv = b->blas && !m->layer[0].qkv_w, keep_up = b->blas && b->wup;
+    for (size_t l = 0; l < L && !rc; l++)
+        rc = prepare_layer(b, l, b->wqkv + (keep_qkv ? l * 3 * H * H : 0), b->wup ? b->wup + (keep_up ? l * U * H : 0) : NULL);
+    if (!rc && !keep_qkv) {   /* the stacked copies served their purpose */
         base_free(b->wqkv);
         b->wqkv = NULL;
+    }
+    if (!rc && !keep_up) {
+        base_free(b->wup);
+        b->wup = NULL;
     }
     if (rc) {
         bert_free(b);
@@ -167,23 +273,29 @@ void bert_release(bert *b) {
     const size_t T = (size_t)b->max_tokens, H = (size_t)b->H;
     release_region(b->x, T * H * sizeof(float));
     release_region(b->a, T * (size_t)b->wa * sizeof(float));
-    release_region(b->c, T * H * sizeof(float));
+    release_region(b->c_buf, T * H * sizeof(float));
 }
 
 /* ---- phases ---- */
 
-enum epilogue { EPI_BIAS, EPI_BIAS_GELU, EPI_ADD_LN };
+/* After the GEMM: nothing but its bias (and GELU), x = LN(C + x) (post-norm
+ * residual), or x += C (pre-norm residual); EPI_QKV also rotates Q and K;
+ * EPI_GLU applies the gated unit to C's two halves. */
+enum epilogue { EPI_BIAS, EPI_BIAS_GELU, EPI_ADD_LN, EPI_ADD, EPI_QKV, EPI_GLU };
 
 /* One Linear layer: C[rows, N] = A[rows, K] @ W[N, K]^T + bias, then the
- * epilogue (EPI_ADD_LN: x = LN(C + x)). Row strides: lda, ldc (region a
- * always has rows of wa floats, so a sequence's rows are the same bytes
- * whatever the layer writes there). */
+ * epilogue. Row strides: lda, ldc (region a always has rows of wa floats,
+ * so a sequence's rows are the same bytes whatever the layer writes there).
+ * g, beta: the LayerNorm of EPI_ADD_LN; norm: a LayerNorm to apply to A's
+ * rows first (pre-norm: A is then region c, filled from x). */
 typedef struct gemm_op {
     const float *A, *bias, *g, *beta;
+    const float *norm_g, *norm_b;
     const nn_linear *W;
     float *C;
     int lda, ldc;
     enum epilogue epi;
+    int layer;
 } gemm_op;
 
 typedef struct job {
@@ -192,6 +304,7 @@ typedef struct job {
     const int32_t *ids;
     const int *offsets;
     float *out;
+    int ld_out;        /* floats per output row: hidden, or the head's labels */
     float *tokens;     /* optional: every token's last hidden state, T rows */
     int normalize;
     gemm_op op;        /* the GEMM phase's layer */
@@ -209,48 +322,114 @@ static void embed_rows(bert *b, const int32_t *ids, int r0, int r1) {
     const model *m = b->m;
     const int H = b->H;
     for (int r = r0; r < r1; r++) {
-        const float *we = m->word_emb + (size_t)ids[r] * H, *pe = m->pos_emb + (size_t)b->pos[r] * H;
+        const float *we = m->word_emb + (size_t)ids[r] * H;
+        const float *pe = m->pos_emb ? m->pos_emb + (size_t)b->pos[r] * H : NULL;
+        const float *te = m->type_emb ? m->type_emb + (size_t)b->type[r] * H : NULL;
         float *x = b->x + (size_t)r * H;
-        for (int i = 0; i < H; i++) x[i] = we[i] + pe[i] + (m->type_emb ? m->type_emb[i] : 0.0f);
+        for (int i = 0; i < H; i++) x[i] = we[i] + (pe ? pe[i] : 0.0f) + (te ? te[i] : 0.0f);
     }
     if (r1 > r0)
         b->k->add_layernorm(NULL, NULL, b->x + (size_t)r0 * H, m->emb_ln_g, m->emb_ln_b, m->cfg.layer_norm_eps,
                             r1 - r0, H);
 }
 
-/* Rows [r0, r1) of op, on thread t. */
-static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
-    const int H = b->H, lda = op->lda, ldc = op->ldc, step = nn_gemm_rows(b->g);
-    const float eps = b->m->cfg.layer_norm_eps;
-    for (int r = r0; r < r1; r += step) {
-        const int rows = CE_MIN(step, r1 - r);
-        float *C = op->C + (size_t)r * ldc;
-        // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
-        nn_gemm_run(b->g, t, op->W, rows, op->A + (size_t)r * lda, lda, op->bias, op->epi == EPI_BIAS_GELU, C, ldc);
-        if (op->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
-            for (int i = 0; i < rows; i++)
-                b->k->add_layernorm(C + (size_t)i * ldc, NULL, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
+/* Whether layer l attends through a sliding window. */
+static int windowed(const model_config *c, int l) { return c->window > 0 && l % c->global_every != 0; }
+
+/* Rotates Q and K of rows [r0, r1) of region a (the qkv GEMM's output) by
+ * each row's position: on the first rope_dims of every head, halves
+ * (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */
+static void rope_rows(bert *b, int l, int r0, int r1) {
+    const int half = b->c->rope_dims / 2, dh = b->dh, H = b->H, ms = b->max_seq_len;
+    const float *cs = b->rope[windowed(b->c, l)], *sn = cs + (size_t)ms * half;
+    for (int r = r0; r < r1; r++) {
+        const float *cr = cs + (size_t)b->pos[r] * half, *sr = sn + (size_t)b->pos[r] * half;
+        float *row = b->a + (size_t)r * b->wa;
+        for (int h = 0; h < 2 * b->heads; h++) {   /* the heads of Q, then of K */
+            float *x = row + (h < b->heads ? h * dh : H + (h - b->heads) * dh);
+            for (int i = 0; i < half; i++) {
+                const float x1 = x[i], x2 = x[i + half];
+                x[i] = x1 * cr[i] - x2 * sr[i];
+                x[i + half] = x2 * cr[i] + x1 * sr[i];
+            }
+        }
     }
 }
 
-/* Head h of sequence s: ctx[t0.., h*dh..] = attention(qkv rows of s) */
-static void attend(bert *b, const int *offsets, int s, int h, int t) {
+/* Rows [r0, r1) of op, on thread t. */
+static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
+    const int H = b->H, lda = op->lda, ldc = op->ldc, step = nn_gemm_rows(b->g);
+    const float eps = b->c->layer_norm_eps;
+    for (int r = r0; r < r1; r += step) {
+        const int rows = CE_MIN(step, r1 - r);
+        float *C = op->C + (size_t)r * ldc;
+        const float *A = op->A + (size_t)r * lda;
+        if (op->norm_g) {   // c [rows, H] = LN(x) (pre-norm)
+            memcpy(b->c_buf + (size_t)r * H, b->x + (size_t)r * H, (size_t)rows * H * sizeof(float));
+            b->k->add_layernorm(NULL, NULL, b->c_buf + (size_t)r * H, op->norm_g, op->norm_b, eps, rows, H);
+        }
+        // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
+        nn_gemm_run(b->g, t, op->W, rows, A, lda, op->bias, op->epi == EPI_BIAS_GELU, C, ldc);
+        if (op->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
+            for (int i = 0; i < rows; i++)
+                b->k->add_layernorm(C + (size_t)i * ldc, NULL, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
+        else if (op->epi == EPI_ADD)   // x [rows, H] += C
+            for (int i = 0; i < rows; i++) {
+                float *x = b->x + (size_t)(r + i) * H;
+                const float *cr = C + (size_t)i * ldc;
+                for (int j = 0; j < H; j++) x[j] += cr[j];
+            }
+        else if (op->epi == EPI_GLU)   // C [rows, I] = act(C[:, :I]) * C[:, I:]
+            b->k->glu(C, ldc, rows, b->I, b->c->act == ACT_SILU ? NN_ACT_SILU : NN_ACT_GELU);
+        else if (op->epi == EPI_QKV && b->rope[0])
+            rope_rows(b, op->layer, r, r + rows);
+    }
+}
+
+/* Head h of sequence s in layer l: ctx[t0.., h*dh..] = attention(qkv rows of s) */
+static void attend(bert *b, const int *offsets, int l, int s, int h, int t) {
     const int H = b->H, dh = b->dh, ld = b->wa;
     const int t0 = offsets[s], L = offsets[s + 1] - t0;
     const float *base = b->a + (size_t)t0 * ld;
+    nn_attn_mask mask = {b->slopes ? b->slopes[h] : 0.0f, windowed(b->c, l) ? b->c->window / 2 : 0};
     /* q, k, v of head h: columns [h*dh, (h+1)*dh) of each third of qkv */
     b->attention(base + h * dh, base + H + h * dh, base + 2 * H + h * dh, ld, L, dh, 1.0f / sqrtf((float)dh),
-                    b->c + (size_t)t0 * H + h * dh, H, b->scratch + (size_t)t * b->scratch_per_thread);
+                 mask.slope != 0.0f || mask.window ? &mask : NULL, b->c_buf + (size_t)t0 * H + h * dh, H,
+                 b->scratch + (size_t)t * b->scratch_per_thread);
 }
 
-/* out[s] = mean (or [CLS]) of x over sequence s, L2-normalized when asked */
-static void pool_seq(bert *b, const job *j, int s) {
+/* The classifier on the first token: o[labels] = Wout tanh(Wd x + bd) + bout
+ * (plain loops: a few rows per batch, batch-invariant). */
+static void classify(const bert *b, const float *x, float *o, float *h) {
+    const model *m = b->m;
+    const int H = b->H, n = b->c->num_labels;
+    for (int i = 0; i < H; i++) {
+        double acc = m->head_b[i];
+        for (int k = 0; k < H; k++) acc += (double)m->head_w[(size_t)i * H + k] * x[k];
+        h[i] = tanhf((float)acc);
+    }
+    for (int j = 0; j < n; j++) {
+        double acc = m->out_b[j];
+        for (int k = 0; k < H; k++) acc += (double)m->out_w[(size_t)j * H + k] * h[k];
+        o[j] = (float)acc;
+    }
+}
+
+/* out[s] = mean (or first or last token) of x over sequence s, L2-normalized
+ * when asked; or the classifier's labels. */
+static void pool_seq(bert *b, const job *j, int s, int t) {
     const int H = b->H;
     const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
-    float *o = j->out + (size_t)s * H;
+    float *o = j->out + (size_t)s * j->ld_out;
+    if (b->c->final_norm)
+        b->k->add_layernorm(NULL, NULL, b->x + (size_t)t0 * H, b->m->final_g, b->m->final_b, b->c->layer_norm_eps, L, H);
     if (j->tokens) memcpy(j->tokens + (size_t)t0 * H, b->x + (size_t)t0 * H, (size_t)L * H * sizeof(float));
-    if (b->m->pooling == POOL_CLS) {
-        memcpy(o, b->x + (size_t)t0 * H, (size_t)H * sizeof(float));
+    if (b->c->head) {
+        classify(b, b->x + (size_t)t0 * H, o, b->scratch + (size_t)t * b->scratch_per_thread);
+        return;
+    }
+    if (b->m->pooling == POOL_CLS || b->m->pooling == POOL_LAST) {
+        memcpy(o, b->x + (size_t)(b->m->pooling == POOL_CLS ? t0 : t0 + L - 1) * H, (size_t)H * sizeof(float));
     } else {
         for (int i = 0; i < H; i++) o[i] = 0;
         for (int r = 0; r < L; r++) {
@@ -267,16 +446,25 @@ static void pool_seq(bert *b, const job *j, int s) {
 static gemm_op layer_op(const bert *b, int l, int which) {
     const bert_layer_w *w = &b->m->layer[l];
     const nn_linear *lin = b->lin + 4 * l;
-    const int H = b->H, wa = b->wa;
+    const int H = b->H, wa = b->wa, pre = b->c->prenorm;
+    float *x = b->x, *c = b->c_buf;
+    gemm_op op;
     switch (which) {
-    case 0:   // a [T, 3H] = x @ Wqkv^T + bqkv
-        return (gemm_op){b->x, b->bqkv + (size_t)l * 3 * H, NULL, NULL, &lin[0], b->a, H, wa, EPI_BIAS};
-    case 1:   // x = LN(c @ Wo^T + bo + x)   (a [T, H] holds the product)
-        return (gemm_op){b->c, w->o_b, w->ln1_g, w->ln1_b, &lin[1], b->a, H, wa, EPI_ADD_LN};
-    case 2:   // a [T, I] = gelu(x @ Wi^T + bi)
-        return (gemm_op){b->x, w->i_b, NULL, NULL, &lin[2], b->a, H, wa, EPI_BIAS_GELU};
-    default:  // x = LN(a @ Wf^T + bf + x)   (c [T, H] holds the product)
-        return (gemm_op){b->a, w->f_b, w->ln2_g, w->ln2_b, &lin[3], b->c, wa, H, EPI_ADD_LN};
+    case 0:   // a [T, 3H] = x @ Wqkv^T + bqkv, rotary   (pre-norm: LN1(x))
+        op = (gemm_op){pre ? c : x, b->bqkv ? b->bqkv + (size_t)l * 3 * H : NULL, NULL, NULL, NULL, NULL,
+                       &lin[0], b->a, H, wa, EPI_QKV, l};
+        if (pre && w->ln1_g) op.norm_g = w->ln1_g, op.norm_b = w->ln1_b;
+        else if (pre) op.A = x;   /* the identity norm (ModernBERT's layer 0) */
+        return op;
+    case 1:   // x = LN(c @ Wo^T + bo + x)   (a [T, H] holds the product; pre-norm: x += it)
+        return (gemm_op){c, w->o_b, w->ln1_g, w->ln1_b, NULL, NULL, &lin[1], b->a, H, wa, pre ? EPI_ADD : EPI_ADD_LN, l};
+    case 2:   // a [T, U] = act(x @ Wi^T + bi)   (pre-norm: LN2(x); GLU: act(a[:, :I]) * a[:, I:])
+        op = (gemm_op){x, b->bup ? b->bup + (size_t)l * b->U : w->i_b, NULL, NULL, NULL, NULL, &lin[2], b->a, H, wa,
+                       b->c->glu ? EPI_GLU : EPI_BIAS_GELU, l};
+        if (pre) op.A = c, op.norm_g = w->ln2_g, op.norm_b = w->ln2_b;
+        return op;
+    default:  // x = LN(a @ Wf^T + bf + x)   (c [T, H] holds the product; pre-norm: x += it)
+        return (gemm_op){b->a, w->f_b, w->ln2_g, w->ln2_b, NULL, NULL, &lin[3], c, wa, H, pre ? EPI_ADD : EPI_ADD_LN, l};
     }
 }
 
@@ -322,7 +510,7 @@ static void phase_attention(void *arg, int t, int n) {
     for (;;) {
         int w = atomic_fetch_add(&j->next, 1);
         if (w >= j->n_seq * heads) break;
-        attend(j->b, j->offsets, w / heads, w % heads, t);
+        attend(j->b, j->offsets, j->layer, w / heads, w % heads, t);
     }
 }
 
@@ -330,7 +518,7 @@ static void phase_pool(void *arg, int t, int n) {
     job *j = arg;
     int s0, s1;
     row_range(j->n_seq, t, n, &s0, &s1);
-    for (int s = s0; s < s1; s++) pool_seq(j->b, j, s);
+    for (int s = s0; s < s1; s++) pool_seq(j->b, j, s, t);
 }
 
 /* Whole-sequence mode: each thread takes the next sequence and runs it
@@ -346,13 +534,13 @@ static void phase_sequences(void *arg, int t, int n) {
         if (s >= j->n_seq) break;
         const int r0 = j->offsets[s], r1 = j->offsets[s + 1];
         embed_rows(b, j->ids, r0, r1);
-        for (int l = 0; l < b->m->cfg.layers; l++) {
+        for (int l = 0; l < b->c->layers; l++) {
             gemm_op op = layer_op(b, l, 0);
             gemm_rows(b, &op, r0, r1, t);
-            for (int h = 0; h < b->heads; h++) attend(b, j->offsets, s, h, t);
+            for (int h = 0; h < b->heads; h++) attend(b, j->offsets, l, s, h, t);
             post_attention_rows(b, l, r0, r1, t);
         }
-        pool_seq(b, j, s);
+        pool_seq(b, j, s, t);
     }
 }
 
@@ -364,20 +552,32 @@ void cembed_l2_normalize(float *v, size_t n) {
 }
 
 void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize) {
-    bert_forward_tokens(b, n_seq, ids, offsets, out, normalize, NULL);
+    bert_forward_ex(b, n_seq, ids, offsets, NULL, out, normalize, NULL);
 }
 
 void bert_forward_tokens(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize,
                          float *tokens) {
+    bert_forward_ex(b, n_seq, ids, offsets, NULL, out, normalize, tokens);
+}
+
+int bert_out_dims(const bert *b) { return b->c->head ? b->c->num_labels : b->H; }
+
+void bert_forward_ex(bert *b, int n_seq, const int32_t *ids, const int *offsets, const int *type1_from, float *out,
+                     int normalize, float *tokens) {
     const int T = offsets[n_seq];
     CE_ASSERT(T <= b->max_tokens);
+    const int ntypes = b->c->type_vocab_size;
     for (int s = 0; s < n_seq; s++) {
         const int L = offsets[s + 1] - offsets[s];
         CE_ASSERT(L >= 1 && L <= b->max_seq_len);
-        for (int p = 0; p < L; p++) b->pos[offsets[s] + p] = p;
+        const int from = type1_from && ntypes > 1 ? type1_from[s] : L;
+        for (int p = 0; p < L; p++) {
+            b->pos[offsets[s] + p] = b->c->pos_offset + p;
+            b->type[offsets[s] + p] = p >= from;
+        }
     }
     job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize,
-             .tokens = tokens};
+             .tokens = tokens, .ld_out = bert_out_dims(b)};
     /* Whole sequences per thread when there are enough to share out (the
      * caller sorts them longest first) and the weights are prepared: OpenBLAS
      * repacks its weights on every call, too often for one sequence's rows.
@@ -387,12 +587,12 @@ void bert_forward_tokens(bert *b, int n_seq, const int32_t *ids, const int *offs
         return;
     }
     pool_run(b->p, phase_embed, &j);
-    for (int l = 0; l < b->m->cfg.layers; l++) {
+    for (int l = 0; l < b->c->layers; l++) {
         j.op = layer_op(b, l, 0);
         pool_run(b->p, phase_gemm, &j);
         atomic_store(&j.next, 0);
-        pool_run(b->p, phase_attention, &j);
         j.layer = l;
+        pool_run(b->p, phase_attention, &j);
         pool_run(b->p, phase_post_attention, &j);
     }
     pool_run(b->p, phase_pool, &j);

@@ -1,4 +1,6 @@
-/* bert: the BERT encoder forward pass over packed batches.
+/* bert: the encoder forward pass over packed batches, for every family
+ * model.h describes (BERT, NomicBERT, JinaBERT-v2, XLM-R, ModernBERT, and
+ * the sequence classifiers).
  *
  * A batch is n_seq token sequences packed into one [T, hidden] matrix
  * (T = total tokens, no padding): every dense layer is one GEMM over all
@@ -56,5 +58,13 @@ void bert_forward(bert *b, int n_seq, const int32_t *ids, const int *offsets, fl
  * tokens: offsets[n_seq] rows of hidden floats, in the input's order. */
 void bert_forward_tokens(bert *b, int n_seq, const int32_t *ids, const int *offsets, float *out, int normalize,
                          float *tokens);
+/* The whole form: type1_from[s] (may be NULL) is the index in sequence s
+ * of its first token of type 1 (a pair's second text); out holds n_seq
+ * rows of bert_out_dims floats: the pooled vector, or a classifier's
+ * labels (raw logits; normalize is then ignored); tokens may be NULL. */
+void bert_forward_ex(bert *b, int n_seq, const int32_t *ids, const int *offsets, const int *type1_from, float *out,
+                     int normalize, float *tokens);
+/* Floats of one output row: the hidden size, or the classifier's labels. */
+int bert_out_dims(const bert *b);
 
 #endif

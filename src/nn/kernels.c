@@ -94,7 +94,7 @@ size_t nn_attention_scratch(int L, int dh) {
  * before rounding and the scores exponentiated base 2, as the SIMD kernel
  * does. */
 static void attention_scalar(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                             float *out, int ldo, float *scratch, int bf16) {
+                             const nn_attn_mask *mask, float *out, int ldo, float *scratch, int bf16) {
     float *s = scratch;   /* one row of scores [L] */
     const float qs = bf16 ? scale * 1.44269504088896341f : 1.0f;
     for (int i = 0; i < L; i++) {
@@ -106,8 +106,9 @@ static void attention_scalar(const float *q, const float *k, const float *v, int
                 acc += bf16 ? nn_round_bf16(a * qs) * nn_round_bf16(b) : a * b;
             }
             s[j] = bf16 ? acc : acc * scale;
-            if (s[j] > mx) mx = s[j];
         }
+        if (mask) nn_mask_row(s, L, i, mask, bf16 ? 1.44269504088896341f : 1.0f);
+        for (int j = 0; j < L; j++) mx = s[j] > mx ? s[j] : mx;
         float sum = 0;
         for (int j = 0; j < L; j++) {
             s[j] = bf16 ? exp2f(s[j] - mx) : expf(s[j] - mx);
@@ -125,13 +126,22 @@ static void attention_scalar(const float *q, const float *k, const float *v, int
 }
 
 static void attention_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                          float *out, int ldo, float *scratch) {
-    attention_scalar(q, k, v, ld, L, dh, scale, out, ldo, scratch, 0);
+                          const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
+    attention_scalar(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch, 0);
 }
 
 static void attention_bf16_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                               float *out, int ldo, float *scratch) {
-    attention_scalar(q, k, v, ld, L, dh, scale, out, ldo, scratch, 1);
+                               const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
+    attention_scalar(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch, 1);
+}
+
+float nn_silu_ref(float v) { return v / (1.0f + expf(-v)); }
+
+static void glu_ref(float *x, int ld, int rows, int n, nn_act act) {
+    for (int r = 0; r < rows; r++) {
+        float *y = x + (size_t)r * ld;
+        for (int j = 0; j < n; j++) y[j] = (act == NN_ACT_GELU ? nn_gelu_ref(y[j]) : nn_silu_ref(y[j])) * y[n + j];
+    }
 }
 
 static void quantize_u8_ref(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp) {
@@ -158,6 +168,7 @@ static const nn_kernels ref = {
     .add_layernorm = add_layernorm_ref,
     .attention = attention_ref,
     .attention_bf16 = attention_bf16_ref,
+    .glu = glu_ref,
     .gemm_lowp = nn_gemm_lowp_ref,
     .quantize_u8 = quantize_u8_ref,
     .dequant_i8 = nn_dequant_i8_ref,

@@ -79,6 +79,33 @@ float nn_round_bf16(float x);
 /* Name of a precision ("fp32", "bf16", "int8"). */
 const char *nn_precision_name(nn_precision p);
 
+/* What attention adds to a score besides Q K^T: ALiBi's distance penalty
+ * and a sliding window. Query i and key j of one sequence: */
+typedef struct nn_attn_mask {
+    float slope;   /* score(i, j) -= slope |i - j| (ALiBi, bidirectional); 0: none */
+    int window;    /* keys with |i - j| > window are not seen; 0: all are */
+} nn_attn_mask;
+
+/* A score no key with weight can have: exp of it minus the row's maximum is
+ * 0 in every kernel's exp (they clamp or scale it to zero; -inf would make
+ * NaN in some). */
+#define NN_MASKED (-1e30f)
+
+/* Applies mask m to row i of a score matrix, row[0..L) (scores in units
+ * where the penalty is slope * unit per position: 1 for natural-log
+ * scores, log2(e) for base-2 ones). Shared by every attention kernel so
+ * that they mask alike. */
+static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, float unit) {
+    const float sl = m->slope * unit;
+    for (int j = 0; j < L; j++) {
+        const int d = i > j ? i - j : j - i;
+        if (m->window && d > m->window) row[j] = NN_MASKED;
+        else if (sl != 0.0f) row[j] -= sl * (float)d;
+    }
+}
+
+typedef enum { NN_ACT_GELU, NN_ACT_SILU } nn_act;
+
 typedef struct nn_kernels {
     const char *name;
     /* x[rows, n] += bias[n] */
@@ -88,16 +115,20 @@ typedef struct nn_kernels {
     /* res[rows, n] = LayerNorm(x + bias + res) * g + b   (x may be NULL: res = LN(res)) */
     void (*add_layernorm)(const float *x, const float *bias, float *res, const float *g, const float *b,
                           float eps, int rows, int n);
-    /* One head of one sequence: out[L, dh] = softmax(scale * Q K^T) V, where
-     * row i of Q, K, V starts at q + i*ld, k + i*ld, v + i*ld and row i of
-     * out at out + i*ldo. scratch holds nn_attention_scratch(L, dh) floats. */
+    /* One head of one sequence: out[L, dh] = softmax(scale * Q K^T + mask) V,
+     * where row i of Q, K, V starts at q + i*ld, k + i*ld, v + i*ld and row
+     * i of out at out + i*ldo; mask may be NULL (nothing added). scratch
+     * holds nn_attention_scratch(L, dh) floats. */
     void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                      float *out, int ldo, float *scratch);
+                      const nn_attn_mask *mask, float *out, int ldo, float *scratch);
     /* The same with Q, K, the probabilities and V rounded to bf16 and every
      * product summed in fp32 (AVX512_BF16's dot product); NULL in a table
      * without it (the engine then runs `attention`). */
     void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                           float *out, int ldo, float *scratch);
+                           const nn_attn_mask *mask, float *out, int ldo, float *scratch);
+    /* A gated linear unit in place: x[r, 0..n) = act(x[r, 0..n)) * x[r, n..2n)
+     * for rows r < rows (row stride ld). */
+    void (*glu)(float *x, int ld, int rows, int n, nn_act act);
     /* C[M, N] = A[M, K] @ W^T + bias, then GELU when gelu is set, for W
      * packed fp32, bf16 or int8 (A is fp32; the kernel rounds or quantizes it). M <=
      * NN_LOWP_ROWS; bias may be NULL; scratch holds nn_lowp_scratch_bytes(K)
@@ -120,6 +151,8 @@ typedef struct nn_kernels {
 
 /* GELU with erf, the reference's: 0.5 v (1 + erf(v / sqrt 2)). */
 float nn_gelu_ref(float v);
+/* SiLU, the reference's: v / (1 + exp(-v)). */
+float nn_silu_ref(float v);
 /* Rounds to bf16 (ties to even) and returns the 16 bits. */
 uint16_t nn_bf16_bits(float x);
 /* The scalar reference of dequant_i8 (every table's values must equal it
@@ -147,7 +180,7 @@ const nn_kernels *nn_kernels_avx512(void);
  * nn_kernels_* functions above may hand them out. */
 extern const nn_kernels nn_table_avx2, nn_table_avx512, nn_table_avx512_bf16;
 void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                              float *out, int ldo, float *scratch);
+                              const nn_attn_mask *mask, float *out, int ldo, float *scratch);
 /* Pieces of the AVX2 table that the AVX-512 one shares (lowp_avx2.c). */
 void nn_quantize_u8_avx2(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp);
 void nn_dequant_i8_avx2(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,

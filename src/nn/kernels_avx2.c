@@ -92,6 +92,7 @@ static inline void transpose8(__m256 r[8]) {
  * NC = dh / 8 is a compile-time constant in each instantiation. */
 #define QB 6
 static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
+                                                                const nn_attn_mask *mask,
                                                                 int ld, int L, const int NC, float scale,
                                                                 float *out, int ldo, float *scratch) {
     const int dh = NC * 8, Lp = (L + 15) & ~15, Lq = (L + QB - 1) / QB * QB;
@@ -147,6 +148,7 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
         float inv[QB];
         for (int r = 0; r < nr; r++) {
             float *row = s + (size_t)r * Lp;
+            if (mask) nn_mask_row(row, L, i0 + r, mask, 1.0f);
             __m256 mx = _mm256_set1_ps(-INFINITY);
             int jb = 0;
             for (; jb + 8 <= L; jb += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(row + jb));
@@ -193,12 +195,34 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
 }
 
 static void attention_avx2(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                           float *out, int ldo, float *scratch) {
+                           const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
     switch (dh) {
-    case 32: attention_body(q, k, v, ld, L, 4, scale, out, ldo, scratch); break;
-    case 64: attention_body(q, k, v, ld, L, 8, scale, out, ldo, scratch); break;
-    case 16: attention_body(q, k, v, ld, L, 2, scale, out, ldo, scratch); break;
-    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, out, ldo, scratch);
+    case 32: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, mask, ld, L, 8, scale, out, ldo, scratch); break;
+    case 16: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
+    }
+}
+
+/* silu(v) = v / (1 + e^-v) */
+static inline __m256 silu256(__m256 v) {
+    const __m256 e = exp256(_mm256_xor_ps(v, _mm256_set1_ps(-0.0f)));
+    return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+static void glu_avx2(float *x, int ld, int rows, int n, nn_act act) {
+    for (int r = 0; r < rows; r++) {
+        float *y = x + (size_t)r * ld;
+        int j = 0;
+        for (; j + 8 <= n; j += 8) {
+            const __m256 a = _mm256_loadu_ps(y + j), g = _mm256_loadu_ps(y + n + j);
+            _mm256_storeu_ps(y + j, _mm256_mul_ps(act == NN_ACT_GELU ? gelu256(a) : silu256(a), g));
+        }
+        if (j < n) {
+            const __m256i m = tail_mask(n - j);
+            const __m256 a = _mm256_maskload_ps(y + j, m), g = _mm256_maskload_ps(y + n + j, m);
+            _mm256_maskstore_ps(y + j, m, _mm256_mul_ps(act == NN_ACT_GELU ? gelu256(a) : silu256(a), g));
+        }
     }
 }
 
@@ -209,6 +233,7 @@ const nn_kernels nn_table_avx2 = {
     .bias_gelu = bias_gelu_avx2,
     .add_layernorm = add_layernorm_avx2,
     .attention = attention_avx2,
+    .glu = glu_avx2,
     .gemm_lowp = nn_gemm_lowp_avx2,
     .quantize_u8 = nn_quantize_u8_avx2,
     .dequant_i8 = nn_dequant_i8_avx2,

@@ -75,6 +75,7 @@ static void add_layernorm_avx512(const float *x, const float *bias, float *res, 
  * NC = dh / 16 is a compile-time constant in each instantiation. */
 #define QB 12
 static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
+                                                                const nn_attn_mask *mask,
                                                                 int ld, int L, const int NC, float scale,
                                                                 float *out, int ldo, float *scratch) {
     const int dh = NC * 16, Lp = (L + 31) & ~31, Lq = (L + QB - 1) / QB * QB;
@@ -125,6 +126,7 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
         float inv[QB];
         for (int r = 0; r < nr; r++) {
             float *row = s + (size_t)r * Lp;
+            if (mask) nn_mask_row(row, L, i0 + r, mask, LOG2E_F);
             const __m512 vm = row_max512(row, L);
             __m512 sum = _mm512_setzero_ps();
             for (int j = 0; j < Lp; j += 16) {
@@ -162,12 +164,29 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
 }
 
 static void attention_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                             float *out, int ldo, float *scratch) {
+                             const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
     switch (dh) {
-    case 32: attention_body(q, k, v, ld, L, 2, scale, out, ldo, scratch); break;
-    case 64: attention_body(q, k, v, ld, L, 4, scale, out, ldo, scratch); break;
-    case 16: attention_body(q, k, v, ld, L, 1, scale, out, ldo, scratch); break;
-    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, out, ldo, scratch);
+    case 32: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
+    case 16: attention_body(q, k, v, mask, ld, L, 1, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
+    }
+}
+
+/* silu(v) = v / (1 + 2^(-v log2 e)) */
+static inline __m512 silu512(__m512 v) {
+    const __m512 e = exp2_512(_mm512_mul_ps(v, _mm512_set1_ps(-LOG2E_F)));
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+static void glu_avx512(float *x, int ld, int rows, int n, nn_act act) {
+    for (int r = 0; r < rows; r++) {
+        float *y = x + (size_t)r * ld;
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = mask16(n - j);
+            const __m512 a = _mm512_maskz_loadu_ps(m, y + j), g = _mm512_maskz_loadu_ps(m, y + n + j);
+            _mm512_mask_storeu_ps(y + j, m, _mm512_mul_ps(act == NN_ACT_GELU ? gelu512(a) : silu512(a), g));
+        }
     }
 }
 
@@ -288,6 +307,7 @@ static void to_bf16_avx512(int M, int K, const float *A, int lda, uint16_t *out,
     .bias_gelu = bias_gelu_avx512,            \
     .add_layernorm = add_layernorm_avx512,    \
     .attention = attention_avx512,            \
+    .glu = glu_avx512,                        \
     .gemm_lowp = nn_gemm_lowp_avx2,           \
     .quantize_u8 = quantize_u8_avx512,        \
     .dequant_i8 = dequant_i8_avx512,          \

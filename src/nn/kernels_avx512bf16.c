@@ -44,6 +44,7 @@ static inline __m512 exp2_bf16(__m512 t) {
 static inline __m512i bf16x32(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
 
 static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
+                                                                const nn_attn_mask *mask,
                                                                 int ld, int L, const int NC, float scale,
                                                                 float *out, int ldo, float *scratch) {
     const int dh = NC * 16, dp = dh / 2, Lp = (L + 31) & ~31, Lq = (L + QB - 1) / QB * QB, Lh = (L + 1) / 2;
@@ -111,12 +112,13 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
         // pb = bf16 pairs of 2^(s - rowmax) (zero past L); inv = 1 / rowsum (fp32)
         float inv[QB];
         for (int r = 0; r < QB; r++) {
-            const float *row = s + (size_t)r * Lp;
+            float *row = s + (size_t)r * Lp;
             uint32_t *pr = pb + (size_t)r * (Lp / 2);
             if (r >= nr) {
                 memset(pr, 0, (size_t)(Lp / 2) * sizeof(uint32_t));
                 continue;
             }
+            if (mask) nn_mask_row(row, L, i0 + r, mask, LOG2E_F);
             const __m512 vm = row_max512(row, L);
             __m512 sum = _mm512_setzero_ps();
             int j = 0;
@@ -162,10 +164,10 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
 }
 
 void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                              float *out, int ldo, float *scratch) {
+                              const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
     switch (dh) {
-    case 32: attention_body(q, k, v, ld, L, 2, scale, out, ldo, scratch); break;
-    case 64: attention_body(q, k, v, ld, L, 4, scale, out, ldo, scratch); break;
-    default: nn_kernels_ref()->attention_bf16(q, k, v, ld, L, dh, scale, out, ldo, scratch);
+    case 32: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention_bf16(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
     }
 }

@@ -125,36 +125,82 @@ TEST(nn_kernel_attention_matches_reference) {
     const nn_kernels *ts[2], *r = nn_kernels_ref();
     const int Ls[] = {1, 2, 3, 5, 12, 13, 16, 17, 31, 33, 100, 256};
     const int dhs[] = {16, 32, 64, 24};
+    /* none, ALiBi, a sliding window, both */
+    const nn_attn_mask masks[] = {{0, 0}, {0.35f, 0}, {0, 4}, {0.0625f, 9}};
     for (int t = simd_tables(ts) - 1; t >= 0; t--) {
         const nn_kernels *k = ts[t];
         for (size_t a = 0; a < sizeof Ls / sizeof *Ls; a++)
-            for (size_t b = 0; b < sizeof dhs / sizeof *dhs; b++) {
+            for (size_t b = 0; b < sizeof dhs / sizeof *dhs; b++)
+                for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++) {
                 int L = Ls[a], dh = dhs[b], ld = 3 * dh + 5;
+                const nn_attn_mask *mask = mi ? &masks[mi] : NULL;
                 float *qkv = rand_vec((size_t)L * ld, 4);
                 float *o1 = calloc((size_t)L * dh, 4), *o2 = calloc((size_t)L * dh, 4), *o3 = calloc((size_t)L * dh, 4);
                 float *scr = malloc(nn_attention_scratch(L, dh) * 4);
                 float scale = 1.0f / sqrtf((float)dh);
-                k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, o1, dh, scr);
-                r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, o2, dh, scr);
+                k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
+                r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o2, dh, scr);
                 double d = max_abs_diff(o1, o2, (size_t)L * dh);
                 if (d > 4e-6 * fmax(1, max_abs(o2, (size_t)L * dh)))
-                    FAIL_AT("%s attention L=%d dh=%d: max diff %g", k->name, L, dh, d);
+                    FAIL_AT("%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
                 if (k->attention_bf16) {
                     /* same bf16 inputs, fp32 sums in another order: the scores
                      * differ in their last bits, which flips the bf16 rounding
                      * of some probabilities (2^-8 each) */
-                    k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, o1, dh, scr);
-                    r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, o3, dh, scr);
+                    k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
+                    r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o3, dh, scr);
                     d = max_abs_diff(o1, o3, (size_t)L * dh);
                     const double mag = fmax(1, max_abs(o3, (size_t)L * dh)), rms = rms_rel(o1, o3, (size_t)L * dh);
                     if (d > 1e-2 * mag || rms > 1e-3)
-                        FAIL_AT("%s attention_bf16 L=%d dh=%d: max diff %g, relative rms %g", k->name, L, dh, d, rms);
+                        FAIL_AT("%s attention_bf16 L=%d dh=%d mask %zu: max diff %g, relative rms %g", k->name, L, dh,
+                                mi, d, rms);
                     /* and stays within bf16's rounding of the fp32 result */
                     d = max_abs_diff(o3, o2, (size_t)L * dh);
                     if (d > 0.03 * fmax(1, max_abs(o2, (size_t)L * dh)))
-                        FAIL_AT("attention_bf16 L=%d dh=%d: %g from fp32", L, dh, d);
+                        FAIL_AT("attention_bf16 L=%d dh=%d mask %zu: %g from fp32", L, dh, mi, d);
                 }
                 free(qkv), free(o1), free(o2), free(o3), free(scr);
+            }
+    }
+}
+
+/* The mask itself, on the reference: a window hides far keys entirely,
+ * ALiBi lowers each by its distance. One query row against 3 keys with
+ * equal scores: weights e^0, e^-s, e^-2s for query 0. */
+TEST(nn_attention_mask_semantics) {
+    const nn_kernels *r = nn_kernels_ref();
+    const int L = 3, dh = 1, ld = 3;
+    float qkv[9] = {0, 0, 1, 0, 0, 2, 0, 0, 4}, out[3], scr[4096];
+    const nn_attn_mask alibi = {0.5f, 0}, win = {0, 1};
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &alibi, out, 1, scr);
+    const double w0 = 1, w1 = exp(-0.5), w2 = exp(-1.0);
+    CHECK_NEAR(out[0], (1 * w0 + 2 * w1 + 4 * w2) / (w0 + w1 + w2), 1e-5);
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &win, out, 1, scr);
+    CHECK_NEAR(out[0], 1.5, 1e-6);          /* keys 0, 1 */
+    CHECK_NEAR(out[1], 7.0 / 3.0, 1e-6);    /* keys 0, 1, 2 */
+    CHECK_NEAR(out[2], 3.0, 1e-6);          /* keys 1, 2 */
+}
+
+TEST(nn_kernel_glu_matches_reference) {
+    const nn_kernels *ts[2], *r = nn_kernels_ref();
+    for (int t = simd_tables(ts) - 1; t >= 0; t--) {
+        const nn_kernels *k = ts[t];
+        const int ns[] = {1, 7, 16, 33, 1152};
+        for (size_t i = 0; i < sizeof ns / sizeof *ns; i++)
+            for (int act = 0; act < 2; act++) {
+                const int n = ns[i], rows = 3, ld = 2 * n + 3;
+                float *x1 = rand_vec((size_t)rows * ld, 4), *x2 = malloc((size_t)rows * ld * 4);
+                for (int q = 0; q < rows * ld; q++) x1[q] *= 6.0f;   /* GELU's and SiLU's whole range */
+                memcpy(x2, x1, (size_t)rows * ld * 4);
+                k->glu(x1, ld, rows, n, (nn_act)act);
+                r->glu(x2, ld, rows, n, (nn_act)act);
+                double d = 0;
+                for (int q = 0; q < rows; q++) {
+                    double dq = max_abs_diff(x1 + (size_t)q * ld, x2 + (size_t)q * ld, (size_t)n);
+                    d = dq > d ? dq : d;
+                }
+                if (d > 2e-5 * 36) FAIL_AT("%s glu n=%d act %d: max diff %g", k->name, n, act, d);
+                free(x1), free(x2);
             }
     }
 }
