@@ -25,11 +25,12 @@ int cmd_info(int argc, char **argv) {
     int ok = buf_append(&b, "{\"name\":", 8) == 0 && json_write_string(&b, i.name, strlen(i.name)) == 0 &&
              buf_append(&b, ",\"path\":", 8) == 0 && json_write_string(&b, i.path, strlen(i.path)) == 0 &&
              buf_printf(&b,
-                        ",\"architecture\":\"%s\",\"dimensions\":%d,\"layers\":%d,\"heads\":%d,"
+                        ",\"architecture\":\"%s\",\"family\":\"%s\",\"kind\":\"%s\",\"dimensions\":%d,"
+                        "\"hidden_size\":%d,\"layers\":%d,\"heads\":%d,"
                         "\"intermediate_size\":%d,\"vocab_size\":%d,\"max_seq_len\":%d,\"pooling\":\"%s\","
                         "\"normalize\":%s,\"layer_norm_eps\":%g,\"weights_dtype\":\"%s\",\"weights_bytes\":%zu,"
                         "\"threads\":%d,\"precision\":\"%s\",",
-                        i.architecture, i.hidden, i.layers, i.heads, i.intermediate, i.vocab_size, i.max_seq_len,
+                        i.architecture, i.family, i.kind, i.hidden, i.hidden_size, i.layers, i.heads, i.intermediate, i.vocab_size, i.max_seq_len,
                         i.pooling, i.normalize ? "true" : "false", (double)i.layer_norm_eps, i.weights_dtype,
                         i.weights_bytes, i.threads, i.precision) == 0 &&
              cembed_kernels_json(m, &b) == 0 && buf_append(&b, "}\n", 2) == 0;

@@ -74,11 +74,14 @@ typedef struct cembed_options {
 typedef struct cembed_model_info {
     const char *name;           /* directory basename */
     const char *path;
-    const char *architecture;   /* "bert" */
-    int hidden;                 /* embedding dimensions */
+    const char *architecture;   /* config.json's model_type: "bert", "nomic_bert", "xlm-roberta", "modernbert", ... */
+    const char *family;         /* what runs: "bert", "nomic-bert", "jina-bert-v2", "xlm-roberta", "modernbert" */
+    const char *kind;           /* "embedding", or "reranker" (a sequence classifier over pairs) */
+    int hidden;                 /* floats of one output vector: the embedding dimensions, or a reranker's labels */
+    int hidden_size;            /* the encoder's hidden size */
     int layers, heads, intermediate, vocab_size;
     int max_seq_len;            /* truncation limit, [CLS]/[SEP] included */
-    const char *pooling;        /* "mean" | "cls" */
+    const char *pooling;        /* "mean" | "cls" | "last" ("cls" for a reranker: its head reads the first token) */
     int normalize;              /* L2-normalized output */
     float layer_norm_eps;
     const char *weights_dtype;  /* dtype on disk: "F32", "F16", "BF16" */
@@ -141,6 +144,13 @@ int cembed_tokenize_ex(const cembed_model *m, const char *text, size_t len, int 
  * pooled (hidden floats) and every token's last hidden state into tokens
  * (n_ids * hidden floats), for late chunking. Fails with ELIMIT or EINVAL. */
 int cembed_embed_tokens(cembed_model *m, const int32_t *ids, size_t n_ids, float *pooled, float *tokens);
+
+/* As cembed_embed_ids_ex, for pairs too: type1_from[i] (NULL: every token
+ * is of type 0) is the index in sequence i of its first token of type 1 (a
+ * pair's second text). A reranker's rows are its raw logits (normalize is
+ * ignored for it). Fails like cembed_embed_ids. */
+int cembed_run_ids(cembed_model *m, const int32_t *const *ids, const size_t *n_ids, const int *type1_from, size_t n,
+                   float *out, int normalize);
 
 /* Embeds n texts; out holds n * hidden floats, row i for text i.
  * Batches are formed inside (length-sorted, packed). Fails with ENOMEM. */

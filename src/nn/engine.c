@@ -18,6 +18,7 @@ typedef struct seq_ref {
     size_t index;
     const int32_t *ids;
     size_t n;
+    int type1_from;
 } seq_ref;
 
 struct cembed_model {
@@ -33,7 +34,9 @@ struct cembed_model {
     char *path, *name;
     int32_t *batch_ids;    /* [max_batch * max_seq_len] */
     int *batch_off;        /* [max_batch + 1] */
-    float *batch_out;      /* [max_batch * hidden] */
+    float *batch_out;      /* [max_batch * out_dims] */
+    int *batch_type;       /* [max_batch]: each sequence's first token of type 1 */
+    int out_dims;          /* floats of one output row: hidden, or a classifier's labels */
     struct seq_ref *order; /* [max_batch]: a batch's sort order, so a single batch allocates nothing */
     int hwm_tokens;        /* largest batch since the workspace was last released */
 };
@@ -49,6 +52,7 @@ void cembed_model_free(cembed_model *cm) {
     base_free(cm->batch_ids);
     base_free(cm->batch_off);
     base_free(cm->batch_out);
+    base_free(cm->batch_type);
     base_free(cm->order);
     base_free(cm);
 }
@@ -114,7 +118,7 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
                       tok_vocab_size(cm->tok), cm->m.cfg.vocab_size);
         goto fail;
     }
-    cm->max_seq_len = cm->m.cfg.max_position;
+    cm->max_seq_len = cm->m.cfg.max_position - cm->m.cfg.pos_offset;
     if (cm->m.st_max_seq_length > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, cm->m.st_max_seq_length);
     if (o.max_seq_len > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, o.max_seq_len);
     cm->threads = o.threads ? o.threads : CE_MIN(cpu_usable(), 8);
@@ -135,11 +139,13 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     if (bert_packed(cm->fwd)) model_release_linear(&cm->m);   /* the forward pass packed its own copy */
     cm->batch_ids = base_malloc((size_t)cm->max_batch * (size_t)cm->max_seq_len * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
-    cm->batch_out = base_malloc((size_t)cm->max_batch * (size_t)cm->m.cfg.hidden * sizeof(float));
+    cm->out_dims = bert_out_dims(cm->fwd);
+    cm->batch_out = base_malloc((size_t)cm->max_batch * (size_t)cm->out_dims * sizeof(float));
+    cm->batch_type = base_malloc((size_t)cm->max_batch * sizeof(int));
     cm->order = base_malloc((size_t)cm->max_batch * sizeof *cm->order);
     cm->path = base_strndup(dir, strlen(dir));
     cm->name = model_name_of(dir);
-    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->order || !cm->path || !cm->name) {
+    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->batch_type || !cm->order || !cm->path || !cm->name) {
         rc = base_err(CEMBED_ENOMEM, "out of memory");
         goto fail;
     }
@@ -183,19 +189,27 @@ void cembed_gemm_plan(int precision, const char *gemm, char *desc, size_t n) {
     nn_gemm_plan(precision == CEMBED_INT8 ? NN_INT8 : precision == CEMBED_BF16 ? NN_BF16 : NN_FP32, b, desc, n);
 }
 
+static const char *family_name(const model_config *c) {
+    static const char *names[] = {"bert", "nomic-bert", "jina-bert-v2", "xlm-roberta", "modernbert"};
+    return names[c->arch];
+}
+
 void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
     const model_config *c = &cm->m.cfg;
     *o = (cembed_model_info){
         .name = cm->name,
         .path = cm->path,
         .architecture = c->model_type,
-        .hidden = c->hidden,
+        .family = family_name(c),
+        .kind = c->head ? "reranker" : "embedding",
+        .hidden = cm->out_dims,
+        .hidden_size = c->hidden,
         .layers = c->layers,
         .heads = c->heads,
         .intermediate = c->intermediate,
         .vocab_size = c->vocab_size,
         .max_seq_len = cm->max_seq_len,
-        .pooling = cm->m.pooling == POOL_CLS ? "cls" : "mean",
+        .pooling = c->head || cm->m.pooling == POOL_CLS ? "cls" : cm->m.pooling == POOL_LAST ? "last" : "mean",
         .normalize = cm->m.normalize,
         .layer_norm_eps = c->layer_norm_eps,
         .weights_dtype = st_dtype_name(cm->m.dtype),
@@ -255,7 +269,12 @@ int cembed_embed_ids(cembed_model *cm, const int32_t *const *ids, const size_t *
 
 int cembed_embed_ids_ex(cembed_model *cm, const int32_t *const *ids, const size_t *n_ids, size_t n, float *out,
                         int normalize) {
-    const int H = cm->m.cfg.hidden;
+    return cembed_run_ids(cm, ids, n_ids, NULL, n, out, normalize);
+}
+
+int cembed_run_ids(cembed_model *cm, const int32_t *const *ids, const size_t *n_ids, const int *type1_from, size_t n,
+                   float *out, int normalize) {
+    const int D = cm->out_dims;
     if (normalize < 0) normalize = cm->m.normalize;
     for (size_t i = 0; i < n; i++) {
         if (n_ids[i] < 1 || n_ids[i] > (size_t)cm->max_seq_len)
@@ -267,7 +286,8 @@ int cembed_embed_ids_ex(cembed_model *cm, const int32_t *const *ids, const size_
     /* one batch (the scheduler's case) sorts in place: no allocation */
     seq_ref *order = n <= (size_t)cm->max_batch ? cm->order : base_malloc(n * sizeof *order);
     if (!order) return base_err(CEMBED_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) order[i] = (seq_ref){i, ids[i], n_ids[i]};
+    for (size_t i = 0; i < n; i++)
+        order[i] = (seq_ref){i, ids[i], n_ids[i], type1_from ? type1_from[i] : (int)n_ids[i]};
     qsort(order, n, sizeof *order, by_len_desc);
     for (size_t s = 0; s < n;) {
         int k = 0, T = 0;
@@ -275,13 +295,14 @@ int cembed_embed_ids_ex(cembed_model *cm, const int32_t *const *ids, const size_
         while (s + (size_t)k < n && k < cm->max_batch) {
             const seq_ref *r = &order[s + (size_t)k];
             memcpy(cm->batch_ids + T, r->ids, r->n * sizeof(int32_t));
+            cm->batch_type[k] = r->type1_from;
             T += (int)r->n;
             cm->batch_off[++k] = T;
         }
         if (T > cm->hwm_tokens) cm->hwm_tokens = T;
-        bert_forward(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_out, normalize);
+        bert_forward_ex(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_type, cm->batch_out, normalize, NULL);
         for (int i = 0; i < k; i++)
-            memcpy(out + order[s + (size_t)i].index * (size_t)H, cm->batch_out + (size_t)i * H, (size_t)H * sizeof(float));
+            memcpy(out + order[s + (size_t)i].index * (size_t)D, cm->batch_out + (size_t)i * D, (size_t)D * sizeof(float));
         s += (size_t)k;
     }
     if (order != cm->order) base_free(order);
@@ -289,6 +310,7 @@ int cembed_embed_ids_ex(cembed_model *cm, const int32_t *const *ids, const size_
 }
 
 int cembed_embed_tokens(cembed_model *cm, const int32_t *ids, size_t n_ids, float *pooled, float *tokens) {
+    if (cm->m.cfg.head) return base_err(CEMBED_EINVAL, "a reranker gives scores, not token vectors");
     if (n_ids < 1 || n_ids > (size_t)cm->max_seq_len)
         return base_err(CEMBED_ELIMIT, "the sequence has %zu tokens, the limit is %d", n_ids, cm->max_seq_len);
     for (size_t t = 0; t < n_ids; t++)

@@ -1,0 +1,207 @@
+/* Every encoder family against golden outputs nobody here computed with
+ * cembed: tests/golden/arch/NAME/ holds a small random-weight checkpoint laid
+ * out as the real one (config.json keys, tensor names, sentence-transformers
+ * files) and golden-torch.json, the outputs of a PyTorch port of the family's
+ * real modeling code (tests/oracle/arch/port_*.py names the file and commit)
+ * for a dozen id sequences; golden-llamacpp.json, where present, the same
+ * from llama.cpp on a GGUF written from the same weights.
+ *
+ * For each model and each golden file: fp32 through every GEMM backend this
+ * CPU runs reaches cosine >= 0.99999 per sequence (pooled vector, every
+ * token's last hidden state, or a classifier's logits to 1e-4); bf16 and
+ * int8 stay within the bars below; and each sequence's output is the same
+ * bits alone as inside the whole batch. ARCH_GOLDEN_DIR overrides the
+ * folder (the tests run from the repository's root). */
+#include <dirent.h>
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "cembed.h"
+#include "test.h"
+
+#define ARCH_MAX_SEQ 64
+
+typedef struct golden_seq {
+    int32_t *ids;
+    size_t n;
+    int type1_from;
+    float *want;      /* pooled vector or logits */
+    size_t dims;
+    float *tokens;    /* n x hidden, or NULL */
+} golden_seq;
+
+static int load_floats(json_t *a, float **out, size_t *n) {
+    *n = json_array_size(a);
+    *out = malloc((*n ? *n : 1) * sizeof **out);
+    for (size_t i = 0; i < *n; i++) (*out)[i] = (float)json_number_value(json_array_get(a, i));
+    return 0;
+}
+
+/* Reads golden file path into seqs (at most ARCH_MAX_SEQ). Returns the count, -1 if absent. */
+static int load_golden(const char *path, golden_seq *seqs) {
+    json_t *root = json_load_file(path, 0, NULL);
+    if (!root) return -1;
+    json_t *arr = json_object_get(root, "sequences"), *s;
+    size_t i;
+    int n = 0;
+    json_array_foreach(arr, i, s) {
+        if (n == ARCH_MAX_SEQ) break;
+        golden_seq *g = &seqs[n++];
+        memset(g, 0, sizeof *g);
+        json_t *ids = json_object_get(s, "ids");
+        g->n = json_array_size(ids);
+        g->ids = malloc(g->n * sizeof *g->ids);
+        for (size_t k = 0; k < g->n; k++) g->ids[k] = (int32_t)json_integer_value(json_array_get(ids, k));
+        json_t *t1 = json_object_get(s, "type1_from");
+        g->type1_from = json_is_integer(t1) ? (int)json_integer_value(t1) : (int)g->n;
+        json_t *want = json_object_get(s, "logits");
+        if (!want) want = json_object_get(s, "pooled");
+        load_floats(want, &g->want, &g->dims);
+        json_t *tok = json_object_get(s, "tokens");
+        if (json_is_array(tok) && json_array_size(tok) == g->n) {
+            size_t H = json_array_size(json_array_get(tok, 0)), m;
+            g->tokens = malloc(g->n * H * sizeof(float));
+            for (size_t r = 0; r < g->n; r++) {
+                float *row;
+                load_floats(json_array_get(tok, r), &row, &m);
+                memcpy(g->tokens + r * H, row, H * sizeof(float));
+                free(row);
+            }
+        }
+    }
+    json_decref(root);
+    return n;
+}
+
+static void free_golden(golden_seq *seqs, int n) {
+    for (int i = 0; i < n; i++) free(seqs[i].ids), free(seqs[i].want), free(seqs[i].tokens);
+}
+
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+}
+
+/* Runs every sequence, all in one call, against the golden rows; OUT: the
+ * worst cosine (pooled) or the worst absolute difference (logits). */
+static int run_all(cembed_model *m, golden_seq *g, int n, float *out) {
+    const int32_t *ids[ARCH_MAX_SEQ];
+    size_t lens[ARCH_MAX_SEQ];
+    int types[ARCH_MAX_SEQ];
+    for (int i = 0; i < n; i++) ids[i] = g[i].ids, lens[i] = g[i].n, types[i] = g[i].type1_from;
+    return cembed_run_ids(m, ids, lens, types, (size_t)n, out, 0);
+}
+
+typedef struct bars {
+    double pooled_cos, token_cos, logit_abs;
+} bars;
+
+static void check_model(const char *dir, const char *golden, int precision, const char *gemm, bars bar) {
+    golden_seq g[ARCH_MAX_SEQ];
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, golden);
+    const int n = load_golden(path, g);
+    if (n < 0) return;
+    cembed_options o = {.threads = 2, .precision = precision, .gemm = gemm, .max_batch = 16};
+    cembed_model *m = NULL;
+    if (cembed_model_open(dir, &o, &m)) {
+        FAIL_AT("%s: %s", dir, cembed_last_error());
+        free_golden(g, n);
+        return;
+    }
+    cembed_model_info info;
+    cembed_model_get_info(m, &info);
+    const int reranker = strcmp(info.kind, "reranker") == 0;
+    const size_t D = (size_t)info.hidden;
+    float *out = calloc((size_t)n * D, sizeof(float)), *alone = calloc(D, sizeof(float));
+    CHECK_INT(run_all(m, g, n, out), 0);
+    double worst = reranker ? 0 : 1;
+    for (int i = 0; i < n; i++) {
+        if (g[i].dims != D) {
+            FAIL_AT("%s: golden sequence %d has %zu values, the model gives %zu", dir, i, g[i].dims, D);
+            continue;
+        }
+        const float *row = out + (size_t)i * D;
+        if (reranker) {
+            for (size_t k = 0; k < D; k++) worst = fmax(worst, fabs(row[k] - g[i].want[k]) / fmax(1, fabs(g[i].want[k])));
+        } else {
+            worst = fmin(worst, cosine(row, g[i].want, D));
+        }
+        /* the same bits alone as in the batch */
+        const int32_t *one = g[i].ids;
+        if (cembed_run_ids(m, &one, &g[i].n, &g[i].type1_from, 1, alone, 0) == 0 &&
+            memcmp(alone, row, D * sizeof(float)) != 0)
+            FAIL_AT("%s %s %s: sequence %d differs alone and batched", dir, info.precision, info.gemm, i);
+        if (g[i].tokens && !reranker) {
+            const size_t H = (size_t)info.hidden_size;
+            float *tok = malloc(g[i].n * H * sizeof(float)), pooled[4096];
+            CHECK_INT(cembed_embed_tokens(m, g[i].ids, g[i].n, pooled, tok), 0);
+            double tw = 1;
+            for (size_t r = 0; r < g[i].n; r++) tw = fmin(tw, cosine(tok + r * H, g[i].tokens + r * H, H));
+            if (tw < bar.token_cos)
+                FAIL_AT("%s %s %s: sequence %d token vectors: min cosine %.7f < %.7f", dir, info.precision, info.gemm, i,
+                        tw, bar.token_cos);
+            free(tok);
+        }
+    }
+    if (reranker ? worst > bar.logit_abs : worst < bar.pooled_cos)
+        FAIL_AT("%s (%s) %s %s: %s %.7g, bar %.7g", dir, golden, info.precision, info.gemm,
+                reranker ? "max logit error" : "min cosine", worst, reranker ? bar.logit_abs : bar.pooled_cos);
+    else
+        fprintf(stderr, "    %-28s %-20s %-5s %-28s %s %.7g\n", strrchr(dir, '/') + 1, golden, info.precision,
+                info.gemm, reranker ? "max logit error" : "min cosine", worst);
+    free(out), free(alone);
+    cembed_model_free(m);
+    free_golden(g, n);
+}
+
+static void each_model(void (*fn)(const char *dir)) {
+    const char *root = getenv("ARCH_GOLDEN_DIR") ? getenv("ARCH_GOLDEN_DIR") : "tests/golden/arch";
+    DIR *d = opendir(root);
+    if (!d) {
+        FAIL_AT("%s: cannot open (run the unit tests from the repository's root)", root);
+        return;
+    }
+    struct dirent *e;
+    int models = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+        char cfg[1100];
+        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+        FILE *f = fopen(cfg, "r");
+        if (!f) continue;
+        fclose(f);
+        fn(dir);
+        models++;
+    }
+    closedir(d);
+    CHECK(models >= 5);
+}
+
+static void fp32_all_backends(const char *dir) {
+    static const char *gemms[] = {"scalar", "auto", "avx2"};
+    const bars b = {0.99999, 0.99999, 1e-4};
+    for (size_t k = 0; k < sizeof gemms / sizeof *gemms; k++) {
+        char desc[200];
+        cembed_gemm_plan(CEMBED_FP32, gemms[k], desc, sizeof desc);
+        if (strncmp(desc, "unavailable", 11) == 0) continue;
+        check_model(dir, "golden-torch.json", CEMBED_FP32, gemms[k], b);
+        check_model(dir, "golden-llamacpp.json", CEMBED_FP32, gemms[k], b);
+    }
+}
+
+/* Random weights are harder on low precision than trained ones (no
+ * outliers are learned away), so these bars are looser than the real
+ * model's (bench/fidelity.py); they still catch a wrong layout or kernel,
+ * which scores near 0. */
+static void low_precision(const char *dir) {
+    check_model(dir, "golden-torch.json", CEMBED_BF16, NULL, (bars){0.999, 0.995, 0.05});
+    check_model(dir, "golden-torch.json", CEMBED_INT8, NULL, (bars){0.99, 0.98, 0.15});
+}
+
+TEST(arch_fp32_matches_torch_and_llamacpp) { each_model(fp32_all_backends); }
+
+TEST(arch_bf16_int8_within_bars) { each_model(low_precision); }
