@@ -342,6 +342,9 @@ def modernbert_config(arch, H, L, heads, I, V, local, every, cls_id, sep_id, pad
 
 # ---------------------------------------------------------------- model specs
 
+# the real ModernBERT tokenizer's special ids (its BPE vocabulary puts them at the end)
+MODERNBERT_REAL_SPECIALS = {50280: "[UNK]", 50281: "[CLS]", 50282: "[SEP]", 50283: "[PAD]", 50284: "[MASK]"}
+
 NOMIC_PROMPTS = {"query": "search_query: ", "document": "search_document: ",
                  "classification": "classification: ", "clustering": "clustering: "}
 
@@ -472,7 +475,7 @@ def spec_modernbert_gte(real=False):
     cfg["_name_or_path"] = "Alibaba-NLP/gte-modernbert-base"
     return Spec(name="modernbert-gte", mirror="Alibaba-NLP/gte-modernbert-base (ModernBertForMaskedLM layout)",
                 arch="ModernBERT", kind="embed", cfg=cfg, pooling="cls", normalize=False, dtype=torch.float32,
-                specials=C.BERT_SPECIALS, cls=ids["cls_id"], sep=ids["sep_id"], filler=(5, V), seed=109,
+                specials=MODERNBERT_REAL_SPECIALS if real else C.BERT_SPECIALS, cls=ids["cls_id"], sep=ids["sep_id"], filler=(5, V), seed=109,
                 tensors=lambda r: modernbert_tensors(r, cfg, "model.", mlm_head=True),
                 forward=lambda w, ids_, tt: port_modernbert.modernbert_model(w, cfg, ids_, prefix="model."),
                 source=port_modernbert.SOURCE,
@@ -491,7 +494,7 @@ def spec_modernbert_embed(real=False):
     cfg["transformers_version"] = "4.48.0.dev0"
     return Spec(name="modernbert-embed", mirror="nomic-ai/modernbert-embed-base", arch="ModernBERT",
                 kind="embed", cfg=cfg, pooling="mean", normalize=True, dtype=torch.float32,
-                specials=C.BERT_SPECIALS, cls=ids["cls_id"], sep=ids["sep_id"], filler=(5, V), seed=110,
+                specials=MODERNBERT_REAL_SPECIALS if real else C.BERT_SPECIALS, cls=ids["cls_id"], sep=ids["sep_id"], filler=(5, V), seed=110,
                 tensors=lambda r: modernbert_tensors(r, cfg, "", mlm_head=False),
                 forward=lambda w, ids_, tt: port_modernbert.modernbert_model(w, cfg, ids_),
                 source=port_modernbert.SOURCE, prompts={"query": "search_query: ", "document": "search_document: "},
