@@ -402,6 +402,22 @@ def spec_bert_prefix(real=False):
                 notes="'bert.' prefix, cls.predictions.* and cls.seq_relationship.* heads, 1 head of dh 64, F16")
 
 
+def spec_bert_e5small(real=False):
+    """multilingual-e5-small is a BERT (Multilingual-MiniLM) with XLM-R's
+    sentencepiece vocabulary: model_type bert, positions 0.., <s>=0 </s>=2."""
+    H, L, h, I, V, P = (384, 12, 12, 1536, 250037, 512) if real else (64, 2, 4, 128, 400, 128)
+    cfg = bert_config("microsoft/Multilingual-MiniLM-L12-H384", "BertModel", H, L, h, I, V, P,
+                      tokenizer_class="XLMRobertaTokenizer", transformers_version="4.29.0.dev0")
+    del cfg["gradient_checkpointing"]
+    return Spec(name="bert-e5small", mirror="intfloat/multilingual-e5-small", arch="BERT (XLM-R vocabulary)",
+                kind="embed", cfg=cfg, pooling="mean", normalize=True, dtype=torch.float32,
+                specials=C.xlmr_specials(V), cls=0, sep=2, filler=(4, V - 1), seed=114,
+                tensors=lambda r: bert_tensors(r, cfg, "", pooler=True, position_ids=True),
+                forward=lambda w, ids, tt: port_bert.bert_model(w, cfg, ids), source=port_bert.SOURCE,
+                notes="model_type bert with tokenizer_class XLMRobertaTokenizer: positions from 0 (not pad+1), "
+                      "<s>=0 </s>=2, type_vocab_size 2")
+
+
 def spec_nomic_v15(real=False):
     H, L, h, inner, V = (768, 12, 12, 3072, 30528) if real else (64, 2, 4, 256, 384)
     cfg = nomic_config(H, L, h, inner, V)
@@ -549,7 +565,7 @@ def spec_ce_xlmr(real=False, labels=1):
 
 TINY = {
     "bert-minilm": spec_bert_minilm, "bert-bge": spec_bert_bge, "bert-prefix": spec_bert_prefix,
-    "nomic-v15": spec_nomic_v15, "nomic-half": spec_nomic_half, "jina-v2": spec_jina,
+    "bert-e5small": spec_bert_e5small, "nomic-v15": spec_nomic_v15, "nomic-half": spec_nomic_half, "jina-v2": spec_jina,
     "xlmr-e5": spec_xlmr_e5, "xlmr-bgem3": spec_xlmr_bgem3,
     "modernbert-gte": spec_modernbert_gte, "modernbert-embed": spec_modernbert_embed,
     "ce-bert": spec_ce_bert, "ce-xlmr": spec_ce_xlmr, "ce-xlmr3": lambda real=False: spec_ce_xlmr(real, 3),
@@ -562,6 +578,7 @@ REAL = {
     "nomic-embed-text-v1.5": lambda: spec_nomic_v15(True),
     "jina-embeddings-v2-small-en": lambda: spec_jina(True),
     "jina-embeddings-v2-base-en": lambda: spec_jina(True, base=True),
+    "multilingual-e5-small": lambda: spec_bert_e5small(True),
     "multilingual-e5-base": lambda: spec_xlmr_e5(True),
     "bge-m3": lambda: spec_xlmr_bgem3(True),
     "gte-modernbert-base": lambda: spec_modernbert_gte(True),

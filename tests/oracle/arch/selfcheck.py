@@ -230,6 +230,8 @@ def check_sensitivity():
     emb = port_bert.bert_embeddings
     sensitivity("ce-bert", "token types ignored", port_bert, "bert_embeddings",
                 lambda w, p, ids, tt, pos, cfg: emb(w, p, ids, torch.zeros_like(tt), pos, cfg))
+    sensitivity("bert-e5small", "XLM-R positions (pad+1 ..) for a bert model", port_bert, "bert_embeddings",
+                lambda w, p, ids, tt, pos, cfg: emb(w, p, ids, tt, pos + 2, cfg))
     rt = port_nomic.rotary_tables
     sensitivity("nomic-v15", "rotary base 10000 instead of 1000", port_nomic, "rotary_tables",
                 lambda s, d, b: rt(s, d, 10000))
