@@ -4,6 +4,7 @@
 #define CEMBED_CLI_H
 
 #include "base/base.h"
+#include "json/json.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -63,7 +64,25 @@ int cli_env_long(const char *name, long lo, long hi, long *out);
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* JSON lines of records ({"id", "text"}, or a bare string), as `embed`
+ * and `rerank` read them. */
+typedef struct cli_input {
+    const char *name;
+    FILE *f;
+    char *line;
+    size_t cap;
+    size_t line_no, index;
+    json_record rec;
+} cli_input;
+/* Opens path ("-": stdin). Returns 0, or -1 after printing why. */
+int cli_input_open(cli_input *in, const char *path);
+/* Reads the next record. Returns 1 with in->rec filled, 0 at the end, -1 on
+ * error (printed with file and line). */
+int cli_input_next(cli_input *in);
+void cli_input_close(cli_input *in);
+
 int cmd_embed(int argc, char **argv);
+int cmd_rerank(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

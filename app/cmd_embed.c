@@ -20,16 +20,7 @@ typedef struct window {
     size_t n_tok[WINDOW];
 } window;
 
-typedef struct input {
-    const char *name;
-    FILE *f;
-    char *line;
-    size_t cap;
-    size_t line_no, index;
-    json_record rec;
-} input;
-
-static int input_open(input *in, const char *path) {
+int cli_input_open(cli_input *in, const char *path) {
     memset(in, 0, sizeof *in);
     in->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
     in->f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -40,15 +31,13 @@ static int input_open(input *in, const char *path) {
     return 0;
 }
 
-static void input_close(input *in) {
+void cli_input_close(cli_input *in) {
     if (in->f && in->f != stdin) fclose(in->f);
     free(in->line);
     json_record_free(&in->rec);
 }
 
-/* Reads the next record. Returns 1 with in->rec filled, 0 at the end, -1 on
- * error (printed with file and line). */
-static int input_next(input *in) {
+int cli_input_next(cli_input *in) {
     for (;;) {
         errno = 0;
         ssize_t n = getline(&in->line, &in->cap, in->f);
@@ -97,12 +86,12 @@ static int write_all(buf *b) {
 /* JSON lines in, JSON lines out (the first form of `embed`, and `tokenize`). */
 static int run(cli_common c, const char *path, int embed) {
     cembed_model *m = NULL;
-    input in;
+    cli_input in;
     window *w = calloc(1, sizeof *w);
     float *vec = NULL;
     buf out = {0}, prompted = {0};
     int status = EXIT_FAIL;
-    if (!w || input_open(&in, path)) {
+    if (!w || cli_input_open(&in, path)) {
         free(w);
         return EXIT_FAIL;
     }
@@ -118,7 +107,7 @@ static int run(cli_common c, const char *path, int embed) {
     for (;;) {
         int r = 0;
         w->n = 0;
-        while (w->n < WINDOW && (r = input_next(&in)) == 1) {
+        while (w->n < WINDOW && (r = cli_input_next(&in)) == 1) {
             size_t k = w->n++;
             int tr;
             w->ids[k].len = 0;
@@ -178,7 +167,7 @@ done:
     free(vec);
     buf_free(&out);
     buf_free(&prompted);
-    input_close(&in);
+    cli_input_close(&in);
     cembed_model_free(m);
     return status;
 }

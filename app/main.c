@@ -13,7 +13,7 @@ static void usage(FILE *f) {
           "            HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE=1 as in Python's huggingface_hub\n"
           "  serve     [--model DIR] [--host H] [--port P] [--threads N] [--batch-size N]\n"
           "            [--api-key KEY]... [--api-key-file FILE]\n"
-          "            HTTP service: POST /embed, /v1/embeddings, /tokenize, /embed_all, /similarity;\n"
+          "            HTTP service: POST /embed, /v1/embeddings, /tokenize, /embed_all, /similarity, /rerank;\n"
           "            GET /health, /info, /metrics, /v1/models\n"
           "  embed     [--model DIR] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache] [--prompt-name P]\n"
           "            [--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] PATH...\n"
@@ -31,6 +31,9 @@ static void usage(FILE *f) {
           "  cache     stats|prune|clear [--cache PATH] [--max-mb N]\n"
           "            the persistent vector cache: its size, evict to a size, empty it\n"
           "  tokenize  [--model DIR] FILE.jsonl|-      write {\"id\", \"ids\"} lines\n"
+          "  rerank    [--model M] [--raw-scores] [--top-n N] QUERY FILE.jsonl|-\n"
+          "            score each document against QUERY with a cross-encoder; {\"index\", \"id\", \"score\"}\n"
+          "            lines, best first (score: the sigmoid of the logit, or the logit with --raw-scores)\n"
           "  info      [--model DIR]                   print the model's facts\n"
           "  convert   --from tfjs SRC_DIR OUT_DIR [--max-seq-length N]\n"
           "            import a TF.js graph model into a Hugging Face directory\n"
@@ -54,6 +57,7 @@ int main(int argc, char **argv) {
     int rc;
     if (strcmp(cmd, "embed") == 0) rc = cmd_embed(argc - 1, argv + 1);
     else if (strcmp(cmd, "tokenize") == 0) rc = cmd_tokenize(argc - 1, argv + 1);
+    else if (strcmp(cmd, "rerank") == 0) rc = cmd_rerank(argc - 1, argv + 1);
     else if (strcmp(cmd, "info") == 0) rc = cmd_info(argc - 1, argv + 1);
     else if (strcmp(cmd, "convert") == 0) rc = cmd_convert(argc - 1, argv + 1);
     else if (strcmp(cmd, "serve") == 0) rc = cmd_serve(argc - 1, argv + 1);

@@ -140,6 +140,15 @@ int cembed_tokenize(const cembed_model *m, const char *text, size_t len,
 int cembed_tokenize_ex(const cembed_model *m, const char *text, size_t len, int left,
                        int32_t **ids, size_t *n_ids, int *truncated, size_t *n_full);
 
+/* A pair (query a, document b) as a cross-encoder reads it: the
+ * tokenizer's pair template (BERT: [CLS] a [SEP] b [SEP]; RoBERTa: <s> a
+ * </s></s> b </s>), truncated to the model limit the way Hugging Face's
+ * longest_first does (tokens come off the longer text first). OUT: *ids
+ * (free with cembed_free), *n_ids, *type1_from (where b's tokens start),
+ * *truncated and *n_full (may be NULL). Fails only with ENOMEM. */
+int cembed_tokenize_pair(const cembed_model *m, const char *a, size_t alen, const char *b, size_t blen, int32_t **ids,
+                         size_t *n_ids, int *type1_from, int *truncated, size_t *n_full);
+
 /* One sequence of token ids: its pooled vector (raw: not normalized) into
  * pooled (hidden floats) and every token's last hidden state into tokens
  * (n_ids * hidden floats), for late chunking. Fails with ELIMIT or EINVAL. */

@@ -54,7 +54,8 @@ void http_work_run(work *w) {
     pipe_job *j = &w->j;
     const double t_tok = time_now();
     const req_kind kind = w->route == R_EMBED || w->route == R_EMBED_ALL ? REQ_EMBED
-                        : w->route == R_OPENAI ? REQ_OPENAI : w->route == R_SIMILARITY ? REQ_SIMILARITY : REQ_TOKENIZE;
+                        : w->route == R_OPENAI ? REQ_OPENAI : w->route == R_SIMILARITY ? REQ_SIMILARITY
+                        : w->route == R_RERANK || w->route == R_RERANK_V1 ? REQ_RERANK : REQ_TOKENIZE;
     int rc = pipe_parse(j, &s->pes[0], kind, w->body ? w->body : "", w->body_len);
     if (!rc && j->req.model && s->n_models > 1) rc = choose_model(s, j);
     base_free(w->body);   /* the body is no longer needed, nor its reservation */
@@ -63,6 +64,7 @@ void http_work_run(work *w) {
     w->body_held = 0;
     w->stream = !rc && w->route == R_EMBED && !j->req.tei && (j->req.stream || w->accept_ndjson);
     const pipe_form form = kind == REQ_TOKENIZE ? PIPE_TOKENIZE : kind == REQ_OPENAI ? PIPE_OPENAI
+                         : kind == REQ_RERANK ? (j->req.rerank_v1 ? PIPE_RERANK_V1 : PIPE_RERANK)
                          : kind == REQ_SIMILARITY ? PIPE_SIMILARITY : w->route == R_EMBED_ALL ? PIPE_EMBED_ALL
                          : j->req.tei ? PIPE_TEI : w->stream ? PIPE_STREAM : PIPE_EMBED;
     if (!rc) rc = pipe_prepare(j, form);

@@ -23,7 +23,8 @@
 
 const route_def http_routes[N_ROUTES] = {
     {"/embed", "POST", R_EMBED},       {"/v1/embeddings", "POST", R_OPENAI}, {"/tokenize", "POST", R_TOKENIZE},
-    {"/embed_all", "POST", R_EMBED_ALL}, {"/similarity", "POST", R_SIMILARITY}, {"/health", "GET", R_HEALTH},
+    {"/embed_all", "POST", R_EMBED_ALL}, {"/similarity", "POST", R_SIMILARITY}, {"/rerank", "POST", R_RERANK},
+    {"/v1/rerank", "POST", R_RERANK_V1}, {"/health", "GET", R_HEALTH},
     {"/info", "GET", R_INFO},          {"/metrics", "GET", R_METRICS},       {"/v1/models", "GET", R_MODELS},
     {NULL, NULL, R_NONE},
 };
@@ -197,7 +198,7 @@ static enum MHD_Result on_headers(http_server *s, struct MHD_Connection *c, conn
             return http_send_error(s, c, R_NONE, 405, msg, 0, allow);
         }
         snprintf(msg, sizeof msg, "no route %.200s (routes: POST /embed, /v1/embeddings, /tokenize, /embed_all, "
-                                  "/similarity; GET /health, /info, /metrics, /v1/models)", url);
+                                  "/similarity, /rerank, /v1/rerank; GET /health, /info, /metrics, /v1/models)", url);
         return http_send_error(s, c, R_NONE, 404, msg, 0, NULL);
     }
     if (x->route == R_HEALTH || x->route == R_INFO || x->route == R_METRICS || x->route == R_MODELS)

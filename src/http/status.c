@@ -25,13 +25,14 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
     } else if (r == R_INFO) {
         rc = buf_append(&b, "{\"model\":", 9) || json_write_string(&b, i->name, strlen(i->name)) ||
              buf_printf(&b,
-                        ",\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"threads\":%d,"
+                        ",\"kind\":\"%s\",\"architecture\":\"%s\",\"family\":\"%s\","
+                        "\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"threads\":%d,"
                         "\"max_batch_size\":%d,\"max_batch_tokens\":%d,\"max_body_bytes\":%zu,\"max_chunks\":%zu,"
                         "\"max_json_depth\":%d,\"max_connections\":%d,\"max_connections_per_ip\":%d,"
                         "\"header_timeout_s\":%d,\"idle_timeout_s\":%d,\"precision\":\"%s\","
                         "\"version\":\"" CEMBED_VERSION "\",",
-                        i->hidden, i->max_seq_len, i->pooling, i->normalize ? "true" : "false", i->threads,
-                        s->o.sched.max_batch, s->o.sched.max_batch_tokens, s->o.max_body_bytes, s->o.max_chunks,
+                        i->kind, i->architecture, i->family, i->hidden, i->max_seq_len, i->pooling,
+                        i->normalize ? "true" : "false", i->threads, s->o.sched.max_batch, s->o.sched.max_batch_tokens, s->o.max_body_bytes, s->o.max_chunks,
                         s->o.max_depth, s->o.max_connections, s->o.max_connections_per_ip,
                         s->o.header_timeout_s, s->o.idle_timeout_s, i->precision) ||
              cembed_kernels_json(s->m, &b);
@@ -54,8 +55,10 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
             const cembed_model_info *mi = &s->pes[k].info;
             rc = buf_append(&b, k ? ",{\"model\":" : "{\"model\":", k ? 10 : 9) ||
                  json_write_string(&b, mi->name, strlen(mi->name)) ||
-                 buf_printf(&b, ",\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"path\":",
-                            mi->hidden, mi->max_seq_len, mi->pooling, mi->normalize ? "true" : "false") ||
+                 buf_printf(&b, ",\"kind\":\"%s\",\"family\":\"%s\",\"dimensions\":%d,\"max_tokens\":%d,"
+                                "\"pooling\":\"%s\",\"normalize\":%s,\"path\":",
+                            mi->kind, mi->family, mi->hidden, mi->max_seq_len, mi->pooling,
+                            mi->normalize ? "true" : "false") ||
                  json_write_string(&b, mi->path, strlen(mi->path)) || buf_append(&b, "}", 1);
         }
         if (!rc) rc = buf_append(&b, "]", 1);

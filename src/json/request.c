@@ -197,6 +197,43 @@ static int parse_similarity(request *r, json_t *o, const req_limits *lim) {
     return 0;
 }
 
+/* /rerank and /v1/rerank: a query and its documents (see request.h). */
+static int parse_rerank(request *r, json_t *o, const req_limits *lim) {
+    json_t *q = json_object_get(o, "query"), *texts = json_object_get(o, "texts"), *docs = json_object_get(o, "documents");
+    json_t *top = json_object_get(o, "top_n");
+    if (get_bool(r, o, "truncate", 1, &r->truncate) || parse_common(r, o) || get_bool(r, o, "raw_scores", 0, &r->raw_scores))
+        return -1;
+    if (!json_is_string(q)) return fail(r, 400, CEMBED_EFORMAT, "\"query\" must be a string");
+    if (json_string_length(q) > lim->max_text_bytes)
+        return fail(r, 413, CEMBED_ELIMIT, "query: %zu bytes, over the limit of %zu", json_string_length(q),
+                    lim->max_text_bytes);
+    if (!(r->query = base_strndup(json_string_value(q), json_string_length(q))))
+        return fail(r, 503, CEMBED_ENOMEM, "out of memory");
+    r->query_len = json_string_length(q);
+    r->rerank_v1 = texts == NULL && docs != NULL;
+    if (get_bool(r, o, r->rerank_v1 ? "return_documents" : "return_text", 0, &r->return_text)) return -1;
+    if (top && !json_is_null(top)) {
+        if (!json_is_integer(top) || json_integer_value(top) < 1)
+            return fail(r, 400, CEMBED_EFORMAT, "\"top_n\" must be an integer of at least 1");
+        r->top_n = (size_t)json_integer_value(top);
+    }
+    const char *field = r->rerank_v1 ? "documents" : "texts";
+    json_t *list = r->rerank_v1 ? docs : texts;
+    if (!list) return fail(r, 400, CEMBED_EFORMAT, "missing \"texts\" (or \"documents\")");
+    if (!json_is_array(list)) return fail(r, 400, CEMBED_EFORMAT, "\"%s\" must be a list", field);
+    if (alloc_items(r, json_array_size(list), lim, field)) return -1;
+    char name[64];
+    for (size_t i = 0; i < r->n_items; i++) {
+        json_t *d = json_array_get(list, i);
+        snprintf(name, sizeof name, "%s[%zu]", field, i);
+        if (json_is_object(d) && r->rerank_v1) d = json_object_get(d, "text");
+        if (!json_is_string(d))
+            return fail(r, 400, CEMBED_EFORMAT, "%s must be a string%s", name, r->rerank_v1 ? " or {\"text\": STRING}" : "");
+        if (set_text(r, &r->items[i], d, lim, name)) return -1;
+    }
+    return 0;
+}
+
 static int parse_openai(request *r, json_t *o, const req_limits *lim) {
     json_t *in = json_object_get(o, "input"), *fmt = json_object_get(o, "encoding_format");
     if (parse_common(r, o)) return -1;
@@ -253,6 +290,8 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
         rc = parse_similarity(r, o, lim);
     } else if (kind == REQ_OPENAI) {
         rc = parse_openai(r, o, lim);
+    } else if (kind == REQ_RERANK) {
+        rc = parse_rerank(r, o, lim);
     } else {
         json_t *in = json_object_get(o, "inputs");
         const char *field = "inputs";
@@ -278,6 +317,7 @@ void request_free(request *r) {
     base_free(r->prompt_name);
     base_free(r->prompt);
     base_free(r->model);
+    base_free(r->query);
     memset(r, 0, sizeof *r);
 }
 
@@ -308,6 +348,7 @@ size_t request_held_bytes(const request *r) {
     if (r->prompt_name) n += strlen(r->prompt_name) + BLOCK;
     if (r->prompt) n += strlen(r->prompt) + BLOCK;
     if (r->model) n += strlen(r->model) + BLOCK;
+    if (r->query) n += r->query_len + BLOCK;
     for (size_t i = 0; i < r->n_items; i++) {
         const req_item *it = &r->items[i];
         if (it->id_json) n += strlen(it->id_json) + BLOCK;

@@ -13,6 +13,11 @@
  * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...]}
  * /similarity (TEI): {"inputs": {"source_sentence": STRING, "sentences": [STRING, ...]}}: items are the
  *   source sentence, then the sentences
+ * /rerank (TEI): {"query": STRING, "texts": [STRING, ...], "raw_scores": BOOL?, "return_text": BOOL?,
+ *   "truncate"?, "truncation_direction"?}
+ * /v1/rerank (Cohere, Jina, infinity, vLLM): {"model"?, "query": STRING, "documents": [STRING |
+ *   {"text": STRING}, ...], "top_n": INT?, "return_documents": BOOL?}
+ *   Items are the documents; each is scored as the pair (query, document).
  *
  * Every refusal names the field and the limit (message via cembed_last_error,
  * status via req->status: 400, 413 or 422; 503 when memory ran out).
@@ -22,7 +27,7 @@
 
 #include "base/base.h"
 
-typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY } req_kind;
+typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY, REQ_RERANK } req_kind;
 
 typedef struct req_limits {
     size_t max_items;          /* chunks per request */
@@ -59,6 +64,13 @@ typedef struct request {
     char *prompt;              /* "prompt", or NULL */
     char *model;               /* "model" (which of the served models), or NULL */
     int truncate_left;         /* "truncation_direction": "left" */
+    /* rerank */
+    char *query;               /* "query": the first text of every pair */
+    size_t query_len;
+    int rerank_v1;             /* the /v1/rerank form ("documents"): answer {"results": [...]} */
+    int raw_scores;            /* TEI: the logit itself, not its sigmoid */
+    int return_text;           /* the document's text in each result */
+    size_t top_n;              /* results to answer, best first; 0 = all */
     int status;                /* HTTP status of a refusal */
 } request;
 

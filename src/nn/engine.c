@@ -237,17 +237,10 @@ int cembed_tokenize(const cembed_model *cm, const char *text, size_t len, int32_
 int cembed_tokenize_ex(const cembed_model *cm, const char *text, size_t len, int left, int32_t **ids, size_t *n_ids,
                        int *truncated, size_t *n_full) {
     tok_ids v = {0};
-    int rc = tok_encode(cm->tok, text, len, left ? INT_MAX : cm->max_seq_len, &v);
+    int rc = tok_encode_ex(cm->tok, text, len, cm->max_seq_len, left, &v);
     if (rc) {
         tok_ids_free(&v);
         return rc;
-    }
-    const size_t max = (size_t)cm->max_seq_len;
-    if (left && v.n > max) { /* [CLS], the last max - 2 tokens, [SEP] */
-        memmove(v.ids + 1, v.ids + v.n - 1 - (max - 2), (max - 2) * sizeof *v.ids);
-        v.ids[max - 1] = v.ids[v.n - 1];
-        v.n = max;
-        v.truncated = 1;
     }
     *ids = v.ids;
     *n_ids = v.n;
@@ -256,6 +249,21 @@ int cembed_tokenize_ex(const cembed_model *cm, const char *text, size_t len, int
     return 0;
 }
 
+int cembed_tokenize_pair(const cembed_model *cm, const char *a, size_t alen, const char *b, size_t blen, int32_t **ids,
+                         size_t *n_ids, int *type1_from, int *truncated, size_t *n_full) {
+    tok_ids v = {0};
+    int rc = tok_encode_pair(cm->tok, a, alen, b, blen, cm->max_seq_len, &v);
+    if (rc) {
+        tok_ids_free(&v);
+        return rc;
+    }
+    *ids = v.ids;
+    *n_ids = v.n;
+    *type1_from = (int)CE_MIN(v.type1_from, v.n);
+    if (truncated) *truncated = v.truncated;
+    if (n_full) *n_full = v.n_full;
+    return 0;
+}
 
 static int by_len_desc(const void *a, const void *b) {
     const seq_ref *x = a, *y = b;

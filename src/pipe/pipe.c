@@ -1,6 +1,7 @@
 /* The request pipeline; see pipe.h. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json/answer.h"
@@ -111,13 +112,16 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
     for (size_t k = 0; k < n; k++) {
         const req_item *it = &j->req.items[k];
         longest = CE_MAX(longest, (uint64_t)it->text_len);
-        const uint64_t t = it->text ? it->text_len + 2 : it->n_ids + 2;
+        /* a token takes at least one byte, but for a word's added prefix (Metaspace's) and the template's
+         * special tokens; a pair holds the query too */
+        const uint64_t t = (it->text ? it->text_len + 8 : it->n_ids + 2) + j->req.query_len;
         ids += CE_MIN(t, (uint64_t)i->max_seq_len) * sizeof(int32_t) + BLOCK;
-        const uint64_t line = (it->id_json ? strlen(it->id_json) : 0) + (it->metadata_json ? strlen(it->metadata_json) : 0);
+        uint64_t line = (it->id_json ? strlen(it->id_json) : 0) + (it->metadata_json ? strlen(it->metadata_json) : 0);
+        if (j->req.return_text) line = CE_MAX(line, 6 * (uint64_t)it->text_len + 64);   /* escaped: x6 */
         item = CE_MAX(item, line);
     }
     const size_t plen = j->prompt ? strlen(j->prompt) : 0;
-    longest += plen;
+    longest += plen + j->req.query_len;
     /* codepoints x3 + ids while encoding; left truncation keeps all the text's ids until it cuts */
     *transient = (size_t)(56 * longest + 64 * 1024) + (j->req.truncate_left ? (size_t)(4 * longest + 8) : 0);
     /* the largest piece: an item's id and metadata (copied raw), its vector (17 bytes a float at most, base64
@@ -125,7 +129,7 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
     const size_t bid = j->req.batch_id_json ? strlen(j->req.batch_id_json) : 0;
     j->piece_bytes = PIPE_OUT_FLUSH + (size_t)item + (size_t)H * 18 + (size_t)i->max_seq_len * 12 +
                      6 * (bid + strlen(i->name)) + 4096;
-    const uint64_t arena = n * (2 * sizeof(int32_t *) + 7 * sizeof(size_t) + sizeof(int) + 1 + CACHE_KEY_BYTES) +
+    const uint64_t arena = n * (2 * sizeof(int32_t *) + 8 * sizeof(size_t) + 3 * sizeof(int) + 1 + CACHE_KEY_BYTES) +
                            n * H * sizeof(float) + 2 * BLOCK;
     uint64_t out = j->piece_bytes;
     if (j->form == PIPE_EMBED_ALL) { /* every token's vector, and one input's tokens as the largest piece */
@@ -140,12 +144,16 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
 /* Carves the per-item arrays from one block. */
 static int arena(pipe_job *j, int vectors) {
     const size_t n = j->req.n_items, H = (size_t)j->e->info.hidden;
+    const int pairs = j->req.kind == REQ_RERANK;
     const size_t sz[] = {n * sizeof *j->ids, n * sizeof *j->n_ids, n * sizeof *j->truncated, n * sizeof *j->slot,
                          n * sizeof *j->twin, n * sizeof *j->next_copy, n * sizeof *j->miss_ids, n * sizeof *j->miss_n,
-                         vectors ? n * H * sizeof(float) : 0, n * CACHE_KEY_BYTES, n};
+                         vectors ? n * H * sizeof(float) : 0, n * CACHE_KEY_BYTES, n,
+                         pairs ? n * sizeof *j->type1 : 0, pairs ? n * sizeof *j->miss_type : 0,
+                         pairs ? n * sizeof *j->order : 0};
     void **dst[] = {(void **)&j->ids, (void **)&j->n_ids, (void **)&j->truncated, (void **)&j->slot,
                     (void **)&j->twin, (void **)&j->next_copy, (void **)&j->miss_ids, (void **)&j->miss_n, (void **)&j->vec,
-                    (void **)&j->keys, (void **)&j->cached};
+                    (void **)&j->keys, (void **)&j->cached, (void **)&j->type1, (void **)&j->miss_type,
+                    (void **)&j->order};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sz / sizeof *sz; i++) total += (sz[i] + 63) & ~(size_t)63;
     char *p = j->arena = base_calloc(1, total ? total : 1);
@@ -175,6 +183,10 @@ static int tokenize_all(pipe_job *j) {
             j->truncated[k] = it->truncated;
             it->ids = NULL;
             full = it->n_ids;
+        } else if (it->text && j->req.kind == REQ_RERANK) {
+            if (cembed_tokenize_pair(j->e->m, j->req.query, j->req.query_len, it->text, it->text_len, &j->ids[k],
+                                     &j->n_ids[k], &j->type1[k], &j->truncated[k], &full))
+                return no_memory(j);
         } else if (it->text) {
             if (cembed_tokenize_ex(j->e->m, it->text, it->text_len, j->req.truncate_left, &j->ids[k], &j->n_ids[k],
                                    &j->truncated[k], &full))
@@ -214,6 +226,19 @@ static int cache_lookup(pipe_job *j) {
     const size_t n = j->req.n_items;
     for (size_t k = 0; k < n; k++) {
         const req_item *it = &j->req.items[k];
+        if (j->req.kind == REQ_RERANK) { /* the pair: a marker no text starts with, the query's length, both */
+            buf b = {0};
+            const uint64_t ql = j->req.query_len;
+            if (buf_append(&b, "\xff\xfcpair", 6) || buf_append(&b, &ql, sizeof ql) ||
+                buf_append(&b, j->req.query, ql) || buf_append(&b, j->req.truncate_left ? "L" : "R", 1) ||
+                buf_append(&b, it->text, it->text_len)) {
+                buf_free(&b);
+                return no_memory(j);
+            }
+            cache_key(&e->scope, b.ptr, b.len, j->keys[k]);
+            buf_free(&b);
+            continue;
+        }
         if (it->text && !(j->truncated[k] && j->req.truncate_left)) {
             cache_key(&e->scope, it->text, it->text_len, j->keys[k]);
             continue;
@@ -283,6 +308,10 @@ static int find_twins(pipe_job *j) {
  * default (none for token-id input, which is final). */
 static int choose_prompt(pipe_job *j) {
     const request *r = &j->req;
+    if (r->kind == REQ_RERANK) { /* a cross-encoder reads the pair as it is */
+        if (r->prompt || r->prompt_name) return refuse(j, 400, "\"prompt\" and \"prompt_name\" do not apply to reranking");
+        return 0;
+    }
     const int ids_in = r->n_items && !r->items[0].text && !r->items[0].ids_are_tokens;
     if (ids_in && (r->prompt || r->prompt_name))
         return refuse(j, 400, "\"prompt\" and \"prompt_name\" apply to text input, not to token ids");
@@ -315,11 +344,30 @@ static int apply_prompt(pipe_job *j) {
     return 0;
 }
 
+/* A reranker scores pairs and an embedding model embeds texts: each
+ * refuses the other's routes by name. */
+static int check_kind(pipe_job *j) {
+    const cembed_model_info *i = &j->e->info;
+    const int reranker = strcmp(i->kind, "reranker") == 0;
+    if (j->form == PIPE_TOKENIZE) return 0;
+    if (j->req.kind == REQ_RERANK && !reranker)
+        return refuse(j, 400, "model \"%s\" is an embedding model; reranking needs a cross-encoder (a "
+                      "*ForSequenceClassification model such as BAAI/bge-reranker-base)", i->name);
+    if (j->req.kind != REQ_RERANK && reranker)
+        return refuse(j, 400, "model \"%s\" is a reranker: it scores (query, document) pairs with POST /rerank or "
+                      "/v1/rerank, and gives no embeddings", i->name);
+    if (reranker && i->hidden != 1)
+        return refuse(j, 400, "model \"%s\" is a classifier with %d labels; reranking needs one label (a relevance "
+                      "score)", i->name, i->hidden);
+    if (j->req.kind == REQ_RERANK && j->req.dimensions) return refuse(j, 400, "\"dimensions\" does not apply to reranking");
+    return 0;
+}
+
 int pipe_prepare(pipe_job *j, pipe_form form) {
     pipe_env *e = j->e;
     const size_t n = j->req.n_items;
     j->form = form;
-    if (choose_prompt(j)) return j->status;
+    if (check_kind(j) || choose_prompt(j)) return j->status;
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
@@ -353,11 +401,12 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     for (size_t k = 0; k < n; k++) {
         if (j->cached[k] || j->twin[k] != k) continue;
         j->slot[m] = k;
+        if (j->miss_type) j->miss_type[m] = j->type1[k];
         j->miss_ids[m] = j->ids[k];
         j->miss_n[m++] = j->n_ids[k];
     }
-    j->sj = (sched_job){.model = e->m, .ids = j->miss_ids, .n_ids = j->miss_n, .n = m, .out = j->vec,
-                        .slot = j->slot, .token_out = j->token_vec};
+    j->sj = (sched_job){.model = e->m, .ids = j->miss_ids, .n_ids = j->miss_n, .type1_from = j->miss_type, .n = m,
+                        .out = j->vec, .slot = j->slot, .token_out = j->token_vec};
     return 0;
 }
 
@@ -433,7 +482,38 @@ int pipe_answer_buffer(pipe_job *j, buf *b) {
     return 0;
 }
 
-static int wants_normalize(const pipe_job *j) { return j->req.normalize < 0 ? j->e->info.normalize : j->req.normalize; }
+static int wants_normalize(const pipe_job *j) {
+    if (j->req.kind == REQ_RERANK) return 0;   /* logits */
+    return j->req.normalize < 0 ? j->e->info.normalize : j->req.normalize;
+}
+
+/* A pair's score: the logit, or its sigmoid (sentence-transformers'
+ * CrossEncoder default for one label) unless raw scores are asked. */
+static double rerank_score(const pipe_job *j, size_t k) {
+    const double x = j->vec[k * (size_t)j->e->info.hidden];
+    return j->req.raw_scores ? x : 1.0 / (1.0 + exp(-x));
+}
+
+static int by_score(const void *a, const void *b, void *ctx) {
+    const pipe_job *j = ctx;
+    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    const float sx = j->vec[x * (size_t)j->e->info.hidden], sy = j->vec[y * (size_t)j->e->info.hidden];
+    if (sx != sy) return sx > sy ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static int write_rerank_item(pipe_job *j, buf *b, size_t k, int first) {
+    if (j->req.top_n && k >= j->req.top_n) return 0;
+    const size_t idx = j->order[k];
+    const req_item *it = &j->req.items[idx];
+    int rc = buf_printf(b, "%s{\"index\":%zu,\"%s\":%.9g", first ? "" : ",", idx,
+                        j->form == PIPE_RERANK ? "score" : "relevance_score", rerank_score(j, idx));
+    if (!rc && j->req.return_text)
+        rc = j->form == PIPE_RERANK ? buf_append(b, ",\"text\":", 8) || json_write_string(b, it->text, it->text_len)
+                                    : buf_append(b, ",\"document\":{\"text\":", 20) ||
+                                          json_write_string(b, it->text, it->text_len) || buf_append(b, "}", 1);
+    return rc || buf_append(b, "}", 1);
+}
 
 void pipe_finish_vector(pipe_job *j, size_t k) {
     const size_t H = (size_t)j->e->info.hidden;
@@ -449,8 +529,16 @@ static int write_usage(pipe_job *j, buf *b) {
 }
 
 int pipe_write_head(pipe_job *j, buf *b) {
+    if (j->order) { /* every score is in: best first */
+        for (size_t k = 0; k < j->req.n_items; k++) j->order[k] = k;
+        qsort_r(j->order, j->req.n_items, sizeof *j->order, by_score, j);
+    }
     switch (j->form) {
+    case PIPE_RERANK_V1:
+        return buf_append(b, "{\"model\":", 9) || json_write_string(b, j->e->info.name, strlen(j->e->info.name)) ||
+               buf_append(b, ",\"results\":[", 12);
     case PIPE_STREAM: return 0;
+    case PIPE_RERANK:
     case PIPE_EMBED_ALL:
     case PIPE_SIMILARITY:
     case PIPE_TOKENIZE:
@@ -466,6 +554,8 @@ int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
     const size_t H = (size_t)j->e->info.hidden, D = j->req.dimensions ? (size_t)j->req.dimensions : H;
     const float *v = j->vec ? j->vec + k * H : NULL;
     switch (j->form) {
+    case PIPE_RERANK:
+    case PIPE_RERANK_V1: return write_rerank_item(j, b, k, first);
     case PIPE_TOKENIZE:
         return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
                json_write_ints(b, j->ids[k], j->n_ids[k]) ||
@@ -515,7 +605,9 @@ int pipe_write_tail(pipe_job *j, buf *b) {
     case PIPE_EMBED_ALL:
     case PIPE_SIMILARITY:
     case PIPE_TOKENIZE:
+    case PIPE_RERANK:
     case PIPE_TEI: return buf_append(b, "]\n", 2);
+    case PIPE_RERANK_V1: return buf_printf(b, "],\"usage\":{\"total_tokens\":%zu}}\n", j->tokens);
     case PIPE_OPENAI:
         return buf_append(b, "],\"model\":", 10) || json_write_string(b, i->name, strlen(i->name)) ||
                buf_printf(b, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}\n", j->tokens, j->tokens);

@@ -52,6 +52,8 @@ typedef enum {
     PIPE_STREAM,    /* NDJSON: one line per item in completion order, then {"done":true,...} */
     PIPE_EMBED_ALL, /* [[[...] per token] per input]: every token's vector (TEI's /embed_all) */
     PIPE_SIMILARITY, /* [cos, ...]: item 0 (the source sentence) against each other item */
+    PIPE_RERANK,    /* TEI: [{"index","score","text"?}, ...], best first */
+    PIPE_RERANK_V1, /* {"model","results":[{"index","relevance_score","document"?}, ...],"usage"}, best first */
 } pipe_form;
 
 typedef struct pipe_job pipe_job;
@@ -63,6 +65,9 @@ struct pipe_job {
     int32_t **ids;
     size_t *n_ids;
     int *truncated;
+    int *type1;                 /* rerank: item k's first token of the document (type 1) */
+    int *miss_type;             /* ... per scheduler row */
+    size_t *order;              /* rerank: the items, best score first (set by pipe_write_head) */
     uint8_t *cached;            /* the vector came from the cache (or from a twin in this request) */
     uint8_t (*keys)[CACHE_KEY_BYTES];
     size_t *slot;               /* scheduler row -> item */

@@ -25,6 +25,7 @@ struct sched {
     /* the batch being built */
     const int32_t **b_ids;
     size_t *b_len;
+    int *b_type;                /* each sequence's first token of type 1 (pairs) */
     sched_job **b_job;
     size_t *b_index;
     float *b_out;
@@ -75,6 +76,7 @@ static void *run(void *arg) {
                 solo = j->token_out != NULL;
                 s->b_ids[k] = j->ids[j->next];
                 s->b_len[k] = len;
+                s->b_type[k] = j->type1_from ? j->type1_from[j->next] : (int)len;
                 s->b_job[k] = j;
                 s->b_index[k] = j->next++;
                 tokens += (int)len;
@@ -108,7 +110,7 @@ static void *run(void *arg) {
             const size_t row = j->slot ? j->slot[s->b_index[0]] : s->b_index[0];
             rc = cembed_embed_tokens(s->m, s->b_ids[0], s->b_len[0], s->b_out, j->token_out[row]);
         } else {
-            rc = cembed_embed_ids_ex(s->m, s->b_ids, s->b_len, (size_t)k, s->b_out, 0);
+            rc = cembed_run_ids(s->m, s->b_ids, s->b_len, s->b_type, (size_t)k, s->b_out, 0);
         }
         if (rc) {
             cembed_release_workspace(s->m);
@@ -197,6 +199,7 @@ int sched_new_multi(cembed_model *const *models, int n_models, const sched_opts 
     size_t n = (size_t)o->max_batch;
     s->b_ids = base_calloc(n, sizeof *s->b_ids);
     s->b_len = base_calloc(n, sizeof *s->b_len);
+    s->b_type = base_calloc(n, sizeof *s->b_type);
     s->b_job = base_calloc(n, sizeof *s->b_job);
     s->b_index = base_calloc(n, sizeof *s->b_index);
     s->b_out = base_calloc(n * (size_t)max_hidden, sizeof *s->b_out);
@@ -205,9 +208,10 @@ int sched_new_multi(cembed_model *const *models, int n_models, const sched_opts 
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
-    if (!s->b_ids || !s->b_len || !s->b_job || !s->b_index || !s->b_out || !s->b_done || !s->b_done_ctx ||
+    if (!s->b_ids || !s->b_len || !s->b_type || !s->b_job || !s->b_index || !s->b_out || !s->b_done || !s->b_done_ctx ||
         pthread_create(&s->thread, NULL, run, s) != 0) {
-        base_free(s->b_ids), base_free(s->b_len), base_free(s->b_job), base_free(s->b_index), base_free(s->b_out);
+        base_free(s->b_ids), base_free(s->b_len), base_free(s->b_type), base_free(s->b_job), base_free(s->b_index),
+            base_free(s->b_out);
         base_free(s->b_done), base_free(s->b_done_ctx);
         base_free(s);
         return base_err(CEMBED_ENOMEM, "scheduler: cannot start the inference thread");
@@ -229,7 +233,8 @@ void sched_free(sched *s) {
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
-    base_free(s->b_ids), base_free(s->b_len), base_free(s->b_job), base_free(s->b_index), base_free(s->b_out);
+    base_free(s->b_ids), base_free(s->b_len), base_free(s->b_type), base_free(s->b_job), base_free(s->b_index),
+        base_free(s->b_out);
     base_free(s->b_done), base_free(s->b_done_ctx);
     base_free(s);
 }

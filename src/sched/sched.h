@@ -32,6 +32,7 @@ struct sched_job {
     cembed_model *model;    /* which model (one of the scheduler's); NULL: the first */
     const int32_t *const *ids;
     const size_t *n_ids;
+    const int *type1_from;  /* optional: sequence i's first token of type 1 (a pair's second text) */
     size_t n;
     float *out;             /* rows of hidden floats */
     const size_t *slot;     /* optional: the out row (and on_vector index) of sequence i; else i */
