@@ -2,8 +2,10 @@
  * pad CJK, lowercase, strip accents (see tok.h). Lowercasing is Unicode's
  * full mapping: utf8proc's simple mapping plus the one unconditional
  * special case (U+0130 -> "i" U+0307) and the Final_Sigma context rule. */
+#include <string.h>
 #include <utf8proc.h>
 
+#include "regex.h"
 #include "tok_internal.h"
 
 int u32_reserve(u32vec *v, size_t n) {
@@ -175,4 +177,162 @@ int norm_apply(const norm_opts *o, const uint32_t *in, size_t n, u32vec *out, u3
         *out = t;
     }
     return 0;
+}
+
+/* ---- the generic normalizer steps of tokenizer.json ---- */
+
+static int swap_out(u32vec *out, u32vec *tmp) {
+    u32vec t = *out;
+    *out = *tmp;
+    *tmp = t;
+    return 0;
+}
+
+/* NFC/NFD/NFKC/NFKD through utf8proc (ASCII is unchanged by all four). */
+static int unicode_form(int kind, const uint32_t *s, size_t n, u32vec *out) {
+    size_t i = 0;
+    while (i < n && s[i] < 0x80) i++;
+    out->n = 0;
+    if (i == n) {
+        if (u32_reserve(out, n + 1)) return CEMBED_ENOMEM;
+        memcpy(out->p, s, n * sizeof *s);
+        out->n = n;
+        return 0;
+    }
+    int opts = UTF8PROC_STABLE | (kind == NS_NFC || kind == NS_NFKC ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
+               (kind == NS_NFKC || kind == NS_NFKD ? UTF8PROC_COMPAT : 0);
+    utf8proc_int32_t *buf32 = NULL;
+    utf8proc_ssize_t cap = (utf8proc_ssize_t)n * 4 + 16;
+    for (;;) {
+        buf32 = base_malloc((size_t)cap * sizeof *buf32);
+        if (!buf32) return CEMBED_ENOMEM;
+        /* decompose code point by code point into buf32, then reorder/compose */
+        utf8proc_ssize_t w = 0;
+        int last = 0, again = 0;
+        for (size_t j = 0; j < n; j++) {
+            utf8proc_ssize_t r = utf8proc_decompose_char((utf8proc_int32_t)s[j], buf32 + w, cap - w,
+                                                         (utf8proc_option_t)(opts & ~UTF8PROC_COMPOSE) |
+                                                             UTF8PROC_DECOMPOSE,
+                                                         &last);
+            if (r < 0) r = 0;
+            if (r > cap - w) {
+                again = 1;
+                break;
+            }
+            w += r;
+        }
+        if (again) {
+            base_free(buf32);
+            cap *= 2;
+            continue;
+        }
+        /* canonical ordering: stable sort of combining runs by class */
+        for (utf8proc_ssize_t a = 1; a < w; a++) {
+            int ca = utf8proc_get_property(buf32[a])->combining_class;
+            utf8proc_ssize_t b = a;
+            while (ca && b > 0 && utf8proc_get_property(buf32[b - 1])->combining_class > ca) {
+                utf8proc_int32_t t = buf32[b];
+                buf32[b] = buf32[b - 1];
+                buf32[b - 1] = t;
+                b--;
+            }
+        }
+        if (opts & UTF8PROC_COMPOSE) w = utf8proc_normalize_utf32(buf32, w, (utf8proc_option_t)opts);
+        if (w < 0 || u32_reserve(out, (size_t)w + 1)) {
+            base_free(buf32);
+            return CEMBED_ENOMEM;
+        }
+        for (utf8proc_ssize_t j = 0; j < w; j++) out->p[j] = (uint32_t)buf32[j];
+        out->n = (size_t)w;
+        base_free(buf32);
+        return 0;
+    }
+}
+
+static int replace_all(const norm_step *st, const uint32_t *s, size_t n, u32vec *out) {
+    out->n = 0;
+    size_t prev = 0, from = 0;
+    for (;;) {
+        size_t ms = 0, me = 0;
+        int found;
+        if (st->re) {
+            found = tok_re_find(st->re, s, n, from, &ms, &me);
+            if (found < 0) return found;
+            if (found && me == ms) {   /* an empty match replaces nothing here */
+                from = ms + 1;
+                if (from > n) break;
+                continue;
+            }
+        } else {
+            found = 0;
+            for (size_t i = from; st->pat_n && i + st->pat_n <= n; i++)
+                if (memcmp(s + i, st->pat, st->pat_n * sizeof *s) == 0) {
+                    ms = i, me = i + st->pat_n, found = 1;
+                    break;
+                }
+        }
+        if (!found) break;
+        if (u32_reserve(out, out->n + (ms - prev) + st->content_n + 1)) return CEMBED_ENOMEM;
+        memcpy(out->p + out->n, s + prev, (ms - prev) * sizeof *s);
+        out->n += ms - prev;
+        memcpy(out->p + out->n, st->content, st->content_n * sizeof *s);
+        out->n += st->content_n;
+        prev = from = me;
+    }
+    if (u32_reserve(out, out->n + (n - prev) + 1)) return CEMBED_ENOMEM;
+    memcpy(out->p + out->n, s + prev, (n - prev) * sizeof *s);
+    out->n += n - prev;
+    return 0;
+}
+
+static int one_step(const norm_step *st, const uint32_t *s, size_t n, u32vec *out, u32vec *tmp) {
+    size_t a = 0, b = n;
+    switch (st->kind) {
+    case NS_BERT: return norm_apply(&st->bert, s, n, out, tmp);
+    case NS_NFC: case NS_NFD: case NS_NFKC: case NS_NFKD: return unicode_form(st->kind, s, n, out);
+    case NS_LOWER: return lowercase(s, n, out);
+    case NS_STRIP_ACCENTS:
+        out->n = 0;
+        if (u32_reserve(out, n + 1)) return CEMBED_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            if (category(s[i]) != UTF8PROC_CATEGORY_MN) out->p[out->n++] = s[i];
+        return 0;
+    case NS_STRIP:
+        if (st->left) while (a < b && tok_uni_space(s[a])) a++;
+        if (st->right) while (b > a && tok_uni_space(s[b - 1])) b--;
+        out->n = 0;
+        if (u32_reserve(out, b - a + 1)) return CEMBED_ENOMEM;
+        memcpy(out->p, s + a, (b - a) * sizeof *s);
+        out->n = b - a;
+        return 0;
+    case NS_REPLACE: return replace_all(st, s, n, out);
+    case NS_PREPEND:
+        out->n = 0;
+        if (u32_reserve(out, n + st->content_n + 1)) return CEMBED_ENOMEM;
+        if (n) memcpy(out->p, st->content, st->content_n * sizeof *s), out->n = st->content_n;
+        memcpy(out->p + out->n, s, n * sizeof *s);
+        out->n += n;
+        return 0;
+    default: return precompiled_apply(st->pc, s, n, out);
+    }
+}
+
+int norm_run(const norm_step *steps, size_t n, const uint32_t *in, size_t len, u32vec *out, u32vec *a, u32vec *b) {
+    out->n = 0;
+    if (u32_reserve(out, len + 1)) return CEMBED_ENOMEM;
+    memcpy(out->p, in, len * sizeof *in);
+    out->n = len;
+    for (size_t i = 0; i < n; i++) {
+        if (one_step(&steps[i], out->p, out->n, a, b)) return CEMBED_ENOMEM;
+        swap_out(out, a);
+    }
+    return 0;
+}
+
+void norm_step_free(norm_step *s) {
+    tok_re_free(s->re);
+    base_free(s->pat);
+    base_free(s->content);
+    precompiled_free(s->pc);
+    memset(s, 0, sizeof *s);
 }

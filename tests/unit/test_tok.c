@@ -116,9 +116,9 @@ TEST(tok_json_errors) {
     const char *cases[][2] = {
         {"{", "not valid JSON"},
         {"[]", "not a JSON object"},
-        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}", "BPE is not supported"},
+        {"{\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}", "WordLevel is not supported"},
         {"{\"model\":{\"vocab\":{\"a\":\"x\"}},\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"}}", "vocab id"},
-        {"{\"model\":{\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Whitespace\"}}", "pre_tokenizer Whitespace"},
+        {"{\"model\":{\"vocab\":{\"a\":0,\"[UNK]\":1}},\"pre_tokenizer\":{\"type\":\"CharDelimiterSplit\"}}", "CharDelimiterSplit"},
         {"{\"model\":{\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"}}", "[UNK]"},
         {"{\"model\":{\"vocab\":{\"a\":0,\"b\":0}},\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"}}", "two tokens"},
     };
