@@ -458,6 +458,45 @@ def spec_jina(real=False, base=False):
                       "no position embeddings, pooler.dense present, F16 like the real checkpoint")
 
 
+def jina_code_tensors(r, cfg):
+    """jina-embeddings-v2-base-code: BERT names plus attention.self.layer_norm_q/k,
+    layer_norm_1/2 and mlp.up_gated_layer (no bias) / mlp.down_layer."""
+    H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    t = {"embeddings.word_embeddings.weight": r.emb(V, H),
+         "embeddings.token_type_embeddings.weight": r.emb(cfg["type_vocab_size"], H) * 0.5}
+    ln_pair(r, t, "embeddings.LayerNorm", H)
+    for i in range(cfg["num_hidden_layers"]):
+        q = "encoder.layer.%d." % i
+        for m in ("query", "key", "value"):
+            lin(r, t, q + "attention.self." + m, H, H)
+        ln_pair(r, t, q + "attention.self.layer_norm_q", H)
+        ln_pair(r, t, q + "attention.self.layer_norm_k", H)
+        lin(r, t, q + "attention.output.dense", H, H)
+        ln_pair(r, t, q + "attention.output.LayerNorm", H)
+        ln_pair(r, t, q + "layer_norm_1", H)
+        lin(r, t, q + "mlp.up_gated_layer", 2 * I, H, bias=False)
+        lin(r, t, q + "mlp.down_layer", H, I)
+        ln_pair(r, t, q + "layer_norm_2", H)
+    lin(r, t, "pooler.dense", H, H)
+    return t
+
+
+def spec_jina_code(real=False):
+    H, L, h, I, V = (768, 12, 12, 3072, 61056) if real else (64, 2, 4, 128, 400)
+    cfg = jina_config(H, L, h, I, V)
+    cfg["_name_or_path"] = "jinaai/jina-bert-v2-qk-post-norm"
+    cfg["auto_map"] = {k: v.replace("jina-bert-implementation", "jina-bert-v2-qk-post-norm")
+                       for k, v in cfg["auto_map"].items()}
+    cfg["transformers_version"] = "4.32.0"
+    return Spec(name="jina-v2-code", mirror="jinaai/jina-embeddings-v2-base-code", arch="JinaBERT-v2 qk-post-norm",
+                kind="embed", cfg=cfg, pooling="mean", normalize=False, dtype=torch.float16,
+                specials=C.BERT_SPECIALS, cls=2, sep=3, filler=(5, V), seed=115,
+                tensors=lambda r: jina_code_tensors(r, cfg),
+                forward=lambda w, ids, tt: port_jina.jina_code_model(w, cfg, ids), source=port_jina.SOURCE_CODE,
+                notes="auto_map -> jina-bert-v2-qk-post-norm; layer_norm_q/k; layer_norm_1/2; up_gated_layer "
+                      "(GELU on the second half); 4 heads (power of two); F16")
+
+
 def spec_xlmr_e5(real=False):
     H, L, h, I, V, P = (768, 12, 12, 3072, 250002, 514) if real else (64, 3, 4, 128, 400, 130)
     cfg = xlmr_config("xlm-roberta-base", "XLMRobertaModel", H, L, h, I, V, P)
@@ -565,7 +604,7 @@ def spec_ce_xlmr(real=False, labels=1):
 
 TINY = {
     "bert-minilm": spec_bert_minilm, "bert-bge": spec_bert_bge, "bert-prefix": spec_bert_prefix,
-    "bert-e5small": spec_bert_e5small, "nomic-v15": spec_nomic_v15, "nomic-half": spec_nomic_half, "jina-v2": spec_jina,
+    "bert-e5small": spec_bert_e5small, "nomic-v15": spec_nomic_v15, "nomic-half": spec_nomic_half, "jina-v2": spec_jina, "jina-v2-code": spec_jina_code,
     "xlmr-e5": spec_xlmr_e5, "xlmr-bgem3": spec_xlmr_bgem3,
     "modernbert-gte": spec_modernbert_gte, "modernbert-embed": spec_modernbert_embed,
     "ce-bert": spec_ce_bert, "ce-xlmr": spec_ce_xlmr, "ce-xlmr3": lambda real=False: spec_ce_xlmr(real, 3),
@@ -578,6 +617,7 @@ REAL = {
     "nomic-embed-text-v1.5": lambda: spec_nomic_v15(True),
     "jina-embeddings-v2-small-en": lambda: spec_jina(True),
     "jina-embeddings-v2-base-en": lambda: spec_jina(True, base=True),
+    "jina-embeddings-v2-base-code": lambda: spec_jina_code(True),
     "multilingual-e5-small": lambda: spec_bert_e5small(True),
     "multilingual-e5-base": lambda: spec_xlmr_e5(True),
     "bge-m3": lambda: spec_xlmr_bgem3(True),

@@ -263,6 +263,22 @@ def check_sensitivity():
 
     sensitivity("jina-v2", "GeGLU halves swapped", port_jina, "glu_mlp", glu_swapped)
 
+    lin = port_bert.linear
+
+    def up_gated_swapped(w, name, x):
+        y = lin(w, name, x)
+        if name.endswith(".mlp.up_gated_layer"):
+            half = y.shape[-1] // 2
+            y = torch.cat([y[:, half:], y[:, :half]], dim=-1)
+        return y
+
+    sensitivity("jina-v2-code", "GELU on the first half of up_gated_layer", port_jina, "linear", up_gated_swapped)
+    ln = port_bert.layer_norm
+    sensitivity("jina-v2-code", "layer_norm_q/k skipped", port_jina, "layer_norm",
+                lambda w, name, x, eps: x if name.endswith(("layer_norm_q", "layer_norm_k")) else ln(w, name, x, eps))
+    sensitivity("jina-v2-code", "layer_norm_1 skipped", port_jina, "layer_norm",
+                lambda w, name, x, eps: x if name.endswith("layer_norm_1") else ln(w, name, x, eps))
+
     def mb_mlp_swapped(w, p, x, cfg):
         gate, inp = port_bert.linear(w, p + ".Wi", x).chunk(2, dim=-1)
         return port_bert.linear(w, p + ".Wo", F.gelu(inp) * gate)
