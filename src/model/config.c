@@ -3,6 +3,7 @@
  * sentence-transformers modules.json, 1_Pooling/config.json and
  * sentence_bert_config.json. Each takes (ptr, len). */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
@@ -103,6 +104,10 @@ static int parse_bert(json_t *o, model_config *c) {
                         "(absolute and alibi are)", pe);
     c->arch = ARCH_JINA_BERT;
     c->pos = POS_ALIBI;
+    /* jina-embeddings-v2-base-code's layer: its auto_map names jina-bert-v2-qk-post-norm */
+    char *am = json_dumps(json_object_get(o, "auto_map"), JSON_COMPACT | JSON_ENCODE_ANY);
+    c->qk_norm = c->double_norm = am && strstr(am, "qk-post-norm") != NULL;
+    free(am);
     get_str(o, "feed_forward_type", "original", ff, sizeof ff);
     if (strcmp(ff, "geglu") == 0) {
         c->glu = 1;

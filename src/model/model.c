@@ -172,6 +172,23 @@ static const tspec jina_mlp[] = {
     {"mlp.layernorm.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln2_b)},
     {NULL, NULL, D_0, D_0, 0, 0},
 };
+/* JinaBERT-v2 qk-post-norm (base-code): LayerNorms of Q and K, a second
+ * LayerNorm after attention, up_gated_layer [2I, H] = (plain half; act
+ * half), split into the two views the engine stacks act half first */
+static const tspec jina_code_layer[] = {
+    {"attention.self.layer_norm_q.weight", NULL, D_H, D_0, NEED, LW(qn_g)},
+    {"attention.self.layer_norm_q.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(qn_b)},
+    {"attention.self.layer_norm_k.weight", NULL, D_H, D_0, NEED, LW(kn_g)},
+    {"attention.self.layer_norm_k.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(kn_b)},
+    {"layer_norm_1.weight", NULL, D_H, D_0, NEED, LW(ln1x_g)},
+    {"layer_norm_1.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln1x_b)},
+    {"mlp.up_gated_layer.weight", NULL, D_2I, D_H, NEED, LW(i2_w)},
+    {"mlp.down_layer.weight", NULL, D_H, D_I, NEED, LW(f_w)},
+    {"mlp.down_layer.bias", NULL, D_H, D_0, IF_DOWN_BIAS, LW(f_b)},
+    {"layer_norm_2.weight", NULL, D_H, D_0, NEED, LW(ln2_g)},
+    {"layer_norm_2.bias", NULL, D_H, D_0, IF_NORM_BIAS, LW(ln2_b)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
 /* NomicBERT: fused Wqkv; SwiGLU y = fc2(fc11(x) * act(fc12(x))) */
 static const tspec nomic_layer[] = {
     {"attn.Wqkv.weight", NULL, D_3H, D_H, NEED, LW(qkv_w)},
@@ -262,8 +279,8 @@ static family family_of(const model_config *c) {
     case ARCH_MODERNBERT:
         return (family){"embeddings.tok_embeddings.weight", modernbert_model, {modernbert_layer, NULL}, "layers.%d."};
     case ARCH_JINA_BERT:
-        return (family){"embeddings.word_embeddings.weight", bert_model, {bert_attention, c->glu ? jina_mlp : bert_mlp},
-                        "encoder.layer.%d."};
+        return (family){"embeddings.word_embeddings.weight", bert_model,
+                        {bert_attention, c->qk_norm ? jina_code_layer : c->glu ? jina_mlp : bert_mlp}, "encoder.layer.%d."};
     default:
         return (family){"embeddings.word_embeddings.weight", bert_model, {bert_attention, bert_mlp}, "encoder.layer.%d."};
     }
@@ -352,6 +369,11 @@ static int load_weights(model *m) {
     if (!rc && c->head) rc = load_table(&L, c->head == HEAD_BERT ? bert_head : roberta_head, NULL, -1, m);
     if (rc) return rc;
     split_qkv_bias(m);
+    if (c->qk_norm) /* up_gated_layer: the act half is the second */
+        for (int l = 0; l < c->layers; l++) {
+            bert_layer_w *w = &m->layer[l];
+            w->i_w = w->i2_w + (size_t)c->intermediate * (size_t)c->hidden;
+        }
     /* a LayerNorm without bias adds zeros */
     if (!m->emb_ln_b) m->emb_ln_b = m->zeros;
     if (c->final_norm && !m->final_b) m->final_b = m->zeros;
@@ -359,6 +381,9 @@ static int load_weights(model *m) {
         bert_layer_w *w = &m->layer[l];
         if (w->ln1_g && !w->ln1_b) w->ln1_b = m->zeros;
         if (!w->ln2_b) w->ln2_b = m->zeros;
+        if (w->qn_g && !w->qn_b) w->qn_b = m->zeros;
+        if (w->kn_g && !w->kn_b) w->kn_b = m->zeros;
+        if (w->ln1x_g && !w->ln1x_b) w->ln1x_b = m->zeros;
     }
     return 0;
 }

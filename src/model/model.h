@@ -52,6 +52,8 @@ typedef struct model_config {
     int window;           /* sliding window: a query sees keys within window / 2 of it; 0: none */
     int global_every;     /* with a window: layers l with l % global_every == 0 see everything */
     int glu;              /* MLP up-projection gives [2I]: act(first I) * second I */
+    int qk_norm;          /* LayerNorm of Q and of K over the whole hidden size, after their projection */
+    int double_norm;      /* after the attention's LN(x + o), another: LN2'(x + that) (Jina's qk-post-norm) */
     act_kind act;
     int qkv_bias, o_bias, up_bias, down_bias, norm_bias;   /* which biases the checkpoint has */
     int emb_norm;         /* a LayerNorm after the embeddings (every family here has one) */
@@ -71,6 +73,8 @@ typedef struct bert_layer_w {
                                                          before attention, NULL where it is the identity) */
     const float *i_w, *i_b;                           /* [I, H] (GLU: [2I, H] stacked, or the act half) */
     const float *i2_w, *i2_b;                         /* GLU split in two tensors: the other half [I, H], [I] */
+    const float *qn_g, *qn_b, *kn_g, *kn_b;           /* qk_norm: LayerNorms of Q and K [H] */
+    const float *ln1x_g, *ln1x_b;                     /* double_norm: the second LayerNorm after attention */
     const float *f_w, *f_b, *ln2_g, *ln2_b;           /* [H, I], [H]; the MLP's LayerNorm */
 } bert_layer_w;
 

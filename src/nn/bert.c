@@ -290,6 +290,7 @@ enum epilogue { EPI_BIAS, EPI_BIAS_GELU, EPI_ADD_LN, EPI_ADD, EPI_QKV, EPI_GLU }
  * rows first (pre-norm: A is then region c, filled from x). */
 typedef struct gemm_op {
     const float *A, *bias, *g, *beta;
+    const float *g2, *beta2;        /* EPI_ADD_LN: a second LayerNorm, x = LN2(x + LN(C + x)) (double_norm) */
     const float *norm_g, *norm_b;
     const nn_linear *W;
     float *C;
@@ -356,6 +357,19 @@ static void rope_rows(bert *b, int l, int r0, int r1) {
     }
 }
 
+/* After the qkv GEMM: Q's and K's LayerNorms (qk_norm), then rotary. */
+static void qk_rows(bert *b, int l, int r0, int r1) {
+    const bert_layer_w *w = &b->m->layer[l];
+    const int H = b->H;
+    if (w->qn_g)
+        for (int r = r0; r < r1; r++) {
+            float *row = b->a + (size_t)r * b->wa;
+            b->k->add_layernorm(NULL, NULL, row, w->qn_g, w->qn_b, b->c->layer_norm_eps, 1, H);
+            b->k->add_layernorm(NULL, NULL, row + H, w->kn_g, w->kn_b, b->c->layer_norm_eps, 1, H);
+        }
+    if (b->rope[0]) rope_rows(b, l, r0, r1);
+}
+
 /* Rows [r0, r1) of op, on thread t. */
 static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
     const int H = b->H, lda = op->lda, ldc = op->ldc, step = nn_gemm_rows(b->g);
@@ -370,7 +384,13 @@ static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
         }
         // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
         nn_gemm_run(b->g, t, op->W, rows, A, lda, op->bias, op->epi == EPI_BIAS_GELU, C, ldc);
-        if (op->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
+        if (op->epi == EPI_ADD_LN && op->g2)   // C = LN(x + C); x [rows, H] = LN2(C + x)
+            for (int i = 0; i < rows; i++) {
+                float *ci = C + (size_t)i * ldc, *xi = b->x + (size_t)(r + i) * H;
+                b->k->add_layernorm(xi, NULL, ci, op->g, op->beta, eps, 1, H);
+                b->k->add_layernorm(ci, NULL, xi, op->g2, op->beta2, eps, 1, H);
+            }
+        else if (op->epi == EPI_ADD_LN)   // x [rows, H] = LN(C + x)
             for (int i = 0; i < rows; i++)
                 b->k->add_layernorm(C + (size_t)i * ldc, NULL, b->x + (size_t)(r + i) * H, op->g, op->beta, eps, 1, H);
         else if (op->epi == EPI_ADD)   // x [rows, H] += C
@@ -381,8 +401,8 @@ static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
             }
         else if (op->epi == EPI_GLU)   // C [rows, I] = act(C[:, :I]) * C[:, I:]
             b->k->glu(C, ldc, rows, b->I, b->c->act == ACT_SILU ? NN_ACT_SILU : NN_ACT_GELU);
-        else if (op->epi == EPI_QKV && b->rope[0])
-            rope_rows(b, op->layer, r, r + rows);
+        else if (op->epi == EPI_QKV)
+            qk_rows(b, op->layer, r, r + rows);
     }
 }
 
@@ -451,20 +471,22 @@ static gemm_op layer_op(const bert *b, int l, int which) {
     gemm_op op;
     switch (which) {
     case 0:   // a [T, 3H] = x @ Wqkv^T + bqkv, rotary   (pre-norm: LN1(x))
-        op = (gemm_op){pre ? c : x, b->bqkv ? b->bqkv + (size_t)l * 3 * H : NULL, NULL, NULL, NULL, NULL,
+        op = (gemm_op){pre ? c : x, b->bqkv ? b->bqkv + (size_t)l * 3 * H : NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                        &lin[0], b->a, H, wa, EPI_QKV, l};
         if (pre && w->ln1_g) op.norm_g = w->ln1_g, op.norm_b = w->ln1_b;
         else if (pre) op.A = x;   /* the identity norm (ModernBERT's layer 0) */
         return op;
     case 1:   // x = LN(c @ Wo^T + bo + x)   (a [T, H] holds the product; pre-norm: x += it)
-        return (gemm_op){c, w->o_b, w->ln1_g, w->ln1_b, NULL, NULL, &lin[1], b->a, H, wa, pre ? EPI_ADD : EPI_ADD_LN, l};
+        return (gemm_op){c, w->o_b, w->ln1_g, w->ln1_b, w->ln1x_g, w->ln1x_b, NULL, NULL, &lin[1], b->a, H, wa,
+                         pre ? EPI_ADD : EPI_ADD_LN, l};
     case 2:   // a [T, U] = act(x @ Wi^T + bi)   (pre-norm: LN2(x); GLU: act(a[:, :I]) * a[:, I:])
-        op = (gemm_op){x, b->bup ? b->bup + (size_t)l * b->U : w->i_b, NULL, NULL, NULL, NULL, &lin[2], b->a, H, wa,
-                       b->c->glu ? EPI_GLU : EPI_BIAS_GELU, l};
+        op = (gemm_op){x, b->bup ? b->bup + (size_t)l * b->U : w->i_b, NULL, NULL, NULL, NULL, NULL, NULL, &lin[2], b->a,
+                       H, wa, b->c->glu ? EPI_GLU : EPI_BIAS_GELU, l};
         if (pre) op.A = c, op.norm_g = w->ln2_g, op.norm_b = w->ln2_b;
         return op;
     default:  // x = LN(a @ Wf^T + bf + x)   (c [T, H] holds the product; pre-norm: x += it)
-        return (gemm_op){b->a, w->f_b, w->ln2_g, w->ln2_b, NULL, NULL, &lin[3], c, wa, H, pre ? EPI_ADD : EPI_ADD_LN, l};
+        return (gemm_op){b->a, w->f_b, w->ln2_g, w->ln2_b, NULL, NULL, NULL, NULL, &lin[3], c, wa, H,
+                         pre ? EPI_ADD : EPI_ADD_LN, l};
     }
 }
 
