@@ -22,7 +22,10 @@ Per architecture (as convert_hf_to_gguf.py at the pinned commit does):
 Sequence-classification heads become the RANK head llama.cpp has:
   cls = dense before tanh (BERT: pooler.dense, RoBERTa: classifier.dense),
   cls.output = the 1-label projection (BERT: classifier, RoBERTa: out_proj),
-and pooling_type is written as 4 (RANK).  Otherwise the pooling type comes from
+and pooling_type is written as 4 (RANK).  That head has exactly one output
+(cls.output is [n_embd, 1] at the pinned commit), so a num_labels > 1 model
+is converted once per label: LABEL picks that row of the out projection, and
+the caller concatenates the per-label logits, each computed by llama.cpp.  Otherwise the pooling type comes from
 the sentence-transformers modules.json / Pooling config (mean or cls).
 
 The vocabulary is synthetic: tokens are read from vocab.txt when present and
@@ -30,7 +33,7 @@ padded to vocab_size, tokenizer model "bert" (WPM).  The oracle feeds token
 ids directly, so the token texts only have to load; the special ids are taken
 from the vocab ([CLS] [SEP] [UNK] [PAD] [MASK] or <s> </s> <unk> <pad>).
 
-usage: to_gguf.py MODEL_DIR OUT.gguf
+usage: to_gguf.py MODEL_DIR OUT.gguf [LABEL]
 """
 import json
 import os
@@ -171,7 +174,13 @@ def rename_hf(name, kind):
     return name
 
 
-def head_tensors(t, kind):
+def num_labels(cfg):
+    if "num_labels" in cfg:
+        return int(cfg["num_labels"])
+    return len(cfg.get("id2label", {"0": 0}))
+
+
+def head_tensors(t, kind, label):
     """Maps a sequence-classification head onto llama.cpp's cls / cls.output."""
     t = {rename_hf(k, kind): v for k, v in t.items()}
     out = {}
@@ -183,15 +192,28 @@ def head_tensors(t, kind):
         for suf in ("weight", "bias"):
             if f"{src}.{suf}" in t:
                 out[f"{dst}.{suf}"] = t[f"{src}.{suf}"]
+    out["cls.output.weight"] = out["cls.output.weight"][label:label + 1, :]
+    out["cls.output.bias"] = out["cls.output.bias"][label:label + 1]
     return out
 
 
-def convert_tensors(t, kind, cfg, n_layer, arch_enum, is_classifier):
+def ffn_length(t, cfg):
+    """The FFN width from the weights: nomic rounds n_inner up to a multiple of
+    256 and Jina's gated_layers stack gate and up, so config keys can mislead."""
+    for name, data in t.items():
+        if name.endswith(("intermediate.dense.weight", "mlp.fc11.weight")):
+            return data.shape[0]
+        if name.endswith("mlp.gated_layers.weight"):
+            return data.shape[0] // 2
+    return hparam(cfg, "intermediate_size", "n_inner")
+
+
+def convert_tensors(t, kind, cfg, n_layer, arch_enum, is_classifier, label):
     tmap = gguf.get_tensor_name_map(arch_enum, n_layer)
     out = {}
     if is_classifier:
-        out.update(head_tensors(t, kind))
-    n_ff = cfg.get("intermediate_size")
+        out.update(head_tensors(t, kind, label))
+    n_ff = ffn_length(t, cfg)
     for name, data in t.items():
         name = rename_hf(name, kind)
         if name.startswith(("pooler.", "classifier", "cls.", "lm_head")) or \
@@ -215,14 +237,14 @@ def convert_tensors(t, kind, cfg, n_layer, arch_enum, is_classifier):
     return out
 
 
-def write_hparams(w, kind, arch, cfg, n_ctx, pool):
+def write_hparams(w, kind, arch, cfg, n_ctx, n_ff, pool):
     n_layer = hparam(cfg, "num_hidden_layers", "n_layer")
     n_embd = hparam(cfg, "hidden_size", "n_embd")
     n_head = hparam(cfg, "num_attention_heads", "n_head")
     w.add_block_count(n_layer)
     w.add_context_length(n_ctx)
     w.add_embedding_length(n_embd)
-    w.add_feed_forward_length(hparam(cfg, "intermediate_size", "n_inner", default=4 * n_embd))
+    w.add_feed_forward_length(n_ff)
     w.add_head_count(n_head)
     w.add_layer_norm_eps(hparam(cfg, "layer_norm_eps", "layer_norm_epsilon", default=1e-12))
     w.add_causal_attention(False)
@@ -252,9 +274,10 @@ def check_nomic(cfg):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__.strip().splitlines()[-1])
     model_dir, out_path = sys.argv[1], sys.argv[2]
+    label = int(sys.argv[3]) if len(sys.argv) == 4 else None
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     kind = pick_arch(cfg)
@@ -273,10 +296,10 @@ def main():
     if is_classifier and kind not in ("bert", "xlmr"):
         print(f"{model_dir}: llama.cpp's RANK head is wired for BERT only", file=sys.stderr)
         sys.exit(UNSUPPORTED)
-    if is_classifier and cfg.get("num_labels", len(cfg.get("id2label", {0: 0}))) != 1:
-        print(f"{model_dir}: llama.cpp's RANK head has one output, not num_labels > 1",
-              file=sys.stderr)
-        sys.exit(UNSUPPORTED)
+    if is_classifier and label is None and num_labels(cfg) != 1:
+        sys.exit(f"{model_dir}: num_labels {num_labels(cfg)}: give LABEL (one GGUF per label)")
+    if is_classifier and not 0 <= (label or 0) < num_labels(cfg):
+        sys.exit(f"{model_dir}: no label {label}")
 
     t = read_safetensors(os.path.join(model_dir, "model.safetensors"))
     n_ctx = hparam(cfg, "max_position_embeddings", "n_positions", "n_ctx", default=512)
@@ -287,7 +310,7 @@ def main():
         pool = int(gguf.PoolingType.MEAN)   # llama.cpp requires the key for nomic-bert
 
     w = gguf.GGUFWriter(out_path, arch)
-    n_layer = write_hparams(w, kind, arch, cfg, n_ctx, pool)
+    n_layer = write_hparams(w, kind, arch, cfg, n_ctx, ffn_length(t, cfg), pool)
 
     n_vocab = hparam(cfg, "vocab_size")
     tokens = read_vocab(model_dir, n_vocab)
@@ -308,7 +331,7 @@ def main():
     w.add_mask_token_id(mask)
 
     for name, data in sorted(convert_tensors(t, kind, cfg, n_layer, arch_enum,
-                                             is_classifier).items()):
+                                             is_classifier, label or 0).items()):
         w.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
