@@ -32,11 +32,16 @@ fi
 
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release \
 	-DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=ON \
-	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_COMMON=OFF
 cmake --build "$build" -j"${JOBS:-2}" --target llama
 
 mkdir -p "$build/bin"
-cc -O2 -Wall -o "$build/bin/embed_ids" "$here/embed_ids.c" \
+api=
+grep -q llama_memory_clear "$src/include/llama.h" && api="$api -DEMBED_MEMORY_API"
+grep -q llama_model_n_cls_out "$src/include/llama.h" && api="$api -DEMBED_CLS_OUT"
+# shellcheck disable=SC2086
+cc -O2 -Wall $api -o "$build/bin/embed_ids" "$here/embed_ids.c" \
 	-I"$src/include" -I"$src/ggml/include" \
 	-L"$build/bin" -Wl,-rpath,"$build/bin" -lllama -lggml -lggml-base -lm
 echo "built llama.cpp $commit -> $build/bin/embed_ids"

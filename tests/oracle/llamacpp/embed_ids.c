@@ -23,6 +23,11 @@
  * The context (and ubatch) is -c tokens, default min(n_ctx_train, 512): a
  * non-causal graph reserves n_ubatch^2 attention scores per head.
  *
+ * Builds against the pinned llama.cpp (2025-02) and against newer trees:
+ * build.sh defines EMBED_MEMORY_API where llama.h has llama_memory_clear
+ * (llama_kv_cache_clear is gone there) and EMBED_CLS_OUT where it has
+ * llama_model_n_cls_out (a RANK head with several labels).
+ *
  * usage: embed_ids [-t] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt > OUT.jsonl
  */
 #include <stdio.h>
@@ -134,6 +139,25 @@ static int fill_batch(struct llama_batch *b, const struct seq *s,
 	return 0;
 }
 
+static int n_cls_out(struct llama_context *ctx)
+{
+#ifdef EMBED_CLS_OUT
+	return (int)llama_model_n_cls_out(llama_get_model(ctx));
+#else
+	(void)ctx;
+	return 1;
+#endif
+}
+
+static void clear_memory(struct llama_context *ctx)
+{
+#ifdef EMBED_MEMORY_API
+	llama_memory_clear(llama_get_memory(ctx), true);
+#else
+	llama_kv_cache_clear(ctx);
+#endif
+}
+
 static void print_result(struct llama_context *ctx, enum llama_pooling_type pool,
 			 int n, int n_embd, int via_embd)
 {
@@ -150,7 +174,7 @@ static void print_result(struct llama_context *ctx, enum llama_pooling_type pool
 		printf("]");
 	} else if (pool == LLAMA_POOLING_TYPE_RANK) {
 		printf("\"logits\": ");
-		print_vec(llama_get_embeddings_seq(ctx, 0), 1);
+		print_vec(llama_get_embeddings_seq(ctx, 0), n_cls_out(ctx));
 	} else {
 		printf("\"pooled\": ");
 		print_vec(llama_get_embeddings_seq(ctx, 0), n_embd);
@@ -174,7 +198,7 @@ static int run(struct llama_context *ctx, FILE *in, const struct tables *tb, int
 			fprintf(stderr, "embed_ids: bad input line %d\n", line);
 			goto fail;
 		}
-		llama_kv_cache_clear(ctx);
+		clear_memory(ctx);
 		if (llama_decode(ctx, *b) != 0) {
 			fprintf(stderr, "embed_ids: llama_decode failed on line %d\n", line);
 			goto fail;

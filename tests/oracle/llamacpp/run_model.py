@@ -4,7 +4,7 @@
 MODEL_DIR holds a Hugging Face checkpoint and golden-torch.json
 ({"sequences": [{"ids", "type1_from", "pooled", "tokens"?, "logits"?}]}).
 Steps: to_gguf.py -> MODEL.gguf (in WORK_DIR; one per label for a classifier
-with num_labels > 1, since llama.cpp's RANK head has one output); embed_ids on
+with num_labels > 1 where llama.cpp's RANK head has one output); embed_ids on
 the golden's ids (pooled run, plus a per-token run when the golden has
 "tokens"); OUT_JSON gets the same structure with llama.cpp's values and
 "source": "llama.cpp <commit>".
@@ -60,6 +60,12 @@ def run_embed(embed_ids, gguf_path, seqs, ids_path, per_token):
     return rows
 
 
+def one_gguf_labels():
+    """Newer gguf-py writes classifier.output_labels: all labels in one GGUF."""
+    import gguf   # llama.cpp's gguf-py, on PYTHONPATH (run_all.sh)
+    return hasattr(gguf.GGUFWriter, "add_classifier_output_labels")
+
+
 def convert(model_dir, gguf_path, label, name):
     cmd = [sys.executable, os.path.join(HERE, "to_gguf.py"), model_dir, gguf_path]
     p = subprocess.run(cmd + ([] if label is None else [str(label)]),
@@ -83,7 +89,7 @@ def main():
     labels = [None]
     if arch.endswith("ForSequenceClassification"):
         n = int(cfg.get("num_labels", len(cfg.get("id2label", {"0": 0}))))
-        labels = [None] if n == 1 else list(range(n))
+        labels = [None] if n == 1 or one_gguf_labels() else list(range(n))
     ggufs = [convert(model_dir, os.path.join(work, f"{name}{'' if k is None else f'-label{k}'}.gguf"),
                      k, name) for k in labels]
     with open(os.path.join(model_dir, "golden-torch.json")) as f:

@@ -16,16 +16,24 @@ Per architecture (as convert_hf_to_gguf.py at the pinned commit does):
       position_embeddings rows [0, pad_token_id] dropped (llama.cpp numbers
       positions from 0, HF from pad_token_id + 1), n_ctx shrunk to match
   NomicBertModel   -> "nomic-bert" (Wqkv kept fused, fc11 = up, fc12 = gate)
-  JinaBertModel    -> "jina-bert-v2" (mlp.gated_layers split: first half is
-      the activated gate, second half the up projection)
-  ModernBertModel  -> not in this llama.cpp: exit status 3
+  JinaBertModel    -> "jina-bert-v2": where gguf-py maps mlp.gated_layers /
+      mlp.up_gated_layer (newer llama.cpp) they stay fused and the graph runs
+      GEGLU on them (activating the first half); older gguf-py: split as its
+      converter did, gated_layers = [gate | up], up_gated_layer (v2-code) =
+      [up | gate], the gate being the activated half
+  ModernBertModel / ModernBertForMaskedLM -> "modern-bert" where gguf-py has
+      it (Wi fused, sliding window = local_attention, pattern =
+      global_attn_every_n_layers, rope base = global_rope_theta, swa base =
+      local_rope_theta); absent in older llama.cpp: exit status 3
 Sequence-classification heads become the RANK head llama.cpp has:
   cls = dense before tanh (BERT: pooler.dense, RoBERTa: classifier.dense),
   cls.output = the 1-label projection (BERT: classifier, RoBERTa: out_proj),
-and pooling_type is written as 4 (RANK).  That head has exactly one output
-(cls.output is [n_embd, 1] at the pinned commit), so a num_labels > 1 model
-is converted once per label: LABEL picks that row of the out projection, and
-the caller concatenates the per-label logits, each computed by llama.cpp.  Otherwise the pooling type comes from
+and pooling_type is written as 4 (RANK).  Where gguf-py has
+classifier.output_labels (newer llama.cpp) all labels go into one GGUF.
+Older llama.cpp's head has exactly one output (cls.output is [n_embd, 1]), so
+a num_labels > 1 model is converted once per label there: LABEL picks that row
+of the out projection, and the caller concatenates the per-label logits, each
+computed by llama.cpp.  Otherwise the pooling type comes from
 the sentence-transformers modules.json / Pooling config (mean or cls).
 
 The vocabulary is synthetic: tokens are read from vocab.txt when present and
@@ -192,9 +200,14 @@ def head_tensors(t, kind, label):
         for suf in ("weight", "bias"):
             if f"{src}.{suf}" in t:
                 out[f"{dst}.{suf}"] = t[f"{src}.{suf}"]
-    out["cls.output.weight"] = out["cls.output.weight"][label:label + 1, :]
-    out["cls.output.bias"] = out["cls.output.bias"][label:label + 1]
+    if label is not None:
+        out["cls.output.weight"] = out["cls.output.weight"][label:label + 1, :]
+        out["cls.output.bias"] = out["cls.output.bias"][label:label + 1]
     return out
+
+
+def has_output_labels():
+    return hasattr(gguf.GGUFWriter, "add_classifier_output_labels")
 
 
 def ffn_length(t, cfg):
@@ -203,7 +216,8 @@ def ffn_length(t, cfg):
     for name, data in t.items():
         if name.endswith(("intermediate.dense.weight", "mlp.fc11.weight")):
             return data.shape[0]
-        if name.endswith("mlp.gated_layers.weight"):
+        if name.endswith(("mlp.gated_layers.weight", "mlp.up_gated_layer.weight",
+                          "mlp.Wi.weight")):
             return data.shape[0] // 2
     return hparam(cfg, "intermediate_size", "n_inner")
 
@@ -216,18 +230,23 @@ def convert_tensors(t, kind, cfg, n_layer, arch_enum, is_classifier, label):
     n_ff = ffn_length(t, cfg)
     for name, data in t.items():
         name = rename_hf(name, kind)
-        if name.startswith(("pooler.", "classifier", "cls.", "lm_head")) or \
-                name.endswith("position_ids"):
+        if name.startswith(("pooler.", "classifier", "cls.", "lm_head", "head.", "decoder.")) \
+                or name.endswith("position_ids"):
             continue
         if kind == "xlmr" and name == "embeddings.position_embeddings.weight":
             pad = cfg.get("pad_token_id")
             if pad is not None:
                 data = data[pad + 1:, :]
-        if kind == "jina" and "mlp.gated_layers" in name:
-            gate, up = data[:n_ff, :], data[n_ff:, :]
-            out[tmap.get_name(name.replace("gated_layers", "gated_layers_w"),
+        if kind == "jina" and "gated_layer" in name and \
+                tmap.get_name(name, try_suffixes=(".weight",)) is None:
+            # older gguf-py: split.  gated_layers (v2 small/base) is [gate | up],
+            # up_gated_layer (v2 base-code) is [up | gate]; the gate is activated
+            lo, hi = data[:n_ff, :], data[n_ff:, :]
+            gate, up = (hi, lo) if "up_gated_layer" in name else (lo, hi)
+            base = name.replace("up_gated_layer", "gated_layers")
+            out[tmap.get_name(base.replace("gated_layers", "gated_layers_w"),
                               try_suffixes=(".weight", ".bias"))] = gate
-            out[tmap.get_name(name.replace("gated_layers", "gated_layers_v"),
+            out[tmap.get_name(base.replace("gated_layers", "gated_layers_v"),
                               try_suffixes=(".weight", ".bias"))] = up
             continue
         new = tmap.get_name(name, try_suffixes=(".weight", ".bias"))
@@ -246,7 +265,9 @@ def write_hparams(w, kind, arch, cfg, n_ctx, n_ff, pool):
     w.add_embedding_length(n_embd)
     w.add_feed_forward_length(n_ff)
     w.add_head_count(n_head)
-    w.add_layer_norm_eps(hparam(cfg, "layer_norm_eps", "layer_norm_epsilon", default=1e-12))
+    w.add_layer_norm_eps(hparam(cfg, "norm_eps", "layer_norm_eps", "layer_norm_epsilon")
+                         if kind == "modernbert" else
+                         hparam(cfg, "layer_norm_eps", "layer_norm_epsilon", default=1e-12))
     w.add_causal_attention(False)
     w.add_file_type(int(gguf.LlamaFileType.ALL_F32))
     if pool is not None:
@@ -255,6 +276,13 @@ def write_hparams(w, kind, arch, cfg, n_ctx, n_ff, pool):
         w.add_rope_freq_base(float(hparam(cfg, "rotary_emb_base", default=10000.0)))
         frac = cfg.get("rotary_emb_fraction", 1.0)
         w.add_rope_dimension_count(int(frac * (n_embd // n_head)))
+    if kind == "modernbert":
+        w.add_rope_freq_base(float(hparam(cfg, "global_rope_theta", default=160000.0)))
+        w.add_rope_freq_base_swa(float(hparam(cfg, "local_rope_theta", default=10000.0)))
+        w.add_sliding_window(int(cfg["local_attention"]))
+        w.add_sliding_window_pattern(int(hparam(cfg, "global_attn_every_n_layers", default=1)))
+        w.add_rope_scaling_type(gguf.RopeScalingType.NONE)
+        w.add_hidden_act(cfg.get("hidden_activation", "gelu"))
     return n_layer
 
 
@@ -273,6 +301,13 @@ def check_nomic(cfg):
         sys.exit(UNSUPPORTED)
 
 
+def check_modernbert(cfg):
+    bad = [k for k in ("norm_bias", "attention_bias", "mlp_bias") if cfg.get(k)]
+    if bad:
+        print(f"modern-bert in llama.cpp has no {', '.join(bad)} tensors", file=sys.stderr)
+        sys.exit(UNSUPPORTED)
+
+
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__.strip().splitlines()[-1])
@@ -281,22 +316,27 @@ def main():
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     kind = pick_arch(cfg)
-    if kind in (None, "modernbert"):
+    if kind is None or (kind == "modernbert" and not hasattr(gguf.MODEL_ARCH, "MODERN_BERT")):
         print(f"{model_dir}: architecture {cfg.get('architectures')} is not in this llama.cpp",
               file=sys.stderr)
         sys.exit(UNSUPPORTED)
+    if kind == "modernbert":
+        check_modernbert(cfg)
     if kind == "nomic":
         check_nomic(cfg)
     arch_enum = {"bert": gguf.MODEL_ARCH.BERT, "xlmr": gguf.MODEL_ARCH.BERT,
                  "nomic": gguf.MODEL_ARCH.NOMIC_BERT,
-                 "jina": gguf.MODEL_ARCH.JINA_BERT_V2}[kind]
+                 "jina": gguf.MODEL_ARCH.JINA_BERT_V2,
+                 "modernbert": getattr(gguf.MODEL_ARCH, "MODERN_BERT", None)}[kind]
     arch = gguf.MODEL_ARCH_NAMES[arch_enum]
     archs = cfg.get("architectures") or [""]
     is_classifier = archs[0].endswith("ForSequenceClassification")
     if is_classifier and kind not in ("bert", "xlmr"):
         print(f"{model_dir}: llama.cpp's RANK head is wired for BERT only", file=sys.stderr)
         sys.exit(UNSUPPORTED)
-    if is_classifier and label is None and num_labels(cfg) != 1:
+    if label is not None and has_output_labels():
+        sys.exit("this gguf-py writes all labels into one GGUF: give no LABEL")
+    if is_classifier and label is None and num_labels(cfg) != 1 and not has_output_labels():
         sys.exit(f"{model_dir}: num_labels {num_labels(cfg)}: give LABEL (one GGUF per label)")
     if is_classifier and not 0 <= (label or 0) < num_labels(cfg):
         sys.exit(f"{model_dir}: no label {label}")
@@ -323,7 +363,11 @@ def main():
         ttypes[i] = int(gguf.TokenType.CONTROL)
     ttypes[unk] = int(gguf.TokenType.UNKNOWN)
     w.add_token_types(ttypes)
-    w.add_token_type_count(cfg.get("type_vocab_size", 1))
+    if kind != "modernbert":
+        w.add_token_type_count(cfg.get("type_vocab_size", 1))
+    if is_classifier and has_output_labels():
+        id2label = cfg.get("id2label") or {str(i): f"LABEL_{i}" for i in range(num_labels(cfg))}
+        w.add_classifier_output_labels([id2label[str(i)] for i in range(num_labels(cfg))])
     w.add_bos_token_id(cls)
     w.add_sep_token_id(sep)
     w.add_unk_token_id(unk)
@@ -331,7 +375,7 @@ def main():
     w.add_mask_token_id(mask)
 
     for name, data in sorted(convert_tensors(t, kind, cfg, n_layer, arch_enum,
-                                             is_classifier, label or 0).items()):
+                                             is_classifier, label).items()):
         w.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
