@@ -184,12 +184,17 @@ static void each_model(void (*fn)(const char *dir)) {
 static void fp32_all_backends(const char *dir) {
     static const char *gemms[] = {"scalar", "auto", "avx2"};
     const bars b = {0.99999, 0.99999, 1e-4};
+    /* llama.cpp's CPU GELU is the tanh approximation on an fp16-rounded
+     * input (tests/oracle/llamacpp/README.md): vectors keep cosine >= 0.99999,
+     * a classifier's logits move by up to ~2e-3 (1.5e-6 with an exact-erf
+     * build) */
+    const bars lb = {0.99999, 0.99999, 3e-3};
     for (size_t k = 0; k < sizeof gemms / sizeof *gemms; k++) {
         char desc[200];
         cembed_gemm_plan(CEMBED_FP32, gemms[k], desc, sizeof desc);
         if (strncmp(desc, "unavailable", 11) == 0) continue;
         check_model(dir, "golden-torch.json", CEMBED_FP32, gemms[k], b);
-        check_model(dir, "golden-llamacpp.json", CEMBED_FP32, gemms[k], b);
+        check_model(dir, "golden-llamacpp.json", CEMBED_FP32, gemms[k], lb);
     }
 }
 
