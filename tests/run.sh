@@ -116,6 +116,8 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     python3 tests/integration/hub_test.py "$b/cembed" "$model" "$work"
   check "$l API: prompts, truncation side, /embed_all, /similarity, /v1/models, keys, OpenAI client" \
     python3 tests/integration/api_test.py "$b/cembed" "$model" "$work"
+  check "$l reranking: /rerank, /v1/rerank, cembed rerank = torch logits; kinds refused" \
+    python3 tests/integration/rerank_test.py "$b/cembed" "$work"
 }
 
 # The kernel and fidelity checks once more at each ISA level below this
