@@ -209,6 +209,10 @@ static int tokenize_all(pipe_job *j) {
             j->n_ids[k] = o;
             j->truncated[k] = full > keep;
         }
+        if (j->truncated[k] && !j->req.truncate && j->req.kind == REQ_RERANK)
+            return refuse(j, 422, "%s[%zu] and the query have %zu tokens together, over the model limit of %d; send "
+                          "\"truncate\": true or shorten them", j->req.rerank_v1 ? "documents" : "texts", k, full,
+                          i->max_seq_len);
         if (j->truncated[k] && !j->req.truncate)
             return refuse(j, 422,
                           "chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d; send \"truncate\": "

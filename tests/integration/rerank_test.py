@@ -144,6 +144,12 @@ try:
                        ({"query": "a", "texts": []}, "empty")):
         st, res = post(port, "/v1/rerank" if "documents" in body else "/rerank", body)
         check(f"bad body {json.dumps(body)} is 400 naming {want}", st == 400 and want in json.dumps(res), f"({st} {res})")
+    long_doc = " ".join(f"tok{5 + i % 300}" for i in range(400))
+    st, res = post(port, "/rerank", {"query": q, "texts": ["tok5", long_doc], "truncate": False})
+    check("a pair over the limit with truncate false is 422 naming texts[1]", st == 422 and "texts[1]" in json.dumps(res),
+          f"({st} {res})")
+    st, res = post(port, "/rerank", {"query": q, "texts": ["tok5", long_doc]})
+    check("... and scored when truncated", st == 200 and len(res) == 2, f"({st})")
     st, _ = post(port, "/tokenize", {"inputs": "tok5 tok6"})
     check("/tokenize works on a reranker", st == 200)
 finally:
