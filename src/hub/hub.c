@@ -504,9 +504,9 @@ int hub_resolve(const hub_opts *o, const char *repo, const char *rev, int do_dow
                                                                                     : "tokenizer.json or vocab.txt");
         goto done;
     }
-    if (info.model_type[0] && strcmp(info.model_type, "bert") != 0) {
-        rc = base_err(CEMBED_EMODEL, "%s@%s cannot run here: its architecture is %s; cembed runs BERT encoders "
-                      "(model_type bert); nothing was downloaded", repo, rev, info.model_type);
+    if (info.model_type[0] && !model_type_known(info.model_type)) {
+        rc = base_err(CEMBED_EMODEL, "%s@%s cannot run here: its architecture is %s; cembed runs %s; nothing was "
+                      "downloaded", repo, rev, info.model_type, MODEL_TYPES);
         goto done;
     }
     snprintf(snap, sizeof snap, "%s/snapshots/%s", rdir, info.sha);

@@ -232,19 +232,25 @@ static int parse_head(json_t *o, model_config *c) {
     return 0;
 }
 
+int model_type_known(const char *t) {
+    static const char *known[] = {"bert", "xlm-roberta", "roberta", "nomic_bert", "modernbert"};
+    for (size_t i = 0; i < CE_ARRAY_LEN(known); i++)
+        if (strcmp(t, known[i]) == 0) return 1;
+    return 0;
+}
+
 int model_config_parse(const char *json, size_t len, model_config *out) {
     memset(out, 0, sizeof *out);
     json_t *o = load_object(json, len, "config.json");
     if (!o) return CEMBED_EFORMAT;
     int rc;
     const char *type = get_str(o, "model_type", "bert", out->model_type, sizeof out->model_type);
-    if (strcmp(type, "bert") == 0) rc = parse_bert(o, out);
+    if (!model_type_known(type)) rc = base_err(CEMBED_EMODEL, "config.json: model_type \"%.32s\" is not supported (%s are)", type, MODEL_TYPES);
+    else if (strcmp(type, "bert") == 0) rc = parse_bert(o, out);
     else if (strcmp(type, "xlm-roberta") == 0 || strcmp(type, "roberta") == 0) rc = parse_roberta(o, out);
     else if (strcmp(type, "nomic_bert") == 0) rc = parse_nomic(o, out);
-    else if (strcmp(type, "modernbert") == 0) rc = parse_modernbert(o, out);
     else
-        rc = base_err(CEMBED_EMODEL, "config.json: model_type \"%.32s\" is not supported (bert, nomic_bert, "
-                      "xlm-roberta, roberta and modernbert are; bert with alibi positions is JinaBERT-v2)", type);
+        rc = parse_modernbert(o, out);
     if (!rc && out->hidden % out->heads != 0)
         rc = base_err(CEMBED_EFORMAT, "config.json: hidden size %d is not a multiple of the head count %d",
                       out->hidden, out->heads);

@@ -109,6 +109,11 @@ typedef struct model {
     float *owned;               /* converted F16/BF16 tensors */
 } model;
 
+/* The model_type values config.json may name, for messages. */
+#define MODEL_TYPES "bert (with absolute or ALiBi positions: BERT, JinaBERT-v2), nomic_bert, xlm-roberta, roberta and modernbert"
+/* Whether model_type names a family cembed runs (its config may still ask
+ * for a variant it does not: model_config_parse says). Cannot fail. */
+int model_type_known(const char *model_type);
 /* Parses config.json text into the block description. OUT: *out. Fails
  * with EFORMAT (names the field) or EMODEL (an architecture, activation or
  * variant cembed does not run, with the reason). */

@@ -273,3 +273,63 @@ TEST(model_load_converts_f16_and_bf16) {
     }
     model_free(&m32);
 }
+
+/* Each family's keys map onto the block description; what cembed cannot
+ * run is refused by name (also by `pull`, before the weights). */
+TEST(config_families_and_refusals) {
+    model_config c;
+    const char *nomic = "{\"model_type\":\"nomic_bert\",\"vocab_size\":100,\"n_embd\":64,\"n_layer\":2,\"n_head\":4,"
+                        "\"n_inner\":96,\"n_positions\":2048,\"rotary_emb_fraction\":0.5,\"rotary_emb_base\":1000,"
+                        "\"activation_function\":\"swiglu\",\"qkv_proj_bias\":false,\"mlp_fc1_bias\":false,"
+                        "\"mlp_fc2_bias\":false,\"layer_norm_epsilon\":1e-12}";
+    CHECK_INT(model_config_parse(nomic, strlen(nomic), &c), 0);
+    CHECK_INT(c.arch, ARCH_NOMIC_BERT);
+    CHECK_INT(c.pos, POS_ROTARY);
+    CHECK_INT(c.rope_dims, 8);
+    CHECK_INT(c.glu, 1);
+    CHECK_INT(c.act, ACT_SILU);
+    CHECK_INT(c.qkv_bias + c.up_bias + c.down_bias, 0);
+    const char *mb = "{\"model_type\":\"modernbert\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":3,"
+                     "\"num_attention_heads\":2,\"intermediate_size\":96,\"local_attention\":16,"
+                     "\"global_attn_every_n_layers\":3,\"architectures\":[\"ModernBertModel\"]}";
+    CHECK_INT(model_config_parse(mb, strlen(mb), &c), 0);
+    CHECK(c.prenorm && c.final_norm && c.glu && c.window == 16 && c.global_every == 3 && !c.norm_bias);
+    CHECK_NEAR(c.rope_base, 160000, 1e-3);
+    CHECK_NEAR(c.rope_base_local, 10000, 1e-3);
+    const char *jina = "{\"model_type\":\"bert\",\"vocab_size\":100,\"hidden_size\":96,\"num_hidden_layers\":2,"
+                       "\"num_attention_heads\":6,\"intermediate_size\":128,\"position_embedding_type\":\"alibi\","
+                       "\"feed_forward_type\":\"geglu\"}";
+    CHECK_INT(model_config_parse(jina, strlen(jina), &c), 0);
+    CHECK(c.arch == ARCH_JINA_BERT && c.pos == POS_ALIBI && c.glu && !c.qk_norm);
+    const char *xlmr = "{\"model_type\":\"xlm-roberta\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
+                       "\"num_attention_heads\":4,\"intermediate_size\":128,\"max_position_embeddings\":514,"
+                       "\"pad_token_id\":1,\"architectures\":[\"XLMRobertaForSequenceClassification\"],"
+                       "\"id2label\":{\"0\":\"LABEL_0\"}}";
+    CHECK_INT(model_config_parse(xlmr, strlen(xlmr), &c), 0);
+    CHECK(c.arch == ARCH_XLM_ROBERTA && c.pos_offset == 2 && c.head == HEAD_ROBERTA && c.num_labels == 1);
+    const char *bad[][2] = {
+        {"{\"model_type\":\"nomic_bert\",\"vocab_size\":100,\"n_embd\":64,\"n_layer\":2,\"n_head\":4,"
+         "\"rotary_emb_fraction\":1.0,\"rotary_emb_interleaved\":true}", "rotary_emb_interleaved"},
+        {"{\"model_type\":\"nomic_bert\",\"vocab_size\":100,\"n_embd\":64,\"n_layer\":2,\"n_head\":4,"
+         "\"rotary_emb_fraction\":1.0,\"rotary_scaling_factor\":2.0}", "rotary_scaling_factor"},
+        {"{\"model_type\":\"nomic_bert\",\"vocab_size\":100,\"n_embd\":64,\"n_layer\":2,\"n_head\":4,"
+         "\"rotary_emb_fraction\":1.0,\"prenorm\":true}", "pre-norm"},
+        {"{\"model_type\":\"nomic_bert\",\"vocab_size\":100,\"n_embd\":64,\"n_layer\":2,\"n_head\":4,"
+         "\"rotary_emb_fraction\":1.0,\"activation_function\":\"relu\"}", "activation_function"},
+        {"{\"model_type\":\"bert\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"intermediate_size\":8,\"position_embedding_type\":\"alibi\","
+         "\"feed_forward_type\":\"reglu\"}", "feed_forward_type"},
+        {"{\"model_type\":\"bert\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"intermediate_size\":8,\"position_embedding_type\":\"relative_key\"}",
+         "position_embedding_type"},
+        {"{\"model_type\":\"modernbert\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"intermediate_size\":8,\"architectures\":[\"ModernBertForSequenceClassification\"]}",
+         "ModernBertForSequenceClassification"},
+        {"{\"model_type\":\"qwen3\"}", "not supported"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(model_config_parse(bad[i][0], strlen(bad[i][0]), &c) == CEMBED_EMODEL);
+        CHECK_CONTAINS(cembed_last_error(), bad[i][1]);
+    }
+    CHECK(model_type_known("modernbert") && !model_type_known("gpt2"));
+}
