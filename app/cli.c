@@ -267,3 +267,12 @@ const char *cli_prompt(const cli_common *c, const cembed_model *m) {
     }
     return p;
 }
+
+int cli_require_embedding(const cembed_model *m) {
+    cembed_model_info i;
+    cembed_model_get_info(m, &i);
+    if (strcmp(i.kind, "embedding") == 0) return 0;
+    cli_error("%s is a reranker: it scores (query, document) pairs and gives no embeddings; use `cembed rerank "
+              "--model %s QUERY FILE`", i.name, i.path);
+    return -1;
+}

@@ -55,6 +55,9 @@ int cli_resolve_models(cli_common *c);
 const char *cli_prompt(const cli_common *c, const cembed_model *m);
 /* cli_resolve_model, then cembed_model_open. */
 int cli_open_model(cli_common *c, const cembed_options *o, cembed_model **m);
+/* 0 when m is an embedding model; -1 after printing that a reranker gives
+ * scores (`cembed rerank`), not embeddings. */
+int cli_require_embedding(const cembed_model *m);
 /* The user's data folder for cembed's own models: $XDG_DATA_HOME/cembed/models, else ~/.local/share/cembed/models. */
 void cli_data_models_dir(char *out, size_t n);
 /* Reads the integer environment variable NAME into *out when it is set;

@@ -69,9 +69,9 @@ int cli_input_next(cli_input *in) {
     }
 }
 
-static int open_model(cli_common *c, cembed_model **m) {
+static int open_model(cli_common *c, cembed_model **m, int embed) {
     const cembed_options o = cli_model_options(c, c->batch_size);
-    return cli_open_model(c, &o, m) ? -1 : 0;
+    return cli_open_model(c, &o, m) || (embed && cli_require_embedding(*m)) ? -1 : 0;
 }
 
 static int write_all(buf *b) {
@@ -95,7 +95,7 @@ static int run(cli_common c, const char *path, int embed) {
         free(w);
         return EXIT_FAIL;
     }
-    if (open_model(&c, &m)) goto done;
+    if (open_model(&c, &m, embed)) goto done;
     cembed_model_info info;
     cembed_model_get_info(m, &info);
     vec = malloc((size_t)WINDOW * (size_t)info.hidden * sizeof(float));

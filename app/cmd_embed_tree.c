@@ -267,6 +267,7 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
         cli_error("cannot open model %s: %s", cc->model_dir, cembed_last_error());
         goto done;
     }
+    if (cli_require_embedding(r->m)) goto done;
     cembed_model_get_info(r->m, &r->info);
     /* a window's content tokens: the model's limit less [CLS] and [SEP], or less when asked */
     r->chunk_tokens = r->info.max_seq_len - 2;

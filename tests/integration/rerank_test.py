@@ -177,6 +177,10 @@ r = subprocess.run([cembed, "rerank", "--model", emb, "q", docs], capture_output
 check("cembed rerank with an embedding model exits 1 naming it", r.returncode == 1 and "embedding model" in r.stderr,
       r.stderr[-200:])
 
+r = subprocess.run([cembed, "embed", "--model", ce, "-"], input='{"text": "tok5"}\n', capture_output=True, text=True)
+check("cembed embed with a reranker exits 1 naming cembed rerank", r.returncode == 1 and "cembed rerank" in r.stderr,
+      r.stderr[-200:])
+
 # an embedding model refuses /rerank
 srv, port = start(emb, "emb")
 try:
