@@ -25,10 +25,13 @@
  *
  * Builds against the pinned llama.cpp (2025-02) and against newer trees:
  * build.sh defines EMBED_MEMORY_API where llama.h has llama_memory_clear
- * (llama_kv_cache_clear is gone there) and EMBED_CLS_OUT where it has
- * llama_model_n_cls_out (a RANK head with several labels).
+ * (llama_kv_cache_clear is gone there), EMBED_CLS_OUT where it has
+ * llama_model_n_cls_out (a RANK head with several labels) and
+ * EMBED_FLASH_ATTN_TYPE where flash attention is on by default ("auto"): it
+ * is turned off, because the CPU flash-attention path rounds K and V to fp16
+ * and this is an F32 oracle (-f turns it back on).
  *
- * usage: embed_ids [-t] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt > OUT.jsonl
+ * usage: embed_ids [-t] [-f] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt > OUT.jsonl
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,14 +67,15 @@ static int tables_load(struct tables *tb, const char *path, int n_embd)
 	if (!tb->gguf)
 		return -1;
 	w = ggml_get_tensor(tb->ctx, "token_embd.weight");
-	t = ggml_get_tensor(tb->ctx, "token_types.weight");
-	if (!w || !t || w->type != GGML_TYPE_F32 || t->type != GGML_TYPE_F32 ||
-	    w->ne[0] != n_embd || t->ne[0] != n_embd)
+	t = ggml_get_tensor(tb->ctx, "token_types.weight");   /* none in ModernBERT */
+	if (!w || w->type != GGML_TYPE_F32 || w->ne[0] != n_embd)
+		return -1;
+	if (t && (t->type != GGML_TYPE_F32 || t->ne[0] != n_embd))
 		return -1;
 	tb->word = w->data;
-	tb->type = t->data;
+	tb->type = t ? t->data : NULL;
 	tb->n_vocab = (int)w->ne[1];
-	tb->n_types = (int)t->ne[1];
+	tb->n_types = t ? (int)t->ne[1] : 0;
 	return 0;
 }
 
@@ -221,7 +225,7 @@ static void quiet_log(enum ggml_log_level level, const char *text, void *user)
 
 int main(int argc, char **argv)
 {
-	int tokens = 0, threads = 1, n_ctx = 0, argi = 1, rc = 1;
+	int tokens = 0, threads = 1, n_ctx = 0, fa = 0, argi = 1, rc = 1;
 	struct tables tb = { 0 };
 	struct llama_model *model = NULL;
 	struct llama_context *ctx = NULL;
@@ -230,6 +234,8 @@ int main(int argc, char **argv)
 	for (; argi < argc && argv[argi][0] == '-'; argi++) {
 		if (!strcmp(argv[argi], "-t"))
 			tokens = 1;
+		else if (!strcmp(argv[argi], "-f"))
+			fa = 1;
 		else if (!strcmp(argv[argi], "-j") && argi + 1 < argc)
 			threads = atoi(argv[++argi]);
 		else if (!strcmp(argv[argi], "-c") && argi + 1 < argc)
@@ -238,7 +244,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc - argi != 2) {
-		fprintf(stderr, "usage: embed_ids [-t] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt\n");
+		fprintf(stderr, "usage: embed_ids [-t] [-f] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt\n");
 		return 2;
 	}
 	llama_log_set(quiet_log, NULL);
@@ -250,7 +256,7 @@ int main(int argc, char **argv)
 		goto fail;
 	int n_embd = llama_model_n_embd(model);
 	if (tables_load(&tb, argv[argi], n_embd) < 0) {
-		fprintf(stderr, "embed_ids: no F32 token_embd/token_types in %s\n", argv[argi]);
+		fprintf(stderr, "embed_ids: no F32 token_embd in %s\n", argv[argi]);
 		goto fail;
 	}
 
@@ -264,6 +270,11 @@ int main(int argc, char **argv)
 	cp.n_threads = cp.n_threads_batch = threads;
 	if (tokens)
 		cp.pooling_type = LLAMA_POOLING_TYPE_NONE;
+#ifdef EMBED_FLASH_ATTN_TYPE
+	cp.flash_attn_type = fa ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+#else
+	cp.flash_attn = fa;
+#endif
 	ctx = llama_init_from_model(model, cp);
 	if (!ctx)
 		goto fail;

@@ -126,7 +126,9 @@ def main():
 
     doc = {k: golden[k] for k in ("model", "architecture", "pooling", "normalized")
            if k in golden}
-    doc.update({"source": f"llama.cpp {commit}", "sequences": out})
+    doc.update({"source": f"llama.cpp {commit}",
+                "source_repo": os.environ.get("LLAMA_ORIGIN", "unknown"),
+                "sequences": out})
     if len(ggufs) > 1:
         doc["note_labels"] = ("llama.cpp's RANK head has one output: each label's logit "
                               "comes from its own GGUF holding that row of out_proj")
