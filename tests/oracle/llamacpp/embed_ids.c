@@ -25,10 +25,13 @@
  *
  * Builds against the pinned llama.cpp (2025-02) and against newer trees:
  * build.sh defines EMBED_MEMORY_API where llama.h has llama_memory_clear
- * (llama_kv_cache_clear is gone there) and EMBED_CLS_OUT where it has
- * llama_model_n_cls_out (a RANK head with several labels).
+ * (llama_kv_cache_clear is gone there), EMBED_CLS_OUT where it has
+ * llama_model_n_cls_out (a RANK head with several labels) and
+ * EMBED_FLASH_ATTN_TYPE where flash attention is on by default ("auto"): it
+ * is turned off, because the CPU flash-attention path rounds K and V to fp16
+ * and this is an F32 oracle (-f turns it back on).
  *
- * usage: embed_ids [-t] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt > OUT.jsonl
+ * usage: embed_ids [-t] [-f] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt > OUT.jsonl
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,14 +67,15 @@ static int tables_load(struct tables *tb, const char *path, int n_embd)
 	if (!tb->gguf)
 		return -1;
 	w = ggml_get_tensor(tb->ctx, "token_embd.weight");
-	t = ggml_get_tensor(tb->ctx, "token_types.weight");
-	if (!w || !t || w->type != GGML_TYPE_F32 || t->type != GGML_TYPE_F32 ||
-	    w->ne[0] != n_embd || t->ne[0] != n_embd)
+	t = ggml_get_tensor(tb->ctx, "token_types.weight");   /* none in ModernBERT */
+	if (!w || w->type != GGML_TYPE_F32 || w->ne[0] != n_embd)
+		return -1;
+	if (t && (t->type != GGML_TYPE_F32 || t->ne[0] != n_embd))
 		return -1;
 	tb->word = w->data;
-	tb->type = t->data;
+	tb->type = t ? t->data : NULL;
 	tb->n_vocab = (int)w->ne[1];
-	tb->n_types = (int)t->ne[1];
+	tb->n_types = t ? (int)t->ne[1] : 0;
 	return 0;
 }
 
@@ -219,58 +223,87 @@ static void quiet_log(enum ggml_log_level level, const char *text, void *user)
 		fputs(text, stderr);
 }
 
+struct opts {
+	int tokens, threads, n_ctx, fa;
+	const char *model, *ids;
+};
+
+/* Fills o from argv; 0 = ok, -1 = usage error. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	int i = 1;
+
+	*o = (struct opts){ .threads = 1 };
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-t"))
+			o->tokens = 1;
+		else if (!strcmp(argv[i], "-f"))
+			o->fa = 1;
+		else if (!strcmp(argv[i], "-j") && i + 1 < argc)
+			o->threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "-c") && i + 1 < argc)
+			o->n_ctx = atoi(argv[++i]);
+		else
+			return -1;
+	}
+	if (argc - i != 2)
+		return -1;
+	o->model = argv[i];
+	o->ids = argv[i + 1];
+	return 0;
+}
+
+/* An embeddings context for one sequence at a time; NULL on failure. */
+static struct llama_context *new_context(struct llama_model *model, const struct opts *o)
+{
+	struct llama_context_params cp = llama_context_default_params();
+	int n_train = llama_model_n_ctx_train(model);
+
+	cp.embeddings = true;
+	cp.n_ctx = o->n_ctx > 0 ? o->n_ctx : (n_train < 512 ? n_train : 512);
+	cp.n_batch = cp.n_ubatch = cp.n_ctx;   /* non-causal: one ubatch per sequence */
+	cp.n_seq_max = 1;
+	cp.n_threads = cp.n_threads_batch = o->threads;
+	if (o->tokens)
+		cp.pooling_type = LLAMA_POOLING_TYPE_NONE;
+#ifdef EMBED_FLASH_ATTN_TYPE
+	cp.flash_attn_type = o->fa ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+#else
+	cp.flash_attn = o->fa;
+#endif
+	return llama_init_from_model(model, cp);
+}
+
 int main(int argc, char **argv)
 {
-	int tokens = 0, threads = 1, n_ctx = 0, argi = 1, rc = 1;
+	struct opts o;
 	struct tables tb = { 0 };
 	struct llama_model *model = NULL;
 	struct llama_context *ctx = NULL;
 	FILE *in = NULL;
+	int rc = 1;
 
-	for (; argi < argc && argv[argi][0] == '-'; argi++) {
-		if (!strcmp(argv[argi], "-t"))
-			tokens = 1;
-		else if (!strcmp(argv[argi], "-j") && argi + 1 < argc)
-			threads = atoi(argv[++argi]);
-		else if (!strcmp(argv[argi], "-c") && argi + 1 < argc)
-			n_ctx = atoi(argv[++argi]);
-		else
-			break;
-	}
-	if (argc - argi != 2) {
-		fprintf(stderr, "usage: embed_ids [-t] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt\n");
+	if (parse_args(argc, argv, &o) < 0) {
+		fprintf(stderr, "usage: embed_ids [-t] [-f] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt\n");
 		return 2;
 	}
 	llama_log_set(quiet_log, NULL);
 	llama_backend_init();
 
-	struct llama_model_params mp = llama_model_default_params();
-	model = llama_model_load_from_file(argv[argi], mp);
+	model = llama_model_load_from_file(o.model, llama_model_default_params());
 	if (!model)
 		goto fail;
 	int n_embd = llama_model_n_embd(model);
-	if (tables_load(&tb, argv[argi], n_embd) < 0) {
-		fprintf(stderr, "embed_ids: no F32 token_embd/token_types in %s\n", argv[argi]);
+	if (tables_load(&tb, o.model, n_embd) < 0) {
+		fprintf(stderr, "embed_ids: no F32 token_embd in %s\n", o.model);
 		goto fail;
 	}
-
-	struct llama_context_params cp = llama_context_default_params();
-	cp.embeddings = true;
-	if (n_ctx <= 0)
-		n_ctx = llama_model_n_ctx_train(model) < 512 ? llama_model_n_ctx_train(model) : 512;
-	cp.n_ctx = n_ctx;
-	cp.n_batch = cp.n_ubatch = cp.n_ctx;   /* non-causal: one ubatch per sequence */
-	cp.n_seq_max = 1;
-	cp.n_threads = cp.n_threads_batch = threads;
-	if (tokens)
-		cp.pooling_type = LLAMA_POOLING_TYPE_NONE;
-	ctx = llama_init_from_model(model, cp);
+	ctx = new_context(model, &o);
 	if (!ctx)
 		goto fail;
-
-	in = fopen(argv[argi + 1], "r");
+	in = fopen(o.ids, "r");
 	if (!in) {
-		perror(argv[argi + 1]);
+		perror(o.ids);
 		goto fail;
 	}
 	rc = run(ctx, in, &tb, n_embd) == 0 ? 0 : 1;

@@ -21,6 +21,7 @@ written), 2 usage or tool error, 3 architecture not in this llama.cpp.
 
 usage: run_model.py MODEL_DIR OUT_JSON WORK_DIR EMBED_IDS COMMIT
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -126,7 +127,12 @@ def main():
 
     doc = {k: golden[k] for k in ("model", "architecture", "pooling", "normalized")
            if k in golden}
-    doc.update({"source": f"llama.cpp {commit}", "sequences": out})
+    with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
+        weights = hashlib.sha256(f.read()).hexdigest()
+    doc.update({"source": f"llama.cpp {commit}",
+                "source_repo": os.environ.get("LLAMA_ORIGIN", "unknown"),
+                "weights_sha256": weights,   # which model.safetensors this is for
+                "sequences": out})
     if len(ggufs) > 1:
         doc["note_labels"] = ("llama.cpp's RANK head has one output: each label's logit "
                               "comes from its own GGUF holding that row of out_proj")
