@@ -140,6 +140,7 @@ isa_levels() { # cembed
       echo "      ISA $level: this CPU's own level, run by every check above"
     else
       check "ISA $level: kernel unit tests" at_isa $level "$(dirname "$1")/unit_tests" nn_
+      check "ISA $level: every architecture against its goldens" at_isa $level "$(dirname "$1")/unit_tests" arch_
       check "ISA $level: fp32 vectors = TF.js (golden)" at_isa $level golden "$1" tests/golden/tfjs-minilm.json 200
       check "ISA $level: bf16 and int8 against fp32 (100 chunks, 100 searches)" at_isa $level \
         python3 bench/fidelity.py "$1" "$model" --chunks 100 --queries 100 --check

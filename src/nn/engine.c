@@ -234,35 +234,31 @@ int cembed_tokenize(const cembed_model *cm, const char *text, size_t len, int32_
     return cembed_tokenize_ex(cm, text, len, 0, ids, n_ids, truncated, n_full);
 }
 
+/* Hands the tokenizer's ids to the caller (or frees them when rc failed). */
+static int hand_over(int rc, tok_ids *v, int32_t **ids, size_t *n_ids, int *truncated, size_t *n_full) {
+    if (rc) {
+        tok_ids_free(v);
+        return rc;
+    }
+    *ids = v->ids;
+    *n_ids = v->n;
+    if (truncated) *truncated = v->truncated;
+    if (n_full) *n_full = v->n_full;
+    return 0;
+}
+
 int cembed_tokenize_ex(const cembed_model *cm, const char *text, size_t len, int left, int32_t **ids, size_t *n_ids,
                        int *truncated, size_t *n_full) {
     tok_ids v = {0};
-    int rc = tok_encode_ex(cm->tok, text, len, cm->max_seq_len, left, &v);
-    if (rc) {
-        tok_ids_free(&v);
-        return rc;
-    }
-    *ids = v.ids;
-    *n_ids = v.n;
-    if (truncated) *truncated = v.truncated;
-    if (n_full) *n_full = v.n_full;
-    return 0;
+    return hand_over(tok_encode_ex(cm->tok, text, len, cm->max_seq_len, left, &v), &v, ids, n_ids, truncated, n_full);
 }
 
 int cembed_tokenize_pair(const cembed_model *cm, const char *a, size_t alen, const char *b, size_t blen, int32_t **ids,
                          size_t *n_ids, int *type1_from, int *truncated, size_t *n_full) {
     tok_ids v = {0};
-    int rc = tok_encode_pair(cm->tok, a, alen, b, blen, cm->max_seq_len, &v);
-    if (rc) {
-        tok_ids_free(&v);
-        return rc;
-    }
-    *ids = v.ids;
-    *n_ids = v.n;
-    *type1_from = (int)CE_MIN(v.type1_from, v.n);
-    if (truncated) *truncated = v.truncated;
-    if (n_full) *n_full = v.n_full;
-    return 0;
+    const int rc = tok_encode_pair(cm->tok, a, alen, b, blen, cm->max_seq_len, &v);
+    if (!rc) *type1_from = (int)CE_MIN(v.type1_from, v.n);
+    return hand_over(rc, &v, ids, n_ids, truncated, n_full);
 }
 
 static int by_len_desc(const void *a, const void *b) {
