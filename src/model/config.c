@@ -106,7 +106,8 @@ static int parse_bert(json_t *o, model_config *c) {
     c->pos = POS_ALIBI;
     /* jina-embeddings-v2-base-code's layer: its auto_map names jina-bert-v2-qk-post-norm */
     char *am = json_dumps(json_object_get(o, "auto_map"), JSON_COMPACT | JSON_ENCODE_ANY);
-    c->qk_norm = c->double_norm = am && strstr(am, "qk-post-norm") != NULL;
+    c->double_norm = am && strstr(am, "qk-post-norm") != NULL;
+    c->qk_norm = c->double_norm ? c->hidden : 0;
     free(am);
     get_str(o, "feed_forward_type", "original", ff, sizeof ff);
     if (strcmp(ff, "geglu") == 0) {
@@ -213,6 +214,46 @@ static int parse_modernbert(json_t *o, model_config *c) {
     return 0;
 }
 
+/* Qwen2 and Qwen3 decoders as embedders: pre-RMSNorm, rotary, grouped-query
+ * causal attention (Qwen2: q/k/v biases; Qwen3: per-head q_norm / k_norm),
+ * SwiGLU gate/up/down, a final norm; pooling from 1_Pooling (last token). */
+static int parse_qwen(json_t *o, model_config *c, int qwen3) {
+    int sliding = 0, bias = !qwen3;
+    if (get_int(o, "vocab_size", -1, 1, 1 << 24, &c->vocab_size) ||
+        get_int(o, "hidden_size", -1, 2, 65536, &c->hidden) ||
+        get_int(o, "num_hidden_layers", -1, 1, 512, &c->layers) ||
+        get_int(o, "num_attention_heads", -1, 1, 1024, &c->heads) ||
+        get_int(o, "num_key_value_heads", c->heads, 1, 1024, &c->kv_heads) ||
+        get_int(o, "head_dim", c->hidden / c->heads, 2, 4096, &c->head_dim) ||
+        get_int(o, "intermediate_size", -1, 1, 1 << 20, &c->intermediate) ||
+        get_int(o, "max_position_embeddings", 32768, 1, 1 << 22, &c->max_position) ||
+        get_num(o, "rms_norm_eps", 1e-6, 1e-30, 1, &c->layer_norm_eps) ||
+        get_num(o, "rope_theta", 10000, 1, 1e12, &c->rope_base) ||
+        get_bool(o, "use_sliding_window", 0, &sliding) || get_bool(o, "attention_bias", bias, &bias) ||
+        get_bool(o, "is_causal", 1, &c->causal))
+        return CEMBED_EFORMAT;
+    c->arch = qwen3 ? ARCH_QWEN3 : ARCH_QWEN2;
+    c->norm = NORM_RMS;
+    c->prenorm = c->final_norm = c->glu = 1;
+    c->act = ACT_SILU;
+    c->qkv_bias = bias;
+    c->pos = POS_ROTARY;
+    c->rope_dims = c->head_dim;
+    c->rope_base_local = c->rope_base;
+    c->qk_norm = qwen3 ? c->head_dim : 0;
+    get_str(o, "hidden_act", "silu", c->hidden_act, sizeof c->hidden_act);
+    json_t *scaling = json_object_get(o, "rope_scaling");
+    if (strcmp(c->hidden_act, "silu") != 0)
+        return base_err(CEMBED_EMODEL, "config.json: hidden_act \"%.32s\" is not supported (silu is)", c->hidden_act);
+    if (scaling && !json_is_null(scaling)) return unsupported("rope_scaling (only plain rotary positions run)");
+    if (sliding) return unsupported("use_sliding_window true");
+    if (c->heads % c->kv_heads)
+        return base_err(CEMBED_EFORMAT, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                        c->heads, c->kv_heads);
+    if (c->head_dim % 2) return unsupported("an odd head_dim with rotary positions");
+    return 0;
+}
+
 /* "architectures": a *ForSequenceClassification head, and its labels. */
 static int parse_head(json_t *o, model_config *c) {
     json_t *arch = json_array_get(json_object_get(o, "architectures"), 0);
@@ -233,7 +274,7 @@ static int parse_head(json_t *o, model_config *c) {
 }
 
 int model_type_known(const char *t) {
-    static const char *known[] = {"bert", "xlm-roberta", "roberta", "nomic_bert", "modernbert"};
+    static const char *known[] = {"bert", "xlm-roberta", "roberta", "nomic_bert", "modernbert", "qwen2", "qwen3"};
     for (size_t i = 0; i < CE_ARRAY_LEN(known); i++)
         if (strcmp(t, known[i]) == 0) return 1;
     return 0;
@@ -249,9 +290,12 @@ int model_config_parse(const char *json, size_t len, model_config *out) {
     else if (strcmp(type, "bert") == 0) rc = parse_bert(o, out);
     else if (strcmp(type, "xlm-roberta") == 0 || strcmp(type, "roberta") == 0) rc = parse_roberta(o, out);
     else if (strcmp(type, "nomic_bert") == 0) rc = parse_nomic(o, out);
+    else if (strcmp(type, "qwen2") == 0 || strcmp(type, "qwen3") == 0) rc = parse_qwen(o, out, type[4] == '3');
     else
         rc = parse_modernbert(o, out);
-    if (!rc && out->hidden % out->heads != 0)
+    if (!rc && !out->kv_heads) out->kv_heads = out->heads;
+    if (!rc && !out->head_dim && out->hidden % out->heads == 0) out->head_dim = out->hidden / out->heads;
+    if (!rc && !out->head_dim)
         rc = base_err(CEMBED_EFORMAT, "config.json: hidden size %d is not a multiple of the head count %d",
                       out->hidden, out->heads);
     if (!rc) rc = parse_head(o, out);

@@ -106,7 +106,7 @@ static int tensor_opt(loader *L, const char *name, const char *alt, int64_t d0, 
 }
 
 /* The sizes a name table speaks in, resolved from the config. */
-typedef enum { D_0, D_H, D_2H, D_3H, D_I, D_2I, D_V, D_POS, D_TYPES, D_LABELS } dim;
+typedef enum { D_0, D_H, D_2H, D_3H, D_I, D_2I, D_V, D_POS, D_TYPES, D_LABELS, D_Q, D_KV, D_DH } dim;
 
 static int64_t dim_of(const model_config *c, dim d) {
     switch (d) {
@@ -119,6 +119,9 @@ static int64_t dim_of(const model_config *c, dim d) {
     case D_V: return c->vocab_size;
     case D_POS: return c->max_position;
     case D_TYPES: return c->type_vocab_size;
+    case D_Q: return (int64_t)c->heads * c->head_dim;
+    case D_KV: return (int64_t)c->kv_heads * c->head_dim;
+    case D_DH: return c->head_dim;
     default: return c->num_labels;
     }
 }
@@ -126,7 +129,7 @@ static int64_t dim_of(const model_config *c, dim d) {
 /* When a tensor is loaded: always, if the config says it exists (else it
  * is used if present: a checkpoint never carries a weight for nothing),
  * or only if present. */
-enum { NEED, IF_QKV_BIAS, IF_O_BIAS, IF_UP_BIAS, IF_DOWN_BIAS, IF_NORM_BIAS, MAYBE };
+enum { NEED, IF_QKV_BIAS, IF_O_BIAS, IF_UP_BIAS, IF_DOWN_BIAS, IF_NORM_BIAS, IF_QK_NORM, MAYBE };
 
 /* One row of a family's name table: a layer tensor (off: its field in
  * bert_layer_w) or, in the model tables, a field of model. */
@@ -225,6 +228,31 @@ static const tspec modernbert_layer[] = {
     {NULL, NULL, D_0, D_0, 0, 0},
 };
 
+/* Qwen2 / Qwen3: pre-RMSNorm, separate q/k/v (Qwen2 with biases; Qwen3 with
+ * per-head q_norm / k_norm), SwiGLU down(act(gate) * up) */
+static const tspec qwen_layer[] = {
+    {"input_layernorm.weight", NULL, D_H, D_0, NEED, LW(ln1_g)},
+    {"self_attn.q_proj.weight", NULL, D_Q, D_H, NEED, LW(q_w)},
+    {"self_attn.q_proj.bias", NULL, D_Q, D_0, IF_QKV_BIAS, LW(q_b)},
+    {"self_attn.k_proj.weight", NULL, D_KV, D_H, NEED, LW(k_w)},
+    {"self_attn.k_proj.bias", NULL, D_KV, D_0, IF_QKV_BIAS, LW(k_b)},
+    {"self_attn.v_proj.weight", NULL, D_KV, D_H, NEED, LW(v_w)},
+    {"self_attn.v_proj.bias", NULL, D_KV, D_0, IF_QKV_BIAS, LW(v_b)},
+    {"self_attn.o_proj.weight", NULL, D_H, D_Q, NEED, LW(o_w)},
+    {"self_attn.q_norm.weight", NULL, D_DH, D_0, IF_QK_NORM, LW(qn_g)},
+    {"self_attn.k_norm.weight", NULL, D_DH, D_0, IF_QK_NORM, LW(kn_g)},
+    {"post_attention_layernorm.weight", NULL, D_H, D_0, NEED, LW(ln2_g)},
+    {"mlp.gate_proj.weight", NULL, D_I, D_H, NEED, LW(i_w)},
+    {"mlp.up_proj.weight", NULL, D_I, D_H, NEED, LW(i2_w)},
+    {"mlp.down_proj.weight", NULL, D_H, D_I, NEED, LW(f_w)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+static const tspec qwen_model[] = {
+    {"embed_tokens.weight", NULL, D_V, D_H, NEED, MW(word_emb)},
+    {"norm.weight", NULL, D_H, D_0, NEED, MW(final_g)},
+    {NULL, NULL, D_0, D_0, 0, 0},
+};
+
 static const tspec bert_model[] = {
     {"embeddings.word_embeddings.weight", NULL, D_V, D_H, NEED, MW(word_emb)},
     {"embeddings.position_embeddings.weight", NULL, D_POS, D_H, NEED, MW(pos_emb)},
@@ -276,6 +304,9 @@ static family family_of(const model_config *c) {
     switch (c->arch) {
     case ARCH_NOMIC_BERT:
         return (family){"embeddings.word_embeddings.weight", nomic_model, {nomic_layer, NULL}, "encoder.layers.%d."};
+    case ARCH_QWEN2:
+    case ARCH_QWEN3:
+        return (family){"embed_tokens.weight", qwen_model, {qwen_layer, NULL}, "layers.%d."};
     case ARCH_MODERNBERT:
         return (family){"embeddings.tok_embeddings.weight", modernbert_model, {modernbert_layer, NULL}, "layers.%d."};
     case ARCH_JINA_BERT:
@@ -288,7 +319,7 @@ static family family_of(const model_config *c) {
 
 /* Whether a tensor loaded `when` may be absent. */
 static int optional_when(const model_config *c, int when) {
-    const int flag[] = {1, c->qkv_bias, c->o_bias, c->up_bias, c->down_bias, c->norm_bias, 0};
+    const int flag[] = {1, c->qkv_bias, c->o_bias, c->up_bias, c->down_bias, c->norm_bias, c->qk_norm > 0, 0};
     return !flag[when];
 }
 
@@ -360,7 +391,7 @@ static int load_weights(model *m) {
         L.owned_cap = need;
     }
     m->layer = base_calloc((size_t)c->layers, sizeof *m->layer);
-    m->zeros_owned = base_calloc((size_t)c->hidden, sizeof(float));
+    m->zeros_owned = base_calloc((size_t)CE_MAX(c->hidden, c->head_dim), sizeof(float));
     if (!m->layer || !m->zeros_owned) return base_err(CEMBED_ENOMEM, "out of memory");
     m->zeros = m->zeros_owned;
     int rc = load_table(&L, f.model, NULL, -1, m);
@@ -369,13 +400,13 @@ static int load_weights(model *m) {
     if (!rc && c->head) rc = load_table(&L, c->head == HEAD_BERT ? bert_head : roberta_head, NULL, -1, m);
     if (rc) return rc;
     split_qkv_bias(m);
-    if (c->qk_norm) /* up_gated_layer: the act half is the second */
+    if (c->double_norm) /* up_gated_layer: the act half is the second */
         for (int l = 0; l < c->layers; l++) {
             bert_layer_w *w = &m->layer[l];
             w->i_w = w->i2_w + (size_t)c->intermediate * (size_t)c->hidden;
         }
     /* a LayerNorm without bias adds zeros */
-    if (!m->emb_ln_b) m->emb_ln_b = m->zeros;
+    if (m->emb_ln_g && !m->emb_ln_b) m->emb_ln_b = m->zeros;
     if (c->final_norm && !m->final_b) m->final_b = m->zeros;
     for (int l = 0; l < c->layers; l++) {
         bert_layer_w *w = &m->layer[l];
@@ -467,11 +498,12 @@ size_t model_release_linear(model *m) {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)m->map, hi = lo + m->map_len;
     const size_t H = (size_t)m->cfg.hidden, I = (size_t)m->cfg.intermediate;
     const size_t up = (m->cfg.glu && !m->layer[0].i2_w ? 2 : 1) * I;
+    const size_t Q = (size_t)m->cfg.heads * (size_t)m->cfg.head_dim, KV = (size_t)m->cfg.kv_heads * (size_t)m->cfg.head_dim;
     size_t released = 0;
     for (int l = 0; l < m->cfg.layers; l++) {
         const bert_layer_w *w = &m->layer[l];
         const struct { const float *p; size_t n; } t[] = {
-            {w->q_w, H * H}, {w->k_w, H * H}, {w->v_w, H * H}, {w->qkv_w, 3 * H * H}, {w->o_w, H * H},
+            {w->q_w, Q * H}, {w->k_w, KV * H}, {w->v_w, KV * H}, {w->qkv_w, 3 * H * H}, {w->o_w, H * Q},
             {w->i_w, up * H}, {w->i2_w, I * H}, {w->f_w, H * I}};
         for (size_t i = 0; i < CE_ARRAY_LEN(t); i++) {
             if (!t[i].p) continue;

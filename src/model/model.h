@@ -27,7 +27,8 @@
 
 /* The families config.json can name; each is a tensor-name table in
  * model.c and a mapping onto the description below in config.c. */
-typedef enum { ARCH_BERT, ARCH_NOMIC_BERT, ARCH_JINA_BERT, ARCH_XLM_ROBERTA, ARCH_MODERNBERT } model_arch;
+typedef enum { ARCH_BERT, ARCH_NOMIC_BERT, ARCH_JINA_BERT, ARCH_XLM_ROBERTA, ARCH_MODERNBERT, ARCH_QWEN2, ARCH_QWEN3 } model_arch;
+typedef enum { NORM_LAYER, NORM_RMS } norm_kind;   /* LayerNorm (mean and variance, + bias); RMSNorm (scale only) */
 typedef enum { POS_ABSOLUTE, POS_ROTARY, POS_ALIBI } pos_kind;
 typedef enum { ACT_GELU, ACT_SILU } act_kind;   /* GELU with erf; SiLU (x sigmoid(x)) */
 /* What follows the last layer: nothing (an embedding model), or a
@@ -41,6 +42,10 @@ typedef struct model_config {
     int vocab_size, hidden, layers, heads, intermediate, max_position, type_vocab_size;
     float layer_norm_eps;
     /* the block description */
+    int kv_heads;         /* key and value heads (grouped-query attention: fewer than heads) */
+    int head_dim;         /* per head; heads * head_dim may differ from hidden (Qwen3) */
+    norm_kind norm;
+    int causal;           /* a query sees only the keys before it (decoders) */
     model_arch arch;
     int prenorm;          /* LayerNorm before attention and MLP, residual adds after (ModernBERT);
                              else BERT's LN(x + sublayer(x)) */
@@ -52,7 +57,8 @@ typedef struct model_config {
     int window;           /* sliding window: a query sees keys within window / 2 of it; 0: none */
     int global_every;     /* with a window: layers l with l % global_every == 0 see everything */
     int glu;              /* MLP up-projection gives [2I]: act(first I) * second I */
-    int qk_norm;          /* LayerNorm of Q and of K over the whole hidden size, after their projection */
+    int qk_norm;          /* a norm of Q and of K after their projection, over chunks of this width: the whole
+                             hidden size (Jina's LayerNorm) or one head (Qwen3's RMSNorm); 0: none */
     int double_norm;      /* after the attention's LN(x + o), another: LN2'(x + that) (Jina's qk-post-norm) */
     act_kind act;
     int qkv_bias, o_bias, up_bias, down_bias, norm_bias;   /* which biases the checkpoint has */
@@ -68,12 +74,13 @@ typedef enum { POOL_MEAN, POOL_CLS, POOL_LAST } pool_mode;
  * checkpoint lacks is NULL; a LayerNorm without bias points at zeros. */
 typedef struct bert_layer_w {
     const float *qkv_w;                               /* [3H, H] when the file fuses Q, K, V, else NULL */
-    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   /* [H, H], [H] (biases may be NULL) */
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   /* [heads x head_dim, H], K and V [kv_heads x head_dim, H]
+                                                         (BERT-likes: [H, H]); biases may be NULL */
     const float *o_w, *o_b, *ln1_g, *ln1_b;           /* attention output; its LayerNorm (pre-norm: the one
                                                          before attention, NULL where it is the identity) */
     const float *i_w, *i_b;                           /* [I, H] (GLU: [2I, H] stacked, or the act half) */
     const float *i2_w, *i2_b;                         /* GLU split in two tensors: the other half [I, H], [I] */
-    const float *qn_g, *qn_b, *kn_g, *kn_b;           /* qk_norm: LayerNorms of Q and K [H] */
+    const float *qn_g, *qn_b, *kn_g, *kn_b;           /* qk_norm: the norms of Q and K [qk_norm] */
     const float *ln1x_g, *ln1x_b;                     /* double_norm: the second LayerNorm after attention */
     const float *f_w, *f_b, *ln2_g, *ln2_b;           /* [H, I], [H]; the MLP's LayerNorm */
 } bert_layer_w;
@@ -110,7 +117,8 @@ typedef struct model {
 } model;
 
 /* The model_type values config.json may name, for messages. */
-#define MODEL_TYPES "bert (with absolute or ALiBi positions: BERT, JinaBERT-v2), nomic_bert, xlm-roberta, roberta and modernbert"
+#define MODEL_TYPES "bert (with absolute or ALiBi positions: BERT, JinaBERT-v2), nomic_bert, xlm-roberta, roberta, " \
+                    "modernbert, qwen2 and qwen3"
 /* Whether model_type names a family cembed runs (its config may still ask
  * for a variant it does not: model_config_parse says). Cannot fail. */
 int model_type_known(const char *model_type);

@@ -34,6 +34,7 @@ struct bert {
     pool *p;
     int max_tokens, max_seq_len;
     int H, I, U, heads, dh, wa;   /* U: width of the up-projection; wa: width of region a */
+    int kvh, Dq, Dkv, cw;      /* key-value heads; widths of Q (heads x dh) and of K, V; cw: width of region c */
     nn_precision prec;
     nn_gemm *g;
     int blas;                  /* the GEMMs read the model's fp32 weights */
@@ -51,10 +52,13 @@ struct bert {
     uint8_t *type;             /* token type of each token (0 or 1) */
 };
 
+static int q_width(const model_config *c) { return c->heads * c->head_dim; }
+static int kv_width(const model_config *c) { return c->kv_heads * c->head_dim; }
+
 /* The four shapes of a layer's Linear layers: qkv, o, i, f. */
 static void layer_shapes(const model_config *c, nn_shape sh[4]) {
-    sh[0] = (nn_shape){3 * c->hidden, c->hidden};
-    sh[1] = (nn_shape){c->hidden, c->hidden};
+    sh[0] = (nn_shape){q_width(c) + 2 * kv_width(c), c->hidden};
+    sh[1] = (nn_shape){c->hidden, q_width(c)};
     sh[2] = (nn_shape){(c->glu ? 2 : 1) * c->intermediate, c->hidden};
     sh[3] = (nn_shape){c->hidden, c->intermediate};
 }
@@ -63,15 +67,15 @@ static int up_width(const model_config *c) { return (c->glu ? 2 : 1) * c->interm
 
 /* Floats of the rotary tables: cos and sin for two bases. */
 static size_t rope_floats(const model_config *c, int max_seq_len) {
-    return c->pos == POS_ROTARY ? 2 * 2 * (size_t)max_seq_len * (size_t)(c->rope_dims / 2) : 0;
+    return c->pos == POS_ROTARY ? (c->window ? 2 : 1) * 2 * (size_t)max_seq_len * (size_t)(c->rope_dims / 2) : 0;
 }
 
 size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_tokens, int max_seq_len, int threads) {
     size_t H = (size_t)c->hidden, U = (size_t)up_width(c), T = (size_t)max_tokens;
-    size_t wa = CE_MAX(3 * H, U);
-    size_t floats = T * (2 * H + wa) +
-                    (size_t)threads * CE_MAX(nn_attention_scratch(max_seq_len, c->hidden / c->heads), H) +
-                    rope_floats(c, max_seq_len) + (size_t)c->heads + (size_t)c->layers * (3 * H + U);
+    size_t QKV = (size_t)q_width(c) + 2 * (size_t)kv_width(c), wa = CE_MAX(QKV, U), cw = CE_MAX(H, (size_t)q_width(c));
+    size_t floats = T * (H + wa + cw) +
+                    (size_t)threads * CE_MAX(nn_attention_scratch(max_seq_len, c->head_dim), H) +
+                    rope_floats(c, max_seq_len) + (size_t)c->heads + (size_t)c->layers * (QKV + U);
     size_t bytes = floats * sizeof(float) + T * (sizeof(int32_t) + 1);
     nn_shape sh[4];
     layer_shapes(c, sh);
@@ -98,21 +102,21 @@ void bert_free(bert *b) {
     base_free(b);
 }
 
-/* Q, K, V of layer l as one [3H, H] weight: the file's fused one, or the
- * three stacked into qkv. Their biases go to bqkv (NULL when none). */
+/* Q, K, V of layer l as one [Dq + 2 Dkv, H] weight: the file's fused one,
+ * or the three stacked into qkv. Their biases go to bqkv (NULL when none). */
 static const float *qkv_weight(bert *b, size_t l, float *qkv) {
     const bert_layer_w *w = &b->m->layer[l];
-    const size_t H = (size_t)b->H;
+    const size_t H = (size_t)b->H, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
     if (w->q_b) {
-        float *bd = b->bqkv + l * 3 * H;
-        memcpy(bd, w->q_b, H * sizeof(float));
-        memcpy(bd + H, w->k_b, H * sizeof(float));
-        memcpy(bd + 2 * H, w->v_b, H * sizeof(float));
+        float *bd = b->bqkv + l * (Q + 2 * KV);
+        memcpy(bd, w->q_b, Q * sizeof(float));
+        memcpy(bd + Q, w->k_b, KV * sizeof(float));
+        memcpy(bd + Q + KV, w->v_b, KV * sizeof(float));
     }
     if (w->qkv_w) return w->qkv_w;
-    memcpy(qkv, w->q_w, H * H * sizeof(float));
-    memcpy(qkv + H * H, w->k_w, H * H * sizeof(float));
-    memcpy(qkv + 2 * H * H, w->v_w, H * H * sizeof(float));
+    memcpy(qkv, w->q_w, Q * H * sizeof(float));
+    memcpy(qkv + Q * H, w->k_w, KV * H * sizeof(float));
+    memcpy(qkv + (Q + KV) * H, w->v_w, KV * H * sizeof(float));
     return qkv;
 }
 
@@ -135,8 +139,8 @@ static const float *up_weight(bert *b, size_t l, float *up) {
 static int prepare_layer(bert *b, size_t l, float *qkv, float *up) {
     const bert_layer_w *w = &b->m->layer[l];
     nn_linear *lin = b->lin + 4 * l;
-    int rc = nn_gemm_prepare(b->g, qkv_weight(b, l, qkv), 3 * b->H, b->H, &lin[0]);
-    if (!rc) rc = nn_gemm_prepare(b->g, w->o_w, b->H, b->H, &lin[1]);
+    int rc = nn_gemm_prepare(b->g, qkv_weight(b, l, qkv), b->Dq + 2 * b->Dkv, b->H, &lin[0]);
+    if (!rc) rc = nn_gemm_prepare(b->g, w->o_w, b->H, b->Dq, &lin[1]);
     if (!rc) rc = nn_gemm_prepare(b->g, up_weight(b, l, up), b->U, b->H, &lin[2]);
     if (!rc) rc = nn_gemm_prepare(b->g, w->f_w, b->H, b->I, &lin[3]);
     return rc;
@@ -170,15 +174,16 @@ static void alibi_slopes(float *out, int n) {
 
 static int alloc_workspace(bert *b, const model_config *c, int threads) {
     const size_t H = (size_t)b->H, T = (size_t)b->max_tokens, L = (size_t)c->layers, U = (size_t)b->U;
+    const size_t QKV = (size_t)(b->Dq + 2 * b->Dkv);
     const int fused_qkv = b->m->layer[0].qkv_w != NULL, split_up = b->m->layer[0].i2_w != NULL;
-    b->wqkv = base_malloc((b->blas && !fused_qkv ? L : 1) * 3 * H * H * sizeof(float));
+    b->wqkv = base_malloc((b->blas && !fused_qkv ? L : 1) * QKV * H * sizeof(float));
     b->wup = split_up ? base_malloc((b->blas ? L : 1) * U * H * sizeof(float)) : NULL;
-    b->bqkv = b->m->layer[0].q_b ? base_malloc(L * 3 * H * sizeof(float)) : NULL;
+    b->bqkv = b->m->layer[0].q_b ? base_malloc(L * QKV * sizeof(float)) : NULL;
     b->bup = c->up_bias ? base_malloc(L * U * sizeof(float)) : NULL;
     b->lin = base_calloc(4 * L, sizeof *b->lin);
     b->x = base_malloc(T * H * sizeof(float));
     b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
-    b->c_buf = base_malloc(T * H * sizeof(float));
+    b->c_buf = base_malloc(T * (size_t)b->cw * sizeof(float));
     b->scratch = base_malloc((size_t)threads * b->scratch_per_thread * sizeof(float));
     b->pos = base_malloc(T * sizeof(int32_t));
     b->type = base_malloc(T);
@@ -189,11 +194,10 @@ static int alloc_workspace(bert *b, const model_config *c, int threads) {
         !b->lin || !b->x || !b->a || !b->c_buf || !b->scratch || !b->pos || !b->type || (rf && !b->rope[0]) ||
         (c->pos == POS_ALIBI && !b->slopes))
         return CEMBED_ENOMEM;
-    if (rf) {
-        const size_t half = rf / 2;
-        b->rope[1] = b->rope[0] + half;
+    if (rf) { /* a second table only for sliding-window layers' base */
+        b->rope[1] = c->window ? b->rope[0] + rf / 2 : b->rope[0];
         rope_table(b->rope[0], b->max_seq_len, c->rope_dims, c->rope_base);
-        rope_table(b->rope[1], b->max_seq_len, c->rope_dims, c->rope_base_local);
+        if (c->window) rope_table(b->rope[1], b->max_seq_len, c->rope_dims, c->rope_base_local);
     }
     if (b->slopes) alibi_slopes(b->slopes, c->heads);
     return 0;
@@ -202,7 +206,7 @@ static int alloc_workspace(bert *b, const model_config *c, int threads) {
 int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int max_seq_len, bert **out) {
     *out = NULL;
     const model_config *c = &m->cfg;
-    CE_ASSERT(max_tokens >= max_seq_len && max_seq_len >= 2 && max_seq_len <= c->max_position - c->pos_offset);
+    CE_ASSERT(max_tokens >= max_seq_len && max_seq_len >= 1 && max_seq_len <= c->max_position - c->pos_offset);
     bert *b = base_calloc(1, sizeof *b);
     if (!b) return base_err(CEMBED_ENOMEM, "forward pass: out of memory");
     b->m = m;
@@ -217,9 +221,13 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
     b->I = c->intermediate;
     b->U = up_width(c);
     b->heads = c->heads;
-    b->dh = c->hidden / c->heads;
-    b->wa = CE_MAX(3 * b->H, b->U);
-    const size_t H = (size_t)b->H, L = (size_t)c->layers, U = (size_t)b->U;
+    b->kvh = c->kv_heads;
+    b->dh = c->head_dim;
+    b->Dq = q_width(c);
+    b->Dkv = kv_width(c);
+    b->wa = CE_MAX(b->Dq + 2 * b->Dkv, b->U);
+    b->cw = CE_MAX(b->H, b->Dq);
+    const size_t H = (size_t)b->H, L = (size_t)c->layers, U = (size_t)b->U, QKV = (size_t)(b->Dq + 2 * b->Dkv);
     const int threads = pool_threads(p);
     nn_shape sh[4];
     layer_shapes(c, sh);
@@ -238,7 +246,7 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
     }
     const int keep_qkv = b->blas && !m->layer[0].qkv_w, keep_up = b->blas && b->wup;
     for (size_t l = 0; l < L && !rc; l++)
-        rc = prepare_layer(b, l, b->wqkv + (keep_qkv ? l * 3 * H * H : 0), b->wup ? b->wup + (keep_up ? l * U * H : 0) : NULL);
+        rc = prepare_layer(b, l, b->wqkv + (keep_qkv ? l * QKV * H : 0), b->wup ? b->wup + (keep_up ? l * U * H : 0) : NULL);
     if (!rc && !keep_qkv) {   /* the stacked copies served their purpose */
         base_free(b->wqkv);
         b->wqkv = NULL;
@@ -260,7 +268,7 @@ const char *bert_gemm_describe(const bert *b) { return nn_gemm_describe(b->g); }
 int bert_packed(const bert *b) { return !b->blas; }
 
 size_t bert_batch_bytes(const bert *b, int tokens) {
-    return (size_t)tokens * (size_t)(2 * b->H + b->wa) * sizeof(float);
+    return (size_t)tokens * (size_t)(b->H + b->wa + b->cw) * sizeof(float);
 }
 
 static void release_region(void *p, size_t bytes) {
@@ -273,7 +281,7 @@ void bert_release(bert *b) {
     const size_t T = (size_t)b->max_tokens, H = (size_t)b->H;
     release_region(b->x, T * H * sizeof(float));
     release_region(b->a, T * (size_t)b->wa * sizeof(float));
-    release_region(b->c_buf, T * H * sizeof(float));
+    release_region(b->c_buf, T * (size_t)b->cw * sizeof(float));
 }
 
 /* ---- phases ---- */
@@ -329,9 +337,15 @@ static void embed_rows(bert *b, const int32_t *ids, int r0, int r1) {
         float *x = b->x + (size_t)r * H;
         for (int i = 0; i < H; i++) x[i] = we[i] + (pe ? pe[i] : 0.0f) + (te ? te[i] : 0.0f);
     }
-    if (r1 > r0)
+    if (r1 > r0 && m->emb_ln_g)
         b->k->add_layernorm(NULL, NULL, b->x + (size_t)r0 * H, m->emb_ln_g, m->emb_ln_b, m->cfg.layer_norm_eps,
                             r1 - r0, H);
+}
+
+/* x[0..n) = the model's norm of itself: LayerNorm (g, beta) or RMSNorm (g). */
+static void norm_row(const bert *b, float *x, const float *g, const float *beta, int n) {
+    if (b->c->norm == NORM_RMS) b->k->rms_norm(x, g, b->c->layer_norm_eps, 1, n);
+    else b->k->add_layernorm(NULL, NULL, x, g, beta, b->c->layer_norm_eps, 1, n);
 }
 
 /* Whether layer l attends through a sliding window. */
@@ -341,13 +355,13 @@ static int windowed(const model_config *c, int l) { return c->window > 0 && l % 
  * each row's position: on the first rope_dims of every head, halves
  * (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). */
 static void rope_rows(bert *b, int l, int r0, int r1) {
-    const int half = b->c->rope_dims / 2, dh = b->dh, H = b->H, ms = b->max_seq_len;
+    const int half = b->c->rope_dims / 2, dh = b->dh, ms = b->max_seq_len;
     const float *cs = b->rope[windowed(b->c, l)], *sn = cs + (size_t)ms * half;
     for (int r = r0; r < r1; r++) {
         const float *cr = cs + (size_t)b->pos[r] * half, *sr = sn + (size_t)b->pos[r] * half;
         float *row = b->a + (size_t)r * b->wa;
-        for (int h = 0; h < 2 * b->heads; h++) {   /* the heads of Q, then of K */
-            float *x = row + (h < b->heads ? h * dh : H + (h - b->heads) * dh);
+        for (int h = 0; h < b->heads + b->kvh; h++) {   /* the heads of Q, then of K */
+            float *x = row + (h < b->heads ? h * dh : b->Dq + (h - b->heads) * dh);
             for (int i = 0; i < half; i++) {
                 const float x1 = x[i], x2 = x[i + half];
                 x[i] = x1 * cr[i] - x2 * sr[i];
@@ -360,12 +374,12 @@ static void rope_rows(bert *b, int l, int r0, int r1) {
 /* After the qkv GEMM: Q's and K's LayerNorms (qk_norm), then rotary. */
 static void qk_rows(bert *b, int l, int r0, int r1) {
     const bert_layer_w *w = &b->m->layer[l];
-    const int H = b->H;
+    const int n = b->c->qk_norm;   /* the whole of Q and of K (Jina), or each head (Qwen3) */
     if (w->qn_g)
         for (int r = r0; r < r1; r++) {
             float *row = b->a + (size_t)r * b->wa;
-            b->k->add_layernorm(NULL, NULL, row, w->qn_g, w->qn_b, b->c->layer_norm_eps, 1, H);
-            b->k->add_layernorm(NULL, NULL, row + H, w->kn_g, w->kn_b, b->c->layer_norm_eps, 1, H);
+            for (int o = 0; o < b->Dq; o += n) norm_row(b, row + o, w->qn_g, w->qn_b, n);
+            for (int o = 0; o < b->Dkv; o += n) norm_row(b, row + b->Dq + o, w->kn_g, w->kn_b, n);
         }
     if (b->rope[0]) rope_rows(b, l, r0, r1);
 }
@@ -378,10 +392,12 @@ static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
         const int rows = CE_MIN(step, r1 - r);
         float *C = op->C + (size_t)r * ldc;
         const float *A = op->A + (size_t)r * lda;
-        if (op->norm_g) {   // c [rows, H] = LN(x) (pre-norm)
-            memcpy(b->c_buf + (size_t)r * H, b->x + (size_t)r * H, (size_t)rows * H * sizeof(float));
-            b->k->add_layernorm(NULL, NULL, b->c_buf + (size_t)r * H, op->norm_g, op->norm_b, eps, rows, H);
-        }
+        if (op->norm_g)   // c [rows, H] = norm(x) (pre-norm)
+            for (int i = 0; i < rows; i++) {
+                float *ci = b->c_buf + (size_t)(r + i) * b->cw;
+                memcpy(ci, b->x + (size_t)(r + i) * H, (size_t)H * sizeof(float));
+                norm_row(b, ci, op->norm_g, op->norm_b, H);
+            }
         // C [rows, N] = A [rows, K] @ W [N, K]^T + bias (GELU)
         nn_gemm_run(b->g, t, op->W, rows, A, lda, op->bias, op->epi == EPI_BIAS_GELU, C, ldc);
         if (op->epi == EPI_ADD_LN && op->g2)   // C = LN(x + C); x [rows, H] = LN2(C + x)
@@ -408,14 +424,14 @@ static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
 
 /* Head h of sequence s in layer l: ctx[t0.., h*dh..] = attention(qkv rows of s) */
 static void attend(bert *b, const int *offsets, int l, int s, int h, int t) {
-    const int H = b->H, dh = b->dh, ld = b->wa;
+    const int dh = b->dh, ld = b->wa, kv = h / (b->heads / b->kvh);   /* grouped-query: heads share K and V */
     const int t0 = offsets[s], L = offsets[s + 1] - t0;
     const float *base = b->a + (size_t)t0 * ld;
-    nn_attn_mask mask = {b->slopes ? b->slopes[h] : 0.0f, windowed(b->c, l) ? b->c->window / 2 : 0};
-    /* q, k, v of head h: columns [h*dh, (h+1)*dh) of each third of qkv */
-    b->attention(base + h * dh, base + H + h * dh, base + 2 * H + h * dh, ld, L, dh, 1.0f / sqrtf((float)dh),
-                 mask.slope != 0.0f || mask.window ? &mask : NULL, b->c_buf + (size_t)t0 * H + h * dh, H,
-                 b->scratch + (size_t)t * b->scratch_per_thread);
+    nn_attn_mask mask = {b->slopes ? b->slopes[h] : 0.0f, windowed(b->c, l) ? b->c->window / 2 : 0, b->c->causal};
+    /* q of head h: columns [h*dh, (h+1)*dh) of Q; k, v: those of its group in K and V */
+    b->attention(base + h * dh, base + b->Dq + kv * dh, base + b->Dq + b->Dkv + kv * dh, ld, L, dh,
+                 1.0f / sqrtf((float)dh), mask.slope != 0.0f || mask.window || mask.causal ? &mask : NULL,
+                 b->c_buf + (size_t)t0 * b->cw + h * dh, b->cw, b->scratch + (size_t)t * b->scratch_per_thread);
 }
 
 /* The classifier on the first token: o[labels] = Wout tanh(Wd x + bd) + bout
@@ -442,7 +458,7 @@ static void pool_seq(bert *b, const job *j, int s, int t) {
     const int t0 = j->offsets[s], L = j->offsets[s + 1] - t0;
     float *o = j->out + (size_t)s * j->ld_out;
     if (b->c->final_norm)
-        b->k->add_layernorm(NULL, NULL, b->x + (size_t)t0 * H, b->m->final_g, b->m->final_b, b->c->layer_norm_eps, L, H);
+        for (int r = 0; r < L; r++) norm_row(b, b->x + (size_t)(t0 + r) * H, b->m->final_g, b->m->final_b, H);
     if (j->tokens) memcpy(j->tokens + (size_t)t0 * H, b->x + (size_t)t0 * H, (size_t)L * H * sizeof(float));
     if (b->c->head) {
         classify(b, b->x + (size_t)t0 * H, o, b->scratch + (size_t)t * b->scratch_per_thread);
@@ -466,26 +482,26 @@ static void pool_seq(bert *b, const job *j, int s, int t) {
 static gemm_op layer_op(const bert *b, int l, int which) {
     const bert_layer_w *w = &b->m->layer[l];
     const nn_linear *lin = b->lin + 4 * l;
-    const int H = b->H, wa = b->wa, pre = b->c->prenorm;
+    const int H = b->H, wa = b->wa, cw = b->cw, pre = b->c->prenorm;
     float *x = b->x, *c = b->c_buf;
     gemm_op op;
     switch (which) {
-    case 0:   // a [T, 3H] = x @ Wqkv^T + bqkv, rotary   (pre-norm: LN1(x))
-        op = (gemm_op){pre ? c : x, b->bqkv ? b->bqkv + (size_t)l * 3 * H : NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                       &lin[0], b->a, H, wa, EPI_QKV, l};
+    case 0:   // a [T, Dq + 2 Dkv] = x @ Wqkv^T + bqkv, q/k norms, rotary   (pre-norm: norm1(x), in c)
+        op = (gemm_op){pre ? c : x, b->bqkv ? b->bqkv + (size_t)l * (size_t)(b->Dq + 2 * b->Dkv) : NULL, NULL, NULL,
+                       NULL, NULL, NULL, NULL, &lin[0], b->a, pre ? cw : H, wa, EPI_QKV, l};
         if (pre && w->ln1_g) op.norm_g = w->ln1_g, op.norm_b = w->ln1_b;
-        else if (pre) op.A = x;   /* the identity norm (ModernBERT's layer 0) */
+        else if (pre) op.A = x, op.lda = H;   /* the identity norm (ModernBERT's layer 0) */
         return op;
-    case 1:   // x = LN(c @ Wo^T + bo + x)   (a [T, H] holds the product; pre-norm: x += it)
-        return (gemm_op){c, w->o_b, w->ln1_g, w->ln1_b, w->ln1x_g, w->ln1x_b, NULL, NULL, &lin[1], b->a, H, wa,
+    case 1:   // x = LN(c @ Wo^T + bo + x)   (c [T, Dq] the context; a [T, H] holds the product; pre-norm: x += it)
+        return (gemm_op){c, w->o_b, w->ln1_g, w->ln1_b, w->ln1x_g, w->ln1x_b, NULL, NULL, &lin[1], b->a, cw, wa,
                          pre ? EPI_ADD : EPI_ADD_LN, l};
-    case 2:   // a [T, U] = act(x @ Wi^T + bi)   (pre-norm: LN2(x); GLU: act(a[:, :I]) * a[:, I:])
+    case 2:   // a [T, U] = act(x @ Wi^T + bi)   (pre-norm: norm2(x), in c; GLU: act(a[:, :I]) * a[:, I:])
         op = (gemm_op){x, b->bup ? b->bup + (size_t)l * b->U : w->i_b, NULL, NULL, NULL, NULL, NULL, NULL, &lin[2], b->a,
                        H, wa, b->c->glu ? EPI_GLU : EPI_BIAS_GELU, l};
-        if (pre) op.A = c, op.norm_g = w->ln2_g, op.norm_b = w->ln2_b;
+        if (pre) op.A = c, op.lda = cw, op.norm_g = w->ln2_g, op.norm_b = w->ln2_b;
         return op;
     default:  // x = LN(a @ Wf^T + bf + x)   (c [T, H] holds the product; pre-norm: x += it)
-        return (gemm_op){b->a, w->f_b, w->ln2_g, w->ln2_b, NULL, NULL, NULL, NULL, &lin[3], c, wa, H,
+        return (gemm_op){b->a, w->f_b, w->ln2_g, w->ln2_b, NULL, NULL, NULL, NULL, &lin[3], c, wa, cw,
                          pre ? EPI_ADD : EPI_ADD_LN, l};
     }
 }

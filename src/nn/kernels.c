@@ -137,6 +137,16 @@ static void attention_bf16_ref(const float *q, const float *k, const float *v, i
 
 float nn_silu_ref(float v) { return v / (1.0f + expf(-v)); }
 
+void nn_rms_norm_ref(float *x, const float *g, float eps, int rows, int n) {
+    for (int r = 0; r < rows; r++) {
+        float *y = x + (size_t)r * n;
+        double sq = 0;
+        for (int j = 0; j < n; j++) sq += (double)y[j] * y[j];
+        const float inv = (float)(1.0 / sqrt(sq / n + eps));
+        for (int j = 0; j < n; j++) y[j] = y[j] * inv * g[j];
+    }
+}
+
 static void glu_ref(float *x, int ld, int rows, int n, nn_act act) {
     for (int r = 0; r < rows; r++) {
         float *y = x + (size_t)r * ld;
@@ -169,6 +179,7 @@ static const nn_kernels ref = {
     .attention = attention_ref,
     .attention_bf16 = attention_bf16_ref,
     .glu = glu_ref,
+    .rms_norm = nn_rms_norm_ref,
     .gemm_lowp = nn_gemm_lowp_ref,
     .quantize_u8 = quantize_u8_ref,
     .dequant_i8 = nn_dequant_i8_ref,

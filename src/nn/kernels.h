@@ -84,6 +84,7 @@ const char *nn_precision_name(nn_precision p);
 typedef struct nn_attn_mask {
     float slope;   /* score(i, j) -= slope |i - j| (ALiBi, bidirectional); 0: none */
     int window;    /* keys with |i - j| > window are not seen; 0: all are */
+    int causal;    /* keys j > i are not seen (decoders) */
 } nn_attn_mask;
 
 /* A score no key with weight can have: exp of it minus the row's maximum is
@@ -99,7 +100,7 @@ static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, 
     const float sl = m->slope * unit;
     for (int j = 0; j < L; j++) {
         const int d = i > j ? i - j : j - i;
-        if (m->window && d > m->window) row[j] = NN_MASKED;
+        if ((m->window && d > m->window) || (m->causal && j > i)) row[j] = NN_MASKED;
         else if (sl != 0.0f) row[j] -= sl * (float)d;
     }
 }
@@ -126,6 +127,9 @@ typedef struct nn_kernels {
      * without it (the engine then runs `attention`). */
     void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
                            const nn_attn_mask *mask, float *out, int ldo, float *scratch);
+    /* x[rows, n] = x / sqrt(mean(x^2) + eps) * g (RMSNorm, fp32 as Hugging
+     * Face computes it; rows contiguous) */
+    void (*rms_norm)(float *x, const float *g, float eps, int rows, int n);
     /* A gated linear unit in place: x[r, 0..n) = act(x[r, 0..n)) * x[r, n..2n)
      * for rows r < rows (row stride ld). */
     void (*glu)(float *x, int ld, int rows, int n, nn_act act);
@@ -151,6 +155,8 @@ typedef struct nn_kernels {
 
 /* GELU with erf, the reference's: 0.5 v (1 + erf(v / sqrt 2)). */
 float nn_gelu_ref(float v);
+/* The reference RMSNorm (every table's: it is a small share of the work). */
+void nn_rms_norm_ref(float *x, const float *g, float eps, int rows, int n);
 /* SiLU, the reference's: v / (1 + exp(-v)). */
 float nn_silu_ref(float v);
 /* Rounds to bf16 (ties to even) and returns the 16 bits. */

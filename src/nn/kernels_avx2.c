@@ -234,6 +234,7 @@ const nn_kernels nn_table_avx2 = {
     .add_layernorm = add_layernorm_avx2,
     .attention = attention_avx2,
     .glu = glu_avx2,
+    .rms_norm = nn_rms_norm_ref,
     .gemm_lowp = nn_gemm_lowp_avx2,
     .quantize_u8 = nn_quantize_u8_avx2,
     .dequant_i8 = nn_dequant_i8_avx2,

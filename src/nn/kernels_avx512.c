@@ -308,6 +308,7 @@ static void to_bf16_avx512(int M, int K, const float *A, int lda, uint16_t *out,
     .add_layernorm = add_layernorm_avx512,    \
     .attention = attention_avx512,            \
     .glu = glu_avx512,                        \
+    .rms_norm = nn_rms_norm_ref,              \
     .gemm_lowp = nn_gemm_lowp_avx2,           \
     .quantize_u8 = quantize_u8_avx512,        \
     .dequant_i8 = dequant_i8_avx512,          \

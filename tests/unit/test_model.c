@@ -325,11 +325,22 @@ TEST(config_families_and_refusals) {
         {"{\"model_type\":\"modernbert\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
          "\"num_attention_heads\":4,\"intermediate_size\":8,\"architectures\":[\"ModernBertForSequenceClassification\"]}",
          "ModernBertForSequenceClassification"},
-        {"{\"model_type\":\"qwen3\"}", "not supported"},
+        {"{\"model_type\":\"gpt2\"}", "not supported"},
+        {"{\"model_type\":\"qwen3\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"intermediate_size\":8,\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}}",
+         "rope_scaling"},
+        {"{\"model_type\":\"qwen2\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"intermediate_size\":8,\"use_sliding_window\":true}", "use_sliding_window"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK(model_config_parse(bad[i][0], strlen(bad[i][0]), &c) == CEMBED_EMODEL);
         CHECK_CONTAINS(cembed_last_error(), bad[i][1]);
     }
     CHECK(model_type_known("modernbert") && !model_type_known("gpt2"));
+    const char *q3 = "{\"model_type\":\"qwen3\",\"vocab_size\":100,\"hidden_size\":64,\"num_hidden_layers\":2,"
+                     "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":32,\"intermediate_size\":96,"
+                     "\"rope_theta\":1000000,\"rms_norm_eps\":1e-6,\"architectures\":[\"Qwen3ForCausalLM\"]}";
+    CHECK_INT(model_config_parse(q3, strlen(q3), &c), 0);
+    CHECK(c.arch == ARCH_QWEN3 && c.kv_heads == 2 && c.head_dim == 32 && c.qk_norm == 32 && c.norm == NORM_RMS &&
+          c.causal && c.prenorm && c.final_norm && c.glu && c.act == ACT_SILU && !c.qkv_bias && c.head == HEAD_NONE);
 }

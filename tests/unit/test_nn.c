@@ -125,8 +125,8 @@ TEST(nn_kernel_attention_matches_reference) {
     const nn_kernels *ts[2], *r = nn_kernels_ref();
     const int Ls[] = {1, 2, 3, 5, 12, 13, 16, 17, 31, 33, 100, 256};
     const int dhs[] = {16, 32, 64, 24};
-    /* none, ALiBi, a sliding window, both */
-    const nn_attn_mask masks[] = {{0, 0}, {0.35f, 0}, {0, 4}, {0.0625f, 9}};
+    /* none, ALiBi, a sliding window, both, causal, causal with a window */
+    const nn_attn_mask masks[] = {{0, 0, 0}, {0.35f, 0, 0}, {0, 4, 0}, {0.0625f, 9, 0}, {0, 0, 1}, {0, 3, 1}};
     for (int t = simd_tables(ts) - 1; t >= 0; t--) {
         const nn_kernels *k = ts[t];
         for (size_t a = 0; a < sizeof Ls / sizeof *Ls; a++)
@@ -171,7 +171,7 @@ TEST(nn_attention_mask_semantics) {
     const nn_kernels *r = nn_kernels_ref();
     const int L = 3, dh = 1, ld = 3;
     float qkv[9] = {0, 0, 1, 0, 0, 2, 0, 0, 4}, out[3], scr[4096];
-    const nn_attn_mask alibi = {0.5f, 0}, win = {0, 1};
+    const nn_attn_mask alibi = {0.5f, 0, 0}, win = {0, 1, 0}, causal = {0, 0, 1};
     r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &alibi, out, 1, scr);
     const double w0 = 1, w1 = exp(-0.5), w2 = exp(-1.0);
     CHECK_NEAR(out[0], (1 * w0 + 2 * w1 + 4 * w2) / (w0 + w1 + w2), 1e-5);
@@ -179,6 +179,10 @@ TEST(nn_attention_mask_semantics) {
     CHECK_NEAR(out[0], 1.5, 1e-6);          /* keys 0, 1 */
     CHECK_NEAR(out[1], 7.0 / 3.0, 1e-6);    /* keys 0, 1, 2 */
     CHECK_NEAR(out[2], 3.0, 1e-6);          /* keys 1, 2 */
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &causal, out, 1, scr);
+    CHECK_NEAR(out[0], 1.0, 1e-6);          /* key 0 */
+    CHECK_NEAR(out[1], 1.5, 1e-6);          /* keys 0, 1 */
+    CHECK_NEAR(out[2], 7.0 / 3.0, 1e-6);    /* keys 0, 1, 2 */
 }
 
 TEST(nn_kernel_glu_matches_reference) {
