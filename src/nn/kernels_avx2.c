@@ -168,27 +168,30 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
             /* rows past nr repeat the last real row; their sums are not stored */
             const float *p[3];
             for (int r = 0; r < PR; r++) p[r] = s + (size_t)(r0 + r < nr ? r0 + r : nr - 1) * Lp;
-            __m256 acc[3][8];
+            const int NB = NC < 8 ? NC : 8;   /* columns of 8 per pass (dh 128: two passes) */
+            for (int c0 = 0; c0 < NC; c0 += NB) {
+                __m256 acc[3][8];
 #pragma GCC unroll 3
-            for (int r = 0; r < PR; r++)
+                for (int r = 0; r < PR; r++)
 #pragma GCC unroll 8
-                for (int c = 0; c < NC; c++) acc[r][c] = _mm256_setzero_ps();
-            for (int j = 0; j < L; j++) {
-                const float *vj = vc + (size_t)j * dh;
+                    for (int c = 0; c < NB; c++) acc[r][c] = _mm256_setzero_ps();
+                for (int j = 0; j < L; j++) {
+                    const float *vj = vc + (size_t)j * dh + 8 * c0;
+#pragma GCC unroll 3
+                    for (int r = 0; r < PR; r++) {
+                        const __m256 w = _mm256_broadcast_ss(p[r] + j);
+#pragma GCC unroll 8
+                        for (int c = 0; c < NB; c++) acc[r][c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[r][c]);
+                    }
+                }
 #pragma GCC unroll 3
                 for (int r = 0; r < PR; r++) {
-                    const __m256 w = _mm256_broadcast_ss(p[r] + j);
+                    if (r0 + r >= nr) break;
+                    const __m256 iv = _mm256_set1_ps(inv[r0 + r]);
 #pragma GCC unroll 8
-                    for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[r][c]);
+                    for (int c = 0; c < NB; c++)
+                        _mm256_storeu_ps(out + (size_t)(i0 + r0 + r) * ldo + 8 * (c0 + c), _mm256_mul_ps(acc[r][c], iv));
                 }
-            }
-#pragma GCC unroll 3
-            for (int r = 0; r < PR; r++) {
-                if (r0 + r >= nr) break;
-                const __m256 iv = _mm256_set1_ps(inv[r0 + r]);
-#pragma GCC unroll 8
-                for (int c = 0; c < NC; c++)
-                    _mm256_storeu_ps(out + (size_t)(i0 + r0 + r) * ldo + 8 * c, _mm256_mul_ps(acc[r][c], iv));
             }
         }
     }
@@ -199,6 +202,7 @@ static void attention_avx2(const float *q, const float *k, const float *v, int l
     switch (dh) {
     case 32: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
     case 64: attention_body(q, k, v, mask, ld, L, 8, scale, out, ldo, scratch); break;
+    case 128: attention_body(q, k, v, mask, ld, L, 16, scale, out, ldo, scratch); break;
     case 16: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
     default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
     }

@@ -136,29 +136,32 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
             }
             inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
         }
-        // out [nr, dh] = s [nr, L] @ vc [L, dh] / rowsum
-        __m512 acc[QB][4];
+        // out [nr, dh] = s [nr, L] @ vc [L, dh] / rowsum, NB columns of 16 per pass (dh 128: two passes)
+        const int NB = NC < 4 ? NC : 4;
+        for (int c0 = 0; c0 < NC; c0 += NB) {
+            __m512 acc[QB][4];
 #pragma GCC unroll 12
-        for (int r = 0; r < QB; r++)
+            for (int r = 0; r < QB; r++)
 #pragma GCC unroll 4
-            for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
-        for (int j = 0; j < L; j++) {
-            const float *vj = vc + (size_t)j * dh;
-            __m512 vv[4];
+                for (int c = 0; c < NB; c++) acc[r][c] = _mm512_setzero_ps();
+            for (int j = 0; j < L; j++) {
+                const float *vj = vc + (size_t)j * dh + 16 * c0;
+                __m512 vv[4];
 #pragma GCC unroll 4
-            for (int c = 0; c < NC; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+                for (int c = 0; c < NB; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
 #pragma GCC unroll 12
-            for (int r = 0; r < QB; r++) {
-                const __m512 w = _mm512_set1_ps(s[(size_t)r * Lp + j]);
+                for (int r = 0; r < QB; r++) {
+                    const __m512 w = _mm512_set1_ps(s[(size_t)r * Lp + j]);
 #pragma GCC unroll 4
-                for (int c = 0; c < NC; c++) acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
+                    for (int c = 0; c < NB; c++) acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
+                }
             }
-        }
-        for (int r = 0; r < nr; r++) {
-            const __m512 iv = _mm512_set1_ps(inv[r]);
+            for (int r = 0; r < nr; r++) {
+                const __m512 iv = _mm512_set1_ps(inv[r]);
 #pragma GCC unroll 4
-            for (int c = 0; c < NC; c++)
-                _mm512_storeu_ps(out + (size_t)(i0 + r) * ldo + 16 * c, _mm512_mul_ps(acc[r][c], iv));
+                for (int c = 0; c < NB; c++)
+                    _mm512_storeu_ps(out + (size_t)(i0 + r) * ldo + 16 * (c0 + c), _mm512_mul_ps(acc[r][c], iv));
+            }
         }
     }
 }
@@ -168,6 +171,7 @@ static void attention_avx512(const float *q, const float *k, const float *v, int
     switch (dh) {
     case 32: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
     case 64: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
+    case 128: attention_body(q, k, v, mask, ld, L, 8, scale, out, ldo, scratch); break;
     case 16: attention_body(q, k, v, mask, ld, L, 1, scale, out, ldo, scratch); break;
     default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
     }

@@ -124,7 +124,7 @@ TEST(nn_kernel_layernorm_matches_reference) {
 TEST(nn_kernel_attention_matches_reference) {
     const nn_kernels *ts[2], *r = nn_kernels_ref();
     const int Ls[] = {1, 2, 3, 5, 12, 13, 16, 17, 31, 33, 100, 256};
-    const int dhs[] = {16, 32, 64, 24};
+    const int dhs[] = {16, 32, 64, 128, 24};
     /* none, ALiBi, a sliding window, both, causal, causal with a window */
     const nn_attn_mask masks[] = {{0, 0, 0}, {0.35f, 0, 0}, {0, 4, 0}, {0.0625f, 9, 0}, {0, 0, 1}, {0, 3, 1}};
     for (int t = simd_tables(ts) - 1; t >= 0; t--) {
@@ -141,7 +141,7 @@ TEST(nn_kernel_attention_matches_reference) {
                 k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
                 r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o2, dh, scr);
                 double d = max_abs_diff(o1, o2, (size_t)L * dh);
-                if (d > 4e-6 * fmax(1, max_abs(o2, (size_t)L * dh)))
+                if (d > 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)))   /* base-2 exp, other sum orders */
                     FAIL_AT("%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
                 if (k->attention_bf16) {
                     /* same bf16 inputs, fp32 sums in another order: the scores
