@@ -290,7 +290,14 @@ static int one_step(const norm_step *st, const uint32_t *s, size_t n, u32vec *ou
     switch (st->kind) {
     case NS_BERT: return norm_apply(&st->bert, s, n, out, tmp);
     case NS_NFC: case NS_NFD: case NS_NFKC: case NS_NFKD: return unicode_form(st->kind, s, n, out);
-    case NS_LOWER: return lowercase(s, n, out);
+    case NS_LOWER: /* Rust's char::to_lowercase, one char at a time: no Final_Sigma context */
+        out->n = 0;
+        if (u32_reserve(out, n * 2 + 1)) return CEMBED_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == 0x130) out->p[out->n++] = 'i', out->p[out->n++] = 0x307;
+            else out->p[out->n++] = (uint32_t)utf8proc_tolower((utf8proc_int32_t)s[i]);
+        }
+        return 0;
     case NS_STRIP_ACCENTS:
         out->n = 0;
         if (u32_reserve(out, n + 1)) return CEMBED_ENOMEM;
