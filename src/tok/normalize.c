@@ -301,8 +301,11 @@ static int one_step(const norm_step *st, const uint32_t *s, size_t n, u32vec *ou
     case NS_STRIP_ACCENTS:
         out->n = 0;
         if (u32_reserve(out, n + 1)) return CEMBED_ENOMEM;
-        for (size_t i = 0; i < n; i++)
-            if (category(s[i]) != UTF8PROC_CATEGORY_MN) out->p[out->n++] = s[i];
+        for (size_t i = 0; i < n; i++) { /* Rust's is_combining_mark: Mn, Mc and Me */
+            int k = category(s[i]);
+            if (k != UTF8PROC_CATEGORY_MN && k != UTF8PROC_CATEGORY_MC && k != UTF8PROC_CATEGORY_ME)
+                out->p[out->n++] = s[i];
+        }
         return 0;
     case NS_STRIP:
         if (st->left) while (a < b && tok_uni_space(s[a])) a++;

@@ -33,6 +33,7 @@ cases=(
   "norm_seq $work/variants/norm_seq.json 99"
   "metaspace_first $work/variants/metaspace_first.json 98"
   "metaspace_always $work/variants/metaspace_always.json 98"
+  "whitespace_bert $work/variants/whitespace_bert.json 99"
 )
 fail=0
 for c in "${cases[@]}"; do
