@@ -528,7 +528,7 @@ static int assemble(const tokenizer *t, const tpl *p, const tok_ids *a, size_t n
         }
         const tok_ids *c = it->seq == 0 ? a : b;
         size_t keep = it->seq == 0 ? na : nb;
-        memcpy(o->ids + o->n, c->ids + (left ? c->n - keep : 0), keep * sizeof *o->ids);
+        if (keep) memcpy(o->ids + o->n, c->ids + (left ? c->n - keep : 0), keep * sizeof *o->ids);
         o->n += keep;
     }
     if (o->type1_from == SIZE_MAX) o->type1_from = o->n;
