@@ -327,13 +327,36 @@ static int one_step(const norm_step *st, const uint32_t *s, size_t n, u32vec *ou
     }
 }
 
-int norm_run(const norm_step *steps, size_t n, const uint32_t *in, size_t len, u32vec *out, u32vec *a, u32vec *b) {
+/* Did the step drop the input's first character? (Metaspace's "first"
+ * scheme asks whether a piece still starts at original offset 0.) */
+static int cuts_lead(const norm_step *st, const uint32_t *s, size_t n, const u32vec *out) {
+    if (n == 0) return 0;
+    switch (st->kind) {
+    case NS_STRIP: return st->left && tok_uni_space(s[0]);
+    case NS_STRIP_ACCENTS: return out->n == 0 || out->p[0] != s[0];
+    case NS_BERT: return st->bert.clean_text && (s[0] == 0 || s[0] == 0xFFFD || (s[0] != '\t' && s[0] != '\n' &&
+                                                  s[0] != '\r' && (s[0] < 0x20 || s[0] >= 0x7F) && is_other(s[0])));
+    case NS_REPLACE: {
+        if (st->content_n) return 0;
+        if (!st->re) return st->pat_n && n >= st->pat_n && memcmp(s, st->pat, st->pat_n * sizeof *s) == 0;
+        size_t ms, me;
+        return tok_re_find(st->re, s, n, 0, &ms, &me) == 1 && ms == 0 && me > 0;
+    }
+    case NS_PRECOMPILED: return out->n == 0 || out->p[0] != s[0];
+    default: return 0;
+    }
+}
+
+int norm_run(const norm_step *steps, size_t n, const uint32_t *in, size_t len, u32vec *out, u32vec *a, u32vec *b,
+             int *lead_cut) {
     out->n = 0;
     if (u32_reserve(out, len + 1)) return CEMBED_ENOMEM;
     memcpy(out->p, in, len * sizeof *in);
     out->n = len;
+    if (lead_cut) *lead_cut = 0;
     for (size_t i = 0; i < n; i++) {
         if (one_step(&steps[i], out->p, out->n, a, b)) return CEMBED_ENOMEM;
+        if (lead_cut && !*lead_cut) *lead_cut = cuts_lead(&steps[i], out->p, out->n, a);
         swap_out(out, a);
     }
     return 0;

