@@ -296,3 +296,72 @@ TEST(tok_template_checks) {
     CHECK_CONTAINS(cembed_last_error(), "post_processor Foo");
     tok_thread_release();
 }
+
+/* ---- Unigram and Precompiled ---- */
+
+static const char unigram_json[] =
+    "{\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"_\",\"prepend_scheme\":\"always\"},"
+    "\"post_processor\":null,\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"byte_fallback\":false,\"vocab\":["
+    "[\"<unk>\",0],[\"_\",-1],[\"a\",-2],[\"b\",-2],[\"ab\",-3],[\"_a\",-2.5],[\"_ab\",-6],[\"abc\",-4],[\"c\",-3]]}}";
+
+TEST(tok_unigram_viterbi) {
+    tokenizer *t = load_json_str(unigram_json);
+    if (!t) return;
+    /* "_ab": _a + b = -4.5 beats _ab = -6 and _ + ab = -4; ... */
+    expect_ex(t, "ab", 64, 0, (int32_t[]){1, 4}, 2);        /* _ + ab = -4 is the best path */
+    expect_ex(t, "abc", 64, 0, (int32_t[]){1, 7}, 2);       /* _ + abc = -5 < _a + b + c = -7.5 */
+    expect_ex(t, "axxb", 64, 0, (int32_t[]){5, 0, 3}, 3);   /* unknown "xx" fuses into one <unk> */
+    expect_ex(t, "a b", 64, 0, (int32_t[]){5, 1, 3}, 3);
+    tok_free(t);
+}
+
+static void b64_encode(const unsigned char *p, size_t n, char *out) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        out[k++] = tab[v >> 18 & 63];
+        out[k++] = tab[v >> 12 & 63];
+        out[k++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        out[k++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[k] = 0;
+}
+
+/* A hand-built darts-clone array: "A" -> "a", "AB" -> "b", "\xC3\x80" -> "xy". */
+TEST(tok_precompiled_charsmap) {
+    static uint32_t units[1025];
+    memset(units, 0, sizeof units);
+    units[0] = 1u << 10;                                    /* root: children at 1 ^ c */
+    units[64] = (320u << 10) | (1u << 8) | 0x41;            /* 'A' at 1 ^ 0x41, leaf, base 256 */
+    units[256] = (1u << 31) | 0;                            /* value: offset 0, "a" */
+    units[322] = (834u << 10) | (1u << 8) | 0x42;           /* 'B' at 256 ^ 0x42, leaf, base 512 */
+    units[512] = (1u << 31) | 2;                            /* "b" */
+    units[194] = (962u << 10) | 0xC3;                       /* 0xC3 at 1 ^ 0xC3, base 768 */
+    units[896] = (1920u << 10) | (1u << 8) | 0x80;          /* 0x80 at 768 ^ 0x80, leaf, base 1024 */
+    units[1024] = (1u << 31) | 4;                           /* "xy" */
+    static unsigned char blob[4 + sizeof units + 7];
+    uint32_t size = sizeof units;
+    memcpy(blob, &size, 4);   /* little-endian hosts only, as the tests run */
+    memcpy(blob + 4, units, sizeof units);
+    memcpy(blob + 4 + sizeof units, "a\0b\0xy\0", 7);
+    static char b64[sizeof blob * 2], json[sizeof blob * 2 + 1024];
+    b64_encode(blob, sizeof blob, b64);
+    snprintf(json, sizeof json,
+             "{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"%s\"},\"pre_tokenizer\":null,"
+             "\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0],[\"a\",-1],[\"b\",-1],[\"B\",-1],"
+             "[\"xy\",-1],[\"x\",-2],[\"y\",-2]]}}",
+             b64);
+    tokenizer *t = load_json_str(json);
+    if (!t) return;
+    expect_ex(t, "A", 64, 0, (int32_t[]){1}, 1);
+    expect_ex(t, "AB", 64, 0, (int32_t[]){1, 3}, 2);              /* graphemes "A", "B": "AB" is never a key */
+    expect_ex(t, "A\xcc\x80" "b", 64, 0, (int32_t[]){1, 2}, 2);   /* "A"+U+0300 is one grapheme: its prefix "A" replaces it all */
+    expect_ex(t, "\xc3\x80", 64, 0, (int32_t[]){4}, 1);
+    tok_free(t);
+    tokenizer *bad = NULL;
+    const char *j = "{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"AAAA\"},\"model\":{\"type\":"
+                    "\"Unigram\",\"vocab\":[[\"a\",0]]}}";
+    CHECK(tok_load_json(j, strlen(j), &bad) != 0);
+    CHECK_CONTAINS(cembed_last_error(), "trie size");
+}
