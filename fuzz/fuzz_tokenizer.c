@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tok_ids v = {0};
     for (int max_len = 2; max_len <= 512; max_len *= 16) {
         if (tok_encode(t, text, text_len, max_len, &v) == 0) {
-            CE_ASSERT(v.n >= 2 && v.n <= (size_t)max_len);
+            CE_ASSERT(v.n <= (size_t)max_len || v.n == tok_num_special(t, 0));
+            CE_ASSERT(v.type1_from == v.n);
             for (size_t i = 0; i < v.n; i++) CE_ASSERT(v.ids[i] >= 0 && (size_t)v.ids[i] < tok_vocab_size(t));
         }
     }

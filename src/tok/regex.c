@@ -380,7 +380,6 @@ static int parse_quant(parser *ps, int atom) {
             }
             if (ps->i >= ps->n || ps->p[ps->i] != '}' || (max >= 0 && max < min) || min > 1000 || max > 1000)
                 return syntax(ps, "bad {n,m}");
-            ps->i--;
         } else return atom;
         ps->i++;
         int greedy = 1;

@@ -1,19 +1,24 @@
-/* tok: the BERT WordPiece tokenizer, id-for-id equal to Hugging Face's.
+/* tok: tokenizers from tokenizer.json (or vocab.txt), id-for-id equal to
+ * Hugging Face's tokenizers.
  *
- * Pipeline for one text (the order of Hugging Face's JS tokenizers, the
- * oracle of the tests):
+ * Pipeline for one text (HF's order):
  *   1. UTF-8 decode; invalid bytes become U+FFFD.
- *   2. Split out added tokens ("[CLS]", "[SEP]", ...) written in the raw text,
- *      leftmost-longest.
- *   3. BERT normalizer on each remaining piece: clean text (drop NUL, U+FFFD
- *      and Cc/Cf/Co/Cs except \t \n \r; whitespace -> ' '), pad BMP CJK
- *      ideographs with spaces, lowercase (full Unicode mapping, final sigma),
- *      strip accents (NFD, drop Mn) as tokenizer.json says.
- *   4. BERT pre-tokenizer: split on whitespace (dropped) and punctuation
- *      (\p{P} and ASCII symbols, each its own word).
- *   5. WordPiece: greedy longest match, "##" continuation, a word over
- *      max_input_chars_per_word characters or with no match is [UNK].
- *   6. [CLS] ids [SEP]; over max_len, keep the first max_len - 2 pieces.
+ *   2. Split out the added tokens that are not normalized, leftmost-longest
+ *      on the raw text, with their lstrip/rstrip/single_word flags.
+ *   3. Per remaining section: the normalizer steps (BertNormalizer, NFC/NFD/
+ *      NFKC/NFKD, Lowercase, Strip, StripAccents, Replace, Prepend,
+ *      Precompiled), then the normalized added tokens.
+ *   4. The pre-tokenizer steps (BertPreTokenizer, ByteLevel, Split with a
+ *      regex or string and any behavior, Whitespace, WhitespaceSplit,
+ *      Punctuation, Digits, Metaspace).
+ *   5. The model on each piece: WordPiece, BPE (merges, byte fallback,
+ *      unk) or Unigram (Viterbi).
+ *   6. Truncation of the contents (right or left; pairs longest_first), then
+ *      the post-processor's template ([CLS] A [SEP], <s> A </s>, ...).
+ * The BERT normalizer and pre-tokenizer keep the JS oracle's character sets
+ * (JS \s, final sigma) that tokenizer_oracle checks; everything else follows
+ * the Rust library. A component type this file does not know is refused at
+ * load with EMODEL naming it.
  */
 #ifndef CEMBED_TOK_H
 #define CEMBED_TOK_H

@@ -57,7 +57,8 @@ typedef struct norm_step {
 int precompiled_apply(const precompiled *pc, const uint32_t *s, size_t n, u32vec *out);
 void precompiled_free(precompiled *pc);
 int precompiled_load(const char *b64, size_t len, precompiled **out);
-int norm_run(const norm_step *steps, size_t n, const uint32_t *in, size_t len, u32vec *out, u32vec *a, u32vec *b);
+int norm_run(const norm_step *steps, size_t n, const uint32_t *in, size_t len, u32vec *out, u32vec *a, u32vec *b,
+             int *lead_cut);
 void norm_step_free(norm_step *s);
 
 /* ---- pre-tokenizer steps (pretok.c) ---- */
@@ -114,6 +115,8 @@ typedef struct unigram unigram;
 void unigram_free(unigram *u);
 int unigram_load(struct json_t *model, vocab *v, unigram **out);
 int unigram_word(const unigram *u, const vocab *v, const uint32_t *w, size_t n, tok_ids *o);
+void unigram_finish(unigram *u, const vocab *v);
+void unigram_thread_release(void);
 
 /* ---- added.c: added tokens, matched leftmost-longest with a trie ---- */
 typedef struct added_tok {

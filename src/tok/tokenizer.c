@@ -37,6 +37,7 @@ static void scratch_free(void *p) {
     tok_re_thread_release();
     pretok_thread_release();
     bpe_thread_release();
+    unigram_thread_release();
 }
 
 static void scratch_key_init(void) { CE_ASSERT(pthread_key_create(&scratch_key, scratch_free) == 0); }
@@ -121,7 +122,7 @@ static int build_added(tokenizer *t) {
     for (size_t i = 0; i < t->n_added && !rc; i++) {
         added_tok *k = &t->added[i];
         if (!k->normalized || !t->n_norms) continue;
-        if ((rc = norm_run(t->norms, t->n_norms, k->cps, k->n, &out, &a, &b))) break;
+        if ((rc = norm_run(t->norms, t->n_norms, k->cps, k->n, &out, &a, &b, NULL))) break;
         uint32_t *p = base_realloc(k->cps, (out.n + 1) * sizeof *p);
         if (!p) {
             rc = CEMBED_ENOMEM;
@@ -242,10 +243,12 @@ static int load_model(tokenizer *t, json_t *root, json_t *model) {
     if (!mtype) mtype = json_is_object(vocab_obj) && json_object_get(model, "merges") ? "BPE" : "WordPiece";
     if (strcmp(mtype, "Unigram") == 0) {
         t->model = M_UNIGRAM;
-        if ((rc = unigram_load(model, &t->v, &t->uni))) return rc;
-        size_t n_ids = t->v.n_ids;
-        if ((rc = count_ids(json_object(), added, &n_ids))) return rc;
-        return base_err(CEMBED_EMODEL, "tokenizer.json: model type Unigram is not supported");
+        size_t n_ids = json_array_size(vocab_obj);
+        if ((rc = count_ids(NULL, added, &n_ids)) || (rc = vocab_init(&t->v, n_ids)) ||
+            (rc = unigram_load(model, &t->v, &t->uni)) || (rc = load_added(t, added)) || (rc = vocab_build(&t->v)))
+            return rc;
+        unigram_finish(t->uni, &t->v);
+        return 0;
     }
     if (strcmp(mtype, "WordPiece") && strcmp(mtype, "BPE"))
         return base_err(CEMBED_EMODEL, "tokenizer.json: model type %.32s is not supported", mtype);
@@ -473,7 +476,9 @@ static int encode_piece(const tokenizer *t, tok_scratch *ts, const uint32_t *s, 
 static int encode_section(const tokenizer *t, tok_scratch *ts, const uint32_t *s, size_t n, uint32_t first,
                           tok_ids *o) {
     if (n == 0) return 0;
-    if (norm_run(t->norms, t->n_norms, s, n, &ts->norm, &ts->tmp, &ts->tmp2)) return CEMBED_ENOMEM;
+    int cut = 0;
+    if (norm_run(t->norms, t->n_norms, s, n, &ts->norm, &ts->tmp, &ts->tmp2, &cut)) return CEMBED_ENOMEM;
+    first = first && !cut;
     if (!t->norm_set) return encode_piece(t, ts, ts->norm.p, ts->norm.n, first, o);
     if (added_split(t->norm_set, t->added, ts->norm.p, ts->norm.n, &ts->sub)) return CEMBED_ENOMEM;
     for (size_t k = 0; k < ts->sub.n; k++) {
@@ -528,7 +533,7 @@ static int assemble(const tokenizer *t, const tpl *p, const tok_ids *a, size_t n
         }
         const tok_ids *c = it->seq == 0 ? a : b;
         size_t keep = it->seq == 0 ? na : nb;
-        memcpy(o->ids + o->n, c->ids + (left ? c->n - keep : 0), keep * sizeof *o->ids);
+        if (keep) memcpy(o->ids + o->n, c->ids + (left ? c->n - keep : 0), keep * sizeof *o->ids);
         o->n += keep;
     }
     if (o->type1_from == SIZE_MAX) o->type1_from = o->n;

@@ -12,7 +12,7 @@ const maxLen = Number(maxArg || 0);
 const t = Tokenizer.fromFile(tj);
 t.disablePadding();
 if (maxLen > 0 && mode !== 'single')
-  t.setTruncation(maxLen, { direction: mode === 'left' ? 'left' : 'right', strategy: 'longest_first' });
+  t.setTruncation(maxLen, { direction: mode === 'left' ? 'left' : 'right', strategy: 'LongestFirst' });
 else t.disableTruncation();
 const rows = [];
 for (const line of fs.readFileSync(textsPath, 'utf8').split('\n')) {
