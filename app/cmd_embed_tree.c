@@ -269,8 +269,8 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
     }
     if (cli_require_embedding(r->m)) goto done;
     cembed_model_get_info(r->m, &r->info);
-    /* a window's content tokens: the model's limit less [CLS] and [SEP], or less when asked */
-    r->chunk_tokens = r->info.max_seq_len - 2;
+    /* a window's content tokens: the model's limit less the template's special tokens, or less when asked */
+    r->chunk_tokens = CE_MAX(r->info.max_seq_len - r->info.special_tokens, 1);
     if (o->chunk_tokens && o->chunk_tokens < r->chunk_tokens) r->chunk_tokens = o->chunk_tokens;
     if (!(r->prompt = cli_prompt(cc, r->m))) goto done;
     if (*r->prompt) { /* the prompt's tokens come out of every chunk's room */

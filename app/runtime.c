@@ -132,7 +132,7 @@ int runtime_open(runtime *rt, const cli_common *c) {
     int longest = 0;
     for (int k = 0; k < n_models; k++) {
         const cembed_model_info *mi = &rt->infos[k];
-        const int32_t warm[2] = {mi->cls_id, mi->sep_id};
+        const int32_t warm[2] = {mi->cls_id >= 0 ? mi->cls_id : 0, mi->sep_id >= 0 ? mi->sep_id : 0};
         const int32_t *warm_ids[1] = {warm};
         const size_t warm_n[1] = {2};
         float *warm_out = malloc((size_t)mi->hidden * sizeof(float));

@@ -95,7 +95,9 @@ typedef struct cembed_model_info {
     const char *attention;      /* products of attention: "fp32" | "bf16" */
     const char *variant;        /* besides the precision, what the vectors' values depend on: "" or
                                    "attn-bf16" (part of the cache key) */
-    int32_t cls_id, sep_id;     /* the template's special tokens */
+    int32_t cls_id, sep_id;     /* the single template's first and last special tokens ([CLS], [SEP]; -1 when
+                                   it has none there: Qwen's template only appends <|endoftext|>) */
+    int special_tokens;         /* how many special tokens the template adds to a text */
     const char *prompt_names;   /* config_sentence_transformers.json's prompts, comma-separated ("" if none) */
     const char *default_prompt; /* its default_prompt_name, or NULL */
 } cembed_model_info;

@@ -226,6 +226,7 @@ void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
         .variant = cm->attn_bf16 ? "attn-bf16" : "",
         .cls_id = tok_cls_id(cm->tok),
         .sep_id = tok_sep_id(cm->tok),
+        .special_tokens = (int)tok_num_special(cm->tok, 0),
     };
 }
 

@@ -191,21 +191,23 @@ static int tokenize_all(pipe_job *j) {
             if (cembed_tokenize_ex(j->e->m, it->text, it->text_len, j->req.truncate_left, &j->ids[k], &j->n_ids[k],
                                    &j->truncated[k], &full))
                 return no_memory(j);
-        } else { /* token ids: [CLS] ids [SEP] unless already framed */
-            const int framed = it->n_ids >= 2 && it->ids[0] == i->cls_id && it->ids[it->n_ids - 1] == i->sep_id;
-            const size_t want = it->n_ids + (framed ? 0 : 2), keep = CE_MIN(want, (size_t)i->max_seq_len);
+        } else { /* token ids: the template's special tokens ([CLS] ids [SEP]; ids <|endoftext|>) unless there */
+            const size_t head = i->cls_id >= 0, tail = i->sep_id >= 0;
+            const int framed = (head || tail) && it->n_ids >= head + tail && (!head || it->ids[0] == i->cls_id) &&
+                               (!tail || it->ids[it->n_ids - 1] == i->sep_id);
+            const size_t want = it->n_ids + (framed ? 0 : head + tail), keep = CE_MIN(want, (size_t)i->max_seq_len);
             full = want;
             if (!(j->ids[k] = base_malloc(keep * sizeof(int32_t)))) return no_memory(j);
             size_t o = 0;
-            j->ids[k][o++] = i->cls_id;
-            const size_t first = framed ? 1 : 0, end = it->n_ids - (framed ? 1 : 0);
-            for (size_t t = first; t < end && o < keep - 1; t++) {
+            if (head) j->ids[k][o++] = i->cls_id;
+            const size_t first = framed ? head : 0, end = it->n_ids - (framed ? tail : 0);
+            for (size_t t = first; t < end && o + tail < keep; t++) {
                 if (it->ids[t] < 0 || it->ids[t] >= i->vocab_size)
                     return refuse(j, 400, "input[%zu][%zu]: token id %d is outside the vocabulary of %d", k, t,
                                   (int)it->ids[t], i->vocab_size);
                 j->ids[k][o++] = it->ids[t];
             }
-            j->ids[k][o++] = i->sep_id;
+            if (tail) j->ids[k][o++] = i->sep_id;
             j->n_ids[k] = o;
             j->truncated[k] = full > keep;
         }
