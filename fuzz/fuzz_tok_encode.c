@@ -1,4 +1,6 @@
 /* libFuzzer target: encoding arbitrary bytes with two small BPE tokenizers
+ * and a small Unigram one (NFKD, StripAccents, Strip, WhitespaceSplit,
+ * Punctuation, Metaspace, byte fallback, BertProcessing)
  * (byte-level with the GPT-2 regex, added tokens with every flag and the
  * RoBERTa template; Metaspace with byte fallback, fused unk and a pair
  * template), single and pair, every truncation mode. The first input byte
@@ -32,7 +34,16 @@ static const char metaspace_json[] =
     "\"vocab\":{\"<unk>\":0,\"<s>\":1,\"\xe2\x96\x81\":2,\"h\":3,\"##i\":4,\"hi\":5,\"<0xC3>\":7,\"<0xA9>\":8,"
     "\"i</w>\":9,\"##i</w>\":10,\"hi</w>\":11},\"merges\":[\"h ##i\",\"h ##i</w>\"]}}";
 
-static tokenizer *tok_a, *tok_b;
+static const char unigram_json[] =
+    "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKD\"},{\"type\":\"StripAccents\"},"
+    "{\"type\":\"Strip\"}]},\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"WhitespaceSplit\"},"
+    "{\"type\":\"Punctuation\"},{\"type\":\"Metaspace\",\"replacement\":\"_\",\"prepend_scheme\":\"first\"}]},"
+    "\"post_processor\":{\"type\":\"BertProcessing\",\"cls\":[\"<s>\",1],\"sep\":[\"</s>\",2]},"
+    "\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"byte_fallback\":true,\"vocab\":[[\"<unk>\",0],[\"<s>\",0],"
+    "[\"</s>\",0],[\"_\",-1],[\"a\",-2],[\"b\",-2],[\"ab\",-3],[\"_a\",-2.5],[\"_ab\",-6],[\"abc\",-4],[\"c\",-3],"
+    "[\"<0xC3>\",-5],[\"<0xA9>\",-5],[\"<0xE4>\",-5]]}}";
+
+static tokenizer *tok_a, *tok_b, *tok_c;
 
 static void check(const tokenizer *t, const tok_ids *v, int max_len, int pair) {
     CE_ASSERT(v->n <= (size_t)max_len || v->n == tok_num_special(t, pair));
@@ -45,14 +56,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!tok_a) {
         CE_ASSERT(tok_load_json(bytelevel_json, sizeof bytelevel_json - 1, &tok_a) == 0);
         CE_ASSERT(tok_load_json(metaspace_json, sizeof metaspace_json - 1, &tok_b) == 0);
+        CE_ASSERT(tok_load_json(unigram_json, sizeof unigram_json - 1, &tok_c) == 0);
     }
     if (size == 0) return 0;
     int max_len = 2 + data[0] % 64;
     const char *s = (const char *)data + 1;
     size_t n = size - 1, half = n / 2;
     tok_ids v = {0};
-    const tokenizer *ts[2] = {tok_a, tok_b};
-    for (int k = 0; k < 2; k++) {
+    const tokenizer *ts[3] = {tok_a, tok_b, tok_c};
+    for (int k = 0; k < 3; k++) {
         for (int left = 0; left < 2; left++)
             if (tok_encode_ex(ts[k], s, n, max_len, left, &v) == 0) check(ts[k], &v, max_len, 0);
         if (tok_encode_pair(ts[k], s, half, s + half, n - half, max_len, &v) == 0) check(ts[k], &v, max_len, 1);

@@ -473,7 +473,21 @@ static int nullable(const node *nodes, int k) {
 
 static int gen(emitter *e, int k);
 
+/* Does node k hold a repeat that can take more than one turn? */
+static int has_repeat(const node *nodes, int k) {
+    const node *nd = &nodes[k];
+    if (nd->type == N_REP && (nd->max < 0 || nd->max > 1)) return 1;
+    for (int c = nd->kid; c >= 0; c = nodes[c].next)
+        if (has_repeat(nodes, c)) return 1;
+    return 0;
+}
+
 static int gen_rep(emitter *e, const node *nd) {
+    /* (x+)+ and the like backtrack exponentially on a failing text: refused */
+    if ((nd->max < 0 || nd->max > 1) && has_repeat(e->nodes, nd->kid)) {
+        e->err = base_err(CEMBED_EMODEL, "regex: a repeat inside a repeat is not supported");
+        return -1;
+    }
     for (int r = 0; r < nd->min; r++)
         if (gen(e, nd->kid)) return -1;
     if (nd->max < 0) {

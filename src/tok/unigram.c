@@ -16,6 +16,8 @@
  * piece prefix stands in for HF's trie (a false positive costs one lookup). */
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
@@ -83,6 +85,36 @@ void unigram_free(unigram *u) {
     base_free(u);
 }
 
+/* The score HF's Rust loader sees. serde_json (without float_roundtrip)
+ * reads a decimal as significand (u64) then one multiply or divide by a
+ * power of ten, which can differ from the correctly rounded value by an
+ * ULP when the significand has over 15 digits, and Viterbi ties then break
+ * differently. tokenizer.json numbers are shortest round-trip decimals
+ * (written by serde_json or Python), so the decimal is recovered from d and
+ * read again serde's way. */
+static double serde_score(double d) {
+    if (d == 0.0 || !isfinite(d)) return d;
+    char b[40];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(b, sizeof b, "%.*e", p - 1, d);
+        if (strtod(b, NULL) == d) break;
+    }
+    snprintf(b, sizeof b, "%.*e", p - 1, d);
+    uint64_t sig = 0;
+    const char *c = b + (b[0] == '-');
+    for (; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9') sig = sig * 10 + (uint64_t)(*c - '0');
+    int e10 = atoi(c + 1) - (p - 1);
+    double f = (double)sig;
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int k = e10 < 0 ? -e10 : e10;
+    if (k > 22) return d;   /* far outside scores' range: keep strtod's value */
+    f = e10 < 0 ? f / pow10[k] : f * pow10[k];
+    return d < 0 ? -f : f;
+}
+
 static int fill_vocab(unigram *u, json_t *list, vocab *v, size_t *prefix_count) {
     json_t *e;
     size_t i;
@@ -92,7 +124,7 @@ static int fill_vocab(unigram *u, json_t *list, vocab *v, size_t *prefix_count) 
             return base_err(CEMBED_EFORMAT, "tokenizer.json: Unigram vocab[%zu] must be [piece, score]", i);
         int rc = vocab_set(v, str_from(json_string_value(p), json_string_length(p)), (int32_t)i);
         if (rc) return rc;
-        u->scores[i] = json_number_value(s);
+        u->scores[i] = serde_score(json_number_value(s));
         if (u->scores[i] < u->min_score) u->min_score = u->scores[i];
         if (json_string_length(p) > u->max_piece) u->max_piece = json_string_length(p);
         *prefix_count += json_string_length(p);

@@ -9,6 +9,7 @@
  *   first type-1 id (the length when none). */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tok/tok.h"
@@ -69,5 +70,10 @@ int main(int argc, char **argv) {
     }
     tok_ids_free(&v);
     tok_free(t);
+    for (size_t i = 0; i < n; i++) json_decref(rows[i]);
+    free(rows);
+    base_free(text);
+    base_free(json);
+    tok_thread_release();
     return 0;
 }

@@ -183,6 +183,8 @@ TEST(tok_regex_engine) {
     CHECK_CONTAINS(cembed_last_error(), "missing )");
     CHECK(tok_re_compile("(a*)*", 5, &re) != 0);
     CHECK(tok_re_compile("a++", 3, &re) != 0);
+    CHECK(tok_re_compile("(a+b?)+", 7, &re) != 0);   /* nested repeats backtrack exponentially */
+    CHECK_CONTAINS(cembed_last_error(), "repeat inside a repeat");
     CHECK(tok_re_compile("\\p{Xx}", 6, &re) != 0);
     tok_re_thread_release();
 }
