@@ -786,11 +786,15 @@ def spec_qwen2_coder(real=False):
                 cfg=cfg, pooling="last", normalize=True, dtype=torch.bfloat16 if real else torch.float32,
                 specials=QWEN_REAL_SPECIALS if real else QWEN_SPECIALS, cls=eot, sep=eot, filler=(5, QWEN_EOT),
                 seed=123, max_seq_length=32768, seqs=lambda: decoder_sequences(123, 5, QWEN_EOT, QWEN_EOT),
+                # std 0.12 for hidden 112 keeps std * sqrt(fan_in) near the hidden-64 models' (0.16 * 8):
+                # with 0.16 its int8 token states fall to cos 0.96 in a simulation of the engine's int8
+                # GEMMs as in cembed itself, below the low-precision bars meant for typical random weights
+                std=0.12,
                 tensors=lambda r: qwen_tensors(r, cfg, "model.", qk_norm=False, qkv_bias=True, lm_head=False),
                 forward=lambda w, ids, tt: port_qwen.qwen_model(w, cfg, ids, "model."),
                 source=port_qwen.SOURCE_QWEN2, prompts=JINA_CODE_PROMPTS,
                 notes="7 query heads on 1 kv head (group 7 as the real 14/2), dh 16, q/k/v biases, causal, "
-                      "tied embeddings")
+                      "tied embeddings, matrices N(0, 0.12)")
 
 
 TINY = {
@@ -828,7 +832,7 @@ REAL = {
 
 def write_model(s, d, max_seq_length=128):
     os.makedirs(d, exist_ok=True)
-    r = C.Rand(s.seed)
+    r = C.Rand(s.seed, std=getattr(s, "std", 0.16))
     tensors = s.tensors(r)
     tensors = {k: (v.to(s.dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
     C.write_safetensors(os.path.join(d, "model.safetensors"), tensors)
