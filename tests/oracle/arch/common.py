@@ -84,7 +84,8 @@ def xlmr_specials(vocab_size):
 
 def write_st_files(d, hidden, pooling, max_seq_length, normalize, prompts=None):
     """modules.json, 1_Pooling/config.json, sentence_bert_config.json (and
-    config_sentence_transformers.json when the real model has prompts)."""
+    config_sentence_transformers.json when the real model has prompts).
+    pooling: "mean", "cls" or "last" (pooling_mode_lasttoken)."""
     mods = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -99,7 +100,7 @@ def write_st_files(d, hidden, pooling, max_seq_length, normalize, prompts=None):
         "pooling_mode_max_tokens": False,
         "pooling_mode_mean_sqrt_len_tokens": False,
         "pooling_mode_weightedmean_tokens": False,
-        "pooling_mode_lasttoken": False,
+        "pooling_mode_lasttoken": pooling == "last",
         "include_prompt": True,
     })
     write_json(os.path.join(d, "sentence_bert_config.json"),
@@ -184,4 +185,6 @@ def pool(hidden, mode):
         return hidden[0]
     if mode == "mean":
         return hidden.mean(dim=0)
+    if mode == "last":  # sentence-transformers' lasttoken: the last token of an unpadded sequence
+        return hidden[-1]
     raise ValueError(mode)

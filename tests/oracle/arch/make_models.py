@@ -30,6 +30,7 @@ import port_bert  # noqa: E402
 import port_jina  # noqa: E402
 import port_modernbert  # noqa: E402
 import port_nomic  # noqa: E402
+import port_qwen  # noqa: E402
 import port_xlmr  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -601,6 +602,200 @@ def spec_ce_xlmr(real=False, labels=1):
                 notes="roberta.* (no pooler) + classifier.dense + classifier.out_proj (%d label%s); "
                       "pairs <s> A </s></s> B </s>, all type 0" % (labels, "" if labels == 1 else "s"))
 
+# ---------------------------------------------------------------- Qwen2 / Qwen3 decoder embedders
+
+# The tiny decoders' vocabulary: BERT specials at 0-4 (the engine's WordPiece
+# loader needs [UNK] [CLS] [SEP]), fillers, and Qwen's three specials at the
+# end in the real order (<|endoftext|> 151643, <|im_start|> 151644,
+# <|im_end|> 151645 in the real vocabulary).
+QWEN_EOT = 397
+QWEN_SPECIALS = {**C.BERT_SPECIALS, 397: "<|endoftext|>", 398: "<|im_start|>", 399: "<|im_end|>"}
+QWEN_REAL_SPECIALS = {**C.BERT_SPECIALS, 151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>"}
+# lengths 1..200, three of them >= 128 (rotary at far positions, long causal masks)
+QWEN_LENGTHS = [1, 2, 3, 5, 8, 13, 17, 33, 77, 128, 150, 200]
+
+QWEN3_EMB_PROMPTS = {
+    "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+    "document": ""}
+GTE_QWEN2_PROMPTS = {
+    "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: "}
+JINA_CODE_PROMPTS = {
+    "nl2code_query": "Find the most relevant code snippet given the following query:\n",
+    "nl2code_document": "Candidate code snippet:\n",
+    "code2code_query": "Find an equivalent code snippet given the following code snippet:\n",
+    "code2code_document": "Candidate code snippet:\n",
+    "code2nl_query": "Find the most relevant comment given the following code snippet:\n",
+    "code2nl_document": "Candidate comment:\n",
+    "code2completion_query": "Find the most relevant completion given the following start of code snippet:\n",
+    "code2completion_document": "Candidate completion:\n",
+    "qa_query": "Find the most relevant answer given the following question:\n",
+    "qa_document": "Candidate answer:\n",
+}
+
+
+def decoder_sequences(seed, lo, hi, eot, lengths=QWEN_LENGTHS):
+    """Decoder embedder inputs: filler... <|endoftext|> (the tokenizer appends
+    it; last-token pooling reads its state); length 1 is <|endoftext|> alone."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(lo, hi, (n - 1,), generator=g).tolist() + [eot] for n in lengths]
+
+
+def qwen_tensors(r, cfg, p, qk_norm, qkv_bias, lm_head):
+    """Qwen2Model / Qwen3Model under prefix p ("" or "model."); lm_head.weight
+    only for an untied *ForCausalLM checkpoint."""
+    H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    dh = cfg.get("head_dim") or H // nh
+    t = {p + "embed_tokens.weight": r.emb(V, H)}
+    for i in range(cfg["num_hidden_layers"]):
+        q = "%slayers.%d." % (p, i)
+        t[q + "input_layernorm.weight"] = r.ln_w(H)
+        lin(r, t, q + "self_attn.q_proj", nh * dh, H, bias=qkv_bias)
+        lin(r, t, q + "self_attn.k_proj", nkv * dh, H, bias=qkv_bias)
+        lin(r, t, q + "self_attn.v_proj", nkv * dh, H, bias=qkv_bias)
+        lin(r, t, q + "self_attn.o_proj", H, nh * dh, bias=False)
+        if qk_norm:
+            t[q + "self_attn.q_norm.weight"] = r.ln_w(dh)
+            t[q + "self_attn.k_norm.weight"] = r.ln_w(dh)
+        t[q + "post_attention_layernorm.weight"] = r.ln_w(H)
+        lin(r, t, q + "mlp.gate_proj", I, H, bias=False)
+        lin(r, t, q + "mlp.up_proj", I, H, bias=False)
+        lin(r, t, q + "mlp.down_proj", H, I, bias=False)
+    t[p + "norm.weight"] = r.ln_w(H)
+    if lm_head:
+        lin(r, t, "lm_head", V, H, bias=False)
+    return t
+
+
+def qwen3_config(H, L, heads, kv, dh, I, V, eot):
+    return {
+        "architectures": ["Qwen3ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "head_dim": dh,
+        "hidden_act": "silu",
+        "hidden_size": H,
+        "initializer_range": 0.02,
+        "intermediate_size": I,
+        "max_position_embeddings": 32768,
+        "max_window_layers": 28,
+        "model_type": "qwen3",
+        "num_attention_heads": heads,
+        "num_hidden_layers": L,
+        "num_key_value_heads": kv,
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": None,
+        "rope_theta": 1000000,
+        "sliding_window": None,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "transformers_version": "4.51.3",
+        "use_cache": True,
+        "use_sliding_window": False,
+        "vocab_size": V,
+    }
+
+
+def qwen2_config(H, L, heads, kv, I, V, eot, **extra):
+    cfg = {
+        "architectures": ["Qwen2ForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "hidden_act": "silu",
+        "hidden_size": H,
+        "initializer_range": 0.02,
+        "intermediate_size": I,
+        "max_position_embeddings": 32768,
+        "max_window_layers": 24,
+        "model_type": "qwen2",
+        "num_attention_heads": heads,
+        "num_hidden_layers": L,
+        "num_key_value_heads": kv,
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": None,
+        "rope_theta": 1000000.0,
+        "sliding_window": None,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "transformers_version": "4.53.0",
+        "use_cache": True,
+        "use_sliding_window": False,
+        "vocab_size": V,
+    }
+    cfg.update(extra)
+    return dict(sorted(cfg.items()))
+
+
+def spec_qwen3(real=False, prefix=""):
+    if real:
+        H, L, h, kv, dh, I, V, eot = 1024, 28, 16, 8, 128, 3072, 151669, 151643
+    else:
+        H, L, h, kv, dh, I, V, eot = 64, 2, 4, 2, 32, 96, 400, QWEN_EOT
+    cfg = qwen3_config(H, L, h, kv, dh, I, V, eot)
+    name = "qwen3-emb" if prefix == "" else "qwen3-causallm"
+    return Spec(name=name, mirror="Qwen/Qwen3-Embedding-0.6B" + ("" if prefix == "" else
+                " (Qwen3ForCausalLM layout: model. prefix, tied lm_head not stored)"),
+                arch="Qwen3", kind="embed", cfg=cfg, pooling="last", normalize=True,
+                dtype=torch.bfloat16 if real else torch.float32,
+                specials=QWEN_REAL_SPECIALS if real else QWEN_SPECIALS, cls=eot, sep=eot, filler=(5, QWEN_EOT),
+                seed=120 if prefix == "" else 121, max_seq_length=32768 if real else 8192,
+                seqs=lambda: decoder_sequences(120 if prefix == "" else 121, 5, QWEN_EOT, QWEN_EOT),
+                tensors=lambda r: qwen_tensors(r, cfg, prefix, qk_norm=True, qkv_bias=False, lm_head=False),
+                forward=lambda w, ids, tt: port_qwen.qwen_model(w, cfg, ids, prefix, qk_norm=True, causal=True),
+                source=port_qwen.SOURCE_QWEN3, prompts=QWEN3_EMB_PROMPTS,
+                notes="head_dim 32 with 4 heads (128 != hidden 64), GQA 4/2, q_norm/k_norm per head, causal, "
+                      "last-token pooling, tied embeddings")
+
+
+def spec_qwen2_gte(real=False):
+    if real:
+        H, L, h, kv, I, V, eot = 1536, 28, 12, 2, 8960, 151646, 151643
+    else:
+        H, L, h, kv, I, V, eot = 64, 2, 4, 2, 96, 400, QWEN_EOT
+    cfg = qwen2_config(H, L, h, kv, I, V, eot, max_position_embeddings=131072, max_window_layers=21,
+                       sliding_window=131072, tie_word_embeddings=False, transformers_version="4.41.2",
+                       is_causal=False, auto_map={
+                           "AutoModel": "Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2Model",
+                           "AutoModelForCausalLM": "Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2ForCausalLM",
+                           "AutoModelForSequenceClassification":
+                               "Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2ForSequenceClassification"})
+    del cfg["rope_scaling"]
+    fwd = lambda causal: lambda w, ids, tt: port_qwen.qwen_model(w, cfg, ids, "model.", causal=causal)  # noqa: E731
+    return Spec(name="qwen2-gte", mirror="Alibaba-NLP/gte-Qwen2-1.5B-instruct", arch="Qwen2 (bidirectional)",
+                kind="embed", cfg=cfg, pooling="last", normalize=True,
+                dtype=torch.bfloat16 if real else torch.float32,
+                specials=QWEN_REAL_SPECIALS if real else QWEN_SPECIALS, cls=eot, sep=eot, filler=(5, QWEN_EOT),
+                seed=122, max_seq_length=8192, seqs=lambda: decoder_sequences(122, 5, QWEN_EOT, QWEN_EOT),
+                tensors=lambda r: qwen_tensors(r, cfg, "model.", qk_norm=False, qkv_bias=True, lm_head=True),
+                forward=fwd(False), extra_goldens={"golden-torch-causal.json": fwd(True)},
+                source=port_qwen.SOURCE_QWEN2, prompts=GTE_QWEN2_PROMPTS,
+                notes="is_causal false in config.json: bidirectional golden; golden-torch-causal.json is the "
+                      "causal variant; q/k/v biases; untied lm_head stored; GQA 4/2")
+
+
+def spec_qwen2_coder(real=False):
+    if real:
+        H, L, h, kv, I, V, eot = 896, 24, 14, 2, 4864, 151936, 151643
+    else:
+        H, L, h, kv, I, V, eot = 112, 2, 7, 1, 64, 400, QWEN_EOT
+    cfg = qwen2_config(H, L, h, kv, I, V, eot)
+    return Spec(name="qwen2-coder", mirror="jinaai/jina-code-embeddings-0.5b", arch="Qwen2", kind="embed",
+                cfg=cfg, pooling="last", normalize=True, dtype=torch.bfloat16 if real else torch.float32,
+                specials=QWEN_REAL_SPECIALS if real else QWEN_SPECIALS, cls=eot, sep=eot, filler=(5, QWEN_EOT),
+                seed=123, max_seq_length=32768, seqs=lambda: decoder_sequences(123, 5, QWEN_EOT, QWEN_EOT),
+                # std 0.12 for hidden 112 keeps std * sqrt(fan_in) near the hidden-64 models' (0.16 * 8):
+                # with 0.16 its int8 token states fall to cos 0.96 in a simulation of the engine's int8
+                # GEMMs as in cembed itself, below the low-precision bars meant for typical random weights
+                std=0.12,
+                tensors=lambda r: qwen_tensors(r, cfg, "model.", qk_norm=False, qkv_bias=True, lm_head=False),
+                forward=lambda w, ids, tt: port_qwen.qwen_model(w, cfg, ids, "model."),
+                source=port_qwen.SOURCE_QWEN2, prompts=JINA_CODE_PROMPTS,
+                notes="7 query heads on 1 kv head (group 7 as the real 14/2), dh 16, q/k/v biases, causal, "
+                      "tied embeddings, matrices N(0, 0.12)")
+
 
 TINY = {
     "bert-minilm": spec_bert_minilm, "bert-bge": spec_bert_bge, "bert-prefix": spec_bert_prefix,
@@ -608,6 +803,8 @@ TINY = {
     "xlmr-e5": spec_xlmr_e5, "xlmr-bgem3": spec_xlmr_bgem3,
     "modernbert-gte": spec_modernbert_gte, "modernbert-embed": spec_modernbert_embed,
     "ce-bert": spec_ce_bert, "ce-xlmr": spec_ce_xlmr, "ce-xlmr3": lambda real=False: spec_ce_xlmr(real, 3),
+    "qwen3-emb": spec_qwen3, "qwen3-causallm": lambda real=False: spec_qwen3(real, "model."),
+    "qwen2-gte": spec_qwen2_gte, "qwen2-coder": spec_qwen2_coder,
 }
 
 REAL = {
@@ -625,6 +822,9 @@ REAL = {
     "modernbert-embed-base": lambda: spec_modernbert_embed(True),
     "ms-marco-MiniLM-L-6-v2": lambda: spec_ce_bert(True),
     "bge-reranker-base": lambda: spec_ce_xlmr(True),
+    "qwen3-embedding-0.6b": lambda: spec_qwen3(True),
+    "qwen2-1.5b": lambda: spec_qwen2_gte(True),
+    "jina-code-embeddings-0.5b": lambda: spec_qwen2_coder(True),
 }
 
 
@@ -632,7 +832,7 @@ REAL = {
 
 def write_model(s, d, max_seq_length=128):
     os.makedirs(d, exist_ok=True)
-    r = C.Rand(s.seed)
+    r = C.Rand(s.seed, std=getattr(s, "std", 0.16))
     tensors = s.tensors(r)
     tensors = {k: (v.to(s.dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
     C.write_safetensors(os.path.join(d, "model.safetensors"), tensors)
@@ -640,11 +840,27 @@ def write_model(s, d, max_seq_length=128):
     C.write_vocab(os.path.join(d, "vocab.txt"), s.cfg["vocab_size"], s.specials)
     if s.kind == "embed":
         hidden = s.cfg.get("hidden_size", s.cfg.get("n_embd"))
-        C.write_st_files(d, hidden, s.pooling, max_seq_length, s.normalize, getattr(s, "prompts", None))
+        C.write_st_files(d, hidden, s.pooling, getattr(s, "max_seq_length", max_seq_length), s.normalize,
+                         getattr(s, "prompts", None))
     return sum(t.numel() for t in tensors.values() if t.is_floating_point())
 
 
-TOKEN_SEQS = (6, 10)  # which sequences also get every token's last hidden state (lengths 17 and 77)
+TOKEN_SEQS = (6, 10)  # which sequences also get every token's last hidden state (lengths 17 and 77;
+#                       17 and 150 for the decoders)
+
+
+def embed_goldens(s, w, forward):
+    """Pooled vectors (and every token's state for TOKEN_SEQS) of the spec's
+    sequences: s.seqs() where the spec has them (decoders), else [CLS] ... [SEP]."""
+    seqs = []
+    ids_list = s.seqs() if hasattr(s, "seqs") else C.make_sequences(s.seed, s.filler[0], s.filler[1], s.cls, s.sep)
+    for k, ids in enumerate(ids_list):
+        hidden = forward(w, ids, None)
+        e = {"ids": ids, "type1_from": len(ids), "pooled": C.vec9(C.pool(hidden, s.pooling))}
+        if k in TOKEN_SEQS:
+            e["tokens"] = [C.vec9(row) for row in hidden]
+        seqs.append(e)
+    return seqs
 
 
 def golden(s, d):
@@ -652,12 +868,7 @@ def golden(s, d):
     seqs = []
     with torch.no_grad():
         if s.kind == "embed":
-            for k, ids in enumerate(C.make_sequences(s.seed, s.filler[0], s.filler[1], s.cls, s.sep)):
-                hidden = s.forward(w, ids, None)
-                e = {"ids": ids, "type1_from": len(ids), "pooled": C.vec9(C.pool(hidden, s.pooling))}
-                if k in TOKEN_SEQS:
-                    e["tokens"] = [C.vec9(row) for row in hidden]
-                seqs.append(e)
+            seqs = embed_goldens(s, w, s.forward)
         else:
             for ids, t1 in C.make_pairs(s.seed, s.filler[0], s.filler[1], s.cls, s.sep, s.double_sep):
                 tt = [0] * t1 + [1] * (len(ids) - t1)
@@ -667,6 +878,12 @@ def golden(s, d):
     with open(os.path.join(d, "golden-torch.json"), "w") as f:
         json.dump(out, f, separators=(",", ":"))
         f.write("\n")
+    for fname, fwd in getattr(s, "extra_goldens", {}).items():  # a variant of the same weights
+        with torch.no_grad():
+            extra = dict(out, variant=fname, sequences=embed_goldens(s, w, fwd))
+        with open(os.path.join(d, fname), "w") as f:
+            json.dump(extra, f, separators=(",", ":"))
+            f.write("\n")
     return len(seqs)
 
 

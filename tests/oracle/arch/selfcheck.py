@@ -30,6 +30,7 @@ import port_bert  # noqa: E402
 import port_jina  # noqa: E402
 import port_modernbert  # noqa: E402
 import port_nomic  # noqa: E402
+import port_qwen  # noqa: E402
 import port_xlmr  # noqa: E402
 
 FAILS = []
@@ -294,6 +295,107 @@ def check_sensitivity():
                     lambda w, p, x, i, cfg: att(w, p, x, i, dict(cfg, local_rope_theta=cfg["global_rope_theta"])))
 
 
+# ---------------------------------------------------------------- Qwen2 / Qwen3 decoders
+
+def indep_qwen(w, cfg, ids, prefix, qk_norm, causal):
+    """An independent Qwen2/Qwen3 forward in float64: RMSNorm from its formula,
+    rotary as a complex rotation of the pairs (j, j + dh/2), GQA by indexing
+    kv head h // group for query head h, and attention as a per-query loop over
+    the keys it may see (0..i when causal, all otherwise)."""
+    d = {k: v.double() for k, v in w.items()}
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    dh = cfg.get("head_dim") or cfg["hidden_size"] // nh
+    eps, theta, group = cfg["rms_norm_eps"], float(cfg["rope_theta"]), nh // nkv
+
+    def norm(x, wt):
+        return wt * x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps)
+
+    def lin(name, x):
+        y = x @ d[name + ".weight"].T
+        return y + d[name + ".bias"] if name + ".bias" in d else y
+
+    def rot(x, pos):  # x: (heads, dh) at position pos
+        half = dh // 2
+        z = torch.complex(x[:, :half], x[:, half:])
+        ang = torch.tensor([pos * theta ** (-2.0 * j / dh) for j in range(half)], dtype=torch.float64)
+        z = z * torch.polar(torch.ones_like(ang), ang)
+        return torch.cat([z.real, z.imag], dim=-1)
+
+    n = len(ids)
+    x = d[prefix + "embed_tokens.weight"][torch.tensor(ids)]
+    for i in range(cfg["num_hidden_layers"]):
+        p = "%slayers.%d." % (prefix, i)
+        a = norm(x, d[p + "input_layernorm.weight"])
+        q = lin(p + "self_attn.q_proj", a).view(n, nh, dh)
+        k = lin(p + "self_attn.k_proj", a).view(n, nkv, dh)
+        v = lin(p + "self_attn.v_proj", a).view(n, nkv, dh)
+        if qk_norm:
+            q, k = norm(q, d[p + "self_attn.q_norm.weight"]), norm(k, d[p + "self_attn.k_norm.weight"])
+        q = torch.stack([rot(q[t], t) for t in range(n)])
+        k = torch.stack([rot(k[t], t) for t in range(n)])
+        ctx = torch.zeros(n, nh, dh, dtype=torch.float64)
+        for h in range(nh):
+            kv = h // group
+            for t in range(n):
+                m = t + 1 if causal else n
+                sc = (k[:m, kv] @ q[t, h]) / math.sqrt(dh)
+                ctx[t, h] = torch.softmax(sc, dim=0) @ v[:m, kv]
+        x = x + lin(p + "self_attn.o_proj", ctx.reshape(n, nh * dh))
+        b = norm(x, d[p + "post_attention_layernorm.weight"])
+        g = lin(p + "mlp.gate_proj", b)
+        x = x + lin(p + "mlp.down_proj", g * torch.sigmoid(g) * lin(p + "mlp.up_proj", b))
+    return norm(x, d[prefix + "norm.weight"])
+
+
+QWEN_MODELS = (("qwen3-emb", "", True, True, "golden-torch.json"),
+               ("qwen3-causallm", "model.", True, True, "golden-torch.json"),
+               ("qwen2-gte", "model.", False, False, "golden-torch.json"),
+               ("qwen2-gte", "model.", False, True, "golden-torch-causal.json"),
+               ("qwen2-coder", "model.", False, True, "golden-torch.json"))
+
+
+def check_qwen_independent():
+    for name, prefix, qk_norm, causal, gname in QWEN_MODELS:
+        s, w, _ = load(name)
+        g = json.load(open(os.path.join(M.DEFAULT_OUT, s.name, gname)))
+        worst = 1.0
+        with torch.no_grad():
+            for k, e in enumerate(g["sequences"]):
+                if len(e["ids"]) > 80 and k % 2:  # the float64 loop is slow: every other long one
+                    continue
+                h = indep_qwen(w, s.cfg, e["ids"], prefix, qk_norm, causal)
+                worst = min(worst, cos(h[-1], e["pooled"]))
+                for row, want in zip(h, e.get("tokens", [])):
+                    worst = min(worst, cos(row, want))
+        check(worst > 0.999999, "%-17s %s == float64 per-query loop, complex rotary, GQA by index (min cos %.9f)"
+              % (name, gname, worst))
+
+
+def check_qwen_sensitivity():
+    att, rope, lin = port_qwen.attention, port_qwen.rope, port_qwen._lin
+    for name in ("qwen3-emb", "qwen2-coder"):
+        sensitivity(name, "no causal mask", port_qwen, "attention",
+                    lambda w, p, x, cfg, qk, causal: att(w, p, x, cfg, qk, False))
+        sensitivity(name, "rope theta 10000 instead of 1e6", port_qwen, "rope", lambda s, dh, th: rope(s, dh, 10000.0))
+        sensitivity(name, "mean pooling instead of the last token", C, "pool", lambda h, mode: h.mean(dim=0))
+        sensitivity(name, "first token pooled", C, "pool", lambda h, mode: h[0])
+        sensitivity(name, "rotary on interleaved pairs", port_qwen, "rotate_half",
+                    lambda x: torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2))
+        sensitivity(name, "gate/up swapped (silu on up)", port_qwen, "mlp",
+                    lambda w, p, x: lin(w, p + ".down_proj", F.silu(lin(w, p + ".up_proj", x)) * lin(w, p + ".gate_proj", x)))
+    sensitivity("qwen2-gte", "causal mask (gte-Qwen2's config says is_causal false)", port_qwen, "attention",
+                lambda w, p, x, cfg, qk, causal: att(w, p, x, cfg, qk, True))
+    for name in ("qwen3-emb", "qwen2-gte"):
+        sensitivity(name, "GQA kv heads tiled (h % kv) instead of repeated (h // group)", port_qwen, "repeat_kv",
+                    lambda x, n: x.repeat(n, 1, 1))
+    sensitivity("qwen3-emb", "q_norm/k_norm skipped", port_qwen, "attention",
+                lambda w, p, x, cfg, qk, causal: att(w, p, x, cfg, False, causal))
+    for name in ("qwen2-gte", "qwen2-coder"):
+        sensitivity(name, "q/k/v biases dropped", port_qwen, "_lin",
+                    lambda w, n, x: F.linear(x, w[n + ".weight"]) if n.endswith(("q_proj", "k_proj", "v_proj"))
+                    else lin(w, n, x))
+
+
 def main():
     torch.set_num_threads(1)
     for name in M.TINY:
@@ -303,6 +405,8 @@ def main():
     check_alibi()
     check_modernbert_window_loop()
     check_sensitivity()
+    check_qwen_independent()
+    check_qwen_sensitivity()
     print("%d failed" % len(FAILS))
     return 1 if FAILS else 0
 

@@ -31,7 +31,13 @@
  * is turned off, because the CPU flash-attention path rounds K and V to fp16
  * and this is an F32 oracle (-f turns it back on).
  *
- * usage: embed_ids [-t] [-f] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt > OUT.jsonl
+ * Decoders (qwen2, qwen3): the K and V cache is F32 (llama.cpp's default F16
+ * would round them); -P POOLING sets the pooling type where the tree does not
+ * read it from the GGUF for that architecture (the 2025-02 tree's qwen2:
+ * -P 3 = LAST) and -N makes the attention non-causal with
+ * llama_set_causal_attn (gte-Qwen2's "is_causal": false).
+ *
+ * usage: embed_ids [-t] [-f] [-N] [-P POOLING] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt > OUT.jsonl
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,7 +230,7 @@ static void quiet_log(enum ggml_log_level level, const char *text, void *user)
 }
 
 struct opts {
-	int tokens, threads, n_ctx, fa;
+	int tokens, threads, n_ctx, fa, noncausal, pool;
 	const char *model, *ids;
 };
 
@@ -233,12 +239,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
 	int i = 1;
 
-	*o = (struct opts){ .threads = 1 };
+	*o = (struct opts){ .threads = 1, .pool = -1 };
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-t"))
 			o->tokens = 1;
 		else if (!strcmp(argv[i], "-f"))
 			o->fa = 1;
+		else if (!strcmp(argv[i], "-N"))
+			o->noncausal = 1;
+		else if (!strcmp(argv[i], "-P") && i + 1 < argc)
+			o->pool = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "-j") && i + 1 < argc)
 			o->threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "-c") && i + 1 < argc)
@@ -264,8 +274,11 @@ static struct llama_context *new_context(struct llama_model *model, const struct
 	cp.n_batch = cp.n_ubatch = cp.n_ctx;   /* non-causal: one ubatch per sequence */
 	cp.n_seq_max = 1;
 	cp.n_threads = cp.n_threads_batch = o->threads;
+	cp.type_k = cp.type_v = GGML_TYPE_F32;   /* decoders: no fp16 K/V cache */
 	if (o->tokens)
 		cp.pooling_type = LLAMA_POOLING_TYPE_NONE;
+	else if (o->pool >= 0)
+		cp.pooling_type = (enum llama_pooling_type)o->pool;
 #ifdef EMBED_FLASH_ATTN_TYPE
 	cp.flash_attn_type = o->fa ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
 #else
@@ -284,7 +297,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	if (parse_args(argc, argv, &o) < 0) {
-		fprintf(stderr, "usage: embed_ids [-t] [-f] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt\n");
+		fprintf(stderr, "usage: embed_ids [-t] [-f] [-N] [-P POOLING] [-j THREADS] [-c CTX] MODEL.gguf IDS.txt\n");
 		return 2;
 	}
 	llama_log_set(quiet_log, NULL);
@@ -301,6 +314,8 @@ int main(int argc, char **argv)
 	ctx = new_context(model, &o);
 	if (!ctx)
 		goto fail;
+	if (o.noncausal)
+		llama_set_causal_attn(ctx, false);
 	in = fopen(o.ids, "r");
 	if (!in) {
 		perror(o.ids);

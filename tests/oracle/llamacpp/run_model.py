@@ -32,6 +32,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 BAR_COS = 0.99999
 BAR_LOGIT = 1e-4
+LAST_POOLING = 3   # LLAMA_POOLING_TYPE_LAST
 
 
 def cosine(a, b):
@@ -45,12 +46,12 @@ def type1_from(s):
     return -1 if t is None or t < 0 or t >= len(s["ids"]) else int(t)
 
 
-def run_embed(embed_ids, gguf_path, seqs, ids_path, per_token):
+def run_embed(embed_ids, gguf_path, seqs, ids_path, per_token, extra=()):
     with open(ids_path, "w") as f:
         for s in seqs:
             f.write(" ".join(str(x) for x in [type1_from(s)] + list(s["ids"])) + "\n")
     ctx = max(len(s["ids"]) for s in seqs)
-    cmd = [embed_ids, "-c", str(ctx)] + (["-t"] if per_token else []) + [gguf_path, ids_path]
+    cmd = [embed_ids, "-c", str(ctx)] + list(extra) + (["-t"] if per_token else []) + [gguf_path, ids_path]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.stderr.write(p.stderr)
@@ -98,12 +99,16 @@ def main():
     seqs = golden["sequences"]
 
     ids_path = os.path.join(work, name + ".ids")
-    pooled = run_embed(embed_ids, ggufs[0], seqs, ids_path, False)
+    # decoders: LAST pooling given on the command line too (the 2025-02 tree
+    # reads no pooling key for qwen2), non-causal where config.json says so
+    extra = (["-P", str(LAST_POOLING)] if golden.get("pooling") == "last" else []) + \
+        (["-N"] if cfg.get("is_causal") is False else [])
+    pooled = run_embed(embed_ids, ggufs[0], seqs, ids_path, False, extra)
     for g in ggufs[1:]:     # one more label each: append its logit
-        for r, more in zip(pooled, run_embed(embed_ids, g, seqs, ids_path, False)):
+        for r, more in zip(pooled, run_embed(embed_ids, g, seqs, ids_path, False, extra)):
             r["logits"] = r["logits"] + more["logits"]
     want_tokens = any("tokens" in s for s in seqs)
-    toks = run_embed(embed_ids, ggufs[0], seqs, ids_path, True) if want_tokens else None
+    toks = run_embed(embed_ids, ggufs[0], seqs, ids_path, True, extra) if want_tokens else None
 
     out, cos_p, cos_t, dlog, via = [], [], [], [], False
     for i, s in enumerate(seqs):

@@ -25,6 +25,14 @@ Per architecture (as convert_hf_to_gguf.py at the pinned commit does):
       it (Wi fused, sliding window = local_attention, pattern =
       global_attn_every_n_layers, rope base = global_rope_theta, swa base =
       local_rope_theta); absent in older llama.cpp: exit status 3
+  Qwen2Model / Qwen2ForCausalLM (model_type qwen2) -> "qwen2", Qwen3Model /
+      Qwen3ForCausalLM (qwen3) -> "qwen3" where gguf-py has it (absent in the
+      2025-02 tree: exit status 3): names under "model." as the converter maps
+      Qwen2Model's unprefixed ones, lm_head -> output when stored (tied
+      embeddings: none, llama.cpp reuses token_embd), head_count_kv, rope freq
+      base = rope_theta, layer_norm_rms_eps, key/value length = head_dim when
+      the config has it, attention.causal = is_causal (default true),
+      pooling_type LAST for pooling_mode_lasttoken
 Sequence-classification heads become the RANK head llama.cpp has:
   cls = dense before tanh (BERT: pooler.dense, RoBERTa: classifier.dense),
   cls.output = the 1-label projection (BERT: classifier, RoBERTa: out_proj),
@@ -95,6 +103,10 @@ def pick_arch(cfg):
     archs = cfg.get("architectures") or []
     a = archs[0] if archs else ""
     mt = cfg.get("model_type", "")
+    if a.startswith("Qwen3") or mt == "qwen3":
+        return "qwen3"
+    if a.startswith("Qwen2") or mt == "qwen2":
+        return "qwen2"
     if a.startswith("XLMRoberta") or a.startswith("Roberta") or mt in ("xlm-roberta", "roberta"):
         return "xlmr"
     if a.startswith("NomicBert") or mt == "nomic_bert":
@@ -123,6 +135,8 @@ def pooling_type(model_dir):
                 return int(gguf.PoolingType.MEAN)
             if p.get("pooling_mode_cls_token"):
                 return int(gguf.PoolingType.CLS)
+            if p.get("pooling_mode_lasttoken"):
+                return 3   # LLAMA_POOLING_TYPE_LAST (the 2025-02 gguf-py's enum lacks it)
             raise SystemExit(f"{model_dir}: only mean and cls pooling map onto llama.cpp")
     return None
 
@@ -286,6 +300,42 @@ def write_hparams(w, kind, arch, cfg, n_ctx, n_ff, pool):
     return n_layer
 
 
+def qwen_tensors(t, arch_enum, n_layer):
+    """Qwen2/Qwen3: every name under "model." (Qwen2Model / Qwen3Model
+    checkpoints store them bare), then gguf-py's map; lm_head -> output."""
+    tmap = gguf.get_tensor_name_map(arch_enum, n_layer)
+    out = {}
+    for name, data in t.items():
+        if not name.startswith(("model.", "lm_head.")):
+            name = "model." + name
+        new = tmap.get_name(name, try_suffixes=(".weight", ".bias"))
+        if new is None:
+            raise SystemExit(f"no llama.cpp name for tensor {name!r}")
+        out[new] = data
+    return out
+
+
+def write_qwen(w, cfg, t, arch_enum, pool):
+    """The hparams convert_hf_to_gguf.py's TextModel / Qwen2Model write."""
+    n_layer = cfg["num_hidden_layers"]
+    w.add_block_count(n_layer)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg.get("num_key_value_heads") or cfg["num_attention_heads"])
+    w.add_rope_freq_base(float(cfg.get("rope_theta", 10000.0)))
+    w.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
+    if cfg.get("head_dim") is not None:
+        w.add_key_length(cfg["head_dim"])
+        w.add_value_length(cfg["head_dim"])
+    w.add_causal_attention(bool(cfg.get("is_causal", True)))
+    w.add_file_type(int(gguf.LlamaFileType.ALL_F32))
+    if pool is not None:
+        w.add_uint32(gguf.Keys.LLM.POOLING_TYPE.format(arch=w.arch), pool)
+    return qwen_tensors(t, arch_enum, n_layer)
+
+
 def check_nomic(cfg):
     bad = []
     if cfg.get("activation_function", "swiglu") != "swiglu":
@@ -316,7 +366,8 @@ def main():
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     kind = pick_arch(cfg)
-    if kind is None or (kind == "modernbert" and not hasattr(gguf.MODEL_ARCH, "MODERN_BERT")):
+    if kind is None or (kind == "modernbert" and not hasattr(gguf.MODEL_ARCH, "MODERN_BERT")) \
+            or (kind == "qwen3" and not hasattr(gguf.MODEL_ARCH, "QWEN3")):
         print(f"{model_dir}: architecture {cfg.get('architectures')} is not in this llama.cpp",
               file=sys.stderr)
         sys.exit(UNSUPPORTED)
@@ -327,7 +378,9 @@ def main():
     arch_enum = {"bert": gguf.MODEL_ARCH.BERT, "xlmr": gguf.MODEL_ARCH.BERT,
                  "nomic": gguf.MODEL_ARCH.NOMIC_BERT,
                  "jina": gguf.MODEL_ARCH.JINA_BERT_V2,
-                 "modernbert": getattr(gguf.MODEL_ARCH, "MODERN_BERT", None)}[kind]
+                 "modernbert": getattr(gguf.MODEL_ARCH, "MODERN_BERT", None),
+                 "qwen2": gguf.MODEL_ARCH.QWEN2,
+                 "qwen3": getattr(gguf.MODEL_ARCH, "QWEN3", None)}[kind]
     arch = gguf.MODEL_ARCH_NAMES[arch_enum]
     archs = cfg.get("architectures") or [""]
     is_classifier = archs[0].endswith("ForSequenceClassification")
@@ -350,7 +403,11 @@ def main():
         pool = int(gguf.PoolingType.MEAN)   # llama.cpp requires the key for nomic-bert
 
     w = gguf.GGUFWriter(out_path, arch)
-    n_layer = write_hparams(w, kind, arch, cfg, n_ctx, ffn_length(t, cfg), pool)
+    qwen = None
+    if kind in ("qwen2", "qwen3"):
+        qwen = write_qwen(w, cfg, t, arch_enum, pool)
+    else:
+        n_layer = write_hparams(w, kind, arch, cfg, n_ctx, ffn_length(t, cfg), pool)
 
     n_vocab = hparam(cfg, "vocab_size")
     tokens = read_vocab(model_dir, n_vocab)
@@ -363,7 +420,7 @@ def main():
         ttypes[i] = int(gguf.TokenType.CONTROL)
     ttypes[unk] = int(gguf.TokenType.UNKNOWN)
     w.add_token_types(ttypes)
-    if kind != "modernbert":
+    if kind not in ("modernbert", "qwen2", "qwen3"):
         w.add_token_type_count(cfg.get("type_vocab_size", 1))
     if is_classifier and has_output_labels():
         id2label = cfg.get("id2label") or {str(i): f"LABEL_{i}" for i in range(num_labels(cfg))}
@@ -374,8 +431,9 @@ def main():
     w.add_pad_token_id(pad)
     w.add_mask_token_id(mask)
 
-    for name, data in sorted(convert_tensors(t, kind, cfg, n_layer, arch_enum,
-                                             is_classifier, label).items()):
+    tensors = qwen if qwen is not None else convert_tensors(t, kind, cfg, n_layer, arch_enum,
+                                                            is_classifier, label)
+    for name, data in sorted(tensors.items()):
         w.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
