@@ -9,10 +9,12 @@
 #include "nn/bert.h"
 #include "tok/tok.h"
 
-/* Tokens of one forward pass: bounds the workspace (about 9 KiB a token for
- * MiniLM, so 1 Mi tokens is ~9 GiB); the memory governor will size it from
- * the budget. */
-#define ENGINE_MAX_BATCH_TOKENS (1 << 20)
+/* Tokens of one forward pass when max_batch sequences of the longest length
+ * would be more: the workspace is sized for this many (about 9 KiB a token
+ * for MiniLM, 36 KiB for Qwen3-0.6B; only what a batch touches becomes
+ * resident), and a batch is cut at it; one sequence of the model's full
+ * length always fits. The service's memory plan caps batches lower. */
+#define ENGINE_MAX_BATCH_TOKENS (1 << 16)
 
 typedef struct seq_ref {
     size_t index;
@@ -31,6 +33,7 @@ struct cembed_model {
     int attn_bf16;
     nn_gemm_backend gemm;  /* as asked (NN_GEMM_AUTO: the table's pick) */
     int threads, max_batch, max_seq_len;
+    int max_tokens;        /* tokens of one forward pass (the workspace's size) */
     char *path, *name;
     int32_t *batch_ids;    /* [max_batch * max_seq_len] */
     int *batch_off;        /* [max_batch + 1] */
@@ -123,11 +126,9 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     if (o.max_seq_len > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, o.max_seq_len);
     cm->threads = o.threads ? o.threads : CE_MIN(cpu_usable(), 8);
     cm->max_batch = o.max_batch ? o.max_batch : 32;
-    if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > ENGINE_MAX_BATCH_TOKENS) {
-        rc = base_err(CEMBED_ELIMIT, "batch size %d x %d tokens is over the limit of %d tokens per forward pass",
-                      cm->max_batch, cm->max_seq_len, ENGINE_MAX_BATCH_TOKENS);
-        goto fail;
-    }
+    cm->max_tokens = cm->max_batch * cm->max_seq_len;
+    if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > ENGINE_MAX_BATCH_TOKENS)
+        cm->max_tokens = CE_MAX(ENGINE_MAX_BATCH_TOKENS, cm->max_seq_len);
     cm->k = nn_kernels_best();
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
     cm->attn_bf16 = nn_bf16_attention(cm->prec);
@@ -135,9 +136,9 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) goto fail;
     cm->gemm = bo.gemm;
     if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;
-    if ((rc = bert_new(&cm->m, &bo, cm->pool, cm->max_batch * cm->max_seq_len, cm->max_seq_len, &cm->fwd))) goto fail;
+    if ((rc = bert_new(&cm->m, &bo, cm->pool, cm->max_tokens, cm->max_seq_len, &cm->fwd))) goto fail;
     if (bert_packed(cm->fwd)) model_release_linear(&cm->m);   /* the forward pass packed its own copy */
-    cm->batch_ids = base_malloc((size_t)cm->max_batch * (size_t)cm->max_seq_len * sizeof(int32_t));
+    cm->batch_ids = base_malloc((size_t)cm->max_tokens * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
     cm->out_dims = bert_out_dims(cm->fwd);
     cm->batch_out = base_malloc((size_t)cm->max_batch * (size_t)cm->out_dims * sizeof(float));
@@ -297,7 +298,8 @@ int cembed_run_ids(cembed_model *cm, const int32_t *const *ids, const size_t *n_
     for (size_t s = 0; s < n;) {
         int k = 0, T = 0;
         cm->batch_off[0] = 0;
-        while (s + (size_t)k < n && k < cm->max_batch) {
+        while (s + (size_t)k < n && k < cm->max_batch &&
+               (k == 0 || T + (int)order[s + (size_t)k].n <= cm->max_tokens)) {
             const seq_ref *r = &order[s + (size_t)k];
             memcpy(cm->batch_ids + T, r->ids, r->n * sizeof(int32_t));
             cm->batch_type[k] = r->type1_from;
