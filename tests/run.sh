@@ -116,6 +116,8 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     python3 tests/integration/hub_test.py "$b/cembed" "$model" "$work"
   check "$l API: prompts, truncation side, /embed_all, /similarity, /v1/models, keys, OpenAI client" \
     python3 tests/integration/api_test.py "$b/cembed" "$model" "$work"
+  check "$l service regressions: keys fail closed, abandoned requests, bounded drain, dimensions" \
+    python3 tests/integration/serve_regress_test.py "$b/cembed" "$model" "$work"
 }
 
 # The kernel and fidelity checks once more at each ISA level below this
