@@ -91,6 +91,7 @@ struct work {
     size_t *order;              /* streamed: indices in completion order */
     size_t n_ready, n_sent;
     int done, suspended, gone;  /* under mu: job done, connection parked by the reader, response freed */
+    atomic_int abandoned;       /* its client closed the connection before the answer: cancel what is queued */
     int phase;                  /* 0 head, 1 items, 2 done */
     buf out;
     size_t out_pos;
@@ -115,5 +116,8 @@ void http_work_release(work *w);
 /* Resumes w's connection if the reader parked it (the job's threads). */
 void http_wake(work *w);
 void http_resume(http_server *s, struct MHD_Connection *c);
+/* Cancels w's queued sequences once its client has left (any thread but the
+ * inference thread; w must be held). */
+void http_work_abandon(work *w);
 
 #endif

@@ -173,8 +173,9 @@ static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
 static void answer_free(void *cls) {
     work *w = cls;
     pthread_mutex_lock(&w->mu);
-    w->gone = 1;   /* a client that left early: the job may still run; its callbacks must not resume */
+    w->gone = 1;   /* a client that left early: its callbacks must not resume */
     pthread_mutex_unlock(&w->mu);
+    http_work_abandon(w);   /* a streamed answer cut short: what is still queued is dropped */
     http_work_release(w);
 }
 

@@ -12,6 +12,7 @@
  * and a deadline for a request's headers (libmicrohttpd's own timeout only
  * counts silence, which a client sending one byte at a time never gives). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
@@ -39,6 +40,7 @@ typedef struct conn_track {
     int waiting;                /* for a request's headers, since `since` */
     int first;                  /* ... its first request's (else a keep-alive one's) */
     int closed;                 /* shut down by the deadline */
+    work *w;                    /* the request parked on it, until it is answered (its connection's reference) */
     double since;
     struct conn_track *prev, *next;
 } conn_track;
@@ -87,8 +89,42 @@ static void set_waiting(http_server *s, struct MHD_Connection *c, int waiting) {
     pthread_mutex_unlock(&s->c_mu);
 }
 
+/* The work parked on connection c is answered or dropped: the reaper must
+ * not touch it any more. */
+static void untrack_work(http_server *s, struct MHD_Connection *c) {
+    conn_track *t = track_of(c);
+    if (!t) return;
+    pthread_mutex_lock(&s->c_mu);
+    t->w = NULL;
+    pthread_mutex_unlock(&s->c_mu);
+}
+
+/* 1 when the client of a parked connection has closed it: libmicrohttpd
+ * does not read a suspended connection, so nothing else would notice. A
+ * client that only shut its sending side down looks the same; HTTP/1.1
+ * clients do not do that while waiting for an answer. */
+static int peer_left(int fd) {
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Parked requests whose clients left (c_mu held): marked, held, and put in
+ * gone[] to be cancelled once c_mu is let go. Returns how many. */
+static int find_abandoned(http_server *s, work **gone, int max) {
+    int n = 0;
+    for (conn_track *t = s->tracked; t && n < max; t = t->next) {
+        if (!t->w || atomic_load(&t->w->abandoned) || !peer_left(t->fd)) continue;
+        atomic_store(&t->w->abandoned, 1);
+        atomic_fetch_add(&t->w->refs, 1);
+        gone[n++] = t->w;
+    }
+    return n;
+}
+
 /* Once a second: a connection past its deadline for headers is shut down
- * (libmicrohttpd then sees the socket fail and closes it on its thread). */
+ * (libmicrohttpd then sees the socket fail and closes it on its thread),
+ * and a parked request whose client left is cancelled. */
 static void *reaper(void *arg) {
     http_server *s = arg;
     pthread_mutex_lock(&s->c_mu);
@@ -105,6 +141,16 @@ static void *reaper(void *arg) {
             shutdown(t->fd, SHUT_RDWR);
             atomic_fetch_add(&s->conns_deadline, 1);
             log_debug("closed a connection that sent no complete request headers in %.0f s", limit);
+        }
+        work *gone[64];
+        const int n_gone = find_abandoned(s, gone, 64);
+        if (n_gone) {
+            pthread_mutex_unlock(&s->c_mu);
+            for (int i = 0; i < n_gone; i++) {
+                http_work_abandon(gone[i]);
+                http_work_release(gone[i]);
+            }
+            pthread_mutex_lock(&s->c_mu);
         }
     }
     pthread_mutex_unlock(&s->c_mu);
@@ -281,6 +327,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         CE_ASSERT(atomic_load(&x->w->ready));
         work *w = x->w;
         x->w = NULL;
+        untrack_work(s, c);
         return http_answer(s, c, w);
     }
     char msg[200];
@@ -312,6 +359,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_init(&w->refs, 1);
     pthread_mutex_init(&w->mu, NULL);
     x->w = w;
+    conn_track *t = track_of(c);
+    if (t) {
+        pthread_mutex_lock(&s->c_mu);
+        t->w = w;
+        pthread_mutex_unlock(&s->c_mu);
+    }
     atomic_fetch_add(&s->parked, 1);
     MHD_suspend_connection(c);
     enqueue(s, w);
@@ -326,7 +379,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     atomic_fetch_add(&s->latency_us_sum, (unsigned long long)((time_now() - x->t0) * 1e6));
     atomic_fetch_add(&s->latency_count, 1);
     atomic_fetch_sub(&s->in_flight, 1);
-    if (x->w) http_work_release(x->w);   /* never answered (the daemon is stopping) */
+    if (x->w) { /* never answered (the daemon is stopping) */
+        untrack_work(s, c);
+        http_work_release(x->w);
+    }
     buf_free(&x->body);
     gov *g = s->o.sched.gov;
     if (g && x->held) gov_unreserve(g, x->held);
@@ -485,7 +541,14 @@ void http_server_stop(http_server *s) {
      * ones in flight finish; then the listener closes, so later connections
      * are refused at once instead of waiting in the backlog */
     atomic_store(&s->draining, 1);
-    for (int i = 0; i < 600 && atomic_load(&s->in_flight) > 0; i++) usleep(100000);
+    const int limit = s->o.drain_timeout_s > 0 ? s->o.drain_timeout_s : 30;
+    for (int i = 0; i < limit * 10 && atomic_load(&s->in_flight) > 0; i++) usleep(100000);
+    if (atomic_load(&s->in_flight) > 0) {
+        const size_t dropped = sched_cancel_all(s->s);
+        log_warn("the drain time (%d s, EMBEDDING_DRAIN_TIMEOUT) is over: %d requests still in flight; "
+                 "cancelled their %zu queued sequences (they are answered 503)", limit, atomic_load(&s->in_flight),
+                 dropped);
+    }
     MHD_socket listen = MHD_quiesce_daemon(s->d);
     if (listen != MHD_INVALID_SOCKET) close(listen);
     /* a parked connection waits for the scheduler, which always finishes;
