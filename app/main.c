@@ -1,5 +1,6 @@
 /* cembed: the command line. Dispatches to one file per subcommand; this
  * directory is the only place that exits the process. */
+#include <errno.h>
 #include <string.h>
 
 #include "cli.h"
@@ -44,6 +45,18 @@ static void usage(FILE *f) {
           f);
 }
 
+/* What a command printed must have been written: stdout is flushed here,
+ * once for every command, and a failed write (a full disk, a closed pipe)
+ * is an error with its cause, exit 1 (it was exit 0, or 1 without a word). */
+static int finish_stdout(int rc) {
+    errno = 0;
+    const int flushed = fflush(stdout) == 0;
+    const int e = errno;
+    if (flushed && (!ferror(stdout) || rc != EXIT_OK)) return rc;   /* a command that failed said why */
+    cli_error("cannot write the output (stdout): %s", e ? strerror(e) : "a write failed");
+    return rc == EXIT_OK ? EXIT_FAIL : rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -73,5 +86,5 @@ int main(int argc, char **argv) {
         usage(stderr);
         rc = EXIT_USAGE;
     }
-    exit(rc);
+    exit(finish_stdout(rc));
 }

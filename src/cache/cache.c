@@ -235,13 +235,13 @@ static int set_aside_and_reopen(cache *c, const char *why_in) {
     char aside[4096], side[4200], from[4200];
     snprintf(aside, sizeof aside, "%s.corrupt-%lld", c->path, (long long)time(NULL));
     if (rename(c->path, aside) != 0 && errno != ENOENT)
-        return base_err(CEMBED_EIO, "cache %s is corrupt (%s) and cannot be renamed: %s", c->path, why, strerror(errno));
+        return base_err(CEMBED_EIO, "%s (corrupt); it cannot be set aside as %s: %s", why, aside, strerror(errno));
     for (int k = 0; k < 2; k++) {
         snprintf(from, sizeof from, "%s%s", c->path, k ? "-shm" : "-wal");
         snprintf(side, sizeof side, "%s%s", aside, k ? "-shm" : "-wal");
         if (rename(from, side) != 0 && errno != ENOENT) unlink(from);
     }
-    log_warn("cache %s is corrupt (%s); set aside as %s, starting a new one", c->path, why, aside);
+    log_warn("%s (corrupt); set aside as %s, starting a new one", why, aside);
     int code;
     return open_db(c, &code);
 }

@@ -18,6 +18,7 @@ expect() { # name want_rc pattern cmd...
 printf '{"id": 1, "text": "fine"}\n{"id": 2, "text": "broken\n' > "$tmp/trunc.jsonl"
 expect truncated-json 1 "trunc.jsonl:2: not valid JSON" "$cembed" embed --model "$model" "$tmp/trunc.jsonl"
 printf '{"id": 1, "text": 42}\n' > "$tmp/type.jsonl"
+printf '{"id": 1, "text": "fine"}\n' > "$tmp/ok.jsonl"
 expect wrong-type 1 "type.jsonl:1: \"text\" must be a string" "$cembed" embed --model "$model" "$tmp/type.jsonl"
 printf '\n\n{"id": 1}\n' > "$tmp/missing.jsonl"
 expect missing-text 1 "missing.jsonl:3: missing \"text\"" "$cembed" tokenize --model "$model" "$tmp/missing.jsonl"
@@ -53,5 +54,31 @@ fi
 # stdin works and order is kept
 out=$(printf '"a"\n"b b b b b b b b"\n"c"\n' | "$cembed" embed --model "$model" - 2>/dev/null | cut -c1-8 | tr '\n' ' ')
 if [ "$out" = '{"id":0, {"id":1, {"id":2, ' ]; then echo "ok   stdin, input order kept"; else echo "FAIL stdin order: $out"; fails=$((fails + 1)); fi
+# output that cannot be written (a full disk) is an error with its cause, exit 1 (it was exit 0, or 1 silently)
+full() { # name cmd...: stdout to /dev/full
+  local name=$1 out rc; shift
+  out=$("$@" 2>&1 >/dev/full); rc=$?
+  if [ $rc -eq 1 ] && grep -q "No space left on device" <<<"$out" && [ "$(grep -c "No space left" <<<"$out")" = 1 ]; then
+    echo "ok   $name > /dev/full: exit 1, $(tail -1 <<<"$out" | cut -c1-80)"
+  else
+    echo "FAIL $name > /dev/full: exit $rc: $out" | cut -c1-300; fails=$((fails + 1))
+  fi
+}
+full --version "$cembed" --version
+full info "$cembed" info --model "$model"
+full "cache stats" "$cembed" cache stats --cache "$tmp/stats.sqlite"
+mkdir -p "$tmp/tree"; echo "x = 1" > "$tmp/tree/a.py"
+full "embed --list-files" "$cembed" embed --list-files "$tmp/tree"
+full "embed (JSON lines)" env EMBEDDING_CACHE=off "$cembed" embed --model "$model" "$tmp/ok.jsonl"
+# a corrupt cache that cannot be set aside: the message is built once (it was formatted into itself)
+long="$tmp/$(printf 'c%.0s' $(seq 245))"
+echo "not a database, not at all, garbage garbage garbage garbage garbage" > "$long"
+out=$("$cembed" cache stats --cache "$long" 2>&1 >/dev/null); rc=$?
+if [ $rc -eq 1 ] && grep -q "file is not a database (corrupt); it cannot be set aside as .*: File name too long" <<<"$out" &&
+   [ "$(grep -o "is not a database" <<<"$out" | wc -l)" = 1 ]; then
+  echo "ok   corrupt cache that cannot be renamed: one message, read once"
+else
+  echo "FAIL corrupt cache message: exit $rc: $out" | cut -c1-400; fails=$((fails + 1))
+fi
 echo "$fails CLI checks failed"
 [ $fails -eq 0 ]

@@ -249,6 +249,14 @@ check("an API answer without blob ids: each file's ETag from its resolve answer 
       rc == 0 and os.path.islink(link15) and os.readlink(link15) == f"../../blobs/{weights_sha}" and got == ref,
       f"rc {rc}: {err.strip()[-200:]}")
 
+# 16. pull's output that cannot be written is an error with its cause (it was exit 1 without a word)
+env16 = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+env16.update(HF_HUB_CACHE=c1, HF_ENDPOINT=hub.endpoint, HOME=work, CEMBED_NO_PROGRESS="1")
+with open("/dev/full", "w") as full:
+    p16 = subprocess.run([cembed, "pull", REPO], env=env16, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+check("pull > /dev/full: exit 1 naming the cause", p16.returncode == 1 and "No space left on device" in p16.stderr,
+      f"rc {p16.returncode}: {p16.stderr.strip()[-150:]}")
+
 hub.close()
 shutil.rmtree(work, ignore_errors=True)   # a few copies of the model's weights
 print(f"{passed} passed, {failed} failed")
