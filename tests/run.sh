@@ -112,6 +112,8 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     "$b/cembed" "$model" "$work" "$3"
   check "$l Redis workers: $4 jobs, $5 SIGKILLs, a Redis restart" python3 tests/integration/worker_test.py \
     "$b/cembed" "$model" "$work/tok-corpus.jsonl" "$work" "$4" "$5"
+  check "$l Redis worker regressions: WRONGPASS logged, nothing acked unless stored" \
+    python3 tests/integration/worker_regress_test.py "$b/cembed" "$model" "$work"
   check "$l Hub client against a fake Hub: pull, layout, resume, checksums, offline, tokens" \
     python3 tests/integration/hub_test.py "$b/cembed" "$model" "$work"
   check "$l API: prompts, truncation side, /embed_all, /similarity, /v1/models, keys, OpenAI client" \
