@@ -80,5 +80,19 @@ if [ $rc -eq 1 ] && grep -q "file is not a database (corrupt); it cannot be set 
 else
   echo "FAIL corrupt cache message: exit $rc: $out" | cut -c1-400; fails=$((fails + 1))
 fi
+# embed DIR: a file that cannot be read is counted as unreadable, not as embedded (it was both)
+mkdir -p "$tmp/unread"; echo "def f(): pass" > "$tmp/unread/a.py"; echo "x = 2" > "$tmp/unread/b.py"
+chmod 000 "$tmp/unread/b.py"; chmod -R a+rX "$tmp/unread"; chmod 000 "$tmp/unread/b.py"
+as_user=()   # root reads any file: the check runs as nobody then
+if [ "$(id -u)" = 0 ]; then as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups); fi
+abs_cembed="$(cd "$(dirname "$cembed")" && pwd)/$(basename "$cembed")" abs_model=$(cd "$model" && pwd)
+abs_tree=$(cd "$tmp/unread" && pwd)
+out=$(cd / && "${as_user[@]}" env EMBEDDING_CACHE=off HOME=/tmp "$abs_cembed" embed --model "$abs_model" "$abs_tree" \
+      2>&1 >/dev/null)
+if grep -q "skipping .*b.py: cannot read it" <<<"$out" && grep -q "files: 1 embedded, 1 skipped (.* 1 unreadable" <<<"$out"; then
+  echo "ok   embed DIR: an unreadable file is named and counted as unreadable, not embedded"
+else
+  echo "FAIL embed DIR with an unreadable file: $out" | cut -c1-400; fails=$((fails + 1))
+fi
 echo "$fails CLI checks failed"
 [ $fails -eq 0 ]
