@@ -63,6 +63,11 @@ int cli_env_long(const char *name, long lo, long hi, long *out);
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Prints COMMAND's help (its flags and variables) to f; -1 for an unknown command. */
+int cli_help(const char *cmd, FILE *f);
+/* 1 when argv (a command's) asks for its help: --help or -h before any "--". */
+int cli_wants_help(int argc, char **argv);
+
 int cmd_embed(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -94,5 +94,37 @@ if grep -q "skipping .*b.py: cannot read it" <<<"$out" && grep -q "files: 1 embe
 else
   echo "FAIL embed DIR with an unreadable file: $out" | cut -c1-400; fails=$((fails + 1))
 fi
+# every command has --help (and cembed help CMD) listing every flag its parser takes and the variables
+# that set them; the top-level help names the flags it missed (run from the repository root)
+helps_have() { # source-file pattern command...: every match of pattern in the source is in one of the helps
+  local src=$1 pat=$2 text="" missing=""; shift 2
+  for c in "$@"; do text+=$("$cembed" "$c" --help 2>&1); text+=$("$cembed" help "$c" 2>&1); done
+  for f in $(grep -o "$pat" "$src" | tr -d '"(' | sed 's/^getenv//; s/^cli_env_long//' | sort -u); do
+    [ "$f" = "--" ] || [ "$f" = "EMBEDDING_ONNX_THREADS" ] || grep -q -- "$f" <<<"$text" || missing+=" $f"
+  done
+  if [ -z "$missing" ]; then echo "ok   help of $*: every flag and variable of $(basename "$src")"
+  else echo "FAIL help of $*: missing$missing"; fails=$((fails + 1)); fi
+}
+if [ -f app/cmd_embed.c ]; then
+  helps_have app/cmd_embed.c '"-[-a-z]*"' embed tokenize
+  helps_have app/cmd_embed.c 'EMBEDDING_[A-Z_]*' embed
+  helps_have app/cmd_serve.c '"--[a-z-]*"' serve
+  helps_have app/cmd_serve.c 'EMBEDDING_[A-Z_]*' serve
+  helps_have app/runtime.c 'EMBEDDING_[A-Z_]*' serve worker
+  helps_have app/cmd_worker.c '"--[a-z-]*"' worker enqueue result
+  helps_have app/cmd_worker.c 'EMBEDDING_[A-Z_]*' worker enqueue result
+  helps_have app/cli.c '"--[a-z-]*"' info tokenize embed serve worker
+  helps_have app/cli.c 'EMBEDDING_[A-Z_]*' info tokenize embed serve worker
+  helps_have app/cmd_cache.c '"--[a-z-]*"' cache
+  helps_have app/cmd_convert.c '"--[a-z-]*"' convert
+fi
+top=$("$cembed" --help)
+miss=""; for f in --list-files --jsonl --max-seq-len --precision --gemm; do grep -q -- "$f" <<<"$top" || miss+=" $f"; done
+if [ -z "$miss" ] && "$cembed" embed --help >/dev/null && "$cembed" serve --help >/dev/null && "$cembed" pull --help >/dev/null; then
+  echo "ok   cembed --help names --list-files, --jsonl, --max-seq-len, --precision, --gemm; embed/serve/pull --help exit 0"
+else
+  echo "FAIL top-level help: missing$miss"; fails=$((fails + 1))
+fi
+expect help-unknown 2 'no command "nope"' "$cembed" help nope
 echo "$fails CLI checks failed"
 [ $fails -eq 0 ]
