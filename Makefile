@@ -97,7 +97,7 @@ model:
 run: deps
 	$(MAKE) all
 	scripts/fetch-model.sh
-	$(BUILD)/cembed serve
+	$(BUILD)/cembed serve $(if $(PORT),--port $(PORT))
 
 oracle:
 	tests/oracle/make_golden.sh $(or $(TFJS_MODEL),../shared/models/all-MiniLM-L6-v2-tfjs-uint8)

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "http/http.h"
@@ -123,19 +124,27 @@ int cmd_serve(int argc, char **argv) {
     keyset keys;
     size_t file_keys;
     if (load_keys(key_flags, n_key_flags, key_file, 1, &keys, &file_keys)) return EXIT_USAGE;
+    int listen_fd;   /* bound before the model loads: a port in use is said at once */
+    if (http_listen(host, (int)port, &listen_fd)) {
+        cli_error("%s", cembed_last_error());
+        keys_free(&keys);
+        return EXIT_FAIL;
+    }
     runtime rt;
     int status = cli_resolve_models(&c);   /* serve takes several */
     if (status) {
         keys_free(&keys);
+        close(listen_fd);
         return status;
     }
     status = runtime_open(&rt, &c);
     if (status) {
         runtime_close(&rt);
+        close(listen_fd);
         return status;
     }
     http_opts ho = {
-        .host = host, .port = (int)port, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
+        .host = host, .port = (int)port, .listen_fd = listen_fd, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
         .max_depth = (int)depth, .max_connections = (int)conns, .max_connections_per_ip = (int)per_ip,
         .idle_timeout_s = (int)idle, .header_timeout_s = (int)header,
         .drain_timeout_s = (int)drain,

@@ -20,6 +20,7 @@
 typedef struct http_opts {
     const char *host;           /* listen address, "127.0.0.1" */
     int port;                   /* 0 = pick a free port (tests) */
+    int listen_fd;              /* > 0: a socket http_listen bound (the server takes it over); else it binds host:port */
     size_t max_body_bytes;
     size_t max_chunks;
     int max_depth;
@@ -50,6 +51,11 @@ typedef struct http_opts {
 } http_opts;
 
 typedef struct http_server http_server;
+
+/* Binds and listens on host:port before anything slow (loading a model)
+ * runs, so that a port in use is said at once. OUT: *fd. Fails with EIO
+ * naming the address, the cause and how to choose another port. */
+int http_listen(const char *host, int port, int *fd);
 
 /* Starts serving model m. OUT: *out; the port actually bound is in
  * http_server_port(). Fails with EIO (cannot bind) or ENOMEM. */

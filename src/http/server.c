@@ -393,6 +393,26 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 /* ---- start and stop ---- */
 
+int http_listen(const char *host, int port, int *fd_out) {
+    *fd_out = -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) return base_err(CEMBED_EINVAL, "host %s: not an IPv4 address", host);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return base_err(CEMBED_EIO, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+    const int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) {
+        const int e = errno;
+        close(fd);
+        if (e == EADDRINUSE)
+            return base_err(CEMBED_EIO, "cannot listen on %s:%d: the port is in use (another cembed?); choose another "
+                            "with --port P, EMBEDDING_PORT=P or `make run PORT=P`", host, port);
+        return base_err(CEMBED_EIO, "cannot listen on %s:%d: %s", host, port, strerror(e));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
 /* The connection limit the file limit allows (raised to its hard maximum
  * first): every connection is a descriptor, and the cache, the model and
  * the listener need some. */
@@ -514,9 +534,14 @@ int http_server_start(cembed_model *m, const http_opts *o, http_server **out) {
         return base_err(CEMBED_ENOMEM, "cannot start the connection deadline thread");
     }
     s->o.max_connections = (int)connection_limit(o->max_connections);
+    /* a socket bound beforehand (http_listen), else this address */
+    struct MHD_OptionItem where[] = {
+        o->listen_fd > 0 ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, o->listen_fd, NULL}
+                         : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_END, 0, NULL}};
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                                 MHD_USE_ERROR_LOG,
-                            (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
+                            (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, where,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)IO_THREADS,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,

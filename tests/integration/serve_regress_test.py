@@ -134,6 +134,23 @@ check("SIGHUP with an emptied key file keeps the keys (after a reload too): no r
 p.send_signal(signal.SIGTERM)
 p.wait(timeout=60)
 
+# ---- a port in use: said at once, before the model loads, with how to choose another ----
+busy = socket.socket()
+busy.bind(("127.0.0.1", 0))
+busy.listen()
+t0 = time.time()
+busy_port = busy.getsockname()[1]
+pb = subprocess.run([cembed, "serve", "--model", model, "--port", str(busy_port)], capture_output=True,
+                    text=True, timeout=120, env=dict(os.environ, EMBEDDING_LOG_LEVEL="info"))
+took = time.time() - t0
+busy.close()
+mk = subprocess.run(["make", "-n", "run", "PORT=8123"], capture_output=True, text=True,
+                    cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+check("a port in use stops serve before the model loads, naming the port and --port / EMBEDDING_PORT / make run PORT=",
+      pb.returncode == 1 and "in use" in pb.stderr and str(busy_port) in pb.stderr
+      and "EMBEDDING_PORT" in pb.stderr and "PORT=" in pb.stderr and "model loaded" not in pb.stderr
+      and "--port 8123" in mk.stdout, f"exit {pb.returncode} in {took:.1f} s: {pb.stderr.strip()[-200:]}")
+
 # ---- 2. abandoned requests are cancelled; the drain is bounded ----
 N = int(os.environ.get("REGRESS_CHUNKS", "20000"))
 
