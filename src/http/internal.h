@@ -70,6 +70,8 @@ typedef struct conn_ctx {
     uint64_t held;              /* bytes of the body reserved from the governor */
     int too_large, no_memory;
     double t0;
+    char method[8];
+    size_t chunks, tokens;      /* of its answer (the access log) */
     work *w;                    /* handed to a request thread; answered once w->ready */
 } conn_ctx;
 
@@ -99,6 +101,8 @@ struct work {
 };
 
 void http_count(http_server *s, enum route r, int status);
+/* Records the status answered on c, for its access log line. */
+void http_note_status(struct MHD_Connection *c, int status);
 /* extra: NULL, or header names and values, NULL-terminated. */
 enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after,
                               const char *const *extra);

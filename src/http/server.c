@@ -40,6 +40,7 @@ typedef struct conn_track {
     int waiting;                /* for a request's headers, since `since` */
     int first;                  /* ... its first request's (else a keep-alive one's) */
     int closed;                 /* shut down by the deadline */
+    int status;                 /* the status of the answer queued last (the access log) */
     work *w;                    /* the request parked on it, until it is answered (its connection's reference) */
     double since;
     struct conn_track *prev, *next;
@@ -87,6 +88,31 @@ static void set_waiting(http_server *s, struct MHD_Connection *c, int waiting) {
         t->since = time_now();
     }
     pthread_mutex_unlock(&s->c_mu);
+}
+
+void http_note_status(struct MHD_Connection *c, int status) {
+    conn_track *t = track_of(c);
+    if (t) t->status = status;   /* the connection's own I/O thread: no lock */
+}
+
+/* The access log: one line per request, at info (/health and /metrics,
+ * which probes call all the time, at debug). */
+static void access_log(struct MHD_Connection *c, const conn_ctx *x) {
+    const int quiet = x->route == R_HEALTH || x->route == R_METRICS;
+    const conn_track *t = track_of(c);
+    const char *path = "(no route)";
+    for (size_t i = 0; i < N_ROUTES && http_routes[i].path; i++)
+        if (http_routes[i].r == x->route) path = http_routes[i].path;
+    char client[64] = "?";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, client, sizeof client);
+    const double ms = (time_now() - x->t0) * 1e3;
+    if (quiet)
+        log_debug("%s %s %d %.1f ms client %s", x->method, path, t ? t->status : 0, ms, client);
+    else
+        log_info("%s %s %d: %zu chunks, %zu tokens, %.1f ms, client %s", x->method, path, t ? t->status : 0, x->chunks,
+                 x->tokens, ms, client);
 }
 
 /* The work parked on connection c is answered or dropped: the reaper must
@@ -315,6 +341,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(x = base_calloc(1, sizeof *x))) return http_send_no_memory(s, c, R_NONE);
         *con_cls = x;
         x->t0 = time_now();
+        snprintf(x->method, sizeof x->method, "%s", method);
         atomic_fetch_add(&s->in_flight, 1);
         return on_headers(s, c, x, url, method);
     }
@@ -328,6 +355,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         work *w = x->w;
         x->w = NULL;
         untrack_work(s, c);
+        x->chunks = w->j.req.n_items;
+        x->tokens = w->j.tokens;
         return http_answer(s, c, w);
     }
     char msg[200];
@@ -379,6 +408,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     atomic_fetch_add(&s->latency_us_sum, (unsigned long long)((time_now() - x->t0) * 1e6));
     atomic_fetch_add(&s->latency_count, 1);
     atomic_fetch_sub(&s->in_flight, 1);
+    access_log(c, x);
     if (x->w) { /* never answered (the daemon is stopping) */
         untrack_work(s, c);
         http_work_release(x->w);

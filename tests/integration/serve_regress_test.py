@@ -193,6 +193,12 @@ check("closed connections cancel their queued sequences and give their reservati
       ok and depth >= N and depth_after == 0 and reserved is not None and reserved < 1e6,
       f"queue {depth:.0f} -> {depth_after} in {time.time() - t_closed:.1f} s, reserved {reserved}")
 check("a small request after them answers at once", st_small == 200 and small_s < 2.0, f"{st_small} in {small_s:.2f} s")
+text = open(log).read()
+access = [l for l in text.splitlines() if "POST /embed 200: 1 chunks" in l and "client 127.0.0.1" in l]
+grows = text.count("increased batch size")
+check("one access line per request at info (route, status, chunks, tokens, ms, client); batch growth is no flood",
+      access and " tokens, " in access[-1] and " ms, " in access[-1] and grows <= 3 and "MB slack" not in text,
+      f"{access[-1][-90:] if access else text[-300:]}; {grows} growth lines")
 
 # the drain: a big request still connected; SIGTERM must end the process within the drain time plus a batch
 sk = raw_post(port, big_body("c"))
