@@ -200,6 +200,19 @@ check("one access line per request at info (route, status, chunks, tokens, ms, c
       access and " tokens, " in access[-1] and " ms, " in access[-1] and grows <= 3 and "MB slack" not in text,
       f"{access[-1][-90:] if access else text[-300:]}; {grows} growth lines")
 
+# /metrics: every metric has # HELP; one batch size, the same as /info's
+st, data = call(port, "GET", "/metrics")
+lines = data.decode().splitlines()
+names = {l.split()[2] for l in lines if l.startswith("# TYPE ")}
+helped = {l.split()[2] for l in lines if l.startswith("# HELP ")}
+vals = {l.split()[0]: float(l.split()[1]) for l in lines if l and not l.startswith("#") and "{" not in l}
+st_i, info_data = call(port, "GET", "/info")
+cur = json.loads(info_data).get("current_batch_size") if st_i == 200 else None
+check("/metrics: every metric has # HELP; cembed_batch_size is the one batch size (= /info current_batch_size)",
+      st == 200 and names and names <= helped and "cembed_current_batch_size" not in vals
+      and vals.get("cembed_batch_size") == cur and "cembed_last_batch_sequences" in vals,
+      f"without HELP: {sorted(names - helped)}; batch_size {vals.get('cembed_batch_size')} /info {cur}")
+
 # the drain: a big request still connected; SIGTERM must end the process within the drain time plus a batch
 sk = raw_post(port, big_body("c"))
 depth = 0
