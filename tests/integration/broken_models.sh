@@ -7,9 +7,10 @@ cembed=$1 good=$2 tmp=$3/broken
 rm -rf "$tmp"; mkdir -p "$tmp"
 fails=0
 
-expect_error() { # name dir pattern
+expect_error() { # name dir pattern (a copy under $tmp is removed after: each holds the model's weights)
   local name=$1 dir=$2 pattern=$3 out rc
   out=$(timeout 30 "$cembed" info --model "$dir" 2>&1); rc=$?
+  case $dir in "$tmp"/?*) rm -rf "$dir" ;; esac
   if [ $rc -ne 1 ] || ! grep -q -- "$pattern" <<<"$out" || grep -q "Sanitizer\|runtime error" <<<"$out"; then
     echo "FAIL $name: exit $rc, output: $out"; fails=$((fails + 1))
   else
@@ -101,5 +102,6 @@ PY
   expect_error "modules.json path $p" "$tmp/modules-escape" "leaves the model folder"
 done
 
+rm -rf "$tmp"
 echo "$fails broken-model checks failed"
 [ $fails -eq 0 ]

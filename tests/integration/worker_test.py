@@ -15,9 +15,11 @@ their own exact key; Redis refusing writes (maxmemory 1) mid-job is logged,
 nothing is dead-lettered, and every job is stored once the limit is lifted;
 `cembed enqueue` and `cembed result --wait`; SIGTERM lets a worker finish and
 exit 0. Ends with "N passed, N failed"."""
+import glob
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -271,5 +273,8 @@ finally:
     if redis.poll() is None:
         redis.kill()
     redis.wait(timeout=30)
+shutil.rmtree(rdir, ignore_errors=True)   # Redis's append-only file: make test leaves no large files behind
+for f in glob.glob(os.path.join(tmp, f"worker-cache-{port}.sqlite*")):
+    os.remove(f)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
