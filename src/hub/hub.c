@@ -40,7 +40,13 @@ static void shown_url(const char *url, char *out, size_t n) {
         snprintf(out, n, "%s", url);
         return;
     }
-    snprintf(out, n, "%.*s:***%s", (int)(colon - url), url, at);
+    const size_t keep = CE_MIN((size_t)(colon - url), n - 1), tail = strlen(at);
+    memcpy(out, url, keep);   /* scheme://user, then ":***", then @host... as room allows */
+    size_t k = keep;
+    for (const char *p = ":***"; *p && k + 1 < n; p++) out[k++] = *p;
+    const size_t t = CE_MIN(tail, n - 1 - k);
+    memcpy(out + k, at, t);
+    out[k + t] = 0;
 }
 
 int hub_opts_from_env(hub_opts *o) {
@@ -297,7 +303,7 @@ typedef struct transfer {
     uint64_t base, total;   /* bytes already on disk when it began; the file's size */
     double last;
     /* a HEAD's headers (the blob id fallback) */
-    char etag[80], linked_etag[80];
+    char etag[72], linked_etag[72];   /* as hub_file's */
     uint64_t linked_size, length;
 } transfer;
 
@@ -336,7 +342,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ctx) {
     const char *colon = memchr(p, ':', len);
     if (!colon) return len;
     const size_t kl = (size_t)(colon - p), vl = len - kl - 1;
-    char v[80];
+    char v[72];
     header_value(colon + 1, vl, v, sizeof v);
     if (kl == 4 && strncasecmp(p, "etag", 4) == 0) snprintf(t->etag, sizeof t->etag, "%s", v);
     else if (kl == 13 && strncasecmp(p, "x-linked-etag", 13) == 0) snprintf(t->linked_etag, sizeof t->linked_etag, "%s", v);
