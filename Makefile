@@ -64,6 +64,11 @@ $(BUILD)/cembed: $(APP_OBJ) $(BUILD)/libcembed.a
 $(BUILD)/unit_tests: $(UNIT_SRC) $(BUILD)/libcembed.a $(wildcard tests/unit/*.h)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $(UNIT_SRC) $(BUILD)/libcembed.a $(LDLIBS)
 
+# the harness's own test: its runner with cases that pass, make no check, skip
+$(BUILD)/harness_selftest: tests/unit/main.c tests/unit/selftest/harness_cases.c tests/unit/test.h $(BUILD)/libcembed.a
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ tests/unit/main.c tests/unit/selftest/harness_cases.c \
+		$(BUILD)/libcembed.a $(LDLIBS)
+
 # fuzz targets linked with a replay driver (any compiler) for CI, and with
 # libFuzzer (clang) for real fuzzing
 $(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libcembed.a
@@ -97,7 +102,7 @@ model:
 run: deps
 	$(MAKE) all
 	scripts/fetch-model.sh
-	$(BUILD)/cembed serve
+	$(BUILD)/cembed serve $(if $(PORT),--port $(PORT))
 
 oracle:
 	tests/oracle/make_golden.sh $(or $(TFJS_MODEL),../shared/models/all-MiniLM-L6-v2-tfjs-uint8)

@@ -83,6 +83,10 @@ int cli_input_open(cli_input *in, const char *path);
  * error (printed with file and line). */
 int cli_input_next(cli_input *in);
 void cli_input_close(cli_input *in);
+/* Prints COMMAND's help (its flags and variables) to f; -1 for an unknown command. */
+int cli_help(const char *cmd, FILE *f);
+/* 1 when argv (a command's) asks for its help: --help or -h before any "--". */
+int cli_wants_help(int argc, char **argv);
 
 int cmd_embed(int argc, char **argv);
 int cmd_rerank(int argc, char **argv);

@@ -53,6 +53,7 @@ typedef struct run {
     int have_pe;
     /* counts */
     size_t files_done, binary, empty, chunks, cached, computed, truncated, tokens, rows;
+    size_t unreadable;          /* listed files that could not be read (also in ws.unreadable): not embedded */
     uint64_t bytes_done;
     double t0, last_report;
     int tty, chunk_tokens;
@@ -179,8 +180,9 @@ static int do_file(run *r, size_t fi) {
     int *tokens = NULL, rc = 0;
     chunk_span *spans = NULL;
     if (file_read_all(path, r->o->max_file_bytes, &text, &len)) {
-        log_warn("skipping %s: %s", path, cembed_last_error());
+        log_warn("skipping %s: cannot read it: %s", path, cembed_last_error());
         r->ws.unreadable++;
+        r->unreadable++;
         return 0;
     }
     if (chunk_is_binary(text, len)) {
@@ -260,7 +262,7 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
                  r->ws.ignored, r->ws.too_large, (unsigned long long)o->max_file_bytes, r->ws.symlinks, r->ws.vcs_dirs);
         walk_list_free(&r->files);
         base_free(r);
-        return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+        return EXIT_OK;   /* main flushes stdout and reports a failed write */
     }
     cembed_options mo = cli_model_options(cc, cc->batch_size);
     if (cembed_model_open(cc->model_dir, &mo, &r->m)) {
@@ -349,7 +351,7 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
     const double dt = time_now() - r->t0;
     log_info("files: %zu embedded, %zu skipped (%zu ignored, %zu binary, %zu over %llu bytes, %zu empty, %zu unreadable, "
              "%zu symlinks, %zu VCS folders)",
-             r->files_done - r->binary - r->empty, r->ws.ignored + r->binary + r->ws.too_large + r->empty +
+             r->files_done - r->binary - r->empty - r->unreadable, r->ws.ignored + r->binary + r->ws.too_large + r->empty +
              r->ws.unreadable + r->ws.symlinks, r->ws.ignored, r->binary, r->ws.too_large,
              (unsigned long long)o->max_file_bytes, r->empty, r->ws.unreadable, r->ws.symlinks, r->ws.vcs_dirs);
     log_info("chunks: %zu (%zu cached, %zu computed, %zu truncated to %d tokens), %zu tokens in %.2f s: %.1f chunks/s",

@@ -16,8 +16,13 @@ int cmd_pull(int argc, char **argv) {
         }
         spec = argv[i];
     }
-    if (!spec || !hub_is_repo_id(spec)) {
+    if (!spec) {
         cli_error("usage: cembed pull ORG/NAME[@REVISION] (a Hub repo id, e.g. " DEFAULT_MODEL_REPO ")");
+        return EXIT_USAGE;
+    }
+    char repo[256], rev[300], dir[4096];
+    if (hub_split(spec, repo, sizeof repo, rev, sizeof rev)) { /* the message says what is wrong: the id or the revision */
+        cli_error("%s; usage: cembed pull ORG/NAME[@REVISION]", cembed_last_error());
         return EXIT_USAGE;
     }
     hub_opts o;
@@ -25,8 +30,6 @@ int cmd_pull(int argc, char **argv) {
         cli_error("%s", cembed_last_error());
         return EXIT_USAGE;
     }
-    char repo[256], rev[300], dir[4096];
-    hub_split(spec, repo, sizeof repo, rev, sizeof rev);
     if (hub_resolve(&o, repo, rev, 1, dir, sizeof dir)) {
         cli_error("%s", cembed_last_error());
         return EXIT_FAIL;
@@ -44,5 +47,5 @@ int cmd_pull(int argc, char **argv) {
              i.pooling, spec);
     cembed_model_free(m);
     printf("%s\n", dir);
-    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+    return EXIT_OK;   /* main flushes stdout and reports a failed write */
 }

@@ -8,25 +8,50 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "http/http.h"
 #include "runtime.h"
 
+/* Adds the keys of one source, named in messages; a source that was given
+ * but holds no key (an empty --api-key, EMBEDDING_API_KEY=",", a file of
+ * comments) is refused when strict, since it would serve every route with
+ * no key. *added: the source's keys. Returns 0, or -1 (printed; keys never are). */
+static int add_source(keyset *out, const char *what, const char *text, size_t len, int commas, int strict,
+                      size_t *added) {
+    const size_t n0 = out->n;
+    if (keys_add(out, text, len, commas)) {
+        cli_error("%s: %s", what, cembed_last_error());
+        return -1;
+    }
+    *added = out->n - n0;
+    if (*added == 0 && strict) {
+        cli_error("%s holds no API key: refusing to serve every route without one (give a key, or leave it unset)",
+                  what);
+        return -1;
+    }
+    return 0;
+}
+
 /* The keys of --api-key / EMBEDDING_API_KEY (comma-separated) and of the
- * key file. Returns 0, or -1 (printed; keys never are). */
-static int load_keys(const char *const *flags, int n_flags, const char *file, keyset *out) {
+ * key file. strict (at start): every source given must hold a key.
+ * *file_keys: the file's keys. Returns 0, or -1 (printed; keys never are). */
+static int load_keys(const char *const *flags, int n_flags, const char *file, int strict, keyset *out,
+                     size_t *file_keys) {
     *out = (keyset){0};
+    *file_keys = 0;
+    size_t added = 0;
     const char *env = getenv("EMBEDDING_API_KEY");
-    int rc = env && *env ? keys_add(out, env, strlen(env), 1) : 0;
-    if (rc) cli_error("EMBEDDING_API_KEY: %s", cembed_last_error());
+    int rc = env && *env ? add_source(out, "EMBEDDING_API_KEY", env, strlen(env), 1, strict, &added) : 0;
     for (int i = 0; i < n_flags && !rc; i++)
-        if ((rc = keys_add(out, flags[i], strlen(flags[i]), 1))) cli_error("--api-key: %s", cembed_last_error());
+        rc = add_source(out, "--api-key", flags[i], strlen(flags[i]), 1, strict, &added);
     if (!rc && file) {
-        char *data = NULL;
+        char *data = NULL, what[4200];
         size_t len = 0;
-        if ((rc = file_read_all(file, 1 << 20, &data, &len))) cli_error("API key file %s: %s", file, cembed_last_error());
-        else if ((rc = keys_add(out, data, len, 0))) cli_error("API key file %s: %s", file, cembed_last_error());
+        snprintf(what, sizeof what, "API key file %s", file);
+        if ((rc = file_read_all(file, 1 << 20, &data, &len))) cli_error("%s: %s", what, cembed_last_error());
+        else rc = add_source(out, what, data, len, 0, strict, file_keys);
         if (data) explicit_bzero(data, len);
         base_free(data);
     }
@@ -47,14 +72,15 @@ int cmd_serve(int argc, char **argv) {
     const char *host = getenv("EMBEDDING_HOST");
     if (!host || !*host) host = "127.0.0.1";
     long port = 8000, max_body = 64L << 20, max_chunks = 100000, depth = 32, conns = 10000, per_ip = 256, idle = 30,
-         header = 10, queue = 200000;
+         header = 10, queue = 200000, drain = 30;
     if (cli_env_long("EMBEDDING_PORT", 0, 65535, &port) ||
         cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
         cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
         cli_env_long("EMBEDDING_MAX_CONNECTIONS", 1, 1000000, &conns) ||
         cli_env_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", 1, 1000000, &per_ip) ||
         cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) || cli_env_long("EMBEDDING_HEADER_TIMEOUT", 1, 3600, &header) ||
-        cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue))
+        cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue) ||
+        cli_env_long("EMBEDDING_DRAIN_TIMEOUT", 1, 86400, &drain))
         return EXIT_USAGE;
     const char *key_flags[64], *key_file = getenv("EMBEDDING_API_KEY_FILE");
     int n_key_flags = 0, metrics_auth = 0;
@@ -96,22 +122,32 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     keyset keys;
-    if (load_keys(key_flags, n_key_flags, key_file, &keys)) return EXIT_USAGE;
+    size_t file_keys;
+    if (load_keys(key_flags, n_key_flags, key_file, 1, &keys, &file_keys)) return EXIT_USAGE;
+    int listen_fd;   /* bound before the model loads: a port in use is said at once */
+    if (http_listen(host, (int)port, &listen_fd)) {
+        cli_error("%s", cembed_last_error());
+        keys_free(&keys);
+        return EXIT_FAIL;
+    }
     runtime rt;
     int status = cli_resolve_models(&c);   /* serve takes several */
     if (status) {
         keys_free(&keys);
+        close(listen_fd);
         return status;
     }
     status = runtime_open(&rt, &c);
     if (status) {
         runtime_close(&rt);
+        close(listen_fd);
         return status;
     }
     http_opts ho = {
-        .host = host, .port = (int)port, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
+        .host = host, .port = (int)port, .listen_fd = listen_fd, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
         .max_depth = (int)depth, .max_connections = (int)conns, .max_connections_per_ip = (int)per_ip,
         .idle_timeout_s = (int)idle, .header_timeout_s = (int)header,
+        .drain_timeout_s = (int)drain,
         .sched = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
                   .gov = rt.g},
         .cache = rt.lookup, .cache_writer = rt.writer, .cache_scope = rt.scope,
@@ -139,11 +175,11 @@ int cmd_serve(int argc, char **argv) {
             continue;
         }
         keyset fresh;
-        if (load_keys(key_flags, n_key_flags, key_file, &fresh)) {
+        if (load_keys(key_flags, n_key_flags, key_file, 0, &fresh, &file_keys)) {
             log_warn("received SIGHUP: the API key file did not load; the keys stay as they were");
             continue;
         }
-        if (fresh.n == 0 && n_keys) { /* an emptied file would open the service to everyone */
+        if (file_keys == 0) { /* an emptied file would open the service to everyone (or drop the file's keys) */
             log_warn("received SIGHUP: %s has no keys now; the old keys stay", key_file);
             keys_free(&fresh);
             continue;

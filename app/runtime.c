@@ -155,8 +155,8 @@ int runtime_open(runtime *rt, const cli_common *c) {
     }
     gov_stats gs;
     gov_get_stats(rt->g, &gs);
-    log_info("memory plan: %.1f MB model and runtime, %.1f MB slack, %.1f MB batch workspace (%d tokens), %.1f MB "
-             "for requests", gs.fixed / 1048576.0, gs.slack / 1048576.0, gs.workspace / 1048576.0, rt->batch_tokens,
+    log_info("memory plan: %.1f MB model and runtime, %.1f MB kept free for what no reservation counts (thread "
+             "stacks, library buffers), %.1f MB batch workspace (%d tokens), %.1f MB for requests", gs.fixed / 1048576.0, gs.slack / 1048576.0, gs.workspace / 1048576.0, rt->batch_tokens,
              gs.pool / 1048576.0);
     if (rt->psi) log_info("memory pressure (PSI) from %s, threshold %.1f%%", rt->psi, rt->psi_threshold);
     return 0;

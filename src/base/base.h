@@ -90,6 +90,12 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
 /* ---- files ---- */
+/* Opens PATH (open(2) flags; created 0644 with O_CREAT) only when it is a
+ * regular file, never waiting on a FIFO: OUT: *fd (close it), *st when not
+ * NULL. Fails with EIO naming the path and what it is ("a FIFO, not a
+ * regular file") or errno's text. */
+struct stat;
+int file_open_regular(const char *path, int flags, int *fd, struct stat *st);
 /* Reads all of PATH; OUT: *data (NUL-terminated, base_malloc'd), *len.
  * Fails with EIO (message names the path and errno) or ENOMEM or ELIMIT when
  * the file is larger than max_bytes. */

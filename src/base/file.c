@@ -9,21 +9,47 @@
 
 #include "base.h"
 
-int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len) {
-    *data = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+static const char *kind_of(mode_t m) {
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+         : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+int file_open_regular(const char *path, int flags, int *fd_out, struct stat *st_out) {
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer (or a
+     * reader) forever; a regular file ignores it, and it is cleared below */
+    const int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        const int e = errno;
+        struct stat st;
+        if (e == ENXIO && stat(path, &st) == 0) /* a FIFO with no reader, opened for writing */
+            return base_err(CEMBED_EIO, "%s: %s, not a regular file", path, kind_of(st.st_mode));
+        return base_err(CEMBED_EIO, "%s: %s", path, strerror(e));
+    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        int e = errno;
+        const int e = errno;
         close(fd);
         return base_err(CEMBED_EIO, "%s: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return base_err(CEMBED_EIO, "%s: not a regular file", path);
+        return base_err(CEMBED_EIO, "%s: %s, not a regular file", path, kind_of(st.st_mode));
     }
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (st_out) *st_out = st;
+    *fd_out = fd;
+    return 0;
+}
+
+int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len) {
+    *data = NULL;
+    *len = 0;
+    int fd;
+    struct stat st;
+    const int orc = file_open_regular(path, O_RDONLY, &fd, &st);
+    if (orc) return orc;
     if ((uint64_t)st.st_size > max_bytes) {
         close(fd);
         return base_err(CEMBED_ELIMIT, "%s: %lld bytes, over the limit of %zu", path,
@@ -56,13 +82,10 @@ int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len) 
 int file_map(const char *path, const void **map, size_t *len) {
     *map = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return base_err(CEMBED_EIO, "%s: not a regular file", path);
-    }
+    const int orc = file_open_regular(path, O_RDONLY, &fd, &st);
+    if (orc) return orc;
     if (st.st_size == 0) {
         close(fd);
         return 0;

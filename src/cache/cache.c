@@ -1,6 +1,10 @@
 /* The persistent embedding cache; see cache.h. */
+/* the allocation-free SHA-256 of cache_key */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>   /* SHA256_CTX: deprecated in OpenSSL 3 but kept; allocation-free */
 #include <sqlite3.h>
 #include <string.h>
 #include <stdio.h>
@@ -25,10 +29,16 @@ struct cache {
 static int hash_file(EVP_MD_CTX *h, const char *dir, const char *name, int required) {
     char *path = path_join(dir, name);
     if (!path) return base_err(CEMBED_ENOMEM, "out of memory");
-    FILE *f = fopen(path, "rb");
-    int rc = 0;
-    if (!f) {
-        if (required || errno != ENOENT) rc = base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+    int rc = 0, fd = -1;
+    struct stat st;
+    if (!required && stat(path, &st) != 0 && errno == ENOENT) { /* an optional file that is not there */
+        base_free(path);
+        return 0;
+    }
+    FILE *f = NULL;
+    if ((rc = file_open_regular(path, O_RDONLY, &fd, NULL)) || !(f = fdopen(fd, "rb"))) { /* never waits on a FIFO */
+        if (!rc) rc = base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+        if (fd >= 0 && !f) close(fd);
         base_free(path);
         return rc;
     }
@@ -74,17 +84,18 @@ int cache_scope_init(cache_scope *s, const char *model_dir, const char *precisio
 }
 
 void cache_key(const cache_scope *s, const char *text, size_t len, uint8_t out[CACHE_KEY_BYTES]) {
-    EVP_MD_CTX *h = EVP_MD_CTX_new();
-    unsigned int n = 0;
+    /* SHA-256 on a context on the stack: nothing is allocated, so nothing
+     * can fail (EVP_MD_CTX_new can, and a request must not abort for it) */
+    SHA256_CTX h;
     const int32_t ints[2] = {s->normalize, s->max_seq_len};
-    int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(h, s->fingerprint, sizeof s->fingerprint) &&
-             EVP_DigestUpdate(h, s->precision, sizeof s->precision) &&
-             EVP_DigestUpdate(h, s->pooling, sizeof s->pooling) && EVP_DigestUpdate(h, ints, sizeof ints) &&
-             (!s->variant[0] || EVP_DigestUpdate(h, s->variant, sizeof s->variant)) &&
-             EVP_DigestUpdate(h, text, len) && EVP_DigestFinal_ex(h, out, &n);
-    EVP_MD_CTX_free(h);
-    CE_ASSERT(ok && n == CACHE_KEY_BYTES);   /* SHA-256 in memory cannot fail short of a broken libcrypto */
+    SHA256_Init(&h);
+    SHA256_Update(&h, s->fingerprint, sizeof s->fingerprint);
+    SHA256_Update(&h, s->precision, sizeof s->precision);
+    SHA256_Update(&h, s->pooling, sizeof s->pooling);
+    SHA256_Update(&h, ints, sizeof ints);
+    if (s->variant[0]) SHA256_Update(&h, s->variant, sizeof s->variant);
+    SHA256_Update(&h, text, len);
+    SHA256_Final(out, &h);
 }
 
 /* FNV-1a, 64 bits, over key, dims and the vector's bytes: finds a torn or
@@ -217,18 +228,20 @@ static void close_db(cache *c) {
 /* A cache holds only what can be computed again: a file SQLite finds
  * corrupt (or not a database at all) is renamed PATH.corrupt-TIME, with its
  * write-ahead log, and a new one is started in its place. */
-static int set_aside_and_reopen(cache *c, const char *why) {
+static int set_aside_and_reopen(cache *c, const char *why_in) {
+    char why[512];   /* why_in is often cembed_last_error(): copied before anything sets it again */
+    snprintf(why, sizeof why, "%s", why_in);
     close_db(c);
     char aside[4096], side[4200], from[4200];
     snprintf(aside, sizeof aside, "%s.corrupt-%lld", c->path, (long long)time(NULL));
     if (rename(c->path, aside) != 0 && errno != ENOENT)
-        return base_err(CEMBED_EIO, "cache %s is corrupt (%s) and cannot be renamed: %s", c->path, why, strerror(errno));
+        return base_err(CEMBED_EIO, "%s (corrupt); it cannot be set aside as %s: %s", why, aside, strerror(errno));
     for (int k = 0; k < 2; k++) {
         snprintf(from, sizeof from, "%s%s", c->path, k ? "-shm" : "-wal");
         snprintf(side, sizeof side, "%s%s", aside, k ? "-shm" : "-wal");
         if (rename(from, side) != 0 && errno != ENOENT) unlink(from);
     }
-    log_warn("cache %s is corrupt (%s); set aside as %s, starting a new one", c->path, why, aside);
+    log_warn("%s (corrupt); set aside as %s, starting a new one", why, aside);
     int code;
     return open_db(c, &code);
 }

@@ -64,6 +64,7 @@ struct gov {
     gov_probes p;
     char psi_path[600];
     double psi_threshold, last_psi;
+    double grow_logged;         /* time_now() of the last batch growth logged at info */
 };
 
 /* ---- the real probes ---- */
@@ -238,8 +239,12 @@ void gov_good_batch(gov *g) {
     const int before = g->size;
     if (g->c.adaptive && g->size < g->c.max_batch) g->size = CE_MIN(g->size + 4, g->c.max_batch);
     const int after = g->size, trim = ++g->stats.batches % 10 == 0;
+    /* growth comes after every batch: at info at most once per 10 s (and on reaching the maximum), else debug */
+    const double now = time_now();
+    const int loud = after != before && (now - g->grow_logged >= 10.0 || after == g->c.max_batch);
+    if (loud) g->grow_logged = now;
     pthread_mutex_unlock(&g->mu);
-    if (after != before) log_info("increased batch size to %d", after);
+    if (after != before) log_msg(loud ? LOG_INFO : LOG_DEBUG, "increased batch size to %d", after);
     if (trim) { /* the seed's periodic collection */
         gov_trim(g);
         log_debug("memory after chunk %llu: %.1f MB RSS (periodic trim)", (unsigned long long)g->stats.batches,

@@ -49,6 +49,11 @@ static int choose_model(http_server *s, pipe_job *j) {
     return j->status = 404;
 }
 
+void http_work_abandon(work *w) {
+    const size_t n = pipe_cancel(&w->j);
+    if (n) log_info("client left: cancelled the %zu queued sequences of its request", n);
+}
+
 void http_work_run(work *w) {
     http_server *s = w->s;
     pipe_job *j = &w->j;
@@ -56,8 +61,21 @@ void http_work_run(work *w) {
     const req_kind kind = w->route == R_EMBED || w->route == R_EMBED_ALL ? REQ_EMBED
                         : w->route == R_OPENAI ? REQ_OPENAI : w->route == R_SIMILARITY ? REQ_SIMILARITY
                         : w->route == R_RERANK || w->route == R_RERANK_V1 ? REQ_RERANK : REQ_TOKENIZE;
-    int rc = pipe_parse(j, &s->pes[0], kind, w->body ? w->body : "", w->body_len);
-    if (!rc && j->req.model && s->n_models > 1) rc = choose_model(s, j);
+    /* parsed against the widest model (its "dimensions" limit); choose_model checks the one chosen */
+    int widest = 0;
+    for (int i = 1; i < s->n_models; i++)
+        if (s->pes[i].info.hidden > s->pes[widest].info.hidden) widest = i;
+    int rc = pipe_parse(j, &s->pes[widest], kind, w->body ? w->body : "", w->body_len);
+    if (!rc) {
+        j->e = &s->pes[0];
+        if (j->req.model && s->n_models > 1) rc = choose_model(s, j);
+        else if (j->req.dimensions > j->e->info.hidden)
+            rc = j->status = 400, snprintf(j->msg, sizeof j->msg, "\"dimensions\" is %d, the model has %d",
+                                            j->req.dimensions, j->e->info.hidden);
+    }
+    if (!rc && w->route == R_EMBED_ALL && j->req.dimensions)
+        rc = j->status = 400, snprintf(j->msg, sizeof j->msg, "\"dimensions\" does not apply to /embed_all: it "
+                                       "answers every token's vector whole");
     base_free(w->body);   /* the body is no longer needed, nor its reservation */
     w->body = NULL;
     if (s->o.sched.gov && w->body_held) gov_unreserve(s->o.sched.gov, w->body_held);
@@ -79,18 +97,20 @@ void http_work_run(work *w) {
         j->on_vector = on_vector;
         j->on_done = on_done;
         j->ctx = w;
-        atomic_fetch_add(&w->refs, 1);   /* the scheduler's, until on_done */
+        atomic_fetch_add(&w->refs, 2);   /* the scheduler's, until on_done, and this thread's */
         const int stream = w->stream;
         if (pipe_submit(j) == 0) {
-            /* a plain answer: on_done resumes it, and w may be gone already; a
-             * streamed one starts now (its response holds w) */
+            /* the client may have left while it was parsed and tokenized */
+            if (atomic_load(&w->abandoned)) http_work_abandon(w);
+            /* a plain answer: on_done resumes it; a streamed one starts now (its response holds w) */
             if (stream) {
                 atomic_store(&w->ready, 1);
                 http_resume(s, w->c);
             }
+            http_work_release(w);
             return;
         }
-        atomic_fetch_sub(&w->refs, 1);
+        atomic_fetch_sub(&w->refs, 2);
     }
     atomic_store(&w->ready, 1);
     http_resume(s, w->c);

@@ -20,6 +20,7 @@
 typedef struct http_opts {
     const char *host;           /* listen address, "127.0.0.1" */
     int port;                   /* 0 = pick a free port (tests) */
+    int listen_fd;              /* > 0: a socket http_listen bound (the server takes it over); else it binds host:port */
     size_t max_body_bytes;
     size_t max_chunks;
     int max_depth;
@@ -27,6 +28,7 @@ typedef struct http_opts {
     int max_connections_per_ip; /* from one client address */
     int idle_timeout_s;         /* a connection silent this long is closed */
     int header_timeout_s;       /* a new connection must send its request's headers within this; 0 = 10 */
+    int drain_timeout_s;        /* http_server_stop waits this long for requests in flight, then cancels them; 0 = 30 */
     sched_opts sched;
     /* optional: the persistent cache (lookups on request threads under a
      * mutex, stores through the writer); vectors are cached raw, before
@@ -50,13 +52,20 @@ typedef struct http_opts {
 
 typedef struct http_server http_server;
 
+/* Binds and listens on host:port before anything slow (loading a model)
+ * runs, so that a port in use is said at once. OUT: *fd. Fails with EIO
+ * naming the address, the cause and how to choose another port. */
+int http_listen(const char *host, int port, int *fd);
+
 /* Starts serving model m. OUT: *out; the port actually bound is in
  * http_server_port(). Fails with EIO (cannot bind) or ENOMEM. */
 int http_server_start(cembed_model *m, const http_opts *o, http_server **out);
 int http_server_port(const http_server *s);
 /* Replaces the API keys (a reload): takes *k over; requests in flight are not touched. */
 void http_server_set_keys(http_server *s, keyset *k);
-/* Stops accepting, lets in-flight requests finish, then stops everything. */
+/* Stops accepting, lets in-flight requests finish for up to drain_timeout_s,
+ * then cancels what is still queued (those requests get 503), waits for the
+ * batch in hand and stops everything. */
 void http_server_stop(http_server *s);
 
 #endif

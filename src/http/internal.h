@@ -71,6 +71,8 @@ typedef struct conn_ctx {
     uint64_t held;              /* bytes of the body reserved from the governor */
     int too_large, no_memory;
     double t0;
+    char method[8];
+    size_t chunks, tokens;      /* of its answer (the access log) */
     work *w;                    /* handed to a request thread; answered once w->ready */
 } conn_ctx;
 
@@ -92,6 +94,7 @@ struct work {
     size_t *order;              /* streamed: indices in completion order */
     size_t n_ready, n_sent;
     int done, suspended, gone;  /* under mu: job done, connection parked by the reader, response freed */
+    atomic_int abandoned;       /* its client closed the connection before the answer: cancel what is queued */
     int phase;                  /* 0 head, 1 items, 2 done */
     buf out;
     size_t out_pos;
@@ -99,6 +102,8 @@ struct work {
 };
 
 void http_count(http_server *s, enum route r, int status);
+/* Records the status answered on c, for its access log line. */
+void http_note_status(struct MHD_Connection *c, int status);
 /* extra: NULL, or header names and values, NULL-terminated. */
 enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, const char *type, int retry_after,
                               const char *const *extra);
@@ -116,5 +121,8 @@ void http_work_release(work *w);
 /* Resumes w's connection if the reader parked it (the job's threads). */
 void http_wake(work *w);
 void http_resume(http_server *s, struct MHD_Connection *c);
+/* Cancels w's queued sequences once its client has left (any thread but the
+ * inference thread; w must be held). */
+void http_work_abandon(work *w);
 
 #endif

@@ -31,6 +31,7 @@ enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, cons
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     for (; extra && extra[0]; extra += 2) MHD_add_response_header(resp, extra[0], extra[1]);
+    http_note_status(c, status);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -60,6 +61,7 @@ enum MHD_Result http_send_no_memory(http_server *s, struct MHD_Connection *c, en
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Retry-After", "1");
     http_count(s, r, 503);
+    http_note_status(c, 503);
     const enum MHD_Result ret = MHD_queue_response(c, 503, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -173,8 +175,9 @@ static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
 static void answer_free(void *cls) {
     work *w = cls;
     pthread_mutex_lock(&w->mu);
-    w->gone = 1;   /* a client that left early: the job may still run; its callbacks must not resume */
+    w->gone = 1;   /* a client that left early: its callbacks must not resume */
     pthread_mutex_unlock(&w->mu);
+    http_work_abandon(w);   /* a streamed answer cut short: what is still queued is dropped */
     http_work_release(w);
 }
 
@@ -227,6 +230,7 @@ enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w) {
         MHD_add_response_header(resp, "x-compute-characters", v);
     }
     http_count(s, w->route, 200);
+    http_note_status(c, 200);
     const enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -12,6 +12,7 @@
  * and a deadline for a request's headers (libmicrohttpd's own timeout only
  * counts silence, which a client sending one byte at a time never gives). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
@@ -40,6 +41,8 @@ typedef struct conn_track {
     int waiting;                /* for a request's headers, since `since` */
     int first;                  /* ... its first request's (else a keep-alive one's) */
     int closed;                 /* shut down by the deadline */
+    int status;                 /* the status of the answer queued last (the access log) */
+    work *w;                    /* the request parked on it, until it is answered (its connection's reference) */
     double since;
     struct conn_track *prev, *next;
 } conn_track;
@@ -88,8 +91,67 @@ static void set_waiting(http_server *s, struct MHD_Connection *c, int waiting) {
     pthread_mutex_unlock(&s->c_mu);
 }
 
+void http_note_status(struct MHD_Connection *c, int status) {
+    conn_track *t = track_of(c);
+    if (t) t->status = status;   /* the connection's own I/O thread: no lock */
+}
+
+/* The access log: one line per request, at info (/health and /metrics,
+ * which probes call all the time, at debug). */
+static void access_log(struct MHD_Connection *c, const conn_ctx *x) {
+    const int quiet = x->route == R_HEALTH || x->route == R_METRICS;
+    const conn_track *t = track_of(c);
+    const char *path = "(no route)";
+    for (size_t i = 0; i < N_ROUTES && http_routes[i].path; i++)
+        if (http_routes[i].r == x->route) path = http_routes[i].path;
+    char client[64] = "?";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, client, sizeof client);
+    const double ms = (time_now() - x->t0) * 1e3;
+    if (quiet)
+        log_debug("%s %s %d %.1f ms client %s", x->method, path, t ? t->status : 0, ms, client);
+    else
+        log_info("%s %s %d: %zu chunks, %zu tokens, %.1f ms, client %s", x->method, path, t ? t->status : 0, x->chunks,
+                 x->tokens, ms, client);
+}
+
+/* The work parked on connection c is answered or dropped: the reaper must
+ * not touch it any more. */
+static void untrack_work(http_server *s, struct MHD_Connection *c) {
+    conn_track *t = track_of(c);
+    if (!t) return;
+    pthread_mutex_lock(&s->c_mu);
+    t->w = NULL;
+    pthread_mutex_unlock(&s->c_mu);
+}
+
+/* 1 when the client of a parked connection has closed it: libmicrohttpd
+ * does not read a suspended connection, so nothing else would notice. A
+ * client that only shut its sending side down looks the same; HTTP/1.1
+ * clients do not do that while waiting for an answer. */
+static int peer_left(int fd) {
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Parked requests whose clients left (c_mu held): marked, held, and put in
+ * gone[] to be cancelled once c_mu is let go. Returns how many. */
+static int find_abandoned(http_server *s, work **gone, int max) {
+    int n = 0;
+    for (conn_track *t = s->tracked; t && n < max; t = t->next) {
+        if (!t->w || atomic_load(&t->w->abandoned) || !peer_left(t->fd)) continue;
+        atomic_store(&t->w->abandoned, 1);
+        atomic_fetch_add(&t->w->refs, 1);
+        gone[n++] = t->w;
+    }
+    return n;
+}
+
 /* Once a second: a connection past its deadline for headers is shut down
- * (libmicrohttpd then sees the socket fail and closes it on its thread). */
+ * (libmicrohttpd then sees the socket fail and closes it on its thread),
+ * and a parked request whose client left is cancelled. */
 static void *reaper(void *arg) {
     http_server *s = arg;
     pthread_mutex_lock(&s->c_mu);
@@ -106,6 +168,16 @@ static void *reaper(void *arg) {
             shutdown(t->fd, SHUT_RDWR);
             atomic_fetch_add(&s->conns_deadline, 1);
             log_debug("closed a connection that sent no complete request headers in %.0f s", limit);
+        }
+        work *gone[64];
+        const int n_gone = find_abandoned(s, gone, 64);
+        if (n_gone) {
+            pthread_mutex_unlock(&s->c_mu);
+            for (int i = 0; i < n_gone; i++) {
+                http_work_abandon(gone[i]);
+                http_work_release(gone[i]);
+            }
+            pthread_mutex_lock(&s->c_mu);
         }
     }
     pthread_mutex_unlock(&s->c_mu);
@@ -270,6 +342,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(x = base_calloc(1, sizeof *x))) return http_send_no_memory(s, c, R_NONE);
         *con_cls = x;
         x->t0 = time_now();
+        snprintf(x->method, sizeof x->method, "%s", method);
         atomic_fetch_add(&s->in_flight, 1);
         return on_headers(s, c, x, url, method);
     }
@@ -282,6 +355,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         CE_ASSERT(atomic_load(&x->w->ready));
         work *w = x->w;
         x->w = NULL;
+        untrack_work(s, c);
+        x->chunks = w->j.req.n_items;
+        x->tokens = w->j.tokens;
         return http_answer(s, c, w);
     }
     char msg[200];
@@ -313,6 +389,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_init(&w->refs, 1);
     pthread_mutex_init(&w->mu, NULL);
     x->w = w;
+    conn_track *t = track_of(c);
+    if (t) {
+        pthread_mutex_lock(&s->c_mu);
+        t->w = w;
+        pthread_mutex_unlock(&s->c_mu);
+    }
     atomic_fetch_add(&s->parked, 1);
     MHD_suspend_connection(c);
     enqueue(s, w);
@@ -327,7 +409,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     atomic_fetch_add(&s->latency_us_sum, (unsigned long long)((time_now() - x->t0) * 1e6));
     atomic_fetch_add(&s->latency_count, 1);
     atomic_fetch_sub(&s->in_flight, 1);
-    if (x->w) http_work_release(x->w);   /* never answered (the daemon is stopping) */
+    access_log(c, x);
+    if (x->w) { /* never answered (the daemon is stopping) */
+        untrack_work(s, c);
+        http_work_release(x->w);
+    }
     buf_free(&x->body);
     gov *g = s->o.sched.gov;
     if (g && x->held) gov_unreserve(g, x->held);
@@ -337,6 +423,26 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 }
 
 /* ---- start and stop ---- */
+
+int http_listen(const char *host, int port, int *fd_out) {
+    *fd_out = -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) return base_err(CEMBED_EINVAL, "host %s: not an IPv4 address", host);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return base_err(CEMBED_EIO, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+    const int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) {
+        const int e = errno;
+        close(fd);
+        if (e == EADDRINUSE)
+            return base_err(CEMBED_EIO, "cannot listen on %s:%d: the port is in use (another cembed?); choose another "
+                            "with --port P, EMBEDDING_PORT=P or `make run PORT=P`", host, port);
+        return base_err(CEMBED_EIO, "cannot listen on %s:%d: %s", host, port, strerror(e));
+    }
+    *fd_out = fd;
+    return 0;
+}
 
 /* The connection limit the file limit allows (raised to its hard maximum
  * first): every connection is a descriptor, and the cache, the model and
@@ -459,9 +565,14 @@ int http_server_start(cembed_model *m, const http_opts *o, http_server **out) {
         return base_err(CEMBED_ENOMEM, "cannot start the connection deadline thread");
     }
     s->o.max_connections = (int)connection_limit(o->max_connections);
+    /* a socket bound beforehand (http_listen), else this address */
+    struct MHD_OptionItem where[] = {
+        o->listen_fd > 0 ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, o->listen_fd, NULL}
+                         : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_END, 0, NULL}};
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                                 MHD_USE_ERROR_LOG,
-                            (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
+                            (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, where,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)IO_THREADS,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
@@ -486,7 +597,14 @@ void http_server_stop(http_server *s) {
      * ones in flight finish; then the listener closes, so later connections
      * are refused at once instead of waiting in the backlog */
     atomic_store(&s->draining, 1);
-    for (int i = 0; i < 600 && atomic_load(&s->in_flight) > 0; i++) usleep(100000);
+    const int limit = s->o.drain_timeout_s > 0 ? s->o.drain_timeout_s : 30;
+    for (int i = 0; i < limit * 10 && atomic_load(&s->in_flight) > 0; i++) usleep(100000);
+    if (atomic_load(&s->in_flight) > 0) {
+        const size_t dropped = sched_cancel_all(s->s);
+        log_warn("the drain time (%d s, EMBEDDING_DRAIN_TIMEOUT) is over: %d requests still in flight; "
+                 "cancelled their %zu queued sequences (they are answered 503)", limit, atomic_load(&s->in_flight),
+                 dropped);
+    }
     MHD_socket listen = MHD_quiesce_daemon(s->d);
     if (listen != MHD_INVALID_SOCKET) close(listen);
     /* a parked connection waits for the scheduler, which always finishes;

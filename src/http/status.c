@@ -4,6 +4,79 @@
 #include "http/internal.h"
 #include "json/json.h"
 
+/* One metric with its HELP and TYPE lines. */
+static int metric(buf *b, const char *name, const char *type, const char *help, unsigned long long v) {
+    return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+}
+
+/* GET /metrics: Prometheus text, every metric with # HELP. cembed_batch_size
+ * is the one batch size (the adaptive one the scheduler uses now); the last
+ * batch's sequences are cembed_last_batch_sequences. */
+static int write_metrics(http_server *s, buf *b) {
+    sched_stats st;
+    sched_get_stats(s->s, &st);
+    gov *g = s->o.sched.gov;
+    const int size = g ? CE_MIN(s->o.sched.max_batch, gov_batch_size(g)) : s->o.sched.max_batch;
+    int rc = buf_printf(b, "# HELP cembed_requests_total HTTP requests by route and status.\n"
+                           "# TYPE cembed_requests_total counter\n");
+    for (size_t k = 0; k < N_ROUTES && http_routes[k].path && !rc; k++)
+        for (size_t q = 0; q < N_CODES && !rc; q++) {
+            unsigned long long v = atomic_load(&s->requests[k][q]);
+            if (v) rc = buf_printf(b, "cembed_requests_total{route=\"%s\",code=\"%d\"} %llu\n", http_routes[k].path,
+                                   http_status_codes[q], v);
+        }
+    if (!rc)
+        rc = buf_printf(b, "# HELP cembed_request_duration_seconds Time from a request's headers to its end.\n"
+                           "# TYPE cembed_request_duration_seconds summary\n"
+                           "cembed_request_duration_seconds_sum %.6f\ncembed_request_duration_seconds_count %llu\n",
+                        (double)atomic_load(&s->latency_us_sum) / 1e6, atomic_load(&s->latency_count));
+    const struct { const char *name, *type, *help; unsigned long long v; } m[] = {
+        {"cembed_batches_total", "counter", "Forward passes run.", st.batches},
+        {"cembed_chunks_total", "counter", "Texts answered by the embedding routes.", atomic_load(&s->chunks)},
+        {"cembed_truncated_chunks_total", "counter", "Texts cut to the model's limit.", atomic_load(&s->truncated)},
+        {"cembed_tokens_total", "counter", "Tokens run through the model.", st.tokens},
+        {"cembed_queue_depth", "gauge", "Sequences waiting for a batch.", st.queued},
+        {"cembed_batch_size", "gauge", "Sequences per forward pass now (the adaptive size, at most the maximum).",
+         (unsigned long long)size},
+        {"cembed_max_batch_size", "gauge", "Largest batch size.", (unsigned long long)s->o.sched.max_batch},
+        {"cembed_last_batch_sequences", "gauge", "Sequences in the last forward pass.", (unsigned long long)st.last_batch},
+        {"cembed_in_flight_requests", "gauge", "Requests between their headers and their end.",
+         (unsigned long long)atomic_load(&s->in_flight)},
+        {"cembed_rss_bytes", "gauge", "Resident memory of the process.", (unsigned long long)gov_rss()},
+        {"cembed_heap_bytes", "gauge", "Bytes cembed's allocator holds.", (unsigned long long)base_alloc_live_bytes()},
+        {"cembed_cache_hits_total", "counter", "Texts answered from the vector cache.", atomic_load(&s->cache_hits)},
+        {"cembed_cache_misses_total", "counter", "Texts the vector cache did not hold.", atomic_load(&s->cache_misses)},
+        {"cembed_connections_total", "counter", "Connections accepted.", atomic_load(&s->conns_opened)},
+        {"cembed_header_timeouts_total", "counter", "Connections closed for not sending their headers in time.",
+         atomic_load(&s->conns_deadline)},
+        {"cembed_auth_failures_total", "counter", "Requests refused for a missing or unknown API key.",
+         atomic_load(&s->auth_failures)},
+    };
+    for (size_t k = 0; k < sizeof m / sizeof *m && !rc; k++) rc = metric(b, m[k].name, m[k].type, m[k].help, m[k].v);
+    if (rc || !g) return rc;
+    gov_stats gs;
+    gov_get_stats(g, &gs);
+    const struct { const char *name, *type, *help; unsigned long long v; } gm[] = {
+        {"cembed_memory_budget_bytes", "gauge", "The memory budget (EMBEDDING_MAX_MEMORY_PERCENT of the limit).",
+         gov_budget(g)},
+        {"cembed_memory_pressure_events_total", "counter", "Batches that met memory pressure (trimmed and halved).",
+         gs.pressure_events},
+        {"cembed_trims_total", "counter", "Heap trims.", gs.trims},
+        {"cembed_psi_pressure_events_total", "counter", "Pressure events seen through PSI.", gs.psi_events},
+        {"cembed_memory_pool_bytes", "gauge", "The request pool: bytes requests may reserve.", gs.pool},
+        {"cembed_memory_reserved_bytes", "gauge", "Bytes requests hold reserved now.", gs.reserved},
+        {"cembed_memory_reserved_peak_bytes", "gauge", "The most bytes requests held reserved.", gs.reserved_peak},
+    };
+    for (size_t k = 0; k < sizeof gm / sizeof *gm && !rc; k++) rc = metric(b, gm[k].name, gm[k].type, gm[k].help, gm[k].v);
+    if (!rc)
+        rc = buf_printf(b, "# HELP cembed_rejected_requests_total Requests refused by admission control.\n"
+                           "# TYPE cembed_rejected_requests_total counter\n"
+                           "cembed_rejected_requests_total{reason=\"memory\"} %llu\n"
+                           "cembed_rejected_requests_total{reason=\"queue\"} %llu\n",
+                        atomic_load(&s->shed_memory), atomic_load(&s->shed_queue));
+    return rc;
+}
+
 enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum route r) {
     buf b = {0};
     int status = 200, rc = 0;
@@ -44,7 +117,8 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
             rc = buf_printf(&b, ",\"memory_limit_bytes\":%llu,\"memory_budget_bytes\":%llu,\"current_batch_size\":%d,"
                                 "\"memory_fixed_bytes\":%llu,\"memory_workspace_bytes\":%llu,\"batch_tokens\":%d,"
                                 "\"memory_pool_bytes\":%llu,\"memory_limit_source\":",
-                            (unsigned long long)l->bytes, (unsigned long long)gov_budget(g), gov_batch_size(g),
+                            (unsigned long long)l->bytes, (unsigned long long)gov_budget(g),
+                            CE_MIN(s->o.sched.max_batch, gov_batch_size(g)),   /* = cembed_batch_size */
                             (unsigned long long)gs.fixed, (unsigned long long)gs.workspace, gs.batch_tokens,
                             (unsigned long long)gs.pool) ||
                  json_write_string(&b, l->source, strlen(l->source));
@@ -73,68 +147,7 @@ enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum
                                          : buf_append(&b, "null", 4));
         if (!rc) rc = buf_append(&b, "}\n", 2);
     } else {
-        sched_stats st;
-        sched_get_stats(s->s, &st);
-        rc = buf_printf(&b,
-                        "# HELP cembed_requests_total HTTP requests by route and status.\n"
-                        "# TYPE cembed_requests_total counter\n");
-        for (size_t k = 0; k < N_ROUTES && http_routes[k].path && !rc; k++)
-            for (size_t q = 0; q < N_CODES && !rc; q++) {
-                unsigned long long v = atomic_load(&s->requests[k][q]);
-                if (v) rc = buf_printf(&b, "cembed_requests_total{route=\"%s\",code=\"%d\"} %llu\n", http_routes[k].path,
-                                       http_status_codes[q], v);
-            }
-        if (!rc)
-            rc = buf_printf(&b,
-                            "# TYPE cembed_request_duration_seconds summary\n"
-                            "cembed_request_duration_seconds_sum %.6f\ncembed_request_duration_seconds_count %llu\n"
-                            "# TYPE cembed_batches_total counter\ncembed_batches_total %llu\n"
-                            "# TYPE cembed_chunks_total counter\ncembed_chunks_total %llu\n"
-                            "# TYPE cembed_truncated_chunks_total counter\ncembed_truncated_chunks_total %llu\n"
-                            "# TYPE cembed_tokens_total counter\ncembed_tokens_total %llu\n"
-                            "# TYPE cembed_queue_depth gauge\ncembed_queue_depth %zu\n"
-                            "# TYPE cembed_batch_size gauge\ncembed_batch_size %d\n"
-                            "# TYPE cembed_max_batch_size gauge\ncembed_max_batch_size %d\n"
-                            "# TYPE cembed_in_flight_requests gauge\ncembed_in_flight_requests %d\n"
-                            "# TYPE cembed_rss_bytes gauge\ncembed_rss_bytes %llu\n"
-                            "# TYPE cembed_heap_bytes gauge\ncembed_heap_bytes %zu\n"
-                            "# TYPE cembed_cache_hits_total counter\ncembed_cache_hits_total %llu\n"
-                            "# TYPE cembed_cache_misses_total counter\ncembed_cache_misses_total %llu\n"
-                            "# TYPE cembed_connections_total counter\ncembed_connections_total %llu\n"
-                            "# HELP cembed_header_timeouts_total Connections closed for not sending their headers in time.\n"
-                            "# TYPE cembed_header_timeouts_total counter\ncembed_header_timeouts_total %llu\n"
-                            "# HELP cembed_auth_failures_total Requests refused for a missing or unknown API key.\n"
-                            "# TYPE cembed_auth_failures_total counter\ncembed_auth_failures_total %llu\n",
-                            (double)atomic_load(&s->latency_us_sum) / 1e6, atomic_load(&s->latency_count),
-                            (unsigned long long)st.batches, atomic_load(&s->chunks), atomic_load(&s->truncated),
-                            (unsigned long long)st.tokens, st.queued, st.last_batch, s->o.sched.max_batch,
-                            atomic_load(&s->in_flight), (unsigned long long)gov_rss(), base_alloc_live_bytes(),
-                            atomic_load(&s->cache_hits), atomic_load(&s->cache_misses),
-                            atomic_load(&s->conns_opened), atomic_load(&s->conns_deadline),
-                            atomic_load(&s->auth_failures));
-        gov *g = s->o.sched.gov;
-        if (!rc && g) {
-            gov_stats gs;
-            gov_get_stats(g, &gs);
-            rc = buf_printf(&b,
-                            "# TYPE cembed_current_batch_size gauge\ncembed_current_batch_size %d\n"
-                            "# TYPE cembed_memory_budget_bytes gauge\ncembed_memory_budget_bytes %llu\n"
-                            "# TYPE cembed_memory_pressure_events_total counter\ncembed_memory_pressure_events_total %llu\n"
-                            "# TYPE cembed_trims_total counter\ncembed_trims_total %llu\n"
-                            "# TYPE cembed_psi_pressure_events_total counter\ncembed_psi_pressure_events_total %llu\n"
-                            "# TYPE cembed_memory_pool_bytes gauge\ncembed_memory_pool_bytes %llu\n"
-                            "# TYPE cembed_memory_reserved_bytes gauge\ncembed_memory_reserved_bytes %llu\n"
-                            "# TYPE cembed_memory_reserved_peak_bytes gauge\ncembed_memory_reserved_peak_bytes %llu\n"
-                            "# HELP cembed_rejected_requests_total Requests refused by admission control.\n"
-                            "# TYPE cembed_rejected_requests_total counter\n"
-                            "cembed_rejected_requests_total{reason=\"memory\"} %llu\n"
-                            "cembed_rejected_requests_total{reason=\"queue\"} %llu\n",
-                            gs.batch_size, (unsigned long long)gov_budget(g), (unsigned long long)gs.pressure_events,
-                            (unsigned long long)gs.trims, (unsigned long long)gs.psi_events,
-                            (unsigned long long)gs.pool, (unsigned long long)gs.reserved,
-                            (unsigned long long)gs.reserved_peak, atomic_load(&s->shed_memory),
-                            atomic_load(&s->shed_queue));
-        }
+        rc = write_metrics(s, &b);
     }
     if (rc) {
         buf_free(&b);

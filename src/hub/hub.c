@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,13 +26,37 @@ static int truthy(const char *v) {
                  strcasecmp(v, "true") == 0);
 }
 
+/* url as it may be shown: a password in it (scheme://user:password@host)
+ * becomes "***". */
+static void shown_url(const char *url, char *out, size_t n) {
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == '@') at = p;
+    const char *colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+    if (!colon) {
+        snprintf(out, n, "%s", url);
+        return;
+    }
+    const size_t keep = CE_MIN((size_t)(colon - url), n - 1), tail = strlen(at);
+    memcpy(out, url, keep);   /* scheme://user, then ":***", then @host... as room allows */
+    size_t k = keep;
+    for (const char *p = ":***"; *p && k + 1 < n; p++) out[k++] = *p;
+    const size_t t = CE_MIN(tail, n - 1 - k);
+    memcpy(out + k, at, t);
+    out[k + t] = 0;
+}
+
 int hub_opts_from_env(hub_opts *o) {
     memset(o, 0, sizeof *o);
     const char *ep = env("HF_ENDPOINT");
     snprintf(o->endpoint, sizeof o->endpoint, "%s", ep ? ep : "https://huggingface.co");
     for (size_t n = strlen(o->endpoint); n > 0 && o->endpoint[n - 1] == '/'; n--) o->endpoint[n - 1] = 0;
+    shown_url(o->endpoint, o->shown, sizeof o->shown);
     if (strncmp(o->endpoint, "http://", 7) != 0 && strncmp(o->endpoint, "https://", 8) != 0)
-        return base_err(CEMBED_EINVAL, "HF_ENDPOINT=%s: must be an http:// or https:// URL", ep);
+        return base_err(CEMBED_EINVAL, "HF_ENDPOINT=%s: must be an http:// or https:// URL", o->shown);
     const char *home = env("HOME") ? env("HOME") : "/root";
     char hf_home[1024];
     if (env("HF_HOME")) snprintf(hf_home, sizeof hf_home, "%s", env("HF_HOME"));
@@ -41,19 +66,38 @@ int hub_opts_from_env(hub_opts *o) {
     if (hc) snprintf(o->cache, sizeof o->cache, "%s", hc);
     else snprintf(o->cache, sizeof o->cache, "%s/hub", hf_home);
     const char *tok = env("HF_TOKEN") ? env("HF_TOKEN") : env("HUGGING_FACE_HUB_TOKEN");
+    const char *tok_name = env("HF_TOKEN") ? "HF_TOKEN" : "HUGGING_FACE_HUB_TOKEN";
     if (tok) {
+        if (strlen(tok) >= sizeof o->token) /* never cut: a cut token is a wrong one */
+            return base_err(CEMBED_EINVAL, "%s is %zu bytes; a token is at most %zu", tok_name, strlen(tok),
+                            sizeof o->token - 1);
         snprintf(o->token, sizeof o->token, "%s", tok);
     } else { /* the token `huggingface-cli login` saved */
         char path[1100], *data = NULL;
         size_t len = 0;
         snprintf(path, sizeof path, "%s", env("HF_TOKEN_PATH") ? env("HF_TOKEN_PATH") : "");
         if (!path[0]) snprintf(path, sizeof path, "%s/token", hf_home);
-        if (file_exists(path) && file_read_all(path, sizeof o->token - 1, &data, &len) == 0) {
+        if (file_exists(path)) {
+            if (file_read_all(path, 4096, &data, &len)) return base_err_prefix(CEMBED_EINVAL, "the saved Hub token");
             while (len && isspace((unsigned char)data[len - 1])) len--;
+            if (len >= sizeof o->token) {
+                base_free(data);
+                return base_err(CEMBED_EINVAL, "the Hub token in %s is %zu bytes; a token is at most %zu", path, len,
+                                sizeof o->token - 1);
+            }
             snprintf(o->token, sizeof o->token, "%.*s", (int)len, data);
         }
         base_free(data);
     }
+    long timeout = 10;   /* huggingface_hub's default */
+    const char *ts = env("HF_HUB_DOWNLOAD_TIMEOUT");
+    if (ts) {
+        char *end;
+        timeout = strtol(ts, &end, 10);
+        if (*end || timeout < 1 || timeout > 3600)
+            return base_err(CEMBED_EINVAL, "HF_HUB_DOWNLOAD_TIMEOUT=%s: must be whole seconds from 1 to 3600", ts);
+    }
+    o->timeout_s = (int)timeout;
     for (const char *p = o->token; *p; p++)
         if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
             return base_err(CEMBED_EINVAL, "HF_TOKEN holds a character a token cannot have (a space or a control)");
@@ -73,16 +117,32 @@ int hub_is_repo_id(const char *spec) {
     for (const char *p = spec; p < end; p++)
         if (p != slash && !id_char(*p)) return 0;
     if (end - spec > 96) return 0;
-    if (at) {
-        if (!at[1] || strlen(at + 1) > 255) return 0;
-        for (const char *p = at + 1; *p; p++)
-            if (!id_char(*p) && *p != '/') return 0;
-        if (strstr(at + 1, "..")) return 0;
+    return !at || hub_is_revision(at + 1);
+}
+
+int hub_is_revision(const char *rev) {
+    /* git check-ref-format's rules, within the characters a Hub name uses:
+     * components split by '/', none empty, none starting with '.' or ending
+     * with ".lock", no "..", not ending with '.' */
+    const size_t n = strlen(rev);
+    if (n == 0 || n > 255 || rev[n - 1] == '.') return 0;
+    if (strstr(rev, "..")) return 0;
+    for (const char *c = rev;;) {
+        const char *e = c + strcspn(c, "/");
+        if (e == c || *c == '.') return 0;
+        for (const char *p = c; p < e; p++)
+            if (!id_char(*p)) return 0;
+        if (e - c >= 5 && memcmp(e - 5, ".lock", 5) == 0) return 0;
+        if (!*e) return 1;
+        c = e + 1;
     }
-    return 1;
 }
 
 int hub_split(const char *spec, char *repo, size_t rn, char *rev, size_t vn) {
+    const char *at0 = strchr(spec, '@');
+    if (at0 && !hub_is_revision(at0 + 1))
+        return base_err(CEMBED_EINVAL, "\"%.200s\": the revision \"%.100s\" is not a Git branch, tag or commit id "
+                        "(components of letters, digits, '-', '_' and '.' between single slashes)", spec, at0 + 1);
     if (!hub_is_repo_id(spec))
         return base_err(CEMBED_EINVAL, "\"%.200s\" is not a Hub repo id (ORG/NAME or ORG/NAME@REVISION)", spec);
     const char *at = strchr(spec, '@');
@@ -169,10 +229,10 @@ int hub_info_parse(const char *json, size_t len, hub_info *out) {
             f->lfs = 1;
         } else if (blob && hex_of_len(blob, 40)) {
             snprintf(f->etag, sizeof f->etag, "%s", blob);
-        } else {
-            rc = base_err(CEMBED_EFORMAT, "the Hub's answer gives %s no blob id or sha256", name);
+        } else if (blob || sha256) {
+            rc = base_err(CEMBED_EFORMAT, "the Hub's answer gives %s a malformed blob id or sha256", name);
             goto done;
-        }
+        } /* else none (a mirror that ignores ?blobs=true): hub_resolve asks the file's ETag */
         out->has_safetensors |= strcmp(name, "model.safetensors") == 0;
         out->has_config |= strcmp(name, "config.json") == 0;
         out->has_tokenizer |= strcmp(name, "tokenizer.json") == 0 || strcmp(name, "vocab.txt") == 0;
@@ -236,18 +296,58 @@ static int snapshot_complete(const char *snap) {
 typedef struct transfer {
     FILE *f;                /* a download, or */
     buf *mem;               /* an API answer */
-    size_t mem_max;
+    uint64_t limit, got;    /* the bytes this answer may bring (its declared size); the bytes it brought */
+    int over;               /* it brought more: stopped there */
     const hub_opts *o;
     const char *name;
     uint64_t base, total;   /* bytes already on disk when it began; the file's size */
     double last;
+    /* a HEAD's headers (the blob id fallback) */
+    char etag[72], linked_etag[72];   /* as hub_file's */
+    uint64_t linked_size, length;
 } transfer;
+
+/* The API's answer may be this large (a repo of many files is a few MB). */
+#define HUB_API_MAX (16u << 20)
+/* A small file whose size the Hub did not give may be this large. */
+#define HUB_SMALL_MAX (64u << 20)
+/* A transfer slower than this for the timeout's seconds is stalled. */
+#define HUB_LOW_SPEED 1024L
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ctx) {
     transfer *t = ctx;
     const size_t len = sz * n;
+    if (t->got + len > t->limit) { /* more than it declared: a broken or hostile server */
+        t->over = 1;
+        return 0;
+    }
+    t->got += len;
     if (t->f) return fwrite(p, 1, len, t->f);
-    if (t->mem->len + len > t->mem_max || buf_append(t->mem, p, len)) return 0;
+    if (buf_append(t->mem, p, len)) return 0;
+    return len;
+}
+
+/* Copies a header's value (quotes and a weak W/ taken off) into out. */
+static void header_value(const char *v, size_t len, char *out, size_t n) {
+    while (len && (*v == ' ' || *v == '\t')) v++, len--;
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ')) len--;
+    if (len >= 2 && v[0] == 'W' && v[1] == '/') v += 2, len -= 2;
+    if (len >= 2 && v[0] == '"' && v[len - 1] == '"') v++, len -= 2;
+    snprintf(out, n, "%.*s", (int)CE_MIN(len, n - 1), v);
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ctx) {
+    transfer *t = ctx;
+    const size_t len = sz * n;
+    const char *colon = memchr(p, ':', len);
+    if (!colon) return len;
+    const size_t kl = (size_t)(colon - p), vl = len - kl - 1;
+    char v[72];
+    header_value(colon + 1, vl, v, sizeof v);
+    if (kl == 4 && strncasecmp(p, "etag", 4) == 0) snprintf(t->etag, sizeof t->etag, "%s", v);
+    else if (kl == 13 && strncasecmp(p, "x-linked-etag", 13) == 0) snprintf(t->linked_etag, sizeof t->linked_etag, "%s", v);
+    else if (kl == 13 && strncasecmp(p, "x-linked-size", 13) == 0) t->linked_size = strtoull(v, NULL, 10);
+    else if (kl == 14 && strncasecmp(p, "content-length", 14) == 0) t->length = strtoull(v, NULL, 10);
     return len;
 }
 
@@ -281,9 +381,11 @@ static CURL *easy(const hub_opts *o, const char *url, transfer *t) {
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* a stalled transfer: under 1 byte/s for 60 s */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    /* a server that does not answer, or drips (under 1 KB/s for the
+     * timeout), is an error rather than a wait without end */
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)o->timeout_s);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, HUB_LOW_SPEED);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)o->timeout_s);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "cembed/" CEMBED_VERSION);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -310,10 +412,13 @@ static int http_error(const hub_opts *o, const char *repo, const char *rev, cons
                         what, repo, status);
     }
     if (status == 404)
-        return base_err(CEMBED_EIO, "%s: no model %s at revision %s on %s (HTTP 404)", what, repo, rev, o->endpoint);
-    if (status >= 400) return base_err(CEMBED_EIO, "%s: HTTP %ld from %s", what, status, o->endpoint);
+        return base_err(CEMBED_EIO, "%s: no model %s at revision %s on %s (HTTP 404)", what, repo, rev, o->shown);
+    if (status >= 400) return base_err(CEMBED_EIO, "%s: HTTP %ld from %s", what, status, o->shown);
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        return base_err(CEMBED_EIO, "%s: %s did not answer, or sent under %ld bytes/s, for %d s (HF_HUB_DOWNLOAD_TIMEOUT; "
+                        "HF_HUB_OFFLINE=1 uses the cache only)", what, o->shown, HUB_LOW_SPEED, o->timeout_s);
     return base_err(CEMBED_EIO, "%s: %s (%s; HF_HUB_OFFLINE=1 uses the cache only)", what, curl_easy_strerror(cc),
-                    o->endpoint);
+                    o->shown);
 }
 
 /* GET the API's answer about repo@rev. */
@@ -324,14 +429,17 @@ static int api_info(const hub_opts *o, const char *repo, const char *rev, hub_in
     snprintf(url, sizeof url, "%s/api/models/%s/revision/%s?blobs=true", o->endpoint, repo, erev);
     curl_free(erev);
     buf b = {0};
-    transfer t = {.mem = &b, .mem_max = 64u << 20, .o = o};
+    transfer t = {.mem = &b, .limit = HUB_API_MAX, .o = o};
     CURL *c = easy(o, url, &t);
     if (!c) return base_err(CEMBED_ENOMEM, "out of memory");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L * o->timeout_s);   /* the whole answer, however it trickles */
     const CURLcode cc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
-    int rc = cc != CURLE_OK ? http_error(o, repo, rev, "asking the Hub about the model", cc, status)
+    int rc = t.over ? base_err(CEMBED_EIO, "asking the Hub about the model: %s sent more than %u MB for %s@%s; "
+                               "refused", o->shown, HUB_API_MAX >> 20, repo, rev)
+           : cc != CURLE_OK ? http_error(o, repo, rev, "asking the Hub about the model", cc, status)
                             : hub_info_parse(b.ptr ? b.ptr : "", b.len, info);
     buf_free(&b);
     return rc;
@@ -339,8 +447,13 @@ static int api_info(const hub_opts *o, const char *repo, const char *rev, hub_in
 
 /* sha256 (LFS) or git's blob sha1 of a file, as lowercase hex into out. */
 static int file_digest(const char *path, int lfs, uint64_t size, char *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
+    int fd;
+    if (file_open_regular(path, O_RDONLY, &fd, NULL)) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return -1;
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int ok = ctx && EVP_DigestInit_ex(ctx, lfs ? EVP_sha256() : EVP_sha1(), NULL) == 1;
     if (ok && !lfs) { /* git hashes "blob SIZE\0" and then the bytes */
@@ -367,6 +480,40 @@ static uint64_t size_of(const char *path) {
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/* The blob id of a file the API's answer gave none (a mirror that ignores
+ * ?blobs=true), as huggingface_hub finds it: a HEAD of its resolve URL, not
+ * followed, whose X-Linked-Etag (LFS: the sha256) or ETag (git's blob id)
+ * names it, and X-Linked-Size or Content-Length its size. */
+static int head_etag(const hub_opts *o, const char *repo, const char *rev, const char *commit, hub_file *f) {
+    char url[2048];
+    snprintf(url, sizeof url, "%s/%s/resolve/%s/%s", o->endpoint, repo, commit, f->name);
+    transfer t = {.o = o, .limit = 0};
+    CURL *c = easy(o, url, &t);
+    if (!c) return base_err(CEMBED_ENOMEM, "out of memory");
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);   /* the redirect's own headers name an LFS file */
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    const CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (cc != CURLE_OK) return http_error(o, repo, rev, f->name, cc, status);
+    if (hex_of_len(t.linked_etag, 64)) {
+        snprintf(f->etag, sizeof f->etag, "%s", t.linked_etag);
+        f->lfs = 1;
+        if (!f->size) f->size = t.linked_size;
+    } else if (hex_of_len(t.etag, 40) && status < 300) {
+        snprintf(f->etag, sizeof f->etag, "%s", t.etag);
+        if (!f->size) f->size = t.length;
+    } else {
+        return base_err(CEMBED_EIO, "%s of %s: %s gave neither a blob id in the API's answer nor a checkable ETag "
+                        "(a git blob id or sha256) for it", f->name, repo, o->shown);
+    }
+    for (char *p = f->etag; *p; p++) *p = (char)tolower((unsigned char)*p);
+    return 0;
+}
+
 /* Downloads one file into blobs/ETAG: to ETAG.incomplete first (kept across
  * runs, so an interrupted download resumes with Range), checked, renamed. */
 static int download(const hub_opts *o, const char *repo, const char *rev, const char *rdir, const char *commit,
@@ -383,9 +530,15 @@ static int download(const hub_opts *o, const char *repo, const char *rev, const 
             have = 0;
         }
         if (f->size && have == f->size) break;
-        FILE *out = fopen(part, "ab");
-        if (!out) return base_err(CEMBED_EIO, "%s: %s", part, strerror(errno));
-        transfer t = {.f = out, .o = o, .name = f->name, .base = have, .total = f->size};
+        int fd;
+        if (file_open_regular(part, O_WRONLY | O_CREAT | O_APPEND, &fd, NULL)) return CEMBED_EIO;
+        FILE *out = fdopen(fd, "ab");
+        if (!out) {
+            close(fd);
+            return base_err(CEMBED_EIO, "%s: %s", part, strerror(errno));
+        }
+        transfer t = {.f = out, .o = o, .name = f->name, .base = have, .total = f->size,
+                      .limit = f->size ? f->size - have : HUB_SMALL_MAX};
         CURL *c = easy(o, url, &t);
         if (!c) {
             fclose(out);
@@ -400,10 +553,18 @@ static int download(const hub_opts *o, const char *repo, const char *rev, const 
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(c);
         const int wrote = fclose(out) == 0;
+        if (t.over) { /* never kept, never retried: the server does not send the file it described */
+            unlink(part);
+            return base_err(CEMBED_EIO, "%s of %s: %s sent more than its %s%llu bytes; stopped there, nothing kept",
+                            f->name, repo, o->shown, f->size ? "declared " : "limit of ",
+                            (unsigned long long)(f->size ? f->size : HUB_SMALL_MAX));
+        }
         if (cc == CURLE_OK && wrote && (!f->size || size_of(part) == f->size)) break;
         if (cc == CURLE_RANGE_ERROR) { /* the server does not resume: from the start */
             unlink(part);
         } else if (cc == CURLE_HTTP_RETURNED_ERROR && status != 429 && status < 500) {
+            return http_error(o, repo, rev, f->name, cc, status);
+        } else if (cc == CURLE_OPERATION_TIMEDOUT && attempt >= 1) { /* stalled twice: the server, not a blip */
             return http_error(o, repo, rev, f->name, cc, status);
         }
         if (attempt == 5) {
@@ -450,11 +611,11 @@ static int check_config(const char *snap, const char *repo) {
     char path[4500], *data = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s/config.json", snap);
-    if (file_read_all(path, 1 << 20, &data, &len)) return base_err(CEMBED_EIO, "%s: %s", path, cembed_last_error());
+    if (file_read_all(path, 1 << 20, &data, &len)) return base_err_prefix(CEMBED_EIO, "%s", path);
     model_config cfg;
     const int rc = model_config_parse(data, len, &cfg);
     base_free(data);
-    if (rc) return base_err(CEMBED_EMODEL, "%s cannot run here: %s", repo, cembed_last_error());
+    if (rc) return base_err_prefix(CEMBED_EMODEL, "%s cannot run here", repo);
     return 0;
 }
 
@@ -509,6 +670,9 @@ int hub_resolve(const hub_opts *o, const char *repo, const char *rev, int do_dow
                       "downloaded", repo, rev, info.model_type, MODEL_TYPES);
         goto done;
     }
+    for (size_t k = 0; k < info.n_files && !rc; k++)
+        if (!info.files[k].etag[0]) rc = head_etag(o, repo, rev, info.sha, &info.files[k]);
+    if (rc) goto done;
     snprintf(snap, sizeof snap, "%s/snapshots/%s", rdir, info.sha);
     char blobs[2300];
     snprintf(blobs, sizeof blobs, "%s/blobs", rdir);
@@ -540,7 +704,7 @@ int hub_resolve(const hub_opts *o, const char *repo, const char *rev, int do_dow
         if (mkdirs(ref) != 0) rc = base_err(CEMBED_EIO, "%s: %s", ref, strerror(errno));
         *slash = '/';
         if (!rc && file_write_all(ref, info.sha, strlen(info.sha)))
-            rc = base_err(CEMBED_EIO, "%s: %s", ref, cembed_last_error());
+            rc = base_err_prefix(CEMBED_EIO, "%s", ref);
     }
     if (!rc) snprintf(dir, n, "%s", snap);
 done:

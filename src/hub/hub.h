@@ -24,6 +24,8 @@
 
 typedef struct hub_opts {
     char endpoint[512];     /* HF_ENDPOINT, else https://huggingface.co */
+    char shown[512];        /* the endpoint as messages show it: a password in it is "***" */
+    int timeout_s;          /* HF_HUB_DOWNLOAD_TIMEOUT (10): connecting, and a transfer under 1 KB/s for this long */
     char token[512];        /* HF_TOKEN (else HUGGING_FACE_HUB_TOKEN); "" = none */
     char cache[2048];       /* the hub cache folder */
     int offline;            /* HF_HUB_OFFLINE */
@@ -36,6 +38,10 @@ int hub_opts_from_env(hub_opts *o);
 /* "ORG/NAME" or "ORG/NAME@REVISION" (NAME alone is not a repo id here: it
  * could be a folder). Returns 1 when spec has that shape. */
 int hub_is_repo_id(const char *spec);
+/* A revision: a commit id, or a branch or tag name as Git allows it
+ * (components between single slashes, none starting with '.' or ending
+ * with ".lock", no "..", no trailing '.' or '/'). Returns 1 or 0. */
+int hub_is_revision(const char *rev);
 /* Splits spec into repo and revision ("main" when absent). Returns 0 or EINVAL. */
 int hub_split(const char *spec, char *repo, size_t rn, char *rev, size_t vn);
 

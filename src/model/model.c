@@ -433,6 +433,13 @@ static int load_st_settings(const char *dir, model *m) {
         base_free(data);
         if (rc) return rc;
     }
+    /* the pooling folder must lie inside the model's: no absolute path, no ".." */
+    if (pool_path && (pool_path[0] == '/' || !strcmp(pool_path, "..") || !strncmp(pool_path, "../", 3) ||
+                      strstr(pool_path, "/../") || (strlen(pool_path) >= 3 && !strcmp(pool_path + strlen(pool_path) - 3, "/..")))) {
+        rc = base_err(CEMBED_EFORMAT, "modules.json: the Pooling module's path \"%.200s\" leaves the model folder", pool_path);
+        base_free(pool_path);
+        return rc;
+    }
     char pool_cfg[512];
     snprintf(pool_cfg, sizeof pool_cfg, "%s/config.json", pool_path ? pool_path : "1_Pooling");
     base_free(pool_path);

@@ -431,7 +431,10 @@ static void on_vector(void *ctx, size_t k, const float *vec) {
 }
 
 static void check_failed(pipe_job *j) {
-    if (j->sj.failed)
+    if (j->sj.cancelled)
+        refuse(j, 503, "cancelled before %zu of its %zu vectors were computed (its client left, or the server's "
+               "drain time ran out); retry", j->sj.failed, j->req.n_items);
+    else if (j->sj.failed)
         refuse(j, 503, "out of memory while computing %zu of its %zu vectors; retry later", j->sj.failed,
                j->req.n_items);
 }
@@ -453,6 +456,10 @@ int pipe_submit(pipe_job *j) {
     }
     if (rc) return refuse(j, 503, "%s", cembed_last_error());
     return 0;
+}
+
+size_t pipe_cancel(pipe_job *j) {
+    return j->e && j->e->s && j->sj.n ? sched_cancel(j->e->s, &j->sj) : 0;
 }
 
 void pipe_wait(pipe_job *j) {

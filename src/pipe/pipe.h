@@ -112,6 +112,10 @@ int pipe_prepare(pipe_job *j, pipe_form form);
 /* 0 once submitted (on_done follows, also at once when every vector was cached). */
 int pipe_submit(pipe_job *j);
 void pipe_wait(pipe_job *j);
+/* Drops the submitted job's sequences no batch has taken (its client left):
+ * on_done follows, and the job is refused (503, "cancelled"). Safe on a job
+ * that is done or was never submitted. Returns the sequences dropped. */
+size_t pipe_cancel(pipe_job *j);
 /* Normalizes vector k as asked (and cuts it to "dimensions"), once, before it is written. */
 void pipe_finish_vector(pipe_job *j, size_t k);
 /* Sizes b so that writing the answer in pieces (up to PIPE_OUT_FLUSH, then

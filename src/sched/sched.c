@@ -49,6 +49,31 @@ static int under_pressure(sched *s, int tokens, int k) {
     return k > 1;
 }
 
+/* Unlinks the jobs with nothing left to start (mutex held). */
+static void unlink_started(sched *s) {
+    sched_job **pp = &s->head, *last = NULL;
+    while (*pp) {
+        if ((*pp)->next >= (*pp)->n) {
+            *pp = (*pp)->link;
+        } else {
+            last = *pp;
+            pp = &(*pp)->link;
+        }
+    }
+    s->tail = last;
+}
+
+/* Links job again if sched_cancel unlinked it while its picks were in a
+ * batch that is now retried (mutex held). */
+static void relink(sched *s, sched_job *job) {
+    for (sched_job *j = s->head; j; j = j->link)
+        if (j == job) return;
+    job->link = NULL;
+    if (s->tail) s->tail->link = job;
+    else s->head = job;
+    s->tail = job;
+}
+
 static void *run(void *arg) {
     sched *s = arg;
     pthread_mutex_lock(&s->mu);
@@ -120,6 +145,7 @@ static void *run(void *arg) {
         if (rc && k > 1) {
             pthread_mutex_lock(&s->mu);
             for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
+            for (int i = 0; i < k; i++) relink(s, s->b_job[i]);   /* one cancelled meanwhile was unlinked */
             s->queued += (size_t)k;
             s->queued_tokens += (size_t)tokens;
             s->fail_cap = k / 2;
@@ -157,17 +183,7 @@ static void *run(void *arg) {
                 s->b_done_ctx[n_done++] = j->ctx;
             }
         }
-        /* unlink jobs with nothing left to start */
-        sched_job **pp = &s->head, *last = NULL;
-        while (*pp) {
-            if ((*pp)->next >= (*pp)->n) {
-                *pp = (*pp)->link;
-            } else {
-                last = *pp;
-                pp = &(*pp)->link;
-            }
-        }
-        s->tail = last;
+        unlink_started(s);
         pthread_cond_broadcast(&s->done);
         if (n_done) {
             pthread_mutex_unlock(&s->mu);
@@ -241,6 +257,7 @@ void sched_free(sched *s) {
 
 int sched_submit(sched *s, sched_job *job) {
     job->next = job->done = job->failed = 0;
+    job->cancelled = 0;
     job->batches = 0;
     job->last_batch = 0;
     job->queue_ms = job->compute_ms = 0;
@@ -287,6 +304,66 @@ int sched_submit(sched *s, sched_job *job) {
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+size_t sched_cancel(sched *s, sched_job *job) {
+    size_t rest = 0;
+    void (*done)(void *) = NULL;
+    void *ctx = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (sched_job *j = s->head; j; j = j->link)
+        if (j == job) {
+            rest = job->n - job->next;   /* a linked job has some left */
+            if (rest) {
+                for (size_t i = job->next; i < job->n; i++) s->queued_tokens -= job->n_ids[i];
+                s->queued -= rest;
+                job->failed += rest;
+                job->cancelled = 1;
+                job->done += rest;
+                job->next = job->n;
+                if (job->done == job->n) done = job->on_done, ctx = job->ctx;
+            }
+            break;
+        }
+    if (rest) {
+        unlink_started(s);
+        pthread_cond_broadcast(&s->done);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (done) done(ctx);
+    return rest;
+}
+
+size_t sched_cancel_all(sched *s) {
+    size_t rest = 0;
+    pthread_mutex_lock(&s->mu);
+    s->accepting = 0;
+    /* the on_done calls are made without the mutex, in rounds of at most 64 */
+    for (;;) {
+        void (*calls[64])(void *);
+        void *ctxs[64];
+        int n_done = 0;
+        for (sched_job *j = s->head; j && n_done < 64; j = j->link) {
+            const size_t r = j->next < j->n ? j->n - j->next : 0;
+            if (!r) continue;
+            for (size_t i = j->next; i < j->n; i++) s->queued_tokens -= j->n_ids[i];
+            s->queued -= r;
+            j->failed += r;
+            j->cancelled = 1;
+            j->done += r;
+            j->next = j->n;
+            rest += r;
+            if (j->done == j->n && j->on_done) calls[n_done] = j->on_done, ctxs[n_done++] = j->ctx;
+        }
+        unlink_started(s);
+        pthread_cond_broadcast(&s->done);
+        if (!n_done) break;
+        pthread_mutex_unlock(&s->mu);
+        for (int i = 0; i < n_done; i++) calls[i](ctxs[i]);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rest;
 }
 
 void sched_wait(sched *s, sched_job *job) {

@@ -47,6 +47,7 @@ struct sched_job {
     /* owned by the scheduler */
     size_t next, done;
     size_t failed;          /* sequences whose forward pass failed (out of memory): their rows are not set */
+    int cancelled;          /* sched_cancel or sched_cancel_all dropped some of them (counted in failed) */
     int batches;            /* batches that held at least one of its sequences */
     uint64_t last_batch;    /* the number of the last of them */
     double queued_at, queue_ms;
@@ -68,6 +69,16 @@ void sched_free(sched *s);
  * answers 429), EINVAL for a sequence the model cannot run (empty, over
  * its limit, an id outside its vocabulary) or once sched_free has begun. */
 int sched_submit(sched *s, sched_job *job);
+/* Drops the sequences of a submitted job that no batch has taken yet (its
+ * client left): they count as failed, their rows are not set, and on_done
+ * follows once the batch in hand (if it holds some of them) is done; at
+ * once from this call when none is. A job that is done, or was never
+ * queued, is left alone. Returns the sequences dropped. Cannot fail. */
+size_t sched_cancel(sched *s, sched_job *job);
+/* Stops accepting jobs (sched_submit refuses them) and cancels every queued
+ * one as sched_cancel does: the end of a drain's time. Returns the
+ * sequences dropped. */
+size_t sched_cancel_all(sched *s);
 /* Blocks until every sequence of job has its vector. */
 void sched_wait(sched *s, sched_job *job);
 

@@ -93,10 +93,13 @@ static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
             redisSetTimeout(w->c, ctv);
             redisReply *r = NULL;
             int ok = 1;
-            if (w->o->addr.password[0]) {
+            if (w->o->addr.password[0]) { /* a refusal (WRONGPASS) is logged: it is the URL's to fix */
                 const char *a[] = {"AUTH", w->o->addr.password};
                 r = cmd0(w, 2, a);
                 ok = r && r->type != REDIS_REPLY_ERROR;
+                if (r && !ok)
+                    log_error("redis %s:%d: AUTH: %s (the password of --redis / EMBEDDING_REDIS_URL); retrying in %.1f s",
+                              w->o->addr.host, w->o->addr.port, r->str, backoff);
                 if (r) freeReplyObject(r);
             }
             if (ok && w->o->addr.db) {
@@ -105,6 +108,8 @@ static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
                 const char *a[] = {"SELECT", db};
                 r = cmd0(w, 2, a);
                 ok = r && r->type != REDIS_REPLY_ERROR;
+                if (r && !ok) log_error("redis %s:%d: SELECT %s: %s; retrying in %.1f s", w->o->addr.host,
+                                        w->o->addr.port, db, r->str, backoff);
                 if (r) freeReplyObject(r);
             }
             if (ok) { /* the group reads the stream from its start; it may exist already */
@@ -240,9 +245,20 @@ static int recorded_failure(worker *w, const char *id, char *reason, size_t rn) 
     return rc;
 }
 
+/* Acks entry id and forgets its recorded failure, once what it produced
+ * (its answer or its dead letter) is stored: never in the same MULTI as
+ * those writes, since a command that fails inside EXEC (WRONGTYPE) does not
+ * stop the others, and the job would be acked and lost. A crash between
+ * the two leaves it pending: it is done again (at-least-once). */
+static int ack(worker *w, const char *id, char *why, size_t wn) {
+    const char *xack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
+    const rcmd cmds[] = {{4, xack, NULL}, {3, hdel, NULL}};
+    return transact(w, cmds, 2, why, wn);
+}
+
 /* Moves a job that failed more than max_deliveries times to the dead
- * letters and acks it, in one transaction; a refused transaction leaves it
- * pending (logged) for a later claim. */
+ * letters, then acks it; a refused write leaves it pending (logged) for a
+ * later claim. */
 static void dead_letter(worker *w, const char *id, const char *body, size_t len, long long deliveries,
                         const char *reason) {
     char dv[24], why[512];
@@ -252,15 +268,16 @@ static void dead_letter(worker *w, const char *id, const char *body, size_t len,
     size_t add_l[11];
     for (int k = 0; k < 11; k++) add_l[k] = strlen(add[k]);
     add_l[6] = body ? len : 0;
-    const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
-    const rcmd cmds[] = {{11, add, add_l}, {4, ack, NULL}, {3, hdel, NULL}};
-    if (transact(w, cmds, 3, why, sizeof why))
-        log_warn("job %s moved to %s after %lld deliveries: %s", id, w->o->dead_stream, deliveries, reason);
-    else
+    const rcmd cmds[] = {{11, add, add_l}};
+    if (!transact(w, cmds, 1, why, sizeof why))
         log_warn("job %s: could not move it to %s (%s); it stays pending", id, w->o->dead_stream, why);
+    else if (!ack(w, id, why, sizeof why))
+        log_warn("job %s: moved to %s but not acked (%s); it stays pending", id, w->o->dead_stream, why);
+    else
+        log_warn("job %s moved to %s after %lld deliveries: %s", id, w->o->dead_stream, deliveries, reason);
 }
 
-/* Stores a job's answer, announces it and acks the job, all or nothing.
+/* Stores a job's answer and announces it (one MULTI), then acks the job.
  * A Redis that refuses the writes (out of memory, read-only replica) is
  * logged and tried again with backoff, the answer kept, until it takes them
  * or the worker stops; a lost connection is reconnected first. Returns 1
@@ -275,14 +292,14 @@ static int store(worker *w, const char *id, const buf *key, const buf *bid, cons
                          "job", id, "key", key->ptr};
     size_t add_l[12];
     for (int k = 0; k < 12; k++) add_l[k] = k == 7 ? bid->len : k == 11 ? key->len : strlen(add[k]);
-    const char *ack[] = {"XACK", w->o->stream, w->o->group, id}, *hdel[] = {"HDEL", w->o->errors_hash, id};
-    const rcmd cmds[] = {{5, set, set_l}, {12, add, add_l}, {4, ack, NULL}, {3, hdel, NULL}};
+    const rcmd cmds[] = {{5, set, set_l}, {12, add, add_l}};
     double backoff = 0.1;
-    for (;;) {
+    for (int stored = 0;;) {
         if (!w->c && connect_redis(w, stop)) return 0;
-        if (transact(w, cmds, 4, why, sizeof why)) return 1;
-        log_warn("job %s: Redis did not store the answer (%s); retrying in %.1f s, the job stays pending", id, why,
-                 backoff);
+        if (!stored) stored = transact(w, cmds, 2, why, sizeof why);
+        if (stored && ack(w, id, why, sizeof why)) return 1;
+        log_warn("job %s: Redis did not %s (%s); retrying in %.1f s, the job stays pending (not acked)", id,
+                 stored ? "ack it (the answer is stored)" : "store the answer", why, backoff);
         if (backoff_wait(&backoff, stop)) return 0;
     }
 }

@@ -295,5 +295,6 @@ check("\"model\" picks the model (concurrent requests to both are right); an unk
       f"{sa} {sb} {sc} {st_u}")
 srv2.send_signal(signal.SIGTERM)
 srv2.wait(timeout=60)
+shutil.rmtree(work, ignore_errors=True)   # a copy of the model: make test leaves no large files behind
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

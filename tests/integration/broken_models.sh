@@ -7,9 +7,10 @@ cembed=$1 good=$2 tmp=$3/broken
 rm -rf "$tmp"; mkdir -p "$tmp"
 fails=0
 
-expect_error() { # name dir pattern
+expect_error() { # name dir pattern (a copy under $tmp is removed after: each holds the model's weights)
   local name=$1 dir=$2 pattern=$3 out rc
-  out=$("$cembed" info --model "$dir" 2>&1); rc=$?
+  out=$(timeout 30 "$cembed" info --model "$dir" 2>&1); rc=$?
+  case $dir in "$tmp"/?*) rm -rf "$dir" ;; esac
   if [ $rc -ne 1 ] || ! grep -q -- "$pattern" <<<"$out" || grep -q "Sanitizer\|runtime error" <<<"$out"; then
     echo "FAIL $name: exit $rc, output: $out"; fails=$((fails + 1))
   else
@@ -83,5 +84,24 @@ expect_error no-dir "$tmp/does-not-exist" "no such folder"
 mkdir -p "$tmp/empty-dir"
 expect_error empty-dir "$tmp/empty-dir" "no config.json"
 
+# a FIFO in place of a model file is refused at once, naming the file (it hung, waiting for a writer)
+for f in model.safetensors config.json tokenizer.json modules.json 1_Pooling/config.json; do
+  n=fifo-${f//\//-}; copy "$n"; rm -f "$tmp/$n/$f"; mkfifo "$tmp/$n/$f"
+  expect_error "$n" "$tmp/$n" "$f: a FIFO, not a regular file"
+done
+# modules.json may not send the loader outside the model folder
+for p in ../../outside /etc 1_Pooling/../../x; do
+  copy modules-escape; python3 - "$tmp/modules-escape/modules.json" "$p" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+for x in m:
+    if x["type"].endswith("Pooling"):
+        x["path"] = sys.argv[2]
+json.dump(m, open(sys.argv[1], "w"))
+PY
+  expect_error "modules.json path $p" "$tmp/modules-escape" "leaves the model folder"
+done
+
+rm -rf "$tmp"
 echo "$fails broken-model checks failed"
 [ $fails -eq 0 ]

@@ -18,6 +18,7 @@ expect() { # name want_rc pattern cmd...
 printf '{"id": 1, "text": "fine"}\n{"id": 2, "text": "broken\n' > "$tmp/trunc.jsonl"
 expect truncated-json 1 "trunc.jsonl:2: not valid JSON" "$cembed" embed --model "$model" "$tmp/trunc.jsonl"
 printf '{"id": 1, "text": 42}\n' > "$tmp/type.jsonl"
+printf '{"id": 1, "text": "fine"}\n' > "$tmp/ok.jsonl"
 expect wrong-type 1 "type.jsonl:1: \"text\" must be a string" "$cembed" embed --model "$model" "$tmp/type.jsonl"
 printf '\n\n{"id": 1}\n' > "$tmp/missing.jsonl"
 expect missing-text 1 "missing.jsonl:3: missing \"text\"" "$cembed" tokenize --model "$model" "$tmp/missing.jsonl"
@@ -53,5 +54,77 @@ fi
 # stdin works and order is kept
 out=$(printf '"a"\n"b b b b b b b b"\n"c"\n' | "$cembed" embed --model "$model" - 2>/dev/null | cut -c1-8 | tr '\n' ' ')
 if [ "$out" = '{"id":0, {"id":1, {"id":2, ' ]; then echo "ok   stdin, input order kept"; else echo "FAIL stdin order: $out"; fails=$((fails + 1)); fi
+# output that cannot be written (a full disk) is an error with its cause, exit 1 (it was exit 0, or 1 silently)
+full() { # name cmd...: stdout to /dev/full
+  local name=$1 out rc; shift
+  out=$("$@" 2>&1 >/dev/full); rc=$?
+  if [ $rc -eq 1 ] && grep -q "No space left on device" <<<"$out" && [ "$(grep -c "No space left" <<<"$out")" = 1 ]; then
+    echo "ok   $name > /dev/full: exit 1, $(tail -1 <<<"$out" | cut -c1-80)"
+  else
+    echo "FAIL $name > /dev/full: exit $rc: $out" | cut -c1-300; fails=$((fails + 1))
+  fi
+}
+full --version "$cembed" --version
+full info "$cembed" info --model "$model"
+full "cache stats" "$cembed" cache stats --cache "$tmp/stats.sqlite"
+mkdir -p "$tmp/tree"; echo "x = 1" > "$tmp/tree/a.py"
+full "embed --list-files" "$cembed" embed --list-files "$tmp/tree"
+full "embed (JSON lines)" env EMBEDDING_CACHE=off "$cembed" embed --model "$model" "$tmp/ok.jsonl"
+# a corrupt cache that cannot be set aside: the message is built once (it was formatted into itself)
+long="$tmp/$(printf 'c%.0s' $(seq 245))"
+echo "not a database, not at all, garbage garbage garbage garbage garbage" > "$long"
+out=$("$cembed" cache stats --cache "$long" 2>&1 >/dev/null); rc=$?
+if [ $rc -eq 1 ] && grep -q "file is not a database (corrupt); it cannot be set aside as .*: File name too long" <<<"$out" &&
+   [ "$(grep -o "is not a database" <<<"$out" | wc -l)" = 1 ]; then
+  echo "ok   corrupt cache that cannot be renamed: one message, read once"
+else
+  echo "FAIL corrupt cache message: exit $rc: $out" | cut -c1-400; fails=$((fails + 1))
+fi
+# embed DIR: a file that cannot be read is counted as unreadable, not as embedded (it was both)
+mkdir -p "$tmp/unread"; echo "def f(): pass" > "$tmp/unread/a.py"; echo "x = 2" > "$tmp/unread/b.py"
+chmod 000 "$tmp/unread/b.py"; chmod -R a+rX "$tmp/unread"; chmod 000 "$tmp/unread/b.py"
+as_user=()   # root reads any file: the check runs as nobody then
+if [ "$(id -u)" = 0 ]; then as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups); fi
+abs_cembed="$(cd "$(dirname "$cembed")" && pwd)/$(basename "$cembed")" abs_model=$(cd "$model" && pwd)
+abs_tree=$(cd "$tmp/unread" && pwd)
+out=$(cd / && "${as_user[@]}" env EMBEDDING_CACHE=off HOME=/tmp "$abs_cembed" embed --model "$abs_model" "$abs_tree" \
+      2>&1 >/dev/null)
+if grep -q "skipping .*b.py: cannot read it" <<<"$out" && grep -q "files: 1 embedded, 1 skipped (.* 1 unreadable" <<<"$out"; then
+  echo "ok   embed DIR: an unreadable file is named and counted as unreadable, not embedded"
+else
+  echo "FAIL embed DIR with an unreadable file: $out" | cut -c1-400; fails=$((fails + 1))
+fi
+# every command has --help (and cembed help CMD) listing every flag its parser takes and the variables
+# that set them; the top-level help names the flags it missed (run from the repository root)
+helps_have() { # source-file pattern command...: every match of pattern in the source is in one of the helps
+  local src=$1 pat=$2 text="" missing=""; shift 2
+  for c in "$@"; do text+=$("$cembed" "$c" --help 2>&1); text+=$("$cembed" help "$c" 2>&1); done
+  for f in $(grep -o "$pat" "$src" | tr -d '"(' | sed 's/^getenv//; s/^cli_env_long//' | sort -u); do
+    [ "$f" = "--" ] || [ "$f" = "EMBEDDING_ONNX_THREADS" ] || grep -q -- "$f" <<<"$text" || missing+=" $f"
+  done
+  if [ -z "$missing" ]; then echo "ok   help of $*: every flag and variable of $(basename "$src")"
+  else echo "FAIL help of $*: missing$missing"; fails=$((fails + 1)); fi
+}
+if [ -f app/cmd_embed.c ]; then
+  helps_have app/cmd_embed.c '"-[-a-z]*"' embed tokenize
+  helps_have app/cmd_embed.c 'EMBEDDING_[A-Z_]*' embed
+  helps_have app/cmd_serve.c '"--[a-z-]*"' serve
+  helps_have app/cmd_serve.c 'EMBEDDING_[A-Z_]*' serve
+  helps_have app/runtime.c 'EMBEDDING_[A-Z_]*' serve worker
+  helps_have app/cmd_worker.c '"--[a-z-]*"' worker enqueue result
+  helps_have app/cmd_worker.c 'EMBEDDING_[A-Z_]*' worker enqueue result
+  helps_have app/cli.c '"--[a-z-]*"' info tokenize embed serve worker
+  helps_have app/cli.c 'EMBEDDING_[A-Z_]*' info tokenize embed serve worker
+  helps_have app/cmd_cache.c '"--[a-z-]*"' cache
+  helps_have app/cmd_convert.c '"--[a-z-]*"' convert
+fi
+top=$("$cembed" --help)
+miss=""; for f in --list-files --jsonl --max-seq-len --precision --gemm; do grep -q -- "$f" <<<"$top" || miss+=" $f"; done
+if [ -z "$miss" ] && "$cembed" embed --help >/dev/null && "$cembed" serve --help >/dev/null && "$cembed" pull --help >/dev/null; then
+  echo "ok   cembed --help names --list-files, --jsonl, --max-seq-len, --precision, --gemm; embed/serve/pull --help exit 0"
+else
+  echo "FAIL top-level help: missing$miss"; fails=$((fails + 1))
+fi
+expect help-unknown 2 'no command "nope"' "$cembed" help nope
 echo "$fails CLI checks failed"
 [ $fails -eq 0 ]

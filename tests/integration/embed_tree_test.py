@@ -348,5 +348,6 @@ bad3 = embed([tree, "--cache", "/proc/nope/c.sqlite"])
 check("bad flags are refused with a message", bad.returncode == 2 and "--overlap" in bad.stderr
       and bad2.returncode == 2 and "-o DIR" in bad2.stderr and bad3.returncode == 1 and "/proc/nope" in bad3.stderr, "")
 
+shutil.rmtree(work, ignore_errors=True)   # make test leaves no large files behind
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -11,6 +11,11 @@ endpoints cembed uses, as the Hub answers them.
   CDN GET /blob/SHA256: Range (bytes=N-) answered 206; test switches make the
       next answer stop after some bytes or carry a flipped byte.
 
+Misbehaviours for the tests (set on the FakeHub): flood = a file name whose
+resolve answer sends far more bytes than the file has (no Content-Length);
+drip = "api" or a file name whose answer comes at 2 bytes/s; no_blob_ids:
+the API answer lists names only (a mirror that ignores ?blobs=true).
+
 Private repos answer 401 without "Authorization: Bearer <token>"; an unknown
 repo or revision 404. Every request is recorded (path, Range,
 Authorization) for the tests to look at."""
@@ -55,6 +60,8 @@ class FakeHub:
         self.blobs = {}
         self.cut_next_after = None   # bytes: the next CDN answer stops there (connection closed)
         self.corrupt_next = False
+        self.flood = self.drip = None
+        self.no_blob_ids = False
         self.lock = threading.Lock()
         self.hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._hub_handler())
         self.cdn = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._cdn_handler())
@@ -87,14 +94,39 @@ class FakeHub:
             def log_message(self, *a):
                 pass
 
-            def send(self, status, body=b"", headers=None):
+            def send(self, status, body=b"", headers=None, drip=False):
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if not drip:
                     self.wfile.write(body)
+                    return
+                import time
+                try:   # 2 bytes a second, until the client gives up
+                    for i in range(0, len(body), 2):
+                        self.wfile.write(body[i:i + 2])
+                        self.wfile.flush()
+                        time.sleep(1)
+                except OSError:
+                    pass
+                self.close_connection = True
+
+            def flood(self, data):
+                self.send_response(200)
+                self.send_header("ETag", f'"{git_blob_id(data)}"')
+                self.send_header("Connection", "close")
+                self.end_headers()
+                junk = b"x" * (1 << 20)
+                try:   # 300 MB where the file has a few hundred bytes
+                    for _ in range(300):
+                        self.wfile.write(junk)
+                except OSError:
+                    pass
+                self.close_connection = True
 
             def do_HEAD(self):
                 self.do_GET()
@@ -127,10 +159,12 @@ class FakeHub:
                     s = {"rfilename": name, "blobId": git_blob_id(data), "size": len(data)}
                     if is_lfs(name):
                         s["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+                    if hub.no_blob_ids:
+                        s = {"rfilename": name}
                     sib.append(s)
                 body = json.dumps({"id": repo_id, "sha": sha, "private": repo.private, "gated": False,
                                    "config": {"model_type": repo.model_type}, "siblings": sib}).encode()
-                self.send(200, body, {"Content-Type": "application/json"})
+                self.send(200, body, {"Content-Type": "application/json"}, drip=hub.drip == "api")
 
             def resolve(self, repo_id, rev, name):
                 repo = hub.repos.get(repo_id)
@@ -145,7 +179,10 @@ class FakeHub:
                     return self.send(302, b"", {"Location": f"{hub.cdn_base}/blob/{h}", "X-Linked-Etag": f'"{h}"',
                                                 "X-Linked-Size": str(len(data)), "ETag": f'"{git_blob_id(data)}"',
                                                 "X-Repo-Commit": sha})
-                self.send(200, data, {"ETag": f'"{git_blob_id(data)}"', "X-Repo-Commit": sha})
+                if hub.flood == name and self.command == "GET":
+                    return self.flood(data)
+                self.send(200, data, {"ETag": f'"{git_blob_id(data)}"', "X-Repo-Commit": sha},
+                          drip=hub.drip == name)
         return H
 
     def _cdn_handler(hub):

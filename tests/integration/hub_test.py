@@ -189,6 +189,75 @@ ok = (rc == 0 and snap in out and rc2 == 0 and os.path.join(data, "cembed", "mod
 check("the default model resolves from any folder (Hub cache, then the data folder)", ok,
       f"rc {rc}/{rc2}/{rc3}: {err.strip()[-100:]} {err2.strip()[-100:]} {err3.strip()[-150:]}")
 
+# 11. limits (issue 18): a body over its declared size, a dripping answer
+hub.flood = "config.json"
+c11 = os.path.join(work, "cache11")
+rc, _, err, dt = run(["pull", REPO], c11)
+hub.flood = None
+blobs11 = os.path.join(c11, "models--sentence-transformers--all-MiniLM-L6-v2", "blobs")
+biggest = max([os.path.getsize(os.path.join(blobs11, f)) for f in os.listdir(blobs11)] or [0]) \
+    if os.path.isdir(blobs11) else 0
+check("a file streamed past its declared size is cut there, refused and not kept", rc != 0 and "declared" in err
+      and biggest <= len(files["config.json"]) and dt < 30, f"rc {rc} in {dt:.1f} s, largest blob {biggest}: "
+      f"{err.strip()[-200:]}")
+for what in ("api", "config.json"):
+    hub.drip = what
+    rc, _, err, dt = run(["pull", REPO], os.path.join(work, "cache11-" + what.replace(".", "-")),
+                         {"HF_HUB_DOWNLOAD_TIMEOUT": "2"})
+    hub.drip = None
+    check(f"an answer dripped at 2 bytes/s ({what}) fails after HF_HUB_DOWNLOAD_TIMEOUT, naming it", rc != 0
+          and "HF_HUB_DOWNLOAD_TIMEOUT" in err and dt < 30, f"rc {rc} in {dt:.1f} s: {err.strip()[-200:]}")
+
+# 12. revisions are Git refs: "main/" is refused and leaves the cache usable
+c12 = os.path.join(work, "cache12")
+rc0, _, _, _ = run(["pull", REPO], c12)
+bad = [run(["pull", f"{REPO}@{r}"], c12) for r in ("main/", "/main", "a//b", ".hidden", "x.lock", "v1.")]
+rc2, out2, err2, _ = run(["pull", REPO], c12)
+ref12 = os.path.join(c12, "models--sentence-transformers--all-MiniLM-L6-v2", "refs", "main")
+check("revisions that are not Git refs (main/, /main, a//b, .hidden, x.lock, v1.) are refused; the cache stays usable",
+      rc0 == 0 and all(b[0] == 2 and "revision" in b[2] for b in bad) and rc2 == 0 and os.path.isfile(ref12),
+      f"{[(b[0], b[2].strip()[-80:]) for b in bad][:2]} then rc {rc2} {err2.strip()[-150:]}")
+
+# 13. one error message, built once: the config's own reason after "cannot run here: ", not garbled
+odd = dict(files)
+odd["config.json"] = json.dumps({"model_type": "roberta", "hidden_size": 384}).encode()
+hub.add("evil/roberta-in-disguise", Repo(odd))   # the API says bert; the config says otherwise
+rc, _, err, _ = run(["pull", "evil/roberta-in-disguise"], os.path.join(work, "cache13"))
+msg = err.strip().splitlines()[-1] if err.strip() else ""
+check("the config's error reads once, after \"evil/... cannot run here: \"", rc != 0 and msg.count("cannot run here") == 1
+      and "evil/roberta-in-disguise cannot run here: " in msg and "roberta" in msg.split("cannot run here: ")[1], msg)
+
+# 14. HF_TOKEN over 511 bytes is refused, not cut; a password in HF_ENDPOINT is never shown
+rc, _, err, _ = run(["pull", "acme/private-minilm"], os.path.join(work, "cache14"), {"HF_TOKEN": "h" * 600})
+ep = hub.endpoint.replace("http://", "http://user:s3cr3t-pass@")
+rc2, _, err2, _ = run(["pull", "acme/no-such-repo"], os.path.join(work, "cache14"), {"HF_ENDPOINT": ep})
+rc3, _, err3, _ = run(["pull", "acme/x"], os.path.join(work, "cache14"),
+                      {"HF_ENDPOINT": "http://user:s3cr3t-pass@127.0.0.1:9"})
+check("an HF_TOKEN over 511 bytes is an error naming it; HF_ENDPOINT's password never appears in errors",
+      rc != 0 and "HF_TOKEN" in err and "600" in err and rc2 != 0 and rc3 != 0
+      and "s3cr3t" not in err2 + err3 and "***" in err2 + err3,
+      f"{err.strip()[-120:]} | {err2.strip()[-120:]} | {err3.strip()[-120:]}")
+
+# 15. a mirror without blob ids in its API answer: the ETag of each file's resolve answer, as huggingface_hub
+hub.no_blob_ids = True
+c15 = os.path.join(work, "cache15")
+rc, out, err, _ = run(["pull", REPO], c15)
+hub.no_blob_ids = False
+link15 = os.path.join(out.strip(), "model.safetensors")
+got = vectors(REPO, c15) if rc == 0 else err
+check("an API answer without blob ids: each file's ETag from its resolve answer (HEAD); same layout and vectors",
+      rc == 0 and os.path.islink(link15) and os.readlink(link15) == f"../../blobs/{weights_sha}" and got == ref,
+      f"rc {rc}: {err.strip()[-200:]}")
+
+# 16. pull's output that cannot be written is an error with its cause (it was exit 1 without a word)
+env16 = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+env16.update(HF_HUB_CACHE=c1, HF_ENDPOINT=hub.endpoint, HOME=work, CEMBED_NO_PROGRESS="1")
+with open("/dev/full", "w") as full:
+    p16 = subprocess.run([cembed, "pull", REPO], env=env16, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+check("pull > /dev/full: exit 1 naming the cause", p16.returncode == 1 and "No space left on device" in p16.stderr,
+      f"rc {p16.returncode}: {p16.stderr.strip()[-150:]}")
+
 hub.close()
+shutil.rmtree(work, ignore_errors=True)   # a few copies of the model's weights
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

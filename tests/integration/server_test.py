@@ -309,7 +309,7 @@ status, _, data = call(port, "GET", "/metrics")
 text = data.decode()
 check("/metrics", status == 200 and 'cembed_requests_total{route="/embed",code="200"}' in text
       and "cembed_batches_total" in text and "cembed_rss_bytes" in text and 'code="413"' in text
-      and "cembed_current_batch_size" in text and "cembed_memory_budget_bytes" in text,
+      and "cembed_batch_size" in text and "cembed_memory_budget_bytes" in text,
       f"{len(text)} bytes")
 
 # bad settings stop the start with a message naming the variable

@@ -15,14 +15,19 @@ their own exact key; Redis refusing writes (maxmemory 1) mid-job is logged,
 nothing is dead-lettered, and every job is stored once the limit is lifted;
 `cembed enqueue` and `cembed result --wait`; SIGTERM lets a worker finish and
 exit 0. Ends with "N passed, N failed"."""
+import glob
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp import Redis  # noqa: E402
 
 cembed, model, corpus_path, tmp = sys.argv[1:5]
 n_jobs = int(sys.argv[5]) if len(sys.argv) > 5 else 500
@@ -36,36 +41,6 @@ def check(name, ok, detail=""):
     global passed, failed
     passed, failed = passed + bool(ok), failed + (not ok)
     print(f"{'ok   ' if ok else 'FAIL '} {name} {detail}", flush=True)
-
-
-class Redis:
-    """A minimal RESP client (the test depends on nothing but redis-server)."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.f = self.sock.makefile("rb")
-
-    def cmd(self, *args):
-        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        self.sock.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-        return self.read()
-
-    def read(self):
-        line = self.f.readline()
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RuntimeError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise RuntimeError(f"bad reply {line!r}")
 
 
 def free_port():
@@ -298,5 +273,8 @@ finally:
     if redis.poll() is None:
         redis.kill()
     redis.wait(timeout=30)
+shutil.rmtree(rdir, ignore_errors=True)   # Redis's append-only file: make test leaves no large files behind
+for f in glob.glob(os.path.join(tmp, f"worker-cache-{port}.sqlite*")):
+    os.remove(f)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -19,8 +19,8 @@ TEST(ignore_glob_patterns) {
         {"doc/*.txt", "doc/x/a.txt", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        if (ignore_glob(cases[i].pat, cases[i].s) != cases[i].want)
-            FAIL_AT("glob %s vs %s: want %d", cases[i].pat, cases[i].s, cases[i].want);
+        CHECK_MSG(ignore_glob(cases[i].pat, cases[i].s) == cases[i].want, "glob %s vs %s: want %d", cases[i].pat,
+                  cases[i].s, cases[i].want);
 }
 
 TEST(ignore_rules_semantics) {

@@ -76,9 +76,9 @@ static void check_parse_bound(const char *what, req_kind kind, buf *body) {
     request r;
     int rc = request_parse(kind, body->ptr, body->len, &lim, &r);
     const size_t peak = base_alloc_peak_reset() - live0, kept = base_alloc_live_bytes() - live0;
-    if (rc) FAIL_AT("%s: %s", what, cembed_last_error());
-    if (peak > bound) FAIL_AT("%s: parse peak %zu > bound %zu", what, peak, bound);
-    if (kept > request_held_bytes(&r)) FAIL_AT("%s: kept %zu > held estimate %zu", what, kept, request_held_bytes(&r));
+    CHECK_MSG(!rc, "%s: %s", what, cembed_last_error());
+    CHECK_MSG(peak <= bound, "%s: parse peak %zu > bound %zu", what, peak, bound);
+    CHECK_MSG(kept <= request_held_bytes(&r), "%s: kept %zu > held estimate %zu", what, kept, request_held_bytes(&r));
     if (getenv("CEMBED_TEST_VERBOSE"))
         fprintf(stderr, "  %s: body %zu, peak %zu, bound %zu (%.2fx), kept %zu, held %zu\n", what, body->len, peak,
                 bound, (double)bound / (double)(peak ? peak : 1), kept, request_held_bytes(&r));

@@ -111,11 +111,11 @@ TEST(nn_kernel_layernorm_matches_reference) {
             k->add_layernorm(x, b, y1, g, be, 1e-12f, rows, n);
             r->add_layernorm(x, b, y2, g, be, 1e-12f, rows, n);
             double d = max_abs_diff(y1, y2, (size_t)rows * n);
-            if (d > 2e-5) FAIL_AT("%s add_layernorm n=%d: max diff %g", k->name, n, d);
+            CHECK_MSG(d <= 2e-5, "%s add_layernorm n=%d: max diff %g", k->name, n, d);
             k->add_layernorm(NULL, NULL, y1, g, be, 1e-5f, rows, n);
             r->add_layernorm(NULL, NULL, y2, g, be, 1e-5f, rows, n);
             d = max_abs_diff(y1, y2, (size_t)rows * n);
-            if (d > 2e-5) FAIL_AT("%s layernorm n=%d: max diff %g", k->name, n, d);
+            CHECK_MSG(d <= 2e-5, "%s layernorm n=%d: max diff %g", k->name, n, d);
             free(x), free(b), free(g), free(be), free(y1), free(y2);
         }
     }
@@ -141,8 +141,8 @@ TEST(nn_kernel_attention_matches_reference) {
                 k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
                 r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o2, dh, scr);
                 double d = max_abs_diff(o1, o2, (size_t)L * dh);
-                if (d > 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)))   /* base-2 exp, other sum orders */
-                    FAIL_AT("%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
+                CHECK_MSG(d <= 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)),   /* base-2 exp, other sum orders */
+                          "%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
                 if (k->attention_bf16) {
                     /* same bf16 inputs, fp32 sums in another order: the scores
                      * differ in their last bits, which flips the bf16 rounding
@@ -203,7 +203,7 @@ TEST(nn_kernel_glu_matches_reference) {
                     double dq = max_abs_diff(x1 + (size_t)q * ld, x2 + (size_t)q * ld, (size_t)n);
                     d = dq > d ? dq : d;
                 }
-                if (d > 2e-5 * 36) FAIL_AT("%s glu n=%d act %d: max diff %g", k->name, n, act, d);
+                CHECK_MSG(d <= 2e-5 * 36, "%s glu n=%d act %d: max diff %g", k->name, n, act, d);
                 free(x1), free(x2);
             }
     }
