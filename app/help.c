@@ -34,7 +34,8 @@ typedef struct help {
 static const help helps[] = {
     {"serve",
      "usage: cembed serve [flags]\n"
-     "The HTTP service: POST /embed, /v1/embeddings, /tokenize, /embed_all, /similarity;\n"
+     "The HTTP service: POST /embed, /v1/embeddings, /tokenize, /embed_all, /similarity, /rerank,\n"
+     "/v1/rerank (a reranker's);\n"
      "GET /health, /info, /metrics, /v1/models. SIGTERM drains, SIGHUP reloads the API key file.\n"
      "\nflags:\n" MODEL_FLAGS
      "                        (--model repeated, or a comma list in EMBEDDING_MODEL: several models)\n"
@@ -79,6 +80,16 @@ static const help helps[] = {
      "usage: cembed tokenize [flags] FILE.jsonl|-\n"
      "Writes {\"id\", \"ids\"} lines: the model's token ids of each text.\n"
      "\nflags:\n" MODEL_FLAGS "  --help                this text\n"
+     "\nenvironment:\n" HUB_VARS LOG_VARS},
+    {"rerank",
+     "usage: cembed rerank [flags] QUERY FILE.jsonl|-\n"
+     "Scores each record of FILE ({\"id\", \"text\"} or bare strings, one per line) against QUERY with a\n"
+     "reranker (a cross-encoder) and writes {\"index\", \"id\", \"score\"} lines, best first.\n"
+     "\nflags:\n" MODEL_FLAGS
+     "  --batch-size N        pairs per forward pass (32)\n"
+     "  --top-n N             write only the N best\n"
+     "  --raw-scores          the model's logit, not its sigmoid\n"
+     "  --help                this text\n"
      "\nenvironment:\n" HUB_VARS LOG_VARS},
     {"info",
      "usage: cembed info [flags]\n"

@@ -117,6 +117,7 @@ if [ -f app/cmd_embed.c ]; then
   helps_have app/cli.c 'EMBEDDING_[A-Z_]*' info tokenize embed serve worker
   helps_have app/cmd_cache.c '"--[a-z-]*"' cache
   helps_have app/cmd_convert.c '"--[a-z-]*"' convert
+  helps_have app/cmd_rerank.c '"--[a-z-]*"' rerank
 fi
 top=$("$cembed" --help)
 miss=""; for f in --list-files --jsonl --max-seq-len --precision --gemm; do grep -q -- "$f" <<<"$top" || miss+=" $f"; done
