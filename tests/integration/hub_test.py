@@ -220,12 +220,12 @@ check("revisions that are not Git refs (main/, /main, a//b, .hidden, x.lock, v1.
 
 # 13. one error message, built once: the config's own reason after "cannot run here: ", not garbled
 odd = dict(files)
-odd["config.json"] = json.dumps({"model_type": "roberta", "hidden_size": 384}).encode()
-hub.add("evil/roberta-in-disguise", Repo(odd))   # the API says bert; the config says otherwise
-rc, _, err, _ = run(["pull", "evil/roberta-in-disguise"], os.path.join(work, "cache13"))
+odd["config.json"] = json.dumps({"model_type": "t5", "hidden_size": 384}).encode()
+hub.add("evil/t5-in-disguise", Repo(odd))   # the API says bert; the config says otherwise
+rc, _, err, _ = run(["pull", "evil/t5-in-disguise"], os.path.join(work, "cache13"))
 msg = err.strip().splitlines()[-1] if err.strip() else ""
 check("the config's error reads once, after \"evil/... cannot run here: \"", rc != 0 and msg.count("cannot run here") == 1
-      and "evil/roberta-in-disguise cannot run here: " in msg and "roberta" in msg.split("cannot run here: ")[1], msg)
+      and "evil/t5-in-disguise cannot run here: " in msg and "t5" in msg.split("cannot run here: ")[1], msg)
 
 # 14. HF_TOKEN over 511 bytes is refused, not cut; a password in HF_ENDPOINT is never shown
 rc, _, err, _ = run(["pull", "acme/private-minilm"], os.path.join(work, "cache14"), {"HF_TOKEN": "h" * 600})
