@@ -28,6 +28,7 @@
 /* The families config.json can name; each is a tensor-name table in
  * model.c and a mapping onto the description below in config.c. */
 typedef enum { ARCH_BERT, ARCH_NOMIC_BERT, ARCH_JINA_BERT, ARCH_XLM_ROBERTA, ARCH_MODERNBERT, ARCH_QWEN2, ARCH_QWEN3 } model_arch;
+/* (engine.c names each one for /info: add the name with the family) */
 typedef enum { NORM_LAYER, NORM_RMS } norm_kind;   /* LayerNorm (mean and variance, + bias); RMSNorm (scale only) */
 typedef enum { POS_ABSOLUTE, POS_ROTARY, POS_ALIBI } pos_kind;
 typedef enum { ACT_GELU, ACT_SILU } act_kind;   /* GELU with erf; SiLU (x sigmoid(x)) */

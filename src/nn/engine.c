@@ -191,7 +191,10 @@ void cembed_gemm_plan(int precision, const char *gemm, char *desc, size_t n) {
 }
 
 static const char *family_name(const model_config *c) {
-    static const char *names[] = {"bert", "nomic-bert", "jina-bert-v2", "xlm-roberta", "modernbert"};
+    static const char *names[] = {[ARCH_BERT] = "bert", [ARCH_NOMIC_BERT] = "nomic-bert",
+                                  [ARCH_JINA_BERT] = "jina-bert-v2", [ARCH_XLM_ROBERTA] = "xlm-roberta",
+                                  [ARCH_MODERNBERT] = "modernbert", [ARCH_QWEN2] = "qwen2", [ARCH_QWEN3] = "qwen3"};
+    _Static_assert(CE_ARRAY_LEN(names) == ARCH_QWEN3 + 1, "a name for every family");
     return names[c->arch];
 }
 
