@@ -8,9 +8,12 @@ large positions (ModernBERT, NomicBERT, Qwen), ModernBERT's sliding window far
 from the start, ALiBi over long distances (JinaBERT v2), the causal mask of a
 long Qwen decoder.
 
-  /usr/bin/python3 tests/oracle/arch/make_long.py [--check] [NAME...]
-      writes golden-long.json for every model of LONG (or the NAMEs);
-      --check also runs the cross-checks below and prints their cosines
+  /usr/bin/python3 tests/oracle/arch/make_long.py [--check] [--sensitivity] [NAME...]
+      writes golden-long.json for every model of LONG (or the NAMEs; a rerun
+      writes the same bytes); --check also runs the cross-checks below and
+      prints 1 - cosine; --sensitivity prints the cosines that plausible
+      long-input bugs (bugs() below) give against the goldens
+      (about 2 min without the options, 13 min with both, on one core; < 1 GB)
 
 Sequences: lengths 2000, 4096 and 8192, each capped at the model's position
 limit (max_position_embeddings, or NomicBERT's n_positions); framed like that
@@ -29,7 +32,7 @@ the same operations on blocks of CHUNK query rows: softmax is per row, so the
 result is that of the port; main() checks it against the unpatched port on
 the 2000-token sequence (max relative error printed).
 
-Cross-checks (--check), on the 4096-token sequence: Qwen against
+Cross-checks (--check), on every sequence: Qwen against
 selfcheck.indep_qwen (float64, complex rotary, GQA by index, per-query loop);
 ModernBERT, NomicBERT and JinaBERT against the float64 per-query loops below
 (complex rotary / window by key range / ALiBi from |i - j|), written apart
