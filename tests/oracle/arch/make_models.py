@@ -423,6 +423,7 @@ def spec_nomic_v15(real=False):
     H, L, h, inner, V = (768, 12, 12, 3072, 30528) if real else (64, 2, 4, 256, 384)
     cfg = nomic_config(H, L, h, inner, V)
     return Spec(name="nomic-v15", mirror="nomic-ai/nomic-embed-text-v1.5", arch="NomicBERT", kind="embed",
+                max_seq_length=8192,   # as the real one: golden-long.json reaches it
                 cfg=cfg, pooling="mean", normalize=False, dtype=torch.float32, specials=C.BERT_SPECIALS,
                 cls=2, sep=3, filler=(5, V), seed=104, tensors=lambda r: nomic_tensors(r, cfg),
                 forward=lambda w, ids, tt: port_nomic.nomic_model(w, cfg, ids), source=port_nomic.SOURCE,
@@ -451,7 +452,7 @@ def spec_jina(real=False, base=False):
     if base:
         cfg["_name_or_path"] = "jinaai/jina-bert-v2-base-en"
     return Spec(name="jina-v2", mirror="jinaai/jina-embeddings-v2-small-en" if not base else
-                "jinaai/jina-embeddings-v2-base-en", arch="JinaBERT-v2", kind="embed", cfg=cfg,
+                "jinaai/jina-embeddings-v2-base-en", arch="JinaBERT-v2", kind="embed", cfg=cfg, max_seq_length=8192,
                 pooling="mean", normalize=False, dtype=torch.float16, specials=C.BERT_SPECIALS, cls=2, sep=3,
                 filler=(5, V), seed=106, tensors=lambda r: bert_tensors(r, cfg, "", pooler=True, glu=True),
                 forward=lambda w, ids, tt: port_jina.jina_model(w, cfg, ids), source=port_jina.SOURCE,
@@ -530,6 +531,7 @@ def spec_modernbert_gte(real=False):
     cfg = modernbert_config("ModernBertForMaskedLM", H, L, h, I, V, local, every, **ids)
     cfg["_name_or_path"] = "Alibaba-NLP/gte-modernbert-base"
     return Spec(name="modernbert-gte", mirror="Alibaba-NLP/gte-modernbert-base (ModernBertForMaskedLM layout)",
+                max_seq_length=8192,
                 arch="ModernBERT", kind="embed", cfg=cfg, pooling="cls", normalize=False, dtype=torch.float32,
                 specials=MODERNBERT_REAL_SPECIALS if real else C.BERT_SPECIALS, cls=ids["cls_id"], sep=ids["sep_id"], filler=(5, V), seed=109,
                 tensors=lambda r: modernbert_tensors(r, cfg, "model.", mlm_head=True),
@@ -548,7 +550,7 @@ def spec_modernbert_embed(real=False):
         ids = dict(cls_id=2, sep_id=3, pad_id=0, mask_id=4)
     cfg = modernbert_config("ModernBertModel", H, L, h, I, V, local, every, **ids)
     cfg["transformers_version"] = "4.48.0.dev0"
-    return Spec(name="modernbert-embed", mirror="nomic-ai/modernbert-embed-base", arch="ModernBERT",
+    return Spec(name="modernbert-embed", mirror="nomic-ai/modernbert-embed-base", arch="ModernBERT", max_seq_length=8192,
                 kind="embed", cfg=cfg, pooling="mean", normalize=True, dtype=torch.float32,
                 specials=MODERNBERT_REAL_SPECIALS if real else C.BERT_SPECIALS, cls=ids["cls_id"], sep=ids["sep_id"], filler=(5, V), seed=110,
                 tensors=lambda r: modernbert_tensors(r, cfg, "", mlm_head=False),
