@@ -132,12 +132,13 @@ run_peers() {
 	local e="$ROOT/build/bench_embed_ids --model $d/model --ids $ids --threads $THREADS"
 	for p in fp32 bf16 int8; do
 		# shellcheck disable=SC2086
-		want cembed-$p && measure cembed-$p $e --precision $p --out "$R/cembed-$p.f32"
+		if want cembed-$p; then measure cembed-$p $e --precision $p --out "$R/cembed-$p.f32"; fi
 	done
 	for p in fp32 int8; do
 		local m=$d/model.onnx
 		[ $p = int8 ] && m=$d/model-int8.onnx
-		want ort-$p && measure ort-$p node "$P/ort_ids.js" --model "$m" --ids "$ids" --threads "$THREADS" \
+		want ort-$p || continue
+		measure ort-$p node "$P/ort_ids.js" --model "$m" --ids "$ids" --threads "$THREADS" \
 			--pool "$pool" --out "$R/ort-$p.f32"
 	done
 	for g in f32 q8_0; do
@@ -150,8 +151,26 @@ run_peers() {
 			--order file --dump "$R/llama-$g.f32"
 		# its dump is mean-pooled hidden states: comparable only for a mean-pooling embedding model
 		[ "$pool" = mean ] || { rm -f "$R/llama-$g.f32"; echo "timed on hidden states; $pool not compared" >"$R/llama-$g.nocos"; }
+		if [ "$pool" = logits ] && [ -x "$LLAMA_BUILD/bin/embed_ids" ]; then
+			llama_logits "$d/model-$g.gguf" "$ids" "$R/llama-$g"
+		fi
 	done
 }
+
+# A reranker's logits from llama.cpp's RANK head (tests/oracle/llamacpp's
+# embed_ids, one sequence per call, untimed) for the first 8 sequences: OUT.f32.
+llama_logits() {
+	local gguf=$1 ids=$2 out=$3
+	$PY -c 'import json, sys
+for l in list(open(sys.argv[1]))[:8]: print(-1, *json.loads(l)["ids"])' "$ids" >"$out.ids.txt"
+	if "$LLAMA_BUILD/bin/embed_ids" -j "$THREADS" -c 512 "$gguf" "$out.ids.txt" >"$out.logits.jsonl" 2>"$out.logits.err"; then
+		$PY -c 'import json, sys, numpy as np
+np.array([json.loads(l)["logits"] for l in open(sys.argv[1])], dtype=np.float32).tofile(sys.argv[2])' \
+			"$out.logits.jsonl" "$out.f32"
+		echo "cosine: RANK logits of the first 8 sequences (embed_ids, untimed); timed on hidden states" >"$out.nocos"
+	fi
+}
+
 
 bench_one() {
 	local name=$1 tag=$2 n=$3 len=$4 d=$WORK/$1

@@ -41,6 +41,7 @@ def cosine(r, peer, dims):
         return None
     a = np.fromfile(a_p, dtype=np.float32).reshape(-1, dims).astype(np.float64)
     b = np.fromfile(b_p, dtype=np.float32).reshape(-1, dims).astype(np.float64)
+    a = a[:len(b)]   # a peer checked on the first sequences only
     if a.shape != b.shape:
         return None
     if dims == 1:
@@ -85,7 +86,7 @@ def main():
         if p.startswith("cembed"):
             notes.append("%s: gemm %s, attention %s" % (p, res[p].get("gemm"), res[p].get("attention")))
         nc = note(r, p, ".nocos")
-        if nc:
+        if nc and not p.startswith("cembed"):
             notes.append("%s: %s" % (NAMES.get(p, p), nc))
     print()
     for n in notes:
