@@ -19,7 +19,10 @@
 #     onnxruntime-node of /work/shared/bench-peers' lock, one sequence per run:
 #     the ports' graph has batch 1, so ORT pads nothing), llama.cpp F32 / Q8_0
 #     (/work/shared/bench-peers/bench_llamacpp.c, built here against
-#     $LLAMA_BUILD: packs sequences up to the longest one per llama_decode),
+#     $LLAMA_BUILD: packs sequences up to the longest one per llama_decode;
+#     its mean-pooled dump is compared for mean-pooling models, and for CLS
+#     pooling and rerankers llama.cpp's own pooling / RANK head through
+#     tests/oracle/llamacpp's embed_ids on the first 8 sequences, untimed),
 #     each under /usr/bin/time -v, after one warm-up call, the whole id file
 #     timed (model load not timed);
 #   - checks every peer's vectors against cembed fp32 (cosine, min and mean;
@@ -32,12 +35,13 @@
 #   MODEL    make_models.py real-size names; default: nomic-embed-text-v1.5
 #            jina-embeddings-v2-base-en multilingual-e5-base gte-modernbert-base
 #            bge-reranker-base
-#   --quick  12 sequences per model (default 40)
+#   --quick  8 sequences per model (default 24, about 6,500 tokens)
 #   --long   also 4 sequences of 2048 tokens for the models whose limit allows it
 #   --peers  comma list of cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,
 #            llama-f32,llama-q8_0 (default all)
-# Environment: ARCH_BENCH_WORK (/tmp/archbench/work), LLAMA_SRC
-# (/work/llama.cpp-src), LLAMA_BUILD (/work/llama.cpp-build), BENCH_PEERS_DIR
+# Environment: ARCH_BENCH_WORK (/tmp/archbench/work), LLAMA_SRC and LLAMA_BUILD
+# (/work/llama.cpp-src-new and -build-new where that build exists: it has
+# ModernBERT; else /work/llama.cpp-src, /work/llama.cpp-build), BENCH_PEERS_DIR
 # (/work/shared/bench-peers), BENCH_PEERS_NODE (/tmp/archbench/node).
 # Needs: /usr/bin/python3 with Debian's torch and numpy, node + npm, cc, a
 # llama.cpp build (tests/oracle/llamacpp/build.sh), /usr/bin/time.
@@ -47,16 +51,21 @@ ROOT=$(dirname "$HERE")
 P=$HERE/arch_peers
 PY=/usr/bin/python3
 WORK=${ARCH_BENCH_WORK:-/tmp/archbench/work}
+# the newer llama.cpp tree where there is one (it has ModernBERT), else the pinned one
+if [ -z "${LLAMA_SRC:-}" ] && [ -e /work/llama.cpp-build-new/bin/libllama.so ]; then
+	LLAMA_SRC=/work/llama.cpp-src-new LLAMA_BUILD=/work/llama.cpp-build-new
+fi
 LLAMA_SRC=${LLAMA_SRC:-/work/llama.cpp-src}
 LLAMA_BUILD=${LLAMA_BUILD:-/work/llama.cpp-build}
+LC=$(head -c 8 "$LLAMA_SRC/COMMIT" 2>/dev/null || echo unknown)   # GGUFs and tools are per llama.cpp commit
 PEERS_DIR=${BENCH_PEERS_DIR:-/work/shared/bench-peers}
 export BENCH_PEERS_NODE=${BENCH_PEERS_NODE:-/tmp/archbench/node}
-N=40 LEN=32:512 THREADS=2 LONG=0
+N=24 LEN=32:512 THREADS=2 LONG=0
 PEERS=cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,llama-f32,llama-q8_0
 MODELS=()
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) N=12 ;;
+	--quick) N=8 ;;
 	--n) N=$2; shift ;;
 	--len) LEN=$2; shift ;;
 	--threads) THREADS=$2; shift ;;
@@ -86,12 +95,16 @@ setup() {
 	fi
 	[ -e "$LLAMA_BUILD/bin/libllama.so" ] || die "no $LLAMA_BUILD/bin/libllama.so (tests/oracle/llamacpp/build.sh)"
 	local inc="-I$LLAMA_SRC/include -I$LLAMA_SRC/ggml/include" lib="-L$LLAMA_BUILD/bin -Wl,-rpath,$LLAMA_BUILD/bin"
+	local api=()
+	# newer llama.h: llama_kv_cache_clear is gone; bench_llamacpp.c calls it once per decode
+	grep -q llama_memory_clear "$LLAMA_SRC/include/llama.h" &&
+		api=('-Dllama_kv_cache_clear(c)=llama_memory_clear(llama_get_memory(c), true)')
 	# shellcheck disable=SC2086
-	[ -x "$WORK/bin/bench_llamacpp" ] || cc -O2 -std=c11 -march=native $inc \
+	[ -x "$WORK/bin/bench_llamacpp-$LC" ] || cc -O2 -std=c11 -march=native $inc "${api[@]}" \
 		-DBENCH_LLAMA_COMMIT="\"$(cat "$LLAMA_SRC/COMMIT" 2>/dev/null || echo unknown)\"" \
-		"$PEERS_DIR/bench_llamacpp.c" -o "$WORK/bin/bench_llamacpp" $lib -lllama -lggml -lggml-base -lm
+		"$PEERS_DIR/bench_llamacpp.c" -o "$WORK/bin/bench_llamacpp-$LC" $lib -lllama -lggml -lggml-base -lm
 	# shellcheck disable=SC2086
-	[ -x "$WORK/bin/llama_q8" ] || cc -O2 $inc "$P/llama_q8.c" -o "$WORK/bin/llama_q8" $lib -lllama
+	[ -x "$WORK/bin/llama_q8-$LC" ] || cc -O2 $inc "$P/llama_q8.c" -o "$WORK/bin/llama_q8-$LC" $lib -lllama
 }
 
 # ---- the model's files, made once per work dir --------------------------------
@@ -106,13 +119,14 @@ prepare() {
 		$PY "$P/export_onnx.py" "$name" "$d/model" "$d/model-int8.onnx" --int8 2>"$d/export-int8.log" >&2 ||
 			die "ONNX int8 export: $d/export-int8.log"
 	fi
-	if [ ! -e "$d/model-f32.gguf" ] && [ ! -e "$d/gguf.unsupported" ]; then
-		PYTHONPATH=$LLAMA_SRC/gguf-py $PY "$ROOT/tests/oracle/llamacpp/to_gguf.py" "$d/model" "$d/model-f32.gguf" \
-			>"$d/gguf.log" 2>&1 || rc=$?
-		[ $rc = 0 ] || { [ $rc = 3 ] && tail -1 "$d/gguf.log" >"$d/gguf.unsupported"; } || die "GGUF: $d/gguf.log"
+	local g=$d/llama-$LC
+	if [ ! -e "$g-f32.gguf" ] && [ ! -e "$g.unsupported" ]; then
+		PYTHONPATH=$LLAMA_SRC/gguf-py $PY "$ROOT/tests/oracle/llamacpp/to_gguf.py" "$d/model" "$g-f32.gguf" \
+			>"$g.log" 2>&1 || rc=$?
+		[ $rc = 0 ] || { [ $rc = 3 ] && tail -1 "$g.log" >"$g.unsupported"; } || die "GGUF: $g.log"
 	fi
-	if [ -e "$d/model-f32.gguf" ] && [ ! -e "$d/model-q8_0.gguf" ]; then
-		"$WORK/bin/llama_q8" "$d/model-f32.gguf" "$d/model-q8_0.gguf" "$THREADS" >"$d/q8.log" 2>&1 || die "Q8_0: $d/q8.log"
+	if [ -e "$g-f32.gguf" ] && [ ! -e "$g-q8_0.gguf" ]; then
+		"$WORK/bin/llama_q8-$LC" "$g-f32.gguf" "$g-q8_0.gguf" "$THREADS" >"$g-q8.log" 2>&1 || die "Q8_0: $g-q8.log"
 	fi
 }
 
@@ -143,31 +157,36 @@ run_peers() {
 	done
 	for g in f32 q8_0; do
 		want llama-$g || continue
-		if [ -e "$d/gguf.unsupported" ]; then
-			echo "not in this llama.cpp: $(cat "$d/gguf.unsupported")" >"$R/llama-$g.skip"
+		if [ -e "$d/llama-$LC.unsupported" ]; then
+			echo "not in llama.cpp $LC: $(sed 's|.*/model: ||' "$d/llama-$LC.unsupported")" >"$R/llama-$g.skip"
 			continue
 		fi
-		measure llama-$g "$WORK/bin/bench_llamacpp" --model "$d/model-$g.gguf" --ids "$ids" --threads "$THREADS" \
-			--order file --dump "$R/llama-$g.f32"
+		measure llama-$g "$WORK/bin/bench_llamacpp-$LC" --model "$d/llama-$LC-$g.gguf" --ids "$ids" \
+			--threads "$THREADS" --order file --dump "$R/llama-$g.f32"
 		# its dump is mean-pooled hidden states: comparable only for a mean-pooling embedding model
 		[ "$pool" = mean ] || { rm -f "$R/llama-$g.f32"; echo "timed on hidden states; $pool not compared" >"$R/llama-$g.nocos"; }
-		if [ "$pool" = logits ] && [ -x "$LLAMA_BUILD/bin/embed_ids" ]; then
-			llama_logits "$d/model-$g.gguf" "$ids" "$R/llama-$g"
+		if [ "$pool" != mean ] && [ -x "$LLAMA_BUILD/bin/embed_ids" ]; then
+			llama_check "$d/llama-$LC-$g.gguf" "$ids" "$R/llama-$g" "$pool"
 		fi
 	done
 }
 
-# A reranker's logits from llama.cpp's RANK head (tests/oracle/llamacpp's
-# embed_ids, one sequence per call, untimed) for the first 8 sequences: OUT.f32.
-llama_logits() {
-	local gguf=$1 ids=$2 out=$3
-	$PY -c 'import json, sys
-for l in list(open(sys.argv[1]))[:8]: print(-1, *json.loads(l)["ids"])' "$ids" >"$out.ids.txt"
-	if "$LLAMA_BUILD/bin/embed_ids" -j "$THREADS" -c 512 "$gguf" "$out.ids.txt" >"$out.logits.jsonl" 2>"$out.logits.err"; then
+# A CLS-pooled model's vectors or a reranker's logits from llama.cpp with the
+# GGUF's own pooling (CLS, or the RANK head), through tests/oracle/llamacpp's
+# embed_ids (one sequence per call, untimed), for the first 8 sequences: OUT.f32.
+llama_check() {
+	local gguf=$1 ids=$2 out=$3 pool=$4 ctx key=pooled
+	[ "$pool" = logits ] && key=logits
+	ctx=$($PY -c 'import json, sys
+rows = [json.loads(l)["ids"] for l in list(open(sys.argv[1]))[:8]]
+with open(sys.argv[2], "w") as f:
+    for r in rows: print(-1, *r, file=f)
+print(max(len(r) for r in rows))' "$ids" "$out.ids.txt")
+	if "$LLAMA_BUILD/bin/embed_ids" -j "$THREADS" -c "$ctx" "$gguf" "$out.ids.txt" >"$out.check.jsonl" 2>"$out.check.err"; then
 		$PY -c 'import json, sys, numpy as np
-np.array([json.loads(l)["logits"] for l in open(sys.argv[1])], dtype=np.float32).tofile(sys.argv[2])' \
-			"$out.logits.jsonl" "$out.f32"
-		echo "cosine: RANK logits of the first 8 sequences (embed_ids, untimed); timed on hidden states" >"$out.nocos"
+np.array([json.loads(l)[sys.argv[3]] for l in open(sys.argv[1])], dtype=np.float32).tofile(sys.argv[2])' \
+			"$out.check.jsonl" "$out.f32" "$key"
+		echo "timed on hidden states (no $pool); cosine: llama.cpp's own $pool of the first 8 sequences (embed_ids, untimed)" >"$out.nocos"
 	fi
 }
 
