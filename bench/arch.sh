@@ -128,11 +128,18 @@ prepare() {
 	if [ -e "$g-f32.gguf" ] && [ ! -e "$g-q8_0.gguf" ]; then
 		"$WORK/bin/llama_q8-$LC" "$g-f32.gguf" "$g-q8_0.gguf" "$THREADS" >"$g-q8.log" 2>&1 || die "Q8_0: $g-q8.log"
 	fi
+	# for the untimed check of CLS / RANK models: embed_ids wants an F32 token_embd
+	if [ -e "$g-f32.gguf" ] && [ ! -e "$g-q8_0-embdf32.gguf" ] && [ "$(sed -n 's/ *"pooling_mode_mean_tokens": *//p' \
+		"$d/model/1_Pooling/config.json" 2>/dev/null)" != "true," ]; then
+		"$WORK/bin/llama_q8-$LC" "$g-f32.gguf" "$g-q8_0-embdf32.gguf" "$THREADS" embd-f32 >>"$g-q8.log" 2>&1 ||
+			die "Q8_0: $g-q8.log"
+	fi
 }
 
 # ---- one timed run: R/PEER.json (its result line), .time, .err, .f32 -----------
 measure() {
 	local peer=$1; shift
+	cut -d' ' -f1 /proc/loadavg >"$R/$peer.load"
 	if /usr/bin/time -v -o "$R/$peer.time" "$@" >"$R/$peer.json" 2>"$R/$peer.err"; then
 		printf '  %-12s %s\n' "$peer" "$(grep -o '"tokens_per_s": *[0-9.]*' "$R/$peer.json" | grep -o '[0-9.]*$')" >&2
 	else
@@ -166,7 +173,9 @@ run_peers() {
 		# its dump is mean-pooled hidden states: comparable only for a mean-pooling embedding model
 		[ "$pool" = mean ] || { rm -f "$R/llama-$g.f32"; echo "timed on hidden states; $pool not compared" >"$R/llama-$g.nocos"; }
 		if [ "$pool" != mean ] && [ -x "$LLAMA_BUILD/bin/embed_ids" ]; then
-			llama_check "$d/llama-$LC-$g.gguf" "$ids" "$R/llama-$g" "$pool"
+			local cg=$d/llama-$LC-$g.gguf
+			[ $g = q8_0 ] && cg=$d/llama-$LC-q8_0-embdf32.gguf
+			llama_check "$cg" "$ids" "$R/llama-$g" "$pool"
 		fi
 	done
 }

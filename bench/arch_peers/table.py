@@ -63,8 +63,8 @@ def main():
     ref = {k: tps.get(k) for k in ("ort-fp32", "llama-f32", "llama-q8_0")}
     tokens = next((x.get("tokens", x.get("real_tokens")) for x in res.values() if x), 0)
     print("\n### %s (%s tokens)\n" % (title, tokens))
-    print("| peer | tokens/s | / ORT fp32 | / llama.cpp F32 | / llama.cpp Q8_0 | peak RSS MiB | min cos | mean cos |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| peer | tokens/s | / ORT fp32 | / llama.cpp F32 | / llama.cpp Q8_0 | peak RSS MiB | min cos | mean cos | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     notes = []
     for p in PEERS:
         skip = note(r, p, ".skip")
@@ -82,13 +82,17 @@ def main():
         cos = cosine(r, p, dims)
         cs = ["%.6f" % cos[0], "%.6f" % cos[1]] if cos and p != "cembed-fp32" else ["ref" if p == "cembed-fp32" else "n/a"] * 2
         rs = "%.0f" % rss if rss else "-"
-        print("| %s | %.0f | %s | %s | %s | %s |" % (NAMES.get(p, p), t, " | ".join(ratios), rs, cs[0], cs[1]))
+        load = note(r, p, ".load") or "-"
+        print("| %s | %.0f | %s | %s | %s | %s | %s |" % (NAMES.get(p, p), t, " | ".join(ratios), rs, cs[0], cs[1], load))
         if p.startswith("cembed"):
             notes.append("%s: gemm %s, attention %s" % (p, res[p].get("gemm"), res[p].get("attention")))
         nc = note(r, p, ".nocos")
         if nc and not p.startswith("cembed"):
             notes.append("%s: %s" % (NAMES.get(p, p), nc))
     print()
+    if dims == 1:
+        notes.insert(0, "a reranker's one logit: the cos columns are 1 - |logit - cembed fp32's| / max(1, |cembed fp32's|)")
+    notes.insert(0, "load: the 1-minute load average when the peer started (2 CPUs; other jobs share them)")
     for n in notes:
         print("- " + n)
 
