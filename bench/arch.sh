@@ -35,7 +35,7 @@
 #   MODEL    make_models.py real-size names; default: nomic-embed-text-v1.5
 #            jina-embeddings-v2-base-en multilingual-e5-base gte-modernbert-base
 #            bge-reranker-base
-#   --quick  8 sequences per model (default 24, about 6,500 tokens)
+#   --quick  4 sequences per model (default 12, about 3,500 tokens)
 #   --long   also 4 sequences of 2048 tokens for the models whose limit allows it
 #   --peers  comma list of cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,
 #            llama-f32,llama-q8_0 (default all)
@@ -60,12 +60,12 @@ LLAMA_BUILD=${LLAMA_BUILD:-/work/llama.cpp-build}
 LC=$(head -c 8 "$LLAMA_SRC/COMMIT" 2>/dev/null || echo unknown)   # GGUFs and tools are per llama.cpp commit
 PEERS_DIR=${BENCH_PEERS_DIR:-/work/shared/bench-peers}
 export BENCH_PEERS_NODE=${BENCH_PEERS_NODE:-/tmp/archbench/node}
-N=24 LEN=32:512 THREADS=2 LONG=0
+N=12 LEN=32:512 THREADS=2 LONG=0
 PEERS=cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,llama-f32,llama-q8_0
 MODELS=()
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) N=8 ;;
+	--quick) N=4 ;;
 	--n) N=$2; shift ;;
 	--len) LEN=$2; shift ;;
 	--threads) THREADS=$2; shift ;;
