@@ -30,13 +30,14 @@
 #   - prints one table: tokens/s, the ratio to ORT fp32 and to llama.cpp
 #     F32 / Q8_0, peak RSS, min cosine.
 #
-# usage: bench/arch.sh [--quick] [--n N] [--len LO:HI] [--threads T] [--long]
+# usage: bench/arch.sh [--quick] [--n N] [--len LO:HI] [--threads T] [--long | --long-only] [--long-n N]
 #                      [--work DIR] [--peers LIST] [MODEL...]
 #   MODEL    make_models.py real-size names; default: nomic-embed-text-v1.5
 #            jina-embeddings-v2-base-en multilingual-e5-base gte-modernbert-base
 #            bge-reranker-base
 #   --quick  4 sequences per model (default 12, about 3,500 tokens)
-#   --long   also 4 sequences of 2048 tokens for the models whose limit allows it
+#   --long   also --long-n (4) sequences of 2048 tokens for the models whose limit
+#            allows it; --long-only: those alone
 #   --peers  comma list of cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,
 #            llama-f32,llama-q8_0 (default all)
 # Environment: ARCH_BENCH_WORK (/tmp/archbench/work), LLAMA_SRC and LLAMA_BUILD
@@ -60,7 +61,7 @@ LLAMA_BUILD=${LLAMA_BUILD:-/work/llama.cpp-build}
 LC=$(head -c 8 "$LLAMA_SRC/COMMIT" 2>/dev/null || echo unknown)   # GGUFs and tools are per llama.cpp commit
 PEERS_DIR=${BENCH_PEERS_DIR:-/work/shared/bench-peers}
 export BENCH_PEERS_NODE=${BENCH_PEERS_NODE:-/tmp/archbench/node}
-N=12 LEN=32:512 THREADS=2 LONG=0
+N=12 LEN=32:512 THREADS=2 LONG=0 LONG_N=4 MAIN=1
 PEERS=cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,llama-f32,llama-q8_0
 MODELS=()
 while [ $# -gt 0 ]; do
@@ -70,6 +71,8 @@ while [ $# -gt 0 ]; do
 	--len) LEN=$2; shift ;;
 	--threads) THREADS=$2; shift ;;
 	--long) LONG=1 ;;
+	--long-only) LONG=1 MAIN=0 ;;
+	--long-n) LONG_N=$2; shift ;;
 	--work) WORK=$2; shift ;;
 	--peers) PEERS=$2; shift ;;
 	-h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -224,9 +227,9 @@ mkdir -p "$RESULTS"
 } | tee "$RESULTS/header.txt"
 for name in "${MODELS[@]}"; do
 	prepare "$name"
-	bench_one "$name" "" "$N" "$LEN"
+	if [ $MAIN = 1 ]; then bench_one "$name" "" "$N" "$LEN"; fi
 	if [ $LONG = 1 ] && [ "$(grep -o '"max_seq_length": *[0-9]*' "$WORK/$name/model/sentence_bert_config.json" | grep -o '[0-9]*$')" -ge 2048 ]; then
-		bench_one "$name" "@2048" 4 2048:2048
+		bench_one "$name" "@2048" "$LONG_N" 2048:2048
 	fi
 done
 echo "results in $RESULTS" >&2
