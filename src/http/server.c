@@ -604,6 +604,9 @@ void http_server_stop(http_server *s) {
         log_warn("the drain time (%d s, EMBEDDING_DRAIN_TIMEOUT) is over: %d requests still in flight; "
                  "cancelled their %zu queued sequences (they are answered 503)", limit, atomic_load(&s->in_flight),
                  dropped);
+        /* their 503s are written by the I/O threads: a few seconds for those to go out before the
+         * daemon stops (stopping closes every connection, an answer in hand included) */
+        for (int i = 0; i < 50 && atomic_load(&s->in_flight) > 0; i++) usleep(100000);
     }
     MHD_socket listen = MHD_quiesce_daemon(s->d);
     if (listen != MHD_INVALID_SOCKET) close(listen);
