@@ -412,6 +412,7 @@ static int load_weights(model *m) {
         bert_layer_w *w = &m->layer[l];
         if (w->ln1_g && !w->ln1_b) w->ln1_b = m->zeros;
         if (!w->ln2_b) w->ln2_b = m->zeros;
+        if (!c->qk_norm) w->qn_g = w->kn_g = w->qn_b = w->kn_b = NULL;   /* a norm the config does not name */
         if (w->qn_g && !w->qn_b) w->qn_b = m->zeros;
         if (w->kn_g && !w->kn_b) w->kn_b = m->zeros;
         if (w->ln1x_g && !w->ln1x_b) w->ln1x_b = m->zeros;

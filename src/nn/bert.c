@@ -102,16 +102,21 @@ void bert_free(bert *b) {
     base_free(b);
 }
 
+static void copy_or_zero(float *dst, const float *src, size_t n) {
+    if (src) memcpy(dst, src, n * sizeof(float));
+    else memset(dst, 0, n * sizeof(float));
+}
+
 /* Q, K, V of layer l as one [Dq + 2 Dkv, H] weight: the file's fused one,
  * or the three stacked into qkv. Their biases go to bqkv (NULL when none). */
 static const float *qkv_weight(bert *b, size_t l, float *qkv) {
     const bert_layer_w *w = &b->m->layer[l];
     const size_t H = (size_t)b->H, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
-    if (w->q_b) {
+    if (b->bqkv) { /* a bias the file lacks for this layer is zeros */
         float *bd = b->bqkv + l * (Q + 2 * KV);
-        memcpy(bd, w->q_b, Q * sizeof(float));
-        memcpy(bd + Q, w->k_b, KV * sizeof(float));
-        memcpy(bd + Q + KV, w->v_b, KV * sizeof(float));
+        copy_or_zero(bd, w->q_b, Q);
+        copy_or_zero(bd + Q, w->k_b, KV);
+        copy_or_zero(bd + Q + KV, w->v_b, KV);
     }
     if (w->qkv_w) return w->qkv_w;
     memcpy(qkv, w->q_w, Q * H * sizeof(float));
@@ -125,9 +130,11 @@ static const float *qkv_weight(bert *b, size_t l, float *qkv) {
 static const float *up_weight(bert *b, size_t l, float *up) {
     const bert_layer_w *w = &b->m->layer[l];
     const size_t H = (size_t)b->H, I = (size_t)b->I, U = (size_t)b->U;
-    float *bd = b->bup + l * U;
-    if (w->i_b) memcpy(bd, w->i_b, (w->i2_w ? I : U) * sizeof(float));
-    if (w->i2_b) memcpy(bd + I, w->i2_b, I * sizeof(float));
+    if (b->bup) {
+        float *bd = b->bup + l * U;
+        copy_or_zero(bd, w->i_b, w->i2_w ? I : U);
+        if (w->i2_w) copy_or_zero(bd + I, w->i2_b, I);
+    }
     if (!w->i2_w) return w->i_w;
     memcpy(up, w->i_w, I * H * sizeof(float));
     memcpy(up + I * H, w->i2_w, I * H * sizeof(float));
@@ -178,8 +185,16 @@ static int alloc_workspace(bert *b, const model_config *c, int threads) {
     const int fused_qkv = b->m->layer[0].qkv_w != NULL, split_up = b->m->layer[0].i2_w != NULL;
     b->wqkv = base_malloc((b->blas && !fused_qkv ? L : 1) * QKV * H * sizeof(float));
     b->wup = split_up ? base_malloc((b->blas ? L : 1) * U * H * sizeof(float)) : NULL;
-    b->bqkv = b->m->layer[0].q_b ? base_malloc(L * QKV * sizeof(float)) : NULL;
-    b->bup = c->up_bias ? base_malloc(L * U * sizeof(float)) : NULL;
+    /* biases as one block per layer when any layer has one (a checkpoint may
+     * carry them where its config says none: they are used, the missing ones are zeros) */
+    int any_qkv_b = 0, any_up_b = 0;
+    for (size_t l = 0; l < L; l++) {
+        const bert_layer_w *w = &b->m->layer[l];
+        any_qkv_b |= w->q_b || w->k_b || w->v_b;
+        any_up_b |= w->i_b || w->i2_b;
+    }
+    b->bqkv = any_qkv_b ? base_malloc(L * QKV * sizeof(float)) : NULL;
+    b->bup = any_up_b ? base_malloc(L * U * sizeof(float)) : NULL;
     b->lin = base_calloc(4 * L, sizeof *b->lin);
     b->x = base_malloc(T * H * sizeof(float));
     b->a = base_malloc(T * (size_t)b->wa * sizeof(float));
@@ -190,7 +205,7 @@ static int alloc_workspace(bert *b, const model_config *c, int threads) {
     const size_t rf = rope_floats(c, b->max_seq_len);
     if (rf) b->rope[0] = base_malloc(rf * sizeof(float));
     if (c->pos == POS_ALIBI) b->slopes = base_malloc((size_t)c->heads * sizeof(float));
-    if (!b->wqkv || (split_up && !b->wup) || (b->m->layer[0].q_b && !b->bqkv) || (c->up_bias && !b->bup) ||
+    if (!b->wqkv || (split_up && !b->wup) || (any_qkv_b && !b->bqkv) || (any_up_b && !b->bup) ||
         !b->lin || !b->x || !b->a || !b->c_buf || !b->scratch || !b->pos || !b->type || (rf && !b->rope[0]) ||
         (c->pos == POS_ALIBI && !b->slopes))
         return CEMBED_ENOMEM;
@@ -496,7 +511,7 @@ static gemm_op layer_op(const bert *b, int l, int which) {
         return (gemm_op){c, w->o_b, w->ln1_g, w->ln1_b, w->ln1x_g, w->ln1x_b, NULL, NULL, &lin[1], b->a, cw, wa,
                          pre ? EPI_ADD : EPI_ADD_LN, l};
     case 2:   // a [T, U] = act(x @ Wi^T + bi)   (pre-norm: norm2(x), in c; GLU: act(a[:, :I]) * a[:, I:])
-        op = (gemm_op){x, b->bup ? b->bup + (size_t)l * b->U : w->i_b, NULL, NULL, NULL, NULL, NULL, NULL, &lin[2], b->a,
+        op = (gemm_op){x, b->bup ? b->bup + (size_t)l * b->U : NULL, NULL, NULL, NULL, NULL, NULL, NULL, &lin[2], b->a,
                        H, wa, b->c->glu ? EPI_GLU : EPI_BIAS_GELU, l};
         if (pre) op.A = c, op.lda = cw, op.norm_g = w->ln2_g, op.norm_b = w->ln2_b;
         return op;
