@@ -102,6 +102,32 @@ PY
   expect_error "modules.json path $p" "$tmp/modules-escape" "leaves the model folder"
 done
 
+# odd but loadable: tensors the config does not name (a bias in one layer of a ModernBERT whose config
+# says none; a q_norm in one layer of a Qwen2) are used or ignored, never a crash or a hang
+root=$(cd "$(dirname "$0")/../.." && pwd)
+odd_model() { # name source-folder tensor-name rows
+  rm -rf "$tmp/$1"; cp -r "$root/tests/golden/arch/$2" "$tmp/$1"
+  python3 - "$tmp/$1/model.safetensors" "$3" "$4" <<'PY'
+import json, struct, sys
+path, name, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+f = open(path, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); data = f.read(); f.close()
+extra = struct.pack('<f', 0.5) * rows
+h[name] = {'dtype': 'F32', 'shape': [rows], 'data_offsets': [len(data), len(data) + len(extra)]}
+hb = json.dumps(h).encode(); hb += b' ' * ((8 - len(hb) % 8) % 8)
+open(path, 'wb').write(struct.pack('<Q', len(hb)) + hb + data + extra)
+PY
+  local out rc
+  out=$(printf '{"text": "tok5 tok6 tok7"}\n' | timeout 30 "$cembed" embed --model "$tmp/$1" - 2>&1); rc=$?
+  rm -rf "$tmp/$1"
+  if [ $rc -ne 0 ] || ! grep -q '"embedding":\[' <<<"$out" || grep -q "Sanitizer\|runtime error\|nan" <<<"$out"; then
+    echo "FAIL $1: exit $rc, output: $(tail -c 300 <<<"$out")"; fails=$((fails + 1))
+  else
+    echo "ok   $1: embedded, no crash or hang"
+  fi
+}
+odd_model stray-bias modernbert-embed layers.1.mlp.Wi.bias 192
+odd_model stray-qnorm qwen2-coder model.layers.1.self_attn.q_norm.weight 16
+
 rm -rf "$tmp"
 echo "$fails broken-model checks failed"
 [ $fails -eq 0 ]
