@@ -193,8 +193,13 @@ check("closed connections cancel their queued sequences and give their reservati
       ok and depth >= N and depth_after == 0 and reserved is not None and reserved < 1e6,
       f"queue {depth:.0f} -> {depth_after} in {time.time() - t_closed:.1f} s, reserved {reserved}")
 check("a small request after them answers at once", st_small == 200 and small_s < 2.0, f"{st_small} in {small_s:.2f} s")
-text = open(log).read()
-access = [l for l in text.splitlines() if "POST /embed 200: 1 chunks" in l and "client 127.0.0.1" in l]
+# the access line is written when libmicrohttpd ends the request, just after the answer went out: wait for it
+access, t_wait = [], time.time()
+while not access and time.time() - t_wait < 5:
+    text = open(log).read()
+    access = [l for l in text.splitlines() if "POST /embed 200: 1 chunks" in l and "client 127.0.0.1" in l]
+    if not access:
+        time.sleep(0.1)
 grows = text.count("increased batch size")
 check("one access line per request at info (route, status, chunks, tokens, ms, client); batch growth is no flood",
       access and " tokens, " in access[-1] and " ms, " in access[-1] and grows <= 3 and "MB slack" not in text,
