@@ -251,6 +251,7 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         bert_free(b);
         return rc;
     }
+    if (o->int8_qmax) nn_gemm_set_qmax(b->g, o->int8_qmax);
     b->blas = nn_gemm_backend_of(b->g) == NN_GEMM_BLAS;
     /* attention's scratch, which the classifier head reuses for its hidden row */
     b->scratch_per_thread = CE_MAX(nn_attention_scratch(max_seq_len, b->dh), (size_t)b->H);
@@ -279,6 +280,8 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
 }
 
 const char *bert_gemm_describe(const bert *b) { return nn_gemm_describe(b->g); }
+
+int bert_int8_qmax(const bert *b) { return nn_gemm_qmax(b->g); }
 
 int bert_packed(const bert *b) { return !b->blas; }
 

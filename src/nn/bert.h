@@ -24,6 +24,8 @@ typedef struct bert_opts {
     nn_precision prec;       /* the Linear layers' precision */
     nn_gemm_backend gemm;    /* NN_GEMM_AUTO: the table's pick for prec and k */
     int attn_bf16;           /* attention with bf16 products, where k has them */
+    int int8_qmax;           /* 0: the backend's int8 weight range; 63 or 127: that
+                                (the scalar backend only: a reference for another) */
 } bert_opts;
 
 /* Bytes bert_new will allocate for batches of up to max_tokens tokens and
@@ -41,6 +43,8 @@ void bert_free(bert *b);
 int bert_packed(const bert *b);
 /* The GEMM backend that runs, as nn_gemm_describe says it. */
 const char *bert_gemm_describe(const bert *b);
+/* The int8 weight range of its GEMMs (nn_gemm_qmax). */
+int bert_int8_qmax(const bert *b);
 
 /* Activation bytes a batch of `tokens` tokens touches (x, a, c rows). */
 size_t bert_batch_bytes(const bert *b, int tokens);

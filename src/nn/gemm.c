@@ -27,6 +27,7 @@ struct nn_gemm {
     nn_precision prec;
     nn_gemm_backend backend;
     int threads;
+    int qmax;              /* int8 weights in [-qmax, qmax] (kernels.h, nn_quantize_weight_row) */
     nn_dnnl *dnnl;         /* onednn */
     char *scratch;         /* scalar/avx2: per thread nn_lowp_scratch_bytes(max K) */
     size_t scratch_per_thread;
@@ -79,7 +80,7 @@ int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, in
     if (why) return base_err(CEMBED_EINVAL, "GEMM backend %s for %s: %s", names[b], nn_precision_name(prec), why);
     nn_gemm *g = base_calloc(1, sizeof *g);
     if (!g) return base_err(CEMBED_ENOMEM, "out of memory");
-    *g = (nn_gemm){.k = k, .prec = prec, .backend = b, .threads = threads};
+    *g = (nn_gemm){.k = k, .prec = prec, .backend = b, .threads = threads, .qmax = 63};
     int rc = 0;
     if (b == NN_GEMM_ONEDNN) {
         rc = nn_dnnl_new(prec, threads, shapes, n_shapes, &g->dnnl);
@@ -90,6 +91,7 @@ int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, in
                                shapes, n_shapes, out);
         }
         if (!rc) snprintf(g->desc, sizeof g->desc, "%s", nn_dnnl_describe(g->dnnl));
+        if (!rc) g->qmax = nn_dnnl_qmax(g->dnnl);
     } else if (b == NN_GEMM_BLAS) {
         rc = nn_gemm_init();
         snprintf(g->desc, sizeof g->desc, "%s", own_desc(b));
@@ -113,7 +115,7 @@ int nn_gemm_prepare(nn_gemm *g, const float *W, int N, int K, nn_linear *out) {
     switch (g->backend) {
     case NN_GEMM_ONEDNN: return nn_dnnl_prepare(g->dnnl, W, N, K, out);
     case NN_GEMM_BLAS: *out = (nn_linear){.N = N, .K = K, .w = W}; return 0;
-    default: *out = (nn_linear){.N = N, .K = K}; return nn_pack(W, N, K, g->prec, &out->p);
+    default: *out = (nn_linear){.N = N, .K = K}; return nn_pack(W, N, K, g->prec, g->qmax, &out->p);
     }
 }
 
@@ -142,6 +144,13 @@ void nn_gemm_run(nn_gemm *g, int t, const nn_linear *w, int M, const float *A, i
 }
 
 nn_gemm_backend nn_gemm_backend_of(const nn_gemm *g) { return g->backend; }
+
+int nn_gemm_qmax(const nn_gemm *g) { return g->qmax; }
+
+void nn_gemm_set_qmax(nn_gemm *g, int qmax) {
+    CE_ASSERT(g->backend == NN_GEMM_SCALAR && (qmax == 63 || qmax == 127));
+    g->qmax = qmax;
+}
 
 int nn_gemm_rows(const nn_gemm *g) {
     switch (g->backend) {

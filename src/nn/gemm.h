@@ -83,6 +83,12 @@ void nn_gemm_run(nn_gemm *g, int t, const nn_linear *w, int M, const float *A, i
                  float *C, int ldc);
 
 nn_gemm_backend nn_gemm_backend_of(const nn_gemm *g);
+/* The int8 weights' range [-qmax, qmax]: 127 on oneDNN's VNNI and AMX
+ * kernels (32-bit sums), 63 elsewhere (vpmaddubsw's saturating pairs). */
+int nn_gemm_qmax(const nn_gemm *g);
+/* The scalar backend quantizes as a fast one does (a reference for it);
+ * before any nn_gemm_prepare. qmax: 63 or 127. */
+void nn_gemm_set_qmax(nn_gemm *g, int qmax);
 /* Rows worth handing to one nn_gemm_run (so that the product stays in L2
  * for what follows). */
 int nn_gemm_rows(const nn_gemm *g);
@@ -107,6 +113,7 @@ void nn_dnnl_release(void *dw);
 void nn_dnnl_run(nn_dnnl *d, const nn_kernels *k, int t, const nn_linear *w, int M, const float *A, int lda,
                  const float *bias, int gelu, float *C, int ldc);
 const char *nn_dnnl_describe(const nn_dnnl *d);
+int nn_dnnl_qmax(const nn_dnnl *d);
 int nn_dnnl_rows(void);
 size_t nn_dnnl_thread_bytes(int max_n, int max_k);
 /* The implementation oneDNN picks for precision p at a typical shape, into

@@ -13,7 +13,8 @@
  * smallest tile that does.
  *
  * Data: A is rounded (bf16), quantized (int8: uint8 per row, nn_kernels'
- * quantize_u8) or copied (fp32) into the thread's src tile [rows, K]; the
+ * quantize_u8; weights int8 as in lowp.c, with 8 bits, [-127, 127], where
+ * every tile's kernel is VNNI or AMX, else 7 as there) or copied (fp32) into the thread's src tile [rows, K]; the
  * primitive writes dst [rows, N] (f32, or s32 for int8); the epilogue
  * (bias_act, or dequant_i8 with the row's scale and zero point) writes C.
  * Memory objects and the user scratchpad are made at load for every thread
@@ -42,6 +43,8 @@ typedef struct dshape {
     dnnl_memory_desc_t src_md[TILES], dst_md[TILES], pad_md[TILES];
     dnnl_memory_desc_t wmd;          /* the weights layout all tiles read */
     char impl[48];                   /* the kernel of the 64-row tile */
+    int qmax;                        /* int8 weights in [-qmax, qmax]: 127 when every tile's
+                                        kernel sums u8 x s8 products without saturating */
 } dshape;
 
 typedef struct dthread {
@@ -115,6 +118,12 @@ static const char *impl_of(const_dnnl_primitive_desc_t pd) {
     return impl;
 }
 
+/* Whether a kernel multiplies u8 by s8 with VNNI (vpdpbusd) or AMX, which
+ * add the products in 32 bits. The others (vpmaddubsw) add pairs in
+ * saturating 16 bits: 2 x 255 x 127 would overflow there, 2 x 255 x 63 does
+ * not, so weights keep 7 bits for them as for our AVX2 kernels. */
+static int exact_u8s8(const char *impl) { return strstr(impl, "vnni") || strstr(impl, "amx"); }
+
 /* The tiles of one shape: primitives for each row count, keeping those that
  * share the 64-row tile's weight layout (and kernel, for fp32 and bf16). */
 static int build_shape(nn_dnnl *d, dshape *sh) {
@@ -128,6 +137,7 @@ static int build_shape(nn_dnnl *d, dshape *sh) {
         const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         const char *impl = impl_of(pd);
         int keep = 1;
+        if (i == 0) sh->qmax = 127;
         if (i == 0) {
             /* float sums must not depend on a row's batchmates: the generic
              * jit GEMM blocks rows by the call's row count (unit tests) */
@@ -142,6 +152,7 @@ static int build_shape(nn_dnnl *d, dshape *sh) {
             keep = dnnl_memory_desc_equal(w, &sh->wmd) && (d->prec == NN_INT8 || strcmp(impl, sh->impl) == 0);
         }
         if (keep) {
+            if (!exact_u8s8(impl)) sh->qmax = 63;
             const int n = sh->n_tiles;
             sh->src_md[n] = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
             sh->dst_md[n] = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
@@ -257,6 +268,12 @@ const char *nn_dnnl_describe(const nn_dnnl *d) { return d->desc; }
 
 int nn_dnnl_rows(void) { return TILE_ROWS; }
 
+int nn_dnnl_qmax(const nn_dnnl *d) {
+    int q = 127;   /* one range for every shape: what the tiles of all of them allow */
+    for (int s = 0; s < d->n_shapes; s++) q = CE_MIN(q, d->shapes[s].qmax);
+    return q;
+}
+
 void nn_dnnl_release(void *dw) {
     if (dw) dnnl_memory_destroy(dw);
 }
@@ -306,8 +323,8 @@ int nn_dnnl_prepare(nn_dnnl *d, const float *W, int N, int K, nn_linear *out) {
         out->p.colsum = base_malloc((size_t)N * sizeof(int32_t));
         if (tmp && out->p.scale && out->p.colsum)
             for (int n = 0; n < N; n++)
-                nn_quantize_weight_row(W + (size_t)n * K, K, (int8_t *)tmp + (size_t)n * K, &out->p.scale[n],
-                                       &out->p.colsum[n]);
+                nn_quantize_weight_row(W + (size_t)n * K, K, nn_dnnl_qmax(d), (int8_t *)tmp + (size_t)n * K,
+                                       &out->p.scale[n], &out->p.colsum[n]);
     } else if (d->prec == NN_BF16) {
         if ((tmp = base_malloc(cells * 2)))
             for (size_t i = 0; i < cells; i++) ((uint16_t *)tmp)[i] = nn_bf16_bits(W[i]);

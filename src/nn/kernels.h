@@ -55,15 +55,16 @@ typedef struct nn_packed {
 /* Packs W [N, K] (row-major, ld = K) for precision p (NN_FP32 packs plain
  * floats in the same panels as bf16, for the SIMD fp32 kernel).
  * OUT: *out, owning its memory. Fails with ENOMEM. */
-int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out);
+int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *out);
 void nn_packed_free(nn_packed *w);
 /* Bytes a packed weight holds. Cannot fail. */
 size_t nn_packed_bytes(const nn_packed *w);
 /* Scratch bytes one gemm_lowp call needs for inputs of K columns. */
 size_t nn_lowp_scratch_bytes(int K);
-/* One weight row w[K] (output channel) to int8 in [-63, 63]: OUT: q[K],
- * *scale = max |w| / 63 and *colsum = sum of q. Cannot fail. */
-void nn_quantize_weight_row(const float *w, int K, int8_t *q, float *scale, int32_t *colsum);
+/* One weight row w[K] (output channel) to int8 in [-qmax, qmax] (63 for
+ * kernels that add u8 x s8 pairs in saturating int16, 127 for VNNI/AMX):
+ * OUT: q[K], *scale = max |w| / qmax and *colsum = sum of q. Cannot fail. */
+void nn_quantize_weight_row(const float *w, int K, int qmax, int8_t *q, float *scale, int32_t *colsum);
 /* Quantizes one row a[K] to uint8 q[Kp] (zeros beyond K) as described in
  * lowp.c; OUT: *zp, the zero point. Returns the row's scale. Cannot fail. */
 float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp);

@@ -13,7 +13,9 @@
  *   bf16: for each input k: 16 bf16 values (32 bytes) [c0:k ... c15:k];
  *   fp32: the same with 16 floats (64 bytes).
  * int8 weights: scale[n] = max_k |W[n, k]| / 63 (0 for an all-zero row),
- * q = round(W / scale) in [-63, 63], colsum[n] = sum_k q. Activations, per
+ * q = round(W / scale) in [-63, 63] (7 bits: vpmaddubsw adds its pairs in
+ * saturating int16; oneDNN's VNNI and AMX kernels take 127, gemm_dnnl.c),
+ * colsum[n] = sum_k q. Activations, per
  * row (token) at run time: lo = min(0, min a), hi = max(0, max a), scale
  * sa = (hi - lo) / 255, zero point zp = round(-lo / sa), qa = clamp(round(a /
  * sa) + zp, 0, 255); then a . w = sa * scale[n] * (qa . q - zp * colsum[n]).
@@ -81,20 +83,21 @@ float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp_
     return (hi - lo) / 255.0f;
 }
 
-void nn_quantize_weight_row(const float *row, int K, int8_t *q, float *scale, int32_t *colsum) {
+void nn_quantize_weight_row(const float *row, int K, int qmax, int8_t *q, float *scale, int32_t *colsum) {
+    CE_ASSERT(qmax == 63 || qmax == 127);
     float mx = 0;
     for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(row[k]));
-    *scale = mx / 63.0f;   /* 0 for an all-zero row: q 0 */
-    const float inv = mx > 0 ? 63.0f / mx : 0.0f;
+    *scale = mx / (float)qmax;   /* 0 for an all-zero row: q 0 */
+    const float inv = mx > 0 ? (float)qmax / mx : 0.0f;
     int32_t sum = 0;
     for (int k = 0; k < K; k++) {
-        q[k] = (int8_t)quantize(row[k], inv, 0, -63, 63);
+        q[k] = (int8_t)quantize(row[k], inv, 0, -qmax, qmax);
         sum += q[k];
     }
     *colsum = sum;
 }
 
-int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
+int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *out) {
     CE_ASSERT(p == NN_INT8 || p == NN_BF16 || p == NN_FP32);
     CE_ASSERT(N > 0 && K > 0);
     nn_packed w = {.prec = p, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, .Kp = (K + 3) & ~3};
@@ -123,7 +126,7 @@ int nn_pack(const float *W, int N, int K, nn_precision p, nn_packed *out) {
             for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = row[k];
             continue;
         }
-        nn_quantize_weight_row(row, K, qrow, &w.scale[n], &w.colsum[n]);
+        nn_quantize_weight_row(row, K, qmax, qrow, &w.scale[n], &w.colsum[n]);
         int8_t *dst = (int8_t *)w.w + panel;
         for (int k = 0; k < K; k++) dst[(size_t)(k / 4) * 4 * NN_PANEL + 4 * c + (size_t)(k & 3)] = qrow[k];
     }

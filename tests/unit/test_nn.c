@@ -296,7 +296,7 @@ TEST(nn_gemm_lowp_matches_reference_and_fp32) {
             float *c1 = malloc((size_t)M * N * 4), *c2 = malloc((size_t)M * N * 4), *ce = malloc((size_t)M * N * 4);
             void *scr = malloc(nn_lowp_scratch_bytes(K));
             nn_packed w;
-            CHECK_INT(nn_pack(W, N, K, prec, &w), 0);
+            CHECK_INT(nn_pack(W, N, K, prec, 63, &w), 0);
             CHECK_INT((int)nn_packed_bytes(&w), (int)((size_t)w.Np * w.Kp * (prec == NN_INT8 ? 1 : prec == NN_BF16 ? 2 : 4) +
                                                       (prec == NN_INT8 ? (size_t)w.Np * 8 : 0)));
             for (int t = 0; t < n_tables; t++)
@@ -328,7 +328,7 @@ TEST(nn_gemm_lowp_matches_reference_and_fp32) {
     /* an all-zero weight row and an all-zero input row give zeros, not NaN */
     float A0[2 * 4] = {0, 0, 0, 0, 1, -2, 3, -4}, W0[2 * 4] = {0, 0, 0, 0, 1, 1, 1, 1}, C0[4], scr0[256];
     nn_packed w0;
-    CHECK_INT(nn_pack(W0, 2, 4, NN_INT8, &w0), 0);
+    CHECK_INT(nn_pack(W0, 2, 4, NN_INT8, 63, &w0), 0);
     for (int t = 0; t < n_tables; t++) {
         ts[t]->gemm_lowp(2, A0, 4, &w0, NULL, 0, C0, 2, scr0);
         CHECK(C0[0] == 0 && C0[1] == 0 && C0[2] == 0);
@@ -375,6 +375,7 @@ TEST(nn_gemm_backends_match_reference_and_rows_are_independent) {
                 continue;
             }
             ran++;
+            nn_gemm_set_qmax(ref, nn_gemm_qmax(g));   /* the reference quantizes as g does */
             for (int si = 0; si < n_shapes; si++) {
                 const int N = shapes[si].N, K = shapes[si].K, Mmax = 130;
                 float *W = rand_vec((size_t)N * K, 0.2f), *bias = rand_vec((size_t)N, 1);
@@ -428,15 +429,23 @@ typedef struct fwd_fixture {
     bert *b;
 } fwd_fixture;
 
-static int fixture_prec(fwd_fixture *f, const char *dir, const nn_kernels *k, nn_precision prec, int threads,
-                        int max_tokens) {
+/* qmax: 0, or the int8 weight range of the scalar reference (that of the
+ * backend it checks) */
+static int fixture_q(fwd_fixture *f, const char *dir, const nn_kernels *k, nn_precision prec, int threads,
+                     int max_tokens, int qmax) {
     memset(f, 0, sizeof *f);
-    const bert_opts o = {.k = k, .prec = prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = nn_bf16_attention(prec)};
+    const bert_opts o = {.k = k, .prec = prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = nn_bf16_attention(prec),
+                         .int8_qmax = qmax};
     if (model_load(dir, &f->m) || pool_new(threads, &f->p) || bert_new(&f->m, &o, f->p, max_tokens, 40, &f->b)) {
         FAIL_AT("fixture: %s", cembed_last_error());
         return -1;
     }
     return 0;
+}
+
+static int fixture_prec(fwd_fixture *f, const char *dir, const nn_kernels *k, nn_precision prec, int threads,
+                        int max_tokens) {
+    return fixture_q(f, dir, k, prec, threads, max_tokens, 0);
 }
 
 static int fixture(fwd_fixture *f, const char *dir, const nn_kernels *k, int threads, int max_tokens) {
@@ -473,9 +482,12 @@ static void forward_checks(nn_precision prec, double tol_ref, float *out_o) {
         for (int t = 0; t < lens[s]; t++) ids[off[s] + t] = (s * 31 + t * 17) % 64;
     }
     fwd_fixture fo, fr;
-    if (fixture_prec(&fo, tiny_dir(), nn_kernels_best(), prec, 2, off[NSEQ]) ||
-        fixture_prec(&fr, tiny_dir(), nn_kernels_ref(), prec, 1, off[NSEQ]))
+    if (fixture_prec(&fo, tiny_dir(), nn_kernels_best(), prec, 2, off[NSEQ]))
         return;
+    if (fixture_q(&fr, tiny_dir(), nn_kernels_ref(), prec, 1, off[NSEQ], bert_int8_qmax(fo.b))) {
+        fixture_free(&fo);
+        return;
+    }
     const int H = fo.m.cfg.hidden;
     float *out_r = malloc((size_t)NSEQ * H * 4), *one = malloc((size_t)H * 4);
     bert_forward(fo.b, NSEQ, ids, off, out_o, fo.m.normalize);
