@@ -135,6 +135,11 @@ enum { CPU_AVX2 = 1, CPU_FMA = 2, CPU_AVX512F = 4, CPU_AVX512VNNI = 8, CPU_AVX51
 /* The features this CPU and OS offer, capped at the level named by
  * ONEDNN_MAX_CPU_ISA (read once). Cannot fail. */
 unsigned cpu_features(void);
+/* Whether this CPU's AVX512_BF16 dot products (vdpbf16ps) outrun fp32 FMAs:
+ * AMD's (Zen 4, Zen 5) do; Intel's do not (one core of a Sapphire Rapids
+ * class Xeon: 86 GFLOP/s against 175 for zmm FMAs, bench/gemm_peak.c), so
+ * bf16 there saves memory, not time. 0 without CPU_AVX512BF16. */
+int cpu_bf16_dot_fast(void);
 /* oneDNN's name of the highest level a feature set covers ("AVX2",
  * "AVX512_CORE_VNNI", ...; "SSE41" below AVX2). Static string. */
 const char *cpu_isa_name(unsigned features);

@@ -119,6 +119,12 @@ unsigned cpu_features(void) {
     return cached;
 }
 
+int cpu_bf16_dot_fast(void) {
+    unsigned a, b, c, d;
+    if (!(cpu_features() & CPU_AVX512BF16) || !__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    return b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;   /* "AuthenticAMD" */
+}
+
 const char *cpu_isa_name(unsigned features) {
     const char *name = levels[0].name;
     for (int i = 1; i < N_LEVELS; i++)

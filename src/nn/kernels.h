@@ -179,7 +179,8 @@ const nn_kernels *nn_kernels_best(void);
 const nn_kernels *nn_kernels_avx2(void);
 /* Whether precision p runs attention's products in bf16 here: where the
  * precision is low already (bf16, int8) and the best table does bf16 dot
- * products in hardware (bench/fidelity.py holds the bars). */
+ * products in hardware faster than fp32 FMAs (cpu_bf16_dot_fast;
+ * bench/fidelity.py holds the bars). */
 int nn_bf16_attention(nn_precision p);
 /* NULL below AVX512_CORE; with AVX512_BF16 its attention_bf16 is set. */
 const nn_kernels *nn_kernels_avx512(void);
