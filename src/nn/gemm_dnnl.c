@@ -354,27 +354,38 @@ void nn_dnnl_run(nn_dnnl *d, const nn_kernels *k, int t, const nn_linear *w, int
         while (i + 1 < sh->n_tiles && sh->rows[i] > M - r) i++;
         const int tile = sh->rows[i], rows = CE_MIN(tile, M - r);
         const float *a = A + (size_t)r * lda;
+        float *c = C + (size_t)r * ldc;
+        /* fp32 reads A's rows and writes C's where they are dense and fill the tile */
+        const int whole = d->prec == NN_FP32 && rows == tile, src_direct = whole && lda == K,
+                  dst_direct = whole && ldc == N;
         // src [tile, K] = A rows in the precision (zero rows past `rows`)
         if (d->prec == NN_INT8)
             k->quantize_u8(rows, K, a, lda, th->src, K, th->sa, th->zp);
         else if (d->prec == NN_BF16)
             k->to_bf16(rows, K, a, lda, th->src, K);
-        else
+        else if (!src_direct)
             for (int j = 0; j < rows; j++) memcpy((float *)th->src + (size_t)j * K, a + (size_t)j * lda, (size_t)K * 4);
         if (rows < tile) memset((char *)th->src + (size_t)rows * K * elem(d->ta), 0, (size_t)(tile - rows) * K * elem(d->ta));
+        dnnl_memory_t msrc = th->msrc[w->shape][i], mdst = th->mdst[w->shape][i];
+        if (d->prec == NN_FP32) {
+            dnnl_status_t hs = dnnl_memory_set_data_handle(msrc, src_direct ? (void *)a : th->src);
+            if (!hs) hs = dnnl_memory_set_data_handle(mdst, dst_direct ? (void *)c : th->dst);
+            CE_ASSERT(hs == dnnl_success);
+        }
         // dst [tile, N] = src @ W^T
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, th->msrc[w->shape][i]},
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, msrc},
                                    {DNNL_ARG_WEIGHTS, (dnnl_memory_t)w->dw},
-                                   {DNNL_ARG_DST, th->mdst[w->shape][i]},
+                                   {DNNL_ARG_DST, mdst},
                                    {DNNL_ARG_SCRATCHPAD, th->mpad[w->shape][i]}};
         dnnl_status_t s = dnnl_primitive_execute(sh->prim[i], th->st, 4, args);
         CE_ASSERT(s == dnnl_success);
-        // C rows = epilogue(dst)
-        float *c = C + (size_t)r * ldc;
+        // C rows = epilogue(dst) (in place when dst is C)
         if (d->prec == NN_INT8)
             k->dequant_i8(rows, N, th->dst, N, th->sa, th->zp, w->p.scale, w->p.colsum, bias, gelu, c, ldc);
-        else
+        else if (!dst_direct)
             k->bias_act(rows, N, th->dst, N, bias, gelu, c, ldc);
+        else if (bias || gelu)
+            k->bias_act(rows, N, c, ldc, bias, gelu, c, ldc);
         r += rows;
     }
 }
