@@ -147,6 +147,36 @@ check("truncation_direction left keeps the text's end (= its last tokens as ids)
 st, _, badd = embed({"chunks": ["x"], "truncation_direction": "middle"})
 check("a bad truncation_direction names the field", st == 400 and "truncation_direction" in badd["error"]["message"])
 
+# /tokenize's tokens: TEI's {"id","text","special","start","stop"} per token, the offsets (characters) and
+# special flags equal to Hugging Face's tokenizers' (Rust, npm "tokenizers"), text = the input's [start, stop)
+tok_texts = ["Héllo wörld, naïve café!", "unbelievably  spaced\ttext", "e-mail: foo@bar.com; x=1+2", "日本語 and ÅNGSTRÖM",
+             "  leading and trailing  ", "", "don't stop", "long " * 300 + "the end"]
+st, _, toks = embed({"inputs": tok_texts}, "/tokenize")
+shapes_ok = st == 200 and all(isinstance(r["tokens"], list) and len(r["tokens"]) == len(r["ids"])
+                              and [t["id"] for t in r["tokens"]] == r["ids"] for r in toks)
+texts_ok = shapes_ok and all(t["special"] or t["text"] == tok_texts[r["index"]][t["start"]:t["stop"]]
+                             for r in toks for t in r["tokens"])
+check("/tokenize: tokens are TEI's token objects (ids kept), each text = the input's [start, stop)",
+      shapes_ok and texts_ok, str(toks[0]["tokens"][:3] if st == 200 else toks)[:300])
+st_l, _, toks_l = embed({"inputs": tok_texts[-1], "truncation_direction": "left"}, "/tokenize")
+node = shutil.which("node")
+if node and os.path.isdir(os.path.join(root, "tests", "oracle", "node_modules", "tokenizers")):
+    with open(os.path.join(work, "tok-texts.json"), "w") as f:
+        json.dump(tok_texts, f)
+    hf = {}
+    for d in ("right", "left"):
+        p = subprocess.run([node, os.path.join(root, "tests", "oracle", "hf_offsets.mjs"), os.path.join(pm, "tokenizer.json"),
+                            os.path.join(work, "tok-texts.json"), "256", d], capture_output=True, text=True, timeout=120)
+        hf[d] = json.loads(p.stdout) if p.returncode == 0 else p.stderr[-300:]
+    mine = [[{k: t[k] for k in ("id", "special", "start", "stop")} for t in r["tokens"]] for r in toks] if st == 200 else []
+    mine_l = [{k: t[k] for k in ("id", "special", "start", "stop")} for t in toks_l[0]["tokens"]] if st_l == 200 else []
+    bad = [i for i, (a, b) in enumerate(zip(mine, hf["right"])) if a != b] if isinstance(hf["right"], list) else ["hf"]
+    check("/tokenize: ids, special flags and character offsets = HF tokenizers' (8 texts, and one cut from the left)",
+          not bad and len(mine) == len(tok_texts) and isinstance(hf["left"], list) and mine_l == hf["left"][-1],
+          f"differ: {bad} {str(hf['right'])[:200] if bad == ['hf'] else ''}")
+else:
+    check("/tokenize against HF tokenizers", False, "tests/oracle/node_modules/tokenizers missing (tests/oracle/install.sh)")
+
 # dimensions on /embed
 st, _, full = embed({"chunks": ["matryoshka"]})
 st2, _, cut = embed({"chunks": ["matryoshka"], "dimensions": 64})
