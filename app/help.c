@@ -35,7 +35,7 @@ static const help helps[] = {
     {"serve",
      "usage: cembed serve [flags]\n"
      "The HTTP service: POST /embed, /v1/embeddings, /tokenize, /embed_all, /similarity, /rerank,\n"
-     "/v1/rerank (a reranker's);\n"
+     "/v1/rerank (a reranker's), / (TEI's root: by the body, embed, similarity or rerank);\n"
      "GET /health, /info, /metrics, /v1/models. SIGTERM drains, SIGHUP reloads the API key file.\n"
      "\nflags:\n" MODEL_FLAGS
      "                        (--model repeated, or a comma list in EMBEDDING_MODEL: several models)\n"

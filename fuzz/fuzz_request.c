@@ -6,7 +6,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const req_limits lim = {.max_items = 1000, .max_text_bytes = 1 << 16, .max_depth = 32};
-    const req_kind kinds[] = {REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY, REQ_RERANK};
+    const req_kind kinds[] = {REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY, REQ_RERANK, REQ_AUTO};
     const size_t bound = request_parse_bound((const char *)data, size);
     for (int k = 0; k < 5; k++) {
         request r;

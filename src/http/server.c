@@ -27,7 +27,7 @@ const route_def http_routes[N_ROUTES] = {
     {"/embed_all", "POST", R_EMBED_ALL}, {"/similarity", "POST", R_SIMILARITY}, {"/rerank", "POST", R_RERANK},
     {"/v1/rerank", "POST", R_RERANK_V1}, {"/health", "GET", R_HEALTH},
     {"/info", "GET", R_INFO},          {"/metrics", "GET", R_METRICS},       {"/v1/models", "GET", R_MODELS},
-    {NULL, NULL, R_NONE},
+    {"/", "POST", R_ROOT},             {NULL, NULL, R_NONE},
 };
 const int http_status_codes[N_CODES] = {200, 400, 401, 404, 405, 413, 422, 429, 500, 503};
 

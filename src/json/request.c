@@ -173,24 +173,28 @@ static int parse_embed(request *r, json_t *o, const req_limits *lim) {
     return 0;
 }
 
-static int parse_similarity(request *r, json_t *o, const req_limits *lim) {
+/* {"inputs": {"source_sentence", "sentences"}}, or top = 1: the two at the top of o. */
+static int parse_similarity(request *r, json_t *o, const req_limits *lim, int top) {
     if (get_bool(r, o, "truncate", 1, &r->truncate) || parse_common(r, o)) return -1;
-    json_t *in = json_object_get(o, "inputs");
+    json_t *in = top ? o : json_object_get(o, "inputs");
     if (!json_is_object(in))
         return fail(r, 400, CEMBED_EFORMAT, "\"inputs\" must be {\"source_sentence\": STRING, \"sentences\": [STRING, ...]}");
+    const char *at = top ? "" : "inputs.";
     json_t *src = json_object_get(in, "source_sentence"), *list = json_object_get(in, "sentences");
-    if (!json_is_string(src)) return fail(r, 400, CEMBED_EFORMAT, "inputs.source_sentence must be a string");
-    if (!json_is_array(list)) return fail(r, 400, CEMBED_EFORMAT, "inputs.sentences must be a list of strings");
-    if (json_array_size(list) == 0) return fail(r, 400, CEMBED_EFORMAT, "inputs.sentences: the list is empty");
-    if (json_array_size(list) >= lim->max_items)
-        return fail(r, 413, CEMBED_ELIMIT, "inputs.sentences: %zu items, over the limit of %zu per request",
-                    json_array_size(list), lim->max_items - 1);
-    if (alloc_items(r, json_array_size(list) + 1, lim, "inputs.sentences")) return -1;
-    if (set_text(r, &r->items[0], src, lim, "inputs.source_sentence")) return -1;
     char name[64];
+    if (!json_is_string(src)) return fail(r, 400, CEMBED_EFORMAT, "%ssource_sentence must be a string", at);
+    if (!json_is_array(list)) return fail(r, 400, CEMBED_EFORMAT, "%ssentences must be a list of strings", at);
+    if (json_array_size(list) == 0) return fail(r, 400, CEMBED_EFORMAT, "%ssentences: the list is empty", at);
+    if (json_array_size(list) >= lim->max_items)
+        return fail(r, 413, CEMBED_ELIMIT, "%ssentences: %zu items, over the limit of %zu per request", at,
+                    json_array_size(list), lim->max_items - 1);
+    snprintf(name, sizeof name, "%ssentences", at);
+    if (alloc_items(r, json_array_size(list) + 1, lim, name)) return -1;
+    snprintf(name, sizeof name, "%ssource_sentence", at);
+    if (set_text(r, &r->items[0], src, lim, name)) return -1;
     for (size_t i = 1; i < r->n_items; i++) {
         json_t *s = json_array_get(list, i - 1);
-        snprintf(name, sizeof name, "inputs.sentences[%zu]", i - 1);
+        snprintf(name, sizeof name, "%ssentences[%zu]", at, i - 1);
         if (!json_is_string(s)) return fail(r, 400, CEMBED_EFORMAT, "%s must be a string", name);
         if (set_text(r, &r->items[i], s, lim, name)) return -1;
     }
@@ -232,6 +236,22 @@ static int parse_rerank(request *r, json_t *o, const req_limits *lim) {
         if (set_text(r, &r->items[i], d, lim, name)) return -1;
     }
     return 0;
+}
+
+/* POST /: what the body asks for (see req_kind). */
+static int parse_auto(request *r, json_t *o, const req_limits *lim) {
+    json_t *in = json_object_get(o, "inputs");
+    if (json_object_get(o, "query")) {
+        r->kind = REQ_RERANK;
+        return parse_rerank(r, o, lim);
+    }
+    const int top = json_object_get(o, "source_sentence") || json_object_get(o, "sentences");
+    if (top || json_is_object(in)) {
+        r->kind = REQ_SIMILARITY;
+        return parse_similarity(r, o, lim, top);
+    }
+    r->kind = REQ_EMBED;
+    return parse_embed(r, o, lim);
 }
 
 static int parse_openai(request *r, json_t *o, const req_limits *lim) {
@@ -287,7 +307,9 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
     } else if (kind == REQ_EMBED) {
         rc = parse_embed(r, o, lim);
     } else if (kind == REQ_SIMILARITY) {
-        rc = parse_similarity(r, o, lim);
+        rc = parse_similarity(r, o, lim, 0);
+    } else if (kind == REQ_AUTO) {
+        rc = parse_auto(r, o, lim);
     } else if (kind == REQ_OPENAI) {
         rc = parse_openai(r, o, lim);
     } else if (kind == REQ_RERANK) {

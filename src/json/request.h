@@ -12,7 +12,7 @@
  *   "model": STRING?, "encoding_format": "float"|"base64"?, "dimensions": INT?}
  * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...]}
  * /similarity (TEI): {"inputs": {"source_sentence": STRING, "sentences": [STRING, ...]}}: items are the
- *   source sentence, then the sentences
+ *   source sentence, then the sentences (at the top, {"source_sentence", "sentences"}, too)
  * /rerank (TEI): {"query": STRING, "texts": [STRING, ...], "raw_scores": BOOL?, "return_text": BOOL?,
  *   "truncate"?, "truncation_direction"?}
  * /v1/rerank (Cohere, Jina, infinity, vLLM): {"model"?, "query": STRING, "documents": [STRING |
@@ -27,7 +27,10 @@
 
 #include "base/base.h"
 
-typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY, REQ_RERANK } req_kind;
+/* REQ_AUTO (POST /, TEI's and Inference Endpoints' root): the body says which: "query" a rerank,
+ * "source_sentence" and "sentences" (at the top or inside "inputs") a similarity, anything else an
+ * embedding; request.kind is then the one parsed. */
+typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY, REQ_RERANK, REQ_AUTO } req_kind;
 
 typedef struct req_limits {
     size_t max_items;          /* chunks per request */
