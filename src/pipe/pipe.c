@@ -70,7 +70,7 @@ int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage) {
     return refuse(j, 503, "memory is busy with other requests (%s %s); retry later", stage, cembed_last_error());
 }
 
-static void drop(pipe_job *j, uint64_t *held, uint64_t bytes) {
+void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes) {
     bytes = CE_MIN(bytes, *held);
     if (j->e && j->e->g && bytes) gov_unreserve(j->e->g, bytes);
     *held -= bytes;
@@ -414,17 +414,17 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
     if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) {
-        drop(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
+        pipe_release(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
         j->status = j->shed = 0;
         if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
     }
-    drop(j, &j->parse_held, j->parse_held);
+    pipe_release(j, &j->parse_held, j->parse_held);
     if (j->prompt && apply_prompt(j)) return j->status;
     if (arena(j, form != PIPE_TOKENIZE)) return no_memory(j);
     int rc = tokenize_all(j);
     if (!rc && form == PIPE_TOKENIZE) rc = align_all(j);
     cembed_thread_release();   /* the tokenizer's scratch for this thread */
-    drop(j, &j->held, transient);
+    pipe_release(j, &j->held, transient);
     if (rc || form == PIPE_TOKENIZE) return rc;
     if (form == PIPE_EMBED_ALL) { /* token vectors: computed every time, never cached */
         size_t total = 0;
@@ -667,6 +667,26 @@ int pipe_write_tail(pipe_job *j, buf *b) {
     }
 }
 
+int pipe_run(pipe_job *j, pipe_form form, buf *out) {
+    int rc = pipe_prepare(j, form);
+    if (!rc && form != PIPE_TOKENIZE) {
+        rc = pipe_submit(j);
+        if (!rc) {
+            pipe_wait(j);
+            rc = j->status;   /* cancelled, or out of memory while computing */
+        }
+    }
+    if (rc) return rc;
+    if (form != PIPE_TOKENIZE)
+        for (size_t k = 0; k < j->req.n_items; k++) pipe_finish_vector(j, k);   /* cached and computed alike */
+    if (!out) return 0;
+    out->len = 0;
+    int w = pipe_write_head(j, out);
+    for (size_t k = 0; k < j->req.n_items && !w; k++) w = pipe_write_item(j, out, k, k == 0);
+    if (w || pipe_write_tail(j, out)) return refuse(j, 503, "out of memory writing the answer");
+    return 0;
+}
+
 void pipe_free(pipe_job *j) {
     for (size_t k = 0; j->ids && k < j->req.n_items; k++) base_free(j->ids[k]);
     base_free(j->arena);
@@ -674,8 +694,8 @@ void pipe_free(pipe_job *j) {
     base_free(j->token_block);
     base_free(j->span_at);   /* spans too */
     request_free(&j->req);
-    drop(j, &j->parse_held, j->parse_held);
-    drop(j, &j->held, j->held);
+    pipe_release(j, &j->parse_held, j->parse_held);
+    pipe_release(j, &j->held, j->held);
     j->arena = NULL;
     j->ids = NULL;
 }

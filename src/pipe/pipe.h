@@ -10,6 +10,9 @@
  *   pipe_wait      or block until every vector is there
  *   pipe_write_*   the answer, in pieces (head, item k, tail)
  *   pipe_free      everything, in one call, reservations included
+ * pipe_run is that sequence for a caller that blocks (worker, embed DIR,
+ * JSON lines, tokenize); the HTTP service runs its steps on different
+ * threads (request thread, inference thread, I/O thread).
  *
  * Every step returns 0 or an HTTP status with j->msg filled; out of memory
  * (a reservation that does not fit now, or an allocation that failed) is
@@ -108,6 +111,8 @@ struct pipe_job {
  * never fit the request pool, 503 + Retry-After (and shed) when they do not
  * fit now. Nothing to do without a governor. Needs j->e. */
 int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage);
+/* Gives back up to bytes of *held (never more than it holds). Cannot fail. */
+void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes);
 /* Parses body[0..len) of kind into j (zeroed by the caller). */
 int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t len);
 /* For callers that build the request themselves (embed DIR): n items whose
@@ -131,6 +136,13 @@ int pipe_answer_buffer(pipe_job *j, buf *b);
 int pipe_write_head(pipe_job *j, buf *b);
 int pipe_write_item(pipe_job *j, buf *b, size_t k, int first);
 int pipe_write_tail(pipe_job *j, buf *b);
+/* A parsed (pipe_parse) or filled (pipe_items) job, to its end, blocking:
+ * prepare, submit, wait, check the status (cancelled, out of memory while
+ * computing), finish every vector (normalized, cut to "dimensions"), and,
+ * when out is not NULL, write the whole answer into out (replacing its
+ * contents). PIPE_TOKENIZE is prepared only. Returns 0 or the status of
+ * the refusal, j->msg saying why; j is freed by the caller (pipe_free). */
+int pipe_run(pipe_job *j, pipe_form form, buf *out);
 void pipe_free(pipe_job *j);
 
 /* ---- /tokenize's tokens (tokens.c) ---- */

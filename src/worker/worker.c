@@ -153,18 +153,7 @@ static int run_job(worker *w, const char *id, const char *body, size_t len, buf 
         if (worker_result_key(w->o->result_prefix, kind, bv, bl, key) || buf_append(bid, bv, bl))
             rc = j.status = 503, snprintf(j.msg, sizeof j.msg, "out of memory");
     }
-    if (!rc) rc = pipe_prepare(&j, j.req.tei ? PIPE_TEI : PIPE_EMBED);
-    if (!rc) rc = pipe_submit(&j);
-    if (!rc) {
-        pipe_wait(&j);
-        out->len = 0;
-        int wrc = pipe_write_head(&j, out);
-        for (size_t k = 0; k < j.req.n_items && !wrc; k++) {
-            pipe_finish_vector(&j, k);
-            wrc = pipe_write_item(&j, out, k, k == 0);
-        }
-        if (wrc || pipe_write_tail(&j, out)) rc = j.status = 503, snprintf(j.msg, sizeof j.msg, "out of memory writing the answer");
-    }
+    if (!rc) rc = pipe_run(&j, j.req.tei ? PIPE_TEI : PIPE_EMBED, out);
     if (rc) snprintf(reason, rn, "%d: %.490s", rc, j.msg);
     pipe_free(&j);
     return rc;

@@ -45,21 +45,7 @@ static size_t answer_len(const char *a) { return answer_len_n(a, strlen(a)); }
 static int run_once(pipe_env *e, buf *out) {
     pipe_job j = {.whole_answer = 1};
     int rc = pipe_parse(&j, e, REQ_EMBED, BODY, strlen(BODY));
-    if (!rc) rc = pipe_prepare(&j, PIPE_EMBED);
-    if (!rc) rc = pipe_submit(&j);
-    if (!rc) {
-        pipe_wait(&j);
-        rc = j.status;
-    }
-    if (!rc) {
-        out->len = 0;
-        int w = pipe_write_head(&j, out);
-        for (size_t k = 0; k < j.req.n_items && !w; k++) {
-            pipe_finish_vector(&j, k);
-            w = pipe_write_item(&j, out, k, k == 0);
-        }
-        if (w || pipe_write_tail(&j, out)) rc = 503;
-    }
+    if (!rc) rc = pipe_run(&j, PIPE_EMBED, out);
     pipe_free(&j);
     return rc;
 }
