@@ -135,7 +135,7 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
     j->piece_bytes = PIPE_OUT_FLUSH + (size_t)item + (size_t)H * 18 + (size_t)i->max_seq_len * 12 +
                      6 * (bid + strlen(i->name)) + 4096;
     uint64_t spans = 0;
-    if (j->form == PIPE_TOKENIZE) { /* each token's span and its TEI object (tokens.c) */
+    if (j->form == PIPE_TOKENIZE && !j->ids_only) { /* each token's span and its TEI object (tokens.c) */
         j->piece_bytes += pipe_tokens_bytes(j->e, (size_t)i->max_seq_len, (size_t)longest);
         *transient += pipe_tokens_scratch(j->e, (size_t)longest);
         spans = (ids / sizeof(int32_t)) * 4 * sizeof(uint32_t) + n * sizeof(size_t) + BLOCK;
@@ -408,7 +408,7 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     const size_t n = j->req.n_items;
     j->form = form;
     if (check_kind(j) || choose_prompt(j)) return j->status;
-    if (form == PIPE_TOKENIZE && pipe_tokens_load(e))
+    if (form == PIPE_TOKENIZE && !j->ids_only && pipe_tokens_load(e))
         return refuse(j, 500, "cannot read the model's tokenizer for /tokenize's token strings: %s", cembed_last_error());
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
@@ -422,7 +422,7 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     if (j->prompt && apply_prompt(j)) return j->status;
     if (arena(j, form != PIPE_TOKENIZE)) return no_memory(j);
     int rc = tokenize_all(j);
-    if (!rc && form == PIPE_TOKENIZE) rc = align_all(j);
+    if (!rc && form == PIPE_TOKENIZE && !j->ids_only) rc = align_all(j);
     cembed_thread_release();   /* the tokenizer's scratch for this thread */
     pipe_release(j, &j->held, transient);
     if (rc || form == PIPE_TOKENIZE) return rc;

@@ -94,6 +94,7 @@ struct pipe_job {
     sched_job sj;
     uint64_t held, parse_held;  /* bytes reserved from the governor */
     int whole_answer;           /* the caller keeps the whole answer in memory (worker): reserve it too */
+    int ids_only;               /* PIPE_TOKENIZE for a caller that writes the ids itself: no token strings */
     size_t piece_bytes;         /* the answer writer's buffer: one flush plus the largest piece */
     const char *prompt;         /* put before every text: the request's, its prompt_name's or the model's default */
     /* optional hooks, called on the inference thread */
