@@ -332,6 +332,38 @@ static void on_body(http_server *s, conn_ctx *x, const char *data, size_t size) 
 
 static const char *const close_conn[] = {"Connection", "close", NULL};
 
+/* A complete body: its work goes to a request thread and the connection is
+ * parked (suspended) until the work can be answered. */
+static enum MHD_Result park(http_server *s, struct MHD_Connection *c, conn_ctx *x) {
+    work *w = base_calloc(1, sizeof *w);
+    if (!w) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL);
+    w->s = s;
+    w->c = c;
+    w->route = x->route;
+    w->t0 = x->t0;
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    w->accept_ndjson = accept && strstr(accept, "application/x-ndjson");
+    w->body = x->body.ptr;   /* the body and its reservation go to the work */
+    w->body_len = x->body.len;
+    w->body_held = x->held;
+    w->j.e = &s->pes[0];
+    x->body = (buf){0};
+    x->held = 0;
+    atomic_init(&w->refs, 1);
+    pthread_mutex_init(&w->mu, NULL);
+    x->w = w;
+    conn_track *t = track_of(c);
+    if (t) {
+        pthread_mutex_lock(&s->c_mu);
+        t->w = w;
+        pthread_mutex_unlock(&s->c_mu);
+    }
+    atomic_fetch_add(&s->parked, 1);
+    MHD_suspend_connection(c);
+    enqueue(s, w);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *data, size_t *size, void **con_cls) {
     (void)version;
@@ -372,33 +404,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (atomic_load(&s->draining))
         return http_send_error(s, c, x->route, 503, "the server is shutting down", 1, close_conn);
-    work *w = base_calloc(1, sizeof *w);
-    if (!w) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL);
-    w->s = s;
-    w->c = c;
-    w->route = x->route;
-    w->t0 = x->t0;
-    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    w->accept_ndjson = accept && strstr(accept, "application/x-ndjson");
-    w->body = x->body.ptr;   /* the body and its reservation go to the work */
-    w->body_len = x->body.len;
-    w->body_held = x->held;
-    w->j.e = &s->pes[0];
-    x->body = (buf){0};
-    x->held = 0;
-    atomic_init(&w->refs, 1);
-    pthread_mutex_init(&w->mu, NULL);
-    x->w = w;
-    conn_track *t = track_of(c);
-    if (t) {
-        pthread_mutex_lock(&s->c_mu);
-        t->w = w;
-        pthread_mutex_unlock(&s->c_mu);
-    }
-    atomic_fetch_add(&s->parked, 1);
-    MHD_suspend_connection(c);
-    enqueue(s, w);
-    return MHD_YES;
+    return park(s, c, x);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
