@@ -113,29 +113,8 @@ int cmd_worker(int argc, char **argv) {
 
 static redisContext *connect_url(const char *url) {
     redis_addr a;
-    if (redis_parse_url(url, &a)) return cli_error("%s", cembed_last_error()), NULL;
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(a.host, a.port, tv);
-    if (!rc || rc->err) {
-        cli_error("redis %s:%d: %s", a.host, a.port, rc ? rc->errstr : "cannot allocate");
-        if (rc) redisFree(rc);
-        return NULL;
-    }
-    redisReply *r = NULL;
-    if (a.password[0] && (!(r = redisCommand(rc, "AUTH %s", a.password)) || r->type == REDIS_REPLY_ERROR)) {
-        cli_error("redis AUTH: %s", r ? r->str : rc->errstr);
-        if (r) freeReplyObject(r);
-        redisFree(rc);
-        return NULL;
-    }
-    if (r) freeReplyObject(r), r = NULL;
-    if (a.db && (!(r = redisCommand(rc, "SELECT %d", a.db)) || r->type == REDIS_REPLY_ERROR)) {
-        cli_error("redis SELECT %d: %s", a.db, r ? r->str : rc->errstr);
-        if (r) freeReplyObject(r);
-        redisFree(rc);
-        return NULL;
-    }
-    if (r) freeReplyObject(r);
+    redisContext *rc = NULL;
+    if (redis_parse_url(url, &a) || redis_open(&a, 0, &rc)) cli_error("%s", cembed_last_error());
     return rc;
 }
 
