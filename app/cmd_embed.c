@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "embed_tree.h"
 #include "json/json.h"
+#include "options.h"
 #include "pipe/pipe.h"
 #include "sched/sched.h"
 
@@ -203,8 +204,8 @@ static const char *cache_path(const char *flag, int off, char *b, size_t n) {
 }
 
 int cli_cache_settings(const char *flag, int off, char *b, size_t n, const char **path, uint64_t *max_bytes) {
-    long mb = 1024;
-    if (cli_env_long("EMBEDDING_CACHE_MAX_MB", 1, 1L << 30, &mb)) return EXIT_USAGE;
+    long mb;
+    if (opt_long("EMBEDDING_CACHE_MAX_MB", &mb)) return EXIT_USAGE;
     *max_bytes = (uint64_t)mb << 20;
     *path = cache_path(flag, off, b, n);
     return 0;
@@ -319,8 +320,8 @@ int cmd_embed(int argc, char **argv) {
         cli_error("--overlap %d must be below --chunk-lines %d", o.overlap, o.chunk_lines);
         goto done;
     }
-    long every = 10;
-    if ((status = cli_env_long("EMBEDDING_PROGRESS_SECONDS", 0, 86400, &every))) goto done;
+    long every;
+    if ((status = opt_long("EMBEDDING_PROGRESS_SECONDS", &every))) goto done;
     o.progress_s = (double)every;
     char b[4096];
     if ((status = cli_cache_settings(cache_flag, no_cache, b, sizeof b, &o.cache_path, &o.cache_max_bytes))) goto done;

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "http/http.h"
+#include "options.h"
 #include "runtime.h"
 
 /* Adds the keys of one source, named in messages; a source that was given
@@ -71,16 +72,12 @@ int cmd_serve(int argc, char **argv) {
     if (cli_common_init(&c)) return EXIT_USAGE;
     const char *host = getenv("EMBEDDING_HOST");
     if (!host || !*host) host = "127.0.0.1";
-    long port = 8000, max_body = 64L << 20, max_chunks = 100000, depth = 32, conns = 10000, per_ip = 256, idle = 30,
-         header = 10, queue = 200000, drain = 30;
-    if (cli_env_long("EMBEDDING_PORT", 0, 65535, &port) ||
-        cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
-        cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
-        cli_env_long("EMBEDDING_MAX_CONNECTIONS", 1, 1000000, &conns) ||
-        cli_env_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", 1, 1000000, &per_ip) ||
-        cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) || cli_env_long("EMBEDDING_HEADER_TIMEOUT", 1, 3600, &header) ||
-        cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue) ||
-        cli_env_long("EMBEDDING_DRAIN_TIMEOUT", 1, 86400, &drain))
+    long port, max_body, max_chunks, depth, conns, per_ip, idle, header, queue, drain;
+    if (opt_long("EMBEDDING_PORT", &port) || opt_long("EMBEDDING_MAX_BODY_BYTES", &max_body) ||
+        opt_long("EMBEDDING_MAX_CHUNKS", &max_chunks) || opt_long("EMBEDDING_MAX_JSON_DEPTH", &depth) ||
+        opt_long("EMBEDDING_MAX_CONNECTIONS", &conns) || opt_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", &per_ip) ||
+        opt_long("EMBEDDING_IDLE_TIMEOUT", &idle) || opt_long("EMBEDDING_HEADER_TIMEOUT", &header) ||
+        opt_long("EMBEDDING_MAX_QUEUED", &queue) || opt_long("EMBEDDING_DRAIN_TIMEOUT", &drain))
         return EXIT_USAGE;
     const char *key_flags[64], *key_file = getenv("EMBEDDING_API_KEY_FILE");
     int n_key_flags = 0, metrics_auth = 0;
@@ -112,10 +109,7 @@ int cmd_serve(int argc, char **argv) {
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0) {
-            if (i + 1 >= argc || cli_parse_int(argv[++i], 0, 65535, &port)) {
-                cli_error("--port needs an integer in [0, 65535]");
-                return EXIT_USAGE;
-            }
+            if (opt_flag("EMBEDDING_PORT", i + 1 < argc ? argv[++i] : NULL, &port)) return EXIT_USAGE;
         } else {
             cli_error("unknown argument %s", argv[i]);
             return EXIT_USAGE;

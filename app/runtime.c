@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "options.h"
 #include "runtime.h"
 
 static int env_bool(const char *name, int *out) {
@@ -21,13 +22,11 @@ typedef struct settings {
 } settings;
 
 static int read_settings(const cli_common *c, settings *st) {
-    *st = (settings){.max_batch = 64, .min_batch = 8, .percent = 70, .max_tokens = 16384, .adaptive = 1};
-    if (cli_env_long("EMBEDDING_MAX_BATCH_SIZE", 1, 4096, &st->max_batch) ||
-        cli_env_long("EMBEDDING_MAX_BATCH_TOKENS", 2, 1 << 20, &st->max_tokens) ||
-        cli_env_long("EMBEDDING_MIN_BATCH_SIZE", 1, 4096, &st->min_batch) ||
-        cli_env_long("EMBEDDING_MAX_MEMORY_PERCENT", 1, 100, &st->percent) ||
+    *st = (settings){.adaptive = 1};
+    if (opt_long("EMBEDDING_MAX_BATCH_SIZE", &st->max_batch) || opt_long("EMBEDDING_MAX_BATCH_TOKENS", &st->max_tokens) ||
+        opt_long("EMBEDDING_MIN_BATCH_SIZE", &st->min_batch) || opt_long("EMBEDDING_MAX_MEMORY_PERCENT", &st->percent) ||
         env_bool("EMBEDDING_ADAPTIVE_BATCHING", &st->adaptive) ||
-        cli_env_long("EMBEDDING_MEMORY_LIMIT", 64L << 20, 1L << 50, &st->forced))   /* for hosts whose limit cannot be read */
+        opt_long("EMBEDDING_MEMORY_LIMIT", &st->forced))   /* for hosts whose limit cannot be read */
         return EXIT_USAGE;
     if (c->batch_size) st->max_batch = c->batch_size;
     if (st->min_batch > st->max_batch) {

@@ -133,6 +133,15 @@ if [ -f app/cmd_embed.c ]; then
   helps_have app/cmd_convert.c '"--[a-z-]*"' convert
   helps_have app/cmd_rerank.c '"--[a-z-]*"' rerank
 fi
+# the README's table of numbers is the options table (cembed help variables), and the parsers use its ranges
+if [ -f README.md ]; then
+  want=$("$cembed" help variables)
+  have=$(sed -n '/^<!-- numbers: cembed help variables -->$/,/^<!-- \/numbers -->$/p' README.md | sed '1d;$d')
+  if [ -n "$want" ] && [ "$want" = "$have" ]; then echo "ok   README's table of numbers = cembed help variables"
+  else echo "FAIL README's table of numbers differs from cembed help variables"; fails=$((fails + 1)); fi
+fi
+expect table-range 2 "EMBEDDING_DRAIN_TIMEOUT=0: must be an integer in \[1, 86400\]" env EMBEDDING_DRAIN_TIMEOUT=0 "$cembed" serve --model "$model"
+expect table-flag 2 "--max-deliveries needs an integer in \[1, 1000\]" "$cembed" worker --redis redis://127.0.0.1:1 --max-deliveries 0
 top=$("$cembed" --help)
 miss=""; for f in --list-files --jsonl --max-seq-len --precision --gemm; do grep -q -- "$f" <<<"$top" || miss+=" $f"; done
 if [ -z "$miss" ] && "$cembed" embed --help >/dev/null && "$cembed" serve --help >/dev/null && "$cembed" pull --help >/dev/null; then
