@@ -42,14 +42,17 @@ int pipe_tokens_load(pipe_env *e) {
         tokenizer *t = NULL;
         rc = tok_load_dir(e->info.path, &t);
         if (!rc) {
-            size_t byte_level = 0, longest = 0;
+            /* byte-level: the vocabulary holds GPT-2's space and newline characters as tokens ("Ġ", "Ċ"),
+             * or many words starting with the space's ("Ġthe") */
+            size_t byte_level = 0, longest = 0, alone = 0;
             const size_t n = tok_vocab_size(t);
             for (size_t id = 0; id < n; id++) {
                 const str s = tok_id_to_token(t, (int32_t)id);
                 longest = CE_MAX(longest, s.len);
-                byte_level += s.len >= 2 && (uint8_t)s.ptr[0] == 0xC4 && (uint8_t)s.ptr[1] == 0xA0;   /* "Ġ" */
+                byte_level += s.len >= 2 && (uint8_t)s.ptr[0] == 0xC4 && (uint8_t)s.ptr[1] == 0xA0;
+                alone += s.len == 2 && (uint8_t)s.ptr[0] == 0xC4 && ((uint8_t)s.ptr[1] == 0xA0 || (uint8_t)s.ptr[1] == 0x8A);
             }
-            e->tok_bytes = byte_level * 100 > n;
+            e->tok_bytes = alone == 2 || byte_level * 100 > n;
             e->tok_longest = longest;
             e->tok = t;
         }
