@@ -319,7 +319,9 @@ int request_parse(req_kind kind, const char *body, size_t len, const req_limits 
         const char *field = "inputs";
         if (!in) in = json_object_get(o, "input"), field = "input";
         if (!in) in = json_object_get(o, "text"), field = "text";
-        rc = parse_common(r, o);
+        int add_special = 1;
+        rc = parse_common(r, o) || get_bool(r, o, "add_special_tokens", 1, &add_special);
+        r->skip_special = !add_special;
         if (!rc) rc = in ? parse_string_list(r, in, lim, field) : fail(r, 400, CEMBED_EFORMAT, "missing \"inputs\"");
     }
     json_decref(o);

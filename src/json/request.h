@@ -10,7 +10,7 @@
  * the start of an over-long text, "left" its end; TEI's "Right"/"Left" too).
  * /v1/embeddings (OpenAI): {"input": STRING | [STRING, ...] | [INT, ...] | [[INT, ...], ...],
  *   "model": STRING?, "encoding_format": "float"|"base64"?, "dimensions": INT?}
- * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...]}
+ * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...], "add_special_tokens": BOOL? (TEI's; true)}
  * /similarity (TEI): {"inputs": {"source_sentence": STRING, "sentences": [STRING, ...]}}: items are the
  *   source sentence, then the sentences (at the top, {"source_sentence", "sentences"}, too)
  * /rerank (TEI): {"query": STRING, "texts": [STRING, ...], "raw_scores": BOOL?, "return_text": BOOL?,
@@ -67,6 +67,7 @@ typedef struct request {
     char *prompt;              /* "prompt", or NULL */
     char *model;               /* "model" (which of the served models), or NULL */
     int truncate_left;         /* "truncation_direction": "left" */
+    int skip_special;          /* /tokenize "add_special_tokens": false: the template's tokens left out of the answer */
     /* rerank */
     char *query;               /* "query": the first text of every pair */
     size_t query_len;

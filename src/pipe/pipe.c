@@ -565,6 +565,21 @@ static int write_rerank_item(pipe_job *j, buf *b, size_t k, int first) {
     return rc || buf_append(b, "}", 1);
 }
 
+/* {"index","ids","tokens":[TEI's tokens],"truncated"}; without the template's special tokens (the first
+ * and last only) when "add_special_tokens" is false. */
+static int write_tokenize_item(pipe_job *j, buf *b, size_t k, int first) {
+    const uint32_t(*span)[4] = (const uint32_t(*)[4])(j->spans + j->span_at[k]);
+    size_t from = 0, to = j->n_ids[k];
+    if (j->req.skip_special) {
+        if (to > from && span[from][0] == PIPE_TOKEN_SPECIAL) from++;
+        if (to > from && span[to - 1][0] == PIPE_TOKEN_SPECIAL) to--;
+    }
+    return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
+           json_write_ints(b, j->ids[k] + from, to - from) || buf_append(b, ",\"tokens\":", 10) ||
+           pipe_tokens_write(b, j->e, j->req.items[k].text, j->ids[k] + from, to - from, span + from) ||
+           buf_printf(b, ",\"truncated\":%s}", j->truncated[k] ? "true" : "false");
+}
+
 void pipe_finish_vector(pipe_job *j, size_t k) {
     const size_t H = (size_t)j->e->info.hidden;
     float *v = j->vec + k * H;
@@ -606,12 +621,7 @@ int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
     switch (j->form) {
     case PIPE_RERANK:
     case PIPE_RERANK_V1: return write_rerank_item(j, b, k, first);
-    case PIPE_TOKENIZE:
-        return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
-               json_write_ints(b, j->ids[k], j->n_ids[k]) || buf_append(b, ",\"tokens\":", 10) ||
-               pipe_tokens_write(b, j->e, j->req.items[k].text, j->ids[k], j->n_ids[k],
-                                 (const uint32_t(*)[4])(j->spans + j->span_at[k])) ||
-               buf_printf(b, ",\"truncated\":%s}", j->truncated[k] ? "true" : "false");
+    case PIPE_TOKENIZE: return write_tokenize_item(j, b, k, first);
     case PIPE_TEI: return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, D);
     case PIPE_SIMILARITY: {
         if (k == 0) return 0;   /* the source sentence */

@@ -159,6 +159,10 @@ texts_ok = shapes_ok and all(t["special"] or t["text"] == tok_texts[r["index"]][
 check("/tokenize: tokens are TEI's token objects (ids kept), each text = the input's [start, stop)",
       shapes_ok and texts_ok, str(toks[0]["tokens"][:3] if st == 200 else toks)[:300])
 st_l, _, toks_l = embed({"inputs": tok_texts[-1], "truncation_direction": "left"}, "/tokenize")
+st_n, _, toks_n = embed({"inputs": tok_texts, "add_special_tokens": False}, "/tokenize")
+check("/tokenize add_special_tokens false (TEI's): the same without [CLS] and [SEP]",
+      st == st_n == 200 and all(a["ids"] == b["ids"][1:-1] and a["tokens"] == b["tokens"][1:-1] for a, b in zip(toks_n, toks)),
+      f"{st_n}")
 node = shutil.which("node")
 if node and os.path.isdir(os.path.join(root, "tests", "oracle", "node_modules", "tokenizers")):
     with open(os.path.join(work, "tok-texts.json"), "w") as f:
