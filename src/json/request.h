@@ -20,7 +20,8 @@
  *   Items are the documents; each is scored as the pair (query, document).
  *
  * Every refusal names the field and the limit (message via cembed_last_error,
- * status via req->status: 400, 413 or 422; 503 when memory ran out).
+ * the code in req->error: EFORMAT malformed, ELIMIT over a limit, ENOMEM);
+ * no HTTP status is made here (src/pipe and src/http map the codes).
  */
 #ifndef CEMBED_REQUEST_H
 #define CEMBED_REQUEST_H
@@ -75,12 +76,12 @@ typedef struct request {
     int raw_scores;            /* TEI: the logit itself, not its sigmoid */
     int return_text;           /* the document's text in each result */
     size_t top_n;              /* results to answer, best first; 0 = all */
-    int status;                /* HTTP status of a refusal */
+    int error;                 /* a refusal's CEMBED_E* code */
 } request;
 
 /* Parses body[0..len) of the given kind. OUT: *r (free with request_free,
- * also after a failure). Returns 0, or EFORMAT / ELIMIT / ENOMEM with
- * r->status set and the message naming the field. */
+ * also after a failure). Returns 0, or EFORMAT / ELIMIT / ENOMEM (also in
+ * r->error) with the message naming the field. */
 int request_parse(req_kind kind, const char *body, size_t len, const req_limits *lim, request *r);
 void request_free(request *r);
 

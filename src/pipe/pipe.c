@@ -83,8 +83,9 @@ int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t
     if (len > e->lim.max_text_bytes)
         return refuse(j, 413, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len, e->lim.max_text_bytes);
     if (pipe_hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->status;
-    if (request_parse(kind, body, len, &e->lim, &j->req)) {
-        const int st = j->req.status ? j->req.status : 400;
+    const int rc = request_parse(kind, body, len, &e->lim, &j->req);
+    if (rc) {
+        const int st = rc == CEMBED_ELIMIT ? 413 : rc == CEMBED_ENOMEM ? 503 : 400;
         return refuse(j, st, "%s", st == 503 ? "out of memory while parsing; retry later" : cembed_last_error());
     }
     if (j->req.dimensions > e->info.hidden)

@@ -156,8 +156,8 @@ TEST(request_auto_kind) {
     }
     request r;
     const char *bad = "{\"source_sentence\":\"s\"}";   /* the field is named as it was sent: at the top */
-    CHECK(request_parse(REQ_AUTO, bad, strlen(bad), &lim, &r) != 0);
-    CHECK_INT(r.status, 400);
+    CHECK_INT(request_parse(REQ_AUTO, bad, strlen(bad), &lim, &r), CEMBED_EFORMAT);
+    CHECK_INT(r.error, CEMBED_EFORMAT);
     CHECK_CONTAINS(cembed_last_error(), "sentences must be a list");
     CHECK(strstr(cembed_last_error(), "inputs.") == NULL);
     request_free(&r);
