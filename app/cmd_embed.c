@@ -1,7 +1,8 @@
 /* `cembed embed` and `cembed tokenize` over JSON lines. Input is read in
  * windows of WINDOW records so memory stays flat for any input size; each
- * window is tokenized, embedded in length-sorted packed batches and written
- * in input order before the next is read. */
+ * window goes through the request pipeline (src/pipe: the prompt, the
+ * tokenizer, the scheduler's packed batches, as the service runs them) and
+ * is written in input order before the next is read. */
 #include <errno.h>
 #include <string.h>
 
@@ -9,16 +10,12 @@
 #include "cli.h"
 #include "embed_tree.h"
 #include "json/json.h"
+#include "options.h"
+#include "pipe/pipe.h"
+#include "sched/sched.h"
 
 #define WINDOW 2048
 #define MAX_LINE_BYTES (64u << 20)
-
-typedef struct window {
-    size_t n;
-    buf ids[WINDOW];        /* id JSON of each record */
-    int32_t *tok[WINDOW];
-    size_t n_tok[WINDOW];
-} window;
 
 int cli_input_open(cli_input *in, const char *path) {
     memset(in, 0, sizeof *in);
@@ -83,90 +80,109 @@ static int write_all(buf *b) {
     return 0;
 }
 
+/* Reads up to WINDOW records into j (the id and the text of each; the
+ * prompt is put before every text by the pipeline). Returns how many were
+ * read, or -1 (said). */
+static long read_window(cli_input *in, pipe_env *pe, const char *prompt, pipe_job *j) {
+    if (pipe_items(j, pe, WINDOW) || !(j->req.prompt = base_strndup(prompt, strlen(prompt)))) {
+        cli_error("out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    int r = 1;
+    while (n < WINDOW && (r = cli_input_next(in)) == 1) {
+        req_item *it = &j->req.items[n++];
+        it->text_len = in->rec.text.len;
+        if (!(it->id_json = base_strndup(in->rec.id.ptr, in->rec.id.len)) ||
+            !(it->text = base_strndup(in->rec.text.ptr, in->rec.text.len))) {
+            cli_error("out of memory");
+            r = -1;
+            break;
+        }
+    }
+    j->req.n_items = n;
+    return r < 0 ? -1 : (long)n;
+}
+
+/* One line per record, in input order: {"id", "embedding"} or {"id", "ids"}. */
+static int write_window(const pipe_job *j, int embed, buf *out) {
+    const size_t H = (size_t)j->e->info.hidden;
+    for (size_t k = 0; k < j->req.n_items; k++) {
+        const char *id = j->req.items[k].id_json;
+        if (buf_append(out, "{\"id\":", 6) || buf_append(out, id, strlen(id)) ||
+            (embed ? buf_append(out, ",\"embedding\":", 13) || json_write_floats(out, j->vec + k * H, H)
+                   : buf_append(out, ",\"ids\":", 7) || json_write_ints(out, j->ids[k], j->n_ids[k])) ||
+            buf_append(out, "}\n", 2)) {
+            cli_error("out of memory");
+            return -1;
+        }
+        if (out->len > (1u << 20) && write_all(out)) return -1;
+    }
+    return write_all(out);
+}
+
+typedef struct run_totals {
+    size_t texts, tokens, truncated;
+} run_totals;
+
+/* Every window of in through the pipeline and out. 0, or -1 (said). */
+static int run_windows(cli_input *in, pipe_env *pe, int embed, const char *prompt, run_totals *t) {
+    buf out = {0};
+    int rc = 0;
+    for (long n = 1; n > 0 && !rc;) {
+        pipe_job j = {.ids_only = 1};   /* tokenize writes the ids, not the tokens' strings */
+        n = read_window(in, pe, prompt, &j);
+        if (n < 0) rc = -1;
+        else if (n > 0 && pipe_run(&j, embed ? PIPE_EMBED : PIPE_TOKENIZE, NULL)) {
+            cli_error("%s failed: %s", embed ? "embedding" : "tokenizing", j.msg);
+            rc = -1;
+        } else if (n > 0 && !(rc = write_window(&j, embed, &out))) {
+            t->texts += (size_t)n;
+            t->tokens += j.tokens;
+            for (size_t k = 0; k < (size_t)n; k++) t->truncated += (size_t)j.truncated[k];
+        }
+        pipe_free(&j);
+    }
+    buf_free(&out);
+    return rc;
+}
+
 /* JSON lines in, JSON lines out (the first form of `embed`, and `tokenize`). */
 static int run(cli_common c, const char *path, int embed) {
     cembed_model *m = NULL;
+    sched *s = NULL;
+    pipe_env pe;
+    int have_pe = 0, status = EXIT_FAIL;
     cli_input in;
-    window *w = calloc(1, sizeof *w);
-    float *vec = NULL;
-    buf out = {0}, prompted = {0};
-    int status = EXIT_FAIL;
-    if (!w || cli_input_open(&in, path)) {
-        free(w);
-        return EXIT_FAIL;
-    }
+    if (cli_input_open(&in, path)) return EXIT_FAIL;
     if (open_model(&c, &m, embed)) goto done;
     cembed_model_info info;
     cembed_model_get_info(m, &info);
-    vec = malloc((size_t)WINDOW * (size_t)info.hidden * sizeof(float));
-    if (!vec) goto done;
     const char *prompt = embed ? cli_prompt(&c, m) : "";   /* put before every text, as the service does */
     if (!prompt) goto done;
-    size_t total = 0, tokens = 0, truncated = 0;
-    double t0 = time_now();
-    for (;;) {
-        int r = 0;
-        w->n = 0;
-        while (w->n < WINDOW && (r = cli_input_next(&in)) == 1) {
-            size_t k = w->n++;
-            int tr;
-            w->ids[k].len = 0;
-            prompted.len = 0;
-            if (buf_append(&w->ids[k], in.rec.id.ptr, in.rec.id.len) ||
-                buf_append(&prompted, prompt, strlen(prompt)) ||
-                buf_append(&prompted, in.rec.text.ptr, in.rec.text.len) ||
-                cembed_tokenize(m, prompted.ptr ? prompted.ptr : "", prompted.len, &w->tok[k], &w->n_tok[k], &tr, NULL)) {
-                cli_error("out of memory");
-                w->n--;
-                r = -1;
-                break;
-            }
-            tokens += w->n_tok[k];
-            truncated += (size_t)tr;
-        }
-        if (r < 0) goto free_window;
-        if (w->n == 0) break;
-        if (embed && cembed_embed_ids(m, (const int32_t *const *)w->tok, w->n_tok, w->n, vec)) {
-            cli_error("embedding failed: %s", cembed_last_error());
-            goto free_window;
-        }
-        for (size_t k = 0; k < w->n; k++) {
-            if (buf_append(&out, "{\"id\":", 6) || buf_append(&out, w->ids[k].ptr, w->ids[k].len) ||
-                (embed ? buf_append(&out, ",\"embedding\":", 13) ||
-                             json_write_floats(&out, vec + k * (size_t)info.hidden, (size_t)info.hidden)
-                       : buf_append(&out, ",\"ids\":", 7) || json_write_ints(&out, w->tok[k], w->n_tok[k])) ||
-                buf_append(&out, "}\n", 2)) {
-                cli_error("out of memory");
-                goto free_window;
-            }
-            if (out.len > (1u << 20) && write_all(&out)) goto free_window;
-        }
-        if (write_all(&out)) goto free_window;
-        total += w->n;
-        for (size_t k = 0; k < w->n; k++) cembed_free(w->tok[k]);
-        w->n = 0;
-        if (r == 0) break;
-        continue;
-free_window:
-        for (size_t k = 0; k < w->n; k++) cembed_free(w->tok[k]);
-        w->n = 0;
+    const sched_opts so = {.max_batch = info.max_batch, .max_batch_tokens = info.max_batch * info.max_seq_len};
+    const req_limits lim = {.max_items = WINDOW, .max_text_bytes = SIZE_MAX, .max_depth = 1};
+    if (sched_new(m, &so, &s)) {
+        cli_error("%s", cembed_last_error());
         goto done;
     }
+    pipe_env_init(&pe, m, s, NULL, &lim);
+    have_pe = 1;
+    run_totals t = {0};
+    const double t0 = time_now();
+    if (run_windows(&in, &pe, embed, prompt, &t)) goto done;
     if (fflush(stdout) != 0) {
         cli_error("writing the output: %s", strerror(errno));
         goto done;
     }
-    double dt = time_now() - t0;
+    const double dt = time_now() - t0;
     log_info("%s %zu texts (%zu tokens, %zu truncated to %d) in %.2f s: %.1f texts/s, %.0f tokens/s",
-             embed ? "embedded" : "tokenized", total, tokens, truncated, info.max_seq_len, dt,
-             dt > 0 ? (double)total / dt : 0.0, dt > 0 ? (double)tokens / dt : 0.0);
+             embed ? "embedded" : "tokenized", t.texts, t.tokens, t.truncated, info.max_seq_len, dt,
+             dt > 0 ? (double)t.texts / dt : 0.0, dt > 0 ? (double)t.tokens / dt : 0.0);
     status = EXIT_OK;
 done:
-    for (size_t k = 0; k < WINDOW; k++) buf_free(&w->ids[k]);
-    free(w);
-    free(vec);
-    buf_free(&out);
-    buf_free(&prompted);
+    if (have_pe) pipe_env_destroy(&pe);
+    sched_free(s);
     cli_input_close(&in);
     cembed_model_free(m);
     return status;
@@ -188,8 +204,8 @@ static const char *cache_path(const char *flag, int off, char *b, size_t n) {
 }
 
 int cli_cache_settings(const char *flag, int off, char *b, size_t n, const char **path, uint64_t *max_bytes) {
-    long mb = 1024;
-    if (cli_env_long("EMBEDDING_CACHE_MAX_MB", 1, 1L << 30, &mb)) return EXIT_USAGE;
+    long mb;
+    if (opt_long("EMBEDDING_CACHE_MAX_MB", &mb)) return EXIT_USAGE;
     *max_bytes = (uint64_t)mb << 20;
     *path = cache_path(flag, off, b, n);
     return 0;
@@ -304,8 +320,8 @@ int cmd_embed(int argc, char **argv) {
         cli_error("--overlap %d must be below --chunk-lines %d", o.overlap, o.chunk_lines);
         goto done;
     }
-    long every = 10;
-    if ((status = cli_env_long("EMBEDDING_PROGRESS_SECONDS", 0, 86400, &every))) goto done;
+    long every;
+    if ((status = opt_long("EMBEDDING_PROGRESS_SECONDS", &every))) goto done;
     o.progress_s = (double)every;
     char b[4096];
     if ((status = cli_cache_settings(cache_flag, no_cache, b, sizeof b, &o.cache_path, &o.cache_max_bytes))) goto done;

@@ -155,11 +155,8 @@ static int flush_window(run *r) {
         p->text = NULL;
         p->ids = NULL;
     }
-    if (!rc) rc = pipe_prepare(&j, PIPE_EMBED);
-    if (!rc) rc = pipe_submit(&j);
+    if (!rc) rc = pipe_run(&j, PIPE_EMBED, NULL);
     if (!rc) {
-        pipe_wait(&j);
-        for (size_t k = 0; k < r->n_win; k++) pipe_finish_vector(&j, k);   /* cached and computed alike */
         rc = write_window(r, &j);
         r->computed += j.sj.n;
         r->cached += r->n_win - j.sj.n;

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "http/http.h"
+#include "options.h"
 #include "runtime.h"
 
 /* Adds the keys of one source, named in messages; a source that was given
@@ -59,6 +60,121 @@ static int load_keys(const char *const *flags, int n_flags, const char *file, in
     return rc ? -1 : 0;
 }
 
+/* What serve's flags and variables set. */
+typedef struct serve_args {
+    const char *host, *key_file;
+    const char *key_flags[64];
+    int n_key_flags, metrics_auth;
+    long port, max_body, max_chunks, depth, conns, per_ip, idle, header, queue, drain;
+} serve_args;
+
+/* The variables (the table's numbers, EMBEDDING_HOST, the key settings). 0 or EXIT_USAGE (said). */
+static int serve_env(serve_args *a) {
+    a->host = getenv("EMBEDDING_HOST");
+    if (!a->host || !*a->host) a->host = "127.0.0.1";
+    if (opt_long("EMBEDDING_PORT", &a->port) || opt_long("EMBEDDING_MAX_BODY_BYTES", &a->max_body) ||
+        opt_long("EMBEDDING_MAX_CHUNKS", &a->max_chunks) || opt_long("EMBEDDING_MAX_JSON_DEPTH", &a->depth) ||
+        opt_long("EMBEDDING_MAX_CONNECTIONS", &a->conns) || opt_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", &a->per_ip) ||
+        opt_long("EMBEDDING_IDLE_TIMEOUT", &a->idle) || opt_long("EMBEDDING_HEADER_TIMEOUT", &a->header) ||
+        opt_long("EMBEDDING_MAX_QUEUED", &a->queue) || opt_long("EMBEDDING_DRAIN_TIMEOUT", &a->drain))
+        return EXIT_USAGE;
+    a->key_file = getenv("EMBEDDING_API_KEY_FILE");
+    if (a->key_file && !*a->key_file) a->key_file = NULL;
+    const char *ma = getenv("EMBEDDING_METRICS_AUTH");
+    if (ma && *ma) {
+        if (strcmp(ma, "true") == 0 || strcmp(ma, "1") == 0) a->metrics_auth = 1;
+        else if (strcmp(ma, "false") != 0 && strcmp(ma, "0") != 0) {
+            cli_error("EMBEDDING_METRICS_AUTH=%s: must be true or false", ma);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* The flags, over the variables. 0 or EXIT_USAGE (said). */
+static int serve_flags(cli_common *c, serve_args *a, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_flag(c, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if ((strcmp(argv[i], "--api-key") == 0 || strcmp(argv[i], "--api-key-file") == 0) && i + 1 >= argc) {
+            cli_error("%s needs a value", argv[i]);
+            return EXIT_USAGE;
+        }
+        if (strcmp(argv[i], "--api-key") == 0) {
+            if (a->n_key_flags == 64) {
+                cli_error("--api-key: at most 64 on the command line (use --api-key-file)");
+                return EXIT_USAGE;
+            }
+            a->key_flags[a->n_key_flags++] = argv[++i];
+        } else if (strcmp(argv[i], "--api-key-file") == 0) {
+            a->key_file = argv[++i];
+        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            a->host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0) {
+            if (opt_flag("EMBEDDING_PORT", i + 1 < argc ? argv[++i] : NULL, &a->port)) return EXIT_USAGE;
+        } else {
+            cli_error("unknown argument %s", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads the key file. */
+static void serve_until_stopped(http_server *s, const serve_args *a, sigset_t *sigs) {
+    int sig = 0;
+    size_t file_keys;
+    while (sigwait(sigs, &sig) == 0 && sig == SIGHUP) {
+        if (!a->key_file) {
+            log_info("received SIGHUP: nothing to reload; still serving");
+            continue;
+        }
+        keyset fresh;
+        if (load_keys(a->key_flags, a->n_key_flags, a->key_file, 0, &fresh, &file_keys)) {
+            log_warn("received SIGHUP: the API key file did not load; the keys stay as they were");
+            continue;
+        }
+        if (file_keys == 0) { /* an emptied file would open the service to everyone (or drop the file's keys) */
+            log_warn("received SIGHUP: %s has no keys now; the old keys stay", a->key_file);
+            keys_free(&fresh);
+            continue;
+        }
+        log_info("received SIGHUP: API keys reloaded from %s (%zu keys)", a->key_file, fresh.n);
+        http_server_set_keys(s, &fresh);
+    }
+    log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Starts the service on the bound socket with the runtime's models; takes keys (freed). */
+static int serve_start(const serve_args *a, const cli_common *c, runtime *rt, int listen_fd, keyset *keys,
+                       http_server **s) {
+    http_opts ho = {
+        .host = a->host, .port = (int)a->port, .listen_fd = listen_fd, .max_body_bytes = (size_t)a->max_body,
+        .max_chunks = (size_t)a->max_chunks, .max_depth = (int)a->depth, .max_connections = (int)a->conns,
+        .max_connections_per_ip = (int)a->per_ip, .idle_timeout_s = (int)a->idle, .header_timeout_s = (int)a->header,
+        .drain_timeout_s = (int)a->drain,
+        .sched = {.max_batch = rt->max_batch, .max_batch_tokens = rt->batch_tokens, .max_queued = (size_t)a->queue,
+                  .gov = rt->g},
+        .cache = rt->lookup, .cache_writer = rt->writer, .cache_scope = rt->scope,
+        .keys = keys, .metrics_auth = a->metrics_auth,
+        .n_models = rt->n_models, .models = rt->models, .model_ids = c->model_specs, .cache_scopes = rt->scopes,
+        .cache_writers = rt->writers,
+    };
+    const size_t n_keys = keys->n;
+    const int started = http_server_start(rt->m, &ho, s);
+    keys_free(keys);   /* the server holds its copy */
+    if (started) {
+        cli_error("%s", cembed_last_error());
+        return EXIT_FAIL;
+    }
+    if (n_keys)
+        log_info("API keys: %zu (every route but /health%s needs one)%s%s", n_keys, a->metrics_auth ? "" : " and /metrics",
+                 a->key_file ? "; SIGHUP reloads " : "", a->key_file ? a->key_file : "");
+    log_info("listening on http://%s:%d", a->host, http_server_port(*s));
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -68,64 +184,13 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     cli_common c;
-    if (cli_common_init(&c)) return EXIT_USAGE;
-    const char *host = getenv("EMBEDDING_HOST");
-    if (!host || !*host) host = "127.0.0.1";
-    long port = 8000, max_body = 64L << 20, max_chunks = 100000, depth = 32, conns = 10000, per_ip = 256, idle = 30,
-         header = 10, queue = 200000, drain = 30;
-    if (cli_env_long("EMBEDDING_PORT", 0, 65535, &port) ||
-        cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
-        cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) || cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth) ||
-        cli_env_long("EMBEDDING_MAX_CONNECTIONS", 1, 1000000, &conns) ||
-        cli_env_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", 1, 1000000, &per_ip) ||
-        cli_env_long("EMBEDDING_IDLE_TIMEOUT", 1, 3600, &idle) || cli_env_long("EMBEDDING_HEADER_TIMEOUT", 1, 3600, &header) ||
-        cli_env_long("EMBEDDING_MAX_QUEUED", 1, 100000000, &queue) ||
-        cli_env_long("EMBEDDING_DRAIN_TIMEOUT", 1, 86400, &drain))
-        return EXIT_USAGE;
-    const char *key_flags[64], *key_file = getenv("EMBEDDING_API_KEY_FILE");
-    int n_key_flags = 0, metrics_auth = 0;
-    const char *ma = getenv("EMBEDDING_METRICS_AUTH");
-    if (ma && *ma) {
-        if (strcmp(ma, "true") == 0 || strcmp(ma, "1") == 0) metrics_auth = 1;
-        else if (strcmp(ma, "false") != 0 && strcmp(ma, "0") != 0) {
-            cli_error("EMBEDDING_METRICS_AUTH=%s: must be true or false", ma);
-            return EXIT_USAGE;
-        }
-    }
-    if (key_file && !*key_file) key_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_flag(&c, argc, argv, &i);
-        if (r < 0) return EXIT_USAGE;
-        if (r > 0) continue;
-        if ((strcmp(argv[i], "--api-key") == 0 || strcmp(argv[i], "--api-key-file") == 0) && i + 1 >= argc) {
-            cli_error("%s needs a value", argv[i]);
-            return EXIT_USAGE;
-        }
-        if (strcmp(argv[i], "--api-key") == 0) {
-            if (n_key_flags == 64) {
-                cli_error("--api-key: at most 64 on the command line (use --api-key-file)");
-                return EXIT_USAGE;
-            }
-            key_flags[n_key_flags++] = argv[++i];
-        } else if (strcmp(argv[i], "--api-key-file") == 0) {
-            key_file = argv[++i];
-        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
-            host = argv[++i];
-        } else if (strcmp(argv[i], "--port") == 0) {
-            if (i + 1 >= argc || cli_parse_int(argv[++i], 0, 65535, &port)) {
-                cli_error("--port needs an integer in [0, 65535]");
-                return EXIT_USAGE;
-            }
-        } else {
-            cli_error("unknown argument %s", argv[i]);
-            return EXIT_USAGE;
-        }
-    }
+    serve_args a = {0};
+    if (cli_common_init(&c) || serve_env(&a) || serve_flags(&c, &a, argc, argv)) return EXIT_USAGE;
     keyset keys;
     size_t file_keys;
-    if (load_keys(key_flags, n_key_flags, key_file, 1, &keys, &file_keys)) return EXIT_USAGE;
+    if (load_keys(a.key_flags, a.n_key_flags, a.key_file, 1, &keys, &file_keys)) return EXIT_USAGE;
     int listen_fd;   /* bound before the model loads: a port in use is said at once */
-    if (http_listen(host, (int)port, &listen_fd)) {
+    if (http_listen(a.host, (int)a.port, &listen_fd)) {
         cli_error("%s", cembed_last_error());
         keys_free(&keys);
         return EXIT_FAIL;
@@ -139,55 +204,17 @@ int cmd_serve(int argc, char **argv) {
     }
     status = runtime_open(&rt, &c);
     if (status) {
+        keys_free(&keys);
         runtime_close(&rt);
         close(listen_fd);
         return status;
     }
-    http_opts ho = {
-        .host = host, .port = (int)port, .listen_fd = listen_fd, .max_body_bytes = (size_t)max_body, .max_chunks = (size_t)max_chunks,
-        .max_depth = (int)depth, .max_connections = (int)conns, .max_connections_per_ip = (int)per_ip,
-        .idle_timeout_s = (int)idle, .header_timeout_s = (int)header,
-        .drain_timeout_s = (int)drain,
-        .sched = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
-                  .gov = rt.g},
-        .cache = rt.lookup, .cache_writer = rt.writer, .cache_scope = rt.scope,
-        .keys = &keys, .metrics_auth = metrics_auth,
-        .n_models = rt.n_models, .models = rt.models, .model_ids = c.model_specs, .cache_scopes = rt.scopes,
-        .cache_writers = rt.writers,
-    };
     http_server *s;
-    const size_t n_keys = keys.n;
-    const int started = http_server_start(rt.m, &ho, &s);
-    keys_free(&keys);   /* the server holds its copy */
-    if (started) {
-        cli_error("%s", cembed_last_error());
+    if ((status = serve_start(&a, &c, &rt, listen_fd, &keys, &s))) {
         runtime_close(&rt);
-        return EXIT_FAIL;
+        return status;
     }
-    if (n_keys)
-        log_info("API keys: %zu (every route but /health%s needs one)%s%s", n_keys, metrics_auth ? "" : " and /metrics",
-                 key_file ? "; SIGHUP reloads " : "", key_file ? key_file : "");
-    log_info("listening on http://%s:%d", host, http_server_port(s));
-    int sig = 0;
-    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-        if (!key_file) {
-            log_info("received SIGHUP: nothing to reload; still serving");
-            continue;
-        }
-        keyset fresh;
-        if (load_keys(key_flags, n_key_flags, key_file, 0, &fresh, &file_keys)) {
-            log_warn("received SIGHUP: the API key file did not load; the keys stay as they were");
-            continue;
-        }
-        if (file_keys == 0) { /* an emptied file would open the service to everyone (or drop the file's keys) */
-            log_warn("received SIGHUP: %s has no keys now; the old keys stay", key_file);
-            keys_free(&fresh);
-            continue;
-        }
-        log_info("received SIGHUP: API keys reloaded from %s (%zu keys)", key_file, fresh.n);
-        http_server_set_keys(s, &fresh);
-    }
-    log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    serve_until_stopped(s, &a, &sigs);
     http_server_stop(s);
     runtime_close(&rt);
     log_info("stopped");

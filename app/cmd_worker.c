@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "runtime.h"
 #include "sched/sched.h"
 #include "worker/worker.h"
@@ -42,14 +43,11 @@ int cmd_worker(int argc, char **argv) {
     worker_opts o = {.stream = env_or("EMBEDDING_STREAM", "cembed:jobs"), .group = env_or("EMBEDDING_GROUP", "cembed"),
                      .results_stream = "cembed:results", .dead_stream = "cembed:dead", .errors_hash = "cembed:errors",
                      .result_prefix = "cembed:result", .max_depth = 32};
-    long idle = 60000, deliveries = 5, ttl = 86400, block = 2000, max_body = 64L << 20, max_chunks = 100000, queue = 200000,
-         depth = 32;
-    if (cli_env_long("EMBEDDING_CLAIM_IDLE_MS", 1, 86400000, &idle) ||
-        cli_env_long("EMBEDDING_MAX_DELIVERIES", 1, 1000, &deliveries) ||
-        cli_env_long("EMBEDDING_RESULT_TTL", 1, 1L << 31, &ttl) || cli_env_long("EMBEDDING_BLOCK_MS", 1, 60000, &block) ||
-        cli_env_long("EMBEDDING_MAX_BODY_BYTES", 1024, 1L << 32, &max_body) ||
-        cli_env_long("EMBEDDING_MAX_CHUNKS", 1, 10000000, &max_chunks) ||
-        cli_env_long("EMBEDDING_MAX_JSON_DEPTH", 2, 1000, &depth))
+    long idle, deliveries, ttl, block, max_body, max_chunks, queue = 200000, depth;
+    if (opt_long("EMBEDDING_CLAIM_IDLE_MS", &idle) || opt_long("EMBEDDING_MAX_DELIVERIES", &deliveries) ||
+        opt_long("EMBEDDING_RESULT_TTL", &ttl) || opt_long("EMBEDDING_BLOCK_MS", &block) ||
+        opt_long("EMBEDDING_MAX_BODY_BYTES", &max_body) || opt_long("EMBEDDING_MAX_CHUNKS", &max_chunks) ||
+        opt_long("EMBEDDING_MAX_JSON_DEPTH", &depth))
         return EXIT_USAGE;
     o.max_depth = (int)depth;
     for (int i = 1; i < argc; i++) {
@@ -62,13 +60,14 @@ int cmd_worker(int argc, char **argv) {
             if (r < 0) return EXIT_USAGE;
             continue;
         }
-        long *dst = NULL, hi = 0;
-        if (strcmp(argv[i], "--claim-idle-ms") == 0) dst = &idle, hi = 86400000;
-        else if (strcmp(argv[i], "--max-deliveries") == 0) dst = &deliveries, hi = 1000;
-        else if (strcmp(argv[i], "--result-ttl") == 0) dst = &ttl, hi = 1L << 31;
+        long *dst = NULL;
+        const char *var = NULL;
+        if (strcmp(argv[i], "--claim-idle-ms") == 0) dst = &idle, var = "EMBEDDING_CLAIM_IDLE_MS";
+        else if (strcmp(argv[i], "--max-deliveries") == 0) dst = &deliveries, var = "EMBEDDING_MAX_DELIVERIES";
+        else if (strcmp(argv[i], "--result-ttl") == 0) dst = &ttl, var = "EMBEDDING_RESULT_TTL";
         if (!dst) return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
         v = i + 1 < argc ? argv[++i] : NULL;
-        if (!v || cli_parse_int(v, 1, hi, dst)) return cli_error("%s needs an integer in [1, %ld]", argv[i - (v != NULL)], hi), EXIT_USAGE;
+        if (opt_flag(var, v, dst)) return EXIT_USAGE;
     }
     if (!url) return cli_error("usage: cembed worker [--model DIR] --redis redis://HOST[:PORT][/DB] [--stream S] "
                                "[--group G] [--consumer C] [--claim-idle-ms N] [--max-deliveries N] [--result-ttl S]"),
@@ -113,29 +112,8 @@ int cmd_worker(int argc, char **argv) {
 
 static redisContext *connect_url(const char *url) {
     redis_addr a;
-    if (redis_parse_url(url, &a)) return cli_error("%s", cembed_last_error()), NULL;
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(a.host, a.port, tv);
-    if (!rc || rc->err) {
-        cli_error("redis %s:%d: %s", a.host, a.port, rc ? rc->errstr : "cannot allocate");
-        if (rc) redisFree(rc);
-        return NULL;
-    }
-    redisReply *r = NULL;
-    if (a.password[0] && (!(r = redisCommand(rc, "AUTH %s", a.password)) || r->type == REDIS_REPLY_ERROR)) {
-        cli_error("redis AUTH: %s", r ? r->str : rc->errstr);
-        if (r) freeReplyObject(r);
-        redisFree(rc);
-        return NULL;
-    }
-    if (r) freeReplyObject(r), r = NULL;
-    if (a.db && (!(r = redisCommand(rc, "SELECT %d", a.db)) || r->type == REDIS_REPLY_ERROR)) {
-        cli_error("redis SELECT %d: %s", a.db, r ? r->str : rc->errstr);
-        if (r) freeReplyObject(r);
-        redisFree(rc);
-        return NULL;
-    }
-    if (r) freeReplyObject(r);
+    redisContext *rc = NULL;
+    if (redis_parse_url(url, &a) || redis_open(&a, 0, &rc)) cli_error("%s", cembed_last_error());
     return rc;
 }
 

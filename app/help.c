@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 
 #define MODEL_FLAGS                                                                                         \
     "  --model M             a model folder or a Hub repo id ORG/NAME[@REVISION] (EMBEDDING_MODEL;\n"       \
@@ -22,39 +23,34 @@
 #define LOG_VARS "  EMBEDDING_LOG_LEVEL   debug, info, warning or error (info)\n"
 
 #define MEMORY_VARS                                                                                         \
-    "  EMBEDDING_MAX_MEMORY_PERCENT (70), EMBEDDING_MEMORY_LIMIT (bytes; detected)   the memory budget\n"   \
     "  EMBEDDING_PSI_THRESHOLD (10; 0: off), EMBEDDING_PSI_PATH   memory pressure (PSI)\n"                  \
-    "  EMBEDDING_MAX_BATCH_SIZE, EMBEDDING_MIN_BATCH_SIZE (8), EMBEDDING_MAX_BATCH_TOKENS (16384),\n"       \
-    "  EMBEDDING_ADAPTIVE_BATCHING (true)   batches\n"
+    "  EMBEDDING_ADAPTIVE_BATCHING (true)   the batch size follows the memory left\n"
 
+/* text, then the numbers of the commands in vars (options.c) */
 typedef struct help {
     const char *cmd, *text;
+    unsigned vars;
 } help;
 
 static const help helps[] = {
     {"serve",
      "usage: cembed serve [flags]\n"
      "The HTTP service: POST /embed, /v1/embeddings, /tokenize, /embed_all, /similarity, /rerank,\n"
-     "/v1/rerank (a reranker's);\n"
+     "/v1/rerank (a reranker's), / (TEI's root: by the body, embed, similarity or rerank);\n"
      "GET /health, /info, /metrics, /v1/models. SIGTERM drains, SIGHUP reloads the API key file.\n"
      "\nflags:\n" MODEL_FLAGS
      "                        (--model repeated, or a comma list in EMBEDDING_MODEL: several models)\n"
-     "  --batch-size N        sequences per forward pass (EMBEDDING_MAX_BATCH_SIZE; 64)\n"
+     "  --batch-size N        sequences per forward pass (EMBEDDING_MAX_BATCH_SIZE)\n"
      "  --host H              listen address (EMBEDDING_HOST; 127.0.0.1)\n"
-     "  --port P              listen port (EMBEDDING_PORT; 8000; `make run PORT=P`)\n"
+     "  --port P              listen port (EMBEDDING_PORT)\n"
      "  --api-key KEY         a key requests must send as \"Authorization: Bearer KEY\" (repeatable;\n"
      "                        EMBEDDING_API_KEY, a comma list)\n"
      "  --api-key-file FILE   one key per line, # comments; reloaded on SIGHUP (EMBEDDING_API_KEY_FILE)\n"
      "  --help                this text\n"
      "\nenvironment:\n"
      "  EMBEDDING_METRICS_AUTH=true   /metrics needs a key too\n"
-     "  EMBEDDING_MAX_BODY_BYTES (67108864), EMBEDDING_MAX_CHUNKS (100000), EMBEDDING_MAX_JSON_DEPTH (32)\n"
-     "  EMBEDDING_MAX_CONNECTIONS (10000), EMBEDDING_MAX_CONNECTIONS_PER_IP (256)\n"
-     "  EMBEDDING_HEADER_TIMEOUT (10 s), EMBEDDING_IDLE_TIMEOUT (30 s)\n"
-     "  EMBEDDING_MAX_QUEUED (200000 sequences; then 429)\n"
-     "  EMBEDDING_DRAIN_TIMEOUT (30 s): how long SIGTERM waits for requests before cancelling them\n"
-     "  EMBEDDING_CACHE (a path, or off), EMBEDDING_CACHE_MAX_MB (1024)   the vector cache\n" MEMORY_VARS
-         HUB_VARS LOG_VARS},
+     "  EMBEDDING_CACHE (a path, or off)   the vector cache\n" MEMORY_VARS HUB_VARS LOG_VARS,
+     OPT_SERVE},
     {"embed",
      "usage: cembed embed [flags] PATH...          chunk and embed source files and folders\n"
      "       cembed embed [flags] FILE.jsonl|-     embed JSON lines {\"id\", \"text\"} (or bare strings)\n"
@@ -73,14 +69,13 @@ static const help helps[] = {
      "  --max-file-bytes N    larger files are skipped (1048576)\n"
      "  --list-files          print the files that would be embedded, and stop\n"
      "  --help                this text\n"
-     "\nenvironment:\n"
-     "  EMBEDDING_CACHE_MAX_MB (1024), EMBEDDING_PROGRESS_SECONDS (10; a log line that often off a terminal)\n"
-         HUB_VARS LOG_VARS},
+     "\nenvironment:\n" HUB_VARS LOG_VARS,
+     OPT_EMBED},
     {"tokenize",
      "usage: cembed tokenize [flags] FILE.jsonl|-\n"
      "Writes {\"id\", \"ids\"} lines: the model's token ids of each text.\n"
      "\nflags:\n" MODEL_FLAGS "  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS},
+     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
     {"rerank",
      "usage: cembed rerank [flags] QUERY FILE.jsonl|-\n"
      "Scores each record of FILE ({\"id\", \"text\"} or bare strings, one per line) against QUERY with a\n"
@@ -90,18 +85,18 @@ static const help helps[] = {
      "  --top-n N             write only the N best\n"
      "  --raw-scores          the model's logit, not its sigmoid\n"
      "  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS},
+     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
     {"info",
      "usage: cembed info [flags]\n"
      "Prints the model's facts and what runs on this CPU as JSON.\n"
      "\nflags:\n" MODEL_FLAGS "  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS},
+     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
     {"pull",
      "usage: cembed pull ORG/NAME[@REVISION]\n"
      "Downloads a model from the Hugging Face Hub into its cache and prints the snapshot folder.\n"
      "REVISION is a branch, a tag or a commit id.\n"
      "\nflags:\n  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS},
+     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
     {"worker",
      "usage: cembed worker [flags]\n"
      "Embeds jobs (POST /embed bodies) from a Redis Stream, in a consumer group.\n"
@@ -111,20 +106,20 @@ static const help helps[] = {
      "  --stream S            the jobs' stream (EMBEDDING_STREAM; cembed:jobs)\n"
      "  --group G             the consumer group (EMBEDDING_GROUP; cembed)\n"
      "  --consumer C          this worker's name (EMBEDDING_CONSUMER; HOST-PID)\n"
-     "  --claim-idle-ms N     claim jobs idle this long (EMBEDDING_CLAIM_IDLE_MS; 60000)\n"
-     "  --max-deliveries N    then a failing job goes to cembed:dead (EMBEDDING_MAX_DELIVERIES; 5)\n"
-     "  --result-ttl S        seconds a result is kept (EMBEDDING_RESULT_TTL; 86400)\n"
+     "  --claim-idle-ms N     claim jobs idle this long (EMBEDDING_CLAIM_IDLE_MS)\n"
+     "  --max-deliveries N    then a failing job goes to cembed:dead (EMBEDDING_MAX_DELIVERIES)\n"
+     "  --result-ttl S        seconds a result is kept (EMBEDDING_RESULT_TTL)\n"
      "  --help                this text\n"
      "\nenvironment:\n"
-     "  EMBEDDING_BLOCK_MS, EMBEDDING_MAX_BODY_BYTES, EMBEDDING_MAX_CHUNKS, EMBEDDING_MAX_JSON_DEPTH\n"
-     "  EMBEDDING_CACHE (a path, or off), EMBEDDING_CACHE_MAX_MB (1024)\n" MEMORY_VARS HUB_VARS LOG_VARS},
+     "  EMBEDDING_CACHE (a path, or off)\n" MEMORY_VARS HUB_VARS LOG_VARS,
+     OPT_WORKER},
     {"enqueue",
      "usage: cembed enqueue [flags] FILE.json|-\n"
      "Adds one POST /embed body as a job and prints its entry id.\n"
      "\nflags:\n"
      "  --redis URL           (EMBEDDING_REDIS_URL)\n"
      "  --stream S            (EMBEDDING_STREAM; cembed:jobs)\n"
-     "  --help                this text\n"},
+     "  --help                this text\n", 0},
     {"result",
      "usage: cembed result [flags] BATCH_ID\n"
      "Prints a job's answer (what POST /embed would answer).\n"
@@ -134,14 +129,15 @@ static const help helps[] = {
      "  --timeout S           how long --wait waits (exit 3 when it is not there)\n"
      "  --int                 BATCH_ID is an integer batch_id\n"
      "  --entry               BATCH_ID is the job's entry id (a job without batch_id)\n"
-     "  --help                this text\n"},
+     "  --help                this text\n", 0},
     {"cache",
      "usage: cembed cache stats|prune|clear [flags]\n"
      "The persistent vector cache: its size and integrity, evict to a size and vacuum, empty it.\n"
      "\nflags:\n"
      "  --cache PATH          (EMBEDDING_CACHE; ~/.cache/cembed/cache.sqlite)\n"
-     "  --max-mb N            prune to this many MB of vectors (EMBEDDING_CACHE_MAX_MB; 1024)\n"
-     "  --help                this text\n"},
+     "  --max-mb N            prune to this many MB of vectors (EMBEDDING_CACHE_MAX_MB)\n"
+     "  --help                this text\n",
+     OPT_CACHE},
     {"convert",
      "usage: cembed convert --from tfjs SRC_DIR OUT_DIR [flags]\n"
      "Imports a TF.js graph model into a Hugging Face folder (F32 model.safetensors, config.json,\n"
@@ -149,15 +145,20 @@ static const help helps[] = {
      "\nflags:\n"
      "  --from tfjs           the source format\n"
      "  --max-seq-length N    the sentence-transformers max_seq_length to write\n"
-     "  --help                this text\n"},
+     "  --help                this text\n", 0},
 };
 
 int cli_help(const char *cmd, FILE *f) {
     for (size_t i = 0; i < sizeof helps / sizeof *helps; i++)
         if (strcmp(cmd, helps[i].cmd) == 0) {
             fputs(helps[i].text, f);
+            if (helps[i].vars) opt_help(helps[i].vars, f);
             return 0;
         }
+    if (strcmp(cmd, "variables") == 0) { /* the README's table */
+        opt_table(f);
+        return 0;
+    }
     return -1;
 }
 

@@ -15,7 +15,7 @@ static void usage(FILE *f) {
           "  serve     [--model M]... [--host H] [--port P] [--threads N] [--batch-size N]\n"
           "            [--precision P] [--gemm B] [--max-seq-len N] [--api-key KEY]... [--api-key-file FILE]\n"
           "            HTTP service: POST /embed, /v1/embeddings, /tokenize, /embed_all, /similarity, /rerank, /v1/rerank;\n"
-          "            GET /health, /info, /metrics, /v1/models\n"
+          "            POST / (TEI's root: by the body); GET /health, /info, /metrics, /v1/models\n"
           "  embed     [--model M] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache] [--prompt-name P]\n"
           "            [--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] [--list-files] PATH...\n"
           "            chunk and embed source files and folders (.gitignore honoured); writes\n"

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "options.h"
 #include "runtime.h"
 
 static int env_bool(const char *name, int *out) {
@@ -14,22 +15,29 @@ static int env_bool(const char *name, int *out) {
     return 0;
 }
 
-int runtime_open(runtime *rt, const cli_common *c) {
-    memset(rt, 0, sizeof *rt);
-    long max_batch = 64, min_batch = 8, percent = 70, max_tokens = 16384, forced = 0;
-    int adaptive = 1;
-    if (cli_env_long("EMBEDDING_MAX_BATCH_SIZE", 1, 4096, &max_batch) ||
-        cli_env_long("EMBEDDING_MAX_BATCH_TOKENS", 2, 1 << 20, &max_tokens) ||
-        cli_env_long("EMBEDDING_MIN_BATCH_SIZE", 1, 4096, &min_batch) ||
-        cli_env_long("EMBEDDING_MAX_MEMORY_PERCENT", 1, 100, &percent) || env_bool("EMBEDDING_ADAPTIVE_BATCHING", &adaptive) ||
-        cli_env_long("EMBEDDING_MEMORY_LIMIT", 64L << 20, 1L << 50, &forced))   /* for hosts whose limit cannot be read */
+/* The batch and memory settings (EMBEDDING_*), parsed once. */
+typedef struct settings {
+    long max_batch, min_batch, percent, max_tokens, forced;
+    int adaptive;
+} settings;
+
+static int read_settings(const cli_common *c, settings *st) {
+    *st = (settings){.adaptive = 1};
+    if (opt_long("EMBEDDING_MAX_BATCH_SIZE", &st->max_batch) || opt_long("EMBEDDING_MAX_BATCH_TOKENS", &st->max_tokens) ||
+        opt_long("EMBEDDING_MIN_BATCH_SIZE", &st->min_batch) || opt_long("EMBEDDING_MAX_MEMORY_PERCENT", &st->percent) ||
+        env_bool("EMBEDDING_ADAPTIVE_BATCHING", &st->adaptive) ||
+        opt_long("EMBEDDING_MEMORY_LIMIT", &st->forced))   /* for hosts whose limit cannot be read */
         return EXIT_USAGE;
-    if (c->batch_size) max_batch = c->batch_size;
-    if (min_batch > max_batch) {
-        cli_error("EMBEDDING_MIN_BATCH_SIZE=%ld is above the maximum batch size %ld", min_batch, max_batch);
+    if (c->batch_size) st->max_batch = c->batch_size;
+    if (st->min_batch > st->max_batch) {
+        cli_error("EMBEDDING_MIN_BATCH_SIZE=%ld is above the maximum batch size %ld", st->min_batch, st->max_batch);
         return EXIT_USAGE;
     }
-    rt->max_batch = (int)max_batch;
+    return 0;
+}
+
+/* Memory pressure (PSI): the threshold and the file, cgroup's or EMBEDDING_PSI_PATH. */
+static int read_psi(runtime *rt) {
     rt->psi_threshold = 10;
     const char *pt = getenv("EMBEDDING_PSI_THRESHOLD");
     if (pt && *pt) {
@@ -51,27 +59,32 @@ int runtime_open(runtime *rt, const cli_common *c) {
         rt->psi = rt->psi_path;
     }
     if (rt->psi_threshold == 0) rt->psi = NULL;
+    return 0;
+}
+
+/* The governor, from the memory limit found (or forced). */
+static int open_governor(runtime *rt, const settings *st) {
     gov_limit limit;
     gov_find_limit("/sys/fs/cgroup", "/proc/self/cgroup", gov_physical_ram(), &limit);
-    if (forced) {
-        limit.bytes = (uint64_t)forced;
+    if (st->forced) {
+        limit.bytes = (uint64_t)st->forced;
         snprintf(limit.source, sizeof limit.source, "EMBEDDING_MEMORY_LIMIT");
     }
-    gov_config gc = {.min_batch = (int)min_batch, .max_batch = (int)max_batch, .percent = (int)percent,
-                     .adaptive = adaptive};
+    gov_config gc = {.min_batch = (int)st->min_batch, .max_batch = (int)st->max_batch, .percent = (int)st->percent,
+                     .adaptive = st->adaptive};
     if (gov_new(&gc, &limit, &rt->g)) {
         cli_error("%s", cembed_last_error());
         return EXIT_USAGE;
     }
     gov_set_psi(rt->g, rt->psi, rt->psi_threshold);
-    log_info("memory limit set to %.2f GB (%ld%% of %.2f GB, %s)", (double)gov_budget(rt->g) / 1e9, percent,
+    log_info("memory limit set to %.2f GB (%ld%% of %.2f GB, %s)", (double)gov_budget(rt->g) / 1e9, st->percent,
              (double)limit.bytes / 1e9, limit.source);
-    /* Large blocks always come from mmap and go back to the kernel when
-     * freed (glibc otherwise raises the threshold and keeps them), and two
-     * arenas at most, so that freed memory leaves RSS. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    mallopt(M_ARENA_MAX, 2);
-    cembed_options o = cli_model_options(c, (int)max_batch);
+    return 0;
+}
+
+/* Every model named (distinct names, each within the batch's tokens). */
+static int open_models(runtime *rt, const cli_common *c, const settings *st) {
+    cembed_options o = cli_model_options(c, (int)st->max_batch);
     const int n_models = c->n_models > 0 ? c->n_models : 1;
     for (int k = 0; k < n_models; k++) {
         const char *dir = c->n_models > 0 ? c->model_dirs[k] : c->model_dir;
@@ -89,8 +102,8 @@ int runtime_open(runtime *rt, const cli_common *c) {
             }
         log_info("model loaded with %d threads, %s: %s (%d dimensions, %d tokens max)", info->threads, info->precision,
                  info->path, info->hidden, info->max_seq_len);
-        if (max_tokens < info->max_seq_len) {
-            cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the sequence limit of %s, %d", max_tokens, info->name,
+        if (st->max_tokens < info->max_seq_len) {
+            cli_error("EMBEDDING_MAX_BATCH_TOKENS=%ld is below the sequence limit of %s, %d", st->max_tokens, info->name,
                       info->max_seq_len);
             return EXIT_USAGE;
         }
@@ -100,8 +113,12 @@ int runtime_open(runtime *rt, const cli_common *c) {
     const cembed_model_info *info = &rt->info;
     log_info("kernels for %s on %s: GEMM %s, attention %s (%s products), element-wise %s", info->precision, info->isa,
              info->gemm, info->kernels, info->attention, info->kernels);
-    /* the persistent cache: raw vectors, shared with `cembed embed`; a cache
-     * that cannot be opened is logged and the service runs without it */
+    return 0;
+}
+
+/* The persistent cache: raw vectors, shared with `cembed embed`; a cache
+ * that cannot be opened is logged and the service runs without it. */
+static int open_cache(runtime *rt, const cli_common *c) {
     char cache_buf[4096];
     const char *cache_path;
     uint64_t cache_max;
@@ -110,7 +127,7 @@ int runtime_open(runtime *rt, const cli_common *c) {
         log_warn("cache %s: %s; running without it", cache_path, cembed_last_error());
         cache_path = NULL;
     }
-    for (int k = 0; k < n_models && cache_path; k++) {
+    for (int k = 0; k < rt->n_models && cache_path; k++) {
         const cembed_model_info *mi = &rt->infos[k];
         const char *dir = c->n_models > 0 ? c->model_dirs[k] : c->model_dir;
         if (cache_scope_init(&rt->scopes[k], dir, mi->precision, mi->variant, mi->pooling, mi->max_seq_len) ||
@@ -125,12 +142,17 @@ int runtime_open(runtime *rt, const cli_common *c) {
     rt->writer = rt->writers[0];
     rt->scope = rt->scopes[0];
     if (cache_path) log_info("cache: %s (up to %.0f MB)", cache_path, cache_max / 1048576.0);
-    /* warm up (touches every weight), then size the batch workspace and the
-     * request pool from what is left of the budget: one workspace, the
-     * largest model's (the scheduler gives one back before another runs) */
+    return 0;
+}
+
+/* Warms every model up (touches every weight), then sizes the batch
+ * workspace and the request pool from what is left of the budget: one
+ * workspace, the largest model's (the scheduler gives one back before
+ * another runs). */
+static int plan_memory(runtime *rt, const settings *st) {
     size_t per_token = 0;
     int longest = 0;
-    for (int k = 0; k < n_models; k++) {
+    for (int k = 0; k < rt->n_models; k++) {
         const cembed_model_info *mi = &rt->infos[k];
         const int32_t warm[2] = {mi->cls_id >= 0 ? mi->cls_id : 0, mi->sep_id >= 0 ? mi->sep_id : 0};
         const int32_t *warm_ids[1] = {warm};
@@ -144,22 +166,38 @@ int runtime_open(runtime *rt, const cli_common *c) {
         free(warm_out);
         size_t per_tok, unused;
         cembed_workspace_bytes(rt->models[k], 1, &per_tok, &unused);
-        if (k + 1 < n_models) cembed_release_workspace(rt->models[k]);
+        if (k + 1 < rt->n_models) cembed_release_workspace(rt->models[k]);
         per_token = CE_MAX(per_token, per_tok);
         longest = CE_MAX(longest, mi->max_seq_len);
     }
     gov_trim(rt->g);
-    if (gov_plan(rt->g, gov_rss(), per_token, (int)max_tokens, longest, &rt->batch_tokens)) {
+    if (gov_plan(rt->g, gov_rss(), per_token, (int)st->max_tokens, longest, &rt->batch_tokens)) {
         cli_error("%s", cembed_last_error());
         return EXIT_USAGE;
     }
     gov_stats gs;
     gov_get_stats(rt->g, &gs);
     log_info("memory plan: %.1f MB model and runtime, %.1f MB kept free for what no reservation counts (thread "
-             "stacks, library buffers), %.1f MB batch workspace (%d tokens), %.1f MB for requests", gs.fixed / 1048576.0, gs.slack / 1048576.0, gs.workspace / 1048576.0, rt->batch_tokens,
-             gs.pool / 1048576.0);
+             "stacks, library buffers), %.1f MB batch workspace (%d tokens), %.1f MB for requests", gs.fixed / 1048576.0,
+             gs.slack / 1048576.0, gs.workspace / 1048576.0, rt->batch_tokens, gs.pool / 1048576.0);
     if (rt->psi) log_info("memory pressure (PSI) from %s, threshold %.1f%%", rt->psi, rt->psi_threshold);
     return 0;
+}
+
+int runtime_open(runtime *rt, const cli_common *c) {
+    memset(rt, 0, sizeof *rt);
+    settings st;
+    int rc = read_settings(c, &st);
+    if (rc) return rc;
+    rt->max_batch = (int)st.max_batch;
+    if ((rc = read_psi(rt)) || (rc = open_governor(rt, &st))) return rc;
+    /* Large blocks always come from mmap and go back to the kernel when
+     * freed (glibc otherwise raises the threshold and keeps them), and two
+     * arenas at most, so that freed memory leaves RSS. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 2);
+    if ((rc = open_models(rt, c, &st)) || (rc = open_cache(rt, c))) return rc;
+    return plan_memory(rt, &st);
 }
 
 void runtime_close(runtime *rt) {

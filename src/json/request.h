@@ -10,9 +10,9 @@
  * the start of an over-long text, "left" its end; TEI's "Right"/"Left" too).
  * /v1/embeddings (OpenAI): {"input": STRING | [STRING, ...] | [INT, ...] | [[INT, ...], ...],
  *   "model": STRING?, "encoding_format": "float"|"base64"?, "dimensions": INT?}
- * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...]}
+ * /tokenize: {"inputs"|"input"|"text": STRING | [STRING, ...], "add_special_tokens": BOOL? (TEI's; true)}
  * /similarity (TEI): {"inputs": {"source_sentence": STRING, "sentences": [STRING, ...]}}: items are the
- *   source sentence, then the sentences
+ *   source sentence, then the sentences (at the top, {"source_sentence", "sentences"}, too)
  * /rerank (TEI): {"query": STRING, "texts": [STRING, ...], "raw_scores": BOOL?, "return_text": BOOL?,
  *   "truncate"?, "truncation_direction"?}
  * /v1/rerank (Cohere, Jina, infinity, vLLM): {"model"?, "query": STRING, "documents": [STRING |
@@ -20,14 +20,18 @@
  *   Items are the documents; each is scored as the pair (query, document).
  *
  * Every refusal names the field and the limit (message via cembed_last_error,
- * status via req->status: 400, 413 or 422; 503 when memory ran out).
+ * the code in req->error: EFORMAT malformed, ELIMIT over a limit, ENOMEM);
+ * no HTTP status is made here (src/pipe and src/http map the codes).
  */
 #ifndef CEMBED_REQUEST_H
 #define CEMBED_REQUEST_H
 
 #include "base/base.h"
 
-typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY, REQ_RERANK } req_kind;
+/* REQ_AUTO (POST /, TEI's and Inference Endpoints' root): the body says which: "query" a rerank,
+ * "source_sentence" and "sentences" (at the top or inside "inputs") a similarity, anything else an
+ * embedding; request.kind is then the one parsed. */
+typedef enum { REQ_EMBED, REQ_OPENAI, REQ_TOKENIZE, REQ_SIMILARITY, REQ_RERANK, REQ_AUTO } req_kind;
 
 typedef struct req_limits {
     size_t max_items;          /* chunks per request */
@@ -64,6 +68,7 @@ typedef struct request {
     char *prompt;              /* "prompt", or NULL */
     char *model;               /* "model" (which of the served models), or NULL */
     int truncate_left;         /* "truncation_direction": "left" */
+    int skip_special;          /* /tokenize "add_special_tokens": false: the template's tokens left out of the answer */
     /* rerank */
     char *query;               /* "query": the first text of every pair */
     size_t query_len;
@@ -71,12 +76,12 @@ typedef struct request {
     int raw_scores;            /* TEI: the logit itself, not its sigmoid */
     int return_text;           /* the document's text in each result */
     size_t top_n;              /* results to answer, best first; 0 = all */
-    int status;                /* HTTP status of a refusal */
+    int error;                 /* a refusal's CEMBED_E* code */
 } request;
 
 /* Parses body[0..len) of the given kind. OUT: *r (free with request_free,
- * also after a failure). Returns 0, or EFORMAT / ELIMIT / ENOMEM with
- * r->status set and the message naming the field. */
+ * also after a failure). Returns 0, or EFORMAT / ELIMIT / ENOMEM (also in
+ * r->error) with the message naming the field. */
 int request_parse(req_kind kind, const char *body, size_t len, const req_limits *lim, request *r);
 void request_free(request *r);
 

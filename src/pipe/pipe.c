@@ -19,9 +19,14 @@ void pipe_env_init(pipe_env *e, cembed_model *m, sched *s, gov *g, const req_lim
     e->lim = *lim;
     cembed_model_get_info(m, &e->info);
     pthread_mutex_init(&e->cache_mu, NULL);
+    pthread_mutex_init(&e->tok_mu, NULL);
 }
 
-void pipe_env_destroy(pipe_env *e) { pthread_mutex_destroy(&e->cache_mu); }
+void pipe_env_destroy(pipe_env *e) {
+    pipe_tokens_unload(e);
+    pthread_mutex_destroy(&e->cache_mu);
+    pthread_mutex_destroy(&e->tok_mu);
+}
 
 /* ---- refusals ---- */
 
@@ -65,7 +70,7 @@ int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage) {
     return refuse(j, 503, "memory is busy with other requests (%s %s); retry later", stage, cembed_last_error());
 }
 
-static void drop(pipe_job *j, uint64_t *held, uint64_t bytes) {
+void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes) {
     bytes = CE_MIN(bytes, *held);
     if (j->e && j->e->g && bytes) gov_unreserve(j->e->g, bytes);
     *held -= bytes;
@@ -78,8 +83,9 @@ int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t
     if (len > e->lim.max_text_bytes)
         return refuse(j, 413, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len, e->lim.max_text_bytes);
     if (pipe_hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->status;
-    if (request_parse(kind, body, len, &e->lim, &j->req)) {
-        const int st = j->req.status ? j->req.status : 400;
+    const int rc = request_parse(kind, body, len, &e->lim, &j->req);
+    if (rc) {
+        const int st = rc == CEMBED_ELIMIT ? 413 : rc == CEMBED_ENOMEM ? 503 : 400;
         return refuse(j, st, "%s", st == 503 ? "out of memory while parsing; retry later" : cembed_last_error());
     }
     if (j->req.dimensions > e->info.hidden)
@@ -129,6 +135,12 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
     const size_t bid = j->req.batch_id_json ? strlen(j->req.batch_id_json) : 0;
     j->piece_bytes = PIPE_OUT_FLUSH + (size_t)item + (size_t)H * 18 + (size_t)i->max_seq_len * 12 +
                      6 * (bid + strlen(i->name)) + 4096;
+    uint64_t spans = 0;
+    if (j->form == PIPE_TOKENIZE && !j->ids_only) { /* each token's span and its TEI object (tokens.c) */
+        j->piece_bytes += pipe_tokens_bytes(j->e, (size_t)i->max_seq_len, (size_t)longest);
+        *transient += pipe_tokens_scratch(j->e, (size_t)longest);
+        spans = (ids / sizeof(int32_t)) * 4 * sizeof(uint32_t) + n * sizeof(size_t) + BLOCK;
+    }
     const uint64_t arena = n * (2 * sizeof(int32_t *) + 8 * sizeof(size_t) + 3 * sizeof(int) + 1 + CACHE_KEY_BYTES) +
                            n * H * sizeof(float) + 2 * BLOCK;
     uint64_t out = j->piece_bytes;
@@ -138,7 +150,7 @@ static uint64_t need_bytes(pipe_job *j, size_t *transient) {
         out += all + (uint64_t)i->max_seq_len * H * 18;
     }
     if (j->whole_answer) out += 2 * n * (H * 17 + 512) + j->req.n_items * item;
-    return ids + arena + out + n * (plen + BLOCK);   /* the prompted texts replace the texts */
+    return ids + arena + out + spans + n * (plen + BLOCK);   /* the prompted texts replace the texts */
 }
 
 /* Carves the per-item arrays from one block. */
@@ -170,6 +182,28 @@ void pipe_set_tokens(pipe_job *j, size_t k, int32_t *ids, size_t n_ids, int trun
     j->req.items[k].n_ids = n_ids;
     j->req.items[k].ids_are_tokens = 1;
     j->req.items[k].truncated = truncated;
+}
+
+/* /tokenize: where each token came from in its text (tokens.c). */
+static int align_all(pipe_job *j) {
+    const size_t n = j->req.n_items;
+    size_t total = 0, longest = 0;
+    for (size_t k = 0; k < n; k++) total += j->n_ids[k], longest = CE_MAX(longest, j->req.items[k].text_len);
+    j->span_at = base_malloc(n * sizeof *j->span_at + CE_MAX(total, (size_t)1) * sizeof *j->spans);
+    void *scratch = base_malloc(pipe_tokens_scratch(j->e, longest));
+    if (!j->span_at || !scratch) {
+        base_free(scratch);
+        return no_memory(j);
+    }
+    j->spans = (uint32_t(*)[4])(j->span_at + n);
+    for (size_t k = 0, at = 0; k < n; at += j->n_ids[k++]) {
+        const req_item *it = &j->req.items[k];
+        j->span_at[k] = at;
+        pipe_tokens_align(j->e, it->text ? it->text : "", it->text_len, j->ids[k], j->n_ids[k],
+                          j->truncated[k] && j->req.truncate_left, j->spans + at, scratch);
+    }
+    base_free(scratch);
+    return 0;
 }
 
 static int tokenize_all(pipe_job *j) {
@@ -375,20 +409,23 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     const size_t n = j->req.n_items;
     j->form = form;
     if (check_kind(j) || choose_prompt(j)) return j->status;
+    if (form == PIPE_TOKENIZE && !j->ids_only && pipe_tokens_load(e))
+        return refuse(j, 500, "cannot read the model's tokenizer for /tokenize's token strings: %s", cembed_last_error());
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
     if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) {
-        drop(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
+        pipe_release(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
         j->status = j->shed = 0;
         if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
     }
-    drop(j, &j->parse_held, j->parse_held);
+    pipe_release(j, &j->parse_held, j->parse_held);
     if (j->prompt && apply_prompt(j)) return j->status;
     if (arena(j, form != PIPE_TOKENIZE)) return no_memory(j);
-    const int rc = tokenize_all(j);
+    int rc = tokenize_all(j);
+    if (!rc && form == PIPE_TOKENIZE && !j->ids_only) rc = align_all(j);
     cembed_thread_release();   /* the tokenizer's scratch for this thread */
-    drop(j, &j->held, transient);
+    pipe_release(j, &j->held, transient);
     if (rc || form == PIPE_TOKENIZE) return rc;
     if (form == PIPE_EMBED_ALL) { /* token vectors: computed every time, never cached */
         size_t total = 0;
@@ -529,6 +566,21 @@ static int write_rerank_item(pipe_job *j, buf *b, size_t k, int first) {
     return rc || buf_append(b, "}", 1);
 }
 
+/* {"index","ids","tokens":[TEI's tokens],"truncated"}; without the template's special tokens (the first
+ * and last only) when "add_special_tokens" is false. */
+static int write_tokenize_item(pipe_job *j, buf *b, size_t k, int first) {
+    const uint32_t(*span)[4] = (const uint32_t(*)[4])(j->spans + j->span_at[k]);
+    size_t from = 0, to = j->n_ids[k];
+    if (j->req.skip_special) {
+        if (to > from && span[from][0] == PIPE_TOKEN_SPECIAL) from++;
+        if (to > from && span[to - 1][0] == PIPE_TOKEN_SPECIAL) to--;
+    }
+    return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
+           json_write_ints(b, j->ids[k] + from, to - from) || buf_append(b, ",\"tokens\":", 10) ||
+           pipe_tokens_write(b, j->e, j->req.items[k].text, j->ids[k] + from, to - from, span + from) ||
+           buf_printf(b, ",\"truncated\":%s}", j->truncated[k] ? "true" : "false");
+}
+
 void pipe_finish_vector(pipe_job *j, size_t k) {
     const size_t H = (size_t)j->e->info.hidden;
     float *v = j->vec + k * H;
@@ -570,10 +622,7 @@ int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
     switch (j->form) {
     case PIPE_RERANK:
     case PIPE_RERANK_V1: return write_rerank_item(j, b, k, first);
-    case PIPE_TOKENIZE:
-        return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
-               json_write_ints(b, j->ids[k], j->n_ids[k]) ||
-               buf_printf(b, ",\"tokens\":%zu,\"truncated\":%s}", j->n_ids[k], j->truncated[k] ? "true" : "false");
+    case PIPE_TOKENIZE: return write_tokenize_item(j, b, k, first);
     case PIPE_TEI: return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, D);
     case PIPE_SIMILARITY: {
         if (k == 0) return 0;   /* the source sentence */
@@ -629,14 +678,35 @@ int pipe_write_tail(pipe_job *j, buf *b) {
     }
 }
 
+int pipe_run(pipe_job *j, pipe_form form, buf *out) {
+    int rc = pipe_prepare(j, form);
+    if (!rc && form != PIPE_TOKENIZE) {
+        rc = pipe_submit(j);
+        if (!rc) {
+            pipe_wait(j);
+            rc = j->status;   /* cancelled, or out of memory while computing */
+        }
+    }
+    if (rc) return rc;
+    if (form != PIPE_TOKENIZE)
+        for (size_t k = 0; k < j->req.n_items; k++) pipe_finish_vector(j, k);   /* cached and computed alike */
+    if (!out) return 0;
+    out->len = 0;
+    int w = pipe_write_head(j, out);
+    for (size_t k = 0; k < j->req.n_items && !w; k++) w = pipe_write_item(j, out, k, k == 0);
+    if (w || pipe_write_tail(j, out)) return refuse(j, 503, "out of memory writing the answer");
+    return 0;
+}
+
 void pipe_free(pipe_job *j) {
     for (size_t k = 0; j->ids && k < j->req.n_items; k++) base_free(j->ids[k]);
     base_free(j->arena);
     base_free(j->token_vec);
     base_free(j->token_block);
+    base_free(j->span_at);   /* spans too */
     request_free(&j->req);
-    drop(j, &j->parse_held, j->parse_held);
-    drop(j, &j->held, j->held);
+    pipe_release(j, &j->parse_held, j->parse_held);
+    pipe_release(j, &j->held, j->held);
     j->arena = NULL;
     j->ids = NULL;
 }

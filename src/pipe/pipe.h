@@ -10,6 +10,9 @@
  *   pipe_wait      or block until every vector is there
  *   pipe_write_*   the answer, in pieces (head, item k, tail)
  *   pipe_free      everything, in one call, reservations included
+ * pipe_run is that sequence for a caller that blocks (worker, embed DIR,
+ * JSON lines, tokenize); the HTTP service runs its steps on different
+ * threads (request thread, inference thread, I/O thread).
  *
  * Every step returns 0 or an HTTP status with j->msg filled; out of memory
  * (a reservation that does not fit now, or an allocation that failed) is
@@ -38,6 +41,11 @@ typedef struct pipe_env {
     cache_scope scope;
     req_limits lim;
     pthread_mutex_t cache_mu;
+    /* /tokenize's token strings (tokens.c): the model's tokenizer, loaded on first use */
+    struct tokenizer *tok;
+    int tok_bytes;              /* a byte-level vocabulary (GPT-2's byte characters) */
+    size_t tok_longest;         /* bytes of its longest token string */
+    pthread_mutex_t tok_mu;
 } pipe_env;
 
 void pipe_env_init(pipe_env *e, cembed_model *m, sched *s, gov *g, const req_limits *lim);
@@ -48,7 +56,7 @@ typedef enum {
     PIPE_EMBED,     /* {"batch_id","model","dimensions","embeddings":[...],"usage"} */
     PIPE_TEI,       /* [[...], ...] */
     PIPE_OPENAI,    /* {"object":"list","data":[...],"model","usage"} */
-    PIPE_TOKENIZE,  /* [{"index","ids","tokens","truncated"}, ...] */
+    PIPE_TOKENIZE,  /* [{"index","ids","tokens":[{"id","text","special","start","stop"}, ...],"truncated"}, ...] */
     PIPE_STREAM,    /* NDJSON: one line per item in completion order, then {"done":true,...} */
     PIPE_EMBED_ALL, /* [[[...] per token] per input]: every token's vector (TEI's /embed_all) */
     PIPE_SIMILARITY, /* [cos, ...]: item 0 (the source sentence) against each other item */
@@ -78,12 +86,15 @@ struct pipe_job {
     float *vec;                 /* rows of hidden floats */
     float **token_vec;          /* PIPE_EMBED_ALL: item k's n_ids[k] token rows */
     float *token_block;
+    uint32_t (*spans)[4];       /* PIPE_TOKENIZE: per token (tokens.c), item k's from span_at[k] */
+    size_t *span_at;
     int keyed;                  /* keys hold the items' cache keys */
     void *arena;
     size_t tokens, n_cached;
     sched_job sj;
     uint64_t held, parse_held;  /* bytes reserved from the governor */
     int whole_answer;           /* the caller keeps the whole answer in memory (worker): reserve it too */
+    int ids_only;               /* PIPE_TOKENIZE for a caller that writes the ids itself: no token strings */
     size_t piece_bytes;         /* the answer writer's buffer: one flush plus the largest piece */
     const char *prompt;         /* put before every text: the request's, its prompt_name's or the model's default */
     /* optional hooks, called on the inference thread */
@@ -101,6 +112,8 @@ struct pipe_job {
  * never fit the request pool, 503 + Retry-After (and shed) when they do not
  * fit now. Nothing to do without a governor. Needs j->e. */
 int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage);
+/* Gives back up to bytes of *held (never more than it holds). Cannot fail. */
+void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes);
 /* Parses body[0..len) of kind into j (zeroed by the caller). */
 int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t len);
 /* For callers that build the request themselves (embed DIR): n items whose
@@ -124,7 +137,33 @@ int pipe_answer_buffer(pipe_job *j, buf *b);
 int pipe_write_head(pipe_job *j, buf *b);
 int pipe_write_item(pipe_job *j, buf *b, size_t k, int first);
 int pipe_write_tail(pipe_job *j, buf *b);
+/* A parsed (pipe_parse) or filled (pipe_items) job, to its end, blocking:
+ * prepare, submit, wait, check the status (cancelled, out of memory while
+ * computing), finish every vector (normalized, cut to "dimensions"), and,
+ * when out is not NULL, write the whole answer into out (replacing its
+ * contents). PIPE_TOKENIZE is prepared only. Returns 0 or the status of
+ * the refusal, j->msg saying why; j is freed by the caller (pipe_free). */
+int pipe_run(pipe_job *j, pipe_form form, buf *out);
 void pipe_free(pipe_job *j);
+
+/* ---- /tokenize's tokens (tokens.c) ---- */
+#define PIPE_TOKEN_SPECIAL 0xFFFFFFFEu   /* span[0] of a token the template added */
+#define PIPE_TOKEN_UNFOUND 0xFFFFFFFFu   /* span[0] of a token not found in the text */
+/* Loads e's tokenizer from the model's folder once (any thread). Fails as tok_load_dir. */
+int pipe_tokens_load(pipe_env *e);
+void pipe_tokens_unload(pipe_env *e);
+/* Bytes of scratch pipe_tokens_align needs for a text of text_len bytes;
+ * bytes pipe_tokens_write may append for n_ids tokens of it. Need the tokenizer. */
+size_t pipe_tokens_scratch(const pipe_env *e, size_t text_len);
+size_t pipe_tokens_bytes(const pipe_env *e, size_t n_ids, size_t text_len);
+/* Fills span[k] = {char start, char stop, byte start, byte stop} of token k
+ * of ids[0..n) in text[0..len), or span[k][0] = PIPE_TOKEN_SPECIAL or
+ * PIPE_TOKEN_UNFOUND; backwards for a text cut from the left. Cannot fail. */
+void pipe_tokens_align(const pipe_env *e, const char *text, size_t len, const int32_t *ids, size_t n, int backwards,
+                       uint32_t (*span)[4], void *scratch);
+/* Appends [{"id","text","special","start","stop"}, ...] (TEI's tokens) to b. Fails with ENOMEM. */
+int pipe_tokens_write(buf *b, const pipe_env *e, const char *text, const int32_t *ids, size_t n,
+                      const uint32_t (*span)[4]);
 
 /* The answer's writer flushes at this size: reserved as part of a request. */
 #define PIPE_OUT_FLUSH (64 * 1024)

@@ -74,41 +74,118 @@ static void relink(sched *s, sched_job *job) {
     s->tail = job;
 }
 
+/* Picks the next batch into s->b_* (mu held): the first waiting job's
+ * model, then round-robin one sequence from each of its jobs in turn, up
+ * to the governor's size and the batch's tokens. Returns the count. OUT:
+ * *tokens, *solo (one sequence whose token vectors are wanted). */
+static int pick_batch(sched *s, int *tokens, int *solo) {
+    int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
+    if (s->fail_cap) cap = CE_MIN(cap, s->fail_cap);
+    int k = 0, progress = 1;
+    *tokens = 0;
+    *solo = 0;
+    cembed_model *bm = NULL;   /* the batch's model: the first waiting job's */
+    for (sched_job *j = s->head; j && !bm; j = j->link)
+        if (j->next < j->n) bm = j->model;
+    if (bm != s->m) { /* another model: the last one's workspace goes back (the plan holds one) */
+        if (s->o.gov) cembed_release_workspace(s->m);
+        s->m = bm;
+        s->hidden = model_hidden(s, bm);
+    }
+    while (k < cap && progress && !*solo) {
+        progress = 0;
+        for (sched_job *j = s->head; j && k < cap && !*solo; j = j->link) {
+            if (j->next >= j->n || (j->token_out && k > 0) || j->model != bm) continue;
+            size_t len = j->n_ids[j->next];
+            if (k > 0 && *tokens + (int)len > s->o.max_batch_tokens) continue;
+            *solo = j->token_out != NULL;
+            s->b_ids[k] = j->ids[j->next];
+            s->b_len[k] = len;
+            s->b_type[k] = j->type1_from ? j->type1_from[j->next] : (int)len;
+            s->b_job[k] = j;
+            s->b_index[k] = j->next++;
+            *tokens += (int)len;
+            k++;
+            progress = 1;
+        }
+    }
+    return k;
+}
+
+/* Runs the picked batch (mu not held). Raw: requests normalize; sched_submit
+ * refused what the model cannot run, so a failure is out of memory. */
+static int compute_batch(sched *s, int k, int solo, uint64_t batch_no) {
+    int rc;
+    if (solo) {
+        const sched_job *j = s->b_job[0];
+        const size_t row = j->slot ? j->slot[s->b_index[0]] : s->b_index[0];
+        rc = cembed_embed_tokens(s->m, s->b_ids[0], s->b_len[0], s->b_out, j->token_out[row]);
+    } else {
+        rc = cembed_run_ids(s->m, s->b_ids, s->b_len, s->b_type, (size_t)k, s->b_out, 0);
+    }
+    if (rc) {
+        cembed_release_workspace(s->m);
+        log_warn("batch %llu of %d texts failed (%s)%s", (unsigned long long)batch_no, k, cembed_last_error(),
+                 k > 1 ? "; retrying with half as many" : "; its text is answered as failed");
+    }
+    return rc;
+}
+
+/* A failed batch of several goes back to its jobs (mu held), to be retried at half the size. */
+static void retry_smaller(sched *s, int k, int tokens) {
+    for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
+    for (int i = 0; i < k; i++) relink(s, s->b_job[i]);   /* one cancelled meanwhile was unlinked */
+    s->queued += (size_t)k;
+    s->queued_tokens += (size_t)tokens;
+    s->fail_cap = k / 2;
+    if (s->o.gov) gov_pressure(s->o.gov);
+}
+
+/* Every computed vector to its job's row, and its on_vector (mu not held). */
+static void deliver(sched *s, int k) {
+    for (int i = 0; i < k; i++) {
+        sched_job *j = s->b_job[i];
+        const size_t row = j->slot ? j->slot[s->b_index[i]] : s->b_index[i];
+        memcpy(j->out + row * (size_t)s->hidden, s->b_out + (size_t)i * s->hidden, (size_t)s->hidden * sizeof(float));
+        if (j->on_vector) j->on_vector(j->ctx, row, j->out + row * (size_t)s->hidden);
+    }
+}
+
+/* The batch's counts (mu held): the scheduler's, and per job each batch
+ * counted once (a shared batch holds several jobs' sequences in turn), its
+ * time shared by tokens, so the jobs' times add up to the real one. The
+ * finished jobs' on_done go to s->b_done: returns how many. */
+static int account(sched *s, int k, int tokens, double dt, int rc, uint64_t batch_no) {
+    int n_done = 0;
+    s->stats.batches++;
+    s->stats.sequences += (uint64_t)k;
+    s->stats.tokens += (uint64_t)tokens;
+    s->stats.compute_s += dt / 1e3;
+    s->stats.last_batch = k;
+    for (int i = 0; i < k; i++) {
+        sched_job *j = s->b_job[i];
+        if (j->last_batch != batch_no) {
+            j->last_batch = batch_no;
+            j->batches++;
+        }
+        j->compute_ms += dt * (double)s->b_len[i] / (double)(tokens > 0 ? tokens : 1);
+        if (rc) j->failed++;
+        if (++j->done == j->n && j->on_done) { /* called after the mutex is let go, from copies */
+            s->b_done[n_done] = j->on_done;
+            s->b_done_ctx[n_done++] = j->ctx;
+        }
+    }
+    return n_done;
+}
+
 static void *run(void *arg) {
     sched *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work, &s->mu);
         if (!s->head) break;
-        /* round-robin: one sequence from each job in turn, up to the governor's size */
-        int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
-        if (s->fail_cap) cap = CE_MIN(cap, s->fail_cap);
-        int k = 0, tokens = 0, progress = 1, solo = 0;   /* solo: one sequence whose token vectors are wanted */
-        cembed_model *bm = NULL;                          /* the batch's model: the first waiting job's */
-        for (sched_job *j = s->head; j && !bm; j = j->link)
-            if (j->next < j->n) bm = j->model;
-        if (bm != s->m) { /* another model: the last one's workspace goes back (the plan holds one) */
-            if (s->o.gov) cembed_release_workspace(s->m);
-            s->m = bm;
-            s->hidden = model_hidden(s, bm);
-        }
-        while (k < cap && progress && !solo) {
-            progress = 0;
-            for (sched_job *j = s->head; j && k < cap && !solo; j = j->link) {
-                if (j->next >= j->n || (j->token_out && k > 0) || j->model != bm) continue;
-                size_t len = j->n_ids[j->next];
-                if (k > 0 && tokens + (int)len > s->o.max_batch_tokens) continue;
-                solo = j->token_out != NULL;
-                s->b_ids[k] = j->ids[j->next];
-                s->b_len[k] = len;
-                s->b_type[k] = j->type1_from ? j->type1_from[j->next] : (int)len;
-                s->b_job[k] = j;
-                s->b_index[k] = j->next++;
-                tokens += (int)len;
-                k++;
-                progress = 1;
-            }
-        }
+        int tokens, solo;
+        const int k = pick_batch(s, &tokens, &solo);
         if (s->o.gov && under_pressure(s, tokens, k)) {
             /* give the picks back (each job's were taken in order) and retry smaller */
             for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
@@ -126,63 +203,20 @@ static void *run(void *arg) {
         pthread_mutex_unlock(&s->mu);
         log_debug("processing chunk %llu (%d texts, %d tokens; %zu waiting)", (unsigned long long)batch_no, k, tokens,
                   waiting);
-        /* raw: requests normalize; sched_submit refused what the model cannot
-         * run, so a failure is out of memory: retry smaller, and a single
-         * sequence that still fails is answered as failed (503), never a crash */
-        int rc;
-        if (solo) {
-            const sched_job *j = s->b_job[0];
-            const size_t row = j->slot ? j->slot[s->b_index[0]] : s->b_index[0];
-            rc = cembed_embed_tokens(s->m, s->b_ids[0], s->b_len[0], s->b_out, j->token_out[row]);
-        } else {
-            rc = cembed_run_ids(s->m, s->b_ids, s->b_len, s->b_type, (size_t)k, s->b_out, 0);
-        }
-        if (rc) {
-            cembed_release_workspace(s->m);
-            log_warn("batch %llu of %d texts failed (%s)%s", (unsigned long long)batch_no, k, cembed_last_error(),
-                     k > 1 ? "; retrying with half as many" : "; its text is answered as failed");
-        }
+        /* out of memory: retry smaller, and a single sequence that still
+         * fails is answered as failed (503), never a crash */
+        const int rc = compute_batch(s, k, solo, batch_no);
         if (rc && k > 1) {
             pthread_mutex_lock(&s->mu);
-            for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
-            for (int i = 0; i < k; i++) relink(s, s->b_job[i]);   /* one cancelled meanwhile was unlinked */
-            s->queued += (size_t)k;
-            s->queued_tokens += (size_t)tokens;
-            s->fail_cap = k / 2;
-            if (s->o.gov) gov_pressure(s->o.gov);
+            retry_smaller(s, k, tokens);
             continue;
         }
         s->fail_cap = 0;
         double dt = (time_now() - t0) * 1e3;
         if (s->o.gov && !rc) gov_good_batch(s->o.gov);
-        for (int i = 0; i < k && !rc; i++) {
-            sched_job *j = s->b_job[i];
-            const size_t row = j->slot ? j->slot[s->b_index[i]] : s->b_index[i];
-            memcpy(j->out + row * (size_t)s->hidden, s->b_out + (size_t)i * s->hidden, (size_t)s->hidden * sizeof(float));
-            if (j->on_vector) j->on_vector(j->ctx, row, j->out + row * (size_t)s->hidden);
-        }
+        if (!rc) deliver(s, k);
         pthread_mutex_lock(&s->mu);
-        int n_done = 0;
-        s->stats.batches++;
-        s->stats.sequences += (uint64_t)k;
-        s->stats.tokens += (uint64_t)tokens;
-        s->stats.compute_s += dt / 1e3;
-        s->stats.last_batch = k;
-        /* per job: each batch counted once (a shared batch holds several jobs' sequences
-         * in turn), its time shared by tokens, so the jobs' times add up to the real one */
-        for (int i = 0; i < k; i++) {
-            sched_job *j = s->b_job[i];
-            if (j->last_batch != batch_no) {
-                j->last_batch = batch_no;
-                j->batches++;
-            }
-            j->compute_ms += dt * (double)s->b_len[i] / (double)(tokens > 0 ? tokens : 1);
-            if (rc) j->failed++;
-            if (++j->done == j->n && j->on_done) { /* called after the mutex is let go, from copies */
-                s->b_done[n_done] = j->on_done;
-                s->b_done_ctx[n_done++] = j->ctx;
-            }
-        }
+        const int n_done = account(s, k, tokens, dt, rc, batch_no);
         unlink_started(s);
         pthread_cond_broadcast(&s->done);
         if (n_done) {

@@ -63,6 +63,40 @@ typedef struct worker {
 
 /* ---- Redis ---- */
 
+int redis_open(const redis_addr *a, int timeout_s, redisContext **out) {
+    *out = NULL;
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout(a->host, a->port, tv);
+    if (!c || c->err) {
+        const int rc = base_err(CEMBED_EIO, "redis %s:%d: %s", a->host, a->port, c ? c->errstr : "cannot allocate a context");
+        if (c) redisFree(c);
+        return rc;
+    }
+    if (timeout_s > 0) {
+        struct timeval ctv = {timeout_s, 0};
+        redisSetTimeout(c, ctv);
+    }
+    char db[16];
+    snprintf(db, sizeof db, "%d", a->db);
+    const char *auth[] = {"AUTH", a->password}, *sel[] = {"SELECT", db};
+    const char *const *steps[] = {a->password[0] ? auth : NULL, a->db ? sel : NULL};
+    for (size_t i = 0; i < CE_ARRAY_LEN(steps); i++) {
+        if (!steps[i]) continue;
+        redisReply *r = redisCommandArgv(c, 2, (const char **)steps[i], NULL);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            const int rc = base_err(r ? CEMBED_EINVAL : CEMBED_EIO, "redis %s:%d: %s%s%s: %s%s", a->host, a->port,
+                                    steps[i][0], i ? " " : "", i ? db : "", r ? r->str : c->errstr,
+                                    i == 0 && r ? " (the password of --redis / EMBEDDING_REDIS_URL)" : "");
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            return rc;
+        }
+        freeReplyObject(r);
+    }
+    *out = c;
+    return 0;
+}
+
 static void disconnect(worker *w) {
     if (w->c) redisFree(w->c);
     w->c = NULL;
@@ -85,48 +119,23 @@ static redisReply *cmd0(worker *w, int argc, const char **argv) { return cmd(w, 
 static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
     double backoff = 0.1;
     while (!*stop) {
-        struct timeval tv = {5, 0};
-        w->c = redisConnectWithTimeout(w->o->addr.host, w->o->addr.port, tv);
-        if (w->c && !w->c->err) {
-            /* commands wait at most the block time plus a margin */
-            struct timeval ctv = {(w->o->block_ms + 10000) / 1000, 0};
-            redisSetTimeout(w->c, ctv);
-            redisReply *r = NULL;
-            int ok = 1;
-            if (w->o->addr.password[0]) { /* a refusal (WRONGPASS) is logged: it is the URL's to fix */
-                const char *a[] = {"AUTH", w->o->addr.password};
-                r = cmd0(w, 2, a);
-                ok = r && r->type != REDIS_REPLY_ERROR;
-                if (r && !ok)
-                    log_error("redis %s:%d: AUTH: %s (the password of --redis / EMBEDDING_REDIS_URL); retrying in %.1f s",
-                              w->o->addr.host, w->o->addr.port, r->str, backoff);
-                if (r) freeReplyObject(r);
-            }
-            if (ok && w->o->addr.db) {
-                char db[16];
-                snprintf(db, sizeof db, "%d", w->o->addr.db);
-                const char *a[] = {"SELECT", db};
-                r = cmd0(w, 2, a);
-                ok = r && r->type != REDIS_REPLY_ERROR;
-                if (r && !ok) log_error("redis %s:%d: SELECT %s: %s; retrying in %.1f s", w->o->addr.host,
-                                        w->o->addr.port, db, r->str, backoff);
-                if (r) freeReplyObject(r);
-            }
-            if (ok) { /* the group reads the stream from its start; it may exist already */
-                const char *a[] = {"XGROUP", "CREATE", w->o->stream, w->o->group, "0", "MKSTREAM"};
-                r = cmd0(w, 6, a);
-                ok = r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0);
-                if (r && !ok) log_warn("redis: XGROUP CREATE: %s", r->str);
-                if (r) freeReplyObject(r);
-            }
+        /* commands wait at most the block time plus a margin */
+        const int rc = redis_open(&w->o->addr, (w->o->block_ms + 10000) / 1000, &w->c);
+        if (rc == CEMBED_EINVAL) /* a refusal (WRONGPASS) is logged: it is the URL's to fix */
+            log_error("%s; retrying in %.1f s", cembed_last_error(), backoff);
+        else if (rc)
+            log_warn("%s; retrying in %.1f s", cembed_last_error(), backoff);
+        if (!rc) { /* the group reads the stream from its start; it may exist already */
+            const char *a[] = {"XGROUP", "CREATE", w->o->stream, w->o->group, "0", "MKSTREAM"};
+            redisReply *r = cmd0(w, 6, a);
+            const int ok = r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0);
+            if (r && !ok) log_warn("redis: XGROUP CREATE: %s", r->str);
+            if (r) freeReplyObject(r);
             if (ok && w->c) {
                 log_info("connected to redis %s:%d, stream %s, group %s, consumer %s", w->o->addr.host, w->o->addr.port,
                          w->o->stream, w->o->group, w->o->consumer);
                 return 0;
             }
-        } else {
-            log_warn("redis %s:%d: %s; retrying in %.1f s", w->o->addr.host, w->o->addr.port,
-                     w->c ? w->c->errstr : "cannot allocate a context", backoff);
         }
         disconnect(w);
         for (double t = 0; t < backoff && !*stop; t += 0.05) usleep(50000);
@@ -153,18 +162,7 @@ static int run_job(worker *w, const char *id, const char *body, size_t len, buf 
         if (worker_result_key(w->o->result_prefix, kind, bv, bl, key) || buf_append(bid, bv, bl))
             rc = j.status = 503, snprintf(j.msg, sizeof j.msg, "out of memory");
     }
-    if (!rc) rc = pipe_prepare(&j, j.req.tei ? PIPE_TEI : PIPE_EMBED);
-    if (!rc) rc = pipe_submit(&j);
-    if (!rc) {
-        pipe_wait(&j);
-        out->len = 0;
-        int wrc = pipe_write_head(&j, out);
-        for (size_t k = 0; k < j.req.n_items && !wrc; k++) {
-            pipe_finish_vector(&j, k);
-            wrc = pipe_write_item(&j, out, k, k == 0);
-        }
-        if (wrc || pipe_write_tail(&j, out)) rc = j.status = 503, snprintf(j.msg, sizeof j.msg, "out of memory writing the answer");
-    }
+    if (!rc) rc = pipe_run(&j, j.req.tei ? PIPE_TEI : PIPE_EMBED, out);
     if (rc) snprintf(reason, rn, "%d: %.490s", rc, j.msg);
     pipe_free(&j);
     return rc;

@@ -43,6 +43,14 @@ typedef struct redis_addr {
 /* Parses redis://[:PASSWORD@]HOST[:PORT][/DB]. Returns 0 or EINVAL. */
 int redis_parse_url(const char *url, redis_addr *out);
 
+/* Connects to a (within 5 s), sends AUTH and SELECT as the address asks,
+ * and sets every later command's timeout to timeout_s (0: none). OUT: *out
+ * (redisFree). Fails with EIO (cannot connect) or EINVAL (Redis refused
+ * AUTH or SELECT: its answer, WRONGPASS, is in the message, the URL's to
+ * fix), the message naming host:port and the step. */
+struct redisContext;
+int redis_open(const redis_addr *a, int timeout_s, struct redisContext **out);
+
 typedef struct worker_opts {
     redis_addr addr;
     const char *stream, *group, *consumer;

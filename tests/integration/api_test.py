@@ -147,6 +147,40 @@ check("truncation_direction left keeps the text's end (= its last tokens as ids)
 st, _, badd = embed({"chunks": ["x"], "truncation_direction": "middle"})
 check("a bad truncation_direction names the field", st == 400 and "truncation_direction" in badd["error"]["message"])
 
+# /tokenize's tokens: TEI's {"id","text","special","start","stop"} per token, the offsets (characters) and
+# special flags equal to Hugging Face's tokenizers' (Rust, npm "tokenizers"), text = the input's [start, stop)
+tok_texts = ["Héllo wörld, naïve café!", "unbelievably  spaced\ttext", "e-mail: foo@bar.com; x=1+2", "日本語 and ÅNGSTRÖM",
+             "  leading and trailing  ", "", "don't stop", "long " * 300 + "the end"]
+st, _, toks = embed({"inputs": tok_texts}, "/tokenize")
+shapes_ok = st == 200 and all(isinstance(r["tokens"], list) and len(r["tokens"]) == len(r["ids"])
+                              and [t["id"] for t in r["tokens"]] == r["ids"] for r in toks)
+texts_ok = shapes_ok and all(t["special"] or t["text"] == tok_texts[r["index"]][t["start"]:t["stop"]]
+                             for r in toks for t in r["tokens"])
+check("/tokenize: tokens are TEI's token objects (ids kept), each text = the input's [start, stop)",
+      shapes_ok and texts_ok, str(toks[0]["tokens"][:3] if st == 200 else toks)[:300])
+st_l, _, toks_l = embed({"inputs": tok_texts[-1], "truncation_direction": "left"}, "/tokenize")
+st_n, _, toks_n = embed({"inputs": tok_texts, "add_special_tokens": False}, "/tokenize")
+check("/tokenize add_special_tokens false (TEI's): the same without [CLS] and [SEP]",
+      st == st_n == 200 and all(a["ids"] == b["ids"][1:-1] and a["tokens"] == b["tokens"][1:-1] for a, b in zip(toks_n, toks)),
+      f"{st_n}")
+node = shutil.which("node")
+if node and os.path.isdir(os.path.join(root, "tests", "oracle", "node_modules", "tokenizers")):
+    with open(os.path.join(work, "tok-texts.json"), "w") as f:
+        json.dump(tok_texts, f)
+    hf = {}
+    for d in ("right", "left"):
+        p = subprocess.run([node, os.path.join(root, "tests", "oracle", "hf_offsets.mjs"), os.path.join(pm, "tokenizer.json"),
+                            os.path.join(work, "tok-texts.json"), "256", d], capture_output=True, text=True, timeout=120)
+        hf[d] = json.loads(p.stdout) if p.returncode == 0 else p.stderr[-300:]
+    mine = [[{k: t[k] for k in ("id", "special", "start", "stop")} for t in r["tokens"]] for r in toks] if st == 200 else []
+    mine_l = [{k: t[k] for k in ("id", "special", "start", "stop")} for t in toks_l[0]["tokens"]] if st_l == 200 else []
+    bad = [i for i, (a, b) in enumerate(zip(mine, hf["right"])) if a != b] if isinstance(hf["right"], list) else ["hf"]
+    check("/tokenize: ids, special flags and character offsets = HF tokenizers' (8 texts, and one cut from the left)",
+          not bad and len(mine) == len(tok_texts) and isinstance(hf["left"], list) and mine_l == hf["left"][-1],
+          f"differ: {bad} {str(hf['right'])[:200] if bad == ['hf'] else ''}")
+else:
+    check("/tokenize against HF tokenizers", False, "tests/oracle/node_modules/tokenizers missing (tests/oracle/install.sh)")
+
 # dimensions on /embed
 st, _, full = embed({"chunks": ["matryoshka"]})
 st2, _, cut = embed({"chunks": ["matryoshka"], "dimensions": 64})
@@ -234,6 +268,47 @@ if node and os.path.isdir(os.path.join(root, "tests", "oracle", "node_modules", 
           ok, str(out.get("error", ""))[:200])
 else:
     check("the OpenAI npm client", False, "tests/oracle/node_modules/openai missing (tests/oracle/install.sh)")
+
+# POST / as TEI and Inference Endpoints route it: by the body; Hugging Face's own JS client (InferenceClient with
+# endpointUrl = this server) gets /embed's and /similarity's answers
+src_text, others = "def add(a, b): return a + b", ["sum two numbers", "sorting a list"]
+
+
+def embed3(body, path="/embed"):  # KEY1 is gone since the reload above
+    st, h, d = call("POST", path, body, key=KEY3)
+    return st, h, json.loads(d) if d else None
+
+
+st_e, _, emb_ref = embed3({"inputs": [src_text] + others})
+st_s, _, sim_ref = embed3({"inputs": {"source_sentence": src_text, "sentences": others}}, "/similarity")
+st_1, _, root_top = embed3({"source_sentence": src_text, "sentences": others}, "/")
+st_2, _, root_in = embed3({"inputs": {"source_sentence": src_text, "sentences": others}}, "/")
+st_3, _, root_emb = embed3({"inputs": [src_text] + others}, "/")
+st_4, _, root_chunks = embed3({"batch_id": "r", "chunks": [src_text]}, "/")
+st_5, _, root_rr = embed3({"query": "q", "texts": ["a"]}, "/")
+st_6, _, _ = call("GET", "/", key=KEY3)
+check("POST /: {inputs} embeds, {source_sentence, sentences} (top or in inputs) is similarity, chunks /embed's form, "
+      "a rerank body on an embedding model 400, GET 405",
+      st_e == st_s == st_1 == st_2 == st_3 == st_4 == 200 and root_top == root_in == sim_ref and root_emb == emb_ref
+      and root_chunks["embeddings"][0]["embedding"] == emb_ref[0] and st_5 == 400 and "embedding model" in
+      json.dumps(root_rr) and st_6 == 405, f"{st_e} {st_s} {st_1} {st_2} {st_3} {st_4} {st_5} {st_6}")
+if node and os.path.isdir(os.path.join(root, "tests", "oracle", "node_modules", "@huggingface", "inference")):
+    p = subprocess.run([node, os.path.join(root, "tests", "oracle", "hf_inference_client.mjs"), f"http://127.0.0.1:{port}",
+                        KEY3, src_text] + others, capture_output=True, text=True, timeout=120)
+    out = json.loads(p.stdout) if p.returncode == 0 and p.stdout.strip() else {"error": p.stderr[-300:]}
+    one, many, sim = out.get("one"), out.get("many"), out.get("similarity")
+    ok = (isinstance(one, list) and maxdiff(one[0], emb_ref[0]) <= 1e-6 and isinstance(many, list) and len(many) == 3
+          and all(maxdiff(a, b) <= 1e-6 for a, b in zip(many, emb_ref)) and isinstance(sim, list)
+          and maxdiff(sim, sim_ref) <= 1e-6)
+    p2 = subprocess.run([node, os.path.join(root, "tests", "oracle", "hf_inference_client.mjs"), f"http://127.0.0.1:{port}",
+                         "sk-wrong", "x", "y"], capture_output=True, text=True, timeout=120)
+    out2 = json.loads(p2.stdout) if p2.stdout.strip() else {}
+    ok = ok and (out2.get("one") or {}).get("status") == 401
+    check("@huggingface/inference's InferenceClient (endpointUrl): featureExtraction of one and of several texts, "
+          "sentenceSimilarity = /embed and /similarity; a wrong key is 401", ok, str(out)[:300])
+else:
+    check("the @huggingface/inference npm client", False,
+          "tests/oracle/node_modules/@huggingface/inference missing (tests/oracle/install.sh)")
 
 srv.send_signal(signal.SIGTERM)
 code = srv.wait(timeout=60)

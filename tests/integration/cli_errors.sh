@@ -94,6 +94,20 @@ if grep -q "skipping .*b.py: cannot read it" <<<"$out" && grep -q "files: 1 embe
 else
   echo "FAIL embed DIR with an unreadable file: $out" | cut -c1-400; fails=$((fails + 1))
 fi
+# the installed fetch-model.sh (PREFIX/share/cembed) finds PREFIX/bin/cembed without it on PATH, and says
+# how to point at cembed when there is none (it said "PREFIX/share/build/cembed is missing: run make first")
+if [ -f scripts/fetch-model.sh ]; then
+  fm=$tmp/prefix; mkdir -p "$fm/share/cembed" "$fm/bin"; cp scripts/fetch-model.sh "$fm/share/cembed/"
+  ln -s "$abs_cembed" "$fm/bin/cembed"
+  out=$(env -u CEMBED PATH=/usr/bin:/bin "$fm/share/cembed/fetch-model.sh" --from "$tmp/no-such" "$tmp/fm-dest" 2>&1)
+  rm "$fm/bin/cembed"
+  out2=$(env -u CEMBED PATH=/usr/bin:/bin "$fm/share/cembed/fetch-model.sh" --from "$tmp/no-such" "$tmp/fm-dest" 2>&1)
+  if ! grep -q "not found\|missing" <<<"$out" && grep -q "no-such" <<<"$out" && grep -q "cembed is not found.*CEMBED=" <<<"$out2"; then
+    echo "ok   installed fetch-model.sh: PREFIX/bin/cembed found off PATH; none: says PATH or CEMBED"
+  else
+    echo "FAIL installed fetch-model.sh: with bin: $out / without: $out2" | cut -c1-400; fails=$((fails + 1))
+  fi
+fi
 # every command has --help (and cembed help CMD) listing every flag its parser takes and the variables
 # that set them; the top-level help names the flags it missed (run from the repository root)
 helps_have() { # source-file pattern command...: every match of pattern in the source is in one of the helps
@@ -119,6 +133,15 @@ if [ -f app/cmd_embed.c ]; then
   helps_have app/cmd_convert.c '"--[a-z-]*"' convert
   helps_have app/cmd_rerank.c '"--[a-z-]*"' rerank
 fi
+# the README's table of numbers is the options table (cembed help variables), and the parsers use its ranges
+if [ -f README.md ]; then
+  want=$("$cembed" help variables)
+  have=$(sed -n '/^<!-- numbers: cembed help variables -->$/,/^<!-- \/numbers -->$/p' README.md | sed '1d;$d')
+  if [ -n "$want" ] && [ "$want" = "$have" ]; then echo "ok   README's table of numbers = cembed help variables"
+  else echo "FAIL README's table of numbers differs from cembed help variables"; fails=$((fails + 1)); fi
+fi
+expect table-range 2 "EMBEDDING_DRAIN_TIMEOUT=0: must be an integer in \[1, 86400\]" env EMBEDDING_DRAIN_TIMEOUT=0 "$cembed" serve --model "$model"
+expect table-flag 2 "--max-deliveries needs an integer in \[1, 1000\]" "$cembed" worker --redis redis://127.0.0.1:1 --max-deliveries 0
 top=$("$cembed" --help)
 miss=""; for f in --list-files --jsonl --max-seq-len --precision --gemm; do grep -q -- "$f" <<<"$top" || miss+=" $f"; done
 if [ -z "$miss" ] && "$cembed" embed --help >/dev/null && "$cembed" serve --help >/dev/null && "$cembed" pull --help >/dev/null; then

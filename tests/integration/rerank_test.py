@@ -131,6 +131,12 @@ try:
     mine = [r for r in full["results"] if r["index"] == 1]
     check("/v1/rerank relevance_score = sigmoid(logit)", st == 200 and mine and
           abs(mine[0]["relevance_score"] - sigmoid(logit)) < 1e-5 and "document" not in mine[0], json.dumps(full)[:300])
+    st_root, root = post(port, "/", {"query": q, "texts": [others[0], d, others[2]], "raw_scores": True})
+    st_tei, tei = post(port, "/rerank", {"query": q, "texts": [others[0], d, others[2]], "raw_scores": True})
+    st_emb, emb_ans = post(port, "/", {"inputs": ["x"]})
+    check("POST / with a rerank body on a reranker = /rerank (TEI's root); {\"inputs\"} is 400 naming /rerank",
+          st_root == st_tei == 200 and root == tei and st_emb == 400 and "/rerank" in json.dumps(emb_ans),
+          f"({st_root} {st_tei} {st_emb})")
     st, res = post(port, "/rerank", {"query": q, "texts": [d], "raw_scores": True})
     st2, res2 = post(port, "/rerank", {"query": q, "texts": [d], "raw_scores": True})
     check("a cached pair gives the same score", st2 == 200 and res2 == res)

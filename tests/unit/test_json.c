@@ -127,3 +127,38 @@ TEST(request_parse_memory_bounds) {
     buf_printf(&b, "]}");
     check_parse_bound("50000 small objects", REQ_EMBED, &b);
 }
+
+/* POST /: the body chooses the kind (TEI's root). */
+TEST(request_auto_kind) {
+    const req_limits lim = {.max_items = 100, .max_text_bytes = 1 << 20, .max_depth = 32};
+    const struct {
+        const char *body;
+        req_kind kind;
+        size_t items;
+        int tei, v1;
+    } cases[] = {
+        {"{\"inputs\":\"a\"}", REQ_EMBED, 1, 1, 0},
+        {"{\"inputs\":[\"a\",\"b\"],\"normalize\":false}", REQ_EMBED, 2, 1, 0},
+        {"{\"chunks\":[\"a\"]}", REQ_EMBED, 1, 0, 0},
+        {"{\"inputs\":{\"source_sentence\":\"s\",\"sentences\":[\"a\",\"b\"]}}", REQ_SIMILARITY, 3, 0, 0},
+        {"{\"source_sentence\":\"s\",\"sentences\":[\"a\"]}", REQ_SIMILARITY, 2, 0, 0},
+        {"{\"query\":\"q\",\"texts\":[\"a\",\"b\"]}", REQ_RERANK, 2, 0, 0},
+        {"{\"query\":\"q\",\"documents\":[{\"text\":\"a\"}]}", REQ_RERANK, 1, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        request r;
+        CHECK_INT(request_parse(REQ_AUTO, cases[i].body, strlen(cases[i].body), &lim, &r), 0);
+        CHECK_INT(r.kind, cases[i].kind);
+        CHECK_INT(r.n_items, cases[i].items);
+        CHECK_INT(r.tei, cases[i].tei);
+        CHECK_INT(r.rerank_v1, cases[i].v1);
+        request_free(&r);
+    }
+    request r;
+    const char *bad = "{\"source_sentence\":\"s\"}";   /* the field is named as it was sent: at the top */
+    CHECK_INT(request_parse(REQ_AUTO, bad, strlen(bad), &lim, &r), CEMBED_EFORMAT);
+    CHECK_INT(r.error, CEMBED_EFORMAT);
+    CHECK_CONTAINS(cembed_last_error(), "sentences must be a list");
+    CHECK(strstr(cembed_last_error(), "inputs.") == NULL);
+    request_free(&r);
+}

@@ -8,11 +8,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "http/http.h"
 #include "pipe/pipe.h"
+#include "tok/tok.h"
 #include "worker/worker.h"
 #include "test.h"
 #include "tiny_model.h"
@@ -45,21 +47,7 @@ static size_t answer_len(const char *a) { return answer_len_n(a, strlen(a)); }
 static int run_once(pipe_env *e, buf *out) {
     pipe_job j = {.whole_answer = 1};
     int rc = pipe_parse(&j, e, REQ_EMBED, BODY, strlen(BODY));
-    if (!rc) rc = pipe_prepare(&j, PIPE_EMBED);
-    if (!rc) rc = pipe_submit(&j);
-    if (!rc) {
-        pipe_wait(&j);
-        rc = j.status;
-    }
-    if (!rc) {
-        out->len = 0;
-        int w = pipe_write_head(&j, out);
-        for (size_t k = 0; k < j.req.n_items && !w; k++) {
-            pipe_finish_vector(&j, k);
-            w = pipe_write_item(&j, out, k, k == 0);
-        }
-        if (w || pipe_write_tail(&j, out)) rc = 503;
-    }
+    if (!rc) rc = pipe_run(&j, PIPE_EMBED, out);
     pipe_free(&j);
     return rc;
 }
@@ -302,4 +290,75 @@ TEST(worker_job_survives_every_allocation_failure) {
     every_allocation_fails(m, run_worker, &w);
     sched_free(s);
     cembed_model_free(m);
+}
+
+/* /tokenize's offsets (tokens.c) with a byte-level BPE tokenizer written
+ * here: GPT-2's 256 byte characters and the merges of " hello" and "wor",
+ * so a text's tokens are whole words, bytes of a word the merges do not
+ * make, and the bytes of a character outside ASCII, each of which spans that
+ * character; the spans are what Hugging Face's tokenizers (npm "tokenizers")
+ * answer for the same tokenizer.json and text. */
+static void write_byte_level(const char *dir) {
+    buf b = {0};
+    buf_printf(&b, "{\"model\":{\"type\":\"BPE\",\"vocab\":{");
+    int id = 0;
+    for (int c = 0, n = 0; c < 256; c++) { /* GPT-2's map: printable bytes as themselves, the rest from U+0100 */
+        const int self = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF);
+        char u[8];
+        const int len = utf8_encode(self ? (uint32_t)c : 0x100u + (uint32_t)n++, u);
+        u[len] = 0;
+        buf_printf(&b, "%s\"%s%s\":%d", id ? "," : "", c == '"' || c == '\\' ? "\\" : "", u, id);
+        id++;
+    }
+    const char *merged[] = {"\\u0120h", "\\u0120he", "\\u0120hel", "\\u0120hell", "\\u0120hello", "wo", "wor"};
+    for (size_t i = 0; i < CE_ARRAY_LEN(merged); i++) buf_printf(&b, ",\"%s\":%d", merged[i], id++);
+    buf_printf(&b, "},\"merges\":[\"\\u0120 h\",\"\\u0120h e\",\"\\u0120he l\",\"\\u0120hel l\",\"\\u0120hell o\",\"w o\","
+                   "\"wo r\"]},\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":false,"
+                   "\"use_regex\":true},\"normalizer\":null,\"post_processor\":null,\"decoder\":null,\"added_tokens\":[]}");
+    test_write_file(dir, "tokenizer.json", b.ptr);
+    buf_free(&b);
+}
+
+TEST(tokens_offsets_byte_level) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/bytelevel", test_tmpdir());
+    mkdir(dir, 0755);
+    write_byte_level(dir);
+    pipe_env e;
+    memset(&e, 0, sizeof e);
+    pthread_mutex_init(&e.tok_mu, NULL);
+    e.info.path = dir;
+    e.info.cls_id = e.info.sep_id = -1;
+    CHECK_INT(pipe_tokens_load(&e), 0);
+    CHECK_INT(e.tok_bytes, 1);
+    const char *text = "hello hello world\tcaf\xc3\xa9!";   /* café: é is two bytes, two tokens */
+    tok_ids v = {0};
+    CHECK_INT(tok_encode_ex(e.tok, text, strlen(text), 1000, 0, &v), 0);
+    /* hello | " hello" | " " | "wor" | l | d | \t | c | a | f | (é: 2 bytes) | ! */
+    const uint32_t want[][2] = {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 11}, {11, 12}, {12, 15}, {15, 16},
+                                {16, 17}, {17, 18}, {18, 19}, {19, 20}, {20, 21}, {21, 22}, {21, 22}, {22, 23}};
+    CHECK_INT(v.n, CE_ARRAY_LEN(want));
+    uint32_t(*span)[4] = calloc(v.n, sizeof *span);
+    void *scratch = malloc(pipe_tokens_scratch(&e, strlen(text)));
+    pipe_tokens_align(&e, text, strlen(text), v.ids, v.n, 0, span, scratch);
+    for (size_t k = 0; k < v.n && k < CE_ARRAY_LEN(want); k++) {
+        CHECK_INT(span[k][0], want[k][0]);
+        CHECK_INT(span[k][1], want[k][1]);
+    }
+    /* from the end backwards (a text cut from the left) gives the same spans */
+    pipe_tokens_align(&e, text, strlen(text), v.ids, v.n, 1, span, scratch);
+    for (size_t k = 0; k < v.n && k < CE_ARRAY_LEN(want); k++) {
+        CHECK_INT(span[k][0], want[k][0]);
+        CHECK_INT(span[k][1], want[k][1]);
+    }
+    buf b = {0};
+    CHECK_INT(pipe_tokens_write(&b, &e, text, v.ids, v.n, (const uint32_t(*)[4])span), 0);
+    CHECK_CONTAINS(b.ptr, "\"text\":\" hello\",\"special\":false,\"start\":5,\"stop\":11}");
+    CHECK_CONTAINS(b.ptr, "\"text\":\"\xc3\xa9\",\"special\":false,\"start\":21,\"stop\":22}");
+    buf_free(&b);
+    free(span);
+    free(scratch);
+    tok_ids_free(&v);
+    pipe_tokens_unload(&e);
+    pthread_mutex_destroy(&e.tok_mu);
 }
