@@ -81,10 +81,13 @@ static void add_layernorm_ref(const float *x, const float *bias, float *res, con
 }
 
 size_t nn_attention_scratch(int L, int dh) {
-    /* the largest of the tables' layouts: kt, vc and qc of up to lp rows
-     * (at least 32 more than L), and 12 rows of scores (AVX-512; 6 in AVX2) */
-    const size_t lp = (((size_t)L + 31) & ~(size_t)31) + 32;
-    return 3 * lp * (size_t)dh + 16 * lp + 64;
+    /* the largest of the tables' layouts (kernels_avx512.c: K^T and V of
+     * the head, lp = round32(L) rows; Q and the output of one super block;
+     * up to 16 rows of one tile's scores and the bf16 kernel's probabilities;
+     * each row's running max and sum); the reference's one row of L scores
+     * fits in the first part */
+    const size_t lp = ((size_t)L + 31) & ~(size_t)31;
+    return 3 * (lp+32) * (size_t)dh + 16*(lp+32) + 2 * (size_t)NN_ATT_QS * dh + 2 * 16 * (size_t)NN_ATT_KT + 2 * NN_ATT_QS + 64;
 }
 
 /* One head, row by row. bf16 = 0: fp32 throughout, scores scaled after the

@@ -105,6 +105,38 @@ static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, 
     }
 }
 
+/* The SIMD attention kernels run flash-attention style: a super block of up
+ * to NN_ATT_QS query rows at a time against tiles of NN_ATT_KT keys (each
+ * tile's scores exist only as a few register rows of NN_ATT_KT floats), with
+ * an online softmax (running row max and sum, earlier output rescaled when
+ * the max grows), so a head holds O(L x head_dim) floats, never L x L. A
+ * tile that no query of a block sees (above the diagonal when causal,
+ * outside a sliding window) is skipped; the mask and ALiBi's bias are
+ * computed inside the kernel, 16 (or 8) keys at a time. */
+#define NN_ATT_QS 96
+#define NN_ATT_KT 128
+
+/* Keys [*lo, *hi) that some query in [i0, i1) of a sequence of L tokens
+ * sees under m (NULL: all of them). */
+static inline void nn_attn_span(const nn_attn_mask *m, int L, int i0, int i1, int *lo, int *hi) {
+    *lo = 0, *hi = L;
+    if (!m) return;
+    if (m->window) {
+        *lo = i0 - m->window > 0 ? i0 - m->window : 0;
+        *hi = i1 + m->window < L ? i1 + m->window : L;
+    }
+    if (m->causal && *hi > i1) *hi = i1;
+}
+
+/* 1 when every query in [i0, i1) sees every key in [j0, j1) (a tile needing
+ * no mask), 0 when some pair is masked or some key is past L. */
+static inline int nn_attn_full(const nn_attn_mask *m, int L, int i0, int i1, int j0, int j1) {
+    if (j1 > L) return 0;
+    if (!m) return 1;
+    if (m->causal && j1 - 1 > i0) return 0;
+    return !m->window || (j0 >= i1 - 1 - m->window && j1 - 1 <= i0 + m->window);
+}
+
 typedef enum { NN_ACT_GELU, NN_ACT_SILU } nn_act;
 
 typedef struct nn_kernels {

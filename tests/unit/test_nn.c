@@ -121,47 +121,68 @@ TEST(nn_kernel_layernorm_matches_reference) {
     }
 }
 
+/* Table k's attention (and attention_bf16, where it has one) against the
+ * reference on one random head of L tokens. The scratch is exactly
+ * nn_attention_scratch floats (ASan sees any overrun). */
+static void check_attention(const nn_kernels *k, int L, int dh, const nn_attn_mask *mask, size_t mi) {
+    const nn_kernels *r = nn_kernels_ref();
+    const int ld = 3 * dh + 5;
+    float *qkv = rand_vec((size_t)L * ld, 4);
+    float *o1 = calloc((size_t)L * dh, 4), *o2 = calloc((size_t)L * dh, 4), *o3 = calloc((size_t)L * dh, 4);
+    float *scr = malloc(nn_attention_scratch(L, dh) * 4);
+    float scale = 1.0f / sqrtf((float)dh);
+    k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
+    r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o2, dh, scr);
+    double d = max_abs_diff(o1, o2, (size_t)L * dh);
+    CHECK_MSG(d <= 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)),   /* base-2 exp, other sum orders */
+              "%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
+    if (k->attention_bf16) {
+        /* same bf16 inputs, fp32 sums in another order and probabilities
+         * rounded to bf16 against a running maximum: the scores differ in
+         * their last bits, which flips the bf16 rounding of some
+         * probabilities (2^-8 each) */
+        k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
+        r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o3, dh, scr);
+        d = max_abs_diff(o1, o3, (size_t)L * dh);
+        const double mag = fmax(1, max_abs(o3, (size_t)L * dh)), rms = rms_rel(o1, o3, (size_t)L * dh);
+        if (d > 1e-2 * mag || rms > 1e-3)
+            FAIL_AT("%s attention_bf16 L=%d dh=%d mask %zu: max diff %g, relative rms %g", k->name, L, dh, mi, d, rms);
+        /* and stays within bf16's rounding of the fp32 result */
+        d = max_abs_diff(o3, o2, (size_t)L * dh);
+        if (d > 0.03 * fmax(1, max_abs(o2, (size_t)L * dh)))
+            FAIL_AT("attention_bf16 L=%d dh=%d mask %zu: %g from fp32", L, dh, mi, d);
+    }
+    free(qkv), free(o1), free(o2), free(o3), free(scr);
+}
+
 TEST(nn_kernel_attention_matches_reference) {
-    const nn_kernels *ts[2], *r = nn_kernels_ref();
+    const nn_kernels *ts[2];
     const int Ls[] = {1, 2, 3, 5, 12, 13, 16, 17, 31, 33, 100, 256};
     const int dhs[] = {16, 32, 64, 128, 24};
     /* none, ALiBi, a sliding window, both, causal, causal with a window */
     const nn_attn_mask masks[] = {{0, 0, 0}, {0.35f, 0, 0}, {0, 4, 0}, {0.0625f, 9, 0}, {0, 0, 1}, {0, 3, 1}};
-    for (int t = simd_tables(ts) - 1; t >= 0; t--) {
-        const nn_kernels *k = ts[t];
+    for (int t = simd_tables(ts) - 1; t >= 0; t--)
         for (size_t a = 0; a < sizeof Ls / sizeof *Ls; a++)
             for (size_t b = 0; b < sizeof dhs / sizeof *dhs; b++)
-                for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++) {
-                int L = Ls[a], dh = dhs[b], ld = 3 * dh + 5;
-                const nn_attn_mask *mask = mi ? &masks[mi] : NULL;
-                float *qkv = rand_vec((size_t)L * ld, 4);
-                float *o1 = calloc((size_t)L * dh, 4), *o2 = calloc((size_t)L * dh, 4), *o3 = calloc((size_t)L * dh, 4);
-                float *scr = malloc(nn_attention_scratch(L, dh) * 4);
-                float scale = 1.0f / sqrtf((float)dh);
-                k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
-                r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o2, dh, scr);
-                double d = max_abs_diff(o1, o2, (size_t)L * dh);
-                CHECK_MSG(d <= 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)),   /* base-2 exp, other sum orders */
-                          "%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
-                if (k->attention_bf16) {
-                    /* same bf16 inputs, fp32 sums in another order: the scores
-                     * differ in their last bits, which flips the bf16 rounding
-                     * of some probabilities (2^-8 each) */
-                    k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
-                    r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o3, dh, scr);
-                    d = max_abs_diff(o1, o3, (size_t)L * dh);
-                    const double mag = fmax(1, max_abs(o3, (size_t)L * dh)), rms = rms_rel(o1, o3, (size_t)L * dh);
-                    if (d > 1e-2 * mag || rms > 1e-3)
-                        FAIL_AT("%s attention_bf16 L=%d dh=%d mask %zu: max diff %g, relative rms %g", k->name, L, dh,
-                                mi, d, rms);
-                    /* and stays within bf16's rounding of the fp32 result */
-                    d = max_abs_diff(o3, o2, (size_t)L * dh);
-                    if (d > 0.03 * fmax(1, max_abs(o2, (size_t)L * dh)))
-                        FAIL_AT("attention_bf16 L=%d dh=%d mask %zu: %g from fp32", L, dh, mi, d);
-                }
-                free(qkv), free(o1), free(o2), free(o3), free(scr);
-            }
-    }
+                for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++)
+                    check_attention(ts[t], Ls[a], dhs[b], mi ? &masks[mi] : NULL, mi);
+}
+
+/* Inputs longer than a tile (NN_ATT_KT keys) and a super block (NN_ATT_QS
+ * queries): tiles skipped above the diagonal and outside windows wider and
+ * narrower than a tile, ALiBi over long distances, the online softmax's
+ * rescaling across tiles. */
+TEST(nn_kernel_attention_long_matches_reference) {
+    const nn_kernels *ts[2];
+    const int Ls[] = {NN_ATT_QS + 1, 2 * NN_ATT_KT + 37, 611};
+    const int dhs[] = {32, 64, 128};
+    const nn_attn_mask masks[] = {{0, 0, 0},   {0.01f, 0, 0}, {0, 64, 0}, {0, NN_ATT_KT + 50, 0},
+                                  {0, 0, 1},   {0, 100, 1},   {0.2f, 0, 1}, {0.03f, 40, 0}};
+    for (int t = simd_tables(ts) - 1; t >= 0; t--)
+        for (size_t a = 0; a < sizeof Ls / sizeof *Ls; a++)
+            for (size_t b = 0; b < sizeof dhs / sizeof *dhs; b++)
+                for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++)
+                    if (Ls[a] < 600 || dhs[b] == 64) check_attention(ts[t], Ls[a], dhs[b], mi ? &masks[mi] : NULL, mi);
 }
 
 /* The mask itself, on the reference: a window hides far keys entirely,
