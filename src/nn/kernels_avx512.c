@@ -135,27 +135,12 @@ static inline __attribute__((always_inline)) void att_scores(const float *q0, co
  * (0 where masked), the running sum; OUT: w->alpha[r], the old output's factor. */
 static void att_softmax_row(att_ws *w, int r, int b0, int c0, int c1, const nn_attn_mask *mask, int full) {
     float *row = w->s + (size_t)r * KT, *m = w->m + b0 + r, *l = w->l + b0 + r;
-    const int i = w->s0 + b0 + r, n = c1 - c0, dirty = !full || (mask && mask->slope != 0.0f);
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const int i = w->s0 + b0 + r, n = c1 - c0;
     __mmask16 keep[KT / 16];
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int j = 0; j < n; j += 16) {
-        __m512 x = _mm512_loadu_ps(row + j);
-        keep[j / 16] = 0xffff;
-        if (dirty) {
-            const __m512i jv = _mm512_add_epi32(_mm512_set1_epi32(c0 + j), iota);
-            const __m512i d = _mm512_abs_epi32(_mm512_sub_epi32(jv, _mm512_set1_epi32(i)));
-            if (!full) {
-                __mmask16 k = _mm512_cmplt_epi32_mask(jv, _mm512_set1_epi32(w->L));
-                if (mask && mask->causal) k &= _mm512_cmple_epi32_mask(jv, _mm512_set1_epi32(i));
-                if (mask && mask->window) k &= _mm512_cmple_epi32_mask(d, _mm512_set1_epi32(mask->window));
-                keep[j / 16] = k;
-            }
-            if (mask && mask->slope != 0.0f) {
-                x = _mm512_fnmadd_ps(_mm512_set1_ps(mask->slope * LOG2E_F), _mm512_cvtepi32_ps(d), x);
-                _mm512_storeu_ps(row + j, x);
-            }
-        }
+        const __m512 x = attn_mask512(_mm512_loadu_ps(row + j), c0 + j, i, w->L, mask, full, &keep[j / 16]);
+        if (mask && mask->slope != 0.0f) _mm512_storeu_ps(row + j, x);
         mx = _mm512_mask_max_ps(mx, keep[j / 16], mx, x);
     }
     const float mt = _mm512_reduce_max_ps(mx), mo = *m, mn = mt > mo ? mt : mo;
