@@ -87,7 +87,7 @@ size_t nn_attention_scratch(int L, int dh) {
      * each row's running max and sum); the reference's one row of L scores
      * fits in the first part */
     const size_t lp = ((size_t)L + 31) & ~(size_t)31;
-    return 3 * (lp+32) * (size_t)dh + 16*(lp+32) + 2 * (size_t)NN_ATT_QS * dh + 2 * 16 * (size_t)NN_ATT_KT + 2 * NN_ATT_QS + 64;
+    return 2 * lp * (size_t)dh + 2 * (size_t)NN_ATT_QS * dh + 2 * 16 * (size_t)NN_ATT_KT + 2 * NN_ATT_QS + 64;
 }
 
 /* One head, row by row. bf16 = 0: fp32 throughout, scores scaled after the
