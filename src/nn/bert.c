@@ -82,6 +82,15 @@ size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_to
     return bytes + nn_gemm_bytes(prec, threads, sh, 4, c->layers);
 }
 
+/* Floats at the start of each thread's attention scratch that bert_new
+ * touches once (so that the memory measured after loading holds them) and
+ * bert_release keeps: the part that does not grow with L, and K^T and V of
+ * the 32 tokens that round32(L) may add; beyond it a head of L tokens
+ * touches at most 2 L dh floats. */
+static size_t scratch_kept(const bert *b) {
+    return CE_MIN(nn_attention_scratch_fixed(b->dh) + 2 * 32 * (size_t)b->dh, b->scratch_per_thread);
+}
+
 void bert_free(bert *b) {
     if (!b) return;
     base_free(b->wqkv);
@@ -259,6 +268,7 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
+    for (int t = 0; t < threads; t++) memset(b->scratch + (size_t)t * b->scratch_per_thread, 0, scratch_kept(b) * sizeof(float));
     const int keep_qkv = b->blas && !m->layer[0].qkv_w, keep_up = b->blas && b->wup;
     for (size_t l = 0; l < L && !rc; l++)
         rc = prepare_layer(b, l, b->wqkv + (keep_qkv ? l * QKV * H : 0), b->wup ? b->wup + (keep_up ? l * U * H : 0) : NULL);
@@ -283,7 +293,11 @@ const char *bert_gemm_describe(const bert *b) { return nn_gemm_describe(b->g); }
 int bert_packed(const bert *b) { return !b->blas; }
 
 size_t bert_batch_bytes(const bert *b, int tokens) {
-    return (size_t)tokens * (size_t)(b->H + b->wa + b->cw) * sizeof(float);
+    /* the activations of every token, and each thread's K^T and V of the
+     * longest sequence such a batch can hold (O(L x dh): no score matrix) */
+    const size_t longest = (size_t)CE_MIN(tokens, b->max_seq_len);
+    return ((size_t)tokens * (size_t)(b->H + b->wa + b->cw) + (size_t)pool_threads(b->p) * 2 * longest * (size_t)b->dh) *
+           sizeof(float);
 }
 
 static void release_region(void *p, size_t bytes) {
@@ -292,11 +306,37 @@ static void release_region(void *p, size_t bytes) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+/* Resident bytes of the pages [p, p + bytes) lies on (mincore). */
+static size_t resident_region(const void *p, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + bytes + page - 1) & ~(page - 1);
+    size_t n = (hi - lo) / page, res = 0;
+    unsigned char vec[256];
+    for (size_t i = 0; i < n; i += sizeof vec) {
+        const size_t m = CE_MIN(n - i, sizeof vec);
+        if (mincore((void *)(lo + i * page), m * page, vec)) return 0;
+        for (size_t j = 0; j < m; j++) res += vec[j] & 1;
+    }
+    return res * page;
+}
+
+size_t bert_resident_bytes(const bert *b) {
+    const size_t T = (size_t)b->max_tokens;
+    return resident_region(b->x, T * (size_t)b->H * sizeof(float)) +
+           resident_region(b->a, T * (size_t)b->wa * sizeof(float)) +
+           resident_region(b->c_buf, T * (size_t)b->cw * sizeof(float)) +
+           resident_region(b->scratch, (size_t)pool_threads(b->p) * b->scratch_per_thread * sizeof(float));
+}
+
 void bert_release(bert *b) {
     const size_t T = (size_t)b->max_tokens, H = (size_t)b->H;
     release_region(b->x, T * H * sizeof(float));
     release_region(b->a, T * (size_t)b->wa * sizeof(float));
     release_region(b->c_buf, T * (size_t)b->cw * sizeof(float));
+    const size_t kept = scratch_kept(b);
+    for (int t = 0; t < pool_threads(b->p); t++)
+        release_region(b->scratch + (size_t)t * b->scratch_per_thread + kept,
+                       (b->scratch_per_thread - kept) * sizeof(float));
 }
 
 /* ---- phases ---- */

@@ -81,13 +81,9 @@ static void add_layernorm_ref(const float *x, const float *bias, float *res, con
 }
 
 size_t nn_attention_scratch(int L, int dh) {
-    /* the largest of the tables' layouts (kernels_avx512.c: K^T and V of
-     * the head, lp = round32(L) rows; Q and the output of one super block;
-     * up to 16 rows of one tile's scores and the bf16 kernel's probabilities;
-     * each row's running max and sum); the reference's one row of L scores
-     * fits in the first part */
-    const size_t lp = ((size_t)L + 31) & ~(size_t)31;
-    return 2 * lp * (size_t)dh + 2 * (size_t)NN_ATT_QS * dh + 2 * 16 * (size_t)NN_ATT_KT + 2 * NN_ATT_QS + 64;
+    /* the largest of the tables' layouts (kernels.h); the reference's one
+     * row of L scores fits too */
+    return nn_attention_scratch_fixed(dh) + 2 * ((((size_t)L + 31) & ~(size_t)31) * (size_t)dh);
 }
 
 /* One head, row by row. bf16 = 0: fp32 throughout, scores scaled after the

@@ -116,6 +116,15 @@ static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, 
 #define NN_ATT_QS 96
 #define NN_ATT_KT 128
 
+/* Attention's scratch, every table's layout: first the part that does not
+ * grow with L (one super block's queries and output, one tile's scores and
+ * bf16 probabilities, the running maxima and sums), nn_attention_scratch_fixed
+ * floats; then K^T and V of the head, 2 round32(L) dh floats. A call with L
+ * tokens touches exactly the first nn_attention_scratch(L, dh) floats. */
+static inline size_t nn_attention_scratch_fixed(int dh) {
+    return 2 * (size_t)NN_ATT_QS * (size_t)dh + 2 * 16 * (size_t)NN_ATT_KT + 2 * NN_ATT_QS + 64;
+}
+
 /* Keys [*lo, *hi) that some query in [i0, i1) of a sequence of L tokens
  * sees under m (NULL: all of them). */
 static inline void nn_attn_span(const nn_attn_mask *m, int L, int i0, int i1, int *lo, int *hi) {
@@ -201,6 +210,7 @@ void nn_dequant_i8_ref(int M, int N, const int32_t *acc, int ldacc, const float 
 void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch);
 
+/* Floats of attention's scratch for a head of L tokens (see above). */
 size_t nn_attention_scratch(int L, int dh);
 const nn_kernels *nn_kernels_ref(void);
 /* The fastest table this CPU runs (cpu_features(), so ONEDNN_MAX_CPU_ISA

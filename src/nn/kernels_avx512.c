@@ -249,8 +249,8 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
                                                                 float *scratch) {
     const int dh = NC * 16;
     att_ws w = {.L = L, .Lp = (L + 31) & ~31};
-    w.kt = scratch, w.vc = w.kt + (size_t)dh * w.Lp, w.qc = w.vc + (size_t)dh * w.Lp;
-    w.o = w.qc + (size_t)QS * dh, w.s = w.o + (size_t)QS * dh, w.m = w.s + (size_t)QB * KT, w.l = w.m + QS;
+    w.qc = scratch, w.o = w.qc + (size_t)QS * dh, w.s = w.o + (size_t)QS * dh, w.m = w.s + (size_t)QB * KT;
+    w.l = w.m + QS, w.kt = scratch + nn_attention_scratch_fixed(dh), w.vc = w.kt + (size_t)dh * w.Lp;
     att_prep(k, v, ld, NC, &w);
     for (int s0 = 0; s0 < L; s0 += QS) att_super(&w, q, ld, s0, L - s0 < QS ? L - s0 : QS, scale, mask, out, ldo, NC);
 }

@@ -232,9 +232,9 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
                                                                 float *scratch) {
     const int dh = NC * 16, dp = dh / 2;
     att_ws w = {.L = L, .Lp = (L + 31) & ~31};
-    w.kp = (uint32_t *)scratch, w.vp = w.kp + (size_t)dp * w.Lp, w.qb = w.vp + (size_t)(w.Lp / 2) * dh;
-    w.o = (float *)(w.qb + (size_t)QS * dp), w.s = w.o + (size_t)QS * dh, w.m = w.s + (size_t)QB * KT;
-    w.l = w.m + QS, w.pb = (uint32_t *)(w.l + QS);
+    w.o = scratch, w.s = w.o + (size_t)QS * dh, w.m = w.s + (size_t)QB * KT, w.l = w.m + QS;
+    w.qb = (uint32_t *)(w.l + QS), w.pb = w.qb + (size_t)QS * dp;
+    w.kp = (uint32_t *)(scratch + nn_attention_scratch_fixed(dh)), w.vp = w.kp + (size_t)dp * w.Lp;
     att_prep(k, v, ld, NC, &w);
     for (int s0 = 0; s0 < L; s0 += QS) att_super(&w, q, ld, s0, L - s0 < QS ? L - s0 : QS, scale, mask, out, ldo, NC);
 }

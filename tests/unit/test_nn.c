@@ -564,3 +564,45 @@ TEST(nn_forward_cls_pooling_unnormalized) {
     CHECK(fabs(sq - 1.0) > 1e-3);   /* not normalized */
     fixture_free(&f);
 }
+
+/* The memory plan counts a long sequence exactly: after bert_release, one
+ * sequence of L tokens makes resident what bert_batch_bytes(L) says, to
+ * the page (one thread: every head's attention runs in its scratch; with
+ * more, a thread may take no head). Attention holds no L x L matrix: the
+ * plan grows linearly with L. */
+TEST(nn_workspace_plan_counts_a_long_sequence) {
+    char ldir[160];
+    snprintf(ldir, sizeof ldir, "%s/nn-long", test_tmpdir());
+    const tiny_spec sp = {.vocab = 64, .hidden = 64, .layers = 1, .heads = 2, .inter = 96, .max_pos = 1100};
+    if (tiny_model_write(ldir, &sp, 7) != 0) {
+        FAIL_AT("cannot write the tiny model");
+        return;
+    }
+    model m;
+    pool *p = NULL;
+    bert *b = NULL;
+    const bert_opts o = {.k = nn_kernels_best(), .prec = NN_FP32, .gemm = NN_GEMM_AUTO};
+    if (model_load(ldir, &m) || pool_new(1, &p) || bert_new(&m, &o, p, 2048, 1024, &b)) {
+        FAIL_AT("%s", cembed_last_error());
+        return;
+    }
+    enum { L = 1000 };
+    static int32_t ids[L];
+    for (int t = 0; t < L; t++) ids[t] = (t * 13) % 64;
+    float out[64];
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int pass = 0; pass < 2; pass++) {
+        bert_release(b);
+        const size_t before = bert_resident_bytes(b);
+        const int off[2] = {0, L};
+        bert_forward(b, 1, ids, off, out, 1);
+        const size_t grew = bert_resident_bytes(b) - before, plan = bert_batch_bytes(b, L);
+        /* every region may add one partial page at either end */
+        CHECK_MSG(grew <= plan + 8 * page && grew + 8 * page >= plan, "resident grew %zu, plan %zu", grew, plan);
+    }
+    CHECK(bert_batch_bytes(b, 1000) < 2 * bert_batch_bytes(b, 500) + 1024);
+    CHECK(bert_batch_bytes(b, 1000) < (size_t)1000 * 1000 * sizeof(float));
+    bert_free(b);
+    pool_free(p);
+    model_free(&m);
+}
