@@ -94,8 +94,9 @@ typedef struct nn_attn_mask {
 
 /* Applies mask m to row i of a score matrix, row[0..L) (scores in units
  * where the penalty is slope * unit per position: 1 for natural-log
- * scores, log2(e) for base-2 ones). Shared by every attention kernel so
- * that they mask alike. */
+ * scores, log2(e) for base-2 ones). The reference's; the SIMD kernels
+ * compute the same inside their tiles (attn_mask512 in simd_avx512.h,
+ * attn_mask256 in simd_avx2.h), and the tests hold them to it. */
 static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, float unit) {
     const float sl = m->slope * unit;
     for (int j = 0; j < L; j++) {
@@ -120,7 +121,7 @@ static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, 
  * grow with L (one super block's queries and output, one tile's scores and
  * bf16 probabilities, the running maxima and sums), nn_attention_scratch_fixed
  * floats; then K^T and V of the head, 2 round32(L) dh floats. A call with L
- * tokens touches exactly the first nn_attention_scratch(L, dh) floats. */
+ * tokens touches no more than the first nn_attention_scratch(L, dh) floats. */
 static inline size_t nn_attention_scratch_fixed(int dh) {
     return 2 * (size_t)NN_ATT_QS * (size_t)dh + 2 * 16 * (size_t)NN_ATT_KT + 2 * NN_ATT_QS + 64;
 }
