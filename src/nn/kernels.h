@@ -92,14 +92,14 @@ typedef struct nn_attn_mask {
  * NaN in some). */
 #define NN_MASKED (-1e30f)
 
-/* Applies mask m to row i of a score matrix, row[0..L) (scores in units
- * where the penalty is slope * unit per position: 1 for natural-log
- * scores, log2(e) for base-2 ones). The reference's; the SIMD kernels
- * compute the same inside their tiles (attn_mask512 in simd_avx512.h,
- * attn_mask256 in simd_avx2.h), and the tests hold them to it. */
-static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, float unit) {
+/* Applies mask m to keys [j0, j1) of row i of a score matrix, row[j0..j1)
+ * (scores in units where the penalty is slope * unit per position: 1 for
+ * natural-log scores, log2(e) for base-2 ones). The reference's; the SIMD
+ * kernels compute the same inside their tiles (attn_mask512 in
+ * simd_avx512.h, attn_mask256 in simd_avx2.h), and the tests hold them to it. */
+static inline void nn_mask_row(float *row, int j0, int j1, int i, const nn_attn_mask *m, float unit) {
     const float sl = m->slope * unit;
-    for (int j = 0; j < L; j++) {
+    for (int j = j0; j < j1; j++) {
         const int d = i > j ? i - j : j - i;
         if ((m->window && d > m->window) || (m->causal && j > i)) row[j] = NN_MASKED;
         else if (sl != 0.0f) row[j] -= sl * (float)d;
