@@ -63,7 +63,7 @@ static double attn_rate(const layer *y, int L, int heads, int bf16) {
             const int kv = h / (y->hq / y->hkv);
             const double t0 = now();
             (bf16 ? k->attention_bf16 : k->attention)(qkv + h * y->dh, qkv + dq + kv * y->dh,
-                                                      qkv + dq + dkv + kv * y->dh, ld, L, y->dh,
+                                                      qkv + dq + dkv + kv * y->dh, ld, L, 0, L, y->dh,
                                                       1.0f / sqrtf((float)y->dh), y->causal ? &causal : NULL,
                                                       out + h * y->dh, dq, scr);
             const double g = 4.0 * y->dh * pairs / (now() - t0) / 1e9;

@@ -93,11 +93,11 @@ size_t nn_attention_scratch(int L, int dh) {
  * summed in fp32, the softmax and its normalization after P V in fp32), q
  * scaled by scale * log2(e) before rounding and the scores exponentiated
  * base 2, as the SIMD kernel does. */
-static void attention_scalar(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+static void attention_scalar(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                              const nn_attn_mask *mask, float *out, int ldo, float *scratch, int bf16) {
     float *s = scratch;   /* one row of scores [L] */
     const float qs = bf16 ? scale * 1.44269504088896341f : 1.0f;
-    for (int i = 0; i < L; i++) {
+    for (int i = i0; i < i1; i++) {
         int lo, hi;
         nn_attn_span(mask, L, i, i + 1, &lo, &hi);
         float mx = -INFINITY;
@@ -127,14 +127,14 @@ static void attention_scalar(const float *q, const float *k, const float *v, int
     }
 }
 
-static void attention_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+static void attention_ref(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                           const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
-    attention_scalar(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch, 0);
+    attention_scalar(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch, 0);
 }
 
-static void attention_bf16_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+static void attention_bf16_ref(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                                const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
-    attention_scalar(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch, 1);
+    attention_scalar(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch, 1);
 }
 
 float nn_silu_ref(float v) { return v / (1.0f + expf(-v)); }

@@ -158,17 +158,20 @@ typedef struct nn_kernels {
     /* res[rows, n] = LayerNorm(x + bias + res) * g + b   (x may be NULL: res = LN(res)) */
     void (*add_layernorm)(const float *x, const float *bias, float *res, const float *g, const float *b,
                           float eps, int rows, int n);
-    /* One head of one sequence: out[L, dh] = softmax(scale * Q K^T + mask) V,
-     * where row i of Q, K, V starts at q + i*ld, k + i*ld, v + i*ld and row
-     * i of out at out + i*ldo; mask may be NULL (nothing added). scratch
-     * holds nn_attention_scratch(L, dh) floats. */
-    void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                      const nn_attn_mask *mask, float *out, int ldo, float *scratch);
+    /* One head of one sequence of L tokens, queries [i0, i1) of it:
+     * out[i0..i1, dh] = softmax(scale * Q K^T + mask) V, where row i of Q,
+     * K, V starts at q + i*ld, k + i*ld, v + i*ld and row i of out at out +
+     * i*ldo; mask may be NULL (nothing added). scratch holds
+     * nn_attention_scratch(L, dh) floats. A row's result is the same bits
+     * whatever the range, when i0 is a multiple of NN_ATT_QS (so that
+     * threads may share a long head's queries). */
+    void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh,
+                      float scale, const nn_attn_mask *mask, float *out, int ldo, float *scratch);
     /* The same with Q, K, the probabilities and V rounded to bf16 and every
      * product summed in fp32 (AVX512_BF16's dot product); NULL in a table
      * without it (the engine then runs `attention`). */
-    void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                           const nn_attn_mask *mask, float *out, int ldo, float *scratch);
+    void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh,
+                           float scale, const nn_attn_mask *mask, float *out, int ldo, float *scratch);
     /* x[rows, n] = x / sqrt(mean(x^2) + eps) * g (RMSNorm, fp32 as Hugging
      * Face computes it; rows contiguous) */
     void (*rms_norm)(float *x, const float *g, float eps, int rows, int n);
@@ -228,7 +231,7 @@ const nn_kernels *nn_kernels_avx512(void);
 /* The SIMD tables, each defined in the file compiled for its ISA; only the
  * nn_kernels_* functions above may hand them out. */
 extern const nn_kernels nn_table_avx2, nn_table_avx512, nn_table_avx512_bf16;
-void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                               const nn_attn_mask *mask, float *out, int ldo, float *scratch);
 /* Pieces of the AVX2 table that the AVX-512 one shares (lowp_avx2.c). */
 void nn_quantize_u8_avx2(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp);

@@ -244,25 +244,25 @@ static inline __attribute__((always_inline)) void att_super(att_ws *w, const flo
 }
 
 static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
-                                                                const nn_attn_mask *mask, int ld, int L,
-                                                                const int NC, float scale, float *out, int ldo,
+                                                                const nn_attn_mask *mask, int ld, int L, int i0,
+                                                                int i1, const int NC, float scale, float *out, int ldo,
                                                                 float *scratch) {
     const int dh = NC * 16;
     att_ws w = {.L = L, .Lp = (L + 31) & ~31};
     w.qc = scratch, w.o = w.qc + (size_t)QS * dh, w.s = w.o + (size_t)QS * dh, w.m = w.s + (size_t)QB * KT;
     w.l = w.m + QS, w.kt = scratch + nn_attention_scratch_fixed(dh), w.vc = w.kt + (size_t)dh * w.Lp;
     att_prep(k, v, ld, NC, &w);
-    for (int s0 = 0; s0 < L; s0 += QS) att_super(&w, q, ld, s0, L - s0 < QS ? L - s0 : QS, scale, mask, out, ldo, NC);
+    for (int s0 = i0; s0 < i1; s0 += QS) att_super(&w, q, ld, s0, i1 - s0 < QS ? i1 - s0 : QS, scale, mask, out, ldo, NC);
 }
 
-static void attention_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+static void attention_avx512(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                              const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
     switch (dh) {
-    case 32: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
-    case 64: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
-    case 128: attention_body(q, k, v, mask, ld, L, 8, scale, out, ldo, scratch); break;
-    case 16: attention_body(q, k, v, mask, ld, L, 1, scale, out, ldo, scratch); break;
-    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
+    case 32: attention_body(q, k, v, mask, ld, L, i0, i1, 2, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, mask, ld, L, i0, i1, 4, scale, out, ldo, scratch); break;
+    case 128: attention_body(q, k, v, mask, ld, L, i0, i1, 8, scale, out, ldo, scratch); break;
+    case 16: attention_body(q, k, v, mask, ld, L, i0, i1, 1, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch);
     }
 }
 

@@ -227,8 +227,8 @@ static inline __attribute__((always_inline)) void att_super(att_ws *w, const flo
 }
 
 static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
-                                                                const nn_attn_mask *mask, int ld, int L,
-                                                                const int NC, float scale, float *out, int ldo,
+                                                                const nn_attn_mask *mask, int ld, int L, int i0,
+                                                                int i1, const int NC, float scale, float *out, int ldo,
                                                                 float *scratch) {
     const int dh = NC * 16, dp = dh / 2;
     att_ws w = {.L = L, .Lp = (L + 31) & ~31};
@@ -236,15 +236,15 @@ static inline __attribute__((always_inline)) void attention_body(const float *q,
     w.qb = (uint32_t *)(w.l + QS), w.pb = w.qb + (size_t)QS * dp;
     w.kp = (uint32_t *)(scratch + nn_attention_scratch_fixed(dh)), w.vp = w.kp + (size_t)dp * w.Lp;
     att_prep(k, v, ld, NC, &w);
-    for (int s0 = 0; s0 < L; s0 += QS) att_super(&w, q, ld, s0, L - s0 < QS ? L - s0 : QS, scale, mask, out, ldo, NC);
+    for (int s0 = i0; s0 < i1; s0 += QS) att_super(&w, q, ld, s0, i1 - s0 < QS ? i1 - s0 : QS, scale, mask, out, ldo, NC);
 }
 
-void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                               const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
     switch (dh) {
-    case 32: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
-    case 64: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
-    case 128: attention_body(q, k, v, mask, ld, L, 8, scale, out, ldo, scratch); break;
-    default: nn_kernels_ref()->attention_bf16(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
+    case 32: attention_body(q, k, v, mask, ld, L, i0, i1, 2, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, mask, ld, L, i0, i1, 4, scale, out, ldo, scratch); break;
+    case 128: attention_body(q, k, v, mask, ld, L, i0, i1, 8, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention_bf16(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch);
     }
 }

@@ -131,18 +131,25 @@ static void check_attention(const nn_kernels *k, int L, int dh, const nn_attn_ma
     float *o1 = calloc((size_t)L * dh, 4), *o2 = calloc((size_t)L * dh, 4), *o3 = calloc((size_t)L * dh, 4);
     float *scr = malloc(nn_attention_scratch(L, dh) * 4);
     float scale = 1.0f / sqrtf((float)dh);
-    k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
-    r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o2, dh, scr);
+    k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o1, dh, scr);
+    r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o2, dh, scr);
     double d = max_abs_diff(o1, o2, (size_t)L * dh);
     CHECK_MSG(d <= 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)),   /* base-2 exp, other sum orders */
               "%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
+    /* queries in two calls, split at a super block: the same bits */
+    if (L > NN_ATT_QS) {
+        k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, NN_ATT_QS, dh, scale, mask, o3, dh, scr);
+        k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, NN_ATT_QS, L, dh, scale, mask, o3, dh, scr);
+        CHECK_MSG(memcmp(o1, o3, (size_t)L * dh * 4) == 0, "%s attention L=%d dh=%d mask %zu: split queries differ",
+                  k->name, L, dh, mi);
+    }
     if (k->attention_bf16) {
         /* same bf16 inputs, fp32 sums in another order and probabilities
          * rounded to bf16 against a running maximum: the scores differ in
          * their last bits, which flips the bf16 rounding of some
          * probabilities (2^-8 each) */
-        k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
-        r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o3, dh, scr);
+        k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o1, dh, scr);
+        r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o3, dh, scr);
         d = max_abs_diff(o1, o3, (size_t)L * dh);
         const double mag = fmax(1, max_abs(o3, (size_t)L * dh)), rms = rms_rel(o1, o3, (size_t)L * dh);
         if (d > 1e-2 * mag || rms > 1e-3)
@@ -193,14 +200,14 @@ TEST(nn_attention_mask_semantics) {
     const int L = 3, dh = 1, ld = 3;
     float qkv[9] = {0, 0, 1, 0, 0, 2, 0, 0, 4}, out[3], scr[4096];
     const nn_attn_mask alibi = {0.5f, 0, 0}, win = {0, 1, 0}, causal = {0, 0, 1};
-    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &alibi, out, 1, scr);
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, 0, L, dh, 1.0f, &alibi, out, 1, scr);
     const double w0 = 1, w1 = exp(-0.5), w2 = exp(-1.0);
     CHECK_NEAR(out[0], (1 * w0 + 2 * w1 + 4 * w2) / (w0 + w1 + w2), 1e-5);
-    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &win, out, 1, scr);
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, 0, L, dh, 1.0f, &win, out, 1, scr);
     CHECK_NEAR(out[0], 1.5, 1e-6);          /* keys 0, 1 */
     CHECK_NEAR(out[1], 7.0 / 3.0, 1e-6);    /* keys 0, 1, 2 */
     CHECK_NEAR(out[2], 3.0, 1e-6);          /* keys 1, 2 */
-    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &causal, out, 1, scr);
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, 0, L, dh, 1.0f, &causal, out, 1, scr);
     CHECK_NEAR(out[0], 1.0, 1e-6);          /* key 0 */
     CHECK_NEAR(out[1], 1.5, 1e-6);          /* keys 0, 1 */
     CHECK_NEAR(out[2], 7.0 / 3.0, 1e-6);    /* keys 0, 1, 2 */
@@ -600,6 +607,15 @@ TEST(nn_workspace_plan_counts_a_long_sequence) {
         /* every region may add one partial page at either end */
         CHECK_MSG(grew <= plan + 8 * page && grew + 8 * page >= plan, "resident grew %zu, plan %zu", grew, plan);
     }
+    /* alone its heads run in chunks of queries (phase mode); among two
+     * short ones, in one call each (whole-sequence mode): the same bits */
+    static int32_t ids3[L + 2];
+    memcpy(ids3, ids, sizeof ids);
+    ids3[L] = 5, ids3[L + 1] = 9;
+    const int off3[4] = {0, L, L + 1, L + 2};
+    float out3[3 * 64];
+    bert_forward(b, 3, ids3, off3, out3, 1);
+    CHECK(memcmp(out, out3, sizeof out) == 0);
     CHECK(bert_batch_bytes(b, 1000) < 2 * bert_batch_bytes(b, 500) + 1024);
     CHECK(bert_batch_bytes(b, 1000) < (size_t)1000 * 1000 * sizeof(float));
     bert_free(b);
