@@ -113,6 +113,9 @@ $(BUILD)/bench_float_writer: bench/float_writer.c $(BUILD)/libcembed.a
 $(BUILD)/gemm_peak: bench/gemm_peak.c $(BUILD)/libcembed.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
 
+$(BUILD)/attn_rate: bench/attn_rate.c $(BUILD)/libcembed.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
+
 $(BUILD)/bench_embed_ids: bench/embed_ids.c $(BUILD)/libcembed.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
 

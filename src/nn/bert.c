@@ -38,7 +38,7 @@ struct bert {
     nn_precision prec;
     nn_gemm *g;
     int blas;                  /* the GEMMs read the model's fp32 weights */
-    void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+    void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                       const nn_attn_mask *mask, float *out, int ldo, float *scratch);
     float *wqkv, *bqkv;        /* per layer: [3H, H] (BLAS, stacked from three tensors), [3H] (NULL: no bias) */
     float *wup, *bup;          /* per layer: [U, H] (BLAS, a GLU stacked from two tensors), [U] */
@@ -80,6 +80,15 @@ size_t bert_workspace_bytes(const model_config *c, nn_precision prec, int max_to
     nn_shape sh[4];
     layer_shapes(c, sh);
     return bytes + nn_gemm_bytes(prec, threads, sh, 4, c->layers);
+}
+
+/* Floats at the start of each thread's attention scratch that bert_new
+ * touches once (so that the memory measured after loading holds them) and
+ * bert_release keeps: the part that does not grow with L, and K^T and V of
+ * the 32 tokens that round32(L) may add; beyond it a head of L tokens
+ * touches at most 2 L dh floats. */
+static size_t scratch_kept(const bert *b) {
+    return CE_MIN(nn_attention_scratch_fixed(b->dh) + 2 * 32 * (size_t)b->dh, b->scratch_per_thread);
 }
 
 void bert_free(bert *b) {
@@ -260,6 +269,7 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         bert_free(b);
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
+    for (int t = 0; t < threads; t++) memset(b->scratch + (size_t)t * b->scratch_per_thread, 0, scratch_kept(b) * sizeof(float));
     const int keep_qkv = b->blas && !m->layer[0].qkv_w, keep_up = b->blas && b->wup;
     for (size_t l = 0; l < L && !rc; l++)
         rc = prepare_layer(b, l, b->wqkv + (keep_qkv ? l * QKV * H : 0), b->wup ? b->wup + (keep_up ? l * U * H : 0) : NULL);
@@ -286,7 +296,11 @@ int bert_int8_qmax(const bert *b) { return nn_gemm_qmax(b->g); }
 int bert_packed(const bert *b) { return !b->blas; }
 
 size_t bert_batch_bytes(const bert *b, int tokens) {
-    return (size_t)tokens * (size_t)(b->H + b->wa + b->cw) * sizeof(float);
+    /* the activations of every token, and each thread's K^T and V of the
+     * longest sequence such a batch can hold (O(L x dh): no score matrix) */
+    const size_t longest = (size_t)CE_MIN(tokens, b->max_seq_len);
+    return ((size_t)tokens * (size_t)(b->H + b->wa + b->cw) + (size_t)pool_threads(b->p) * 2 * longest * (size_t)b->dh) *
+           sizeof(float);
 }
 
 static void release_region(void *p, size_t bytes) {
@@ -295,11 +309,37 @@ static void release_region(void *p, size_t bytes) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+/* Resident bytes of the pages [p, p + bytes) lies on (mincore). */
+static size_t resident_region(const void *p, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + bytes + page - 1) & ~(page - 1);
+    size_t n = (hi - lo) / page, res = 0;
+    unsigned char vec[256];
+    for (size_t i = 0; i < n; i += sizeof vec) {
+        const size_t m = CE_MIN(n - i, sizeof vec);
+        if (mincore((void *)(lo + i * page), m * page, vec)) return 0;
+        for (size_t j = 0; j < m; j++) res += vec[j] & 1;
+    }
+    return res * page;
+}
+
+size_t bert_resident_bytes(const bert *b) {
+    const size_t T = (size_t)b->max_tokens;
+    return resident_region(b->x, T * (size_t)b->H * sizeof(float)) +
+           resident_region(b->a, T * (size_t)b->wa * sizeof(float)) +
+           resident_region(b->c_buf, T * (size_t)b->cw * sizeof(float)) +
+           resident_region(b->scratch, (size_t)pool_threads(b->p) * b->scratch_per_thread * sizeof(float));
+}
+
 void bert_release(bert *b) {
     const size_t T = (size_t)b->max_tokens, H = (size_t)b->H;
     release_region(b->x, T * H * sizeof(float));
     release_region(b->a, T * (size_t)b->wa * sizeof(float));
     release_region(b->c_buf, T * (size_t)b->cw * sizeof(float));
+    const size_t kept = scratch_kept(b);
+    for (int t = 0; t < pool_threads(b->p); t++)
+        release_region(b->scratch + (size_t)t * b->scratch_per_thread + kept,
+                       (b->scratch_per_thread - kept) * sizeof(float));
 }
 
 /* ---- phases ---- */
@@ -336,8 +376,14 @@ typedef struct job {
     int normalize;
     gemm_op op;        /* the GEMM phase's layer */
     int layer;         /* the post-attention phase's layer */
-    atomic_int next;   /* attention: next (sequence, head) pair; whole-sequence mode: next sequence */
+    atomic_int next;   /* attention: next work item (att_item); whole-sequence mode: next sequence */
+    int chunked;       /* some sequence is longer than ATT_CHUNK */
 } job;
+
+/* Queries of one attention work item at most: a long sequence's heads are
+ * split so that every thread gets a share of them (a multiple of
+ * NN_ATT_QS: each row's result is the same bits as in one call). */
+#define ATT_CHUNK (8 * NN_ATT_QS)
 
 static void row_range(int T, int t, int n, int *r0, int *r1) {
     *r0 = (int)((long long)T * t / n);
@@ -440,14 +486,14 @@ static void gemm_rows(bert *b, const gemm_op *op, int r0, int r1, int t) {
     }
 }
 
-/* Head h of sequence s in layer l: ctx[t0.., h*dh..] = attention(qkv rows of s) */
-static void attend(bert *b, const int *offsets, int l, int s, int h, int t) {
+/* Head h of sequence s in layer l, its queries [i0, i1): ctx[t0 + i0.., h*dh..] = attention(qkv rows of s) */
+static void attend(bert *b, const int *offsets, int l, int s, int h, int i0, int i1, int t) {
     const int dh = b->dh, ld = b->wa, kv = h / (b->heads / b->kvh);   /* grouped-query: heads share K and V */
     const int t0 = offsets[s], L = offsets[s + 1] - t0;
     const float *base = b->a + (size_t)t0 * ld;
     nn_attn_mask mask = {b->slopes ? b->slopes[h] : 0.0f, windowed(b->c, l) ? b->c->window / 2 : 0, b->c->causal};
     /* q of head h: columns [h*dh, (h+1)*dh) of Q; k, v: those of its group in K and V */
-    b->attention(base + h * dh, base + b->Dq + kv * dh, base + b->Dq + b->Dkv + kv * dh, ld, L, dh,
+    b->attention(base + h * dh, base + b->Dq + kv * dh, base + b->Dq + b->Dkv + kv * dh, ld, L, i0, i1, dh,
                  1.0f / sqrtf((float)dh), mask.slope != 0.0f || mask.window || mask.causal ? &mask : NULL,
                  b->c_buf + (size_t)t0 * b->cw + h * dh, b->cw, b->scratch + (size_t)t * b->scratch_per_thread);
 }
@@ -559,15 +605,32 @@ static void phase_post_attention(void *arg, int t, int n) {
     post_attention_rows(j->b, j->layer, r0, r1, t);
 }
 
+/* Attention work item w: OUT: sequence *s, head *h, queries [*i0, *i1);
+ * (sequence, head) pairs in order, each split into chunks of ATT_CHUNK
+ * queries when the batch holds a longer sequence. 0 past the last item. */
+static int att_item(const job *j, int w, int *s, int *h, int *i0, int *i1) {
+    const int heads = j->b->heads;
+    if (!j->chunked) {   /* one item per (sequence, head) */
+        if (w >= j->n_seq * heads) return 0;
+        *s = w / heads, *h = w % heads, *i0 = 0, *i1 = j->offsets[*s + 1] - j->offsets[*s];
+        return 1;
+    }
+    for (int q = 0; q < j->n_seq; q++) {
+        const int L = j->offsets[q + 1] - j->offsets[q], c = (L + ATT_CHUNK - 1) / ATT_CHUNK;
+        if (w < heads * c) {   /* the heads of a chunk in turn: threads share a head's K^T and V less */
+            *s = q, *h = w % heads, *i0 = w / heads * ATT_CHUNK, *i1 = CE_MIN(L, *i0 + ATT_CHUNK);
+            return 1;
+        }
+        w -= heads * c;
+    }
+    return 0;
+}
+
 static void phase_attention(void *arg, int t, int n) {
     (void)n;
     job *j = arg;
-    const int heads = j->b->heads;
-    for (;;) {
-        int w = atomic_fetch_add(&j->next, 1);
-        if (w >= j->n_seq * heads) break;
-        attend(j->b, j->offsets, j->layer, w / heads, w % heads, t);
-    }
+    int s, h, i0, i1;
+    while (att_item(j, atomic_fetch_add(&j->next, 1), &s, &h, &i0, &i1)) attend(j->b, j->offsets, j->layer, s, h, i0, i1, t);
 }
 
 static void phase_pool(void *arg, int t, int n) {
@@ -593,7 +656,7 @@ static void phase_sequences(void *arg, int t, int n) {
         for (int l = 0; l < b->c->layers; l++) {
             gemm_op op = layer_op(b, l, 0);
             gemm_rows(b, &op, r0, r1, t);
-            for (int h = 0; h < b->heads; h++) attend(b, j->offsets, l, s, h, t);
+            for (int h = 0; h < b->heads; h++) attend(b, j->offsets, l, s, h, 0, r1 - r0, t);
             post_attention_rows(b, l, r0, r1, t);
         }
         pool_seq(b, j, s, t);
@@ -634,6 +697,7 @@ void bert_forward_ex(bert *b, int n_seq, const int32_t *ids, const int *offsets,
     }
     job j = {.b = b, .T = T, .n_seq = n_seq, .ids = ids, .offsets = offsets, .out = out, .normalize = normalize,
              .tokens = tokens, .ld_out = bert_out_dims(b)};
+    for (int s = 0; s < n_seq; s++) j.chunked |= offsets[s + 1] - offsets[s] > ATT_CHUNK;
     /* Whole sequences per thread when there are enough to share out (the
      * caller sorts them longest first) and the weights are prepared: OpenBLAS
      * repacks its weights on every call, too often for one sequence's rows.

@@ -46,12 +46,19 @@ const char *bert_gemm_describe(const bert *b);
 /* The int8 weight range of its GEMMs (nn_gemm_qmax). */
 int bert_int8_qmax(const bert *b);
 
-/* Activation bytes a batch of `tokens` tokens touches (x, a, c rows). */
+/* Bytes a batch of `tokens` tokens touches beyond what loading touched:
+ * the activations (x, a, c rows) and every thread's attention scratch for
+ * the longest sequence it can hold (K^T and V of one head, 2 L head_dim
+ * floats; attention never holds an L x L matrix). Exact for one sequence of
+ * `tokens` tokens, an upper bound for several. */
 size_t bert_batch_bytes(const bert *b, int tokens);
 /* Gives the activation pages back to the kernel (madvise DONTNEED on the
  * page-aligned inside of each region); the next batch faults in only what it
  * touches. Cannot fail. */
 void bert_release(bert *b);
+/* Resident bytes of the workspace's regions now (mincore, whole pages):
+ * the tests hold bert_batch_bytes to it. 0 when mincore fails. */
+size_t bert_resident_bytes(const bert *b);
 
 /* Embeds one packed batch: sequence s is ids[offsets[s] .. offsets[s+1]),
  * offsets[n_seq] <= max_tokens, each length in [1, max_seq_len].

@@ -81,25 +81,27 @@ static void add_layernorm_ref(const float *x, const float *bias, float *res, con
 }
 
 size_t nn_attention_scratch(int L, int dh) {
-    /* the largest of the tables' layouts: kt, vc and qc of up to lp rows
-     * (at least 32 more than L), and 12 rows of scores (AVX-512; 6 in AVX2) */
-    const size_t lp = (((size_t)L + 31) & ~(size_t)31) + 32;
-    return 3 * lp * (size_t)dh + 16 * lp + 64;
+    /* the largest of the tables' layouts (kernels.h); the reference's one
+     * row of L scores fits too */
+    return nn_attention_scratch_fixed(dh) + 2 * ((((size_t)L + 31) & ~(size_t)31) * (size_t)dh);
 }
 
-/* One head, row by row. bf16 = 0: fp32 throughout, scores scaled after the
- * dot product, exp. bf16 = 1: the products of AVX512_BF16 (q, k, the
- * probabilities and v rounded to bf16, products summed in fp32, the softmax
- * and its normalization after P V in fp32), q scaled by scale * log2(e)
- * before rounding and the scores exponentiated base 2, as the SIMD kernel
- * does. */
-static void attention_scalar(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+/* One head, row by row, each row over the keys it may see (nn_attn_span:
+ * the others would weigh exactly 0). bf16 = 0: fp32 throughout, scores
+ * scaled after the dot product, exp. bf16 = 1: the products of
+ * AVX512_BF16 (q, k, the probabilities and v rounded to bf16, products
+ * summed in fp32, the softmax and its normalization after P V in fp32), q
+ * scaled by scale * log2(e) before rounding and the scores exponentiated
+ * base 2, as the SIMD kernel does. */
+static void attention_scalar(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                              const nn_attn_mask *mask, float *out, int ldo, float *scratch, int bf16) {
     float *s = scratch;   /* one row of scores [L] */
     const float qs = bf16 ? scale * 1.44269504088896341f : 1.0f;
-    for (int i = 0; i < L; i++) {
+    for (int i = i0; i < i1; i++) {
+        int lo, hi;
+        nn_attn_span(mask, L, i, i + 1, &lo, &hi);
         float mx = -INFINITY;
-        for (int j = 0; j < L; j++) {
+        for (int j = lo; j < hi; j++) {
             float acc = 0;
             for (int d = 0; d < dh; d++) {
                 const float a = q[(size_t)i * ld + d], b = k[(size_t)j * ld + d];
@@ -107,16 +109,16 @@ static void attention_scalar(const float *q, const float *k, const float *v, int
             }
             s[j] = bf16 ? acc : acc * scale;
         }
-        if (mask) nn_mask_row(s, L, i, mask, bf16 ? 1.44269504088896341f : 1.0f);
-        for (int j = 0; j < L; j++) mx = s[j] > mx ? s[j] : mx;
+        if (mask) nn_mask_row(s, lo, hi, i, mask, bf16 ? 1.44269504088896341f : 1.0f);
+        for (int j = lo; j < hi; j++) mx = s[j] > mx ? s[j] : mx;
         float sum = 0;
-        for (int j = 0; j < L; j++) {
+        for (int j = lo; j < hi; j++) {
             s[j] = bf16 ? exp2f(s[j] - mx) : expf(s[j] - mx);
             sum += s[j];
         }
         for (int d = 0; d < dh; d++) {
             float acc = 0;
-            for (int j = 0; j < L; j++) {
+            for (int j = lo; j < hi; j++) {
                 const float b = v[(size_t)j * ld + d];
                 acc += bf16 ? nn_round_bf16(s[j]) * nn_round_bf16(b) : s[j] * b;
             }
@@ -125,14 +127,14 @@ static void attention_scalar(const float *q, const float *k, const float *v, int
     }
 }
 
-static void attention_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+static void attention_ref(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                           const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
-    attention_scalar(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch, 0);
+    attention_scalar(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch, 0);
 }
 
-static void attention_bf16_ref(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+static void attention_bf16_ref(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                                const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
-    attention_scalar(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch, 1);
+    attention_scalar(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch, 1);
 }
 
 float nn_silu_ref(float v) { return v / (1.0f + expf(-v)); }

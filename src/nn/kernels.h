@@ -93,17 +93,59 @@ typedef struct nn_attn_mask {
  * NaN in some). */
 #define NN_MASKED (-1e30f)
 
-/* Applies mask m to row i of a score matrix, row[0..L) (scores in units
- * where the penalty is slope * unit per position: 1 for natural-log
- * scores, log2(e) for base-2 ones). Shared by every attention kernel so
- * that they mask alike. */
-static inline void nn_mask_row(float *row, int L, int i, const nn_attn_mask *m, float unit) {
+/* Applies mask m to keys [j0, j1) of row i of a score matrix, row[j0..j1)
+ * (scores in units where the penalty is slope * unit per position: 1 for
+ * natural-log scores, log2(e) for base-2 ones). The reference's; the SIMD
+ * kernels compute the same inside their tiles (attn_mask512 in
+ * simd_avx512.h, attn_mask256 in simd_avx2.h), and the tests hold them to it. */
+static inline void nn_mask_row(float *row, int j0, int j1, int i, const nn_attn_mask *m, float unit) {
     const float sl = m->slope * unit;
-    for (int j = 0; j < L; j++) {
+    for (int j = j0; j < j1; j++) {
         const int d = i > j ? i - j : j - i;
         if ((m->window && d > m->window) || (m->causal && j > i)) row[j] = NN_MASKED;
         else if (sl != 0.0f) row[j] -= sl * (float)d;
     }
+}
+
+/* The SIMD attention kernels run flash-attention style: a super block of up
+ * to NN_ATT_QS query rows at a time against tiles of NN_ATT_KT keys (each
+ * tile's scores exist only as a few register rows of NN_ATT_KT floats), with
+ * an online softmax (running row max and sum, earlier output rescaled when
+ * the max grows), so a head holds O(L x head_dim) floats, never L x L. A
+ * tile that no query of a block sees (above the diagonal when causal,
+ * outside a sliding window) is skipped; the mask and ALiBi's bias are
+ * computed inside the kernel, 16 (or 8) keys at a time. */
+#define NN_ATT_QS 96
+#define NN_ATT_KT 128
+
+/* Attention's scratch, every table's layout: first the part that does not
+ * grow with L (one super block's queries and output, one tile's scores and
+ * bf16 probabilities, the running maxima and sums), nn_attention_scratch_fixed
+ * floats; then K^T and V of the head, 2 round32(L) dh floats. A call with L
+ * tokens touches no more than the first nn_attention_scratch(L, dh) floats. */
+static inline size_t nn_attention_scratch_fixed(int dh) {
+    return 2 * (size_t)NN_ATT_QS * (size_t)dh + 2 * 16 * (size_t)NN_ATT_KT + 2 * NN_ATT_QS + 64;
+}
+
+/* Keys [*lo, *hi) that some query in [i0, i1) of a sequence of L tokens
+ * sees under m (NULL: all of them). */
+static inline void nn_attn_span(const nn_attn_mask *m, int L, int i0, int i1, int *lo, int *hi) {
+    *lo = 0, *hi = L;
+    if (!m) return;
+    if (m->window) {
+        *lo = i0 - m->window > 0 ? i0 - m->window : 0;
+        *hi = i1 + m->window < L ? i1 + m->window : L;
+    }
+    if (m->causal && *hi > i1) *hi = i1;
+}
+
+/* 1 when every query in [i0, i1) sees every key in [j0, j1) (a tile needing
+ * no mask), 0 when some pair is masked or some key is past L. */
+static inline int nn_attn_full(const nn_attn_mask *m, int L, int i0, int i1, int j0, int j1) {
+    if (j1 > L) return 0;
+    if (!m) return 1;
+    if (m->causal && j1 - 1 > i0) return 0;
+    return !m->window || (j0 >= i1 - 1 - m->window && j1 - 1 <= i0 + m->window);
 }
 
 typedef enum { NN_ACT_GELU, NN_ACT_SILU } nn_act;
@@ -117,17 +159,20 @@ typedef struct nn_kernels {
     /* res[rows, n] = LayerNorm(x + bias + res) * g + b   (x may be NULL: res = LN(res)) */
     void (*add_layernorm)(const float *x, const float *bias, float *res, const float *g, const float *b,
                           float eps, int rows, int n);
-    /* One head of one sequence: out[L, dh] = softmax(scale * Q K^T + mask) V,
-     * where row i of Q, K, V starts at q + i*ld, k + i*ld, v + i*ld and row
-     * i of out at out + i*ldo; mask may be NULL (nothing added). scratch
-     * holds nn_attention_scratch(L, dh) floats. */
-    void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                      const nn_attn_mask *mask, float *out, int ldo, float *scratch);
+    /* One head of one sequence of L tokens, queries [i0, i1) of it:
+     * out[i0..i1, dh] = softmax(scale * Q K^T + mask) V, where row i of Q,
+     * K, V starts at q + i*ld, k + i*ld, v + i*ld and row i of out at out +
+     * i*ldo; mask may be NULL (nothing added). scratch holds
+     * nn_attention_scratch(L, dh) floats. A row's result is the same bits
+     * whatever the range, when i0 is a multiple of NN_ATT_QS (so that
+     * threads may share a long head's queries). */
+    void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh,
+                      float scale, const nn_attn_mask *mask, float *out, int ldo, float *scratch);
     /* The same with Q, K, the probabilities and V rounded to bf16 and every
      * product summed in fp32 (AVX512_BF16's dot product); NULL in a table
      * without it (the engine then runs `attention`). */
-    void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
-                           const nn_attn_mask *mask, float *out, int ldo, float *scratch);
+    void (*attention_bf16)(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh,
+                           float scale, const nn_attn_mask *mask, float *out, int ldo, float *scratch);
     /* x[rows, n] = x / sqrt(mean(x^2) + eps) * g (RMSNorm, fp32 as Hugging
      * Face computes it; rows contiguous) */
     void (*rms_norm)(float *x, const float *g, float eps, int rows, int n);
@@ -170,6 +215,7 @@ void nn_dequant_i8_ref(int M, int N, const int32_t *acc, int ldacc, const float 
 void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const float *bias, int gelu, float *C,
                       int ldc, void *scratch);
 
+/* Floats of attention's scratch for a head of L tokens (see above). */
 size_t nn_attention_scratch(int L, int dh);
 const nn_kernels *nn_kernels_ref(void);
 /* The fastest table this CPU runs (cpu_features(), so ONEDNN_MAX_CPU_ISA
@@ -187,7 +233,7 @@ const nn_kernels *nn_kernels_avx512(void);
 /* The SIMD tables, each defined in the file compiled for its ISA; only the
  * nn_kernels_* functions above may hand them out. */
 extern const nn_kernels nn_table_avx2, nn_table_avx512, nn_table_avx512_bf16;
-void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+void nn_attention_bf16_avx512(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                               const nn_attn_mask *mask, float *out, int ldo, float *scratch);
 /* Pieces of the AVX2 table that the AVX-512 one shares (lowp_avx2.c). */
 void nn_quantize_u8_avx2(int M, int K, const float *A, int lda, uint8_t *q, int ldq, float *sa, int32_t *zp);

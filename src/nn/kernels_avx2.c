@@ -2,6 +2,8 @@
  * reports both). Row tails use masked loads and stores, so any n works. The
  * shared math (exp, GELU, masks, horizontal sums) is in simd_avx2.h.
  */
+#include <string.h>
+
 #include "kernels.h"
 #include "simd_avx2.h"
 
@@ -79,132 +81,203 @@ static inline void transpose8(__m256 r[8]) {
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* One head of one sequence, QB query rows at a time, never more than QB rows
- * of the score matrix in memory:
- *   qc [Lq, dh]  = scale * Q, contiguous, zero rows up to Lq = roundup(L, QB)
- *   kt [dh, Lp]  = K^T, zero-padded to Lp = round16(L) (8 x 8 block transposes)
- *   vc [L, dh]   = V, contiguous
- * (the head's rows sit a whole qkv row apart: copied once, they stop mapping
- * onto a few L1 sets and are read in order)
- *   s  [QB, Lp]  = qc rows @ kt: 6 rows x 16 columns per step, 12 accumulators
- *   exp(s - rowmax), row sums
- *   out[QB, dh]  = (s @ vc) / rowsum: PR rows at a time (PR x NC accumulators)
- * NC = dh / 8 is a compile-time constant in each instantiation. */
+/* One head of one sequence, flash-attention style as the AVX-512 kernel
+ * (kernels_avx512.c), 8 lanes wide, in natural-log units (exp256):
+ *   kt [dh, Lp]  = K^T (8 x 8 block transposes), zero columns up to Lp = round32(L)
+ *   vc [Lp, dh]  = V, contiguous (the head's rows sit a whole qkv row apart:
+ *                  copied once, they stop mapping onto a few L1 sets), zero rows past L
+ * per super block of QS queries:
+ *   qc [QS, dh]  = scale * Q; o [QS, dh] the unnormalized output; m, l [QS]
+ * per QB queries and tile of up to KT keys:
+ *   s  [QB, KT]  = qc rows @ kt: 6 rows x 16 columns per step, 12 accumulators
+ *   mask, ALiBi, online softmax; o = o alpha + s @ vc, 6 rows x 16 columns
+ * NC = dh / 8 (even) is a compile-time constant in each instantiation. */
 #define QB 6
-static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
-                                                                const nn_attn_mask *mask,
-                                                                int ld, int L, const int NC, float scale,
-                                                                float *out, int ldo, float *scratch) {
-    const int dh = NC * 8, Lp = (L + 15) & ~15, Lq = (L + QB - 1) / QB * QB;
-    const int PR = NC <= 4 ? 3 : 1;
-    float *kt = scratch, *vc = kt + (size_t)dh * Lp, *qc = vc + (size_t)dh * Lp, *s = qc + (size_t)dh * (Lp + QB);
+#define QS NN_ATT_QS
+#define KT NN_ATT_KT
+
+typedef struct att_ws {
+    float *kt, *vc, *qc, *o, *s, *m, *l, alpha[QB];
+    int L, Lp, s0;   /* s0: the super block's first query */
+} att_ws;
+
+static inline __attribute__((always_inline)) void att_prep(const float *k, const float *v, int ld, const int NC,
+                                                          att_ws *w) {
+    const int dh = NC * 8, L = w->L, Lp = w->Lp;
     for (int j0 = 0; j0 < Lp; j0 += 8)
         for (int d0 = 0; d0 < dh; d0 += 8) {
             __m256 blk[8];
             for (int i = 0; i < 8; i++)
                 blk[i] = j0 + i < L ? _mm256_loadu_ps(k + (size_t)(j0 + i) * ld + d0) : _mm256_setzero_ps();
             transpose8(blk);
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (size_t)(d0 + i) * Lp + j0, blk[i]);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(w->kt + (size_t)(d0 + i) * Lp + j0, blk[i]);
         }
-    const __m256 vs = _mm256_set1_ps(scale);
-    for (int j = 0; j < Lq; j++)
-#pragma GCC unroll 8
-        for (int c = 0; c < NC; c++) {
-            const int in = j < L;
-            _mm256_storeu_ps(qc + (size_t)j * dh + 8 * c,
-                             in ? _mm256_mul_ps(_mm256_loadu_ps(q + (size_t)j * ld + 8 * c), vs) : _mm256_setzero_ps());
-            if (in) _mm256_storeu_ps(vc + (size_t)j * dh + 8 * c, _mm256_loadu_ps(v + (size_t)j * ld + 8 * c));
-        }
-    for (int i0 = 0; i0 < L; i0 += QB) {
-        const int nr = L - i0 < QB ? L - i0 : QB;
-        const float *q0 = qc + (size_t)i0 * dh;
-        for (int jb = 0; jb < Lp; jb += 16) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
-            for (int d = 0; d < dh; d++) {
-                const __m256 k0 = _mm256_loadu_ps(kt + (size_t)d * Lp + jb);
-                const __m256 k1 = _mm256_loadu_ps(kt + (size_t)d * Lp + jb + 8);
-                __m256 w = _mm256_broadcast_ss(q0 + 0 * dh + d);
-                a0 = _mm256_fmadd_ps(w, k0, a0), b0 = _mm256_fmadd_ps(w, k1, b0);
-                w = _mm256_broadcast_ss(q0 + 1 * dh + d);
-                a1 = _mm256_fmadd_ps(w, k0, a1), b1 = _mm256_fmadd_ps(w, k1, b1);
-                w = _mm256_broadcast_ss(q0 + 2 * dh + d);
-                a2 = _mm256_fmadd_ps(w, k0, a2), b2 = _mm256_fmadd_ps(w, k1, b2);
-                w = _mm256_broadcast_ss(q0 + 3 * dh + d);
-                a3 = _mm256_fmadd_ps(w, k0, a3), b3 = _mm256_fmadd_ps(w, k1, b3);
-                w = _mm256_broadcast_ss(q0 + 4 * dh + d);
-                a4 = _mm256_fmadd_ps(w, k0, a4), b4 = _mm256_fmadd_ps(w, k1, b4);
-                w = _mm256_broadcast_ss(q0 + 5 * dh + d);
-                a5 = _mm256_fmadd_ps(w, k0, a5), b5 = _mm256_fmadd_ps(w, k1, b5);
+    for (int j = 0; j < Lp; j++)
+#pragma GCC unroll 16
+        for (int c = 0; c < NC; c++)
+            _mm256_storeu_ps(w->vc + (size_t)j * dh + 8 * c,
+                             j < L ? _mm256_loadu_ps(v + (size_t)j * ld + 8 * c) : _mm256_setzero_ps());
+}
+
+/* s [QB, c1 - c0) = q0 [QB, dh] @ kt [dh, c0..c1) */
+static inline __attribute__((always_inline)) void att_scores(const float *q0, const att_ws *w, int c0, int c1,
+                                                            const int NC) {
+    const int dh = NC * 8;
+    for (int jb = c0; jb < c1; jb += 16) {
+        __m256 a[QB], b[QB];
+#pragma GCC unroll 6
+        for (int r = 0; r < QB; r++) a[r] = b[r] = _mm256_setzero_ps();
+        for (int d = 0; d < dh; d++) {
+            const __m256 k0 = _mm256_loadu_ps(w->kt + (size_t)d * w->Lp + jb);
+            const __m256 k1 = _mm256_loadu_ps(w->kt + (size_t)d * w->Lp + jb + 8);
+#pragma GCC unroll 6
+            for (int r = 0; r < QB; r++) {
+                const __m256 x = _mm256_broadcast_ss(q0 + (size_t)r * dh + d);
+                a[r] = _mm256_fmadd_ps(x, k0, a[r]);
+                b[r] = _mm256_fmadd_ps(x, k1, b[r]);
             }
-            float *sr = s + jb;
-            _mm256_storeu_ps(sr + 0 * (size_t)Lp, a0), _mm256_storeu_ps(sr + 0 * (size_t)Lp + 8, b0);
-            _mm256_storeu_ps(sr + 1 * (size_t)Lp, a1), _mm256_storeu_ps(sr + 1 * (size_t)Lp + 8, b1);
-            _mm256_storeu_ps(sr + 2 * (size_t)Lp, a2), _mm256_storeu_ps(sr + 2 * (size_t)Lp + 8, b2);
-            _mm256_storeu_ps(sr + 3 * (size_t)Lp, a3), _mm256_storeu_ps(sr + 3 * (size_t)Lp + 8, b3);
-            _mm256_storeu_ps(sr + 4 * (size_t)Lp, a4), _mm256_storeu_ps(sr + 4 * (size_t)Lp + 8, b4);
-            _mm256_storeu_ps(sr + 5 * (size_t)Lp, a5), _mm256_storeu_ps(sr + 5 * (size_t)Lp + 8, b5);
         }
-        float inv[QB];
-        for (int r = 0; r < nr; r++) {
-            float *row = s + (size_t)r * Lp;
-            if (mask) nn_mask_row(row, L, i0 + r, mask, 1.0f);
-            __m256 mx = _mm256_set1_ps(-INFINITY);
-            int jb = 0;
-            for (; jb + 8 <= L; jb += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(row + jb));
-            float m = hmax256(mx);
-            for (int j = jb; j < L; j++) m = row[j] > m ? row[j] : m;
-            const __m256 vm = _mm256_set1_ps(m);
-            __m256 sum = _mm256_setzero_ps();
-            for (jb = 0; jb < Lp; jb += 8) {
-                const __m256 keep = _mm256_castsi256_ps(tail_mask(L - jb));
-                const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_loadu_ps(row + jb), vm)), keep);
-                _mm256_storeu_ps(row + jb, e);
-                sum = _mm256_add_ps(sum, e);
-            }
-            inv[r] = 1.0f / hsum256(sum);
-        }
-        for (int r0 = 0; r0 < nr; r0 += PR) {
-            /* rows past nr repeat the last real row; their sums are not stored */
-            const float *p[3];
-            for (int r = 0; r < PR; r++) p[r] = s + (size_t)(r0 + r < nr ? r0 + r : nr - 1) * Lp;
-            const int NB = NC < 8 ? NC : 8;   /* columns of 8 per pass (dh 128: two passes) */
-            for (int c0 = 0; c0 < NC; c0 += NB) {
-                __m256 acc[3][8];
-#pragma GCC unroll 3
-                for (int r = 0; r < PR; r++)
-#pragma GCC unroll 8
-                    for (int c = 0; c < NB; c++) acc[r][c] = _mm256_setzero_ps();
-                for (int j = 0; j < L; j++) {
-                    const float *vj = vc + (size_t)j * dh + 8 * c0;
-#pragma GCC unroll 3
-                    for (int r = 0; r < PR; r++) {
-                        const __m256 w = _mm256_broadcast_ss(p[r] + j);
-#pragma GCC unroll 8
-                        for (int c = 0; c < NB; c++) acc[r][c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[r][c]);
-                    }
-                }
-#pragma GCC unroll 3
-                for (int r = 0; r < PR; r++) {
-                    if (r0 + r >= nr) break;
-                    const __m256 iv = _mm256_set1_ps(inv[r0 + r]);
-#pragma GCC unroll 8
-                    for (int c = 0; c < NB; c++)
-                        _mm256_storeu_ps(out + (size_t)(i0 + r0 + r) * ldo + 8 * (c0 + c), _mm256_mul_ps(acc[r][c], iv));
-                }
-            }
+#pragma GCC unroll 6
+        for (int r = 0; r < QB; r++) {
+            _mm256_storeu_ps(w->s + (size_t)r * KT + (jb - c0), a[r]);
+            _mm256_storeu_ps(w->s + (size_t)r * KT + (jb - c0) + 8, b[r]);
         }
     }
 }
 
-static void attention_avx2(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+/* Row r (query s0 + b0 + r) of the tile [c0, c1): mask and ALiBi, the new
+ * running max, s = exp(s - max) (0 where masked), the running sum; OUT:
+ * w->alpha[r], the old output's factor. */
+static void att_softmax_row(att_ws *w, int r, int b0, int c0, int c1, const nn_attn_mask *mask, int full) {
+    float *row = w->s + (size_t)r * KT, *m = w->m + b0 + r, *l = w->l + b0 + r;
+    const int i = w->s0 + b0 + r, n = c1 - c0;
+    __m256 keep[KT / 8];
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 8) {
+        const __m256 x = attn_mask256(_mm256_loadu_ps(row + j), c0 + j, i, w->L, mask, full, &keep[j / 8]);
+        if (mask && mask->slope != 0.0f) _mm256_storeu_ps(row + j, x);
+        mx = _mm256_max_ps(mx, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), x, keep[j / 8]));
+    }
+    const float mt = hmax256(mx), mo = *m, mn = mt > mo ? mt : mo;
+    if (mn == -INFINITY) {   /* no key of this row yet */
+        memset(row, 0, (size_t)n * sizeof(float));
+        w->alpha[r] = 1.0f;
+        return;
+    }
+    const __m256 vm = _mm256_set1_ps(mn);
+    __m256 sum = _mm256_setzero_ps();
+    for (int j = 0; j < n; j += 8) {
+        const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm)), keep[j / 8]);
+        _mm256_storeu_ps(row + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    w->alpha[r] = expf(mo - mn);   /* 0 on the first keys (mo = -inf) */
+    *l = *l * w->alpha[r] + hsum256(sum);
+    *m = mn;
+}
+
+/* o [QB, dh] = o alpha + s [QB, c0..c1) @ vc [c0..c1, dh], 16 columns per pass */
+static inline __attribute__((always_inline)) void att_pv(att_ws *w, float *o, int c0, int c1, const int NC) {
+    const int dh = NC * 8;
+    for (int g = 0; g < NC; g += 2) {
+        __m256 a[QB], b[QB];
+#pragma GCC unroll 6
+        for (int r = 0; r < QB; r++) {
+            const __m256 al = _mm256_set1_ps(w->alpha[r]);
+            a[r] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)r * dh + 8 * g), al);
+            b[r] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)r * dh + 8 * g + 8), al);
+        }
+        for (int j = c0; j < c1; j++) {
+            const __m256 v0 = _mm256_loadu_ps(w->vc + (size_t)j * dh + 8 * g);
+            const __m256 v1 = _mm256_loadu_ps(w->vc + (size_t)j * dh + 8 * g + 8);
+#pragma GCC unroll 6
+            for (int r = 0; r < QB; r++) {
+                const __m256 x = _mm256_broadcast_ss(w->s + (size_t)r * KT + (j - c0));
+                a[r] = _mm256_fmadd_ps(x, v0, a[r]);
+                b[r] = _mm256_fmadd_ps(x, v1, b[r]);
+            }
+        }
+#pragma GCC unroll 6
+        for (int r = 0; r < QB; r++) {
+            _mm256_storeu_ps(o + (size_t)r * dh + 8 * g, a[r]);
+            _mm256_storeu_ps(o + (size_t)r * dh + 8 * g + 8, b[r]);
+        }
+    }
+}
+
+/* Rows [b0, b0 + nr) of the super block against keys [c0, c1) */
+static inline __attribute__((always_inline)) void att_block(att_ws *w, int b0, int nr, int c0, int c1,
+                                                           const nn_attn_mask *mask, const int NC) {
+    const int dh = NC * 8, i0 = w->s0 + b0, full = nn_attn_full(mask, w->L, i0, i0 + nr, c0, c1);
+    att_scores(w->qc + (size_t)b0 * dh, w, c0, c1, NC);
+    for (int r = 0; r < QB; r++) {
+        if (r < nr) {
+            att_softmax_row(w, r, b0, c0, c1, mask, full);
+        } else {   /* padding rows: no weight */
+            memset(w->s + (size_t)r * KT, 0, (size_t)(c1 - c0) * sizeof(float));
+            w->alpha[r] = 1.0f;
+        }
+    }
+    att_pv(w, w->o + (size_t)b0 * dh, c0, c1, NC);
+}
+
+/* Queries [s0, s0 + ns): qc, o, m, l set up, every tile of keys, out = o / l */
+static inline __attribute__((always_inline)) void att_super(att_ws *w, const float *q, int ld, int s0, int ns,
+                                                           float scale, const nn_attn_mask *mask, float *out,
+                                                           int ldo, const int NC) {
+    const int dh = NC * 8, nq = (ns + QB - 1) / QB * QB;
+    const __m256 vs = _mm256_set1_ps(scale);
+    w->s0 = s0;
+    for (int r = 0; r < nq; r++) {
+#pragma GCC unroll 16
+        for (int c = 0; c < NC; c++)
+            _mm256_storeu_ps(w->qc + (size_t)r * dh + 8 * c,
+                             r < ns ? _mm256_mul_ps(_mm256_loadu_ps(q + (size_t)(s0 + r) * ld + 8 * c), vs)
+                                    : _mm256_setzero_ps());
+        w->m[r] = -INFINITY, w->l[r] = 0.0f;
+    }
+    memset(w->o, 0, (size_t)nq * dh * sizeof(float));
+    int lo, hi;
+    nn_attn_span(mask, w->L, s0, s0 + ns, &lo, &hi);
+    for (int t0 = lo & ~31; t0 < hi; t0 += KT) {
+        const int t1 = t0 + KT < hi ? t0 + KT : (hi + 31) & ~31;
+        for (int b0 = 0; b0 < ns; b0 += QB) {
+            const int nr = ns - b0 < QB ? ns - b0 : QB;
+            int blo, bhi;
+            nn_attn_span(mask, w->L, s0 + b0, s0 + b0 + nr, &blo, &bhi);
+            const int c0 = t0 > (blo & ~31) ? t0 : blo & ~31, ce = (bhi + 31) & ~31, c1 = t1 < ce ? t1 : ce;
+            if (c0 < c1) att_block(w, b0, nr, c0, c1, mask, NC);
+        }
+    }
+    for (int r = 0; r < ns; r++) {
+        const __m256 iv = _mm256_set1_ps(1.0f / w->l[r]);
+#pragma GCC unroll 16
+        for (int c = 0; c < NC; c++)
+            _mm256_storeu_ps(out + (size_t)(s0 + r) * ldo + 8 * c,
+                             _mm256_mul_ps(_mm256_loadu_ps(w->o + (size_t)r * dh + 8 * c), iv));
+    }
+}
+
+static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
+                                                                const nn_attn_mask *mask, int ld, int L, int i0,
+                                                                int i1, const int NC, float scale, float *out, int ldo,
+                                                                float *scratch) {
+    const int dh = NC * 8;
+    att_ws w = {.L = L, .Lp = (L + 31) & ~31};
+    w.qc = scratch, w.o = w.qc + (size_t)QS * dh, w.s = w.o + (size_t)QS * dh, w.m = w.s + (size_t)QB * KT;
+    w.l = w.m + QS, w.kt = scratch + nn_attention_scratch_fixed(dh), w.vc = w.kt + (size_t)dh * w.Lp;
+    att_prep(k, v, ld, NC, &w);
+    for (int s0 = i0; s0 < i1; s0 += QS) att_super(&w, q, ld, s0, i1 - s0 < QS ? i1 - s0 : QS, scale, mask, out, ldo, NC);
+}
+
+static void attention_avx2(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                            const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
     switch (dh) {
-    case 32: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
-    case 64: attention_body(q, k, v, mask, ld, L, 8, scale, out, ldo, scratch); break;
-    case 128: attention_body(q, k, v, mask, ld, L, 16, scale, out, ldo, scratch); break;
-    case 16: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
-    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
+    case 32: attention_body(q, k, v, mask, ld, L, i0, i1, 4, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, mask, ld, L, i0, i1, 8, scale, out, ldo, scratch); break;
+    case 128: attention_body(q, k, v, mask, ld, L, i0, i1, 16, scale, out, ldo, scratch); break;
+    case 16: attention_body(q, k, v, mask, ld, L, i0, i1, 2, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch);
     }
 }
 

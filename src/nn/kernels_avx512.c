@@ -64,116 +64,205 @@ static void add_layernorm_avx512(const float *x, const float *bias, float *res, 
     }
 }
 
-/* One head of one sequence, QB query rows at a time (at most QB rows of the
- * score matrix exist at once):
- *   qc [Lq, dh]  = scale log2(e) Q, contiguous, zero rows up to Lq = roundup(L, QB)
+/* One head of one sequence, flash-attention style (kernels.h): a super block
+ * of up to QS query rows against tiles of up to KT keys, QB rows at a time
+ * in registers. Per head:
  *   kt [dh, Lp]  = K^T (16 x 16 register transposes), zero columns up to Lp = round32(L)
- *   vc [L, dh]   = V, contiguous
- *   s  [QB, Lp]  = qc rows @ kt: QB rows x 32 columns per step (24 accumulators)
- *   2^(s - rowmax) (zero past L), row sums
- *   out[QB, dh]  = (s @ vc) / rowsum: QB rows x dh (QB x NC accumulators)
+ *   vc [Lp, dh]  = V, contiguous (the head's rows sit a qkv row apart), zero rows past L
+ * per super block:
+ *   qc [QS, dh]  = scale log2(e) Q (scores in log2 units), zero rows past the block
+ *   o  [QS, dh]  = the unnormalized output so far; m, l [QS]: running max and sum
+ * per QB rows and tile:
+ *   s  [QB, KT]  = qc rows @ kt columns: QB rows x 32 columns per step (24 accumulators)
+ *   mask, ALiBi, online softmax (att_softmax), o = o alpha + s @ vc rows (att_pv)
  * NC = dh / 16 is a compile-time constant in each instantiation. */
 #define QB 12
-static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
-                                                                const nn_attn_mask *mask,
-                                                                int ld, int L, const int NC, float scale,
-                                                                float *out, int ldo, float *scratch) {
-    const int dh = NC * 16, Lp = (L + 31) & ~31, Lq = (L + QB - 1) / QB * QB;
-    float *kt = scratch, *vc = kt + (size_t)dh * Lp, *qc = vc + (size_t)dh * L, *s = qc + (size_t)dh * Lq;
-    // kt [dh, Lp] = K^T, 16 x 16 blocks transposed in registers; columns past L are zero
+#define QS NN_ATT_QS
+#define KT NN_ATT_KT
+
+typedef struct att_ws {
+    float *kt, *vc, *qc, *o, *s, *m, *l, alpha[QB];
+    int L, Lp, s0;   /* s0: the super block's first query */
+} att_ws;
+
+/* kt and vc for the whole head */
+static inline __attribute__((always_inline)) void att_prep(const float *k, const float *v, int ld, const int NC,
+                                                          att_ws *w) {
+    const int dh = NC * 16, L = w->L, Lp = w->Lp;
     for (int j0 = 0; j0 < Lp; j0 += 16)
         for (int d0 = 0; d0 < dh; d0 += 16) {
             __m512i blk[16];
             for (int i = 0; i < 16; i++)
                 blk[i] = j0 + i < L ? _mm512_loadu_si512(k + (size_t)(j0 + i) * ld + d0) : _mm512_setzero_si512();
             transpose16(blk);
-            for (int i = 0; i < 16; i++) _mm512_storeu_si512(kt + (size_t)(d0 + i) * Lp + j0, blk[i]);
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512(w->kt + (size_t)(d0 + i) * Lp + j0, blk[i]);
         }
-    const __m512 vs = _mm512_set1_ps(scale * LOG2E_F);   /* scores in log2 units: exp(x) = 2^(x log2 e) */
-    for (int j = 0; j < Lq; j++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) {
-            const int in = j < L;
-            _mm512_storeu_ps(qc + (size_t)j * dh + 16 * c,
-                             in ? _mm512_mul_ps(_mm512_loadu_ps(q + (size_t)j * ld + 16 * c), vs) : _mm512_setzero_ps());
-            if (in) _mm512_storeu_ps(vc + (size_t)j * dh + 16 * c, _mm512_loadu_ps(v + (size_t)j * ld + 16 * c));
-        }
-    for (int i0 = 0; i0 < L; i0 += QB) {
-        const int nr = L - i0 < QB ? L - i0 : QB;
-        const float *q0 = qc + (size_t)i0 * dh;
-        // s [QB, Lp] = q0 [QB, dh] @ kt [dh, Lp]
-        for (int jb = 0; jb < Lp; jb += 32) {
-            __m512 a[QB], b[QB];
+    for (int j = 0; j < Lp; j++)
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++)
+            _mm512_storeu_ps(w->vc + (size_t)j * dh + 16 * c,
+                             j < L ? _mm512_loadu_ps(v + (size_t)j * ld + 16 * c) : _mm512_setzero_ps());
+}
+
+/* s [QB, c1 - c0) = q0 [QB, dh] @ kt [dh, c0..c1), c0 and c1 multiples of 32 */
+static inline __attribute__((always_inline)) void att_scores(const float *q0, const att_ws *w, int c0, int c1,
+                                                            const int NC) {
+    const int dh = NC * 16;
+    for (int jb = c0; jb < c1; jb += 32) {
+        __m512 a[QB], b[QB];
 #pragma GCC unroll 12
-            for (int r = 0; r < QB; r++) a[r] = b[r] = _mm512_setzero_ps();
-            for (int d = 0; d < dh; d++) {
-                const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * Lp + jb);
-                const __m512 k1 = _mm512_loadu_ps(kt + (size_t)d * Lp + jb + 16);
-#pragma GCC unroll 12
-                for (int r = 0; r < QB; r++) {
-                    const __m512 w = _mm512_set1_ps(q0[(size_t)r * dh + d]);
-                    a[r] = _mm512_fmadd_ps(w, k0, a[r]);
-                    b[r] = _mm512_fmadd_ps(w, k1, b[r]);
-                }
-            }
+        for (int r = 0; r < QB; r++) a[r] = b[r] = _mm512_setzero_ps();
+        for (int d = 0; d < dh; d++) {
+            const __m512 k0 = _mm512_loadu_ps(w->kt + (size_t)d * w->Lp + jb);
+            const __m512 k1 = _mm512_loadu_ps(w->kt + (size_t)d * w->Lp + jb + 16);
 #pragma GCC unroll 12
             for (int r = 0; r < QB; r++) {
-                _mm512_storeu_ps(s + (size_t)r * Lp + jb, a[r]);
-                _mm512_storeu_ps(s + (size_t)r * Lp + jb + 16, b[r]);
+                const __m512 x = _mm512_set1_ps(q0[(size_t)r * dh + d]);
+                a[r] = _mm512_fmadd_ps(x, k0, a[r]);
+                b[r] = _mm512_fmadd_ps(x, k1, b[r]);
             }
         }
-        // s = exp(s - rowmax), zero past L; inv = 1 / rowsum
-        float inv[QB];
-        for (int r = 0; r < nr; r++) {
-            float *row = s + (size_t)r * Lp;
-            if (mask) nn_mask_row(row, L, i0 + r, mask, LOG2E_F);
-            const __m512 vm = row_max512(row, L);
-            __m512 sum = _mm512_setzero_ps();
-            for (int j = 0; j < Lp; j += 16) {
-                const __m512 e = _mm512_maskz_mov_ps(mask16(L - j), exp2_512(_mm512_sub_ps(_mm512_loadu_ps(row + j), vm)));
-                _mm512_storeu_ps(row + j, e);
-                sum = _mm512_add_ps(sum, e);
-            }
-            inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
-        }
-        // out [nr, dh] = s [nr, L] @ vc [L, dh] / rowsum, NB columns of 16 per pass (dh 128: two passes)
-        const int NB = NC < 4 ? NC : 4;
-        for (int c0 = 0; c0 < NC; c0 += NB) {
-            __m512 acc[QB][4];
 #pragma GCC unroll 12
-            for (int r = 0; r < QB; r++)
-#pragma GCC unroll 4
-                for (int c = 0; c < NB; c++) acc[r][c] = _mm512_setzero_ps();
-            for (int j = 0; j < L; j++) {
-                const float *vj = vc + (size_t)j * dh + 16 * c0;
-                __m512 vv[4];
-#pragma GCC unroll 4
-                for (int c = 0; c < NB; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
-#pragma GCC unroll 12
-                for (int r = 0; r < QB; r++) {
-                    const __m512 w = _mm512_set1_ps(s[(size_t)r * Lp + j]);
-#pragma GCC unroll 4
-                    for (int c = 0; c < NB; c++) acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
-                }
-            }
-            for (int r = 0; r < nr; r++) {
-                const __m512 iv = _mm512_set1_ps(inv[r]);
-#pragma GCC unroll 4
-                for (int c = 0; c < NB; c++)
-                    _mm512_storeu_ps(out + (size_t)(i0 + r) * ldo + 16 * (c0 + c), _mm512_mul_ps(acc[r][c], iv));
-            }
+        for (int r = 0; r < QB; r++) {
+            _mm512_storeu_ps(w->s + (size_t)r * KT + (jb - c0), a[r]);
+            _mm512_storeu_ps(w->s + (size_t)r * KT + (jb - c0) + 16, b[r]);
         }
     }
 }
 
-static void attention_avx512(const float *q, const float *k, const float *v, int ld, int L, int dh, float scale,
+/* Row r (query i) of the tile [c0, c1): ALiBi's bias and the mask (keep:
+ * the keys it sees; all when full), the new running max of row b0 + r, s = 2^(s - max)
+ * (0 where masked), the running sum; OUT: w->alpha[r], the old output's factor. */
+static void att_softmax_row(att_ws *w, int r, int b0, int c0, int c1, const nn_attn_mask *mask, int full) {
+    float *row = w->s + (size_t)r * KT, *m = w->m + b0 + r, *l = w->l + b0 + r;
+    const int i = w->s0 + b0 + r, n = c1 - c0;
+    __mmask16 keep[KT / 16];
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) {
+        const __m512 x = attn_mask512(_mm512_loadu_ps(row + j), c0 + j, i, w->L, mask, full, &keep[j / 16]);
+        if (mask && mask->slope != 0.0f) _mm512_storeu_ps(row + j, x);
+        mx = _mm512_mask_max_ps(mx, keep[j / 16], mx, x);
+    }
+    const float mt = _mm512_reduce_max_ps(mx), mo = *m, mn = mt > mo ? mt : mo;
+    if (mn == -INFINITY) {   /* no key of this row yet */
+        memset(row, 0, (size_t)n * sizeof(float));
+        w->alpha[r] = 1.0f;
+        return;
+    }
+    const __m512 vm = _mm512_set1_ps(mn);
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        const __m512 e = _mm512_maskz_mov_ps(keep[j / 16], exp2_512(_mm512_sub_ps(_mm512_loadu_ps(row + j), vm)));
+        _mm512_storeu_ps(row + j, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    w->alpha[r] = exp2f(mo - mn);   /* 0 on the first keys (mo = -inf) */
+    *l = *l * w->alpha[r] + _mm512_reduce_add_ps(sum);
+    *m = mn;
+}
+
+/* o [QB, dh] = o alpha + s [QB, c0..c1) @ vc [c0..c1, dh], NB column groups of 16 per pass */
+static inline __attribute__((always_inline)) void att_pv(att_ws *w, float *o, int c0, int c1, const int NC) {
+    const int dh = NC * 16, NB = NC < 2 ? NC : 2;
+    for (int g = 0; g < NC; g += NB) {
+        __m512 acc[QB][2];
+#pragma GCC unroll 12
+        for (int r = 0; r < QB; r++)
+#pragma GCC unroll 2
+            for (int c = 0; c < NB; c++)
+                acc[r][c] = _mm512_mul_ps(_mm512_loadu_ps(o + (size_t)r * dh + 16 * (g + c)), _mm512_set1_ps(w->alpha[r]));
+        for (int j = c0; j < c1; j++) {
+            const float *vj = w->vc + (size_t)j * dh + 16 * g;
+            __m512 vv[2];
+#pragma GCC unroll 2
+            for (int c = 0; c < NB; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 12
+            for (int r = 0; r < QB; r++) {
+                const __m512 x = _mm512_set1_ps(w->s[(size_t)r * KT + (j - c0)]);
+#pragma GCC unroll 2
+                for (int c = 0; c < NB; c++) acc[r][c] = _mm512_fmadd_ps(x, vv[c], acc[r][c]);
+            }
+        }
+#pragma GCC unroll 12
+        for (int r = 0; r < QB; r++)
+#pragma GCC unroll 2
+            for (int c = 0; c < NB; c++) _mm512_storeu_ps(o + (size_t)r * dh + 16 * (g + c), acc[r][c]);
+    }
+}
+
+/* Rows [b0, b0 + nr) of the super block (queries i0..) against keys [c0, c1) */
+static inline __attribute__((always_inline)) void att_block(att_ws *w, int b0, int i0, int nr, int c0, int c1,
+                                                           const nn_attn_mask *mask, const int NC) {
+    const int dh = NC * 16, full = nn_attn_full(mask, w->L, i0, i0 + nr, c0, c1);
+    att_scores(w->qc + (size_t)b0 * dh, w, c0, c1, NC);
+    for (int r = 0; r < QB; r++) {
+        if (r < nr) {
+            att_softmax_row(w, r, b0, c0, c1, mask, full);
+        } else {   /* padding rows: no weight */
+            memset(w->s + (size_t)r * KT, 0, (size_t)(c1 - c0) * sizeof(float));
+            w->alpha[r] = 1.0f;
+        }
+    }
+    att_pv(w, w->o + (size_t)b0 * dh, c0, c1, NC);
+}
+
+/* Queries [s0, s0 + ns): qc, o, m, l set up, every tile of keys, out = o / l */
+static inline __attribute__((always_inline)) void att_super(att_ws *w, const float *q, int ld, int s0, int ns,
+                                                           float scale, const nn_attn_mask *mask, float *out,
+                                                           int ldo, const int NC) {
+    const int dh = NC * 16, nq = (ns + QB - 1) / QB * QB;
+    w->s0 = s0;
+    const __m512 vs = _mm512_set1_ps(scale * LOG2E_F);   /* exp(x) = 2^(x log2 e) */
+    for (int r = 0; r < nq; r++) {
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++)
+            _mm512_storeu_ps(w->qc + (size_t)r * dh + 16 * c,
+                             r < ns ? _mm512_mul_ps(_mm512_loadu_ps(q + (size_t)(s0 + r) * ld + 16 * c), vs)
+                                    : _mm512_setzero_ps());
+        w->m[r] = -INFINITY, w->l[r] = 0.0f;
+    }
+    memset(w->o, 0, (size_t)nq * dh * sizeof(float));
+    int lo, hi;
+    nn_attn_span(mask, w->L, s0, s0 + ns, &lo, &hi);
+    for (int t0 = lo & ~31; t0 < hi; t0 += KT) {
+        const int t1 = t0 + KT < hi ? t0 + KT : (hi + 31) & ~31;
+        for (int b0 = 0; b0 < ns; b0 += QB) {
+            const int nr = ns - b0 < QB ? ns - b0 : QB;
+            int blo, bhi;
+            nn_attn_span(mask, w->L, s0 + b0, s0 + b0 + nr, &blo, &bhi);
+            const int c0 = t0 > (blo & ~31) ? t0 : blo & ~31, ce = (bhi + 31) & ~31, c1 = t1 < ce ? t1 : ce;
+            if (c0 < c1) att_block(w, b0, s0 + b0, nr, c0, c1, mask, NC);
+        }
+    }
+    for (int r = 0; r < ns; r++) {
+        const __m512 iv = _mm512_set1_ps(1.0f / w->l[r]);
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++)
+            _mm512_storeu_ps(out + (size_t)(s0 + r) * ldo + 16 * c,
+                             _mm512_mul_ps(_mm512_loadu_ps(w->o + (size_t)r * dh + 16 * c), iv));
+    }
+}
+
+static inline __attribute__((always_inline)) void attention_body(const float *q, const float *k, const float *v,
+                                                                const nn_attn_mask *mask, int ld, int L, int i0,
+                                                                int i1, const int NC, float scale, float *out, int ldo,
+                                                                float *scratch) {
+    const int dh = NC * 16;
+    att_ws w = {.L = L, .Lp = (L + 31) & ~31};
+    w.qc = scratch, w.o = w.qc + (size_t)QS * dh, w.s = w.o + (size_t)QS * dh, w.m = w.s + (size_t)QB * KT;
+    w.l = w.m + QS, w.kt = scratch + nn_attention_scratch_fixed(dh), w.vc = w.kt + (size_t)dh * w.Lp;
+    att_prep(k, v, ld, NC, &w);
+    for (int s0 = i0; s0 < i1; s0 += QS) att_super(&w, q, ld, s0, i1 - s0 < QS ? i1 - s0 : QS, scale, mask, out, ldo, NC);
+}
+
+static void attention_avx512(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                              const nn_attn_mask *mask, float *out, int ldo, float *scratch) {
     switch (dh) {
-    case 32: attention_body(q, k, v, mask, ld, L, 2, scale, out, ldo, scratch); break;
-    case 64: attention_body(q, k, v, mask, ld, L, 4, scale, out, ldo, scratch); break;
-    case 128: attention_body(q, k, v, mask, ld, L, 8, scale, out, ldo, scratch); break;
-    case 16: attention_body(q, k, v, mask, ld, L, 1, scale, out, ldo, scratch); break;
-    default: nn_kernels_ref()->attention(q, k, v, ld, L, dh, scale, mask, out, ldo, scratch);
+    case 32: attention_body(q, k, v, mask, ld, L, i0, i1, 2, scale, out, ldo, scratch); break;
+    case 64: attention_body(q, k, v, mask, ld, L, i0, i1, 4, scale, out, ldo, scratch); break;
+    case 128: attention_body(q, k, v, mask, ld, L, i0, i1, 8, scale, out, ldo, scratch); break;
+    case 16: attention_body(q, k, v, mask, ld, L, i0, i1, 1, scale, out, ldo, scratch); break;
+    default: nn_kernels_ref()->attention(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch);
     }
 }
 

@@ -12,6 +12,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels.h"
+
 static inline __m256 exp256(__m256 x) {
     x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -51,6 +53,25 @@ static inline __m256 gelu256(__m256 v) {
 static inline __m256i tail_mask(int left) {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), idx);
+}
+
+/* Keys j0..j0+7 of query i in a sequence of L under mask m (may be NULL):
+ * x (natural-log scores) less ALiBi's penalty, and OUT: *keep, all bits
+ * set in the lanes of the keys the query sees (j < L, not after i when
+ * causal, within the window); every lane when full (nn_attn_full). */
+static inline __m256 attn_mask256(__m256 x, int j0, int i, int L, const nn_attn_mask *m, int full, __m256 *keep) {
+    *keep = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    if (full && (!m || m->slope == 0.0f)) return x;
+    const __m256i jv = _mm256_add_epi32(_mm256_set1_epi32(j0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i d = _mm256_abs_epi32(_mm256_sub_epi32(jv, _mm256_set1_epi32(i)));
+    if (!full) {
+        __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(L), jv);
+        if (m && m->causal) k = _mm256_andnot_si256(_mm256_cmpgt_epi32(jv, _mm256_set1_epi32(i)), k);
+        if (m && m->window) k = _mm256_andnot_si256(_mm256_cmpgt_epi32(d, _mm256_set1_epi32(m->window)), k);
+        *keep = _mm256_castsi256_ps(k);
+    }
+    if (m && m->slope != 0.0f) x = _mm256_fnmadd_ps(_mm256_set1_ps(m->slope), _mm256_cvtepi32_ps(d), x);
+    return x;
 }
 
 static inline float hsum256(__m256 v) {

@@ -14,6 +14,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels.h"
+
 /* 2^t for t <= 128 (0 below -150): n = round(t), f = t - n in [-1/2, 1/2],
  * 2^f by a degree-6 polynomial fitted for relative error (1.0e-7 evaluated
  * in fp32), 2^n applied by vscalefps. */
@@ -64,6 +66,25 @@ static inline __m512 row_max512(const float *row, int n) {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int j = 0; j < n; j += 16) mx = _mm512_mask_max_ps(mx, mask16(n - j), mx, _mm512_loadu_ps(row + j));
     return _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+}
+
+/* Keys j0..j0+15 of query i in a sequence of L under mask m (may be NULL):
+ * x (scores in log2 units) less ALiBi's penalty, and OUT: *keep, the keys
+ * the query sees (j < L, not after i when causal, within the window); all
+ * 16 when full (nn_attn_full said so for the tile). */
+static inline __m512 attn_mask512(__m512 x, int j0, int i, int L, const nn_attn_mask *m, int full, __mmask16 *keep) {
+    *keep = 0xffff;
+    if (full && (!m || m->slope == 0.0f)) return x;
+    const __m512i jv = _mm512_add_epi32(_mm512_set1_epi32(j0),
+                                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i d = _mm512_abs_epi32(_mm512_sub_epi32(jv, _mm512_set1_epi32(i)));
+    if (!full) {
+        *keep = _mm512_cmplt_epi32_mask(jv, _mm512_set1_epi32(L));
+        if (m && m->causal) *keep &= _mm512_cmple_epi32_mask(jv, _mm512_set1_epi32(i));
+        if (m && m->window) *keep &= _mm512_cmple_epi32_mask(d, _mm512_set1_epi32(m->window));
+    }
+    if (m && m->slope != 0.0f) x = _mm512_fnmadd_ps(_mm512_set1_ps(m->slope * LOG2E_F), _mm512_cvtepi32_ps(d), x);
+    return x;
 }
 
 /* r[0..16), rows of 16 32-bit words, become its columns */

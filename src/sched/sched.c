@@ -74,17 +74,41 @@ static void relink(sched *s, sched_job *job) {
     s->tail = job;
 }
 
-/* Picks the next batch into s->b_* (mu held): the first waiting job's
- * model, then round-robin one sequence from each of its jobs in turn, up
- * to the governor's size and the batch's tokens. Returns the count. OUT:
- * *tokens, *solo (one sequence whose token vectors are wanted). */
-static int pick_batch(sched *s, int *tokens, int *solo) {
+/* The first job whose next sequence did not fit a batch (mutex held): it
+ * goes first in the next one, so that a sequence as long as the token
+ * budget runs alone as soon as the batch in hand is done, not after every
+ * shorter one queued ahead of it; the short ones batch again after it. */
+static sched_job *deferred_job(const sched *s) {
+    for (sched_job *j = s->head; j; j = j->link)
+        if (j->deferred && j->next < j->n) return j;
+    return NULL;
+}
+
+/* Job j's next sequence into the batch's slot k (mutex held); returns its tokens. */
+static int take(sched *s, sched_job *j, int k) {
+    const size_t len = j->n_ids[j->next];
+    s->b_ids[k] = j->ids[j->next];
+    s->b_len[k] = len;
+    s->b_type[k] = j->type1_from ? j->type1_from[j->next] : (int)len;
+    s->b_job[k] = j;
+    s->b_index[k] = j->next++;
+    return (int)len;
+}
+
+/* Picks the next batch into s->b_* (mu held): the deferred job's sequence
+ * first, then the first waiting job's model, round-robin one sequence from
+ * each of its jobs in turn, up to the governor's size and the batch's
+ * tokens; a sequence that does not fit marks its job deferred. Returns the
+ * count. OUT: *tokens, *solo (one sequence whose token vectors are wanted),
+ * *first (the deferred job taken first, or NULL). */
+static int pick_batch(sched *s, int *tokens, int *solo, sched_job **first) {
     int cap = s->o.gov ? CE_MIN(s->o.max_batch, gov_batch_size(s->o.gov)) : s->o.max_batch;
     if (s->fail_cap) cap = CE_MIN(cap, s->fail_cap);
     int k = 0, progress = 1;
     *tokens = 0;
     *solo = 0;
-    cembed_model *bm = NULL;   /* the batch's model: the first waiting job's */
+    *first = deferred_job(s);
+    cembed_model *bm = *first ? (*first)->model : NULL;   /* the batch's model: the first waiting job's */
     for (sched_job *j = s->head; j && !bm; j = j->link)
         if (j->next < j->n) bm = j->model;
     if (bm != s->m) { /* another model: the last one's workspace goes back (the plan holds one) */
@@ -92,20 +116,21 @@ static int pick_batch(sched *s, int *tokens, int *solo) {
         s->m = bm;
         s->hidden = model_hidden(s, bm);
     }
+    if (*first) {
+        (*first)->deferred = 0;
+        *solo = (*first)->token_out != NULL;
+        *tokens += take(s, *first, k++);
+    }
     while (k < cap && progress && !*solo) {
         progress = 0;
         for (sched_job *j = s->head; j && k < cap && !*solo; j = j->link) {
-            if (j->next >= j->n || (j->token_out && k > 0) || j->model != bm) continue;
-            size_t len = j->n_ids[j->next];
-            if (k > 0 && *tokens + (int)len > s->o.max_batch_tokens) continue;
+            if (j->next >= j->n || j->model != bm) continue;
+            if (k > 0 && (j->token_out || *tokens + (int)j->n_ids[j->next] > s->o.max_batch_tokens)) {
+                j->deferred = 1;   /* runs first in the next batch */
+                continue;
+            }
             *solo = j->token_out != NULL;
-            s->b_ids[k] = j->ids[j->next];
-            s->b_len[k] = len;
-            s->b_type[k] = j->type1_from ? j->type1_from[j->next] : (int)len;
-            s->b_job[k] = j;
-            s->b_index[k] = j->next++;
-            *tokens += (int)len;
-            k++;
+            *tokens += take(s, j, k++);
             progress = 1;
         }
     }
@@ -185,10 +210,12 @@ static void *run(void *arg) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work, &s->mu);
         if (!s->head) break;
         int tokens, solo;
-        const int k = pick_batch(s, &tokens, &solo);
+        sched_job *first;
+        const int k = pick_batch(s, &tokens, &solo, &first);
         if (s->o.gov && under_pressure(s, tokens, k)) {
             /* give the picks back (each job's were taken in order) and retry smaller */
             for (int i = k - 1; i >= 0; i--) s->b_job[i]->next--;
+            if (first) first->deferred = 1;
             continue;
         }
         s->queued -= (size_t)k;
@@ -208,6 +235,7 @@ static void *run(void *arg) {
         const int rc = compute_batch(s, k, solo, batch_no);
         if (rc && k > 1) {
             pthread_mutex_lock(&s->mu);
+            if (first) first->deferred = 1;
             retry_smaller(s, k, tokens);
             continue;
         }

@@ -5,7 +5,11 @@
  * (one sequence from each in turn, so a small request is not starved behind
  * a giant one), bounded by the batch size and the token budget, runs one
  * forward pass and scatters the vectors back to their jobs in each job's own
- * order. Vectors are pooled but not normalized (requests choose). A job's
+ * order. A sequence passed over because it did not fit (one as long as the
+ * token budget, or one whose token vectors are wanted) goes first in the
+ * next batch, so it runs alone as soon as the batch in hand is done and the
+ * short ones batch again after it. Vectors are pooled but not normalized
+ * (requests choose). A job's
  * on_vector callback (optional) sees each vector as soon as it is computed,
  * for streaming.
  */
@@ -46,6 +50,7 @@ struct sched_job {
     void *ctx;
     /* owned by the scheduler */
     size_t next, done;
+    int deferred;           /* its next sequence did not fit a batch: it goes first in the next one */
     size_t failed;          /* sequences whose forward pass failed (out of memory): their rows are not set */
     int cancelled;          /* sched_cancel or sched_cancel_all dropped some of them (counted in failed) */
     int batches;            /* batches that held at least one of its sequences */

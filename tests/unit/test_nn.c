@@ -121,47 +121,75 @@ TEST(nn_kernel_layernorm_matches_reference) {
     }
 }
 
+/* Table k's attention (and attention_bf16, where it has one) against the
+ * reference on one random head of L tokens. The scratch is exactly
+ * nn_attention_scratch floats (ASan sees any overrun). */
+static void check_attention(const nn_kernels *k, int L, int dh, const nn_attn_mask *mask, size_t mi) {
+    const nn_kernels *r = nn_kernels_ref();
+    const int ld = 3 * dh + 5;
+    float *qkv = rand_vec((size_t)L * ld, 4);
+    float *o1 = calloc((size_t)L * dh, 4), *o2 = calloc((size_t)L * dh, 4), *o3 = calloc((size_t)L * dh, 4);
+    float *scr = malloc(nn_attention_scratch(L, dh) * 4);
+    float scale = 1.0f / sqrtf((float)dh);
+    k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o1, dh, scr);
+    r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o2, dh, scr);
+    double d = max_abs_diff(o1, o2, (size_t)L * dh);
+    CHECK_MSG(d <= 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)),   /* base-2 exp, other sum orders */
+              "%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
+    /* queries in two calls, split at a super block: the same bits */
+    if (L > NN_ATT_QS) {
+        k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, NN_ATT_QS, dh, scale, mask, o3, dh, scr);
+        k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, NN_ATT_QS, L, dh, scale, mask, o3, dh, scr);
+        CHECK_MSG(memcmp(o1, o3, (size_t)L * dh * 4) == 0, "%s attention L=%d dh=%d mask %zu: split queries differ",
+                  k->name, L, dh, mi);
+    }
+    if (k->attention_bf16) {
+        /* same bf16 inputs, fp32 sums in another order and probabilities
+         * rounded to bf16 against a running maximum: the scores differ in
+         * their last bits, which flips the bf16 rounding of some
+         * probabilities (2^-8 each) */
+        k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o1, dh, scr);
+        r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, 0, L, dh, scale, mask, o3, dh, scr);
+        d = max_abs_diff(o1, o3, (size_t)L * dh);
+        const double mag = fmax(1, max_abs(o3, (size_t)L * dh)), rms = rms_rel(o1, o3, (size_t)L * dh);
+        if (d > 1e-2 * mag || rms > 1e-3)
+            FAIL_AT("%s attention_bf16 L=%d dh=%d mask %zu: max diff %g, relative rms %g", k->name, L, dh, mi, d, rms);
+        /* and stays within bf16's rounding of the fp32 result */
+        d = max_abs_diff(o3, o2, (size_t)L * dh);
+        if (d > 0.03 * fmax(1, max_abs(o2, (size_t)L * dh)))
+            FAIL_AT("attention_bf16 L=%d dh=%d mask %zu: %g from fp32", L, dh, mi, d);
+    }
+    free(qkv), free(o1), free(o2), free(o3), free(scr);
+}
+
 TEST(nn_kernel_attention_matches_reference) {
-    const nn_kernels *ts[2], *r = nn_kernels_ref();
+    const nn_kernels *ts[2];
     const int Ls[] = {1, 2, 3, 5, 12, 13, 16, 17, 31, 33, 100, 256};
     const int dhs[] = {16, 32, 64, 128, 24};
     /* none, ALiBi, a sliding window, both, causal, causal with a window */
     const nn_attn_mask masks[] = {{0, 0, 0}, {0.35f, 0, 0}, {0, 4, 0}, {0.0625f, 9, 0}, {0, 0, 1}, {0, 3, 1}};
-    for (int t = simd_tables(ts) - 1; t >= 0; t--) {
-        const nn_kernels *k = ts[t];
+    for (int t = simd_tables(ts) - 1; t >= 0; t--)
         for (size_t a = 0; a < sizeof Ls / sizeof *Ls; a++)
             for (size_t b = 0; b < sizeof dhs / sizeof *dhs; b++)
-                for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++) {
-                int L = Ls[a], dh = dhs[b], ld = 3 * dh + 5;
-                const nn_attn_mask *mask = mi ? &masks[mi] : NULL;
-                float *qkv = rand_vec((size_t)L * ld, 4);
-                float *o1 = calloc((size_t)L * dh, 4), *o2 = calloc((size_t)L * dh, 4), *o3 = calloc((size_t)L * dh, 4);
-                float *scr = malloc(nn_attention_scratch(L, dh) * 4);
-                float scale = 1.0f / sqrtf((float)dh);
-                k->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
-                r->attention(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o2, dh, scr);
-                double d = max_abs_diff(o1, o2, (size_t)L * dh);
-                CHECK_MSG(d <= 3e-5 * fmax(1, max_abs(o2, (size_t)L * dh)),   /* base-2 exp, other sum orders */
-                          "%s attention L=%d dh=%d mask %zu: max diff %g", k->name, L, dh, mi, d);
-                if (k->attention_bf16) {
-                    /* same bf16 inputs, fp32 sums in another order: the scores
-                     * differ in their last bits, which flips the bf16 rounding
-                     * of some probabilities (2^-8 each) */
-                    k->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o1, dh, scr);
-                    r->attention_bf16(qkv, qkv + dh, qkv + 2 * dh, ld, L, dh, scale, mask, o3, dh, scr);
-                    d = max_abs_diff(o1, o3, (size_t)L * dh);
-                    const double mag = fmax(1, max_abs(o3, (size_t)L * dh)), rms = rms_rel(o1, o3, (size_t)L * dh);
-                    if (d > 1e-2 * mag || rms > 1e-3)
-                        FAIL_AT("%s attention_bf16 L=%d dh=%d mask %zu: max diff %g, relative rms %g", k->name, L, dh,
-                                mi, d, rms);
-                    /* and stays within bf16's rounding of the fp32 result */
-                    d = max_abs_diff(o3, o2, (size_t)L * dh);
-                    if (d > 0.03 * fmax(1, max_abs(o2, (size_t)L * dh)))
-                        FAIL_AT("attention_bf16 L=%d dh=%d mask %zu: %g from fp32", L, dh, mi, d);
-                }
-                free(qkv), free(o1), free(o2), free(o3), free(scr);
-            }
-    }
+                for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++)
+                    check_attention(ts[t], Ls[a], dhs[b], mi ? &masks[mi] : NULL, mi);
+}
+
+/* Inputs longer than a tile (NN_ATT_KT keys) and a super block (NN_ATT_QS
+ * queries): tiles skipped above the diagonal and outside windows wider and
+ * narrower than a tile, ALiBi over long distances, the online softmax's
+ * rescaling across tiles. */
+TEST(nn_kernel_attention_long_matches_reference) {
+    const nn_kernels *ts[2];
+    const int Ls[] = {NN_ATT_QS + 1, 2 * NN_ATT_KT + 37, 611};
+    const int dhs[] = {32, 64, 128};
+    const nn_attn_mask masks[] = {{0, 0, 0},   {0.01f, 0, 0}, {0, 64, 0}, {0, NN_ATT_KT + 50, 0},
+                                  {0, 0, 1},   {0, 100, 1},   {0.2f, 0, 1}, {0.03f, 40, 0}};
+    for (int t = simd_tables(ts) - 1; t >= 0; t--)
+        for (size_t a = 0; a < sizeof Ls / sizeof *Ls; a++)
+            for (size_t b = 0; b < sizeof dhs / sizeof *dhs; b++)
+                for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++)
+                    if (Ls[a] < 600 || dhs[b] == 64) check_attention(ts[t], Ls[a], dhs[b], mi ? &masks[mi] : NULL, mi);
 }
 
 /* The mask itself, on the reference: a window hides far keys entirely,
@@ -172,14 +200,14 @@ TEST(nn_attention_mask_semantics) {
     const int L = 3, dh = 1, ld = 3;
     float qkv[9] = {0, 0, 1, 0, 0, 2, 0, 0, 4}, out[3], scr[4096];
     const nn_attn_mask alibi = {0.5f, 0, 0}, win = {0, 1, 0}, causal = {0, 0, 1};
-    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &alibi, out, 1, scr);
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, 0, L, dh, 1.0f, &alibi, out, 1, scr);
     const double w0 = 1, w1 = exp(-0.5), w2 = exp(-1.0);
     CHECK_NEAR(out[0], (1 * w0 + 2 * w1 + 4 * w2) / (w0 + w1 + w2), 1e-5);
-    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &win, out, 1, scr);
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, 0, L, dh, 1.0f, &win, out, 1, scr);
     CHECK_NEAR(out[0], 1.5, 1e-6);          /* keys 0, 1 */
     CHECK_NEAR(out[1], 7.0 / 3.0, 1e-6);    /* keys 0, 1, 2 */
     CHECK_NEAR(out[2], 3.0, 1e-6);          /* keys 1, 2 */
-    r->attention(qkv, qkv + 1, qkv + 2, ld, L, dh, 1.0f, &causal, out, 1, scr);
+    r->attention(qkv, qkv + 1, qkv + 2, ld, L, 0, L, dh, 1.0f, &causal, out, 1, scr);
     CHECK_NEAR(out[0], 1.0, 1e-6);          /* key 0 */
     CHECK_NEAR(out[1], 1.5, 1e-6);          /* keys 0, 1 */
     CHECK_NEAR(out[2], 7.0 / 3.0, 1e-6);    /* keys 0, 1, 2 */
@@ -554,4 +582,55 @@ TEST(nn_forward_cls_pooling_unnormalized) {
     for (int i = 0; i < 32; i++) sq += (double)out[i] * out[i];
     CHECK(fabs(sq - 1.0) > 1e-3);   /* not normalized */
     fixture_free(&f);
+}
+
+/* The memory plan counts a long sequence exactly: after bert_release, one
+ * sequence of L tokens makes resident what bert_batch_bytes(L) says, to
+ * the page (one thread: every head's attention runs in its scratch; with
+ * more, a thread may take no head). Attention holds no L x L matrix: the
+ * plan grows linearly with L. */
+TEST(nn_workspace_plan_counts_a_long_sequence) {
+    char ldir[160];
+    snprintf(ldir, sizeof ldir, "%s/nn-long", test_tmpdir());
+    const tiny_spec sp = {.vocab = 64, .hidden = 64, .layers = 1, .heads = 2, .inter = 96, .max_pos = 1100};
+    if (tiny_model_write(ldir, &sp, 7) != 0) {
+        FAIL_AT("cannot write the tiny model");
+        return;
+    }
+    model m;
+    pool *p = NULL;
+    bert *b = NULL;
+    const bert_opts o = {.k = nn_kernels_best(), .prec = NN_FP32, .gemm = NN_GEMM_AUTO};
+    if (model_load(ldir, &m) || pool_new(1, &p) || bert_new(&m, &o, p, 2048, 1024, &b)) {
+        FAIL_AT("%s", cembed_last_error());
+        return;
+    }
+    enum { L = 1000 };
+    static int32_t ids[L];
+    for (int t = 0; t < L; t++) ids[t] = (t * 13) % 64;
+    float out[64];
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int pass = 0; pass < 2; pass++) {
+        bert_release(b);
+        const size_t before = bert_resident_bytes(b);
+        const int off[2] = {0, L};
+        bert_forward(b, 1, ids, off, out, 1);
+        const size_t grew = bert_resident_bytes(b) - before, plan = bert_batch_bytes(b, L);
+        /* every region may add one partial page at either end */
+        CHECK_MSG(grew <= plan + 8 * page && grew + 8 * page >= plan, "resident grew %zu, plan %zu", grew, plan);
+    }
+    /* alone its heads run in chunks of queries (phase mode); among two
+     * short ones, in one call each (whole-sequence mode): the same bits */
+    static int32_t ids3[L + 2];
+    memcpy(ids3, ids, sizeof ids);
+    ids3[L] = 5, ids3[L + 1] = 9;
+    const int off3[4] = {0, L, L + 1, L + 2};
+    float out3[3 * 64];
+    bert_forward(b, 3, ids3, off3, out3, 1);
+    CHECK(memcmp(out, out3, sizeof out) == 0);
+    CHECK(bert_batch_bytes(b, 1000) < 2 * bert_batch_bytes(b, 500) + 1024);
+    CHECK(bert_batch_bytes(b, 1000) < (size_t)1000 * 1000 * sizeof(float));
+    bert_free(b);
+    pool_free(p);
+    model_free(&m);
 }

@@ -66,3 +66,86 @@ TEST(sched_cancel_drops_untaken_sequences_and_calls_on_done) {
     cembed_model_free(m);
     free(ids), free(n_ids), free(out);
 }
+
+/* A long sequence among short ones: the one that fills the token budget
+ * runs alone, in the batch after the one it did not fit into (not after
+ * every short sequence queued ahead of it), and the short ones keep
+ * batching as many as fit. Batch numbers come from on_vector (called
+ * outside the scheduler's mutex, before the batch is counted). */
+enum { LONG_SHORTS = 200, LONG_TOKENS = 24, SHORT_TOKENS = 6 };
+
+typedef struct long_ctx {
+    sched *s;
+    atomic_int z_in, z_go;
+    int batch_of[LONG_SHORTS + 1];   /* [LONG_SHORTS]: the long one's */
+} long_ctx;
+
+static int batch_now(sched *s) {
+    sched_stats st;
+    sched_get_stats(s, &st);
+    return (int)st.batches + 1;
+}
+
+static void on_blocker(void *ctx, size_t index, const float *vec) {
+    (void)index, (void)vec;
+    long_ctx *c = ctx;
+    atomic_store(&c->z_in, 1);
+    for (int spin = 0; spin < 5000 && !atomic_load(&c->z_go); spin++) usleep(1000);
+}
+
+static void on_short(void *ctx, size_t index, const float *vec) {
+    (void)vec;
+    long_ctx *c = ctx;
+    c->batch_of[index] = batch_now(c->s);
+}
+
+static void on_long(void *ctx, size_t index, const float *vec) {
+    (void)index, (void)vec;
+    long_ctx *c = ctx;
+    c->batch_of[LONG_SHORTS] = batch_now(c->s);
+}
+
+TEST(sched_long_sequence_runs_alone_and_is_not_starved) {
+    cembed_model *m = open_tiny_sched("sched-long");
+    if (!m) {
+        FAIL_AT("cannot open the tiny model: %s", cembed_last_error());
+        return;
+    }
+    static long_ctx c;
+    memset(&c, 0, sizeof c);
+    const sched_opts so = {.max_batch = 4, .max_batch_tokens = LONG_TOKENS};
+    CHECK_INT(sched_new(m, &so, &c.s), 0);
+    static int32_t shortseq[SHORT_TOKENS] = {2, 5, 6, 7, 8, 3}, longseq[LONG_TOKENS];
+    for (int t = 0; t < LONG_TOKENS; t++) longseq[t] = 4 + t;
+    static const int32_t *ids[LONG_SHORTS];
+    static size_t n_ids[LONG_SHORTS];
+    for (int i = 0; i < LONG_SHORTS; i++) ids[i] = shortseq, n_ids[i] = SHORT_TOKENS;
+    const int32_t *long_ids[1] = {longseq};
+    const size_t long_n[1] = {LONG_TOKENS};
+    static float out[(LONG_SHORTS + 2) * 32];
+    sched_job z = {.ids = ids, .n_ids = n_ids, .n = 1, .out = out, .on_vector = on_blocker, .ctx = &c};
+    sched_job a = {.ids = ids, .n_ids = n_ids, .n = LONG_SHORTS, .out = out, .on_vector = on_short, .ctx = &c};
+    sched_job b = {.ids = long_ids, .n_ids = long_n, .n = 1, .out = out, .on_vector = on_long, .ctx = &c};
+    CHECK_INT(sched_submit(c.s, &z), 0);
+    for (int spin = 0; spin < 5000 && !atomic_load(&c.z_in); spin++) usleep(1000);
+    CHECK_INT(sched_submit(c.s, &a), 0);   /* queued ahead of the long one */
+    CHECK_INT(sched_submit(c.s, &b), 0);
+    atomic_store(&c.z_go, 1);
+    sched_wait(c.s, &a);
+    sched_wait(c.s, &b);
+    const int lb = c.batch_of[LONG_SHORTS];
+    int per_batch[LONG_SHORTS + 8] = {0}, shared = 0, most = 0;
+    for (int i = 0; i < LONG_SHORTS; i++) {
+        shared += c.batch_of[i] == lb;
+        if (c.batch_of[i] > 0 && c.batch_of[i] < LONG_SHORTS + 8) {
+            const int n = ++per_batch[c.batch_of[i]];
+            most = CE_MAX(most, n);
+        }
+    }
+    CHECK_MSG(lb >= 2 && lb <= 4, "the long sequence ran in batch %d", lb);   /* blocker 1, shorts 2, long 3 */
+    CHECK_INT(shared, 0);
+    CHECK_INT(most, LONG_TOKENS / SHORT_TOKENS);
+    CHECK_INT(a.failed + b.failed, 0);
+    sched_free(c.s);
+    cembed_model_free(m);
+}
