@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/prof.h"
 #include "cache/cache.h"
 #include "cli.h"
 #include "embed_tree.h"
@@ -130,6 +131,8 @@ static int run(cli_common c, const char *path, int embed) {
             cli_error("embedding failed: %s", cembed_last_error());
             goto free_window;
         }
+        const uint64_t t_out = PROF_START();
+        size_t written = 0;
         for (size_t k = 0; k < w->n; k++) {
             if (buf_append(&out, "{\"id\":", 6) || buf_append(&out, w->ids[k].ptr, w->ids[k].len) ||
                 (embed ? buf_append(&out, ",\"embedding\":", 13) ||
@@ -139,9 +142,14 @@ static int run(cli_common c, const char *path, int embed) {
                 cli_error("out of memory");
                 goto free_window;
             }
-            if (out.len > (1u << 20) && write_all(&out)) goto free_window;
+            if (out.len > (1u << 20)) {
+                written += out.len;
+                if (write_all(&out)) goto free_window;
+            }
         }
+        written += out.len;
         if (write_all(&out)) goto free_window;
+        PROF_END(PROF_OUTPUT, t_out, (double)written);
         total += w->n;
         for (size_t k = 0; k < w->n; k++) cembed_free(w->tok[k]);
         w->n = 0;

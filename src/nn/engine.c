@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "base/pool.h"
+#include "base/prof.h"
 #include "json/json.h"
 #include "nn/bert.h"
+#include "nn/profile.h"
 #include "tok/tok.h"
 
 /* Tokens of one forward pass when max_batch sequences of the longest length
@@ -114,8 +116,13 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     cembed_model *cm = base_calloc(1, sizeof *cm);
     if (!cm) return base_err(CEMBED_ENOMEM, "out of memory");
     int rc;
+    uint64_t t0 = PROF_START();
     if ((rc = model_load(dir, &cm->m))) goto fail;
+    PROF_END(PROF_LOAD_WEIGHTS, t0, 0);
+    t0 = PROF_START();
     if ((rc = tok_load_dir(dir, &cm->tok))) goto fail;
+    PROF_END(PROF_LOAD_TOKENIZER, t0, 0);
+    t0 = PROF_START();
     if (tok_vocab_size(cm->tok) > (size_t)cm->m.cfg.vocab_size) {
         rc = base_err(CEMBED_EMODEL, "%s: the tokenizer has %zu ids, the model's vocab_size is %d", dir,
                       tok_vocab_size(cm->tok), cm->m.cfg.vocab_size);
@@ -129,7 +136,7 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     cm->max_tokens = cm->max_batch * cm->max_seq_len;
     if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > ENGINE_MAX_BATCH_TOKENS)
         cm->max_tokens = CE_MAX(ENGINE_MAX_BATCH_TOKENS, cm->max_seq_len);
-    cm->k = nn_kernels_best();
+    cm->k = nn_kernels_profiled(nn_kernels_best());
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
     cm->attn_bf16 = nn_bf16_attention(cm->prec);
     bert_opts bo = {.k = cm->k, .prec = cm->prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = cm->attn_bf16};
@@ -149,6 +156,13 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->batch_type || !cm->order || !cm->path || !cm->name) {
         rc = base_err(CEMBED_ENOMEM, "out of memory");
         goto fail;
+    }
+    if (prof_enabled) { /* what bert_new spent in the GEMM backend has its own rows */
+        char what[200];
+        snprintf(what, sizeof what, "%s, %s on %s, GEMM %s", cm->name, nn_precision_name(cm->prec),
+                 cpu_isa_name(cpu_features()), bert_gemm_describe(cm->fwd));
+        prof_describe(what, cm->threads);
+        prof_add(PROF_ENGINE_OTHER, t0, 0);
     }
     *out = cm;
     return 0;
@@ -255,13 +269,18 @@ static int hand_over(int rc, tok_ids *v, int32_t **ids, size_t *n_ids, int *trun
 int cembed_tokenize_ex(const cembed_model *cm, const char *text, size_t len, int left, int32_t **ids, size_t *n_ids,
                        int *truncated, size_t *n_full) {
     tok_ids v = {0};
-    return hand_over(tok_encode_ex(cm->tok, text, len, cm->max_seq_len, left, &v), &v, ids, n_ids, truncated, n_full);
+    const uint64_t t0 = PROF_START();
+    const int rc = tok_encode_ex(cm->tok, text, len, cm->max_seq_len, left, &v);
+    PROF_END(PROF_TOKENIZE, t0, (double)v.n);
+    return hand_over(rc, &v, ids, n_ids, truncated, n_full);
 }
 
 int cembed_tokenize_pair(const cembed_model *cm, const char *a, size_t alen, const char *b, size_t blen, int32_t **ids,
                          size_t *n_ids, int *type1_from, int *truncated, size_t *n_full) {
     tok_ids v = {0};
+    const uint64_t t0 = PROF_START();
     const int rc = tok_encode_pair(cm->tok, a, alen, b, blen, cm->max_seq_len, &v);
+    PROF_END(PROF_TOKENIZE, t0, (double)v.n);
     if (!rc) *type1_from = (int)CE_MIN(v.type1_from, v.n);
     return hand_over(rc, &v, ids, n_ids, truncated, n_full);
 }
@@ -310,7 +329,9 @@ int cembed_run_ids(cembed_model *cm, const int32_t *const *ids, const size_t *n_
             cm->batch_off[++k] = T;
         }
         if (T > cm->hwm_tokens) cm->hwm_tokens = T;
+        const uint64_t t0 = PROF_START();
         bert_forward_ex(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_type, cm->batch_out, normalize, NULL);
+        PROF_END(PROF_FORWARD, t0, T);
         for (int i = 0; i < k; i++)
             memcpy(out + order[s + (size_t)i].index * (size_t)D, cm->batch_out + (size_t)i * D, (size_t)D * sizeof(float));
         s += (size_t)k;
@@ -330,7 +351,9 @@ int cembed_embed_tokens(cembed_model *cm, const int32_t *ids, size_t n_ids, floa
     cm->batch_off[0] = 0;
     cm->batch_off[1] = (int)n_ids;
     if ((int)n_ids > cm->hwm_tokens) cm->hwm_tokens = (int)n_ids;
+    const uint64_t t0 = PROF_START();
     bert_forward_tokens(cm->fwd, 1, cm->batch_ids, cm->batch_off, pooled, 0, tokens);
+    PROF_END(PROF_FORWARD, t0, (double)n_ids);
     return 0;
 }
 
