@@ -19,9 +19,10 @@
 #include <stdio.h>
 
 typedef enum {
-    /* start-up (main thread) */
+    /* start-up */
+    PROF_OPEN,             /* the whole of opening a model (its wall time) */
     PROF_LOAD_WEIGHTS,     /* config, safetensors map and views (model_load) */
-    PROF_LOAD_TOKENIZER,   /* tokenizer.json / vocab.txt */
+    PROF_LOAD_TOKENIZER,   /* tokenizer.json / vocab.txt, on a thread beside the rest */
     PROF_PRIMITIVES,       /* GEMM backend: oneDNN engine, primitives, per-thread buffers */
     PROF_PREPARE,          /* weights quantized / rounded / packed / reordered, once */
     PROF_ENGINE_OTHER,     /* thread pool start, workspace, the rest of opening the model */

@@ -2,6 +2,7 @@
  * weights + forward pass, and embedding of text lists in length-sorted
  * packed batches. */
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "base/pool.h"
@@ -102,6 +103,48 @@ static char *model_name_of(const char *dir) {
     return base_strndup(dir + start, end - start);
 }
 
+/* The tokenizer is loaded on a thread of its own while the weights load
+ * and are quantized (both take tens of milliseconds: start-up is their
+ * longer one, not their sum). Its error message is carried back, since
+ * base_err's is per thread. */
+typedef struct tok_job {
+    const char *dir;
+    tokenizer *tok;
+    int rc;
+    char err[512];
+    pthread_t th;
+    int started;
+} tok_job;
+
+static void *tok_load_main(void *arg) {
+    tok_job *j = arg;
+    const uint64_t t0 = PROF_START();
+    j->rc = tok_load_dir(j->dir, &j->tok);
+    if (j->rc) snprintf(j->err, sizeof j->err, "%s", cembed_last_error());
+    PROF_END(PROF_LOAD_TOKENIZER, t0, 0);
+    return NULL;
+}
+
+/* Starts loading dir's tokenizer; on a thread when one can start, else now. */
+static void tok_job_start(tok_job *j, const char *dir) {
+    *j = (tok_job){.dir = dir};
+    j->started = pthread_create(&j->th, NULL, tok_load_main, j) == 0;
+    if (!j->started) tok_load_main(j);
+}
+
+/* Waits for the tokenizer: OUT *tok (the caller owns it). Returns its
+ * loader's error, with the message, or 0. */
+static int tok_job_finish(tok_job *j, tokenizer **tok) {
+    if (j->started) pthread_join(j->th, NULL);
+    j->started = 0;
+    *tok = j->tok;
+    j->tok = NULL;
+    return j->rc ? base_err(j->rc, "%s", j->err) : 0;
+}
+
+/* Weights, the forward pass and its buffers (all but the tokenizer). */
+static int open_engine(cembed_model *cm, const char *dir, const cembed_options *o);
+
 int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model **out) {
     *out = NULL;
     base_err_clear();
@@ -115,19 +158,37 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
         return base_err(CEMBED_EINVAL, "max sequence length %d: must be at least 2", o.max_seq_len);
     cembed_model *cm = base_calloc(1, sizeof *cm);
     if (!cm) return base_err(CEMBED_ENOMEM, "out of memory");
-    int rc;
-    uint64_t t0 = PROF_START();
-    if ((rc = model_load(dir, &cm->m))) goto fail;
-    PROF_END(PROF_LOAD_WEIGHTS, t0, 0);
-    t0 = PROF_START();
-    if ((rc = tok_load_dir(dir, &cm->tok))) goto fail;
-    PROF_END(PROF_LOAD_TOKENIZER, t0, 0);
-    t0 = PROF_START();
+    const uint64_t t0 = PROF_START();
+    tok_job tj;
+    tok_job_start(&tj, dir);
+    int rc = open_engine(cm, dir, &o);
+    const int trc = tok_job_finish(&tj, &cm->tok);
+    if (rc) {
+        tok_free(cm->tok);
+        cm->tok = NULL;
+        goto fail;
+    }
+    if ((rc = trc)) goto fail;
     if (tok_vocab_size(cm->tok) > (size_t)cm->m.cfg.vocab_size) {
         rc = base_err(CEMBED_EMODEL, "%s: the tokenizer has %zu ids, the model's vocab_size is %d", dir,
                       tok_vocab_size(cm->tok), cm->m.cfg.vocab_size);
         goto fail;
     }
+    PROF_END(PROF_OPEN, t0, 0);
+    *out = cm;
+    return 0;
+fail:
+    cembed_model_free(cm);
+    return rc;
+}
+
+static int open_engine(cembed_model *cm, const char *dir, const cembed_options *opt) {
+    const cembed_options o = *opt;
+    uint64_t t0 = PROF_START();
+    int rc = model_load(dir, &cm->m);
+    if (rc) return rc;
+    PROF_END(PROF_LOAD_WEIGHTS, t0, 0);
+    t0 = PROF_START();
     cm->max_seq_len = cm->m.cfg.max_position - cm->m.cfg.pos_offset;
     if (cm->m.st_max_seq_length > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, cm->m.st_max_seq_length);
     if (o.max_seq_len > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, o.max_seq_len);
@@ -140,10 +201,10 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
     cm->attn_bf16 = nn_bf16_attention(cm->prec);
     bert_opts bo = {.k = cm->k, .prec = cm->prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = cm->attn_bf16};
-    if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) goto fail;
+    if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) return rc;
     cm->gemm = bo.gemm;
-    if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;
-    if ((rc = bert_new(&cm->m, &bo, cm->pool, cm->max_tokens, cm->max_seq_len, &cm->fwd))) goto fail;
+    if ((rc = pool_new(cm->threads, &cm->pool))) return rc;
+    if ((rc = bert_new(&cm->m, &bo, cm->pool, cm->max_tokens, cm->max_seq_len, &cm->fwd))) return rc;
     if (bert_packed(cm->fwd)) model_release_linear(&cm->m);   /* the forward pass packed its own copy */
     cm->batch_ids = base_malloc((size_t)cm->max_tokens * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
@@ -153,10 +214,8 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     cm->order = base_malloc((size_t)cm->max_batch * sizeof *cm->order);
     cm->path = base_strndup(dir, strlen(dir));
     cm->name = model_name_of(dir);
-    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->batch_type || !cm->order || !cm->path || !cm->name) {
-        rc = base_err(CEMBED_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->batch_type || !cm->order || !cm->path || !cm->name)
+        return base_err(CEMBED_ENOMEM, "out of memory");
     if (prof_enabled) { /* what bert_new spent in the GEMM backend has its own rows */
         char what[200];
         snprintf(what, sizeof what, "%s, %s on %s, GEMM %s", cm->name, nn_precision_name(cm->prec),
@@ -164,11 +223,7 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
         prof_describe(what, cm->threads);
         prof_add(PROF_ENGINE_OTHER, t0, 0);
     }
-    *out = cm;
     return 0;
-fail:
-    cembed_model_free(cm);
-    return rc;
 }
 
 int cembed_precision_default(void) {
