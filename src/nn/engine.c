@@ -18,6 +18,15 @@
  * resident), and a batch is cut at it; one sequence of the model's full
  * length always fits. The service's memory plan caps batches lower. */
 #define ENGINE_MAX_BATCH_TOKENS (1 << 16)
+/* Tokens of one forward pass when the caller names no batch size (`cembed
+ * embed` without --batch-size, library users): 32 short texts still go
+ * together, but 32 full-length ones go 16 at a time, so the workspace
+ * stays at 36 MiB for MiniLM instead of 72 (the speed is the same: every
+ * GEMM still has thousands of rows). */
+#define ENGINE_DEFAULT_BATCH_TOKENS 4096
+/* Tokens after which the embedding rows read from the model's map are
+ * given back (they come in again from the page cache as tokens use them). */
+#define ENGINE_EMB_RELEASE_TOKENS 4096
 
 typedef struct seq_ref {
     size_t index;
@@ -45,7 +54,18 @@ struct cembed_model {
     int out_dims;          /* floats of one output row: hidden, or a classifier's labels */
     struct seq_ref *order; /* [max_batch]: a batch's sort order, so a single batch allocates nothing */
     int hwm_tokens;        /* largest batch since the workspace was last released */
+    int emb_tokens;        /* tokens embedded since the embedding rows were last released */
 };
+
+/* After a forward pass of T tokens: the embedding rows go back to the page
+ * cache every ENGINE_EMB_RELEASE_TOKENS tokens, so the tables hold what a
+ * few batches used, not every row a long run met. */
+static void after_forward(cembed_model *cm, int T) {
+    cm->emb_tokens += T;
+    if (cm->emb_tokens < ENGINE_EMB_RELEASE_TOKENS) return;
+    model_release_embeddings(&cm->m);
+    cm->emb_tokens = 0;
+}
 
 void cembed_model_free(cembed_model *cm) {
     if (!cm) return;
@@ -195,8 +215,8 @@ static int open_engine(cembed_model *cm, const char *dir, const cembed_options *
     cm->threads = o.threads ? o.threads : CE_MIN(cpu_usable(), 8);
     cm->max_batch = o.max_batch ? o.max_batch : 32;
     cm->max_tokens = cm->max_batch * cm->max_seq_len;
-    if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > ENGINE_MAX_BATCH_TOKENS)
-        cm->max_tokens = CE_MAX(ENGINE_MAX_BATCH_TOKENS, cm->max_seq_len);
+    const int cap = o.max_batch ? ENGINE_MAX_BATCH_TOKENS : ENGINE_DEFAULT_BATCH_TOKENS;
+    if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > (size_t)cap) cm->max_tokens = CE_MAX(cap, cm->max_seq_len);
     cm->k = nn_kernels_profiled(nn_kernels_best());
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
     cm->attn_bf16 = nn_bf16_attention(cm->prec);
@@ -387,6 +407,7 @@ int cembed_run_ids(cembed_model *cm, const int32_t *const *ids, const size_t *n_
         const uint64_t t0 = PROF_START();
         bert_forward_ex(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_type, cm->batch_out, normalize, NULL);
         PROF_END(PROF_FORWARD, t0, T);
+        after_forward(cm, T);
         for (int i = 0; i < k; i++)
             memcpy(out + order[s + (size_t)i].index * (size_t)D, cm->batch_out + (size_t)i * D, (size_t)D * sizeof(float));
         s += (size_t)k;
@@ -409,6 +430,7 @@ int cembed_embed_tokens(cembed_model *cm, const int32_t *ids, size_t n_ids, floa
     const uint64_t t0 = PROF_START();
     bert_forward_tokens(cm->fwd, 1, cm->batch_ids, cm->batch_off, pooled, 0, tokens);
     PROF_END(PROF_FORWARD, t0, (double)n_ids);
+    after_forward(cm, (int)n_ids);
     return 0;
 }
 
@@ -437,6 +459,8 @@ void cembed_workspace_bytes(const cembed_model *cm, int tokens, size_t *batch_by
     *batch_bytes = bert_batch_bytes(cm->fwd, tokens);
     *resident_bytes = bert_batch_bytes(cm->fwd, cm->hwm_tokens);
 }
+
+size_t cembed_model_lazy_bytes(const cembed_model *cm) { return model_embedding_bytes(&cm->m); }
 
 void cembed_release_workspace(cembed_model *cm) {
     bert_release(cm->fwd);

@@ -120,6 +120,10 @@ int nn_gemm_prepare(nn_gemm *g, const float *W, int N, int K, nn_linear *out) {
     case NN_GEMM_BLAS: *out = (nn_linear){.N = N, .K = K, .w = W}; break;
     default: *out = (nn_linear){.N = N, .K = K}; rc = nn_pack(W, N, K, g->prec, &out->p); break;
     }
+    /* a weight read from the model's map is not read again (BLAS keeps
+     * reading it): its pages go now, so that the whole fp32 file is never
+     * resident at once */
+    if (!rc && g->backend != NN_GEMM_BLAS) file_map_release(W, (size_t)N * (size_t)K * sizeof(float));
     PROF_END(PROF_PREPARE, t0, (double)N * K);
     return rc;
 }
