@@ -61,8 +61,10 @@ void prof_report(FILE *f) {
     /* the epilogue with GELU fused: its plain part at the plain epilogue's rate per element, GELU the rest */
     const double plain_rate = work[PROF_DEQUANT] > 0 ? sec(PROF_DEQUANT) / work[PROF_DEQUANT] : 0;
     const double gelu_plain = fmin(sec(PROF_DEQUANT_GELU), plain_rate * work[PROF_DEQUANT_GELU]);
-    const double dequant = sec(PROF_DEQUANT) + gelu_plain, gelu = sec(PROF_DEQUANT_GELU) - gelu_plain + sec(PROF_GELU);
-    const double gemm = sec(PROF_GEMM_ALL) - sec(PROF_QUANTIZE) - sec(PROF_DEQUANT) - sec(PROF_DEQUANT_GELU);
+    const double dequant = sec(PROF_DEQUANT) + gelu_plain, gelu = sec(PROF_DEQUANT_GELU) - gelu_plain + sec(PROF_GELU) +
+                                                       sec(PROF_GELU_IN_GEMM);
+    const double gemm = sec(PROF_GEMM_ALL) - sec(PROF_QUANTIZE) - sec(PROF_DEQUANT) - sec(PROF_DEQUANT_GELU) -
+                        sec(PROF_GELU_IN_GEMM);
     const double fwd = sec(PROF_FORWARD);
     const double inner = (sec(PROF_GEMM_ALL) + sec(PROF_GELU) + sec(PROF_ATTENTION) + sec(PROF_LAYERNORM) +
                           sec(PROF_ELEMENTWISE)) / th;
@@ -93,7 +95,8 @@ void prof_report(FILE *f) {
         "Melem/s/thread", 1e6);
     row(f, tsv, "  dequantize + bias", dequant, dequant / th, total, work[PROF_DEQUANT] + work[PROF_DEQUANT_GELU],
         "Melem/s/thread", 1e6);
-    row(f, tsv, "  GELU", gelu, gelu / th, total, work[PROF_DEQUANT_GELU] + work[PROF_GELU], "Melem/s/thread", 1e6);
+    row(f, tsv, "  GELU", gelu, gelu / th, total, work[PROF_DEQUANT_GELU] + work[PROF_GELU] + work[PROF_GELU_IN_GEMM],
+        "Melem/s/thread", 1e6);
     row(f, tsv, "  LayerNorm + residual", sec(PROF_LAYERNORM), sec(PROF_LAYERNORM) / th, total, work[PROF_LAYERNORM],
         "Melem/s/thread", 1e6);
     row(f, tsv, "  bias, other element-wise", sec(PROF_ELEMENTWISE), sec(PROF_ELEMENTWISE) / th, total,

@@ -37,6 +37,7 @@ typedef enum {
     PROF_DEQUANT,          /* int32 or fp32 accumulators to fp32 + bias; work: elements */
     PROF_DEQUANT_GELU,     /* the same with GELU fused (split at report time); work: elements */
     PROF_GELU,             /* GELU on its own (bias_gelu, glu); work: elements */
+    PROF_GELU_IN_GEMM,     /* GELU split off a GEMM epilogue (inside PROF_GEMM_ALL); work: elements */
     PROF_ATTENTION,        /* work: FLOPs of QK^T and PV */
     PROF_LAYERNORM,        /* residual add + LayerNorm, RMSNorm; work: elements */
     PROF_ELEMENTWISE,      /* bias adds */
