@@ -30,6 +30,8 @@ make -C "$root" -s build/cembed build/gemm_peak
 [ -f "$model/model.safetensors" ] || "$root/scripts/fetch-model.sh" "$model"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# copies: a rebuild during the run must not change what runs
+cp "$root/build/cembed" "$root/build/gemm_peak" "$tmp/"
 texts=${TEXTS:-}
 if [ -z "$texts" ]; then
   texts=/tmp/bench-peers/texts.jsonl
@@ -39,16 +41,16 @@ if [ -z "$texts" ]; then
   fi
 fi
 head -n "$n" "$texts" >"$tmp/texts.jsonl"
-isas=${ISAS:-$("$root/build/cembed" info --model "$model" |
+isas=${ISAS:-$("$tmp/cembed" info --model "$model" |
   python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["isa_levels"]))')}
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "# $cpu, $(nproc) CPUs, $threads threads, $(wc -l <"$tmp/texts.jsonl") chunks"
 for isa in $isas; do
-  ONEDNN_MAX_CPU_ISA=$isa "$root/build/gemm_peak" 512 3 >"$tmp/peak.$isa" 2>&1
+  ONEDNN_MAX_CPU_ISA=$isa "$tmp/gemm_peak" 512 3 >"$tmp/peak.$isa" 2>&1
   for p in $precisions; do
     out="$tmp/run.$isa.$p"
     if ! ONEDNN_MAX_CPU_ISA=$isa CEMBED_PROFILE=tsv /usr/bin/time -f "time %e %M" -o "$out.time" \
-        "$root/build/cembed" embed --model "$model" --precision "$p" --threads "$threads" --no-cache \
+        "$tmp/cembed" embed --model "$model" --precision "$p" --threads "$threads" --no-cache \
         "$tmp/texts.jsonl" >/dev/null 2>"$out"; then
       echo "cembed at $p on $isa failed:" >&2
       tail -3 "$out" >&2
