@@ -153,13 +153,14 @@ static void tok_job_start(tok_job *j, const char *dir) {
 }
 
 /* Waits for the tokenizer: OUT *tok (the caller owns it). Returns its
- * loader's error, with the message, or 0. */
-static int tok_job_finish(tok_job *j, tokenizer **tok) {
+ * loader's error, or 0; the message becomes this thread's only when
+ * `report` is set (an error the caller met first keeps its own). */
+static int tok_job_finish(tok_job *j, tokenizer **tok, int report) {
     if (j->started) pthread_join(j->th, NULL);
     j->started = 0;
     *tok = j->tok;
     j->tok = NULL;
-    return j->rc ? base_err(j->rc, "%s", j->err) : 0;
+    return j->rc && report ? base_err(j->rc, "%s", j->err) : j->rc;
 }
 
 /* Weights, the forward pass and its buffers (all but the tokenizer). */
@@ -182,7 +183,7 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     tok_job tj;
     tok_job_start(&tj, dir);
     int rc = open_engine(cm, dir, &o);
-    const int trc = tok_job_finish(&tj, &cm->tok);
+    const int trc = tok_job_finish(&tj, &cm->tok, rc == 0);
     if (rc) {
         tok_free(cm->tok);
         cm->tok = NULL;
