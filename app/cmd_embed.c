@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/prof.h"
 #include "cache/cache.h"
 #include "cli.h"
 #include "embed_tree.h"
@@ -107,6 +108,8 @@ static long read_window(cli_input *in, pipe_env *pe, const char *prompt, pipe_jo
 /* One line per record, in input order: {"id", "embedding"} or {"id", "ids"}. */
 static int write_window(const pipe_job *j, int embed, buf *out) {
     const size_t H = (size_t)j->e->info.hidden;
+    const uint64_t t_out = PROF_START();
+    size_t written = 0;
     for (size_t k = 0; k < j->req.n_items; k++) {
         const char *id = j->req.items[k].id_json;
         if (buf_append(out, "{\"id\":", 6) || buf_append(out, id, strlen(id)) ||
@@ -116,9 +119,12 @@ static int write_window(const pipe_job *j, int embed, buf *out) {
             cli_error("out of memory");
             return -1;
         }
-        if (out->len > (1u << 20) && write_all(out)) return -1;
+        if (out->len > (1u << 20) && (written += out->len, write_all(out))) return -1;
     }
-    return write_all(out);
+    written += out->len;
+    const int rc = write_all(out);
+    PROF_END(PROF_OUTPUT, t_out, (double)written);
+    return rc;
 }
 
 typedef struct run_totals {

@@ -171,7 +171,10 @@ static int plan_memory(runtime *rt, const settings *st) {
         longest = CE_MAX(longest, mi->max_seq_len);
     }
     gov_trim(rt->g);
-    if (gov_plan(rt->g, gov_rss(), per_token, (int)st->max_tokens, longest, &rt->batch_tokens)) {
+    /* what the process holds now, and the embedding rows it will read from the model files */
+    uint64_t fixed = gov_rss();
+    for (int k = 0; k < rt->n_models; k++) fixed += cembed_model_lazy_bytes(rt->models[k]);
+    if (gov_plan(rt->g, fixed, per_token, (int)st->max_tokens, longest, &rt->batch_tokens)) {
         cli_error("%s", cembed_last_error());
         return EXIT_USAGE;
     }

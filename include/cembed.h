@@ -181,6 +181,12 @@ int cembed_embed_ids_ex(cembed_model *m, const int32_t *const *ids, const size_t
  * bytes a batch of `tokens` tokens touches; *resident_bytes = those touched
  * since the last release (the high-water mark). Cannot fail. */
 void cembed_workspace_bytes(const cembed_model *m, int tokens, size_t *batch_bytes, size_t *resident_bytes);
+/* Bytes of the model's weights that may still become resident: the
+ * embedding tables stay in the read-only map of the model file and their
+ * rows come in as texts use them, so the memory measured after loading
+ * lacks them. The governor counts them in the model's fixed part (an upper
+ * bound: rows already used count twice). Cannot fail. */
+size_t cembed_model_lazy_bytes(const cembed_model *m);
 /* Returns the activation pages to the kernel (under memory pressure). Must
  * not overlap an embed call. Cannot fail. */
 void cembed_release_workspace(cembed_model *m);

@@ -104,6 +104,10 @@ int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len);
  * *map = NULL, *len = 0. */
 int file_map(const char *path, const void **map, size_t *len);
 void file_unmap(const void *map, size_t len);
+/* Drops the resident pages wholly inside [p, p + len) when the range lies in
+ * a map file_map made (they are read from the file again if touched); other
+ * memory is left alone. Returns the bytes released. Cannot fail. */
+size_t file_map_release(const void *p, size_t len);
 /* Writes data to PATH atomically (temporary file + rename). */
 int file_write_all(const char *path, const void *data, size_t len);
 int file_exists(const char *path);

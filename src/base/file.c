@@ -2,12 +2,20 @@
  * and the errno text. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base.h"
+
+/* The maps file_map made that are still mapped: file_map_release only
+ * drops pages inside one (on other memory MADV_DONTNEED would zero data). */
+static struct map_range {
+    uintptr_t lo, hi;
+} maps[64];
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *kind_of(mode_t m) {
     return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) || S_ISBLK(m) ? "a device"
@@ -90,20 +98,44 @@ int file_map(const char *path, const void **map, size_t *len) {
         close(fd);
         return 0;
     }
-    /* populated now: every page is resident from the start, so the memory
-     * the process holds is known after loading (the governor plans from it)
-     * instead of growing as rarely used rows (a vocabulary) are touched */
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    /* not populated: pages come in as they are read, so a weight that is
+     * converted at load and released (file_map_release) never holds the
+     * whole file resident at once, and an embedding table holds only the
+     * rows that were used (the engine counts the rest for the governor) */
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
     if (p == MAP_FAILED) return base_err(CEMBED_EIO, "%s: mmap: %s", path, strerror(e));
+    pthread_mutex_lock(&maps_lock);
+    for (size_t i = 0; i < CE_ARRAY_LEN(maps); i++)
+        if (!maps[i].lo) {
+            maps[i] = (struct map_range){(uintptr_t)p, (uintptr_t)p + (size_t)st.st_size};
+            break;
+        }
+    pthread_mutex_unlock(&maps_lock);
     *map = p;
     *len = (size_t)st.st_size;
     return 0;
 }
 
 void file_unmap(const void *map, size_t len) {
-    if (map && len) munmap((void *)map, len);
+    if (!map || !len) return;
+    pthread_mutex_lock(&maps_lock);
+    for (size_t i = 0; i < CE_ARRAY_LEN(maps); i++)
+        if (maps[i].lo == (uintptr_t)map) maps[i] = (struct map_range){0, 0};
+    pthread_mutex_unlock(&maps_lock);
+    munmap((void *)map, len);
+}
+
+size_t file_map_release(const void *p, size_t len) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a0 = (uintptr_t)p, b0 = a0 + len;
+    int inside = 0;
+    pthread_mutex_lock(&maps_lock);
+    for (size_t i = 0; i < CE_ARRAY_LEN(maps) && !inside; i++) inside = maps[i].lo && a0 >= maps[i].lo && b0 <= maps[i].hi;
+    pthread_mutex_unlock(&maps_lock);
+    const uintptr_t a = (a0 + page - 1) & ~(page - 1), b = b0 & ~(page - 1);
+    if (!inside || b <= a || madvise((void *)a, b - a, MADV_DONTNEED) != 0) return 0;
+    return b - a;
 }
 
 int file_write_all(const char *path, const void *data, size_t len) {

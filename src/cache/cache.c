@@ -54,14 +54,115 @@ static int hash_file(EVP_MD_CTX *h, const char *dir, const char *name, int requi
     return rc;
 }
 
+static const char *const optional[] = {"tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json",
+                                       "sentence_bert_config.json"};
+
+/* ---- the fingerprint's memo ----
+ * Hashing the files is the longest step of a service's start (SHA-256 over
+ * 90 MB of weights: 60-200 ms). The result is kept in a memo,
+ * $XDG_CACHE_HOME/cembed/fingerprints/H (H: SHA-256 of the folder's path),
+ * with the identity of every file it read: device, inode, size, and the
+ * modification and change times to the nanosecond (cembed never writes a
+ * model's files, so a change of any of them means someone did). A start
+ * whose files have the same identity reads the memo instead of hashing. The
+ * memo is only a shortcut: any failure to read or write it means hashing. */
+
+static int make_parent(const char *path);
+
+/* SHA-256 over dir and the identity of each file the fingerprint reads;
+ * OUT: *newest, the latest modification or change time (ns). Returns 0, or
+ * -1 when a file cannot be looked at (then no memo). */
+static int files_identity(const char *dir, uint8_t id[CACHE_KEY_BYTES], int64_t *newest) {
+    *newest = 0;
+    SHA256_CTX h;
+    SHA256_Init(&h);
+    SHA256_Update(&h, dir, strlen(dir) + 1);
+    for (size_t i = 0; i < 2 + CE_ARRAY_LEN(optional); i++) {
+        const char *name = i == 0 ? "model.safetensors" : i == 1 ? "config.json" : optional[i - 2];
+        char *path = path_join(dir, name);
+        struct stat st;
+        const int rc = path ? stat(path, &st) : -1, absent = rc != 0 && path && errno == ENOENT && i >= 2;
+        base_free(path);
+        if (rc != 0 && !absent) return -1;
+        int64_t v[7] = {absent};
+        if (!absent)
+            v[1] = (int64_t)st.st_dev, v[2] = (int64_t)st.st_ino, v[3] = (int64_t)st.st_size,
+            v[4] = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+            v[5] = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec, v[6] = (int64_t)st.st_mode;
+        *newest = CE_MAX(*newest, CE_MAX(v[4], v[5]));
+        SHA256_Update(&h, name, strlen(name) + 1);
+        SHA256_Update(&h, v, sizeof v);
+    }
+    SHA256_Final(id, &h);
+    return 0;
+}
+
+/* The memo's path for dir into path[n]; -1 when there is no cache folder. */
+static int memo_path(const char *dir, char *path, size_t n) {
+    char base[4096];
+    if (cache_default_path(base, sizeof base)) return -1;
+    char *slash = strrchr(base, '/');
+    if (!slash) return -1;
+    *slash = 0;   /* .../cembed */
+    uint8_t d[CACHE_KEY_BYTES];
+    SHA256((const unsigned char *)dir, strlen(dir), d);
+    int len = snprintf(path, n, "%s/fingerprints/", base);
+    for (int i = 0; i < 16 && len > 0 && (size_t)len < n; i++) len += snprintf(path + len, n - (size_t)len, "%02x", d[i]);
+    return len > 0 && (size_t)len < n ? 0 : -1;
+}
+
+/* The memo of dir's fingerprint when its files are as it says: 0 and out
+ * filled, else -1. */
+static int memo_read(const char *path, const uint8_t id[CACHE_KEY_BYTES], uint8_t out[CACHE_KEY_BYTES]) {
+    char *data = NULL;
+    size_t len = 0;
+    int rc = -1;
+    if (file_read_all(path, 2 * CACHE_KEY_BYTES, &data, &len) == 0 && len == 2 * CACHE_KEY_BYTES &&
+        memcmp(data, id, CACHE_KEY_BYTES) == 0) {
+        memcpy(out, data + CACHE_KEY_BYTES, CACHE_KEY_BYTES);
+        rc = 0;
+    }
+    base_free(data);
+    base_err_clear();
+    return rc;
+}
+
+static void memo_write(const char *path, const uint8_t id[CACHE_KEY_BYTES], const uint8_t fp[CACHE_KEY_BYTES]) {
+    uint8_t data[2 * CACHE_KEY_BYTES];
+    memcpy(data, id, CACHE_KEY_BYTES);
+    memcpy(data + CACHE_KEY_BYTES, fp, CACHE_KEY_BYTES);
+    if (make_parent(path) == 0) file_write_all(path, data, sizeof data);
+    base_err_clear();
+}
+
+static int fingerprint_files(const char *dir, uint8_t out[CACHE_KEY_BYTES]);
+
 int cache_fingerprint_dir(const char *dir, uint8_t out[CACHE_KEY_BYTES]) {
+    uint8_t id[CACHE_KEY_BYTES], again[CACHE_KEY_BYTES];
+    char path[4200];
+    int64_t newest, newest2;
+    const int memo = files_identity(dir, id, &newest) == 0 && memo_path(dir, path, sizeof path) == 0;
+    if (memo && memo_read(path, id, out) == 0) return 0;
+    const int rc = fingerprint_files(dir, out);
+    /* kept only when no file changed while it was read, and none changed in
+     * the last second: a file rewritten within the clock's tick after the
+     * memo would keep its times (git's "racily clean" entries) */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    const int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    if (!rc && memo && newest < now_ns - 1000000000 && files_identity(dir, again, &newest2) == 0 &&
+        memcmp(id, again, sizeof id) == 0)
+        memo_write(path, id, out);
+    return rc;
+}
+
+/* The fingerprint itself: SHA-256 over the files' names and bytes. */
+static int fingerprint_files(const char *dir, uint8_t out[CACHE_KEY_BYTES]) {
     EVP_MD_CTX *h = EVP_MD_CTX_new();
     if (!h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL)) {
         EVP_MD_CTX_free(h);
         return base_err(CEMBED_ENOMEM, "SHA-256: cannot start");
     }
-    static const char *const optional[] = {"tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json",
-                                           "sentence_bert_config.json"};
     int rc = hash_file(h, dir, "model.safetensors", 1);
     if (!rc) rc = hash_file(h, dir, "config.json", 1);
     for (size_t i = 0; !rc && i < sizeof optional / sizeof *optional; i++) rc = hash_file(h, dir, optional[i], 0);

@@ -467,6 +467,17 @@ static int load_st_settings(const char *dir, model *m) {
     return rc;
 }
 
+/* The embedding tables that lie in the map, [3] (unused entries NULL). */
+static void emb_tables(const model *m, const float *p[3], size_t n[3]) {
+    const model_config *c = &m->cfg;
+    const uintptr_t lo = (uintptr_t)m->map, hi = lo + m->map_len;
+    p[0] = m->word_emb, n[0] = (size_t)c->vocab_size * (size_t)c->hidden;
+    p[1] = m->pos_emb, n[1] = (size_t)c->max_position * (size_t)c->hidden;
+    p[2] = m->type_emb, n[2] = (size_t)c->type_vocab_size * (size_t)c->hidden;
+    for (int i = 0; i < 3; i++)
+        if ((uintptr_t)p[i] < lo || (uintptr_t)p[i] >= hi) p[i] = NULL, n[i] = 0;
+}
+
 int model_load(const char *dir, model *m) {
     memset(m, 0, sizeof *m);
     char *data = NULL, *path = NULL;
@@ -490,6 +501,16 @@ int model_load(const char *dir, model *m) {
         base_err_prefix(rc, "%s", dir);
         goto fail;
     }
+    /* the embedding rows are read one by one: no read-around, so that a
+     * row's page comes in alone and the table holds only what was used */
+    const float *emb[3];
+    size_t emb_n[3];
+    emb_tables(m, emb, emb_n);
+    for (int i = 0; i < 3; i++)
+        if (emb[i]) {
+            const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)emb[i] & ~(page - 1);
+            madvise((void *)a, (uintptr_t)(emb[i] + emb_n[i]) - a, MADV_RANDOM);
+        }
     if ((rc = load_st_settings(dir, m))) {
         base_err_prefix(rc, "%s", dir);
         goto fail;
@@ -500,6 +521,22 @@ fail:
     base_free(path);
     model_free(m);
     return rc;
+}
+
+size_t model_embedding_bytes(const model *m) {
+    const float *p[3];
+    size_t n[3];
+    emb_tables(m, p, n);
+    return (n[0] + n[1] + n[2]) * sizeof(float);
+}
+
+size_t model_release_embeddings(model *m) {
+    const float *p[3];
+    size_t n[3], released = 0;
+    emb_tables(m, p, n);
+    for (int i = 0; i < 3; i++)
+        if (p[i]) released += file_map_release(p[i], n[i] * sizeof(float));
+    return released;
 }
 
 size_t model_release_linear(model *m) {

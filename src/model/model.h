@@ -153,6 +153,12 @@ int model_load(const char *dir, model *m);
  * own copy (bf16, int8); touched again, they are read back from the file.
  * Returns the bytes released. Cannot fail. */
 size_t model_release_linear(model *m);
+/* Bytes of the embedding tables (words, positions, types) read from the
+ * map: their rows become resident as tokens use them. Cannot fail. */
+size_t model_embedding_bytes(const model *m);
+/* Drops the resident pages of those tables (used rows are read from the
+ * file again). Returns the bytes released. Cannot fail. */
+size_t model_release_embeddings(model *m);
 void model_free(model *m);
 
 /* Converts the TF.js graph model in src_dir (model.json + weight shards +

@@ -2,11 +2,14 @@
  * weights + forward pass, and embedding of text lists in length-sorted
  * packed batches. */
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "base/pool.h"
+#include "base/prof.h"
 #include "json/json.h"
 #include "nn/bert.h"
+#include "nn/profile.h"
 #include "tok/tok.h"
 
 /* Tokens of one forward pass when max_batch sequences of the longest length
@@ -15,6 +18,15 @@
  * resident), and a batch is cut at it; one sequence of the model's full
  * length always fits. The service's memory plan caps batches lower. */
 #define ENGINE_MAX_BATCH_TOKENS (1 << 16)
+/* Tokens of one forward pass when the caller names no batch size (`cembed
+ * embed` without --batch-size, library users): 32 short texts still go
+ * together, but 32 full-length ones go 16 at a time, so the workspace
+ * stays at 36 MiB for MiniLM instead of 72 (the speed is the same: every
+ * GEMM still has thousands of rows). */
+#define ENGINE_DEFAULT_BATCH_TOKENS 4096
+/* Tokens after which the embedding rows read from the model's map are
+ * given back (they come in again from the page cache as tokens use them). */
+#define ENGINE_EMB_RELEASE_TOKENS 4096
 
 typedef struct seq_ref {
     size_t index;
@@ -42,7 +54,18 @@ struct cembed_model {
     int out_dims;          /* floats of one output row: hidden, or a classifier's labels */
     struct seq_ref *order; /* [max_batch]: a batch's sort order, so a single batch allocates nothing */
     int hwm_tokens;        /* largest batch since the workspace was last released */
+    int emb_tokens;        /* tokens embedded since the embedding rows were last released */
 };
+
+/* After a forward pass of T tokens: the embedding rows go back to the page
+ * cache every ENGINE_EMB_RELEASE_TOKENS tokens, so the tables hold what a
+ * few batches used, not every row a long run met. */
+static void after_forward(cembed_model *cm, int T) {
+    cm->emb_tokens += T;
+    if (cm->emb_tokens < ENGINE_EMB_RELEASE_TOKENS) return;
+    model_release_embeddings(&cm->m);
+    cm->emb_tokens = 0;
+}
 
 void cembed_model_free(cembed_model *cm) {
     if (!cm) return;
@@ -100,6 +123,49 @@ static char *model_name_of(const char *dir) {
     return base_strndup(dir + start, end - start);
 }
 
+/* The tokenizer is loaded on a thread of its own while the weights load
+ * and are quantized (both take tens of milliseconds: start-up is their
+ * longer one, not their sum). Its error message is carried back, since
+ * base_err's is per thread. */
+typedef struct tok_job {
+    const char *dir;
+    tokenizer *tok;
+    int rc;
+    char err[512];
+    pthread_t th;
+    int started;
+} tok_job;
+
+static void *tok_load_main(void *arg) {
+    tok_job *j = arg;
+    const uint64_t t0 = PROF_START();
+    j->rc = tok_load_dir(j->dir, &j->tok);
+    if (j->rc) snprintf(j->err, sizeof j->err, "%s", cembed_last_error());
+    PROF_END(PROF_LOAD_TOKENIZER, t0, 0);
+    return NULL;
+}
+
+/* Starts loading dir's tokenizer; on a thread when one can start, else now. */
+static void tok_job_start(tok_job *j, const char *dir) {
+    *j = (tok_job){.dir = dir};
+    j->started = pthread_create(&j->th, NULL, tok_load_main, j) == 0;
+    if (!j->started) tok_load_main(j);
+}
+
+/* Waits for the tokenizer: OUT *tok (the caller owns it). Returns its
+ * loader's error, or 0; the message becomes this thread's only when
+ * `report` is set (an error the caller met first keeps its own). */
+static int tok_job_finish(tok_job *j, tokenizer **tok, int report) {
+    if (j->started) pthread_join(j->th, NULL);
+    j->started = 0;
+    *tok = j->tok;
+    j->tok = NULL;
+    return j->rc && report ? base_err(j->rc, "%s", j->err) : j->rc;
+}
+
+/* Weights, the forward pass and its buffers (all but the tokenizer). */
+static int open_engine(cembed_model *cm, const char *dir, const cembed_options *o);
+
 int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model **out) {
     *out = NULL;
     base_err_clear();
@@ -113,30 +179,53 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
         return base_err(CEMBED_EINVAL, "max sequence length %d: must be at least 2", o.max_seq_len);
     cembed_model *cm = base_calloc(1, sizeof *cm);
     if (!cm) return base_err(CEMBED_ENOMEM, "out of memory");
-    int rc;
-    if ((rc = model_load(dir, &cm->m))) goto fail;
-    if ((rc = tok_load_dir(dir, &cm->tok))) goto fail;
+    const uint64_t t0 = PROF_START();
+    tok_job tj;
+    tok_job_start(&tj, dir);
+    int rc = open_engine(cm, dir, &o);
+    const int trc = tok_job_finish(&tj, &cm->tok, rc == 0);
+    if (rc) {
+        tok_free(cm->tok);
+        cm->tok = NULL;
+        goto fail;
+    }
+    if ((rc = trc)) goto fail;
     if (tok_vocab_size(cm->tok) > (size_t)cm->m.cfg.vocab_size) {
         rc = base_err(CEMBED_EMODEL, "%s: the tokenizer has %zu ids, the model's vocab_size is %d", dir,
                       tok_vocab_size(cm->tok), cm->m.cfg.vocab_size);
         goto fail;
     }
+    PROF_END(PROF_OPEN, t0, 0);
+    *out = cm;
+    return 0;
+fail:
+    cembed_model_free(cm);
+    return rc;
+}
+
+static int open_engine(cembed_model *cm, const char *dir, const cembed_options *opt) {
+    const cembed_options o = *opt;
+    uint64_t t0 = PROF_START();
+    int rc = model_load(dir, &cm->m);
+    if (rc) return rc;
+    PROF_END(PROF_LOAD_WEIGHTS, t0, 0);
+    t0 = PROF_START();
     cm->max_seq_len = cm->m.cfg.max_position - cm->m.cfg.pos_offset;
     if (cm->m.st_max_seq_length > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, cm->m.st_max_seq_length);
     if (o.max_seq_len > 0) cm->max_seq_len = CE_MIN(cm->max_seq_len, o.max_seq_len);
     cm->threads = o.threads ? o.threads : CE_MIN(cpu_usable(), 8);
     cm->max_batch = o.max_batch ? o.max_batch : 32;
     cm->max_tokens = cm->max_batch * cm->max_seq_len;
-    if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > ENGINE_MAX_BATCH_TOKENS)
-        cm->max_tokens = CE_MAX(ENGINE_MAX_BATCH_TOKENS, cm->max_seq_len);
-    cm->k = nn_kernels_best();
+    const int cap = o.max_batch ? ENGINE_MAX_BATCH_TOKENS : ENGINE_DEFAULT_BATCH_TOKENS;
+    if ((size_t)cm->max_batch * (size_t)cm->max_seq_len > (size_t)cap) cm->max_tokens = CE_MAX(cap, cm->max_seq_len);
+    cm->k = nn_kernels_profiled(nn_kernels_best());
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
     cm->attn_bf16 = nn_bf16_attention(cm->prec);
     bert_opts bo = {.k = cm->k, .prec = cm->prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = cm->attn_bf16};
-    if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) goto fail;
+    if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) return rc;
     cm->gemm = bo.gemm;
-    if ((rc = pool_new(cm->threads, &cm->pool))) goto fail;
-    if ((rc = bert_new(&cm->m, &bo, cm->pool, cm->max_tokens, cm->max_seq_len, &cm->fwd))) goto fail;
+    if ((rc = pool_new(cm->threads, &cm->pool))) return rc;
+    if ((rc = bert_new(&cm->m, &bo, cm->pool, cm->max_tokens, cm->max_seq_len, &cm->fwd))) return rc;
     if (bert_packed(cm->fwd)) model_release_linear(&cm->m);   /* the forward pass packed its own copy */
     cm->batch_ids = base_malloc((size_t)cm->max_tokens * sizeof(int32_t));
     cm->batch_off = base_malloc(((size_t)cm->max_batch + 1) * sizeof(int));
@@ -146,15 +235,16 @@ int cembed_model_open(const char *dir, const cembed_options *opt, cembed_model *
     cm->order = base_malloc((size_t)cm->max_batch * sizeof *cm->order);
     cm->path = base_strndup(dir, strlen(dir));
     cm->name = model_name_of(dir);
-    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->batch_type || !cm->order || !cm->path || !cm->name) {
-        rc = base_err(CEMBED_ENOMEM, "out of memory");
-        goto fail;
+    if (!cm->batch_ids || !cm->batch_off || !cm->batch_out || !cm->batch_type || !cm->order || !cm->path || !cm->name)
+        return base_err(CEMBED_ENOMEM, "out of memory");
+    if (prof_enabled) { /* what bert_new spent in the GEMM backend has its own rows */
+        char what[200];
+        snprintf(what, sizeof what, "%s, %s on %s, GEMM %s", cm->name, nn_precision_name(cm->prec),
+                 cpu_isa_name(cpu_features()), bert_gemm_describe(cm->fwd));
+        prof_describe(what, cm->threads);
+        prof_add(PROF_ENGINE_OTHER, t0, 0);
     }
-    *out = cm;
     return 0;
-fail:
-    cembed_model_free(cm);
-    return rc;
 }
 
 int cembed_precision_default(void) {
@@ -255,13 +345,18 @@ static int hand_over(int rc, tok_ids *v, int32_t **ids, size_t *n_ids, int *trun
 int cembed_tokenize_ex(const cembed_model *cm, const char *text, size_t len, int left, int32_t **ids, size_t *n_ids,
                        int *truncated, size_t *n_full) {
     tok_ids v = {0};
-    return hand_over(tok_encode_ex(cm->tok, text, len, cm->max_seq_len, left, &v), &v, ids, n_ids, truncated, n_full);
+    const uint64_t t0 = PROF_START();
+    const int rc = tok_encode_ex(cm->tok, text, len, cm->max_seq_len, left, &v);
+    PROF_END(PROF_TOKENIZE, t0, (double)v.n);
+    return hand_over(rc, &v, ids, n_ids, truncated, n_full);
 }
 
 int cembed_tokenize_pair(const cembed_model *cm, const char *a, size_t alen, const char *b, size_t blen, int32_t **ids,
                          size_t *n_ids, int *type1_from, int *truncated, size_t *n_full) {
     tok_ids v = {0};
+    const uint64_t t0 = PROF_START();
     const int rc = tok_encode_pair(cm->tok, a, alen, b, blen, cm->max_seq_len, &v);
+    PROF_END(PROF_TOKENIZE, t0, (double)v.n);
     if (!rc) *type1_from = (int)CE_MIN(v.type1_from, v.n);
     return hand_over(rc, &v, ids, n_ids, truncated, n_full);
 }
@@ -310,7 +405,10 @@ int cembed_run_ids(cembed_model *cm, const int32_t *const *ids, const size_t *n_
             cm->batch_off[++k] = T;
         }
         if (T > cm->hwm_tokens) cm->hwm_tokens = T;
+        const uint64_t t0 = PROF_START();
         bert_forward_ex(cm->fwd, k, cm->batch_ids, cm->batch_off, cm->batch_type, cm->batch_out, normalize, NULL);
+        PROF_END(PROF_FORWARD, t0, T);
+        after_forward(cm, T);
         for (int i = 0; i < k; i++)
             memcpy(out + order[s + (size_t)i].index * (size_t)D, cm->batch_out + (size_t)i * D, (size_t)D * sizeof(float));
         s += (size_t)k;
@@ -330,7 +428,10 @@ int cembed_embed_tokens(cembed_model *cm, const int32_t *ids, size_t n_ids, floa
     cm->batch_off[0] = 0;
     cm->batch_off[1] = (int)n_ids;
     if ((int)n_ids > cm->hwm_tokens) cm->hwm_tokens = (int)n_ids;
+    const uint64_t t0 = PROF_START();
     bert_forward_tokens(cm->fwd, 1, cm->batch_ids, cm->batch_off, pooled, 0, tokens);
+    PROF_END(PROF_FORWARD, t0, (double)n_ids);
+    after_forward(cm, (int)n_ids);
     return 0;
 }
 
@@ -359,6 +460,8 @@ void cembed_workspace_bytes(const cembed_model *cm, int tokens, size_t *batch_by
     *batch_bytes = bert_batch_bytes(cm->fwd, tokens);
     *resident_bytes = bert_batch_bytes(cm->fwd, cm->hwm_tokens);
 }
+
+size_t cembed_model_lazy_bytes(const cembed_model *cm) { return model_embedding_bytes(&cm->m); }
 
 void cembed_release_workspace(cembed_model *cm) {
     bert_release(cm->fwd);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/prof.h"
 #include "gemm.h"
 
 struct nn_gemm {
@@ -82,6 +83,7 @@ int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, in
     if (!g) return base_err(CEMBED_ENOMEM, "out of memory");
     *g = (nn_gemm){.k = k, .prec = prec, .backend = b, .threads = threads, .qmax = 63};
     int rc = 0;
+    const uint64_t t0 = PROF_START();
     if (b == NN_GEMM_ONEDNN) {
         rc = nn_dnnl_new(prec, threads, shapes, n_shapes, &g->dnnl);
         if (rc && want == NN_GEMM_AUTO) {   /* the table's pick failed here: our kernels serve */
@@ -107,16 +109,25 @@ int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, in
         nn_gemm_free(g);
         return rc;
     }
+    PROF_END(PROF_PRIMITIVES, t0, 0);
     *out = g;
     return 0;
 }
 
 int nn_gemm_prepare(nn_gemm *g, const float *W, int N, int K, nn_linear *out) {
+    const uint64_t t0 = PROF_START();
+    int rc = 0;
     switch (g->backend) {
-    case NN_GEMM_ONEDNN: return nn_dnnl_prepare(g->dnnl, W, N, K, out);
-    case NN_GEMM_BLAS: *out = (nn_linear){.N = N, .K = K, .w = W}; return 0;
-    default: *out = (nn_linear){.N = N, .K = K}; return nn_pack(W, N, K, g->prec, g->qmax, &out->p);
+    case NN_GEMM_ONEDNN: rc = nn_dnnl_prepare(g->dnnl, W, N, K, out); break;
+    case NN_GEMM_BLAS: *out = (nn_linear){.N = N, .K = K, .w = W}; break;
+    default: *out = (nn_linear){.N = N, .K = K}; rc = nn_pack(W, N, K, g->prec, g->qmax, &out->p); break;
     }
+    /* a weight read from the model's map is not read again (BLAS keeps
+     * reading it): its pages go now, so that the whole fp32 file is never
+     * resident at once */
+    if (!rc && g->backend != NN_GEMM_BLAS) file_map_release(W, (size_t)N * (size_t)K * sizeof(float));
+    PROF_END(PROF_PREPARE, t0, (double)N * K);
+    return rc;
 }
 
 void nn_linear_free(nn_linear *w) {
@@ -129,6 +140,7 @@ void nn_gemm_run(nn_gemm *g, int t, const nn_linear *w, int M, const float *A, i
                  float *C, int ldc) {
     CE_ASSERT(t >= 0 && t < g->threads);
     if (M <= 0) return;
+    const uint64_t t0 = PROF_START();
     if (g->backend == NN_GEMM_ONEDNN) {
         nn_dnnl_run(g->dnnl, g->k, t, w, M, A, lda, bias, gelu, C, ldc);
     } else if (g->backend == NN_GEMM_BLAS) {
@@ -140,6 +152,10 @@ void nn_gemm_run(nn_gemm *g, int t, const nn_linear *w, int M, const float *A, i
         for (int r = 0; r < M; r += NN_LOWP_ROWS)
             g->k->gemm_lowp(CE_MIN(NN_LOWP_ROWS, M - r), A + (size_t)r * lda, lda, &w->p, bias, gelu,
                             C + (size_t)r * ldc, ldc, scratch);
+    }
+    if (prof_enabled) {
+        prof_add(PROF_GEMM_ALL, t0, 0);
+        prof_add(PROF_GEMM, prof_now(), 2.0 * M * w->N * w->K);   /* its time is derived: the FLOPs only */
     }
 }
 

@@ -321,10 +321,11 @@ int nn_dnnl_prepare(nn_dnnl *d, const float *W, int N, int K, nn_linear *out) {
         tmp = base_malloc(cells);
         out->p.scale = base_malloc((size_t)N * sizeof(float));
         out->p.colsum = base_malloc((size_t)N * sizeof(int32_t));
+        const nn_quantize_weight_fn quantize_row = nn_quantize_weight_best();
         if (tmp && out->p.scale && out->p.colsum)
             for (int n = 0; n < N; n++)
-                nn_quantize_weight_row(W + (size_t)n * K, K, nn_dnnl_qmax(d), (int8_t *)tmp + (size_t)n * K,
-                                       &out->p.scale[n], &out->p.colsum[n]);
+                quantize_row(W + (size_t)n * K, K, nn_dnnl_qmax(d), (int8_t *)tmp + (size_t)n * K, &out->p.scale[n],
+                             &out->p.colsum[n]);
     } else if (d->prec == NN_BF16) {
         if ((tmp = base_malloc(cells * 2)))
             for (size_t i = 0; i < cells; i++) ((uint16_t *)tmp)[i] = nn_bf16_bits(W[i]);

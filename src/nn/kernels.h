@@ -65,6 +65,11 @@ size_t nn_lowp_scratch_bytes(int K);
  * kernels that add u8 x s8 pairs in saturating int16, 127 for VNNI/AMX):
  * OUT: q[K], *scale = max |w| / qmax and *colsum = sum of q. Cannot fail. */
 void nn_quantize_weight_row(const float *w, int K, int qmax, int8_t *q, float *scale, int32_t *colsum);
+/* The same bits with AVX2 (lowp_avx2.c; only on CPUs with it), and the
+ * row function this CPU runs best (start-up quantizes every weight). */
+void nn_quantize_weight_row_avx2(const float *w, int K, int qmax, int8_t *q, float *scale, int32_t *colsum);
+typedef void (*nn_quantize_weight_fn)(const float *w, int K, int qmax, int8_t *q, float *scale, int32_t *colsum);
+nn_quantize_weight_fn nn_quantize_weight_best(void);
 /* Quantizes one row a[K] to uint8 q[Kp] (zeros beyond K) as described in
  * lowp.c; OUT: *zp, the zero point. Returns the row's scale. Cannot fail. */
 float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp);

@@ -97,6 +97,10 @@ void nn_quantize_weight_row(const float *row, int K, int qmax, int8_t *q, float 
     *colsum = sum;
 }
 
+nn_quantize_weight_fn nn_quantize_weight_best(void) {
+    return cpu_features() & CPU_AVX2 ? nn_quantize_weight_row_avx2 : nn_quantize_weight_row;
+}
+
 int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *out) {
     CE_ASSERT(p == NN_INT8 || p == NN_BF16 || p == NN_FP32);
     CE_ASSERT(N > 0 && K > 0);
@@ -113,6 +117,7 @@ int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *o
         nn_packed_free(&w);
         return base_err(CEMBED_ENOMEM, "out of memory packing a %d x %d weight for %s", N, K, nn_precision_name(p));
     }
+    const nn_quantize_weight_fn quantize_row = nn_quantize_weight_best();
     for (int n = 0; n < N; n++) {
         const float *row = W + (size_t)n * K;
         const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * Kp, c = (size_t)(n % NN_PANEL);
@@ -126,7 +131,7 @@ int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *o
             for (int k = 0; k < K; k++) dst[(size_t)k * NN_PANEL + c] = row[k];
             continue;
         }
-        nn_quantize_weight_row(row, K, qmax, qrow, &w.scale[n], &w.colsum[n]);
+        quantize_row(row, K, qmax, qrow, &w.scale[n], &w.colsum[n]);
         int8_t *dst = (int8_t *)w.w + panel;
         for (int k = 0; k < K; k++) dst[(size_t)(k / 4) * 4 * NN_PANEL + 4 * c + (size_t)(k & 3)] = qrow[k];
     }

@@ -268,3 +268,39 @@ void nn_gemm_lowp_avx2(int M, const float *A, int lda, const nn_packed *W, const
     else
         gemm_float(M, A, lda, W, bias, gelu, C, ldc, scratch);
 }
+
+/* nn_quantize_weight_row with AVX2, the same bits: the row's largest |w|
+ * (NaN left out, as fmaxf does), then round(w * qmax / max) to nearest even,
+ * NaN to 0, clamped to [-qmax, qmax], and the sum of the codes. Start-up
+ * quantizes every weight of the model through here. */
+void nn_quantize_weight_row_avx2(const float *w, int K, int qmax, int8_t *q, float *scale, int32_t *colsum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m8 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) /* max(|w|, m): m when |w| is NaN */
+        m8 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(w + k)), m8);
+    float mx = hmax256(m8);
+    for (int j = k; j < K; j++) mx = fmaxf(mx, fabsf(w[j]));
+    const float qm = (float)qmax;
+    *scale = mx / qm;
+    const float inv = mx > 0 ? qm / mx : 0.0f;
+    const __m256 vi = _mm256_set1_ps(inv), hi = _mm256_set1_ps(qm), lo = _mm256_set1_ps(-qm);
+    __m256i sum8 = _mm256_setzero_si256();
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(w + k), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));   /* NaN -> 0 */
+        const __m256i c = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+        sum8 = _mm256_add_epi32(sum8, c);
+        const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+        _mm_storel_epi64((__m128i *)(q + k), _mm_packs_epi16(s16, s16));
+    }
+    int32_t lanes[8], sum = 0;
+    _mm256_storeu_si256((__m256i *)lanes, sum8);
+    for (int j = 0; j < 8; j++) sum += lanes[j];
+    for (; k < K; k++) {
+        const float x = nearbyintf(w[k] * inv);
+        q[k] = (int8_t)(x > qm ? qmax : x < -qm ? -qmax : x == x ? (int)x : 0);
+        sum += q[k];
+    }
+    *colsum = sum;
+}

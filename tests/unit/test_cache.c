@@ -1,6 +1,7 @@
 /* Unit tests of src/cache on a real SQLite file. */
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -139,4 +140,53 @@ TEST(cache_writer_vectors_visible_before_commit) {
     CHECK_INT(cache_writer_lookup(NULL, c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, 3, D, got, hit) >= 0, 1);
     cache_writer_stop(w);
     cache_close(c);
+}
+
+static void write_file(const char *dir, const char *name, const char *text) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f) fputs(text, f), fclose(f);
+}
+
+/* The fingerprint's memo: a second start reads it; a file changed (same
+ * size, other bytes) or a new optional file makes a new fingerprint, the
+ * one hashing gives. */
+TEST(cache_fingerprint_memo) {
+    char dir[512], xdg[512], memo[600];
+    snprintf(dir, sizeof dir, "%s/fpmodel", test_tmpdir());
+    snprintf(xdg, sizeof xdg, "%s/fpxdg", test_tmpdir());
+    mkdir(dir, 0755);
+    const char *old = getenv("XDG_CACHE_HOME");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    const char *home = getenv("HOME");
+    char *saved_home = home ? strdup(home) : NULL;
+    write_file(dir, "model.safetensors", "weights one");
+    write_file(dir, "config.json", "{}");
+    uint8_t a[CACHE_KEY_BYTES], b[CACHE_KEY_BYTES], c[CACHE_KEY_BYTES];
+    snprintf(memo, sizeof memo, "%s/cembed/fingerprints", xdg);
+    CHECK_INT(cache_fingerprint_dir(dir, a), 0);
+    CHECK(access(memo, F_OK) != 0);   /* files changed within the last second: no memo yet */
+    usleep(1100 * 1000);
+    CHECK_INT(cache_fingerprint_dir(dir, b), 0);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(access(memo, F_OK) == 0);
+    CHECK_INT(cache_fingerprint_dir(dir, b), 0);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    write_file(dir, "model.safetensors", "weights two");   /* same size, other bytes */
+    CHECK_INT(cache_fingerprint_dir(dir, b), 0);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+    unsetenv("XDG_CACHE_HOME");
+    setenv("HOME", "/nonexistent-cembed-home", 1);   /* no memo at all: the hash itself */
+    CHECK_INT(cache_fingerprint_dir(dir, c), 0);
+    CHECK(memcmp(b, c, sizeof b) == 0);
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    write_file(dir, "vocab.txt", "[PAD]\n");   /* an optional file appears */
+    CHECK_INT(cache_fingerprint_dir(dir, c), 0);
+    CHECK(memcmp(b, c, sizeof b) != 0);
+    if (saved) setenv("XDG_CACHE_HOME", saved, 1), free(saved);
+    else unsetenv("XDG_CACHE_HOME");
+    if (saved_home) setenv("HOME", saved_home, 1), free(saved_home);
 }

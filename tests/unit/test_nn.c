@@ -239,6 +239,34 @@ TEST(nn_kernel_glu_matches_reference) {
 
 /* The pieces around another library's GEMM: bit-exact with the reference
  * (GELU: within its approximation). */
+TEST(nn_quantize_weight_rows_match_reference) {
+    if (!(cpu_features() & CPU_AVX2)) {
+        TEST_SKIP("no AVX2 here: the weight quantizer is the reference itself");
+        return;
+    }
+    const int Ks[] = {1, 7, 8, 9, 16, 17, 383, 384, 1536};
+    for (size_t i = 0; i < sizeof Ks / sizeof *Ks; i++) {
+        const int K = Ks[i], rows = 6;
+        float *W = rand_vec((size_t)rows * K, 1);
+        for (int j = 0; j < K; j++) W[(size_t)K + j] = 0;                 /* an all-zero row */
+        W[(size_t)2 * K + K / 2] = NAN;                                    /* NaN: left out of the max, code 0 */
+        W[(size_t)3 * K] = INFINITY;                                       /* inf: every other code 0 */
+        for (int j = 0; j < K; j++) W[(size_t)4 * K + j] = (float)(j % 5) * 0.5f - 1.0f;   /* ties at .5 */
+        W[(size_t)5 * K + K - 1] = -1e-40f;                                 /* a denormal */
+        for (int r = 0; r < 2 * rows; r++) {
+            const int qm = r < rows ? 63 : 127;   /* both weight ranges */
+            int8_t q1[1536], q2[1536];
+            float s1, s2;
+            int32_t c1, c2;
+            nn_quantize_weight_row(W + (size_t)(r % rows) * K, K, qm, q1, &s1, &c1);
+            nn_quantize_weight_row_avx2(W + (size_t)(r % rows) * K, K, qm, q2, &s2, &c2);
+            CHECK_MSG(!memcmp(q1, q2, (size_t)K) && !memcmp(&s1, &s2, sizeof s1) && c1 == c2,
+                      "K=%d row %d qmax %d: the AVX2 weight quantizer differs from the reference", K, r % rows, qm);
+        }
+        free(W);
+    }
+}
+
 TEST(nn_kernel_gemm_pieces_match_reference) {
     const nn_kernels *ts[2], *r = nn_kernels_ref();
     for (int t = simd_tables(ts) - 1; t >= 0; t--) {
