@@ -336,8 +336,8 @@ int nn_dnnl_prepare(nn_dnnl *d, const float *W, int N, int K, nn_linear *out) {
     dnnl_memory_t m = NULL;
     if (!rc) rc = reorder(d, sh, d->prec == NN_FP32 ? (const void *)W : tmp, d->tb, &m);
     base_free(tmp);
-    if (rc) {
-        nn_linear_free(out);
+    if (rc) {   /* the int8 scales and sums (out->dw is not set yet) */
+        nn_packed_free(&out->p);
         return rc;
     }
     out->dw = m;

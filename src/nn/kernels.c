@@ -55,7 +55,6 @@ static void bias_ref(float *x, const float *bias, int rows, int n) {
         for (int j = 0; j < n; j++) x[(size_t)r * n + j] += bias[j];
 }
 
-float nn_gelu_ref(float v) { return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); }
 
 static void bias_gelu_ref(float *x, const float *bias, int rows, int n) {
     for (int r = 0; r < rows; r++)
@@ -137,7 +136,6 @@ static void attention_bf16_ref(const float *q, const float *k, const float *v, i
     attention_scalar(q, k, v, ld, L, i0, i1, dh, scale, mask, out, ldo, scratch, 1);
 }
 
-float nn_silu_ref(float v) { return v / (1.0f + expf(-v)); }
 
 void nn_rms_norm_ref(float *x, const float *g, float eps, int rows, int n) {
     for (int r = 0; r < rows; r++) {

@@ -210,8 +210,10 @@ float nn_gelu_ref(float v);
 void nn_rms_norm_ref(float *x, const float *g, float eps, int rows, int n);
 /* SiLU, the reference's: v / (1 + exp(-v)). */
 float nn_silu_ref(float v);
-/* Rounds to bf16 (ties to even) and returns the 16 bits. */
+/* Rounds to bf16 (ties to even) and returns the 16 bits; nn_bf16_float
+ * widens such bits back (exact). */
 uint16_t nn_bf16_bits(float x);
+float nn_bf16_float(uint16_t h);
 /* The scalar reference of dequant_i8 (every table's values must equal it
  * bit for bit without GELU). */
 void nn_dequant_i8_ref(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,

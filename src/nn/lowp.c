@@ -26,26 +26,6 @@
 
 #include "kernels.h"
 
-const char *nn_precision_name(nn_precision p) {
-    return p == NN_INT8 ? "int8" : p == NN_BF16 ? "bf16" : "fp32";
-}
-
-uint16_t nn_bf16_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN stays NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static float bf16_float(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
-float nn_round_bf16(float x) { return bf16_float(nn_bf16_bits(x)); }
 
 size_t nn_packed_bytes(const nn_packed *w) {
     const size_t cells = (size_t)w->Np * (size_t)w->Kp;
@@ -58,43 +38,6 @@ void nn_packed_free(nn_packed *w) {
     base_free(w->scale);
     base_free(w->colsum);
     memset(w, 0, sizeof *w);
-}
-
-/* round(x * inv) + zp, clamped to [lo, hi] (NaN: 0, so that no input makes
- * the conversion undefined) */
-static int quantize(float x, float inv, int zp, int lo, int hi) {
-    const float q = nearbyintf(x * inv) + (float)zp;
-    return q > (float)hi ? hi : q < (float)lo ? lo : q == q ? (int)q : 0;
-}
-
-int nn_zero_point(float lo, float inv) {
-    const float z = nearbyintf(-lo * inv);
-    return z >= 0 && z <= 255 ? (int)z : 0;
-}
-
-float nn_quantize_row_u8(const float *a, int K, int Kp, uint8_t *q, int32_t *zp_out) {
-    float lo = 0, hi = 0;
-    for (int k = 0; k < K; k++) lo = fminf(lo, a[k]), hi = fmaxf(hi, a[k]);
-    const float inv = nn_quant_inv(lo, hi);
-    const int zp = nn_zero_point(lo, inv);
-    for (int k = 0; k < K; k++) q[k] = (uint8_t)quantize(a[k], inv, zp, 0, 255);
-    for (int k = K; k < Kp; k++) q[k] = 0;
-    *zp_out = zp;
-    return (hi - lo) / 255.0f;
-}
-
-void nn_quantize_weight_row(const float *row, int K, int qmax, int8_t *q, float *scale, int32_t *colsum) {
-    CE_ASSERT(qmax == 63 || qmax == 127);
-    float mx = 0;
-    for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(row[k]));
-    *scale = mx / (float)qmax;   /* 0 for an all-zero row: q 0 */
-    const float inv = mx > 0 ? (float)qmax / mx : 0.0f;
-    int32_t sum = 0;
-    for (int k = 0; k < K; k++) {
-        q[k] = (int8_t)quantize(row[k], inv, 0, -qmax, qmax);
-        sum += q[k];
-    }
-    *colsum = sum;
 }
 
 nn_quantize_weight_fn nn_quantize_weight_best(void) {
@@ -156,7 +99,7 @@ static int8_t i8_at(const nn_packed *w, int n, int k) {
 static float float_at(const nn_packed *w, int n, int k) {
     const size_t panel = (size_t)(n / NN_PANEL) * NN_PANEL * (size_t)w->Kp, c = (size_t)(n % NN_PANEL);
     const size_t i = panel + (size_t)k * NN_PANEL + c;
-    return w->prec == NN_BF16 ? bf16_float(((const uint16_t *)w->w)[i]) : ((const float *)w->w)[i];
+    return w->prec == NN_BF16 ? nn_bf16_float(((const uint16_t *)w->w)[i]) : ((const float *)w->w)[i];
 }
 
 void nn_dequant_i8_ref(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *zp,
