@@ -110,6 +110,11 @@ typedef struct chunk_list {
 } chunk_list;
 void chunk_list_free(chunk_list *l);
 
+/* Checks what every chunking without overlap promises: chunks in order, disjoint, inside the
+ * file; every line that is not blank in one of them; context lines in order
+ * and before the chunk. Returns 0 or CEMBED_EINVAL with what is wrong. */
+int chunk_list_check(const char *text, const size_t (*lines)[2], size_t n_lines, const chunk_list *l);
+
 /* Cuts a file by its syntax (lines, tokens as chunk_lines; o->overlap is
  * not used). OUT: *out (chunk_list_free it, also on failure). Fails with
  * CEMBED_EFORMAT when the text does not parse (the caller falls back to

@@ -49,12 +49,37 @@ int chunk_file(const chunk_lang *l, const char *text, size_t len, const size_t (
     }
     memset(out, 0, sizeof *out);
     out->lang = l ? chunk_lang_name(l) : NULL;
-    chunk_span *spans;
-    size_t n;
+    chunk_span *spans = NULL;
+    size_t n = 0;
     int rc = chunk_lines(text, lines, tokens, n_lines, o, &spans, &n);
     for (size_t i = 0; i < n && !rc; i++) rc = list_push(out, &(chunk_piece){.first = spans[i].first, .last = spans[i].last});
-    if (!rc || rc != CEMBED_ENOMEM) base_free(spans);
+    base_free(spans);
     return rc;
+}
+
+static int blank(const char *text, const size_t *l) {
+    for (size_t k = l[0]; k < l[1]; k++)
+        if (text[k] != ' ' && text[k] != '\t' && text[k] != '\f' && text[k] != '\v' && text[k] != '\r') return 0;
+    return 1;
+}
+
+int chunk_list_check(const char *text, const size_t (*lines)[2], size_t n_lines, const chunk_list *l) {
+    size_t next = 0;   /* the first line no chunk holds yet */
+    for (size_t i = 0; i < l->n; i++) {
+        const chunk_piece *p = &l->v[i];
+        if (p->first < (int)next || p->last < p->first || (size_t)p->last >= n_lines)
+            return base_err(CEMBED_EINVAL, "chunk %zu: lines %d-%d after line %zu of %zu", i, p->first, p->last, next, n_lines);
+        for (; next < (size_t)p->first; next++)
+            if (!blank(text, lines[next])) return base_err(CEMBED_EINVAL, "line %zu is in no chunk", next);
+        for (int k = 0; k < p->n_ctx; k++)
+            if (p->ctx[k].first > p->ctx[k].last || p->ctx[k].last >= p->first || (k && p->ctx[k].first <= p->ctx[k - 1].last))
+                return base_err(CEMBED_EINVAL, "chunk %zu: context %d-%d", i, p->ctx[k].first, p->ctx[k].last);
+        if (p->sym + p->sym_len > l->names.len) return base_err(CEMBED_EINVAL, "chunk %zu: symbol out of range", i);
+        next = (size_t)p->last + 1;
+    }
+    for (; next < n_lines; next++)
+        if (!blank(text, lines[next])) return base_err(CEMBED_EINVAL, "line %zu is in no chunk", next);
+    return 0;
 }
 
 #ifndef CEMBED_TS
@@ -123,7 +148,9 @@ static long range_tok(const walker *w, int a, int b) { return a > b ? 0 : w->cum
 
 /* The context lines of a chunk starting at first under frames f[0..n): each
  * frame's header (cut before first), at most a third of the limit: first
- * lines only, then the innermost frames only. OUT: spans, *n_out. Returns its tokens. */
+ * lines only, then the innermost frames only, and at least the innermost
+ * frame's first line when it takes at most half the limit. OUT: spans, *n_out.
+ * Returns its tokens. */
 static long ctx_make(const walker *w, const frame *f, int n, int first, chunk_span *spans, int *n_out) {
     const long budget = w->max_tok / 3;
     int lo = n > CHUNK_MAX_CTX ? n - CHUNK_MAX_CTX : 0;
@@ -139,6 +166,10 @@ static long ctx_make(const walker *w, const frame *f, int n, int first, chunk_sp
     for (int i = lo; i < n; i++) {
         const int b = CE_MIN(short_headers ? f[i].a : f[i].b, first - 1);
         if (f[i].a <= b) spans[(*n_out)++] = (chunk_span){f[i].a, b};
+    }
+    if (!*n_out && n && f[n - 1].a < first && range_tok(w, f[n - 1].a, f[n - 1].a) <= w->max_tok / 2) {
+        spans[(*n_out)++] = (chunk_span){f[n - 1].a, f[n - 1].a};   /* the innermost signature's first line at least */
+        tok = range_tok(w, f[n - 1].a, f[n - 1].a);
     }
     return tok;
 }
@@ -187,6 +218,8 @@ reset:
     w->syms.len = 0;
 }
 
+static void qual_append(walker *w, buf *b, TSNode d);
+
 /* 1 if the gathered chunk is open and would have the same context under
  * the current frames. */
 static int same_ctx(const walker *w) {
@@ -199,7 +232,7 @@ static int same_ctx(const walker *w) {
 /* The gathered chunk takes lines [first, last] under the current frames if it
  * fits and sees the same context; else it is written and a new one starts.
  * kind/name: a whole definition (NULL: not one). alone: a chunk of its own. */
-static void unit(walker *w, int first, int last, const char *kind, const char *name, size_t name_len, int alone) {
+static void unit(walker *w, int first, int last, const char *kind, const TSNode *def, int alone) {
     gather *g = &w->g;
     if (g->on && (alone || !same_ctx(w) || !fits(w, g->eff, g->n_eff, g->first, last))) flush(w);
     if (!g->on) {
@@ -215,12 +248,7 @@ static void unit(walker *w, int first, int last, const char *kind, const char *n
     g->mixed |= g->n_defs && strcmp(g->kind, kind) != 0;
     g->kind = kind;
     if (g->n_defs++ && w->syms.len < MAX_SYMS && buf_append(&w->syms, ", ", 2)) w->err = CEMBED_ENOMEM;
-    if (w->syms.len >= MAX_SYMS) return;
-    if (w->depth) {
-        const frame *f = &w->st[w->depth - 1];
-        if (buf_append(&w->syms, str_of(&w->qual, f->sym), f->sym_len) || buf_append(&w->syms, ".", 1)) w->err = CEMBED_ENOMEM;
-    }
-    if (buf_append(&w->syms, name, CE_MIN(name_len, (size_t)MAX_SYMS))) w->err = CEMBED_ENOMEM;
+    if (w->syms.len < MAX_SYMS && def) qual_append(w, &w->syms, *def);
 }
 
 /* Lines [from, to] by the line chunker, each window a chunk of its own; the
@@ -247,7 +275,7 @@ static void by_lines(walker *w, int from, int to) {
     for (int i = from; i <= to; i++) t[i - from] = (int)(w->cum[i + 1] - w->cum[i]);
     tok = t;
     if (chunk_lines(w->text, w->lines + from, tok, (size_t)(to - from + 1), &o, &spans, &n)) w->err = CEMBED_ENOMEM;
-    for (size_t i = 0; i < n && !w->err; i++) unit(w, from + spans[i].first, from + spans[i].last, NULL, NULL, 0, 1);
+    for (size_t i = 0; i < n && !w->err; i++) unit(w, from + spans[i].first, from + spans[i].last, NULL, NULL, 1);
     flush(w);
     base_free(spans);
     base_free(t);
@@ -282,7 +310,7 @@ static const char *def_name(const walker *w, TSNode n, size_t *len) {
             break;
         if (!ts_node_is_null(f = field(n, "name")) || !ts_node_is_null(f = field(n, "declarator"))) n = f;
         else if (!ts_node_is_null(f = field(n, "type"))) { n = f; break; }
-        else if (ts_node_named_child_count(n) && k == 0) n = ts_node_named_child(n, 0);
+        else if (ts_node_named_child_count(n)) n = ts_node_named_child(n, ts_node_named_child_count(n) - 1);
         else return "";
     }
     if (ts_node_is_null(n)) return "";
@@ -290,6 +318,35 @@ static const char *def_name(const walker *w, TSNode n, size_t *len) {
     const char *s = w->text + a, *nl = memchr(s, '\n', b - a);
     *len = CE_MIN((size_t)((nl ? nl : w->text + b) - s), (size_t)100);
     return s;
+}
+
+/* The type a Go method's receiver names (`func (s *Stack) Push`), or NULL. */
+static const char *receiver(const walker *w, TSNode d, size_t *len) {
+    TSNode r = field(d, "receiver");
+    for (int k = 0; k < 6 && !ts_node_is_null(r); k++) {
+        if (strcmp(ts_node_type(r), "type_identifier") == 0) {
+            *len = ts_node_end_byte(r) - ts_node_start_byte(r);
+            return w->text + ts_node_start_byte(r);
+        }
+        TSNode t = field(r, "type");
+        r = !ts_node_is_null(t) ? t : ts_node_named_child_count(r) ? ts_node_named_child(r, 0) : t;
+    }
+    return NULL;
+}
+
+/* Appends definition d's qualified name to b: the innermost frame's, its
+ * receiver's type, its own name, '.'-joined. */
+static void qual_append(walker *w, buf *b, TSNode d) {
+    size_t len, rlen = 0;
+    const char *name = def_name(w, d, &len), *recv = receiver(w, d, &rlen);
+    const frame *up = w->depth ? &w->st[w->depth - 1] : NULL;
+    if (buf_reserve(b, (up ? up->sym_len + 1 : 0) + rlen + 1 + len)) {
+        w->err = CEMBED_ENOMEM;
+        return;
+    }
+    if (up) buf_append(b, w->qual.ptr + up->sym, up->sym_len), buf_append(b, ".", 1);
+    if (recv) buf_append(b, recv, rlen), buf_append(b, ".", 1);
+    buf_append(b, name, len);
 }
 
 /* "function" inside a class, struct, impl, trait or interface is a method. */
@@ -318,9 +375,9 @@ static int split(walker *w, TSNode n, int from, int nest);
 
 /* Lines [from, last] that no child holds (comments at a block's end). */
 static void rest(walker *w, int from, int last) {
-    if (fits(w, w->st, eff_count(w, from), from, last)) unit(w, from, last, NULL, NULL, 0, 0);
+    if (fits(w, w->st, eff_count(w, from), from, last)) unit(w, from, last, NULL, NULL, 0);
     else if (last > from) by_lines(w, from, last);
-    else unit(w, from, last, NULL, NULL, 0, 1);
+    else unit(w, from, last, NULL, NULL, 1);
 }
 
 /* Places node n at line from: a unit, or split, or cut by lines. Returns
@@ -328,20 +385,24 @@ static void rest(walker *w, int from, int last) {
 static int place(walker *w, TSNode n, int from, int nest) {
     const int last = node_last(w, n);
     if (last < from) return from;   /* on lines already placed */
+    gather *g = &w->g;
+    if (!ts_node_is_named(n) && g->on && fits(w, g->eff, g->n_eff, g->first, last)) {
+        g->last = last;   /* a closing `}` or `end` ends the chunk before it, whatever its context */
+        return last + 1;
+    }
     TSNode d = unwrap(w, n);
     const char *kind = def_kind(w, lang_def_kind(w->L, ts_node_type(d)));
     const int k = eff_count(w, from);
     if (fits(w, w->st, k, from, last)) {
-        size_t len = 0;
-        const char *name = kind ? def_name(w, d, &len) : NULL;
-        unit(w, from, last, kind, name, len, kind && range_tok(w, from, last) >= w->max_tok / 2);
+        unit(w, from, last, kind, kind ? &d : NULL, kind && range_tok(w, from, last) >= w->max_tok / 2);
     } else if (last > from && ts_node_child_count(n) && nest < MAX_NEST) {
-        if (kind && !w->no_flush) flush(w);   /* a split definition starts a chunk */
+        /* a split definition starts a chunk, unless the chunk holds only the enclosing header */
+        if (kind && !w->no_flush && !(w->depth && g->last <= w->st[w->depth - 1].b)) flush(w);
         split(w, n, from, nest + 1);
     } else if (last > from) {
         by_lines(w, from, last);
     } else {
-        unit(w, from, last, kind, NULL, 0, 1);   /* one line over the limit */
+        unit(w, from, last, kind, kind ? &d : NULL, 1);   /* one line over the limit */
     }
     return last + 1;
 }
@@ -351,16 +412,8 @@ static int push(walker *w, TSNode n) {
     const char *kind = def_kind(w, lang_def_kind(w->L, ts_node_type(n)));
     if (!kind || w->depth == MAX_FRAMES) return 0;
     frame *f = &w->st[w->depth];
-    size_t len;
-    const char *name = def_name(w, n, &len);
     *f = (frame){.a = node_first(w, n), .b = header_end(w, n), .kind = kind, .sym = w->qual.len};
-    if (w->depth) {
-        const frame *up = &w->st[w->depth - 1];
-        if (buf_reserve(&w->qual, up->sym_len + 1 + len)) return w->err = CEMBED_ENOMEM, 0;
-        buf_append(&w->qual, w->qual.ptr + up->sym, up->sym_len);
-        buf_append(&w->qual, ".", 1);
-    }
-    if (buf_append(&w->qual, name, len)) return w->err = CEMBED_ENOMEM, 0;
+    qual_append(w, &w->qual, n);
     f->sym_len = w->qual.len - f->sym;
     w->depth++;
     return 1;
