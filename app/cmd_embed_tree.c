@@ -32,6 +32,8 @@ static void on_sigint(int sig) {
 typedef struct pending {
     size_t file;            /* index in the walk list */
     int first, last;        /* 1-based lines */
+    int n_ctx;              /* context lines put before them (0-based, as chunk_piece) */
+    chunk_span ctx[CHUNK_MAX_CTX];
     const char *lang, *kind;   /* static; NULL: unknown language, a line window */
     char *symbol;           /* the qualified symbol, or NULL */
     char *text;
@@ -113,12 +115,15 @@ static int npy_header(run *r, size_t rows) {
     return fseek(r->npy, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, r->npy) != sizeof h;
 }
 
-/* ,"language","kind","symbol" of a chunk, those it has. */
+/* ,"language","kind","symbol","context" of a chunk, those it has. */
 static int write_meta(buf *b, const pending *p) {
     int rc = 0;
     if (p->lang) rc = rc || buf_append(b, ",\"language\":", 12) || json_write_string(b, p->lang, strlen(p->lang));
     if (p->kind) rc = rc || buf_append(b, ",\"kind\":", 8) || json_write_string(b, p->kind, strlen(p->kind));
     if (p->symbol) rc = rc || buf_append(b, ",\"symbol\":", 10) || json_write_string(b, p->symbol, strlen(p->symbol));
+    for (int k = 0; k < p->n_ctx && !rc; k++)   /* the context lines, 1-based [first, last] ranges */
+        rc = buf_printf(b, "%s[%d,%d]%s", k ? "," : ",\"context\":[", p->ctx[k].first + 1, p->ctx[k].last + 1,
+                        k == p->n_ctx - 1 ? "]" : "");
     return rc;
 }
 
@@ -221,7 +226,8 @@ static int chunk_text(const run *r, const char *text, const size_t (*lines)[2], 
 static int add_chunk(run *r, size_t fi, const char *text, const size_t (*lines)[2], const chunk_list *cl,
                      const chunk_piece *c) {
     pending *p = &r->win[r->n_win];
-    *p = (pending){.file = fi, .first = c->first + 1, .last = c->last + 1, .lang = cl->lang, .kind = c->kind};
+    *p = (pending){.file = fi, .first = c->first + 1, .last = c->last + 1, .n_ctx = c->n_ctx, .lang = cl->lang, .kind = c->kind};
+    memcpy(p->ctx, c->ctx, sizeof p->ctx);
     int rc = chunk_text(r, text, lines, c, &p->text, &p->len);
     if (!rc && c->kind && !(p->symbol = base_malloc(c->sym_len + 1))) rc = base_err(CEMBED_ENOMEM, "out of memory");
     if (p->symbol) {
