@@ -1,6 +1,6 @@
 /* libFuzzer target: the syntax chunker on arbitrary bytes and cut-off
  * sources. Input: byte 0 picks the grammar (python, c, cpp, javascript,
- * typescript, tsx, go, rust, java; one not built in means the line
+ * typescript, tsx, go, rust, java, c_sharp, ruby, php, bash; one not built in means the line
  * chunker), byte 1 the token limit (1..256), the rest is the file. Whatever
  * it is, the chunks keep the invariants (chunk_list_check: in order,
  * disjoint, every line that is not blank in one chunk, context before the
@@ -11,7 +11,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const char *const names[] = {"python", "c", "cpp", "javascript", "typescript", "tsx", "go", "rust", "java"};
+    static const char *const names[] = {"python", "c",    "cpp",     "javascript", "typescript", "tsx", "go",
+                                        "rust",   "java", "c_sharp", "ruby",       "php",        "bash"};
     if (size < 2) return 0;
     const chunk_lang *l = chunk_lang_by_name(names[data[0] % (sizeof names / sizeof *names)]);
     const chunk_opts o = {.max_tokens = 1 + data[1], .max_lines = 1 + data[1] % 80, .overlap = 0};

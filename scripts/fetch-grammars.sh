@@ -4,7 +4,8 @@
 # and sha256, into build/grammars (or $CEMBED_GRAMMARS):
 #   runtime/{include,src}     the runtime that npm's `tree-sitter` carries
 #                             (vendor/tree-sitter/lib; grammar ABI 13..15)
-#   lang/NAME/src/parser.c    a grammar's generated parser (+ scanner.c)
+#   lang/NAME/src/parser.c    a grammar's generated parser (+ scanner.c; NAME is
+#                             the C name: tree_sitter_NAME())
 #   VERSIONS                  what is there, one "npm-package version sha256" a line
 # The Makefile builds what it finds there; without it cembed builds with the
 # line chunker only. Idempotent: a package already unpacked at its pinned
@@ -29,6 +30,10 @@ PINS=(
   "tree-sitter-java 0.23.5 6b6c1b62605f9d8bb80efd2ebe5951a87b182faafa3eeb67c460a667818551b6 java:."
   "tree-sitter-typescript 0.23.2 0fdf63c35930a75885145d75ee63cb879da2d49db9bfe454bd8e60b08ba778a1 typescript:typescript tsx:tsx"
   "tree-sitter-cpp 0.23.4 615d152f70e7a6bed8f15a93c3c0c264c40dc71c1b6a1445646fff9439e776bc cpp:."
+  "tree-sitter-c-sharp 0.23.5 dde5d56fe441a7d64616462c8d741ab4af7874484de6aa74548ac5770c50c414 c_sharp:."
+  "tree-sitter-ruby 0.23.1 1f0f0c100e31ddf650962ebb1f1fb8420bdbabccd49582f6e731ea7478db639d ruby:."
+  "tree-sitter-bash 0.25.1 d4b2819508ea97cb8953fff7e304a610d443007bd395c8f03a15de9a8ae4a6f9 bash:."
+  "tree-sitter-php 0.24.2 fdd22530d3845540ba74a1199d3f67204a608c99994bb423645d3f0cfdaead94 php:php"
 )
 
 only=""
@@ -77,8 +82,12 @@ for pin in "${PINS[@]}"; do
       mkdir -p "$dest/lang/$name"
       cp -r "$p/$sub/src" "$dest/lang/$name/"
       cp "$p/LICENSE" "$dest/lang/$name/" 2>/dev/null || true
-      # typescript's scanners include ../../common/scanner.h
-      if [ -d "$p/common" ]; then rm -rf "$dest/lang/common"; cp -r "$p/common" "$dest/lang/common"; fi
+      # typescript's and php's scanners include ../../common/scanner.h (each
+      # package its own): it goes beside the scanner, the include follows
+      if [ -f "$p/common/scanner.h" ] && [ -f "$dest/lang/$name/src/scanner.c" ]; then
+        cp "$p/common/scanner.h" "$dest/lang/$name/src/common_scanner.h"
+        sed -i 's|"\.\./\.\./common/scanner\.h"|"common_scanner.h"|' "$dest/lang/$name/src/scanner.c"
+      fi
     fi
   done
   grep -v "^$pkg " "$dest/VERSIONS" >"$tmp/v" || true
@@ -89,6 +98,6 @@ for pin in "${PINS[@]}"; do
 done
 # the Makefile rebuilds the language table when this changes
 if [ "$changed" = 1 ] || [ ! -f "$dest/langs.stamp" ]; then
-  ls "$dest/lang" | grep -v '^common$' >"$dest/langs.stamp" || true
+  ls "$dest/lang" >"$dest/langs.stamp" || true
 fi
 echo "fetch-grammars: $(tr '\n' ' ' <"$dest/langs.stamp")in $dest"

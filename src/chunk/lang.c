@@ -52,6 +52,18 @@ GRAMMAR(rust)
 #ifdef CEMBED_TS_JAVA
 GRAMMAR(java)
 #endif
+#ifdef CEMBED_TS_C_SHARP
+GRAMMAR(c_sharp)
+#endif
+#ifdef CEMBED_TS_RUBY
+GRAMMAR(ruby)
+#endif
+#ifdef CEMBED_TS_PHP
+GRAMMAR(php)
+#endif
+#ifdef CEMBED_TS_BASH
+GRAMMAR(bash)
+#endif
 
 static const chunk_lang langs[] = {
 #ifdef CEMBED_TS_PYTHON
@@ -100,6 +112,30 @@ static const chunk_lang langs[] = {
           {"record_declaration", "record"}, {"annotation_type_declaration", "interface"},
           {"method_declaration", "method"}, {"constructor_declaration", "constructor"}),
      none, LIST(COMMENTS)},
+#endif
+#ifdef CEMBED_TS_C_SHARP
+    {"c_sharp", " .cs ", grammar_c_sharp,
+     DEFS({"class_declaration", "class"}, {"struct_declaration", "struct"}, {"interface_declaration", "interface"},
+          {"enum_declaration", "enum"}, {"record_declaration", "record"}, {"method_declaration", "method"},
+          {"constructor_declaration", "constructor"}, {"namespace_declaration", "namespace"},
+          {"local_function_statement", "function"}),
+     none, LIST(COMMENTS)},
+#endif
+#ifdef CEMBED_TS_RUBY
+    {"ruby", " .rb .rake .gemspec ", grammar_ruby,
+     DEFS({"method", "function"}, {"singleton_method", "function"}, {"class", "class"}, {"singleton_class", "class"},
+          {"module", "module"}),
+     none, LIST(COMMENTS)},
+#endif
+#ifdef CEMBED_TS_PHP
+    {"php", " .php .phtml ", grammar_php,
+     DEFS({"function_definition", "function"}, {"class_declaration", "class"}, {"interface_declaration", "interface"},
+          {"trait_declaration", "trait"}, {"enum_declaration", "enum"}, {"method_declaration", "method"},
+          {"namespace_definition", "namespace"}),
+     none, LIST(COMMENTS)},
+#endif
+#ifdef CEMBED_TS_BASH
+    {"bash", " .sh .bash ", grammar_bash, DEFS({"function_definition", "function"}), none, LIST(COMMENTS)},
 #endif
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };

@@ -110,6 +110,7 @@ typedef struct gather {  /* the chunk being gathered */
     int n_eff;           /* the frames before first: its context */
     frame eff[MAX_FRAMES];
     int n_defs, mixed;   /* whole definitions in it; of more than one kind */
+    int body;            /* it holds lines past the innermost frame's header */
     const char *kind;
     int enc_depth;       /* the innermost definition it is part of */
     frame enc;
@@ -243,6 +244,7 @@ static void unit(walker *w, int first, int last, const char *kind, const TSNode 
     }
     g->last = last;
     g->sealed = alone;
+    g->body |= !w->depth || last > w->st[w->depth - 1].b;
     if (w->depth > g->enc_depth) g->enc_depth = w->depth, g->enc = w->st[w->depth - 1];
     if (!kind) return;
     g->mixed |= g->n_defs && strcmp(g->kind, kind) != 0;
@@ -306,7 +308,8 @@ static const char *def_name(const walker *w, TSNode n, size_t *len) {
         const size_t tl = strlen(t);
         TSNode f;
         if ((tl >= 10 && strcmp(t + tl - 10, "identifier") == 0) || strcmp(t, "operator_name") == 0 ||
-            strcmp(t, "destructor_name") == 0 || strcmp(t, "property_name") == 0 || strcmp(t, "name") == 0)
+            strcmp(t, "destructor_name") == 0 || strcmp(t, "property_name") == 0 || strcmp(t, "name") == 0 ||
+            strcmp(t, "constant") == 0 || strcmp(t, "word") == 0)
             break;
         if (!ts_node_is_null(f = field(n, "name")) || !ts_node_is_null(f = field(n, "declarator"))) n = f;
         else if (!ts_node_is_null(f = field(n, "type"))) { n = f; break; }
@@ -391,13 +394,13 @@ static int place(walker *w, TSNode n, int from, int nest) {
         return last + 1;
     }
     TSNode d = unwrap(w, n);
-    const char *kind = def_kind(w, lang_def_kind(w->L, ts_node_type(d)));
+    const char *kind = ts_node_is_named(d) ? def_kind(w, lang_def_kind(w->L, ts_node_type(d))) : NULL;
     const int k = eff_count(w, from);
     if (fits(w, w->st, k, from, last)) {
         unit(w, from, last, kind, kind ? &d : NULL, kind && range_tok(w, from, last) >= w->max_tok / 2);
     } else if (last > from && ts_node_child_count(n) && nest < MAX_NEST) {
         /* a split definition starts a chunk, unless the chunk holds only the enclosing header */
-        if (kind && !w->no_flush && !(w->depth && g->last <= w->st[w->depth - 1].b)) flush(w);
+        if (kind && !w->no_flush && g->body) flush(w);
         split(w, n, from, nest + 1);
     } else if (last > from) {
         by_lines(w, from, last);
@@ -409,7 +412,7 @@ static int place(walker *w, TSNode n, int from, int nest) {
 
 /* Pushes the frame of definition n (when it is one). Returns 1 if pushed. */
 static int push(walker *w, TSNode n) {
-    const char *kind = def_kind(w, lang_def_kind(w->L, ts_node_type(n)));
+    const char *kind = ts_node_is_named(n) ? def_kind(w, lang_def_kind(w->L, ts_node_type(n))) : NULL;
     if (!kind || w->depth == MAX_FRAMES) return 0;
     frame *f = &w->st[w->depth];
     *f = (frame){.a = node_first(w, n), .b = header_end(w, n), .kind = kind, .sym = w->qual.len};

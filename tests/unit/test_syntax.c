@@ -1,5 +1,5 @@
 /* Unit tests of the syntax chunker (src/chunk/syntax.c): for each language
- * built in, a fixture in tests/fixtures/chunk/ and its chunks written out in
+ * built in (twelve), a fixture in tests/fixtures/chunk/ and its chunks written out in
  * NAME.chunks ("first-last kind symbol <context-lines...", 1-based lines,
  * under the limit the file's first line names), with a stand-in tokenizer (a
  * run of letters and digits, or one punctuation byte, is one token); the
@@ -73,6 +73,7 @@ static const struct {
 } fixtures[] = {
     {"polynomial.py", "python"}, {"vec.c", "c"},      {"shapes.js", "javascript"}, {"stack.go", "go"},
     {"shapes.rs", "rust"},       {"Counter.java", "java"}, {"queue.ts", "typescript"}, {"matrix.cpp", "cpp"},
+    {"Inventory.cs", "c_sharp"}, {"stack.rb", "ruby"},     {"cart.php", "php"},         {"deploy.sh", "bash"},
 };
 
 /* Each fixture against its NAME.chunks. */
@@ -115,6 +116,10 @@ TEST(syntax_rust_fixture) { expect_fixture(4); }
 TEST(syntax_java_fixture) { expect_fixture(5); }
 TEST(syntax_typescript_fixture) { expect_fixture(6); }
 TEST(syntax_cpp_fixture) { expect_fixture(7); }
+TEST(syntax_c_sharp_fixture) { expect_fixture(8); }
+TEST(syntax_ruby_fixture) { expect_fixture(9); }
+TEST(syntax_php_fixture) { expect_fixture(10); }
+TEST(syntax_bash_fixture) { expect_fixture(11); }
 
 /* A definition that fits is one chunk, decorator included, with its class
  * line as context. */
