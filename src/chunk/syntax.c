@@ -112,8 +112,8 @@ typedef struct gather {  /* the chunk being gathered */
     int n_defs, mixed;   /* whole definitions in it; of more than one kind */
     int body;            /* it holds lines past the innermost frame's header */
     const char *kind;
-    int enc_depth;       /* the innermost definition it is part of */
-    frame enc;
+    int enc_depth;       /* the innermost definition it is part of (its name: walker.enc) */
+    const char *enc_kind;
 } gather;
 
 typedef struct walker {
@@ -126,6 +126,7 @@ typedef struct walker {
     int depth;
     buf qual;            /* the frames' qualified names */
     buf syms;            /* the gathered chunk's definitions, ", "-joined */
+    buf enc;             /* the qualified name of the definition it is a part of (a copy: frames pop) */
     gather g;
     chunk_list *out;
 } walker;
@@ -206,8 +207,8 @@ static void flush(walker *w) {
         p.kind = g->mixed ? "definitions" : g->kind;
         sym = str_of(&w->syms, 0), sym_len = w->syms.len;
     } else if (g->enc_depth) {   /* a part of a definition */
-        p.kind = g->enc.kind;
-        sym = str_of(&w->qual, g->enc.sym), sym_len = g->enc.sym_len;
+        p.kind = g->enc_kind;
+        sym = str_of(&w->enc, 0), sym_len = w->enc.len;
     } else {
         p.kind = "code";
     }
@@ -245,7 +246,13 @@ static void unit(walker *w, int first, int last, const char *kind, const TSNode 
     g->last = last;
     g->sealed = alone;
     g->body |= !w->depth || last > w->st[w->depth - 1].b;
-    if (w->depth > g->enc_depth) g->enc_depth = w->depth, g->enc = w->st[w->depth - 1];
+    if (w->depth > g->enc_depth) {
+        const frame *f = &w->st[w->depth - 1];
+        g->enc_depth = w->depth;
+        g->enc_kind = f->kind;
+        w->enc.len = 0;
+        if (buf_append(&w->enc, str_of(&w->qual, f->sym), f->sym_len)) w->err = CEMBED_ENOMEM;
+    }
     if (!kind) return;
     g->mixed |= g->n_defs && strcmp(g->kind, kind) != 0;
     g->kind = kind;
@@ -481,6 +488,7 @@ done:
     base_free(w.cum);
     buf_free(&w.qual);
     buf_free(&w.syms);
+    buf_free(&w.enc);
     return rc;
 }
 
