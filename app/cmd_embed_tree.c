@@ -229,7 +229,7 @@ static int add_chunk(run *r, size_t fi, const char *text, const size_t (*lines)[
     *p = (pending){.file = fi, .first = c->first + 1, .last = c->last + 1, .n_ctx = c->n_ctx, .lang = cl->lang, .kind = c->kind};
     memcpy(p->ctx, c->ctx, sizeof p->ctx);
     int rc = chunk_text(r, text, lines, c, &p->text, &p->len);
-    if (!rc && c->kind && !(p->symbol = base_malloc(c->sym_len + 1))) rc = base_err(CEMBED_ENOMEM, "out of memory");
+    if (!rc && c->sym_len && !(p->symbol = base_malloc(c->sym_len + 1))) rc = base_err(CEMBED_ENOMEM, "out of memory");
     if (p->symbol) {
         memcpy(p->symbol, cl->names.ptr ? cl->names.ptr + c->sym : "", c->sym_len);
         p->symbol[c->sym_len] = 0;
