@@ -1,5 +1,5 @@
 /* Unit tests of the syntax chunker (src/chunk/syntax.c): for each language
- * built in (twelve), a fixture in tests/fixtures/chunk/ and its chunks written out in
+ * built in (thirteen), a fixture in tests/fixtures/chunk/ and its chunks written out in
  * NAME.chunks ("first-last kind symbol <context-lines...", 1-based lines,
  * under the limit the file's first line names), with a stand-in tokenizer (a
  * run of letters and digits, or one punctuation byte, is one token); the
@@ -74,6 +74,7 @@ static const struct {
     {"polynomial.py", "python"}, {"vec.c", "c"},      {"shapes.js", "javascript"}, {"stack.go", "go"},
     {"shapes.rs", "rust"},       {"Counter.java", "java"}, {"queue.ts", "typescript"}, {"matrix.cpp", "cpp"},
     {"Inventory.cs", "c_sharp"}, {"stack.rb", "ruby"},     {"cart.php", "php"},         {"deploy.sh", "bash"},
+    {"List.tsx", "tsx"},
 };
 
 /* Each fixture against its NAME.chunks. */
@@ -120,6 +121,7 @@ TEST(syntax_c_sharp_fixture) { expect_fixture(8); }
 TEST(syntax_ruby_fixture) { expect_fixture(9); }
 TEST(syntax_php_fixture) { expect_fixture(10); }
 TEST(syntax_bash_fixture) { expect_fixture(11); }
+TEST(syntax_tsx_fixture) { expect_fixture(12); }
 
 /* A definition that fits is one chunk, decorator included, with its class
  * line as context. */
