@@ -167,12 +167,16 @@ static long ctx_make(const walker *w, const frame *f, int n, int first, chunk_sp
     *n_out = 0;
     for (int i = lo; i < n; i++) {
         const int b = CE_MIN(short_headers ? f[i].a : f[i].b, first - 1);
-        if (f[i].a <= b) spans[(*n_out)++] = (chunk_span){f[i].a, b};
+        if (f[i].a > b) continue;
+        if (*n_out && f[i].a <= spans[*n_out - 1].last)   /* nested headers that share lines (C: a struct as a return type) */
+            spans[*n_out - 1].last = CE_MAX(spans[*n_out - 1].last, b);
+        else
+            spans[(*n_out)++] = (chunk_span){f[i].a, b};
     }
-    if (!*n_out && n && f[n - 1].a < first && range_tok(w, f[n - 1].a, f[n - 1].a) <= w->max_tok / 2) {
+    if (!*n_out && n && f[n - 1].a < first && range_tok(w, f[n - 1].a, f[n - 1].a) <= w->max_tok / 2)
         spans[(*n_out)++] = (chunk_span){f[n - 1].a, f[n - 1].a};   /* the innermost signature's first line at least */
-        tok = range_tok(w, f[n - 1].a, f[n - 1].a);
-    }
+    tok = 0;
+    for (int i = 0; i < *n_out; i++) tok += range_tok(w, spans[i].first, spans[i].last);
     return tok;
 }
 
