@@ -454,6 +454,37 @@ static int split(walker *w, TSNode n, int from, int nest) {
     return from;
 }
 
+/* The parse stops as soon as every version of it is in error recovery (the
+ * file goes to lines anyway, and some grammars' recovery can take minutes
+ * and gigabytes on a few hundred bad bytes), or past a work budget of
+ * PARSE_CHECKS_PER_KB progress checks (each 100 parser operations) per KiB:
+ * the real trees of numpy and the standard library need a few. */
+#define PARSE_CHECKS_MIN 1000
+#define PARSE_CHECKS_PER_KB 400
+typedef struct parse_budget {
+    const char *text;
+    uint32_t len;
+    uint64_t checks, max;
+} parse_budget;
+
+static const char *read_text(void *payload, uint32_t at, TSPoint pos, uint32_t *n) {
+    const parse_budget *b = payload;
+    (void)pos;
+    *n = at < b->len ? b->len - at : 0;
+    return at < b->len ? b->text + at : "";
+}
+
+static bool stop_parse(TSParseState *s) {
+    parse_budget *b = s->payload;
+    return s->has_error || ++b->checks > b->max;
+}
+
+static TSTree *parse(TSParser *p, const char *text, size_t len) {
+    parse_budget b = {.text = text, .len = (uint32_t)len, .max = PARSE_CHECKS_MIN + len / 1024 * PARSE_CHECKS_PER_KB};
+    const TSInput in = {.payload = &b, .read = read_text, .encoding = TSInputEncodingUTF8};
+    return ts_parser_parse_with_options(p, NULL, in, (TSParseOptions){.payload = &b, .progress_callback = stop_parse});
+}
+
 int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
                  size_t n_lines, const chunk_opts *o, chunk_list *out) {
     CE_ASSERT(o->max_tokens >= 1 && o->max_lines >= 1);
@@ -477,7 +508,7 @@ int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t
         rc = base_err(CEMBED_EINVAL, "the %s grammar's ABI is not the tree-sitter runtime's", l->name);
         goto done;
     }
-    tree = ts_parser_parse_string(p, NULL, text, (uint32_t)len);
+    tree = parse(p, text, len);
     if (!tree || ts_node_has_error(ts_tree_root_node(tree))) {
         rc = base_err(CEMBED_EFORMAT, "does not parse as %s", l->name);
         goto done;
