@@ -4,6 +4,8 @@
 #   make test                     unit tests, fuzz corpus replay, oracle and CLI tests,
 #                                 then the same under the sanitizers
 #   make run                      install deps, build, fetch the default model, serve
+#   make grammars                 fetch tree-sitter and its grammars (pinned npm tarballs) into
+#                                 build/grammars: the syntax chunker (else lines only)
 #   make oracle                   regenerate tests/golden/tfjs-minilm.json (TF.js, ~40 min)
 #   make fuzz                     libFuzzer binaries (clang) in build/fuzz/
 #   make install [PREFIX=/usr/local] [DESTDIR=]   bin/cembed, share/cembed/fetch-model.sh, the README
@@ -39,11 +41,38 @@ ALL_CFLAGS := $(WARN) $(OPT) -g $(SANFLAGS) $(CFLAGS)
 LIB_SRC  := $(wildcard src/base/*.c src/json/*.c src/tok/*.c src/model/*.c src/nn/*.c src/gov/*.c src/sched/*.c src/http/*.c src/pipe/*.c src/hub/*.c src/cache/*.c src/chunk/*.c src/worker/*.c)
 APP_SRC  := $(wildcard app/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+# tree-sitter (the syntax chunker, src/chunk/syntax.c): the runtime and the
+# grammars scripts/fetch-grammars.sh put in $(TS_DIR), compiled once for every
+# build variant (generated code: no warnings, no sanitizers) into libcembed.a.
+# Without them src/chunk builds with the line chunker only.
+TS_DIR   ?= build/grammars
+TS_LANGS := $(if $(wildcard $(TS_DIR)/runtime/src/lib.c),$(sort $(patsubst $(TS_DIR)/lang/%/src/parser.c,%,\
+              $(wildcard $(TS_DIR)/lang/*/src/parser.c))))
+ifneq ($(TS_LANGS),)
+TS_OBJ   := $(TS_DIR)/obj/runtime.o $(TS_LANGS:%=$(TS_DIR)/obj/%/parser.o) \
+            $(patsubst $(TS_DIR)/lang/%/src/scanner.c,$(TS_DIR)/obj/%/scanner.o,$(wildcard $(TS_DIR)/lang/*/src/scanner.c))
+TS_FLAGS := -I$(TS_DIR)/runtime/include -DCEMBED_TS $(foreach l,$(TS_LANGS),-DCEMBED_TS_$(shell echo $(l) | tr a-z A-Z))
+LIB_OBJ  += $(TS_OBJ)
+endif
+# the chunker's language table follows what is fetched
+$(BUILD)/obj/src/chunk/lang.o $(BUILD)/obj/src/chunk/syntax.o: EXTRA := $(TS_FLAGS)
+$(BUILD)/obj/src/chunk/lang.o $(BUILD)/obj/src/chunk/syntax.o: $(wildcard $(TS_DIR)/langs.stamp) Makefile
+TS_CC    := $(CC) -O2 -g0 -w -std=c11 -D_DEFAULT_SOURCE
+$(TS_DIR)/obj/runtime.o: $(TS_DIR)/runtime/src/lib.c
+	@mkdir -p $(dir $@)
+	$(TS_CC) -I$(TS_DIR)/runtime/include -I$(TS_DIR)/runtime/src -c $< -o $@
+$(TS_DIR)/obj/%/parser.o: $(TS_DIR)/lang/%/src/parser.c
+	@mkdir -p $(dir $@)
+	$(TS_CC) -O1 -I$(TS_DIR)/lang/$*/src -c $< -o $@
+$(TS_DIR)/obj/%/scanner.o: $(TS_DIR)/lang/%/src/scanner.c
+	@mkdir -p $(dir $@)
+	$(TS_CC) -I$(TS_DIR)/lang/$*/src -c $< -o $@
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 
-.PHONY: all test unit run oracle fuzz bench clean deps model install uninstall
+.PHONY: all test unit run oracle fuzz bench clean deps grammars model install uninstall
 all: $(BUILD)/cembed
 
 $(BUILD)/obj/src/nn/kernels_avx2.o $(BUILD)/obj/src/nn/lowp_avx2.o: EXTRA := $(SIMD_AVX2)
@@ -96,6 +125,9 @@ test:
 deps:
 	scripts/install-deps.sh
 
+grammars:
+	scripts/fetch-grammars.sh
+
 model:
 	scripts/fetch-model.sh
 
@@ -114,6 +146,9 @@ $(BUILD)/gemm_peak: bench/gemm_peak.c $(BUILD)/libcembed.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
 
 $(BUILD)/attn_rate: bench/attn_rate.c $(BUILD)/libcembed.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
+
+$(BUILD)/bench_chunk_speed: bench/chunk_speed.c $(BUILD)/libcembed.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libcembed.a $(LDLIBS)
 
 $(BUILD)/bench_embed_ids: bench/embed_ids.c $(BUILD)/libcembed.a

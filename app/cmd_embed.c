@@ -8,6 +8,7 @@
 
 #include "base/prof.h"
 #include "cache/cache.h"
+#include "chunk/chunk.h"
 #include "cli.h"
 #include "embed_tree.h"
 #include "json/json.h"
@@ -272,6 +273,13 @@ int cmd_embed(int argc, char **argv) {
             jsonl = 1;
         } else if (strcmp(a, "--list-files") == 0) {
             o.list_files = 1;
+        } else if (strcmp(a, "--chunker") == 0) {
+            const char *ch = i + 1 < argc ? argv[++i] : "";
+            if (strcmp(ch, "lines") == 0) o.lines_only = 1;
+            else if (strcmp(ch, "syntax") != 0) {
+                cli_error("--chunker needs syntax or lines (syntax: built in for %s)", *chunk_langs() ? chunk_langs() : "no language");
+                goto done;
+            }
         } else if (strcmp(a, "--format") == 0) {
             const char *f = argv[++i];
             if (strcmp(f, "npy") == 0) o.npy = 1;
@@ -288,7 +296,8 @@ int cmd_embed(int argc, char **argv) {
     }
     if (n_paths == 0) {
         cli_error("usage: cembed embed [--model DIR] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache] "
-                  "[--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] [--list-files] PATH...\n"
+                  "[--chunker syntax|lines] [--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] [--list-files] "
+                  "PATH...\n"
                   "       cembed embed [--model DIR] FILE.jsonl|-     (JSON lines {\"id\", \"text\"} in)");
         goto done;
     }

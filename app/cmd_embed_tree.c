@@ -3,7 +3,11 @@
  * progress bar on a terminal and periodic log lines elsewhere. Work goes in
  * windows of WINDOW chunks, in file order, so memory is flat for any tree
  * and Ctrl-C stops after the window in hand with everything computed so far
- * written and cached. */
+ * written and cached. Files in a language with a grammar are cut by syntax
+ * (src/chunk/syntax.c: a chunk's text is its context lines, the enclosing
+ * signatures, then its own lines), the rest in windows of lines. The cache
+ * key is the chunk's text, so a definition that did not change stays cached
+ * when its file is edited elsewhere. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -28,6 +32,10 @@ static void on_sigint(int sig) {
 typedef struct pending {
     size_t file;            /* index in the walk list */
     int first, last;        /* 1-based lines */
+    int n_ctx;              /* context lines put before them (0-based, as chunk_piece) */
+    chunk_span ctx[CHUNK_MAX_CTX];
+    const char *lang, *kind;   /* static; NULL: unknown language, a line window */
+    char *symbol;           /* the qualified symbol, or NULL */
     char *text;
     size_t len;
     int32_t *ids;
@@ -53,6 +61,7 @@ typedef struct run {
     int have_pe;
     /* counts */
     size_t files_done, binary, empty, chunks, cached, computed, truncated, tokens, rows;
+    size_t by_syntax, fell_back;   /* files cut by syntax; files with a grammar that did not parse */
     size_t unreadable;          /* listed files that could not be read (also in ws.unreadable): not embedded */
     uint64_t bytes_done;
     double t0, last_report;
@@ -106,6 +115,26 @@ static int npy_header(run *r, size_t rows) {
     return fseek(r->npy, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, r->npy) != sizeof h;
 }
 
+/* ,"language","kind","symbol","context" of a chunk, those it has. */
+static int write_meta(buf *b, const pending *p) {
+    int rc = 0;
+    if (p->lang) rc = rc || buf_append(b, ",\"language\":", 12) || json_write_string(b, p->lang, strlen(p->lang));
+    if (p->kind) rc = rc || buf_append(b, ",\"kind\":", 8) || json_write_string(b, p->kind, strlen(p->kind));
+    if (p->symbol) rc = rc || buf_append(b, ",\"symbol\":", 10) || json_write_string(b, p->symbol, strlen(p->symbol));
+    for (int k = 0; k < p->n_ctx && !rc; k++)   /* the context lines, 1-based [first, last] ranges */
+        rc = buf_printf(b, "%s[%d,%d]%s", k ? "," : ",\"context\":[", p->ctx[k].first + 1, p->ctx[k].last + 1,
+                        k == p->n_ctx - 1 ? "]" : "");
+    return rc;
+}
+
+static void pending_free(pending *p) {
+    base_free(p->text);
+    cembed_free(p->ids);
+    base_free(p->symbol);
+    p->text = p->symbol = NULL;
+    p->ids = NULL;
+}
+
 static int write_window(run *r, const pipe_job *j) {
     const size_t H = (size_t)r->info.hidden;
     for (size_t k = 0; k < r->n_win; k++) {
@@ -121,6 +150,7 @@ static int write_window(run *r, const pipe_job *j) {
         rc = rc || buf_append(b, "{\"id\":", 6) || json_write_string(b, tmp.ptr, tmp.len) ||
              buf_append(b, ",\"path\":", 8) || json_write_string(b, path, strlen(path)) ||
              buf_printf(b, ",\"start_line\":%d,\"end_line\":%d,\"tokens\":%zu", p->first, p->last, p->n_ids);
+        rc = rc || write_meta(b, p);
         buf_free(&tmp);
         if (r->npy) {
             rc = rc || buf_printf(b, ",\"row\":%zu}\n", r->rows);
@@ -148,12 +178,11 @@ static int flush_window(run *r) {
             j.req.items[k].text = p->text;
             j.req.items[k].text_len = p->len;
             pipe_set_tokens(&j, k, p->ids, p->n_ids, p->truncated);
+            p->text = NULL;
+            p->ids = NULL;
         } else {
-            base_free(p->text);
-            cembed_free(p->ids);
+            pending_free(p);
         }
-        p->text = NULL;
-        p->ids = NULL;
     }
     if (!rc) rc = pipe_run(&j, PIPE_EMBED, NULL);
     if (!rc) {
@@ -165,7 +194,55 @@ static int flush_window(run *r) {
         rc = base_err(rc == 503 ? CEMBED_ENOMEM : CEMBED_EINVAL, "%s", j.msg);
     }
     pipe_free(&j);
+    for (size_t k = 0; k < r->n_win; k++) pending_free(&r->win[k]);
     r->n_win = 0;
+    return rc;
+}
+
+/* The text of a chunk: the prompt, its context lines, then its own lines.
+ * OUT: *out, *len (base_malloc'd, NUL-terminated). ENOMEM only. */
+static int chunk_text(const run *r, const char *text, const size_t (*lines)[2], const chunk_piece *c, char **out,
+                      size_t *len) {
+    buf b = {0};
+    int rc = buf_append(&b, r->prompt, strlen(r->prompt));
+    for (int k = 0; k < c->n_ctx && !rc; k++)
+        for (int i = c->ctx[k].first; i <= c->ctx[k].last && !rc; i++)
+            rc = buf_append(&b, text + lines[i][0], lines[i][1] - lines[i][0]) || buf_append(&b, "\n", 1);
+    const size_t a = lines[c->first][0], e = lines[c->last][1];
+    rc = rc || buf_append(&b, text + a, e - a) || buf_append(&b, "", 1);
+    if (rc) {
+        buf_free(&b);
+        return base_err(CEMBED_ENOMEM, "out of memory");
+    }
+    *out = b.ptr;
+    *len = b.len - 1;
+    return 0;
+}
+
+/* Tokenizes chunk c of file fi into the window, flushing it when it fills. */
+static int add_chunk(run *r, size_t fi, const char *text, const size_t (*lines)[2], const chunk_list *cl,
+                     const chunk_piece *c) {
+    pending *p = &r->win[r->n_win];
+    *p = (pending){.file = fi, .first = c->first + 1, .last = c->last + 1, .n_ctx = c->n_ctx, .lang = cl->lang, .kind = c->kind};
+    memcpy(p->ctx, c->ctx, sizeof p->ctx);
+    int rc = chunk_text(r, text, lines, c, &p->text, &p->len);
+    if (!rc && c->sym_len && !(p->symbol = base_malloc(c->sym_len + 1))) rc = base_err(CEMBED_ENOMEM, "out of memory");
+    if (p->symbol) {
+        memcpy(p->symbol, cl->names.ptr ? cl->names.ptr + c->sym : "", c->sym_len);
+        p->symbol[c->sym_len] = 0;
+    }
+    size_t full;
+    if (!rc) rc = cembed_tokenize(r->m, p->text, p->len, &p->ids, &p->n_ids, &p->truncated, &full);
+    if (rc) {
+        pending_free(p);
+        return rc;
+    }
+    r->truncated += (size_t)p->truncated;
+    r->tokens += p->n_ids;
+    if (++r->n_win == WINDOW) {
+        rc = flush_window(r);
+        progress(r, 0);
+    }
     return rc;
 }
 
@@ -173,9 +250,9 @@ static int flush_window(run *r) {
 static int do_file(run *r, size_t fi) {
     const char *path = r->files.paths[fi];
     char *text = NULL;
-    size_t len = 0, (*lines)[2] = NULL, n_lines = 0, n_spans = 0;
+    size_t len = 0, (*lines)[2] = NULL, n_lines = 0;
     int *tokens = NULL, rc = 0;
-    chunk_span *spans = NULL;
+    chunk_list cl = {0};
     if (file_read_all(path, r->o->max_file_bytes, &text, &len)) {
         log_warn("skipping %s: cannot read it: %s", path, cembed_last_error());
         r->ws.unreadable++;
@@ -204,36 +281,19 @@ static int do_file(run *r, size_t fi) {
         tokens[i] = (int)CE_MIN(full - 2, (size_t)1 << 30);
     }
     chunk_opts co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap};
-    if ((rc = chunk_lines(text, (const size_t(*)[2])lines, tokens, n_lines, &co, &spans, &n_spans))) goto done;
-    for (size_t s = 0; s < n_spans && !rc && !interrupted; s++) {   /* after Ctrl-C: only the window in hand */
-        pending *p = &r->win[r->n_win];
-        const size_t a = lines[spans[s].first][0], b = lines[spans[s].last][1];
-        const size_t plen = strlen(r->prompt);
-        *p = (pending){.file = fi, .first = spans[s].first + 1, .last = spans[s].last + 1, .len = plen + b - a};
-        if (!(p->text = base_malloc(p->len + 1))) {
-            rc = base_err(CEMBED_ENOMEM, "out of memory");
-            break;
-        }
-        memcpy(p->text, r->prompt, plen);
-        memcpy(p->text + plen, text + a, b - a);
-        p->text[p->len] = 0;
-        size_t full;
-        if ((rc = cembed_tokenize(r->m, p->text, p->len, &p->ids, &p->n_ids, &p->truncated, &full))) {
-            base_free(p->text);
-            break;
-        }
-        r->truncated += (size_t)p->truncated;
-        r->tokens += p->n_ids;
-        if (++r->n_win == WINDOW) {
-            rc = flush_window(r);
-            progress(r, 0);
-        }
-    }
+    const chunk_lang *lang = chunk_lang_for_path(path);
+    if ((rc = chunk_file(r->o->lines_only ? NULL : lang, text, len, (const size_t(*)[2])lines, tokens, n_lines, &co, &cl)))
+        goto done;
+    if (!cl.lang && lang) cl.lang = chunk_lang_name(lang);   /* --chunker lines still says the language */
+    r->by_syntax += (size_t)cl.syntax;
+    r->fell_back += !cl.syntax && lang && !r->o->lines_only;
+    for (size_t s = 0; s < cl.n && !rc && !interrupted; s++)   /* after Ctrl-C: only the window in hand */
+        rc = add_chunk(r, fi, text, (const size_t(*)[2])lines, &cl, &cl.v[s]);
 done:
     base_free(text);
     base_free(lines);
     base_free(tokens);
-    base_free(spans);
+    chunk_list_free(&cl);
     return rc;
 }
 
@@ -351,6 +411,9 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
              r->files_done - r->binary - r->empty - r->unreadable, r->ws.ignored + r->binary + r->ws.too_large + r->empty +
              r->ws.unreadable + r->ws.symlinks, r->ws.ignored, r->binary, r->ws.too_large,
              (unsigned long long)o->max_file_bytes, r->empty, r->ws.unreadable, r->ws.symlinks, r->ws.vcs_dirs);
+    log_info("chunker: %s; %zu files cut by syntax, %zu with a grammar that did not parse cut by lines",
+             o->lines_only ? "lines" : *chunk_langs() ? "syntax" : "lines (built without tree-sitter)", r->by_syntax,
+             r->fell_back);
     log_info("chunks: %zu (%zu cached, %zu computed, %zu truncated to %d tokens), %zu tokens in %.2f s: %.1f chunks/s",
              r->chunks, r->cached, r->computed, r->truncated, r->info.max_seq_len, r->tokens, dt,
              dt > 0 ? (double)r->chunks / dt : 0.0);
@@ -367,7 +430,7 @@ done:
     if (r->meta) fclose(r->meta);
     base_free(npy_path);
     base_free(meta_path);
-    for (size_t k = 0; k < r->n_win; k++) base_free(r->win[k].text), cembed_free(r->win[k].ids);
+    for (size_t k = 0; k < r->n_win; k++) pending_free(&r->win[k]);
     sched_free(r->s);
     if (r->have_pe) pipe_env_destroy(&r->pe);
     buf_free(&r->line);

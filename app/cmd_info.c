@@ -1,6 +1,7 @@
 /* `cembed info`: the facts of a model directory as one JSON object. */
 #include <string.h>
 
+#include "chunk/chunk.h"
 #include "cli.h"
 #include "json/json.h"
 
@@ -33,7 +34,10 @@ int cmd_info(int argc, char **argv) {
                         i.architecture, i.family, i.kind, i.hidden, i.hidden_size, i.layers, i.heads, i.intermediate, i.vocab_size, i.max_seq_len,
                         i.pooling, i.normalize ? "true" : "false", (double)i.layer_norm_eps, i.weights_dtype,
                         i.weights_bytes, i.threads, i.precision) == 0 &&
-             cembed_kernels_json(m, &b) == 0 && buf_append(&b, "}\n", 2) == 0;
+             cembed_kernels_json(m, &b) == 0 &&
+             buf_printf(&b, ",\"chunkers\":\"%s\",\"syntax_languages\":\"%s\"", *chunk_langs() ? "syntax lines" : "lines",
+                        chunk_langs()) == 0 &&
+             buf_append(&b, "}\n", 2) == 0;
     if (ok) fwrite(b.ptr, 1, b.len, stdout);
     buf_free(&b);
     cembed_model_free(m);

@@ -12,6 +12,7 @@ typedef struct tree_opts {
     uint64_t max_file_bytes;
     int chunk_tokens, chunk_lines, overlap;
     int list_files;             /* --list-files: print what would be embedded */
+    int lines_only;             /* --chunker lines: windows of lines even where a grammar exists */
     double progress_s;          /* seconds between progress log lines off a terminal */
 } tree_opts;
 

@@ -30,8 +30,17 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+# tree-sitter's runtime and grammars (npm tarballs, pinned) for the syntax
+# chunker; without them (no network, CEMBED_NO_GRAMMARS=1) cembed builds with
+# the line chunker only
+grammars() {
+  if [ "${CEMBED_NO_GRAMMARS:-0}" = 1 ]; then return 0; fi
+  "$(dirname "$0")/fetch-grammars.sh" || echo "install-deps: no grammars fetched: the build has the line chunker only" >&2
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all packages present"
+  grammars
   exit 0
 fi
 
@@ -39,3 +48,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+grammars

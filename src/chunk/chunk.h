@@ -15,6 +15,17 @@
  * before any line at column 0; consecutive windows share `overlap` lines.
  * A single line over max_tokens is a window of its own (the engine truncates
  * it). Windows holding only whitespace are dropped.
+ *
+ * Syntax chunker (chunk/syntax.c, on tree-sitter; chunk/lang.c lists the
+ * languages compiled in): a definition (function, method, class, struct,
+ * impl ...) is one chunk when it fits; a larger one is split at its children
+ * (a class at its methods, a function at its statements) and each part
+ * carries the enclosing signature lines as context; small neighbours merge up
+ * to the limit; comments and attributes stay with the definition they
+ * precede. The chunks' line ranges are disjoint and in order, and every line
+ * that is not blank is in exactly one of them (context lines are repeated,
+ * nothing else). Files that do not parse and languages without a grammar go
+ * to the line chunker (chunk_file).
  */
 #ifndef CEMBED_CHUNK_H
 #define CEMBED_CHUNK_H
@@ -70,5 +81,50 @@ int chunk_lines(const char *text, const size_t (*lines)[2], const int *tokens, s
 int chunk_split_lines(const char *text, size_t len, size_t (**lines)[2], size_t *n);
 /* 1 if the file content looks binary (a NUL byte in its first 8,000 bytes, as git decides). */
 int chunk_is_binary(const char *text, size_t len);
+
+
+/* ---- languages and the syntax chunker ---- */
+typedef struct chunk_lang chunk_lang;   /* static: never freed */
+/* The language of a file by its extension; NULL when no grammar for it is built in. */
+const chunk_lang *chunk_lang_for_path(const char *path);
+const chunk_lang *chunk_lang_by_name(const char *name);
+const char *chunk_lang_name(const chunk_lang *l);
+/* The languages built in, space-separated; "" without tree-sitter. Cannot fail. */
+const char *chunk_langs(void);
+
+#define CHUNK_MAX_CTX 4
+typedef struct chunk_piece {
+    int first, last;                 /* the chunk's own lines, 0-based inclusive */
+    int n_ctx;                       /* context: enclosing signature lines, all before first, outermost first */
+    chunk_span ctx[CHUNK_MAX_CTX];
+    const char *kind;                /* static: "function", "method", "class", "code" ...; NULL for a line window */
+    size_t sym, sym_len;             /* the qualified symbol ("Polynomial.fit"): list names.ptr + sym */
+} chunk_piece;
+
+typedef struct chunk_list {
+    chunk_piece *v;
+    size_t n, cap;
+    buf names;                       /* the symbols' bytes */
+    const char *lang;                /* static: the language's name, or NULL */
+    int syntax;                      /* 1: cut by the syntax chunker; 0: line windows */
+} chunk_list;
+void chunk_list_free(chunk_list *l);
+
+/* Checks what every chunking without overlap promises: chunks in order, disjoint, inside the
+ * file; every line that is not blank in one of them; context lines in order
+ * and before the chunk. Returns 0 or CEMBED_EINVAL with what is wrong. */
+int chunk_list_check(const char *text, const size_t (*lines)[2], size_t n_lines, const chunk_list *l);
+
+/* Cuts a file by its syntax (lines, tokens as chunk_lines; o->overlap is
+ * not used). OUT: *out (chunk_list_free it, also on failure). Fails with
+ * CEMBED_EFORMAT when the text does not parse (the caller falls back to
+ * lines), CEMBED_EINVAL without tree-sitter, CEMBED_ENOMEM. */
+int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
+                 size_t n_lines, const chunk_opts *o, chunk_list *out);
+/* The syntax chunks of a file when l is not NULL and the file parses, else
+ * line windows (out->syntax says which). OUT: *out (chunk_list_free it).
+ * ENOMEM only. */
+int chunk_file(const chunk_lang *l, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
+               size_t n_lines, const chunk_opts *o, chunk_list *out);
 
 #endif

@@ -139,8 +139,10 @@ check("skipped files are counted", "1 binary" in r1.stderr and "1 over" in r1.st
 # the same texts through the JSON lines path give the same vectors
 with open(f"{work}/texts.jsonl", "w", encoding="utf-8") as f:
     for e in out1:
-        text = "\n".join(open(e["path"], encoding="utf-8", errors="replace").read().split("\n")
-                         [e["start_line"] - 1:e["end_line"]])
+        src = open(e["path"], encoding="utf-8", errors="replace").read().split("\n")
+        # a syntax chunk's text: its context lines (enclosing signatures), then its own lines
+        ctx = "".join(l + "\n" for a, b in e.get("context", []) for l in src[a - 1:b])
+        text = ctx + "\n".join(src[e["start_line"] - 1:e["end_line"]])
         f.write(json.dumps({"id": e["id"], "text": text}) + "\n")
 rj = embed([f"{work}/texts.jsonl"])
 ref = {json.loads(l)["id"]: json.loads(l)["embedding"] for l in rj.stdout.splitlines()}

@@ -1,0 +1,226 @@
+/* Unit tests of the syntax chunker (src/chunk/syntax.c): for each language
+ * built in (thirteen), a fixture in tests/fixtures/chunk/ and its chunks written out in
+ * NAME.chunks ("first-last kind symbol <context-lines...", 1-based lines,
+ * under the limit the file's first line names), with a stand-in tokenizer (a
+ * run of letters and digits, or one punctuation byte, is one token); the
+ * invariants (chunk_list_check) on every fixture at several limits and on
+ * every cut of each fixture; the fallbacks; out-of-memory at every
+ * allocation. Tests of a language that is not built in are skipped. */
+#include <ctype.h>
+#include <stdlib.h>
+
+#include "chunk/chunk.h"
+#include "test.h"
+
+static int stand_in_tokens(const char *s, size_t n) {
+    int t = 0;
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = (unsigned char)s[i];
+        if (isalnum(c) || c == '_' || c >= 0x80) {
+            while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || (unsigned char)s[i] >= 0x80)) i++;
+            t++;
+        } else {
+            t += !isspace(c);
+            i++;
+        }
+    }
+    return t;
+}
+
+typedef struct cut {
+    size_t (*lines)[2], n_lines;
+    int *tokens;
+    chunk_list cl;
+} cut;
+
+static int cut_text(const chunk_lang *l, const char *text, size_t len, int max_tokens, cut *c) {
+    memset(c, 0, sizeof *c);
+    if (chunk_split_lines(text, len, &c->lines, &c->n_lines)) return CEMBED_ENOMEM;
+    c->tokens = base_malloc((c->n_lines + 1) * sizeof *c->tokens);
+    if (!c->tokens) return CEMBED_ENOMEM;
+    for (size_t i = 0; i < c->n_lines; i++) c->tokens[i] = stand_in_tokens(text + c->lines[i][0], c->lines[i][1] - c->lines[i][0]);
+    const chunk_opts o = {.max_tokens = max_tokens, .max_lines = 80, .overlap = 0};
+    return chunk_file(l, text, len, (const size_t(*)[2])c->lines, c->tokens, c->n_lines, &o, &c->cl);
+}
+
+static void cut_free(cut *c) {
+    base_free(c->lines);
+    base_free(c->tokens);
+    chunk_list_free(&c->cl);
+}
+
+/* "first-last kind symbol <a-b <c-d" per chunk, one a line. */
+static void describe(const cut *c, buf *b) {
+    for (size_t i = 0; i < c->cl.n; i++) {
+        const chunk_piece *p = &c->cl.v[i];
+        buf_printf(b, "%d-%d %s", p->first + 1, p->last + 1, p->kind ? p->kind : "lines");
+        if (p->sym_len) buf_printf(b, " %.*s", (int)p->sym_len, c->cl.names.ptr + p->sym);
+        for (int k = 0; k < p->n_ctx; k++) buf_printf(b, " <%d-%d", p->ctx[k].first + 1, p->ctx[k].last + 1);
+        buf_append(b, "\n", 1);
+    }
+}
+
+static char *read_fixture(const char *name, size_t *len) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/chunk/%s", name);
+    char *text = NULL;
+    if (file_read_all(path, 1 << 20, &text, len)) return NULL;
+    return text;
+}
+
+static const struct {
+    const char *file, *lang;
+} fixtures[] = {
+    {"polynomial.py", "python"}, {"vec.c", "c"},      {"shapes.js", "javascript"}, {"stack.go", "go"},
+    {"shapes.rs", "rust"},       {"Counter.java", "java"}, {"queue.ts", "typescript"}, {"matrix.cpp", "cpp"},
+    {"Inventory.cs", "c_sharp"}, {"stack.rb", "ruby"},     {"cart.php", "php"},         {"deploy.sh", "bash"},
+    {"List.tsx", "tsx"},
+};
+
+/* Each fixture against its NAME.chunks. */
+static void expect_fixture(size_t f) {
+    const chunk_lang *l = chunk_lang_by_name(fixtures[f].lang);
+    if (!l) {
+        TEST_SKIP("a grammar is not built in (scripts/fetch-grammars.sh)");
+        return;
+    }
+    CHECK(chunk_lang_for_path(fixtures[f].file) == l);
+    size_t len, elen;
+    char *text = read_fixture(fixtures[f].file, &len), name[128];
+    snprintf(name, sizeof name, "%s.chunks", fixtures[f].file);
+    char *want = read_fixture(name, &elen);
+    CHECK_MSG(text && want, "%s or %s missing", fixtures[f].file, name);
+    if (!text || !want) goto done;
+    int max_tokens = 0;
+    CHECK_MSG(sscanf(want, "# max_tokens %d", &max_tokens) == 1 && max_tokens > 0, "%s: no '# max_tokens N' line", name);
+    cut c;
+    CHECK_INT(cut_text(l, text, len, max_tokens, &c), 0);
+    CHECK_INT(c.cl.syntax, 1);
+    CHECK_INT(chunk_list_check(text, (const size_t(*)[2])c.lines, c.n_lines, &c.cl), 0);
+    buf got = {0};
+    describe(&c, &got);
+    buf_append(&got, "", 1);
+    const char *expect = strchr(want, '\n') + 1;
+    CHECK_MSG(strcmp(got.ptr, expect) == 0, "%s:\n--- got\n%s--- want\n%s", fixtures[f].file, got.ptr, expect);
+    buf_free(&got);
+    cut_free(&c);
+done:
+    base_free(text);
+    base_free(want);
+}
+
+TEST(syntax_python_fixture) { expect_fixture(0); }
+TEST(syntax_c_fixture) { expect_fixture(1); }
+TEST(syntax_javascript_fixture) { expect_fixture(2); }
+TEST(syntax_go_fixture) { expect_fixture(3); }
+TEST(syntax_rust_fixture) { expect_fixture(4); }
+TEST(syntax_java_fixture) { expect_fixture(5); }
+TEST(syntax_typescript_fixture) { expect_fixture(6); }
+TEST(syntax_cpp_fixture) { expect_fixture(7); }
+TEST(syntax_c_sharp_fixture) { expect_fixture(8); }
+TEST(syntax_ruby_fixture) { expect_fixture(9); }
+TEST(syntax_php_fixture) { expect_fixture(10); }
+TEST(syntax_bash_fixture) { expect_fixture(11); }
+TEST(syntax_tsx_fixture) { expect_fixture(12); }
+
+/* A definition that fits is one chunk, decorator included, with its class
+ * line as context. */
+TEST(syntax_definition_whole_when_it_fits) {
+    const chunk_lang *l = chunk_lang_by_name("python");
+    if (!l) {
+        TEST_SKIP("no python grammar built in");
+        return;
+    }
+    size_t len;
+    char *text = read_fixture("polynomial.py", &len);
+    CHECK(text != NULL);
+    if (!text) return;
+    cut c;
+    CHECK_INT(cut_text(l, text, len, 254, &c), 0);
+    buf got = {0};
+    describe(&c, &got);
+    buf_append(&got, "", 1);
+    CHECK_CONTAINS(got.ptr, "\n26-41 method Polynomial.fit <17-17\n");
+    cut_free(&c);
+    buf_free(&got);
+    base_free(text);
+}
+
+/* Every fixture at several limits, and every prefix of it (a file cut off
+ * anywhere: most do not parse and go to lines), keeps the invariants. */
+TEST(syntax_invariants_on_cut_sources) {
+    static const int limits[] = {1, 3, 8, 20, 60, 254, 100000};
+    size_t runs = 0;
+    for (size_t f = 0; f < sizeof fixtures / sizeof *fixtures; f++) {
+        const chunk_lang *l = chunk_lang_by_name(fixtures[f].lang);
+        size_t len;
+        char *text = read_fixture(fixtures[f].file, &len);
+        CHECK(text != NULL);
+        if (!text) continue;
+        for (size_t cutlen = 0; cutlen <= len; cutlen += 1 + cutlen % 7) {
+            for (size_t k = 0; k < sizeof limits / sizeof *limits; k++) {
+                if (cutlen < len && k % 3 != cutlen % 3) continue;   /* prefixes: a third of the limits each */
+                cut c;
+                CHECK_INT(cut_text(l, text, cutlen, limits[k], &c), 0);
+                const int rc = chunk_list_check(text, (const size_t(*)[2])c.lines, c.n_lines, &c.cl);
+                CHECK_MSG(rc == 0, "%s cut at %zu, limit %d: %s", fixtures[f].file, cutlen, limits[k], cembed_last_error());
+                cut_free(&c);
+                runs++;
+            }
+        }
+        base_free(text);
+    }
+    CHECK(runs > 100);
+}
+
+TEST(syntax_falls_back_to_lines) {
+    CHECK(chunk_lang_for_path("notes.txt") == NULL);
+    CHECK(chunk_lang_for_path("Makefile") == NULL);
+    CHECK(chunk_lang_for_path("dir.py/README") == NULL);
+    cut c;
+    CHECK_INT(cut_text(NULL, "a b c\n\nd e\n", 11, 2, &c), 0);   /* no language: line windows */
+    CHECK_INT(c.cl.syntax, 0);
+    CHECK(c.cl.n >= 2 && c.cl.v[0].kind == NULL);
+    cut_free(&c);
+    const chunk_lang *l = chunk_lang_by_name("python");
+    if (!l) {
+        CHECK_STR(chunk_langs(), "");
+        CHECK(chunk_lang_for_path("a.py") == NULL);
+        TEST_SKIP("no python grammar built in: the fallback without tree-sitter only");
+        return;
+    }
+    CHECK(strstr(chunk_langs(), "python") != NULL);
+    CHECK(chunk_lang_for_path("pkg/mod.py") == l);
+    const char *bad = "def f(:\n    return )\n";   /* does not parse */
+    CHECK_INT(cut_text(l, bad, strlen(bad), 100, &c), 0);
+    CHECK_INT(c.cl.syntax, 0);
+    CHECK_STR(c.cl.lang, "python");
+    CHECK_INT((int)c.cl.n, 1);
+    cut_free(&c);
+    chunk_list cl;
+    size_t lines[1][2] = {{0, 5}};
+    int tok[1] = {1};
+    const chunk_opts o = {.max_tokens = 10, .max_lines = 10};
+    CHECK_INT(chunk_syntax(l, "def f", 5, (const size_t(*)[2])lines, tok, 1, &o, &cl), CEMBED_EFORMAT);
+    chunk_list_free(&cl);
+}
+
+/* Out of memory at each allocation: CEMBED_ENOMEM, nothing leaked (ASan). */
+TEST(syntax_out_of_memory) {
+    const chunk_lang *l = chunk_lang_by_name("python");
+    size_t len;
+    char *text = read_fixture("polynomial.py", &len);
+    CHECK(text != NULL);
+    if (!text) return;
+    int rc = -1;
+    for (size_t n = 1; n < 10000 && rc != 0; n++) {
+        cut c;
+        base_alloc_fail_after(n);
+        rc = cut_text(l, text, len, 60, &c);
+        base_alloc_fail_after(0);
+        CHECK_MSG(rc == 0 || rc == CEMBED_ENOMEM, "failing allocation %zu: %d", n, rc);
+        cut_free(&c);
+    }
+    CHECK_INT(rc, 0);
+    base_free(text);
+}
