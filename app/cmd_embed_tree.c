@@ -302,87 +302,85 @@ static FILE *open_out(const char *dir, const char *name, char **path) {
     return *path ? fopen(*path, "wb") : NULL;
 }
 
-int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *paths, size_t n_paths) {
-    run *r = base_calloc(1, sizeof *r);
-    if (!r) return cli_error("out of memory"), EXIT_FAIL;
-    r->o = o;
-    int status = EXIT_FAIL;
-    char *npy_path = NULL, *meta_path = NULL;
-    if (walk_paths(paths, n_paths, o->max_file_bytes, &r->files, &r->ws)) {
-        cli_error("%s", cembed_last_error());
-        base_free(r);
-        return EXIT_FAIL;
-    }
-    if (o->list_files) { /* what would be embedded, and nothing else */
-        for (size_t i = 0; i < r->files.n; i++) printf("%s\n", r->files.paths[i]);
-        log_info("%zu files; skipped %zu ignored, %zu over %llu bytes, %zu symlinks, %zu VCS folders", r->files.n,
-                 r->ws.ignored, r->ws.too_large, (unsigned long long)o->max_file_bytes, r->ws.symlinks, r->ws.vcs_dirs);
-        walk_list_free(&r->files);
-        base_free(r);
-        return EXIT_OK;   /* main flushes stdout and reports a failed write */
-    }
+/* The files that would be embedded, one per line, and nothing else. */
+static int list_files(run *r) {
+    for (size_t i = 0; i < r->files.n; i++) printf("%s\n", r->files.paths[i]);
+    log_info("%zu files; skipped %zu ignored, %zu over %llu bytes, %zu symlinks, %zu VCS folders", r->files.n,
+             r->ws.ignored, r->ws.too_large, (unsigned long long)r->o->max_file_bytes, r->ws.symlinks, r->ws.vcs_dirs);
+    return EXIT_OK;   /* main flushes stdout and reports a failed write */
+}
+
+/* The model, each chunk's token room (the model's limit less the template's
+ * special tokens and the prompt's, or --chunk-tokens), the cache, the
+ * scheduler and the pipeline. 0, or -1 (said). */
+static int open_engine(run *r, const cli_common *cc) {
+    const tree_opts *o = r->o;
     cembed_options mo = cli_model_options(cc, cc->batch_size);
     if (cembed_model_open(cc->model_dir, &mo, &r->m)) {
         cli_error("cannot open model %s: %s", cc->model_dir, cembed_last_error());
-        goto done;
+        return -1;
     }
-    if (cli_require_embedding(r->m)) goto done;
+    if (cli_require_embedding(r->m)) return -1;
     cembed_model_get_info(r->m, &r->info);
-    /* a window's content tokens: the model's limit less the template's special tokens, or less when asked */
     r->chunk_tokens = CE_MAX(r->info.max_seq_len - r->info.special_tokens, 1);
     if (o->chunk_tokens && o->chunk_tokens < r->chunk_tokens) r->chunk_tokens = o->chunk_tokens;
-    if (!(r->prompt = cli_prompt(cc, r->m))) goto done;
+    if (!(r->prompt = cli_prompt(cc, r->m))) return -1;
     if (*r->prompt) { /* the prompt's tokens come out of every chunk's room */
         int32_t *pids;
         size_t pn;
-        if (cembed_tokenize(r->m, r->prompt, strlen(r->prompt), &pids, &pn, NULL, NULL)) {
-            cli_error("out of memory");
-            goto done;
-        }
+        if (cembed_tokenize(r->m, r->prompt, strlen(r->prompt), &pids, &pn, NULL, NULL)) return cli_error("out of memory"), -1;
         cembed_free(pids);
         r->chunk_tokens = CE_MAX(1, r->chunk_tokens - (int)(pn - 2));
         log_info("prompt \"%s\" before every chunk", r->prompt);
     }
-    if (o->cache_path) {
-        if (cache_scope_init(&r->scope, cc->model_dir, r->info.precision, r->info.variant, r->info.pooling,
-                             r->info.max_seq_len) ||
-            cache_open(o->cache_path, o->cache_max_bytes, &r->c)) {
-            cli_error("cache: %s (use --no-cache to run without it)", cembed_last_error());
-            goto done;
-        }
+    if (o->cache_path && (cache_scope_init(&r->scope, cc->model_dir, r->info.precision, r->info.variant,
+                                           r->info.pooling, r->info.max_seq_len) ||
+                          cache_open(o->cache_path, o->cache_max_bytes, &r->c))) {
+        cli_error("cache: %s (use --no-cache to run without it)", cembed_last_error());
+        return -1;
     }
     const sched_opts so = {.max_batch = WINDOW, .max_batch_tokens = WINDOW * r->info.max_seq_len};
     const req_limits lim = {.max_items = WINDOW, .max_text_bytes = SIZE_MAX, .max_depth = 1};
-    if (sched_new(r->m, &so, &r->s)) {
-        cli_error("%s", cembed_last_error());
-        goto done;
-    }
+    if (sched_new(r->m, &so, &r->s)) return cli_error("%s", cembed_last_error()), -1;
     pipe_env_init(&r->pe, r->m, r->s, NULL, &lim);
     r->have_pe = 1;
     r->pe.cache = r->c;
     if (r->c) r->pe.scope = r->scope;
+    return 0;
+}
+
+/* --format npy: OUT/vectors.npy and OUT/metadata.jsonl; else JSON lines to
+ * --output or stdout. 0, or -1 (said). */
+static int open_outputs(run *r, char **npy_path, char **meta_path) {
+    const tree_opts *o = r->o;
     if (o->npy) {
         mkdir(o->out, 0755);
-        r->npy = open_out(o->out, "vectors.npy", &npy_path);
-        r->meta = r->npy ? open_out(o->out, "metadata.jsonl", &meta_path) : NULL;
+        r->npy = open_out(o->out, "vectors.npy", npy_path);
+        r->meta = r->npy ? open_out(o->out, "metadata.jsonl", meta_path) : NULL;
         if (!r->npy || !r->meta || npy_header(r, 0)) {
-            cli_error("%s: %s", npy_path ? npy_path : o->out, strerror(errno));
-            goto done;
+            cli_error("%s: %s", *npy_path ? *npy_path : o->out, strerror(errno));
+            return -1;
         }
-    } else {
-        r->out = o->out ? fopen(o->out, "wb") : stdout;
-        if (!r->out) {
-            cli_error("%s: %s", o->out, strerror(errno));
-            goto done;
-        }
+        return 0;
     }
+    r->out = o->out ? fopen(o->out, "wb") : stdout;
+    if (!r->out) {
+        cli_error("%s: %s", o->out, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Every file, then the last window (after Ctrl-C too: the window in hand is
+ * computed and kept), then the outputs flushed. 0, or -1 (said). */
+static int embed_files(run *r, const char *npy_path) {
     r->tty = isatty(STDERR_FILENO) && !getenv("CEMBED_NO_PROGRESS");
     struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND};   /* a second Ctrl-C kills */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     log_info("embedding %zu files (%.1f MB) with %s, %d threads; cache %s", r->files.n, (double)r->ws.bytes / 1e6,
-             r->info.name, r->info.threads, o->cache_path ? o->cache_path : "off");
+             r->info.name, r->info.threads, r->o->cache_path ? r->o->cache_path : "off");
     r->t0 = r->last_report = time_now();
     int rc = 0;
     for (size_t i = 0; i < r->files.n && !rc && !interrupted; i++) {
@@ -391,20 +389,23 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
         r->bytes_done += r->files.sizes[i];
         progress(r, 0);
     }
-    if (!rc) rc = flush_window(r);   /* after Ctrl-C too: the window in hand is computed and kept */
-    if (rc) {
-        cli_error("%s", cembed_last_error());
-        goto done;
-    }
+    if (!rc) rc = flush_window(r);
+    if (rc) return cli_error("%s", cembed_last_error()), -1;
     if (r->npy && (npy_header(r, r->rows) || fflush(r->npy) || fflush(r->meta))) {
         cli_error("%s: %s", npy_path, strerror(errno));
-        goto done;
+        return -1;
     }
     if (r->out && fflush(r->out) != 0) {
         cli_error("writing the output: %s", strerror(errno));
-        goto done;
+        return -1;
     }
     progress(r, 1);
+    return 0;
+}
+
+/* The closing log lines; the exit status (130 when interrupted). */
+static int report(const run *r) {
+    const tree_opts *o = r->o;
     const double dt = time_now() - r->t0;
     log_info("files: %zu embedded, %zu skipped (%zu ignored, %zu binary, %zu over %llu bytes, %zu empty, %zu unreadable, "
              "%zu symlinks, %zu VCS folders)",
@@ -417,14 +418,26 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
     log_info("chunks: %zu (%zu cached, %zu computed, %zu truncated to %d tokens), %zu tokens in %.2f s: %.1f chunks/s",
              r->chunks, r->cached, r->computed, r->truncated, r->info.max_seq_len, r->tokens, dt,
              dt > 0 ? (double)r->chunks / dt : 0.0);
-    if (interrupted) {
-        log_warn("interrupted after %zu of %zu files: %zu chunks written%s; run again to finish", r->files_done,
-                 r->files.n, r->chunks, r->c ? " and cached" : "");
-        status = 130;
-    } else {
-        status = EXIT_OK;
+    if (!interrupted) return EXIT_OK;
+    log_warn("interrupted after %zu of %zu files: %zu chunks written%s; run again to finish", r->files_done, r->files.n,
+             r->chunks, r->c ? " and cached" : "");
+    return 130;
+}
+
+int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *paths, size_t n_paths) {
+    run *r = base_calloc(1, sizeof *r);
+    if (!r) return cli_error("out of memory"), EXIT_FAIL;
+    r->o = o;
+    int status = EXIT_FAIL;
+    char *npy_path = NULL, *meta_path = NULL;
+    if (walk_paths(paths, n_paths, o->max_file_bytes, &r->files, &r->ws)) {
+        cli_error("%s", cembed_last_error());
+        base_free(r);
+        return EXIT_FAIL;
     }
-done:
+    if (o->list_files) status = list_files(r);
+    else if (!open_engine(r, cc) && !open_outputs(r, &npy_path, &meta_path) && !embed_files(r, npy_path))
+        status = report(r);
     if (r->out && r->out != stdout) fclose(r->out);
     if (r->npy) fclose(r->npy);
     if (r->meta) fclose(r->meta);
