@@ -30,18 +30,21 @@ void pipe_env_destroy(pipe_env *e) {
 
 /* ---- refusals ---- */
 
-static int refuse(pipe_job *j, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int refuse(pipe_job *j, int status, const char *fmt, ...) {
+int pipe_refuse(pipe_job *j, pipe_refusal kind, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(j->msg, sizeof j->msg, fmt, ap);
     va_end(ap);
-    j->status = status;
-    if (status == 503 && !j->retry_after) j->retry_after = 1;
-    return status;
+    j->refusal = kind;
+    if ((kind == PIPE_NO_MEMORY || kind == PIPE_UNAVAILABLE) && !j->retry_after) j->retry_after = 1;
+    return kind;
 }
 
-static int no_memory(pipe_job *j) { return refuse(j, 503, "out of memory; retry later"); }
+int pipe_refusal_transient(pipe_refusal kind) {
+    return kind == PIPE_BUSY || kind == PIPE_NO_MEMORY || kind == PIPE_UNAVAILABLE;
+}
+
+static int no_memory(pipe_job *j) { return pipe_refuse(j, PIPE_NO_MEMORY, "out of memory; retry later"); }
 
 /* Seconds a refused client should wait: the queue's tokens at the measured
  * speed, at least 1, at most 60. */
@@ -61,13 +64,16 @@ int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage) {
         return 0;
     }
     if (bytes > gov_pool(g))
-        return refuse(j, 413,
-                      "the request needs %.1f MB of memory (%s), more than the server's request pool of %.1f MB "
-                      "(EMBEDDING_MAX_MEMORY_PERCENT of the memory limit, less the model and the batch workspace); "
-                      "split it into smaller requests", bytes / 1048576.0, stage, gov_pool(g) / 1048576.0);
+        return pipe_refuse(
+            j, PIPE_TOO_LARGE,
+            "the request needs %.1f MB of memory (%s), more than the server's request pool of %.1f MB "
+            "(EMBEDDING_MAX_MEMORY_PERCENT of the memory limit, less the model and the batch workspace); "
+            "split it into smaller requests",
+            bytes / 1048576.0, stage, gov_pool(g) / 1048576.0);
     j->retry_after = retry_after(j->e);
     j->shed = 1;
-    return refuse(j, 503, "memory is busy with other requests (%s %s); retry later", stage, cembed_last_error());
+    return pipe_refuse(j, PIPE_NO_MEMORY, "memory is busy with other requests (%s %s); retry later", stage,
+                       cembed_last_error());
 }
 
 void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes) {
@@ -81,15 +87,17 @@ void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes) {
 int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t len) {
     j->e = e;
     if (len > e->lim.max_text_bytes)
-        return refuse(j, 413, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len, e->lim.max_text_bytes);
-    if (pipe_hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->status;
+        return pipe_refuse(j, PIPE_TOO_LARGE, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len,
+                           e->lim.max_text_bytes);
+    if (pipe_hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->refusal;
     const int rc = request_parse(kind, body, len, &e->lim, &j->req);
     if (rc) {
-        const int st = rc == CEMBED_ELIMIT ? 413 : rc == CEMBED_ENOMEM ? 503 : 400;
-        return refuse(j, st, "%s", st == 503 ? "out of memory while parsing; retry later" : cembed_last_error());
+        if (rc == CEMBED_ENOMEM) return pipe_refuse(j, PIPE_NO_MEMORY, "out of memory while parsing; retry later");
+        return pipe_refuse(j, rc == CEMBED_ELIMIT ? PIPE_TOO_LARGE : PIPE_BAD_REQUEST, "%s", cembed_last_error());
     }
     if (j->req.dimensions > e->info.hidden)
-        return refuse(j, 400, "\"dimensions\" is %d, the model has %d", j->req.dimensions, e->info.hidden);
+        return pipe_refuse(j, PIPE_BAD_REQUEST, "\"dimensions\" is %d, the model has %d", j->req.dimensions,
+                           e->info.hidden);
     return 0;
 }
 
@@ -237,8 +245,9 @@ static int tokenize_all(pipe_job *j) {
             const size_t first = framed ? head : 0, end = it->n_ids - (framed ? tail : 0);
             for (size_t t = first; t < end && o + tail < keep; t++) {
                 if (it->ids[t] < 0 || it->ids[t] >= i->vocab_size)
-                    return refuse(j, 400, "input[%zu][%zu]: token id %d is outside the vocabulary of %d", k, t,
-                                  (int)it->ids[t], i->vocab_size);
+                    return pipe_refuse(j, PIPE_BAD_REQUEST,
+                                       "input[%zu][%zu]: token id %d is outside the vocabulary of %d", k, t,
+                                       (int)it->ids[t], i->vocab_size);
                 j->ids[k][o++] = it->ids[t];
             }
             if (tail) j->ids[k][o++] = i->sep_id;
@@ -246,13 +255,15 @@ static int tokenize_all(pipe_job *j) {
             j->truncated[k] = full > keep;
         }
         if (j->truncated[k] && !j->req.truncate && j->req.kind == REQ_RERANK)
-            return refuse(j, 422, "%s[%zu] and the query have %zu tokens together, over the model limit of %d; send "
-                          "\"truncate\": true or shorten them", j->req.rerank_v1 ? "documents" : "texts", k, full,
-                          i->max_seq_len);
+            return pipe_refuse(j, PIPE_UNPROCESSABLE,
+                               "%s[%zu] and the query have %zu tokens together, over the model limit of %d; send "
+                               "\"truncate\": true or shorten them",
+                               j->req.rerank_v1 ? "documents" : "texts", k, full, i->max_seq_len);
         if (j->truncated[k] && !j->req.truncate)
-            return refuse(j, 422,
-                          "chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d; send \"truncate\": "
-                          "true or split it", k, it->id_json ? it->id_json : "null", full, i->max_seq_len);
+            return pipe_refuse(j, PIPE_UNPROCESSABLE,
+                               "chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d; send \"truncate\": "
+                               "true or split it",
+                               k, it->id_json ? it->id_json : "null", full, i->max_seq_len);
         j->tokens += j->n_ids[k];
     }
     return 0;
@@ -350,19 +361,20 @@ static int find_twins(pipe_job *j) {
 static int choose_prompt(pipe_job *j) {
     const request *r = &j->req;
     if (r->kind == REQ_RERANK) { /* a cross-encoder reads the pair as it is */
-        if (r->prompt || r->prompt_name) return refuse(j, 400, "\"prompt\" and \"prompt_name\" do not apply to reranking");
+        if (r->prompt || r->prompt_name)
+            return pipe_refuse(j, PIPE_BAD_REQUEST, "\"prompt\" and \"prompt_name\" do not apply to reranking");
         return 0;
     }
     const int ids_in = r->n_items && !r->items[0].text && !r->items[0].ids_are_tokens;
     if (ids_in && (r->prompt || r->prompt_name))
-        return refuse(j, 400, "\"prompt\" and \"prompt_name\" apply to text input, not to token ids");
+        return pipe_refuse(j, PIPE_BAD_REQUEST, "\"prompt\" and \"prompt_name\" apply to text input, not to token ids");
     if (r->prompt) {
         j->prompt = r->prompt;
     } else if (!ids_in) {
         j->prompt = cembed_prompt(j->e->m, r->prompt_name);
         if (!j->prompt)
-            return refuse(j, 400, "\"prompt_name\" \"%.64s\" is not one of the model's prompts (%s)", r->prompt_name,
-                          *j->e->info.prompt_names ? j->e->info.prompt_names : "it has none");
+            return pipe_refuse(j, PIPE_BAD_REQUEST, "\"prompt_name\" \"%.64s\" is not one of the model's prompts (%s)",
+                               r->prompt_name, *j->e->info.prompt_names ? j->e->info.prompt_names : "it has none");
     }
     if (j->prompt && !*j->prompt) j->prompt = NULL;
     return 0;
@@ -392,15 +404,22 @@ static int check_kind(pipe_job *j) {
     const int reranker = strcmp(i->kind, "reranker") == 0;
     if (j->form == PIPE_TOKENIZE) return 0;
     if (j->req.kind == REQ_RERANK && !reranker)
-        return refuse(j, 400, "model \"%s\" is an embedding model; reranking needs a cross-encoder (a "
-                      "*ForSequenceClassification model such as BAAI/bge-reranker-base)", i->name);
+        return pipe_refuse(j, PIPE_BAD_REQUEST,
+                           "model \"%s\" is an embedding model; reranking needs a cross-encoder (a "
+                           "*ForSequenceClassification model such as BAAI/bge-reranker-base)",
+                           i->name);
     if (j->req.kind != REQ_RERANK && reranker)
-        return refuse(j, 400, "model \"%s\" is a reranker: it scores (query, document) pairs with POST /rerank or "
-                      "/v1/rerank, and gives no embeddings", i->name);
+        return pipe_refuse(j, PIPE_BAD_REQUEST,
+                           "model \"%s\" is a reranker: it scores (query, document) pairs with POST /rerank or "
+                           "/v1/rerank, and gives no embeddings",
+                           i->name);
     if (reranker && i->hidden != 1)
-        return refuse(j, 400, "model \"%s\" is a classifier with %d labels; reranking needs one label (a relevance "
-                      "score)", i->name, i->hidden);
-    if (j->req.kind == REQ_RERANK && j->req.dimensions) return refuse(j, 400, "\"dimensions\" does not apply to reranking");
+        return pipe_refuse(j, PIPE_BAD_REQUEST,
+                           "model \"%s\" is a classifier with %d labels; reranking needs one label (a relevance "
+                           "score)",
+                           i->name, i->hidden);
+    if (j->req.kind == REQ_RERANK && j->req.dimensions)
+        return pipe_refuse(j, PIPE_BAD_REQUEST, "\"dimensions\" does not apply to reranking");
     return 0;
 }
 
@@ -408,19 +427,20 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     pipe_env *e = j->e;
     const size_t n = j->req.n_items;
     j->form = form;
-    if (check_kind(j) || choose_prompt(j)) return j->status;
+    if (check_kind(j) || choose_prompt(j)) return j->refusal;
     if (form == PIPE_TOKENIZE && !j->ids_only && pipe_tokens_load(e))
-        return refuse(j, 500, "cannot read the model's tokenizer for /tokenize's token strings: %s", cembed_last_error());
+        return pipe_refuse(j, PIPE_INTERNAL, "cannot read the model's tokenizer for /tokenize's token strings: %s",
+                           cembed_last_error());
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
     if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) {
         pipe_release(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
-        j->status = j->shed = 0;
-        if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
+        j->refusal = PIPE_OK, j->shed = 0;
+        if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) return j->refusal;
     }
     pipe_release(j, &j->parse_held, j->parse_held);
-    if (j->prompt && apply_prompt(j)) return j->status;
+    if (j->prompt && apply_prompt(j)) return j->refusal;
     if (arena(j, form != PIPE_TOKENIZE)) return no_memory(j);
     int rc = tokenize_all(j);
     if (!rc && form == PIPE_TOKENIZE && !j->ids_only) rc = align_all(j);
@@ -435,7 +455,7 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
         if (!j->token_vec || !j->token_block) return no_memory(j);
         for (size_t k = 0, off = 0; k < n; off += j->n_ids[k++]) j->token_vec[k] = j->token_block + off * e->info.hidden;
     } else if (e->cache && cache_lookup(j)) {
-        return j->status;
+        return j->refusal;
     }
     for (size_t k = 0; k < n; k++) j->twin[k] = k, j->next_copy[k] = NONE;
     if (e->cache && find_twins(j)) return no_memory(j);
@@ -470,11 +490,13 @@ static void on_vector(void *ctx, size_t k, const float *vec) {
 
 static void check_failed(pipe_job *j) {
     if (j->sj.cancelled)
-        refuse(j, 503, "cancelled before %zu of its %zu vectors were computed (its client left, or the server's "
-               "drain time ran out); retry", j->sj.failed, j->req.n_items);
+        pipe_refuse(j, PIPE_UNAVAILABLE,
+                    "cancelled before %zu of its %zu vectors were computed (its client left, or the server's "
+                    "drain time ran out); retry",
+                    j->sj.failed, j->req.n_items);
     else if (j->sj.failed)
-        refuse(j, 503, "out of memory while computing %zu of its %zu vectors; retry later", j->sj.failed,
-               j->req.n_items);
+        pipe_refuse(j, PIPE_NO_MEMORY, "out of memory while computing %zu of its %zu vectors; retry later",
+                    j->sj.failed, j->req.n_items);
 }
 
 static void on_done(void *ctx) {
@@ -490,9 +512,9 @@ int pipe_submit(pipe_job *j) {
     const int rc = sched_submit(j->e->s, &j->sj);
     if (rc == CEMBED_ELIMIT) {
         j->retry_after = retry_after(j->e);
-        return refuse(j, 429, "%s", cembed_last_error());
+        return pipe_refuse(j, PIPE_BUSY, "%s", cembed_last_error());
     }
-    if (rc) return refuse(j, 503, "%s", cembed_last_error());
+    if (rc) return pipe_refuse(j, rc == CEMBED_ENOMEM ? PIPE_NO_MEMORY : PIPE_UNAVAILABLE, "%s", cembed_last_error());
     return 0;
 }
 
@@ -504,7 +526,7 @@ void pipe_wait(pipe_job *j) {
     pipe_env *e = j->e;
     sched_wait(e->s, &j->sj);
     check_failed(j);
-    if (j->status) return;
+    if (j->refusal) return;
     if (e->cache && !e->writer && j->sj.n) { /* no writer thread (embed DIR): store the computed ones here */
         uint8_t (*keys)[CACHE_KEY_BYTES] = base_malloc(j->sj.n * CACHE_KEY_BYTES);
         float *vecs = base_malloc(j->sj.n * (size_t)e->info.hidden * sizeof(float));
@@ -658,9 +680,6 @@ int pipe_write_tail(pipe_job *j, buf *b) {
     const cembed_model_info *i = &j->e->info;
     switch (j->form) {
     case PIPE_STREAM: {
-        if (j->status) /* the answer had begun: its last line says what went wrong */
-            return buf_append(b, "{\"error\":{\"message\":", 20) || json_write_string(b, j->msg, strlen(j->msg)) ||
-                   buf_printf(b, ",\"type\":\"unavailable\",\"code\":%d}}\n", j->status);
         const char *bid = j->req.batch_id_json ? j->req.batch_id_json : "null";
         return buf_append(b, "{\"done\":true,\"batch_id\":", 24) || buf_append(b, bid, strlen(bid)) ||
                buf_append(b, ",", 1) || write_usage(j, b);
@@ -684,7 +703,7 @@ int pipe_run(pipe_job *j, pipe_form form, buf *out) {
         rc = pipe_submit(j);
         if (!rc) {
             pipe_wait(j);
-            rc = j->status;   /* cancelled, or out of memory while computing */
+            rc = j->refusal; /* cancelled, or out of memory while computing */
         }
     }
     if (rc) return rc;
@@ -694,7 +713,7 @@ int pipe_run(pipe_job *j, pipe_form form, buf *out) {
     out->len = 0;
     int w = pipe_write_head(j, out);
     for (size_t k = 0; k < j->req.n_items && !w; k++) w = pipe_write_item(j, out, k, k == 0);
-    if (w || pipe_write_tail(j, out)) return refuse(j, 503, "out of memory writing the answer");
+    if (w || pipe_write_tail(j, out)) return pipe_refuse(j, PIPE_NO_MEMORY, "out of memory writing the answer");
     return 0;
 }
 
