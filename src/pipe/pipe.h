@@ -8,7 +8,8 @@
  *   pipe_submit    hand the misses to the scheduler (PIPE_BUSY when its
  *                  queue is full); on_vector per computed vector, on_done at the end
  *   pipe_wait      or block until every vector is there
- *   pipe_write_*   the answer, in pieces (head, item k, tail)
+ *   pipe_write_*   the answer, in pieces (head, item k, tail): answer.c, whose
+ *                  bytes are json/answer.c's
  *   pipe_free      everything, in one call, reservations included
  * pipe_run is that sequence for a caller that blocks (worker, embed DIR,
  * JSON lines, tokenize); the HTTP service runs its steps on different
