@@ -20,13 +20,7 @@
     "  HF_HUB_CACHE, HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1   the Hub client, as huggingface_hub\n" \
     "  HF_HUB_DOWNLOAD_TIMEOUT=S   seconds to connect, and of a transfer under 1 KB/s, before it fails (10)\n"
 
-#define LOG_VARS "  EMBEDDING_LOG_LEVEL   debug, info, warning or error (info)\n"
-
-#define MEMORY_VARS                                                                                         \
-    "  EMBEDDING_PSI_THRESHOLD (10; 0: off), EMBEDDING_PSI_PATH   memory pressure (PSI)\n"                  \
-    "  EMBEDDING_ADAPTIVE_BATCHING (true)   the batch size follows the memory left\n"
-
-/* text, then the numbers of the commands in vars (options.c) */
+/* text, then the settings of the commands in vars (options.c: the EMBEDDING_* variables) */
 typedef struct help {
     const char *cmd, *text;
     unsigned vars;
@@ -47,9 +41,7 @@ static const help helps[] = {
      "                        EMBEDDING_API_KEY, a comma list)\n"
      "  --api-key-file FILE   one key per line, # comments; reloaded on SIGHUP (EMBEDDING_API_KEY_FILE)\n"
      "  --help                this text\n"
-     "\nenvironment:\n"
-     "  EMBEDDING_METRICS_AUTH=true   /metrics needs a key too\n"
-     "  EMBEDDING_CACHE (a path, or off)   the vector cache\n" MEMORY_VARS HUB_VARS LOG_VARS,
+     "\nenvironment:\n" HUB_VARS,
      OPT_SERVE},
     {"embed",
      "usage: cembed embed [flags] PATH...          chunk and embed source files and folders\n"
@@ -72,13 +64,13 @@ static const help helps[] = {
      "  --max-file-bytes N    larger files are skipped (1048576)\n"
      "  --list-files          print the files that would be embedded, and stop\n"
      "  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS,
+     "\nenvironment:\n" HUB_VARS,
      OPT_EMBED},
     {"tokenize",
      "usage: cembed tokenize [flags] FILE.jsonl|-\n"
      "Writes {\"id\", \"ids\"} lines: the model's token ids of each text.\n"
      "\nflags:\n" MODEL_FLAGS "  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
+     "\nenvironment:\n" HUB_VARS, OPT_TOKENIZE},
     {"rerank",
      "usage: cembed rerank [flags] QUERY FILE.jsonl|-\n"
      "Scores each record of FILE ({\"id\", \"text\"} or bare strings, one per line) against QUERY with a\n"
@@ -88,18 +80,18 @@ static const help helps[] = {
      "  --top-n N             write only the N best\n"
      "  --raw-scores          the model's logit, not its sigmoid\n"
      "  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
+     "\nenvironment:\n" HUB_VARS, OPT_RERANK},
     {"info",
      "usage: cembed info [flags]\n"
      "Prints the model's facts and what runs on this CPU as JSON.\n"
      "\nflags:\n" MODEL_FLAGS "  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
+     "\nenvironment:\n" HUB_VARS, OPT_INFO},
     {"pull",
      "usage: cembed pull ORG/NAME[@REVISION]\n"
      "Downloads a model from the Hugging Face Hub into its cache and prints the snapshot folder.\n"
      "REVISION is a branch, a tag or a commit id.\n"
      "\nflags:\n  --help                this text\n"
-     "\nenvironment:\n" HUB_VARS LOG_VARS, 0},
+     "\nenvironment:\n" HUB_VARS, 0},
     {"worker",
      "usage: cembed worker [flags]\n"
      "Embeds jobs (POST /embed bodies) from a Redis Stream, in a consumer group.\n"
@@ -113,8 +105,7 @@ static const help helps[] = {
      "  --max-deliveries N    then a failing job goes to cembed:dead (EMBEDDING_MAX_DELIVERIES)\n"
      "  --result-ttl S        seconds a result is kept (EMBEDDING_RESULT_TTL)\n"
      "  --help                this text\n"
-     "\nenvironment:\n"
-     "  EMBEDDING_CACHE (a path, or off)\n" MEMORY_VARS HUB_VARS LOG_VARS,
+     "\nenvironment:\n" HUB_VARS,
      OPT_WORKER},
     {"enqueue",
      "usage: cembed enqueue [flags] FILE.json|-\n"
@@ -122,7 +113,7 @@ static const help helps[] = {
      "\nflags:\n"
      "  --redis URL           (EMBEDDING_REDIS_URL)\n"
      "  --stream S            (EMBEDDING_STREAM; cembed:jobs)\n"
-     "  --help                this text\n", 0},
+     "  --help                this text\n", OPT_ENQUEUE},
     {"result",
      "usage: cembed result [flags] BATCH_ID\n"
      "Prints a job's answer (what POST /embed would answer).\n"
@@ -132,7 +123,7 @@ static const help helps[] = {
      "  --timeout S           how long --wait waits (exit 3 when it is not there)\n"
      "  --int                 BATCH_ID is an integer batch_id\n"
      "  --entry               BATCH_ID is the job's entry id (a job without batch_id)\n"
-     "  --help                this text\n", 0},
+     "  --help                this text\n", OPT_RESULT},
     {"cache",
      "usage: cembed cache stats|prune|clear [flags]\n"
      "The persistent vector cache: its size and integrity, evict to a size and vacuum, empty it.\n"

@@ -1,51 +1,95 @@
-/* The integer settings of every command in one table (as curl keeps its
- * options): the EMBEDDING_* variable, the flag that overrides it, the range,
- * the default, the commands that read it and a help line. The parsers read
- * them through opt_long and opt_flag (range and default from here), every
- * --help lists its command's rows (opt_help), and the README's table is
- * `cembed help variables` (opt_table; tests/integration/cli_errors.sh checks
- * that they agree). Text, boolean and path settings (EMBEDDING_MODEL,
- * EMBEDDING_CACHE, EMBEDDING_METRICS_AUTH, ...) are still parsed where they
- * are used and described in help.c. */
+/* The settings of every command in one table (as curl keeps its options):
+ * the EMBEDDING_* variable, the flag that overrides it, the range (numbers)
+ * or values (text, boolean, path), the default, the commands that read it
+ * and a help line. The parsers read the numbers through opt_long and
+ * opt_flag (range and default from here); every --help lists its command's
+ * rows (opt_help), and the README's table is `cembed help variables`
+ * (opt_table; tests/integration/cli_errors.sh checks that they agree). The
+ * text, boolean and path settings (and EMBEDDING_THREADS and
+ * EMBEDDING_PSI_THRESHOLD) are still parsed where they are used (cli.c,
+ * runtime.c, cmd_*.c): their rows here must say what those parsers do. */
 #include <string.h>
 
 #include "options.h"
 
 #define KB 1024L
 #define MB (1024L * 1024L)
+/* a number; a text, boolean or path setting */
+#define NUM(env, flag, lo, hi, def, cmds, help) {env, flag, lo, hi, def, cmds, help, OPT_NUMBER, NULL, NULL}
+#define SETTING(type, env, flag, cmds, values, def, help) {env, flag, 0, 0, 0, cmds, help, type, values, def}
+#define MODEL_CMDS (OPT_SERVE | OPT_WORKER | OPT_EMBED | OPT_TOKENIZE | OPT_RERANK | OPT_INFO)
 
 static const opt_def opts[] = {
     /* the HTTP service */
-    {"EMBEDDING_PORT", "--port", 0, 65535, 8000, OPT_SERVE, "listen port (`make run PORT=P`)"},
-    {"EMBEDDING_MAX_BODY_BYTES", NULL, KB, 1L << 32, 64 * MB, OPT_SERVE | OPT_WORKER, "bytes of a request body or job"},
-    {"EMBEDDING_MAX_CHUNKS", NULL, 1, 10000000, 100000, OPT_SERVE | OPT_WORKER, "texts in one request or job"},
-    {"EMBEDDING_MAX_JSON_DEPTH", NULL, 2, 1000, 32, OPT_SERVE | OPT_WORKER, "nesting of a request's JSON"},
-    {"EMBEDDING_MAX_CONNECTIONS", NULL, 1, 1000000, 10000, OPT_SERVE, "open connections, all together"},
-    {"EMBEDDING_MAX_CONNECTIONS_PER_IP", NULL, 1, 1000000, 256, OPT_SERVE, "open connections from one address"},
-    {"EMBEDDING_HEADER_TIMEOUT", NULL, 1, 3600, 10, OPT_SERVE, "seconds a new connection has to send its headers"},
-    {"EMBEDDING_IDLE_TIMEOUT", NULL, 1, 3600, 30, OPT_SERVE, "seconds a silent connection is kept"},
-    {"EMBEDDING_MAX_QUEUED", NULL, 1, 100000000, 200000, OPT_SERVE, "sequences waiting for the model; then 429"},
-    {"EMBEDDING_DRAIN_TIMEOUT", NULL, 1, 86400, 30, OPT_SERVE,
-     "seconds SIGTERM waits for requests in flight before cancelling them"},
+    NUM("EMBEDDING_PORT", "--port", 0, 65535, 8000, OPT_SERVE, "listen port (`make run PORT=P`)"),
+    NUM("EMBEDDING_MAX_BODY_BYTES", NULL, KB, 1L << 32, 64 * MB, OPT_SERVE | OPT_WORKER,
+        "bytes of a request body or job"),
+    NUM("EMBEDDING_MAX_CHUNKS", NULL, 1, 10000000, 100000, OPT_SERVE | OPT_WORKER, "texts in one request or job"),
+    NUM("EMBEDDING_MAX_JSON_DEPTH", NULL, 2, 1000, 32, OPT_SERVE | OPT_WORKER, "nesting of a request's JSON"),
+    NUM("EMBEDDING_MAX_CONNECTIONS", NULL, 1, 1000000, 10000, OPT_SERVE, "open connections, all together"),
+    NUM("EMBEDDING_MAX_CONNECTIONS_PER_IP", NULL, 1, 1000000, 256, OPT_SERVE, "open connections from one address"),
+    NUM("EMBEDDING_HEADER_TIMEOUT", NULL, 1, 3600, 10, OPT_SERVE, "seconds a new connection has to send its headers"),
+    NUM("EMBEDDING_IDLE_TIMEOUT", NULL, 1, 3600, 30, OPT_SERVE, "seconds a silent connection is kept"),
+    NUM("EMBEDDING_MAX_QUEUED", NULL, 1, 100000000, 200000, OPT_SERVE, "sequences waiting for the model; then 429"),
+    NUM("EMBEDDING_DRAIN_TIMEOUT", NULL, 1, 86400, 30, OPT_SERVE,
+     "seconds SIGTERM waits for requests in flight before cancelling them"),
     /* batches and memory (serve and worker) */
-    {"EMBEDDING_MAX_BATCH_SIZE", "--batch-size", 1, 4096, 64, OPT_SERVE | OPT_WORKER, "sequences per forward pass"},
-    {"EMBEDDING_MIN_BATCH_SIZE", NULL, 1, 4096, 8, OPT_SERVE | OPT_WORKER,
-     "the adaptive batch size never goes below this"},
-    {"EMBEDDING_MAX_BATCH_TOKENS", NULL, 2, 1L << 20, 16384, OPT_SERVE | OPT_WORKER, "tokens per forward pass"},
-    {"EMBEDDING_MAX_MEMORY_PERCENT", NULL, 1, 100, 70, OPT_SERVE | OPT_WORKER, "the share of the memory limit used"},
-    {"EMBEDDING_MEMORY_LIMIT", NULL, 64 * MB, 1L << 50, 0, OPT_SERVE | OPT_WORKER,
-     "bytes: the memory limit, for hosts whose limit cannot be read (else the cgroup's, or the RAM)"},
+    NUM("EMBEDDING_MAX_BATCH_SIZE", "--batch-size", 1, 4096, 64, OPT_SERVE | OPT_WORKER, "sequences per forward pass"),
+    NUM("EMBEDDING_MIN_BATCH_SIZE", NULL, 1, 4096, 8, OPT_SERVE | OPT_WORKER,
+     "the adaptive batch size never goes below this"),
+    NUM("EMBEDDING_MAX_BATCH_TOKENS", NULL, 2, 1L << 20, 16384, OPT_SERVE | OPT_WORKER, "tokens per forward pass"),
+    NUM("EMBEDDING_MAX_MEMORY_PERCENT", NULL, 1, 100, 70, OPT_SERVE | OPT_WORKER, "the share of the memory limit used"),
+    NUM("EMBEDDING_MEMORY_LIMIT", NULL, 64 * MB, 1L << 50, 0, OPT_SERVE | OPT_WORKER,
+     "bytes: the memory limit, for hosts whose limit cannot be read (else the cgroup's, or the RAM)"),
     /* the Redis worker */
-    {"EMBEDDING_CLAIM_IDLE_MS", "--claim-idle-ms", 1, 86400000, 60000, OPT_WORKER,
-     "another worker's job idle this long is claimed"},
-    {"EMBEDDING_MAX_DELIVERIES", "--max-deliveries", 1, 1000, 5, OPT_WORKER, "then a failing job goes to cembed:dead"},
-    {"EMBEDDING_RESULT_TTL", "--result-ttl", 1, 1L << 31, 86400, OPT_WORKER, "seconds a result is kept"},
-    {"EMBEDDING_BLOCK_MS", NULL, 1, 60000, 2000, OPT_WORKER, "a read waits this long for jobs"},
+    NUM("EMBEDDING_CLAIM_IDLE_MS", "--claim-idle-ms", 1, 86400000, 60000, OPT_WORKER,
+     "another worker's job idle this long is claimed"),
+    NUM("EMBEDDING_MAX_DELIVERIES", "--max-deliveries", 1, 1000, 5, OPT_WORKER,
+        "then a failing job goes to cembed:dead"),
+    NUM("EMBEDDING_RESULT_TTL", "--result-ttl", 1, 1L << 31, 86400, OPT_WORKER, "seconds a result is kept"),
+    NUM("EMBEDDING_BLOCK_MS", NULL, 1, 60000, 2000, OPT_WORKER, "a read waits this long for jobs"),
     /* the vector cache and embed DIR */
-    {"EMBEDDING_CACHE_MAX_MB", NULL, 1, 1L << 30, 1024, OPT_SERVE | OPT_WORKER | OPT_EMBED | OPT_CACHE,
-     "MB of vectors the cache keeps (least recently used go first)"},
-    {"EMBEDDING_PROGRESS_SECONDS", NULL, 0, 86400, 10, OPT_EMBED,
-     "embed DIR logs its progress this often when not on a terminal"},
+    NUM("EMBEDDING_CACHE_MAX_MB", NULL, 1, 1L << 30, 1024, OPT_SERVE | OPT_WORKER | OPT_EMBED | OPT_CACHE,
+     "MB of vectors the cache keeps (least recently used go first)"),
+    NUM("EMBEDDING_PROGRESS_SECONDS", NULL, 0, 86400, 10, OPT_EMBED,
+     "embed DIR logs its progress this often when not on a terminal"),
+    /* the model and how it runs (every command that loads one) */
+    SETTING(OPT_TEXT, "EMBEDDING_MODEL", "--model", MODEL_CMDS, "a folder or ORG/NAME[@REVISION]",
+            "sentence-transformers/all-MiniLM-L6-v2 (the Hub cache, else fetch-model.sh's copy)",
+            "the model (serve: several, comma-separated)"),
+    NUM("EMBEDDING_THREADS", "--threads", 1, 1024, 0, MODEL_CMDS,
+     "compute threads (alias EMBEDDING_ONNX_THREADS); default min(usable CPUs, 8)"),
+    SETTING(OPT_TEXT, "EMBEDDING_PRECISION", "--precision", MODEL_CMDS, "fp32, bf16, int8", "int8 (fp32 without AVX2)",
+            "arithmetic of the Linear layers"),
+    SETTING(OPT_TEXT, "EMBEDDING_GEMM", "--gemm", MODEL_CMDS, "auto, onednn, avx2, scalar, blas", "auto",
+            "GEMM backend"),
+    SETTING(OPT_TEXT, "EMBEDDING_LOG_LEVEL", NULL, MODEL_CMDS, "debug, info, warning, error", "info",
+            "the least severe log line written"),
+    /* the HTTP service's text settings */
+    SETTING(OPT_TEXT, "EMBEDDING_HOST", "--host", OPT_SERVE, "an IPv4 address", "127.0.0.1", "listen address"),
+    SETTING(OPT_TEXT, "EMBEDDING_API_KEY", "--api-key", OPT_SERVE, "keys, comma-separated", "none",
+            "keys a request must send as \"Authorization: Bearer KEY\""),
+    SETTING(OPT_PATH, "EMBEDDING_API_KEY_FILE", "--api-key-file", OPT_SERVE, "a file: a key per line, # comments",
+            "none", "more keys; reloaded on SIGHUP"),
+    SETTING(OPT_BOOL, "EMBEDDING_METRICS_AUTH", NULL, OPT_SERVE, "true, false", "false", "/metrics needs a key too"),
+    /* memory and batches (serve and worker) */
+    SETTING(OPT_BOOL, "EMBEDDING_ADAPTIVE_BATCHING", NULL, OPT_SERVE | OPT_WORKER, "true, false", "true",
+            "the batch size follows the memory left"),
+    NUM("EMBEDDING_PSI_THRESHOLD", NULL, 0, 100, 10, OPT_SERVE | OPT_WORKER,
+     "memory PSI \"some avg10\" percentage that counts as pressure; 0 turns PSI off"),
+    SETTING(OPT_PATH, "EMBEDDING_PSI_PATH", NULL, OPT_SERVE | OPT_WORKER, "a PSI file",
+            "the cgroup's memory.pressure, else /proc/pressure/memory", "memory pressure file to watch"),
+    /* the vector cache */
+    SETTING(OPT_PATH, "EMBEDDING_CACHE", "--cache", OPT_SERVE | OPT_WORKER | OPT_EMBED | OPT_CACHE, "a path, or off",
+            "~/.cache/cembed/cache.sqlite", "the persistent vector cache"),
+    /* the Redis worker's text settings */
+    SETTING(OPT_TEXT, "EMBEDDING_REDIS_URL", "--redis", OPT_WORKER | OPT_ENQUEUE | OPT_RESULT,
+            "redis://[:PASSWORD@]HOST[:PORT][/DB]", "redis://127.0.0.1:6379", "the Redis server"),
+    SETTING(OPT_TEXT, "EMBEDDING_STREAM", "--stream", OPT_WORKER | OPT_ENQUEUE, "a stream key", "cembed:jobs",
+            "the jobs' stream"),
+    SETTING(OPT_TEXT, "EMBEDDING_GROUP", "--group", OPT_WORKER, "a group name", "cembed", "the consumer group"),
+    SETTING(OPT_TEXT, "EMBEDDING_CONSUMER", "--consumer", OPT_WORKER, "a consumer name", "HOST-PID",
+            "this worker's name in the group"),
 };
 
 static const opt_def *find(const char *env) {
@@ -59,12 +103,14 @@ const opt_def *opt_get(const char *env) { return find(env); }
 
 int opt_long(const char *env, long *out) {
     const opt_def *o = find(env);
+    CE_ASSERT(o->type == OPT_NUMBER);
     *out = o->def;
     return cli_env_long(env, o->lo, o->hi, out);
 }
 
 int opt_flag(const char *env, const char *value, long *out) {
     const opt_def *o = find(env);
+    CE_ASSERT(o->type == OPT_NUMBER);
     if (!value || cli_parse_int(value, o->lo, o->hi, out)) {
         cli_error("%s needs an integer in [%ld, %ld]", o->flag ? o->flag : env, o->lo, o->hi);
         return EXIT_USAGE;
@@ -84,35 +130,54 @@ static void human(const opt_def *o, long v, char *b, size_t n) {
     else snprintf(b, n, "%ld", v);
 }
 
+/* The range column: a number's "LO to HI", the others' values. */
 static void range(const opt_def *o, char *b, size_t n) {
+    if (o->type != OPT_NUMBER) {
+        snprintf(b, n, "%s", o->values);
+        return;
+    }
     char lo[32], hi[32];
     human(o, o->lo, lo, sizeof lo);
     human(o, o->hi, hi, sizeof hi);
     snprintf(b, n, "%s to %s", lo, hi);
 }
 
-void opt_help(unsigned cmds, FILE *f) {
-    fputs("\nnumbers (variable [flag]: meaning; range; default):\n", f);
+static void default_of(const opt_def *o, char *b, size_t n) {
+    if (o->type == OPT_NUMBER) human(o, o->def, b, n);
+    else snprintf(b, n, "%s", o->def_text);
+}
+
+/* The rows of cmds that are numbers (or not), under heading when there are any. */
+static void help_rows(unsigned cmds, int numbers, const char *heading, FILE *f) {
     for (size_t i = 0; i < CE_ARRAY_LEN(opts); i++) {
         const opt_def *o = &opts[i];
-        if (!(o->cmds & cmds)) continue;
-        char r[80], d[32];
+        if (!(o->cmds & cmds) || (o->type == OPT_NUMBER) != numbers) continue;
+        char r[96], d[96];
         range(o, r, sizeof r);
-        human(o, o->def, d, sizeof d);
+        default_of(o, d, sizeof d);
+        if (heading) fputs(heading, f);
+        heading = NULL;
         fprintf(f, "  %s%s%s: %s; %s; %s\n", o->env, o->flag ? " " : "", o->flag ? o->flag : "", o->help, r, d);
     }
 }
 
+void opt_help(unsigned cmds, FILE *f) {
+    help_rows(cmds, 1, "\nnumbers (variable [flag]: meaning; range; default):\n", f);
+    help_rows(cmds, 0, "\nsettings (variable [flag]: meaning; values; default):\n", f);
+}
+
 void opt_table(FILE *f) {
-    static const char *const names[] = {"serve", "worker", "embed", "cache"};
-    fputs("| variable | flag | commands | range | default | meaning |\n|---|---|---|---|---|---|\n", f);
+    static const char *const names[] = {"serve", "worker", "embed", "cache", "tokenize", "rerank", "info", "enqueue",
+                                        "result"};
+    fputs("| variable | flag | commands | values | default | meaning |\n|---|---|---|---|---|---|\n", f);
     for (size_t i = 0; i < CE_ARRAY_LEN(opts); i++) {
         const opt_def *o = &opts[i];
-        char r[80], d[32], cmds[96] = "";
+        char r[96], d[96], cmds[128] = "";
         range(o, r, sizeof r);
-        human(o, o->def, d, sizeof d);
+        default_of(o, d, sizeof d);
         for (size_t k = 0; k < CE_ARRAY_LEN(names); k++)
-            if (o->cmds & (1u << k)) snprintf(cmds + strlen(cmds), sizeof cmds - strlen(cmds), "%s%s", *cmds ? ", " : "", names[k]);
+            if (o->cmds & (1u << k))
+                snprintf(cmds + strlen(cmds), sizeof cmds - strlen(cmds), "%s%s", *cmds ? ", " : "", names[k]);
         fprintf(f, "| `%s` | %s%s%s | %s | %s | %s | %s |\n", o->env, o->flag ? "`" : "", o->flag ? o->flag : "",
                 o->flag ? "`" : "", cmds, r, d, o->help);
     }

@@ -37,8 +37,8 @@ static int choose_model(http_server *s, pipe_job *j) {
         if (strcmp(j->req.model, e->info.name) == 0 || (s->model_ids[i] && strcmp(j->req.model, s->model_ids[i]) == 0)) {
             j->e = &s->pes[i];
             if (j->req.dimensions <= e->info.hidden) return 0;
-            snprintf(j->msg, sizeof j->msg, "\"dimensions\" is %d, the model has %d", j->req.dimensions, e->info.hidden);
-            return j->status = 400;
+            return pipe_refuse(j, PIPE_BAD_REQUEST, "\"dimensions\" is %d, the model has %d", j->req.dimensions,
+                               e->info.hidden);
         }
     }
     size_t len = 0;
@@ -46,7 +46,8 @@ static int choose_model(http_server *s, pipe_job *j) {
     for (int i = 0; i < s->n_models && len < sizeof j->msg; i++)
         len += (size_t)snprintf(j->msg + len, sizeof j->msg - len, "%s %s", i ? "," : "", s->pes[i].info.name);
     if (len < sizeof j->msg) snprintf(j->msg + len, sizeof j->msg - len, ")");
-    return j->status = 404;
+    j->refusal = PIPE_NOT_FOUND;   /* the message is built above */
+    return PIPE_NOT_FOUND;
 }
 
 void http_work_abandon(work *w) {
@@ -93,12 +94,12 @@ static int parse(work *w) {
         j->e = &s->pes[0];
         if (j->req.model && s->n_models > 1) rc = choose_model(s, j);
         else if (j->req.dimensions > j->e->info.hidden)
-            rc = j->status = 400, snprintf(j->msg, sizeof j->msg, "\"dimensions\" is %d, the model has %d",
-                                            j->req.dimensions, j->e->info.hidden);
+            rc = pipe_refuse(j, PIPE_BAD_REQUEST, "\"dimensions\" is %d, the model has %d", j->req.dimensions,
+                             j->e->info.hidden);
     }
     if (!rc && w->route == R_EMBED_ALL && j->req.dimensions)
-        rc = j->status = 400, snprintf(j->msg, sizeof j->msg, "\"dimensions\" does not apply to /embed_all: it "
-                                       "answers every token's vector whole");
+        rc = pipe_refuse(j, PIPE_BAD_REQUEST, "\"dimensions\" does not apply to /embed_all: it answers every "
+                         "token's vector whole");
     base_free(w->body);   /* the body is no longer needed, nor its reservation */
     w->body = NULL;
     if (s->o.sched.gov && w->body_held) gov_unreserve(s->o.sched.gov, w->body_held);
@@ -144,7 +145,7 @@ void http_work_run(work *w) {
     w->tok_ms = (time_now() - t_tok) * 1e3;
     if (!rc) rc = pipe_answer_buffer(j, &w->out);   /* once the 200 is sent, writing never allocates */
     if (!rc && w->stream && !(w->order = base_calloc(j->req.n_items, sizeof *w->order)))
-        rc = j->status = 503, j->retry_after = 1, snprintf(j->msg, sizeof j->msg, "out of memory; retry later");
+        rc = pipe_refuse(j, PIPE_NO_MEMORY, "out of memory; retry later");
     if (!rc && form != PIPE_TOKENIZE && submit(w)) return;
     atomic_store(&w->ready, 1);
     http_resume(w->s, w->c);

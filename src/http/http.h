@@ -16,6 +16,7 @@
 #include "cache/cache.h"
 #include "cache/writer.h"
 #include "http/keys.h"
+#include "pipe/pipe.h"
 #include "sched/sched.h"
 
 typedef struct http_opts {
@@ -52,6 +53,11 @@ typedef struct http_opts {
 } http_opts;
 
 typedef struct http_server http_server;
+
+/* The HTTP status of a pipeline's refusal (200 for PIPE_OK): the one place
+ * the pipeline's words become numbers, for the server's answers and the
+ * worker's records. Cannot fail. */
+int http_status_of(pipe_refusal kind);
 
 /* Binds and listens on host:port before anything slow (loading a model)
  * runs, so that a port in use is said at once. OUT: *fd. Fails with EIO

@@ -111,7 +111,7 @@ enum MHD_Result http_send_error(http_server *s, struct MHD_Connection *c, enum r
                                 int retry_after_s, const char *const *extra);
 enum MHD_Result http_send_no_memory(http_server *s, struct MHD_Connection *c, enum route r);
 enum MHD_Result http_status_route(http_server *s, struct MHD_Connection *c, enum route r);
-/* Answers a pipeline's refusal (j->status, j->msg, j->retry_after), counted as shed when it is for memory. */
+/* Answers a pipeline's refusal (j->refusal, j->msg, j->retry_after), counted as shed when it is for memory. */
 enum MHD_Result http_send_refusal(http_server *s, struct MHD_Connection *c, enum route r, const pipe_job *j);
 /* Queues w's answer: its error, or the content reader over its vectors. */
 enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w);

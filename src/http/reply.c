@@ -37,6 +37,20 @@ enum MHD_Result http_send_buf(struct MHD_Connection *c, int status, buf *b, cons
     return ret;
 }
 
+int http_status_of(pipe_refusal kind) {
+    switch (kind) {
+    case PIPE_OK: return 200;
+    case PIPE_BAD_REQUEST: return 400;
+    case PIPE_NOT_FOUND: return 404;
+    case PIPE_TOO_LARGE: return 413;
+    case PIPE_UNPROCESSABLE: return 422;
+    case PIPE_BUSY: return 429;
+    case PIPE_NO_MEMORY:
+    case PIPE_UNAVAILABLE: return 503;
+    default: return 500;
+    }
+}
+
 static const char *error_type(int status) {
     switch (status) {
     case 400: return "invalid_request";
@@ -87,7 +101,7 @@ void http_work_release(work *w) {
     if (atomic_fetch_sub(&w->refs, 1) != 1) return;
     http_server *s = w->s;
     const int large = w->j.held >= (1u << 20);
-    if (w->j.req.n_items && !w->j.status && w->route != R_TOKENIZE) {
+    if (w->j.req.n_items && !w->j.refusal && w->route != R_TOKENIZE) {
         size_t truncated = 0;
         for (size_t k = 0; w->j.truncated && k < w->j.req.n_items; k++) truncated += (size_t)w->j.truncated[k];
         atomic_fetch_add(&s->chunks, w->j.req.n_items);
@@ -117,6 +131,15 @@ void http_wake(work *w) {
 }
 
 /* ---- the answer ---- */
+
+/* The answer's end: a stream cut short by a refusal (the answer had begun)
+ * ends with a line that says what went wrong. */
+static int write_tail(pipe_job *j, buf *b) {
+    if (j->form != PIPE_STREAM || !j->refusal) return pipe_write_tail(j, b);
+    const int status = http_status_of(j->refusal);
+    return buf_append(b, "{\"error\":{\"message\":", 20) || json_write_string(b, j->msg, strlen(j->msg)) ||
+           buf_printf(b, ",\"type\":\"%s\",\"code\":%d}}\n", error_type(status), status);
+}
 
 /* MHD's content reader: fills w->out up to PIPE_OUT_FLUSH and copies it out;
  * 0 (with the connection parked) when a streamed answer has nothing ready. */
@@ -149,13 +172,13 @@ static ssize_t answer_read(void *cls, uint64_t pos, char *dst, size_t max) {
                 pthread_mutex_unlock(&w->mu);
                 if (wait) break;   /* send what is written first */
                 if (last) {
-                    rc = pipe_write_tail(j, &w->out);
+                    rc = write_tail(j, &w->out);
                     w->phase = 2;
                     break;
                 }
             }
             if (w->n_sent == n) {
-                rc = pipe_write_tail(j, &w->out);
+                rc = write_tail(j, &w->out);
                 w->phase = 2;
                 break;
             }
@@ -187,13 +210,13 @@ enum MHD_Result http_send_refusal(http_server *s, struct MHD_Connection *c, enum
         atomic_store(&s->last_shed, (long long)time_now());
         log_info("request refused (503, retry after %d s): %s", j->retry_after, j->msg);
     }
-    if (j->status == 429) atomic_fetch_add(&s->shed_queue, 1);
-    return http_send_error(s, c, r, j->status, j->msg, j->retry_after, NULL);
+    if (j->refusal == PIPE_BUSY) atomic_fetch_add(&s->shed_queue, 1);
+    return http_send_error(s, c, r, http_status_of(j->refusal), j->msg, j->retry_after, NULL);
 }
 
 enum MHD_Result http_answer(http_server *s, struct MHD_Connection *c, work *w) {
     pipe_job *j = &w->j;
-    if (j->status) {
+    if (j->refusal) {
         const enum MHD_Result ret = http_send_refusal(s, c, w->route, j);
         http_work_release(w);
         return ret;

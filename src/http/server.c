@@ -398,7 +398,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return http_send_error(s, c, x->route, 413, msg, 0, NULL);
     }
     if (x->no_memory) {
-        pipe_job refusal = {.status = 503, .retry_after = 1, .shed = 1};
+        pipe_job refusal = {.refusal = PIPE_NO_MEMORY, .retry_after = 1, .shed = 1};
         snprintf(refusal.msg, sizeof refusal.msg, "memory is busy with other requests (for its body); retry later");
         return http_send_refusal(s, c, x->route, &refusal);
     }

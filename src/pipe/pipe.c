@@ -1,11 +1,8 @@
 /* The request pipeline; see pipe.h. */
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "json/answer.h"
-#include "json/json.h"
 #include "pipe/pipe.h"
 
 #define BLOCK 32   /* heap overhead bound of one block */
@@ -30,18 +27,21 @@ void pipe_env_destroy(pipe_env *e) {
 
 /* ---- refusals ---- */
 
-static int refuse(pipe_job *j, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int refuse(pipe_job *j, int status, const char *fmt, ...) {
+int pipe_refuse(pipe_job *j, pipe_refusal kind, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(j->msg, sizeof j->msg, fmt, ap);
     va_end(ap);
-    j->status = status;
-    if (status == 503 && !j->retry_after) j->retry_after = 1;
-    return status;
+    j->refusal = kind;
+    if ((kind == PIPE_NO_MEMORY || kind == PIPE_UNAVAILABLE) && !j->retry_after) j->retry_after = 1;
+    return kind;
 }
 
-static int no_memory(pipe_job *j) { return refuse(j, 503, "out of memory; retry later"); }
+int pipe_refusal_transient(pipe_refusal kind) {
+    return kind == PIPE_BUSY || kind == PIPE_NO_MEMORY || kind == PIPE_UNAVAILABLE;
+}
+
+static int no_memory(pipe_job *j) { return pipe_refuse(j, PIPE_NO_MEMORY, "out of memory; retry later"); }
 
 /* Seconds a refused client should wait: the queue's tokens at the measured
  * speed, at least 1, at most 60. */
@@ -61,13 +61,16 @@ int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage) {
         return 0;
     }
     if (bytes > gov_pool(g))
-        return refuse(j, 413,
-                      "the request needs %.1f MB of memory (%s), more than the server's request pool of %.1f MB "
-                      "(EMBEDDING_MAX_MEMORY_PERCENT of the memory limit, less the model and the batch workspace); "
-                      "split it into smaller requests", bytes / 1048576.0, stage, gov_pool(g) / 1048576.0);
+        return pipe_refuse(
+            j, PIPE_TOO_LARGE,
+            "the request needs %.1f MB of memory (%s), more than the server's request pool of %.1f MB "
+            "(EMBEDDING_MAX_MEMORY_PERCENT of the memory limit, less the model and the batch workspace); "
+            "split it into smaller requests",
+            bytes / 1048576.0, stage, gov_pool(g) / 1048576.0);
     j->retry_after = retry_after(j->e);
     j->shed = 1;
-    return refuse(j, 503, "memory is busy with other requests (%s %s); retry later", stage, cembed_last_error());
+    return pipe_refuse(j, PIPE_NO_MEMORY, "memory is busy with other requests (%s %s); retry later", stage,
+                       cembed_last_error());
 }
 
 void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes) {
@@ -81,15 +84,17 @@ void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes) {
 int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t len) {
     j->e = e;
     if (len > e->lim.max_text_bytes)
-        return refuse(j, 413, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len, e->lim.max_text_bytes);
-    if (pipe_hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->status;
+        return pipe_refuse(j, PIPE_TOO_LARGE, "body of %zu bytes is over the limit of %zu (max_body_bytes)", len,
+                           e->lim.max_text_bytes);
+    if (pipe_hold(j, &j->parse_held, request_parse_bound(body, len), "to parse")) return j->refusal;
     const int rc = request_parse(kind, body, len, &e->lim, &j->req);
     if (rc) {
-        const int st = rc == CEMBED_ELIMIT ? 413 : rc == CEMBED_ENOMEM ? 503 : 400;
-        return refuse(j, st, "%s", st == 503 ? "out of memory while parsing; retry later" : cembed_last_error());
+        if (rc == CEMBED_ENOMEM) return pipe_refuse(j, PIPE_NO_MEMORY, "out of memory while parsing; retry later");
+        return pipe_refuse(j, rc == CEMBED_ELIMIT ? PIPE_TOO_LARGE : PIPE_BAD_REQUEST, "%s", cembed_last_error());
     }
     if (j->req.dimensions > e->info.hidden)
-        return refuse(j, 400, "\"dimensions\" is %d, the model has %d", j->req.dimensions, e->info.hidden);
+        return pipe_refuse(j, PIPE_BAD_REQUEST, "\"dimensions\" is %d, the model has %d", j->req.dimensions,
+                           e->info.hidden);
     return 0;
 }
 
@@ -237,8 +242,9 @@ static int tokenize_all(pipe_job *j) {
             const size_t first = framed ? head : 0, end = it->n_ids - (framed ? tail : 0);
             for (size_t t = first; t < end && o + tail < keep; t++) {
                 if (it->ids[t] < 0 || it->ids[t] >= i->vocab_size)
-                    return refuse(j, 400, "input[%zu][%zu]: token id %d is outside the vocabulary of %d", k, t,
-                                  (int)it->ids[t], i->vocab_size);
+                    return pipe_refuse(j, PIPE_BAD_REQUEST,
+                                       "input[%zu][%zu]: token id %d is outside the vocabulary of %d", k, t,
+                                       (int)it->ids[t], i->vocab_size);
                 j->ids[k][o++] = it->ids[t];
             }
             if (tail) j->ids[k][o++] = i->sep_id;
@@ -246,13 +252,15 @@ static int tokenize_all(pipe_job *j) {
             j->truncated[k] = full > keep;
         }
         if (j->truncated[k] && !j->req.truncate && j->req.kind == REQ_RERANK)
-            return refuse(j, 422, "%s[%zu] and the query have %zu tokens together, over the model limit of %d; send "
-                          "\"truncate\": true or shorten them", j->req.rerank_v1 ? "documents" : "texts", k, full,
-                          i->max_seq_len);
+            return pipe_refuse(j, PIPE_UNPROCESSABLE,
+                               "%s[%zu] and the query have %zu tokens together, over the model limit of %d; send "
+                               "\"truncate\": true or shorten them",
+                               j->req.rerank_v1 ? "documents" : "texts", k, full, i->max_seq_len);
         if (j->truncated[k] && !j->req.truncate)
-            return refuse(j, 422,
-                          "chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d; send \"truncate\": "
-                          "true or split it", k, it->id_json ? it->id_json : "null", full, i->max_seq_len);
+            return pipe_refuse(j, PIPE_UNPROCESSABLE,
+                               "chunks[%zu] (id %.200s) has %zu tokens, over the model limit of %d; send \"truncate\": "
+                               "true or split it",
+                               k, it->id_json ? it->id_json : "null", full, i->max_seq_len);
         j->tokens += j->n_ids[k];
     }
     return 0;
@@ -350,19 +358,20 @@ static int find_twins(pipe_job *j) {
 static int choose_prompt(pipe_job *j) {
     const request *r = &j->req;
     if (r->kind == REQ_RERANK) { /* a cross-encoder reads the pair as it is */
-        if (r->prompt || r->prompt_name) return refuse(j, 400, "\"prompt\" and \"prompt_name\" do not apply to reranking");
+        if (r->prompt || r->prompt_name)
+            return pipe_refuse(j, PIPE_BAD_REQUEST, "\"prompt\" and \"prompt_name\" do not apply to reranking");
         return 0;
     }
     const int ids_in = r->n_items && !r->items[0].text && !r->items[0].ids_are_tokens;
     if (ids_in && (r->prompt || r->prompt_name))
-        return refuse(j, 400, "\"prompt\" and \"prompt_name\" apply to text input, not to token ids");
+        return pipe_refuse(j, PIPE_BAD_REQUEST, "\"prompt\" and \"prompt_name\" apply to text input, not to token ids");
     if (r->prompt) {
         j->prompt = r->prompt;
     } else if (!ids_in) {
         j->prompt = cembed_prompt(j->e->m, r->prompt_name);
         if (!j->prompt)
-            return refuse(j, 400, "\"prompt_name\" \"%.64s\" is not one of the model's prompts (%s)", r->prompt_name,
-                          *j->e->info.prompt_names ? j->e->info.prompt_names : "it has none");
+            return pipe_refuse(j, PIPE_BAD_REQUEST, "\"prompt_name\" \"%.64s\" is not one of the model's prompts (%s)",
+                               r->prompt_name, *j->e->info.prompt_names ? j->e->info.prompt_names : "it has none");
     }
     if (j->prompt && !*j->prompt) j->prompt = NULL;
     return 0;
@@ -392,15 +401,22 @@ static int check_kind(pipe_job *j) {
     const int reranker = strcmp(i->kind, "reranker") == 0;
     if (j->form == PIPE_TOKENIZE) return 0;
     if (j->req.kind == REQ_RERANK && !reranker)
-        return refuse(j, 400, "model \"%s\" is an embedding model; reranking needs a cross-encoder (a "
-                      "*ForSequenceClassification model such as BAAI/bge-reranker-base)", i->name);
+        return pipe_refuse(j, PIPE_BAD_REQUEST,
+                           "model \"%s\" is an embedding model; reranking needs a cross-encoder (a "
+                           "*ForSequenceClassification model such as BAAI/bge-reranker-base)",
+                           i->name);
     if (j->req.kind != REQ_RERANK && reranker)
-        return refuse(j, 400, "model \"%s\" is a reranker: it scores (query, document) pairs with POST /rerank or "
-                      "/v1/rerank, and gives no embeddings", i->name);
+        return pipe_refuse(j, PIPE_BAD_REQUEST,
+                           "model \"%s\" is a reranker: it scores (query, document) pairs with POST /rerank or "
+                           "/v1/rerank, and gives no embeddings",
+                           i->name);
     if (reranker && i->hidden != 1)
-        return refuse(j, 400, "model \"%s\" is a classifier with %d labels; reranking needs one label (a relevance "
-                      "score)", i->name, i->hidden);
-    if (j->req.kind == REQ_RERANK && j->req.dimensions) return refuse(j, 400, "\"dimensions\" does not apply to reranking");
+        return pipe_refuse(j, PIPE_BAD_REQUEST,
+                           "model \"%s\" is a classifier with %d labels; reranking needs one label (a relevance "
+                           "score)",
+                           i->name, i->hidden);
+    if (j->req.kind == REQ_RERANK && j->req.dimensions)
+        return pipe_refuse(j, PIPE_BAD_REQUEST, "\"dimensions\" does not apply to reranking");
     return 0;
 }
 
@@ -408,19 +424,20 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     pipe_env *e = j->e;
     const size_t n = j->req.n_items;
     j->form = form;
-    if (check_kind(j) || choose_prompt(j)) return j->status;
+    if (check_kind(j) || choose_prompt(j)) return j->refusal;
     if (form == PIPE_TOKENIZE && !j->ids_only && pipe_tokens_load(e))
-        return refuse(j, 500, "cannot read the model's tokenizer for /tokenize's token strings: %s", cembed_last_error());
+        return pipe_refuse(j, PIPE_INTERNAL, "cannot read the model's tokenizer for /tokenize's token strings: %s",
+                           cembed_last_error());
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;
     if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) {
         pipe_release(j, &j->parse_held, j->parse_held);   /* the parse's share may be enough */
-        j->status = j->shed = 0;
-        if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) return j->status;
+        j->refusal = PIPE_OK, j->shed = 0;
+        if (pipe_hold(j, &j->held, need, "for its tokens and vectors")) return j->refusal;
     }
     pipe_release(j, &j->parse_held, j->parse_held);
-    if (j->prompt && apply_prompt(j)) return j->status;
+    if (j->prompt && apply_prompt(j)) return j->refusal;
     if (arena(j, form != PIPE_TOKENIZE)) return no_memory(j);
     int rc = tokenize_all(j);
     if (!rc && form == PIPE_TOKENIZE && !j->ids_only) rc = align_all(j);
@@ -435,7 +452,7 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
         if (!j->token_vec || !j->token_block) return no_memory(j);
         for (size_t k = 0, off = 0; k < n; off += j->n_ids[k++]) j->token_vec[k] = j->token_block + off * e->info.hidden;
     } else if (e->cache && cache_lookup(j)) {
-        return j->status;
+        return j->refusal;
     }
     for (size_t k = 0; k < n; k++) j->twin[k] = k, j->next_copy[k] = NONE;
     if (e->cache && find_twins(j)) return no_memory(j);
@@ -470,11 +487,13 @@ static void on_vector(void *ctx, size_t k, const float *vec) {
 
 static void check_failed(pipe_job *j) {
     if (j->sj.cancelled)
-        refuse(j, 503, "cancelled before %zu of its %zu vectors were computed (its client left, or the server's "
-               "drain time ran out); retry", j->sj.failed, j->req.n_items);
+        pipe_refuse(j, PIPE_UNAVAILABLE,
+                    "cancelled before %zu of its %zu vectors were computed (its client left, or the server's "
+                    "drain time ran out); retry",
+                    j->sj.failed, j->req.n_items);
     else if (j->sj.failed)
-        refuse(j, 503, "out of memory while computing %zu of its %zu vectors; retry later", j->sj.failed,
-               j->req.n_items);
+        pipe_refuse(j, PIPE_NO_MEMORY, "out of memory while computing %zu of its %zu vectors; retry later",
+                    j->sj.failed, j->req.n_items);
 }
 
 static void on_done(void *ctx) {
@@ -490,9 +509,9 @@ int pipe_submit(pipe_job *j) {
     const int rc = sched_submit(j->e->s, &j->sj);
     if (rc == CEMBED_ELIMIT) {
         j->retry_after = retry_after(j->e);
-        return refuse(j, 429, "%s", cembed_last_error());
+        return pipe_refuse(j, PIPE_BUSY, "%s", cembed_last_error());
     }
-    if (rc) return refuse(j, 503, "%s", cembed_last_error());
+    if (rc) return pipe_refuse(j, rc == CEMBED_ENOMEM ? PIPE_NO_MEMORY : PIPE_UNAVAILABLE, "%s", cembed_last_error());
     return 0;
 }
 
@@ -504,7 +523,7 @@ void pipe_wait(pipe_job *j) {
     pipe_env *e = j->e;
     sched_wait(e->s, &j->sj);
     check_failed(j);
-    if (j->status) return;
+    if (j->refusal) return;
     if (e->cache && !e->writer && j->sj.n) { /* no writer thread (embed DIR): store the computed ones here */
         uint8_t (*keys)[CACHE_KEY_BYTES] = base_malloc(j->sj.n * CACHE_KEY_BYTES);
         float *vecs = base_malloc(j->sj.n * (size_t)e->info.hidden * sizeof(float));
@@ -533,158 +552,13 @@ int pipe_answer_buffer(pipe_job *j, buf *b) {
     return 0;
 }
 
-static int wants_normalize(const pipe_job *j) {
-    if (j->req.kind == REQ_RERANK) return 0;   /* logits */
-    return j->req.normalize < 0 ? j->e->info.normalize : j->req.normalize;
-}
-
-/* A pair's score: the logit, or its sigmoid (sentence-transformers'
- * CrossEncoder default for one label) unless raw scores are asked. */
-static double rerank_score(const pipe_job *j, size_t k) {
-    const double x = j->vec[k * (size_t)j->e->info.hidden];
-    return j->req.raw_scores ? x : 1.0 / (1.0 + exp(-x));
-}
-
-static int by_score(const void *a, const void *b, void *ctx) {
-    const pipe_job *j = ctx;
-    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    const float sx = j->vec[x * (size_t)j->e->info.hidden], sy = j->vec[y * (size_t)j->e->info.hidden];
-    if (sx != sy) return sx > sy ? -1 : 1;
-    return x < y ? -1 : x > y;
-}
-
-static int write_rerank_item(pipe_job *j, buf *b, size_t k, int first) {
-    if (j->req.top_n && k >= j->req.top_n) return 0;
-    const size_t idx = j->order[k];
-    const req_item *it = &j->req.items[idx];
-    int rc = buf_printf(b, "%s{\"index\":%zu,\"%s\":%.9g", first ? "" : ",", idx,
-                        j->form == PIPE_RERANK ? "score" : "relevance_score", rerank_score(j, idx));
-    if (!rc && j->req.return_text)
-        rc = j->form == PIPE_RERANK ? buf_append(b, ",\"text\":", 8) || json_write_string(b, it->text, it->text_len)
-                                    : buf_append(b, ",\"document\":{\"text\":", 20) ||
-                                          json_write_string(b, it->text, it->text_len) || buf_append(b, "}", 1);
-    return rc || buf_append(b, "}", 1);
-}
-
-/* {"index","ids","tokens":[TEI's tokens],"truncated"}; without the template's special tokens (the first
- * and last only) when "add_special_tokens" is false. */
-static int write_tokenize_item(pipe_job *j, buf *b, size_t k, int first) {
-    const uint32_t(*span)[4] = (const uint32_t(*)[4])(j->spans + j->span_at[k]);
-    size_t from = 0, to = j->n_ids[k];
-    if (j->req.skip_special) {
-        if (to > from && span[from][0] == PIPE_TOKEN_SPECIAL) from++;
-        if (to > from && span[to - 1][0] == PIPE_TOKEN_SPECIAL) to--;
-    }
-    return buf_printf(b, "%s{\"index\":%zu,\"ids\":", first ? "" : ",", k) ||
-           json_write_ints(b, j->ids[k] + from, to - from) || buf_append(b, ",\"tokens\":", 10) ||
-           pipe_tokens_write(b, j->e, j->req.items[k].text, j->ids[k] + from, to - from, span + from) ||
-           buf_printf(b, ",\"truncated\":%s}", j->truncated[k] ? "true" : "false");
-}
-
-void pipe_finish_vector(pipe_job *j, size_t k) {
-    const size_t H = (size_t)j->e->info.hidden;
-    float *v = j->vec + k * H;
-    if (wants_normalize(j)) cembed_l2_normalize(v, H);
-    if (j->req.dimensions) cembed_l2_normalize(v, (size_t)j->req.dimensions);
-}
-
-static int write_usage(pipe_job *j, buf *b) {
-    const embed_usage u = {.chunks = j->req.n_items, .tokens = j->tokens, .cached = j->n_cached,
-                           .batches = j->sj.batches, .queue_ms = j->sj.queue_ms, .compute_ms = j->sj.compute_ms};
-    return json_write_embed_usage(b, &u);
-}
-
-int pipe_write_head(pipe_job *j, buf *b) {
-    if (j->order) { /* every score is in: best first */
-        for (size_t k = 0; k < j->req.n_items; k++) j->order[k] = k;
-        qsort_r(j->order, j->req.n_items, sizeof *j->order, by_score, j);
-    }
-    switch (j->form) {
-    case PIPE_RERANK_V1:
-        return buf_append(b, "{\"model\":", 9) || json_write_string(b, j->e->info.name, strlen(j->e->info.name)) ||
-               buf_append(b, ",\"results\":[", 12);
-    case PIPE_STREAM: return 0;
-    case PIPE_RERANK:
-    case PIPE_EMBED_ALL:
-    case PIPE_SIMILARITY:
-    case PIPE_TOKENIZE:
-    case PIPE_TEI: return buf_append(b, "[", 1);
-    case PIPE_OPENAI: return buf_append(b, "{\"object\":\"list\",\"data\":[", 25);
-    default:
-        return json_write_embed_head(b, j->req.batch_id_json, j->e->info.name,
-                                     j->req.dimensions ? j->req.dimensions : j->e->info.hidden);
-    }
-}
-
-int pipe_write_item(pipe_job *j, buf *b, size_t k, int first) {
-    const size_t H = (size_t)j->e->info.hidden, D = j->req.dimensions ? (size_t)j->req.dimensions : H;
-    const float *v = j->vec ? j->vec + k * H : NULL;
-    switch (j->form) {
-    case PIPE_RERANK:
-    case PIPE_RERANK_V1: return write_rerank_item(j, b, k, first);
-    case PIPE_TOKENIZE: return write_tokenize_item(j, b, k, first);
-    case PIPE_TEI: return (!first && buf_append(b, ",", 1)) || json_write_floats(b, v, D);
-    case PIPE_SIMILARITY: {
-        if (k == 0) return 0;   /* the source sentence */
-        const float *s0 = j->vec;   /* over the first "dimensions" when given (both were cut the same way) */
-        double dot = 0, n0 = 0, n1 = 0;
-        for (size_t i = 0; i < D; i++) dot += (double)s0[i] * v[i], n0 += (double)s0[i] * s0[i], n1 += (double)v[i] * v[i];
-        const double cos = dot / (sqrt(n0) * sqrt(n1) + 1e-30);
-        return buf_printf(b, "%s%.9g", k == 1 ? "" : ",", cos);
-    }
-    case PIPE_EMBED_ALL: {
-        int rc = buf_append(b, first ? "[" : ",[", first ? 1 : 2);
-        for (size_t t = 0; t < j->n_ids[k] && !rc; t++)
-            rc = (t && buf_append(b, ",", 1)) || json_write_floats(b, j->token_vec[k] + t * H, H);
-        return rc || buf_append(b, "]", 1);
-    }
-    case PIPE_OPENAI: {
-        return buf_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", first ? "" : ",", k) ||
-               (j->req.base64 ? json_write_base64_floats(b, v, D) : json_write_floats(b, v, D)) ||
-               buf_append(b, "}", 1);
-    }
-    default: {
-        const req_item *it = &j->req.items[k];
-        const embed_item_out o = {.index = k, .id_json = it->id_json, .metadata_json = it->metadata_json, .vec = v,
-                                  .dims = D, .tokens = j->n_ids[k], .truncated = j->truncated[k],
-                                  .cached = j->cached && j->cached[k]};
-        const int stream = j->form == PIPE_STREAM;
-        return json_write_embed_item(b, &o, first || stream ? "" : ",", stream ? "\n" : "");
-    }
-    }
-}
-
-int pipe_write_tail(pipe_job *j, buf *b) {
-    const cembed_model_info *i = &j->e->info;
-    switch (j->form) {
-    case PIPE_STREAM: {
-        if (j->status) /* the answer had begun: its last line says what went wrong */
-            return buf_append(b, "{\"error\":{\"message\":", 20) || json_write_string(b, j->msg, strlen(j->msg)) ||
-                   buf_printf(b, ",\"type\":\"unavailable\",\"code\":%d}}\n", j->status);
-        const char *bid = j->req.batch_id_json ? j->req.batch_id_json : "null";
-        return buf_append(b, "{\"done\":true,\"batch_id\":", 24) || buf_append(b, bid, strlen(bid)) ||
-               buf_append(b, ",", 1) || write_usage(j, b);
-    }
-    case PIPE_EMBED_ALL:
-    case PIPE_SIMILARITY:
-    case PIPE_TOKENIZE:
-    case PIPE_RERANK:
-    case PIPE_TEI: return buf_append(b, "]\n", 2);
-    case PIPE_RERANK_V1: return buf_printf(b, "],\"usage\":{\"total_tokens\":%zu}}\n", j->tokens);
-    case PIPE_OPENAI:
-        return buf_append(b, "],\"model\":", 10) || json_write_string(b, i->name, strlen(i->name)) ||
-               buf_printf(b, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}\n", j->tokens, j->tokens);
-    default: return buf_append(b, "],", 2) || write_usage(j, b);
-    }
-}
-
 int pipe_run(pipe_job *j, pipe_form form, buf *out) {
     int rc = pipe_prepare(j, form);
     if (!rc && form != PIPE_TOKENIZE) {
         rc = pipe_submit(j);
         if (!rc) {
             pipe_wait(j);
-            rc = j->status;   /* cancelled, or out of memory while computing */
+            rc = j->refusal; /* cancelled, or out of memory while computing */
         }
     }
     if (rc) return rc;
@@ -694,7 +568,7 @@ int pipe_run(pipe_job *j, pipe_form form, buf *out) {
     out->len = 0;
     int w = pipe_write_head(j, out);
     for (size_t k = 0; k < j->req.n_items && !w; k++) w = pipe_write_item(j, out, k, k == 0);
-    if (w || pipe_write_tail(j, out)) return refuse(j, 503, "out of memory writing the answer");
+    if (w || pipe_write_tail(j, out)) return pipe_refuse(j, PIPE_NO_MEMORY, "out of memory writing the answer");
     return 0;
 }
 

@@ -1,22 +1,25 @@
 /* pipe: one request's way from its body to its vectors, the same for
  * `serve`, `worker` and `embed DIR`.
  *
- *   pipe_parse     reserve the parse's bytes, parse (400/413/422 name the field)
+ *   pipe_parse     reserve the parse's bytes, parse (a refusal names the field)
  *   pipe_prepare   reserve what the request holds until answered, tokenize and
  *                  validate, look the cache up, list the misses (a text met
  *                  twice is computed once)
- *   pipe_submit    hand the misses to the scheduler (429 when its queue is
- *                  full); on_vector per computed vector, on_done at the end
+ *   pipe_submit    hand the misses to the scheduler (PIPE_BUSY when its
+ *                  queue is full); on_vector per computed vector, on_done at the end
  *   pipe_wait      or block until every vector is there
- *   pipe_write_*   the answer, in pieces (head, item k, tail)
+ *   pipe_write_*   the answer, in pieces (head, item k, tail): answer.c, whose
+ *                  bytes are json/answer.c's
  *   pipe_free      everything, in one call, reservations included
  * pipe_run is that sequence for a caller that blocks (worker, embed DIR,
  * JSON lines, tokenize); the HTTP service runs its steps on different
  * threads (request thread, inference thread, I/O thread).
  *
- * Every step returns 0 or an HTTP status with j->msg filled; out of memory
- * (a reservation that does not fit now, or an allocation that failed) is
- * 503 with j->retry_after, one that could never fit is 413. The per-item
+ * Every step returns 0 or the kind of its refusal (j->refusal) with j->msg
+ * filled; out of memory (a reservation that does not fit now, or an
+ * allocation that failed) is PIPE_NO_MEMORY with j->retry_after, one that
+ * could never fit PIPE_TOO_LARGE. The kinds are the pipeline's own words:
+ * src/http alone turns them into HTTP statuses (http_status_of). The per-item
  * arrays live in one block (the job's arena); the token ids are the
  * tokenizer's, freed with it.
  */
@@ -64,6 +67,25 @@ typedef enum {
     PIPE_RERANK_V1, /* {"model","results":[{"index","relevance_score","document"?}, ...],"usage"}, best first */
 } pipe_form;
 
+/* Why a request is refused. The service's refusals (pipe_refusal_transient)
+ * say "not now": the same request may pass later; the others are the
+ * request's own and pass never. */
+typedef enum pipe_refusal {
+    PIPE_OK = 0,
+    PIPE_BAD_REQUEST,   /* malformed, or a value the model cannot take */
+    PIPE_NOT_FOUND,     /* the model it names is not served here */
+    PIPE_TOO_LARGE,     /* over a size limit (body, or memory the pool could never give) */
+    PIPE_UNPROCESSABLE, /* well-formed, but a text over the model's length without "truncate" */
+    PIPE_BUSY,          /* the scheduler's queue is full now (retry_after) */
+    PIPE_NO_MEMORY,     /* memory is busy now, or an allocation failed (retry_after) */
+    PIPE_UNAVAILABLE,   /* cancelled (its client left, the drain ran out) or the scheduler is stopping */
+    PIPE_INTERNAL,      /* the server cannot do it (a model file it needs is unreadable) */
+} pipe_refusal;
+
+/* 1 for a refusal of the service's (busy, out of memory, unavailable): the
+ * request itself is fine and may be retried. Cannot fail. */
+int pipe_refusal_transient(pipe_refusal kind);
+
 typedef struct pipe_job pipe_job;
 struct pipe_job {
     pipe_env *e;
@@ -102,15 +124,19 @@ struct pipe_job {
     void (*on_done)(void *ctx);               /* the last touch of the job by the scheduler */
     void *ctx;
     /* a refusal */
-    int status, retry_after;
-    int shed;                   /* refused because memory is busy now (503) */
+    pipe_refusal refusal;
+    int retry_after;            /* seconds, for a transient refusal */
+    int shed;                   /* refused because memory is busy now (PIPE_NO_MEMORY) */
     char msg[512];
 };
 
+/* Refuses j: sets j->refusal and j->msg (printf-style); PIPE_NO_MEMORY and
+ * PIPE_UNAVAILABLE get a retry_after of 1 unless one is set. Returns kind. */
+int pipe_refuse(pipe_job *j, pipe_refusal kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Reserves bytes from the governor into *held (the job's, or a caller's
- * before the job exists: a body), or refuses into j: 413 when they could
- * never fit the request pool, 503 + Retry-After (and shed) when they do not
- * fit now. Nothing to do without a governor. Needs j->e. */
+ * before the job exists: a body), or refuses into j: PIPE_TOO_LARGE when
+ * they could never fit the request pool, PIPE_NO_MEMORY + retry_after (and
+ * shed) when they do not fit now. Nothing to do without a governor. Needs j->e. */
 int pipe_hold(pipe_job *j, uint64_t *held, uint64_t bytes, const char *stage);
 /* Gives back up to bytes of *held (never more than it holds). Cannot fail. */
 void pipe_release(pipe_job *j, uint64_t *held, uint64_t bytes);
@@ -126,7 +152,7 @@ int pipe_prepare(pipe_job *j, pipe_form form);
 int pipe_submit(pipe_job *j);
 void pipe_wait(pipe_job *j);
 /* Drops the submitted job's sequences no batch has taken (its client left):
- * on_done follows, and the job is refused (503, "cancelled"). Safe on a job
+ * on_done follows, and the job is refused (PIPE_UNAVAILABLE, "cancelled"). Safe on a job
  * that is done or was never submitted. Returns the sequences dropped. */
 size_t pipe_cancel(pipe_job *j);
 /* Normalizes vector k as asked (and cuts it to "dimensions"), once, before it is written. */
@@ -136,13 +162,14 @@ void pipe_finish_vector(pipe_job *j, size_t k);
 int pipe_answer_buffer(pipe_job *j, buf *b);
 int pipe_write_head(pipe_job *j, buf *b);
 int pipe_write_item(pipe_job *j, buf *b, size_t k, int first);
+/* The answer's end; a stream cut short by a refusal ends with the caller's error line instead. */
 int pipe_write_tail(pipe_job *j, buf *b);
 /* A parsed (pipe_parse) or filled (pipe_items) job, to its end, blocking:
- * prepare, submit, wait, check the status (cancelled, out of memory while
+ * prepare, submit, wait, check for a refusal (cancelled, out of memory while
  * computing), finish every vector (normalized, cut to "dimensions"), and,
  * when out is not NULL, write the whole answer into out (replacing its
- * contents). PIPE_TOKENIZE is prepared only. Returns 0 or the status of
- * the refusal, j->msg saying why; j is freed by the caller (pipe_free). */
+ * contents). PIPE_TOKENIZE is prepared only. Returns 0 or the kind of
+ * the refusal (j->refusal), j->msg saying why; j is freed by the caller (pipe_free). */
 int pipe_run(pipe_job *j, pipe_form form, buf *out);
 void pipe_free(pipe_job *j);
 

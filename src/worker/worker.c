@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http/http.h"
 #include "pipe/pipe.h"
 #include "worker/worker.h"
 
@@ -147,8 +148,9 @@ static int connect_redis(worker *w, volatile sig_atomic_t *stop) {
 /* ---- one job ---- */
 
 /* Embeds one body into out (the POST /embed answer) through the pipeline.
- * Returns 0, or the HTTP status of the refusal with reason filled: 503 and
- * 429 (memory or queue busy now) are the service's, the others the job's. */
+ * Returns 0, or the kind of the refusal with reason filled ("STATUS: why",
+ * the status POST /embed would answer): a transient one (memory or queue
+ * busy now) is the service's, the others the job's. */
 static int run_job(worker *w, const char *id, const char *body, size_t len, buf *out, buf *key, buf *bid,
                    char *reason, size_t rn) {
     pipe_job j = {.whole_answer = 1};   /* the whole answer is held until Redis has it */
@@ -160,10 +162,10 @@ static int run_job(worker *w, const char *id, const char *body, size_t len, buf 
         const size_t bl = j.req.batch_id ? j.req.batch_id_len : strlen(id);
         bid->len = 0;
         if (worker_result_key(w->o->result_prefix, kind, bv, bl, key) || buf_append(bid, bv, bl))
-            rc = j.status = 503, snprintf(j.msg, sizeof j.msg, "out of memory");
+            rc = pipe_refuse(&j, PIPE_NO_MEMORY, "out of memory");
     }
     if (!rc) rc = pipe_run(&j, j.req.tei ? PIPE_TEI : PIPE_EMBED, out);
-    if (rc) snprintf(reason, rn, "%d: %.490s", rc, j.msg);
+    if (rc) snprintf(reason, rn, "%d: %.490s", http_status_of(rc), j.msg);
     pipe_free(&j);
     return rc;
 }
@@ -318,17 +320,17 @@ static void handle(worker *w, const char *id, const char *body, size_t len, long
     }
     buf out = {0}, key = {0}, bid = {0};
     double t0 = time_now();
-    int status = 0;
+    int refusal = 0;
     if (!body) {
         snprintf(reason, sizeof reason, "the entry has no \"body\" field (XADD %s * body JSON)", w->o->stream);
-    } else if ((status = run_job(w, id, body, len, &out, &key, &bid, reason, sizeof reason)) == 0) {
+    } else if ((refusal = run_job(w, id, body, len, &out, &key, &bid, reason, sizeof reason)) == 0) {
         if (store(w, id, &key, &bid, &out, stop))
             log_info("job %s (batch %.*s) done in %.1f ms", id, (int)CE_MIN(bid.len, 200), bid.ptr, (time_now() - t0) * 1e3);
         buf_free(&out), buf_free(&key), buf_free(&bid);
         return;
     }
     buf_free(&out), buf_free(&key), buf_free(&bid);
-    if (status == 503 || status == 429) {
+    if (pipe_refusal_transient(refusal)) {
         /* this worker is busy, not the job wrong: it stays pending, unrecorded, and comes back */
         log_warn("job %s not run now (delivery %lld): %s; it is retried after the claim time", id, deliveries, reason);
         return;

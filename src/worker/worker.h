@@ -72,8 +72,9 @@ typedef struct worker_env {
 
 /* One entry's job as a worker runs it, without Redis: the /embed answer
  * into out, its result key into key, the batch_id it announces into bid.
- * Returns 0 or the HTTP status of the refusal (reason filled; 503 and 429
- * are the worker's own, left pending and retried). */
+ * Returns 0 or the kind of the refusal (a pipe_refusal; reason filled
+ * "STATUS: why"; a transient one, pipe_refusal_transient, is the worker's
+ * own, left pending and retried). */
 int worker_embed_body(const worker_env *env, const worker_opts *o, const char *id, const char *body, size_t len,
                       buf *out, buf *key, buf *bid, char *reason, size_t rn);
 

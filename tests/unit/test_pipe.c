@@ -43,7 +43,7 @@ static size_t answer_len_n(const char *a, size_t n) {
 }
 static size_t answer_len(const char *a) { return answer_len_n(a, strlen(a)); }
 
-/* One job as the worker runs it: the whole answer into out. Returns 0 or the status. */
+/* One job as the worker runs it: the whole answer into out. Returns 0 or the refusal. */
 static int run_once(pipe_env *e, buf *out) {
     pipe_job j = {.whole_answer = 1};
     int rc = pipe_parse(&j, e, REQ_EMBED, BODY, strlen(BODY));
@@ -73,8 +73,8 @@ static void every_allocation_fails(cembed_model *m, job_fn run, void *ctx) {
         base_alloc_fail_after(n);
         const int rc = run(ctx, &out);
         base_alloc_fail_after(0);
-        if (rc == 503) refused++;
-        else if (rc != 0) FAIL_AT("allocation %zu: status %d", n, rc);
+        if (http_status_of(rc) == 503) refused++;
+        else if (rc != 0) FAIL_AT("allocation %zu: refusal %d", n, rc);
         else if (answer_len_n(out.ptr, out.len) != answer_len_n(ref.ptr, ref.len) ||
                  memcmp(out.ptr, ref.ptr, answer_len_n(ref.ptr, ref.len)) != 0)
             FAIL_AT("allocation %zu: the answer differs", n);
