@@ -191,7 +191,7 @@ static int flush_window(run *r) {
         r->cached += r->n_win - j.sj.n;
         r->chunks += r->n_win;
     } else {
-        rc = base_err(rc == 503 ? CEMBED_ENOMEM : CEMBED_EINVAL, "%s", j.msg);
+        rc = base_err(rc == PIPE_NO_MEMORY ? CEMBED_ENOMEM : CEMBED_EINVAL, "%s", j.msg);
     }
     pipe_free(&j);
     for (size_t k = 0; k < r->n_win; k++) pending_free(&r->win[k]);
