@@ -30,14 +30,14 @@
 #   - prints one table: tokens/s, the ratio to ORT fp32 and to llama.cpp
 #     F32 / Q8_0, peak RSS, min cosine.
 #
-# usage: bench/arch.sh [--quick] [--n N] [--len LO:HI] [--threads T] [--long | --long-only] [--long-n N]
+# usage: bench/arch.sh [--quick] [--n N] [--len LO:HI] [--threads T] [--long | --long-only] [--long-n N] [--long-len L]
 #                      [--work DIR] [--peers LIST] [MODEL...]
 #   MODEL    make_models.py real-size names; default: nomic-embed-text-v1.5
 #            jina-embeddings-v2-base-en multilingual-e5-base gte-modernbert-base
 #            bge-reranker-base
 #   --quick  4 sequences per model (default 12, about 3,500 tokens)
-#   --long   also --long-n (4) sequences of 2048 tokens for the models whose limit
-#            allows it; --long-only: those alone
+#   --long   also --long-n (4) sequences of --long-len (2048) tokens for the
+#            models whose limit allows it; --long-only: those alone
 #   --peers  comma list of cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,
 #            llama-f32,llama-q8_0 (default all)
 # Environment: ARCH_BENCH_WORK (/tmp/archbench/work), LLAMA_SRC and LLAMA_BUILD
@@ -61,7 +61,7 @@ LLAMA_BUILD=${LLAMA_BUILD:-/work/llama.cpp-build}
 LC=$(head -c 8 "$LLAMA_SRC/COMMIT" 2>/dev/null || echo unknown)   # GGUFs and tools are per llama.cpp commit
 PEERS_DIR=${BENCH_PEERS_DIR:-/work/shared/bench-peers}
 export BENCH_PEERS_NODE=${BENCH_PEERS_NODE:-/tmp/archbench/node}
-N=12 LEN=32:512 THREADS=2 LONG=0 LONG_N=4 MAIN=1
+N=12 LEN=32:512 THREADS=2 LONG=0 LONG_N=4 LONG_LEN=2048 MAIN=1
 PEERS=cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,llama-f32,llama-q8_0
 MODELS=()
 while [ $# -gt 0 ]; do
@@ -73,6 +73,7 @@ while [ $# -gt 0 ]; do
 	--long) LONG=1 ;;
 	--long-only) LONG=1 MAIN=0 ;;
 	--long-n) LONG_N=$2; shift ;;
+	--long-len) LONG_LEN=$2; shift ;;
 	--work) WORK=$2; shift ;;
 	--peers) PEERS=$2; shift ;;
 	-h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -153,7 +154,7 @@ measure() {
 
 run_peers() {
 	local d=$1 ids=$2 pool=$3
-	local e="$ROOT/build/bench_embed_ids --model $d/model --ids $ids --threads $THREADS"
+	local e="$ROOT/build/bench_embed_ids --model $d/model --ids $ids --threads $THREADS $CEMBED_WARM"
 	for p in fp32 bf16 int8; do
 		# shellcheck disable=SC2086
 		if want cembed-$p; then measure cembed-$p $e --precision $p --out "$R/cembed-$p.f32"; fi
@@ -171,11 +172,15 @@ run_peers() {
 			echo "not in llama.cpp $LC: $(sed 's|.*/model: ||' "$d/llama-$LC.unsupported")" >"$R/llama-$g.skip"
 			continue
 		fi
+		# a decoder (last-token pooling: Qwen2/Qwen3) has a KV cache in llama.cpp, split
+		# n_ctx / n_seq_max cells a sequence: one sequence per llama_decode
+		local seqs=()
+		[ "$pool" != last ] || seqs=(--max-seqs 1)
 		measure llama-$g "$WORK/bin/bench_llamacpp-$LC" --model "$d/llama-$LC-$g.gguf" --ids "$ids" \
-			--threads "$THREADS" --order file --dump "$R/llama-$g.f32"
+			--threads "$THREADS" --order file "${seqs[@]}" --dump "$R/llama-$g.f32"
 		# its dump is mean-pooled hidden states: comparable only for a mean-pooling embedding model
 		[ "$pool" = mean ] || { rm -f "$R/llama-$g.f32"; echo "timed on hidden states; $pool not compared" >"$R/llama-$g.nocos"; }
-		if [ "$pool" != mean ] && [ -x "$LLAMA_BUILD/bin/embed_ids" ]; then
+		if [ "$pool" != mean ] && [ -x "$LLAMA_BUILD/bin/embed_ids" ] && [ "$LLAMA_CHECK" = 1 ]; then
 			local cg=$d/llama-$LC-$g.gguf
 			[ $g = q8_0 ] && cg=$d/llama-$LC-q8_0-embdf32.gguf
 			llama_check "$cg" "$ids" "$R/llama-$g" "$pool"
@@ -211,6 +216,12 @@ bench_one() {
 	R=$RESULTS/$name$tag
 	mkdir -p "$R"
 	echo "== $name$tag: $n sequences, lengths $len, $(python3 -c "import json,sys; print(sum(len(json.loads(l)['ids']) for l in open(sys.argv[1])))" "$ids") tokens, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+	# a long sequence (4,096 tokens and more) takes minutes on 2 cores: cembed
+	# runs it cold (no warm-up call; llama.cpp still warms up, untimed), and
+	# llama.cpp's untimed pooled check is left out (the cosine column then
+	# says so)
+	CEMBED_WARM="" LLAMA_CHECK=1
+	[ "${len%%:*}" -lt 4096 ] || CEMBED_WARM="--warmup 0" LLAMA_CHECK=0
 	run_peers "$d" "$ids" "$pool"
 	$PY "$P/table.py" "$R" "$name$tag" "$dims" | tee "$R/table.md"
 }
@@ -228,8 +239,8 @@ mkdir -p "$RESULTS"
 for name in "${MODELS[@]}"; do
 	prepare "$name"
 	if [ $MAIN = 1 ]; then bench_one "$name" "" "$N" "$LEN"; fi
-	if [ $LONG = 1 ] && [ "$(grep -o '"max_seq_length": *[0-9]*' "$WORK/$name/model/sentence_bert_config.json" | grep -o '[0-9]*$')" -ge 2048 ]; then
-		bench_one "$name" "@2048" "$LONG_N" 2048:2048
+	if [ $LONG = 1 ] && [ "$(grep -o '"max_seq_length": *[0-9]*' "$WORK/$name/model/sentence_bert_config.json" | grep -o '[0-9]*$')" -ge "$LONG_LEN" ]; then
+		bench_one "$name" "@$LONG_LEN" "$LONG_N" "$LONG_LEN:$LONG_LEN"
 	fi
 done
 echo "results in $RESULTS" >&2

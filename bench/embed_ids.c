@@ -4,13 +4,15 @@
  * engine sorts them by length and packs batches of --batch sequences, as the
  * server's scheduler does), and prints one JSON line: tokens, seconds,
  * tokens_per_s, setup_seconds, and what ran (precision, gemm, kernels).
- * One warm-up call on the first --batch sequences runs before the timed call.
+ * One warm-up call on the first --warmup sequences (default --batch; 0: none,
+ * for one sequence of 8,192 tokens whose warm-up would double the wall time)
+ * runs before the timed call.
  * --out FILE writes the vectors as float32 rows in file order (normalized
  * for an embedding model, raw logits for a reranker) for bench/arch_peers/cosine.py.
  *
  * usage: build/bench_embed_ids --model DIR --ids FILE [--threads 2]
  *          [--precision fp32|bf16|int8] [--gemm auto|onednn|avx2|scalar]
- *          [--batch 32] [--max-seq-len N] [--out FILE.f32]
+ *          [--batch 32] [--warmup N] [--max-seq-len N] [--out FILE.f32]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,18 +92,19 @@ static int write_out(const char *path, const float *v, size_t n) {
 
 static int usage(void) {
     fputs("usage: bench_embed_ids --model DIR --ids FILE [--threads 2] [--precision fp32|bf16|int8]\n"
-          "         [--gemm auto|onednn|avx2|scalar] [--batch 32] [--max-seq-len N] [--out FILE.f32]\n", stderr);
+          "         [--gemm auto|onednn|avx2|scalar] [--batch 32] [--warmup N] [--max-seq-len N]\n"
+          "         [--out FILE.f32]\n", stderr);
     return 2;
 }
 
-static int run(cembed_model *m, const struct seqs *s, const char *out, int batch, double t_open) {
+static int run(cembed_model *m, const struct seqs *s, const char *out, int warmup, double t_open) {
     cembed_model_info info;
     cembed_model_get_info(m, &info);
     float *v = malloc(s->count * (size_t)info.hidden * sizeof *v);
     if (!v) return 1;
-    size_t warm = s->count < (size_t)batch ? s->count : (size_t)batch;
+    size_t warm = s->count < (size_t)warmup ? s->count : (size_t)warmup;
     double t0 = now();
-    int rc = cembed_run_ids(m, (const int32_t *const *)s->ids, s->n, NULL, warm, v, 1);
+    int rc = warm ? cembed_run_ids(m, (const int32_t *const *)s->ids, s->n, NULL, warm, v, 1) : 0;
     double t1 = now();
     if (rc == 0) rc = cembed_run_ids(m, (const int32_t *const *)s->ids, s->n, NULL, s->count, v, 1);
     double dt = now() - t1;
@@ -123,6 +126,7 @@ static int run(cembed_model *m, const struct seqs *s, const char *out, int batch
 
 int main(int argc, char **argv) {
     const char *model = NULL, *ids = NULL, *out = NULL;
+    int warmup = -1;
     cembed_options opt = {.threads = 2, .precision = CEMBED_FP32, .max_batch = 32};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
@@ -131,6 +135,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--threads")) opt.threads = atoi(v);
         else if (!strcmp(a, "--batch")) opt.max_batch = atoi(v);
+        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--max-seq-len")) opt.max_seq_len = atoi(v);
         else if (!strcmp(a, "--gemm")) opt.gemm = v;
         else if (!strcmp(a, "--precision") && (opt.precision = precision_of(v)) >= 0) continue;
@@ -148,7 +153,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_embed_ids: %s\n", cembed_last_error());
         return 1;
     }
-    int rc = run(m, &s, out, opt.max_batch ? opt.max_batch : 32, now() - t);
+    if (warmup < 0) warmup = opt.max_batch ? opt.max_batch : 32;
+    int rc = run(m, &s, out, warmup, now() - t);
     cembed_model_free(m);
     for (size_t i = 0; i < s.count; i++) free(s.ids[i]);
     free(s.ids);

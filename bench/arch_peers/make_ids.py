@@ -6,7 +6,8 @@
 N sequences {"id": "sN", "ids": [...]}, lengths uniform in the --len range
 (code-chunk-like: a 40-line chunk of source is a few hundred tokens), random
 ids from the model's ordinary vocabulary (make_models.py's filler range),
-first the model's CLS id and last its SEP id. Prints "POOL DIMS" for the
+first the model's CLS id and last its SEP id (a decoder, whose CLS and
+SEP are both <|endoftext|>: that id last only). Prints "POOL DIMS" for the
 peers: POOL mean | cls | logits (a reranker), DIMS the vector's floats.
 """
 import json
@@ -35,7 +36,10 @@ def main():
     with open(out, "w") as f:
         for i in range(n):
             k = rng.randint(lo, hi)
-            ids = [s.cls] + [rng.randrange(s.filler[0], s.filler[1]) for _ in range(k - 2)] + [s.sep]
+            # a decoder (Qwen: CLS = SEP = <|endoftext|>) has no first special,
+            # only the template's <|endoftext|> last
+            first = [] if s.cls == s.sep else [s.cls]
+            ids = first + [rng.randrange(s.filler[0], s.filler[1]) for _ in range(k - 1 - len(first))] + [s.sep]
             f.write(json.dumps({"id": "s%d" % i, "ids": ids}, separators=(",", ":")) + "\n")
     if s.kind == "embed":
         print(s.pooling, s.cfg.get("hidden_size", s.cfg.get("n_embd")))
