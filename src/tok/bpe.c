@@ -140,13 +140,30 @@ static int add_merge(bpe *b, const vocab *v, const char *x, size_t xl, const cha
     return 0;
 }
 
-static int load_merges(bpe *b, const vocab *v, json_t *merges) {
-    size_t n = json_array_size(merges), size = 16, i;
+/* The merge table, empty, sized for n merges. */
+static int merges_init(bpe *b, size_t n) {
+    size_t size = 16;
     while (size < n * 2) size *= 2;
     b->slots = base_malloc(size * sizeof *b->slots);
     if (!b->slots) return base_err(CEMBED_ENOMEM, "tokenizer: out of memory");
     memset(b->slots, 0xff, size * sizeof *b->slots);
     b->mask = size - 1;
+    return 0;
+}
+
+/* The merges as tok_scan_json read them: pairs of entries, in rank order. */
+static int load_scanned_merges(bpe *b, const vocab *v, const tok_scan_list *l) {
+    int rc = merges_init(b, l->n / 2);
+    for (size_t i = 0; i + 1 < l->n && !rc; i += 2)
+        rc = add_merge(b, v, l->bytes + l->off[i], l->len[i], l->bytes + l->off[i + 1], l->len[i + 1], (uint32_t)(i / 2));
+    b->n_merges = (uint32_t)(l->n / 2);
+    return rc;
+}
+
+static int load_merges(bpe *b, const vocab *v, json_t *merges) {
+    size_t i;
+    int rc0 = merges_init(b, json_array_size(merges));
+    if (rc0) return rc0;
     json_t *m;
     uint32_t rank = 0;
     json_array_foreach(merges, i, m) {
@@ -174,7 +191,7 @@ static int load_merges(bpe *b, const vocab *v, json_t *merges) {
     return 0;
 }
 
-int bpe_load(bpe *b, const vocab *v, json_t *model) {
+int bpe_load(bpe *b, const vocab *v, json_t *model, const tok_scan_list *scanned) {
     int rc;
     if ((rc = opt_str(model, "continuing_subword_prefix", b->prefix, sizeof b->prefix, &b->prefix_len)) ||
         (rc = opt_str(model, "end_of_word_suffix", b->suffix, sizeof b->suffix, &b->suffix_len)))
@@ -197,7 +214,7 @@ int bpe_load(bpe *b, const vocab *v, json_t *model) {
     }
     json_t *merges = json_object_get(model, "merges");
     if (merges && !json_is_array(merges)) return base_err(CEMBED_EFORMAT, "tokenizer.json: model.merges must be an array");
-    if ((rc = load_merges(b, v, merges))) return rc;
+    if ((rc = scanned ? load_scanned_merges(b, v, scanned) : load_merges(b, v, merges))) return rc;
     b->char_ids = base_malloc(65536 * sizeof *b->char_ids);
     if (!b->char_ids) return base_err(CEMBED_ENOMEM, "tokenizer: out of memory");
     for (uint32_t c = 0; c < 65536; c++) {

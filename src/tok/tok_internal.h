@@ -13,6 +13,7 @@ typedef struct vocab {
     size_t n_ids;
     int32_t *slots;        /* ids, -1 empty; size mask + 1 */
     size_t mask;
+    size_t n_dups;         /* strings set under two ids, found by the last vocab_build */
 } vocab;
 
 int vocab_init(vocab *v, size_t n_ids);
@@ -22,6 +23,8 @@ int vocab_set(vocab *v, str s, int32_t id);
 int vocab_build(vocab *v);
 int32_t vocab_get(const vocab *v, const char *s, size_t n);   /* -1 if absent */
 void vocab_free(vocab *v);
+/* 1 when a and b give every id the same bytes (or leave it unset). */
+int vocab_equal(const vocab *a, const vocab *b);
 
 /* ---- normalize.c ---- */
 typedef struct norm_opts {
@@ -104,7 +107,10 @@ int bpe_new(bpe **out);
 void bpe_free(bpe *b);
 /* Loads model options and merges (the vocab is already in v). */
 struct json_t;
-int bpe_load(bpe *b, const vocab *v, struct json_t *model);
+struct tok_scan_list;
+/* merges: the pairs as tok_scan_json read them, or NULL to read
+ * model.merges from the tree. */
+int bpe_load(bpe *b, const vocab *v, struct json_t *model, const struct tok_scan_list *merges);
 /* Appends the ids of word w[0..n) to *o. */
 int bpe_word(const bpe *b, const vocab *v, const uint32_t *w, size_t n, tok_ids *o);
 int tok_push_id(tok_ids *o, int32_t id);
@@ -168,6 +174,38 @@ struct tokenizer {
     int32_t tpl_ids[TPL_MAX_IDS];
     size_t n_tpl_ids;
 };
+
+/* ---- scan.c: model.vocab and model.merges read without a JSON tree ----
+ * Each function refuses (EFORMAT, message not meant for anyone) whatever
+ * it does not read exactly as jansson would; the caller then loads the
+ * document the slow way. */
+typedef struct tok_scan_list {     /* entries: byte strings (bytes + off, len) and a value */
+    char *bytes;
+    size_t n_bytes, bytes_cap;
+    uint32_t *off, *len;
+    int32_t *val;
+    size_t n, cap;
+} tok_scan_list;
+typedef struct tok_scan {
+    tok_scan_list vocab;            /* model.vocab: token, val = id, in order */
+    tok_scan_list merges;           /* model.merges: two entries (a, b) per merge, in rank order */
+    size_t vocab_at, vocab_len;     /* where they were in the text (merges_len 0: none read) */
+    size_t merges_at, merges_len;
+    char *skeleton;                 /* the text with those values as {} and [] */
+    size_t skeleton_len;
+    int seen_model;
+} tok_scan;
+/* Reads tokenizer.json s[0..n): OUT *sc (free it with tok_scan_free, also
+ * after a failure). Refuses a document without an object model.vocab. */
+int tok_scan_json(const char *s, size_t n, tok_scan *sc);
+void tok_scan_free(tok_scan *sc);
+/* tok_load_json without scan.c: the whole document as a jansson tree (the
+ * reference the fast path is tested against). */
+int tok_load_json_tree(const char *text, size_t len, tokenizer **out);
+/* The fast path alone: the vocab and merges read by scan.c, the rest (a
+ * few kilobytes) by jansson. Fails on any refusal (then the slow path
+ * decides) or error; tok_load_json tries it first. */
+int tok_load_json_scanned(const char *text, size_t len, tokenizer **out);
 
 /* load.c: the tokenizer.json components. Each fails with EFORMAT (a bad
  * field, named) or EMODEL (a component type this tokenizer lacks, named). */

@@ -235,7 +235,31 @@ static int load_added(tokenizer *t, json_t *added) {
     return 0;
 }
 
-static int load_model(tokenizer *t, json_t *root, json_t *model) {
+/* The scanned vocabulary into t->v (after vocab_init). An id given twice
+ * or a token under two ids refuses: jansson keeps the last of duplicate
+ * keys, so the slow path decides those files. */
+static int scanned_vocab_set(tokenizer *t, const tok_scan *sc) {
+    const tok_scan_list *l = &sc->vocab;
+    for (size_t i = 0; i < l->n; i++) {
+        if (t->v.off[l->val[i]] != UINT32_MAX) return CEMBED_EFORMAT;
+        int rc = vocab_set(&t->v, str_from(l->bytes + l->off[i], l->len[i]), l->val[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Checks that the tree holds the placeholders where scan.c cut, and counts
+ * the scanned ids into *n_ids. */
+static int scanned_check(const tok_scan *sc, json_t *model, json_t *vocab_obj, size_t *n_ids) {
+    json_t *merges = json_object_get(model, "merges");
+    if (json_object_size(vocab_obj) != 0 || (sc->merges_len && (!json_is_array(merges) || json_array_size(merges) != 0)))
+        return CEMBED_EFORMAT;
+    for (size_t i = 0; i < sc->vocab.n; i++)
+        if ((size_t)sc->vocab.val[i] + 1 > *n_ids) *n_ids = (size_t)sc->vocab.val[i] + 1;
+    return 0;
+}
+
+static int load_model(tokenizer *t, json_t *root, json_t *model, const tok_scan *sc) {
     const char *mtype = json_string_value(json_object_get(model, "type"));
     json_t *vocab_obj = json_object_get(model, "vocab"), *added = json_object_get(root, "added_tokens");
     int rc;
@@ -255,11 +279,13 @@ static int load_model(tokenizer *t, json_t *root, json_t *model) {
     t->model = mtype[0] == 'B' ? M_BPE : M_WORDPIECE;
     if (!json_is_object(vocab_obj)) return base_err(CEMBED_EFORMAT, "tokenizer.json: model.vocab must be an object");
     size_t n_ids = 0;
-    if ((rc = count_ids(vocab_obj, added, &n_ids)) || (rc = vocab_init(&t->v, n_ids)) ||
-        (rc = load_vocab_obj(t, vocab_obj)))
+    if ((sc && (rc = scanned_check(sc, model, vocab_obj, &n_ids))) || (rc = count_ids(vocab_obj, added, &n_ids)) ||
+        (rc = vocab_init(&t->v, n_ids)) || (sc && (rc = scanned_vocab_set(t, sc))) || (rc = load_vocab_obj(t, vocab_obj)))
         return rc;
-    if ((rc = vocab_build(&t->v)) || (t->model == M_BPE && ((rc = bpe_new(&t->bpe)) || (rc = bpe_load(t->bpe, &t->v, model)))))
-        return rc;
+    if ((rc = vocab_build(&t->v))) return rc;
+    if (sc && t->v.n_dups) return CEMBED_EFORMAT;   /* duplicate keys: the slow path decides */
+    const tok_scan_list *merges = sc && sc->merges_len ? &sc->merges : NULL;
+    if (t->model == M_BPE && ((rc = bpe_new(&t->bpe)) || (rc = bpe_load(t->bpe, &t->v, model, merges)))) return rc;
     if ((rc = load_added(t, added)) || (rc = vocab_build(&t->v))) return rc;
     return t->model == M_WORDPIECE ? wordpiece_options(t, model) : 0;
 }
@@ -283,7 +309,9 @@ static int wordpiece_default_template(tokenizer *t, json_t *pp) {
     return tpl_set_bert(t, cls, sep, 0);
 }
 
-int tok_load_json(const char *text, size_t len, tokenizer **out) {
+/* Loads the document as a jansson tree; with sc, the tree is scan.c's
+ * skeleton and the vocab and merges come from sc. */
+static int load_tree(const char *text, size_t len, const tok_scan *sc, tokenizer **out) {
     *out = NULL;
     json_error_t e;
     json_t *root = json_loadb(text, len, 0, &e);
@@ -299,7 +327,7 @@ int tok_load_json(const char *text, size_t len, tokenizer **out) {
         goto fail;
     }
     json_t *pp = json_object_get(root, "post_processor");
-    if ((rc = load_model(t, root, json_object_get(root, "model"))) ||
+    if ((rc = load_model(t, root, json_object_get(root, "model"), sc)) ||
         (rc = load_normalizer(t, json_object_get(root, "normalizer"))) ||
         (rc = load_pre_tokenizer(t, json_object_get(root, "pre_tokenizer"))) || (rc = load_post_processor(t, pp)) ||
         (rc = wordpiece_default_template(t, pp)) || (rc = build_added(t)) || (rc = load_pad(t, root)))
@@ -312,6 +340,23 @@ fail:
     json_decref(root);
     tok_free(t);
     return rc;
+}
+
+int tok_load_json_tree(const char *text, size_t len, tokenizer **out) { return load_tree(text, len, NULL, out); }
+
+int tok_load_json_scanned(const char *text, size_t len, tokenizer **out) {
+    tok_scan sc;
+    *out = NULL;
+    int rc = tok_scan_json(text, len, &sc);
+    if (!rc) rc = load_tree(sc.skeleton, sc.skeleton_len, &sc, out);
+    tok_scan_free(&sc);
+    return rc;
+}
+
+int tok_load_json(const char *text, size_t len, tokenizer **out) {
+    if (tok_load_json_scanned(text, len, out) == 0) return 0;
+    base_err_clear();   /* the slow path gives the result or its own message */
+    return load_tree(text, len, NULL, out);
 }
 
 int tok_load_vocab(const char *text, size_t len, int lowercase, tokenizer **out) {

@@ -50,6 +50,7 @@ int vocab_build(vocab *v) {
     if (!v->slots) return base_err(CEMBED_ENOMEM, "vocabulary: out of memory");
     memset(v->slots, 0xff, size * sizeof *v->slots);
     v->mask = size - 1;
+    v->n_dups = 0;
     for (size_t id = 0; id < v->n_ids; id++) {
         if (v->off[id] == UINT32_MAX) continue;
         const char *s = v->strings + v->off[id];
@@ -63,6 +64,7 @@ int vocab_build(vocab *v) {
             }
             if (v->len[o] == n && memcmp(v->strings + v->off[o], s, n) == 0) {
                 v->slots[i] = (int32_t)id;   /* a duplicate string: the later id wins */
+                v->n_dups++;
                 break;
             }
         }
@@ -77,6 +79,17 @@ int32_t vocab_get(const vocab *v, const char *s, size_t n) {
         if (o < 0) return -1;
         if (v->len[o] == n && memcmp(v->strings + v->off[o], s, n) == 0) return o;
     }
+}
+
+int vocab_equal(const vocab *a, const vocab *b) {
+    if (a->n_ids != b->n_ids) return 0;
+    for (size_t id = 0; id < a->n_ids; id++) {
+        const int set = a->off[id] != UINT32_MAX;
+        if (set != (b->off[id] != UINT32_MAX)) return 0;
+        if (set && (a->len[id] != b->len[id] || memcmp(a->strings + a->off[id], b->strings + b->off[id], a->len[id])))
+            return 0;
+    }
+    return 1;
 }
 
 void vocab_free(vocab *v) {
