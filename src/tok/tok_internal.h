@@ -13,13 +13,15 @@ typedef struct vocab {
     size_t n_ids;
     int32_t *slots;        /* ids, -1 empty; size mask + 1 */
     size_t mask;
-    size_t n_dups;         /* strings set under two ids, found by the last vocab_build */
+    size_t n_dups;         /* strings set under two ids since the table was built */
+    int stale;             /* an id was set again after the build: rebuild */
 } vocab;
 
 int vocab_init(vocab *v, size_t n_ids);
 /* Sets token s to id (id < n_ids given to vocab_init; later sets win). */
 int vocab_set(vocab *v, str s, int32_t id);
-/* Builds (or rebuilds) the hash once every id is set. */
+/* Builds the hash once every id is set (again after later sets: cheap
+ * unless an id was set twice). */
 int vocab_build(vocab *v);
 int32_t vocab_get(const vocab *v, const char *s, size_t n);   /* -1 if absent */
 void vocab_free(vocab *v);

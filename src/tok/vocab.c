@@ -1,5 +1,11 @@
 /* The vocabulary: token bytes -> id in an open-addressing hash (FNV-1a,
- * linear probing, at most half full), and id -> bytes for decoding. */
+ * linear probing, at most half full), and id -> bytes for decoding.
+ *
+ * The table is sized for every id at vocab_init, so tokens set after a
+ * build (added tokens) go straight into it: a second vocab_build then costs
+ * nothing, unless an id was set twice (its old string would still find it),
+ * which marks the table stale for a full rebuild. Either way a string finds
+ * the highest id it was set under. */
 #include <string.h>
 
 #include "tok_internal.h"
@@ -23,8 +29,11 @@ int vocab_init(vocab *v, size_t n_ids) {
     return 0;
 }
 
+static void insert(vocab *v, int32_t id);
+
 int vocab_set(vocab *v, str s, int32_t id) {
     CE_ASSERT(id >= 0 && (size_t)id < v->n_ids);
+    const int again = v->off[id] != UINT32_MAX;
     if (v->strings_len + s.len > UINT32_MAX) return base_err(CEMBED_ELIMIT, "vocabulary: over 4 GiB of tokens");
     if (v->strings_cap - v->strings_len < s.len) {
         size_t cap = v->strings_cap ? v->strings_cap * 2 : 1 << 16;
@@ -38,11 +47,32 @@ int vocab_set(vocab *v, str s, int32_t id) {
     v->off[id] = (uint32_t)v->strings_len;
     v->len[id] = (uint32_t)s.len;
     v->strings_len += s.len;
+    if (v->slots && again) v->stale = 1;
+    else if (v->slots && !v->stale) insert(v, id);
     return 0;
 }
 
+/* Puts id into the table; a string already there keeps the higher id. */
+static void insert(vocab *v, int32_t id) {
+    const char *s = v->strings + v->off[id];
+    const size_t n = v->len[id];
+    for (size_t i = hash_bytes(s, n) & v->mask;; i = (i + 1) & v->mask) {
+        const int32_t o = v->slots[i];
+        if (o < 0) {
+            v->slots[i] = id;
+            return;
+        }
+        if (v->len[o] == n && memcmp(v->strings + v->off[o], s, n) == 0) {
+            v->slots[i] = CE_MAX(o, id);   /* a duplicate string */
+            v->n_dups++;
+            return;
+        }
+    }
+}
+
 int vocab_build(vocab *v) {
-    base_free(v->slots);   /* building again after more vocab_set calls */
+    if (v->slots && !v->stale) return 0;   /* every set since the last build is in */
+    base_free(v->slots);
     v->slots = NULL;
     size_t size = 16;
     while (size < v->n_ids * 2) size *= 2;
@@ -51,24 +81,9 @@ int vocab_build(vocab *v) {
     memset(v->slots, 0xff, size * sizeof *v->slots);
     v->mask = size - 1;
     v->n_dups = 0;
-    for (size_t id = 0; id < v->n_ids; id++) {
-        if (v->off[id] == UINT32_MAX) continue;
-        const char *s = v->strings + v->off[id];
-        size_t n = v->len[id];
-        size_t i = hash_bytes(s, n) & v->mask;
-        for (;; i = (i + 1) & v->mask) {
-            int32_t o = v->slots[i];
-            if (o < 0) {
-                v->slots[i] = (int32_t)id;
-                break;
-            }
-            if (v->len[o] == n && memcmp(v->strings + v->off[o], s, n) == 0) {
-                v->slots[i] = (int32_t)id;   /* a duplicate string: the later id wins */
-                v->n_dups++;
-                break;
-            }
-        }
-    }
+    v->stale = 0;
+    for (size_t id = 0; id < v->n_ids; id++)
+        if (v->off[id] != UINT32_MAX) insert(v, (int32_t)id);
     return 0;
 }
 

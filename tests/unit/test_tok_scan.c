@@ -1,4 +1,5 @@
-/* Unit tests of src/tok/scan.c, the fast path for tokenizer.json's vocab
+/* Unit tests of the fast tokenizer loading path: vocab.c's table taking
+ * tokens set after a build, and src/tok/scan.c for tokenizer.json's vocab
  * and merges: on every document here tok_load_json (fast path first) must
  * build what the jansson-only loader builds, or fail as it fails, and the
  * fast path must really be taken on ordinary files (or the speed is lost
@@ -128,4 +129,26 @@ TEST(tok_scan_survives_every_allocation_failure) {
         else CHECK(t == NULL);
     }
     tok_thread_release();
+}
+
+TEST(tok_vocab_sets_after_build) {
+    vocab v;
+    CHECK_INT(vocab_init(&v, 6), 0);
+    CHECK_INT(vocab_set(&v, str_from("a", 1), 0), 0);
+    CHECK_INT(vocab_set(&v, str_from("b", 1), 1), 0);
+    CHECK_INT(vocab_build(&v), 0);
+    CHECK_INT(vocab_set(&v, str_from("c", 1), 2), 0);   /* into the built table */
+    CHECK_INT(vocab_set(&v, str_from("a", 1), 4), 0);   /* a duplicate: the higher id */
+    CHECK_INT(vocab_build(&v), 0);
+    CHECK_INT(vocab_get(&v, "c", 1), 2);
+    CHECK_INT(vocab_get(&v, "a", 1), 4);
+    CHECK_INT((int)v.n_dups, 1);
+    CHECK_INT(vocab_set(&v, str_from("d", 1), 1), 0);   /* id 1 again: "b" must no longer find it */
+    CHECK_INT(v.stale, 1);
+    CHECK_INT(vocab_build(&v), 0);
+    CHECK_INT(vocab_get(&v, "b", 1), -1);
+    CHECK_INT(vocab_get(&v, "d", 1), 1);
+    CHECK_INT(vocab_get(&v, "a", 1), 4);
+    CHECK_INT(vocab_get(&v, "zz", 2), -1);
+    vocab_free(&v);
 }
