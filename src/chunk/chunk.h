@@ -25,7 +25,10 @@
  * precede. The chunks' line ranges are disjoint and in order, and every line
  * that is not blank is in exactly one of them (context lines are repeated,
  * nothing else). Files that do not parse and languages without a grammar go
- * to the line chunker (chunk_file).
+ * to the line chunker (chunk_file). A chunk's symbol is qualified by its
+ * enclosing definitions and the file's module (lang.c's table: a package or
+ * namespace declaration, else the path under the walk root:
+ * `numpy.linalg.linalg.norm`, `src/vec.c::vec_push`).
  */
 #ifndef CEMBED_CHUNK_H
 #define CEMBED_CHUNK_H
@@ -52,6 +55,8 @@ typedef struct walk_stats {
 
 typedef struct walk_list {
     char **paths;          /* as the user would write them: ROOT/rel */
+    size_t *rel;           /* paths[i] + rel[i]: the path under its walk root (a file named
+                            * directly: as given, or its last component when absolute) */
     uint64_t *sizes;
     size_t n, cap;
 } walk_list;
@@ -67,6 +72,9 @@ typedef struct chunk_opts {
     int max_tokens;        /* content tokens of a window ([CLS]/[SEP] not counted) */
     int max_lines;
     int overlap;           /* lines shared by consecutive windows, < max_lines */
+    const char *path;      /* syntax: the file's path under the walk root ('/'-separated),
+                            * whose module qualifies the symbols; NULL: only a package or
+                            * namespace declaration does */
 } chunk_opts;
 
 typedef struct chunk_span {
@@ -98,7 +106,7 @@ typedef struct chunk_piece {
     int n_ctx;                       /* context: enclosing signature lines, all before first, outermost first */
     chunk_span ctx[CHUNK_MAX_CTX];
     const char *kind;                /* static: "function", "method", "class", "code" ...; NULL for a line window */
-    size_t sym, sym_len;             /* the qualified symbol ("Polynomial.fit"): list names.ptr + sym */
+    size_t sym, sym_len;             /* the qualified symbol ("numpy.polynomial.polynomial.Polynomial.fit"): names.ptr + sym */
 } chunk_piece;
 
 typedef struct chunk_list {

@@ -127,6 +127,7 @@ typedef struct walker {
     buf qual;            /* the frames' qualified names */
     buf syms;            /* the gathered chunk's definitions, ", "-joined */
     buf enc;             /* the qualified name of the definition it is a part of (a copy: frames pop) */
+    buf mod;             /* the file's module, which qualifies its outermost definitions */
     gather g;
     chunk_list *out;
 } walker;
@@ -348,19 +349,80 @@ static const char *receiver(const walker *w, TSNode d, size_t *len) {
     return NULL;
 }
 
-/* Appends definition d's qualified name to b: the innermost frame's, its
- * receiver's type, its own name, '.'-joined. */
+/* Appends definition d's qualified name to b: the innermost frame's (at the
+ * top, the file's module, unless d declares it), its receiver's type, its own
+ * name, joined by the language's separators. */
 static void qual_append(walker *w, buf *b, TSNode d) {
     size_t len, rlen = 0;
     const char *name = def_name(w, d, &len), *recv = receiver(w, d, &rlen);
     const frame *up = w->depth ? &w->st[w->depth - 1] : NULL;
-    if (buf_reserve(b, (up ? up->sym_len + 1 : 0) + rlen + 1 + len)) {
+    const lang_module *m = &w->L->mod;
+    const int own = !up && lang_is_module_decl(w->L, ts_node_type(d));
+    const char *pre = up ? str_of(&w->qual, up->sym) : str_of(&w->mod, 0), *sep = up ? m->sep : m->mod_sep;
+    const size_t pre_len = up ? up->sym_len : own ? 0 : w->mod.len;
+    if (buf_reserve(b, pre_len + strlen(sep) + rlen + strlen(m->sep) + len)) {
         w->err = CEMBED_ENOMEM;
         return;
     }
-    if (up) buf_append(b, w->qual.ptr + up->sym, up->sym_len), buf_append(b, ".", 1);
-    if (recv) buf_append(b, recv, rlen), buf_append(b, ".", 1);
+    if (pre_len) buf_append(b, pre, pre_len), buf_append(b, sep, strlen(sep));
+    if (recv) buf_append(b, recv, rlen), buf_append(b, m->sep, strlen(m->sep));
     buf_append(b, name, len);
+}
+
+#define MAX_MODULE 200   /* bytes of a module's name */
+
+/* Appends a path component to the module, after sep when it is not the first. */
+static void mod_part(walker *w, const char *s, size_t n, const char *sep) {
+    if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.') || w->mod.len >= MAX_MODULE) return;
+    if ((w->mod.len && buf_append(&w->mod, sep, strlen(sep))) || buf_append(&w->mod, s, n)) w->err = CEMBED_ENOMEM;
+}
+
+/* The module that path names by the language's rule: its components ('.'
+ * and '..' skipped) joined by dir_sep, the extension dropped, and the file's
+ * name too for dirs_only or a name that stands for its folder; without
+ * dir_sep, the path as it is. */
+static void path_module(walker *w, const char *path) {
+    const lang_module *m = &w->L->mod;
+    const char *end = path + strlen(path), *last = path, *stop = end;
+    for (const char *s = path; s < end; s++)
+        if (*s == '/') last = s + 1;
+    if (m->dir_sep) {
+        const char *dot = NULL;
+        for (const char *s = last + 1; s < end; s++)
+            if (*s == '.') dot = s;
+        const size_t stem = (size_t)((dot ? dot : end) - last);
+        const int folder = m->drop && stem == strlen(m->drop) && memcmp(last, m->drop, stem) == 0;
+        stop = m->dirs_only || folder ? last : last + stem;
+    }
+    for (const char *s = path; s < stop;) {
+        const char *e = s;
+        while (e < stop && *e != '/') e++;
+        mod_part(w, s, (size_t)(e - s), m->dir_sep ? m->dir_sep : "/");
+        s = e + 1;
+    }
+}
+
+/* The file's module: the name in its first top-level module declaration
+ * (none when that declaration has a body: its definitions are qualified by
+ * it as by any enclosing definition), else the module of its path (none
+ * without one). */
+static void module_of(walker *w, TSNode root, const char *path) {
+    TSTreeCursor cur = ts_tree_cursor_new(root);
+    int found = 0;
+    for (int more = ts_tree_cursor_goto_first_child(&cur); more && !found; more = ts_tree_cursor_goto_next_sibling(&cur)) {
+        TSNode c = ts_tree_cursor_current_node(&cur);
+        if (!ts_node_is_named(c) || !lang_is_module_decl(w->L, ts_node_type(c))) continue;
+        found = 1;
+        TSNode name = field(c, "name");
+        const uint32_t nc = ts_node_named_child_count(c);
+        if (ts_node_is_null(name) && nc) name = ts_node_named_child(c, nc - 1);
+        if (!ts_node_is_null(field(c, "body")) || ts_node_is_null(name)) break;
+        const uint32_t a = ts_node_start_byte(name), b = ts_node_end_byte(name);
+        const char *s = w->text + a, *nl = memchr(s, '\n', b - a);
+        mod_part(w, s, CE_MIN((size_t)((nl ? nl : w->text + b) - s), (size_t)MAX_MODULE), "");
+    }
+    ts_tree_cursor_delete(&cur);
+    if (!found && path) path_module(w, path);
 }
 
 /* "function" inside a class, struct, impl, trait or interface is a method. */
@@ -513,6 +575,7 @@ int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t
         rc = base_err(CEMBED_EFORMAT, "does not parse as %s", l->name);
         goto done;
     }
+    module_of(&w, ts_tree_root_node(tree), o->path);
     const int from = split(&w, ts_tree_root_node(tree), 0, 0);
     if (from < w.n_lines) rest(&w, from, w.n_lines - 1);
     flush(&w);
@@ -524,6 +587,7 @@ done:
     buf_free(&w.qual);
     buf_free(&w.syms);
     buf_free(&w.enc);
+    buf_free(&w.mod);
     return rc;
 }
 

@@ -17,20 +17,23 @@ typedef struct walker {
     size_t n_rules, cap_rules;
 } walker;
 
-static int list_add(walk_list *l, char *path, uint64_t size) {
+static int list_add(walk_list *l, char *path, size_t rel, uint64_t size) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
         char **p = base_realloc(l->paths, cap * sizeof *p);
         if (p) l->paths = p;
         uint64_t *s = p ? base_realloc(l->sizes, cap * sizeof *s) : NULL;
         if (s) l->sizes = s;
-        if (!p || !s) {
+        size_t *r = s ? base_realloc(l->rel, cap * sizeof *r) : NULL;
+        if (r) l->rel = r;
+        if (!p || !s || !r) {
             base_free(path);
             return base_err(CEMBED_ENOMEM, "out of memory");
         }
         l->cap = cap;
     }
     l->paths[l->n] = path;
+    l->rel[l->n] = rel;
     l->sizes[l->n++] = size;
     return 0;
 }
@@ -39,6 +42,7 @@ void walk_list_free(walk_list *l) {
     for (size_t i = 0; i < l->n; i++) base_free(l->paths[i]);
     base_free(l->paths);
     base_free(l->sizes);
+    base_free(l->rel);
     memset(l, 0, sizeof *l);
 }
 
@@ -123,7 +127,7 @@ static int walk_dir(walker *w, const char *rel) {
             } else if ((uint64_t)st.st_size > w->max_bytes) {
                 w->st->too_large++;
             } else {
-                rc = list_add(w->list, full, (uint64_t)st.st_size);
+                rc = list_add(w->list, full, strlen(full) - strlen(child_rel), (uint64_t)st.st_size);
                 full = NULL;
                 if (!rc) w->st->files++, w->st->bytes += (uint64_t)st.st_size;
             }
@@ -160,7 +164,9 @@ int walk_paths(const char *const *paths, size_t n, uint64_t max_file_bytes, walk
                 st->too_large++;
             } else {
                 char *p = base_strndup(paths[i], strlen(paths[i]));
-                rc = p ? list_add(list, p, (uint64_t)s.st_size) : base_err(CEMBED_ENOMEM, "out of memory");
+                const char *base = p ? strrchr(p, '/') : NULL;
+                const size_t rel = p && p[0] == '/' && base ? (size_t)(base + 1 - p) : 0;
+                rc = p ? list_add(list, p, rel, (uint64_t)s.st_size) : base_err(CEMBED_ENOMEM, "out of memory");
                 if (!rc) st->files++, st->bytes += (uint64_t)s.st_size;
             }
         } else {
