@@ -21,8 +21,9 @@
  * impl ...) is one chunk when it fits; a larger one is split at its children
  * (a class at its methods, a function at its statements) and each part
  * carries the enclosing signature lines as context; small neighbours merge up
- * to the limit; comments and attributes stay with the definition they
- * precede. The chunks' line ranges are disjoint and in order, and every line
+ * to the limit, and a split definition's small last part joins the part
+ * before it when that fits; comments and attributes stay with the definition
+ * they precede. The chunks' line ranges are disjoint and in order, and every line
  * that is not blank is in exactly one of them (context lines are repeated,
  * nothing else). Files that do not parse and languages without a grammar go
  * to the line chunker (chunk_file). A chunk's symbol is qualified by its

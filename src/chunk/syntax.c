@@ -15,7 +15,9 @@
  * boundaries, and with them cache keys, stay where the code does not change.
  * Comments and attributes are not placed at all: the next sibling's unit
  * starts at `from` and takes them in. Blank lines at a chunk's ends are
- * trimmed; a chunk of blank lines only is dropped.
+ * trimmed; a chunk of blank lines only is dropped. The last part of a split
+ * definition, when small (a lone `return x`), goes into the chunk before it
+ * if that is a part of the same definition and still fits.
  */
 #include <string.h>
 
@@ -114,6 +116,8 @@ typedef struct gather {  /* the chunk being gathered */
     const char *kind;
     int enc_depth;       /* the innermost definition it is part of (its name: walker.enc) */
     const char *enc_kind;
+    int tail;            /* it ends a split definition whose chunks start at out->v[tail_from] */
+    size_t tail_from;
 } gather;
 
 typedef struct walker {
@@ -196,14 +200,32 @@ static int fits(const walker *w, const frame *f, int n, int first, int last) {
 
 static const char *str_of(const buf *b, size_t off) { return b->ptr ? b->ptr + off : ""; }
 
-/* Writes the gathered chunk, blank lines at its ends trimmed. */
+#define TAIL_FRACTION 8   /* a last part under 1/8 of the limit joins the part before it */
+
+/* 1 if lines [a, b], the last part of a split definition, are a lone tail
+ * that the chunk before it (a part of the same definition) takes in: under
+ * the limit with its context, and within max_lines. */
+static int tail_merged(walker *w, int a, int b) {
+    const gather *g = &w->g;
+    chunk_list *o = w->out;
+    if (!g->tail || g->n_defs || o->n <= g->tail_from || range_tok(w, a, b) * TAIL_FRACTION >= w->max_tok) return 0;
+    chunk_piece *prev = &o->v[o->n - 1];
+    long tok = range_tok(w, prev->first, b);
+    for (int k = 0; k < prev->n_ctx; k++) tok += range_tok(w, prev->ctx[k].first, prev->ctx[k].last);
+    if (tok > w->max_tok || b - prev->first + 1 > w->max_lines) return 0;
+    prev->last = b;
+    return 1;
+}
+
+/* Writes the gathered chunk, blank lines at its ends trimmed (or puts a lone
+ * tail into the chunk before it). */
 static void flush(walker *w) {
     gather *g = &w->g;
     if (!g->on || w->err) goto reset;
     int a = g->first, b = g->last;
     while (a <= b && blank_line(w, a)) a++;
     while (b >= a && blank_line(w, b)) b--;
-    if (a > b) goto reset;
+    if (a > b || tail_merged(w, a, b)) goto reset;
     chunk_piece p = {.first = a, .last = b};
     ctx_make(w, g->eff, g->n_eff, g->first, p.ctx, &p.n_ctx);
     const char *sym = "";
@@ -497,6 +519,7 @@ static int push(walker *w, TSNode n) {
 
 static int split(walker *w, TSNode n, int from, int nest) {
     const int pushed = push(w, n), saved = w->no_flush;
+    const size_t first_chunk = w->out->n;   /* this definition's chunks start here */
     w->no_flush = lang_is_wrapper(w->L, ts_node_type(n));   /* decorators stay with the definition */
     int held = -1;   /* the last line of comments waiting for the next sibling */
     TSTreeCursor cur = ts_tree_cursor_new(n);
@@ -512,6 +535,7 @@ static int split(walker *w, TSNode n, int from, int nest) {
     const int last = CE_MAX(node_last(w, n), held);
     if (from <= last) rest(w, from, last), from = last + 1;
     w->no_flush = saved;
+    if (pushed && w->g.on) w->g.tail = 1, w->g.tail_from = first_chunk;   /* checked when it is written */
     if (pushed) w->qual.len = w->st[--w->depth].sym;
     return from;
 }

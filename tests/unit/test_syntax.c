@@ -1,5 +1,5 @@
 /* Unit tests of the syntax chunker (src/chunk/syntax.c): for each language
- * built in (thirteen), a fixture in tests/fixtures/chunk/ and its chunks written out in
+ * built in (thirteen; and tail.py for lone tails), a fixture in tests/fixtures/chunk/ and its chunks written out in
  * NAME.chunks ("first-last kind symbol <context-lines...", 1-based lines,
  * under the limit and at the path under a walk root that the file's first
  * line names: the path's module qualifies the symbols), with a stand-in tokenizer (a
@@ -79,7 +79,7 @@ static const struct {
     {"polynomial.py", "python"}, {"vec.c", "c"},      {"shapes.js", "javascript"}, {"stack.go", "go"},
     {"shapes.rs", "rust"},       {"Counter.java", "java"}, {"queue.ts", "typescript"}, {"matrix.cpp", "cpp"},
     {"Inventory.cs", "c_sharp"}, {"stack.rb", "ruby"},     {"cart.php", "php"},         {"deploy.sh", "bash"},
-    {"List.tsx", "tsx"},
+    {"List.tsx", "tsx"},         {"tail.py", "python"},
 };
 
 /* Each fixture against its NAME.chunks. */
@@ -129,6 +129,10 @@ TEST(syntax_ruby_fixture) { expect_fixture(9); }
 TEST(syntax_php_fixture) { expect_fixture(10); }
 TEST(syntax_bash_fixture) { expect_fixture(11); }
 TEST(syntax_tsx_fixture) { expect_fixture(12); }
+/* The lone tails of split definitions: `return wrapper` (3 tokens) joins
+ * the wrapper's last part; `return out` stays alone, the part before it being
+ * full. */
+TEST(syntax_lone_tail_fixture) { expect_fixture(13); }
 
 /* A definition that fits is one chunk, decorator included, with its class
  * line as context. */
