@@ -56,7 +56,8 @@ typedef struct walk_stats {
 
 typedef struct walk_list {
     char **paths;          /* as the user would write them: ROOT/rel */
-    size_t *rel;           /* paths[i] + rel[i]: the path under its walk root (a file named
+    size_t *rel;           /* paths[i] + rel[i]: the path under its walk root (under its
+                            * parent when the root holds __init__.py; a file named
                             * directly: as given, or its last component when absolute) */
     uint64_t *sizes;
     size_t n, cap;

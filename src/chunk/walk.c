@@ -15,6 +15,7 @@ typedef struct walker {
     walk_stats *st;
     ignore_rules **rules;           /* stack: one per folder that has a .gitignore */
     size_t n_rules, cap_rules;
+    size_t up;                      /* bytes of the root's own name and '/' that its files' paths keep */
 } walker;
 
 static int list_add(walk_list *l, char *path, size_t rel, uint64_t size) {
@@ -127,7 +128,7 @@ static int walk_dir(walker *w, const char *rel) {
             } else if ((uint64_t)st.st_size > w->max_bytes) {
                 w->st->too_large++;
             } else {
-                rc = list_add(w->list, full, strlen(full) - strlen(child_rel), (uint64_t)st.st_size);
+                rc = list_add(w->list, full, strlen(full) - strlen(child_rel) - w->up, (uint64_t)st.st_size);
                 full = NULL;
                 if (!rc) w->st->files++, w->st->bytes += (uint64_t)st.st_size;
             }
@@ -143,6 +144,20 @@ done:
     return rc;
 }
 
+/* A root that is itself a Python package (it holds __init__.py) counts from
+ * its parent, so that its modules are named from the package down
+ * (`numpy/linalg/linalg.py`): returns the bytes of its last component and
+ * the '/' after it, else 0. */
+static size_t package_name(const char *root) {
+    char *init = path_join(root, "__init__.py");
+    struct stat s;
+    const int pkg = init && stat(init, &s) == 0 && S_ISREG(s.st_mode);
+    base_free(init);
+    const char *name = strrchr(root, '/');
+    name = name ? name + 1 : root;
+    return pkg && *name ? strlen(name) + 1 : 0;
+}
+
 int walk_paths(const char *const *paths, size_t n, uint64_t max_file_bytes, walk_list *list, walk_stats *st) {
     memset(list, 0, sizeof *list);
     memset(st, 0, sizeof *st);
@@ -155,7 +170,7 @@ int walk_paths(const char *const *paths, size_t n, uint64_t max_file_bytes, walk
             size_t len = strlen(paths[i]);
             while (len > 1 && paths[i][len - 1] == '/') len--;
             char *root = base_strndup(paths[i], len);
-            walker w = {.root = root, .max_bytes = max_file_bytes, .list = list, .st = st};
+            walker w = {.root = root, .max_bytes = max_file_bytes, .list = list, .st = st, .up = package_name(root)};
             rc = root ? walk_dir(&w, "") : base_err(CEMBED_ENOMEM, "out of memory");
             base_free(w.rules);
             base_free(root);

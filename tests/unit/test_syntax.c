@@ -226,8 +226,28 @@ TEST(syntax_walk_gives_paths_under_the_root) {
     walk_stats ws;
     CHECK_INT(walk_paths(roots, 2, 1 << 20, &wl, &ws), 0);
     CHECK(wl.n > 13);
-    for (size_t i = 0; i + 1 < wl.n; i++) CHECK(strchr(wl.paths[i] + wl.rel[i], '/') == NULL && wl.rel[i] == 21);
+    for (size_t i = 0; i + 1 < wl.n; i++) {
+        const char *rel = wl.paths[i] + wl.rel[i];
+        CHECK(wl.rel[i] == 21 && (strchr(rel, '/') == NULL || strncmp(rel, "pkg/", 4) == 0));
+    }
     CHECK_STR(wl.paths[wl.n - 1] + wl.rel[wl.n - 1], "tests/fixtures/chunk/vec.c");   /* named directly: as given */
+    walk_list_free(&wl);
+    const char *const pkg[] = {"tests/fixtures/chunk/pkg"};   /* a package: its files count from its parent */
+    CHECK_INT(walk_paths(pkg, 1, 1 << 20, &wl, &ws), 0);
+    CHECK_INT((int)wl.n, 2);
+    if (wl.n == 2) {
+        CHECK_STR(wl.paths[1] + wl.rel[1], "pkg/mod.py");
+        size_t len;
+        char *text = NULL;
+        cut c;
+        const chunk_lang *l = chunk_lang_by_name("python");
+        if (l && file_read_all(wl.paths[1], 1 << 20, &text, &len) == 0 && cut_path(l, wl.paths[1] + wl.rel[1], text, len, 100, &c) == 0) {
+            CHECK_INT((int)c.cl.n, 1);
+            CHECK(c.cl.v[0].sym_len == 12 && memcmp(c.cl.names.ptr + c.cl.v[0].sym, "pkg.mod.norm", 12) == 0);
+        }
+        cut_free(&c);
+        base_free(text);
+    }
     walk_list_free(&wl);
 }
 
