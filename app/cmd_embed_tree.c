@@ -280,7 +280,8 @@ static int do_file(run *r, size_t fi) {
         cembed_free(ids);
         tokens[i] = (int)CE_MIN(full - 2, (size_t)1 << 30);
     }
-    chunk_opts co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap};
+    chunk_opts co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap,
+                     .path = path + r->files.rel[fi]};   /* its module qualifies the symbols */
     const chunk_lang *lang = chunk_lang_for_path(path);
     if ((rc = chunk_file(r->o->lines_only ? NULL : lang, text, len, (const size_t(*)[2])lines, tokens, n_lines, &co, &cl)))
         goto done;

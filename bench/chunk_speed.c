@@ -5,7 +5,8 @@
  *
  * usage: build/bench_chunk_speed [--lines] [--model DIR] [--max-tokens N] [--print | --texts] PATH...
  * Prints files, bytes, chunks and seconds (tokenizing lines, then chunking);
- * --print every chunk as "path:first-last kind symbol [context lines]";
+ * --print every chunk as "path:first-last kind symbol [context lines] =TOKENS"
+ * (its own lines' tokens, context not counted);
  * --texts every chunk as "path:first-last HASH" where HASH is the FNV-1a hash
  * of the text `cembed embed` would embed (context lines, then the chunk's):
  * the cache key's content, to count what an edit re-embeds. */
@@ -57,7 +58,7 @@ int main(int argc, char **argv) {
     walk_list wl = {0};
     walk_stats ws;
     if (walk_paths(paths, (size_t)n_paths, 1u << 20, &wl, &ws)) return fprintf(stderr, "%s\n", cembed_last_error()), 1;
-    const chunk_opts o = {.max_tokens = max_tokens, .max_lines = 80, .overlap = 0};
+    chunk_opts o = {.max_tokens = max_tokens, .max_lines = 80, .overlap = 0};
     size_t chunks = 0, syntax_files = 0, fallback = 0;
     uint64_t bytes = 0, tokens = 0;   /* the chunks' texts, context lines and [CLS] [SEP] included */
     cembed_model *m = NULL;
@@ -85,6 +86,7 @@ int main(int argc, char **argv) {
         }
         const double tb = time_now();
         const chunk_lang *l = lines_only ? NULL : chunk_lang_for_path(wl.paths[f]);
+        o.path = wl.paths[f] + wl.rel[f];
         chunk_list cl;
         const int rc = chunk_file(l, text, len, (const size_t(*)[2])lines, tok, n_lines, &o, &cl);
         t_tok += tb - ta;
@@ -107,8 +109,10 @@ int main(int argc, char **argv) {
                 const chunk_piece *p = &cl.v[i];
                 printf("%s:%d-%d %s %.*s", wl.paths[f], p->first + 1, p->last + 1, p->kind ? p->kind : "lines",
                        (int)p->sym_len, cl.names.ptr ? cl.names.ptr + p->sym : "");
+                long own = 0;
+                for (int j = p->first; j <= p->last; j++) own += tok[j];
                 for (int k = 0; k < p->n_ctx; k++) printf(" [%d-%d]", p->ctx[k].first + 1, p->ctx[k].last + 1);
-                printf("\n");
+                printf(" =%ld\n", own);
             }
         }
         chunk_list_free(&cl);

@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                         "rust",   "java", "c_sharp", "ruby",       "php",        "bash"};
     if (size < 2) return 0;
     const chunk_lang *l = chunk_lang_by_name(names[data[0] % (sizeof names / sizeof *names)]);
-    const chunk_opts o = {.max_tokens = 1 + data[1], .max_lines = 1 + data[1] % 80, .overlap = 0};
+    const chunk_opts o = {.max_tokens = 1 + data[1], .max_lines = 1 + data[1] % 80, .overlap = 0,
+                          .path = data[1] & 1 ? "./pkg/sub/__init__.x" : "../src/mod.x"};
     const char *text = (const char *)data + 2;
     const size_t len = size - 2;
     size_t (*lines)[2], n_lines;

@@ -21,11 +21,15 @@
  * impl ...) is one chunk when it fits; a larger one is split at its children
  * (a class at its methods, a function at its statements) and each part
  * carries the enclosing signature lines as context; small neighbours merge up
- * to the limit; comments and attributes stay with the definition they
- * precede. The chunks' line ranges are disjoint and in order, and every line
+ * to the limit, and a split definition's small last part joins the part
+ * before it when that fits; comments and attributes stay with the definition
+ * they precede. The chunks' line ranges are disjoint and in order, and every line
  * that is not blank is in exactly one of them (context lines are repeated,
  * nothing else). Files that do not parse and languages without a grammar go
- * to the line chunker (chunk_file).
+ * to the line chunker (chunk_file). A chunk's symbol is qualified by its
+ * enclosing definitions and the file's module (lang.c's table: a package or
+ * namespace declaration, else the path under the walk root:
+ * `numpy.linalg.linalg.norm`, `src/vec.c::vec_push`).
  */
 #ifndef CEMBED_CHUNK_H
 #define CEMBED_CHUNK_H
@@ -52,6 +56,9 @@ typedef struct walk_stats {
 
 typedef struct walk_list {
     char **paths;          /* as the user would write them: ROOT/rel */
+    size_t *rel;           /* paths[i] + rel[i]: the path under its walk root (under its
+                            * parent when the root holds __init__.py; a file named
+                            * directly: as given, or its last component when absolute) */
     uint64_t *sizes;
     size_t n, cap;
 } walk_list;
@@ -67,6 +74,9 @@ typedef struct chunk_opts {
     int max_tokens;        /* content tokens of a window ([CLS]/[SEP] not counted) */
     int max_lines;
     int overlap;           /* lines shared by consecutive windows, < max_lines */
+    const char *path;      /* syntax: the file's path under the walk root ('/'-separated),
+                            * whose module qualifies the symbols; NULL: only a package or
+                            * namespace declaration does */
 } chunk_opts;
 
 typedef struct chunk_span {
@@ -98,7 +108,7 @@ typedef struct chunk_piece {
     int n_ctx;                       /* context: enclosing signature lines, all before first, outermost first */
     chunk_span ctx[CHUNK_MAX_CTX];
     const char *kind;                /* static: "function", "method", "class", "code" ...; NULL for a line window */
-    size_t sym, sym_len;             /* the qualified symbol ("Polynomial.fit"): list names.ptr + sym */
+    size_t sym, sym_len;             /* the qualified symbol ("numpy.polynomial.polynomial.Polynomial.fit"): names.ptr + sym */
 } chunk_piece;
 
 typedef struct chunk_list {

@@ -1,5 +1,7 @@
 /* The languages of the syntax chunker: a file's extension picks one, and
- * each names the node types that are definitions in its grammar. The table
+ * each names the node types that are definitions in its grammar and how its
+ * symbols are qualified by the file's module (the last column: the rule of
+ * the README's table, in one place). The table
  * lists only the grammars the Makefile compiled in (CEMBED_TS_<NAME>, from
  * scripts/fetch-grammars.sh); without tree-sitter it is empty and every file
  * goes to the line chunker. */
@@ -24,6 +26,8 @@
 #ifdef CEMBED_TS
 static const char *const none[] = {NULL};
 #endif
+/* modules: the file's path as it is, `src/vec.c::vec_push` (C, C++, JavaScript, Ruby, shell) */
+#define MOD_FILE(sep) {none, NULL, NULL, 0, "::", sep}
 
 #ifdef CEMBED_TS_PYTHON
 GRAMMAR(python)
@@ -68,50 +72,51 @@ GRAMMAR(bash)
 static const chunk_lang langs[] = {
 #ifdef CEMBED_TS_PYTHON
     {"python", " .py .pyi .pyw ", grammar_python, DEFS({"function_definition", "function"}, {"class_definition", "class"}),
-     LIST("decorated_definition"), LIST("comment")},
+     LIST("decorated_definition"), LIST("comment"), {none, ".", "__init__", 0, ".", "."}},
 #endif
 #ifdef CEMBED_TS_C
-    {"c", " .c .h ", grammar_c, DEFS(C_DEFS), none, LIST(COMMENTS)},
+    {"c", " .c .h ", grammar_c, DEFS(C_DEFS), none, LIST(COMMENTS), MOD_FILE("::")},
 #endif
 #ifdef CEMBED_TS_CPP
     {"cpp", " .cc .cpp .cxx .c++ .hh .hpp .hxx .h++ .ipp ", grammar_cpp,
      DEFS(C_DEFS, {"class_specifier", "class"}, {"namespace_definition", "namespace"}),
-     LIST("template_declaration"), LIST(COMMENTS)},
+     LIST("template_declaration"), LIST(COMMENTS), MOD_FILE("::")},
 #endif
 #ifdef CEMBED_TS_JAVASCRIPT
-    {"javascript", " .js .mjs .cjs .jsx ", grammar_javascript, DEFS(JS_DEFS), LIST("export_statement"), LIST(COMMENTS)},
+    {"javascript", " .js .mjs .cjs .jsx ", grammar_javascript, DEFS(JS_DEFS), LIST("export_statement"), LIST(COMMENTS),
+     MOD_FILE(".")},
 #endif
 #ifdef CEMBED_TS_TYPESCRIPT
     {"typescript", " .ts .mts .cts ", grammar_typescript,
      DEFS(JS_DEFS, {"abstract_class_declaration", "class"}, {"interface_declaration", "interface"},
           {"type_alias_declaration", "type"}, {"enum_declaration", "enum"}, {"internal_module", "namespace"},
           {"function_signature", "function"}, {"abstract_method_signature", "method"}),
-     LIST("export_statement"), LIST(COMMENTS, "decorator")},
+     LIST("export_statement"), LIST(COMMENTS, "decorator"), MOD_FILE(".")},
 #endif
 #ifdef CEMBED_TS_TSX
     {"tsx", " .tsx ", grammar_tsx,
      DEFS(JS_DEFS, {"abstract_class_declaration", "class"}, {"interface_declaration", "interface"},
           {"type_alias_declaration", "type"}, {"enum_declaration", "enum"}, {"internal_module", "namespace"}),
-     LIST("export_statement"), LIST(COMMENTS, "decorator")},
+     LIST("export_statement"), LIST(COMMENTS, "decorator"), MOD_FILE(".")},
 #endif
 #ifdef CEMBED_TS_GO
     {"go", " .go ", grammar_go,
      DEFS({"function_declaration", "function"}, {"method_declaration", "method"}, {"type_declaration", "type"}),
-     none, LIST(COMMENTS)},
+     none, LIST(COMMENTS), {LIST("package_clause"), "/", NULL, 1, ".", "."}},
 #endif
 #ifdef CEMBED_TS_RUST
     {"rust", " .rs ", grammar_rust,
      DEFS({"function_item", "function"}, {"struct_item", "struct"}, {"enum_item", "enum"}, {"union_item", "union"},
           {"impl_item", "impl"}, {"trait_item", "trait"}, {"mod_item", "module"}, {"macro_definition", "macro"},
           {"function_signature_item", "function"}),
-     none, LIST(COMMENTS, "attribute_item", "inner_attribute_item")},
+     none, LIST(COMMENTS, "attribute_item", "inner_attribute_item"), {none, "::", "mod", 0, "::", "::"}},
 #endif
 #ifdef CEMBED_TS_JAVA
     {"java", " .java ", grammar_java,
      DEFS({"class_declaration", "class"}, {"interface_declaration", "interface"}, {"enum_declaration", "enum"},
           {"record_declaration", "record"}, {"annotation_type_declaration", "interface"},
           {"method_declaration", "method"}, {"constructor_declaration", "constructor"}),
-     none, LIST(COMMENTS)},
+     none, LIST(COMMENTS), {LIST("package_declaration"), ".", NULL, 1, ".", "."}},
 #endif
 #ifdef CEMBED_TS_C_SHARP
     {"c_sharp", " .cs ", grammar_c_sharp,
@@ -119,25 +124,25 @@ static const chunk_lang langs[] = {
           {"enum_declaration", "enum"}, {"record_declaration", "record"}, {"method_declaration", "method"},
           {"constructor_declaration", "constructor"}, {"namespace_declaration", "namespace"},
           {"local_function_statement", "function"}),
-     none, LIST(COMMENTS)},
+     none, LIST(COMMENTS), {LIST("file_scoped_namespace_declaration", "namespace_declaration"), ".", NULL, 0, ".", "."}},
 #endif
 #ifdef CEMBED_TS_RUBY
     {"ruby", " .rb .rake .gemspec ", grammar_ruby,
      DEFS({"method", "function"}, {"singleton_method", "function"}, {"class", "class"}, {"singleton_class", "class"},
           {"module", "module"}),
-     none, LIST(COMMENTS)},
+     none, LIST(COMMENTS), MOD_FILE(".")},
 #endif
 #ifdef CEMBED_TS_PHP
     {"php", " .php .phtml ", grammar_php,
      DEFS({"function_definition", "function"}, {"class_declaration", "class"}, {"interface_declaration", "interface"},
           {"trait_declaration", "trait"}, {"enum_declaration", "enum"}, {"method_declaration", "method"},
           {"namespace_definition", "namespace"}),
-     none, LIST(COMMENTS)},
+     none, LIST(COMMENTS), {LIST("namespace_definition"), "\\", NULL, 0, "\\", "::"}},
 #endif
 #ifdef CEMBED_TS_BASH
-    {"bash", " .sh .bash ", grammar_bash, DEFS({"function_definition", "function"}), none, LIST(COMMENTS)},
+    {"bash", " .sh .bash ", grammar_bash, DEFS({"function_definition", "function"}), none, LIST(COMMENTS), MOD_FILE(".")},
 #endif
-    {NULL, NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, {NULL, NULL, NULL, 0, NULL, NULL}},
 };
 
 static int in_list(const char *const *l, const char *s) {
@@ -153,6 +158,7 @@ const char *lang_def_kind(const chunk_lang *l, const char *type) {
 }
 int lang_is_wrapper(const chunk_lang *l, const char *type) { return in_list(l->wrappers, type); }
 int lang_is_attached(const chunk_lang *l, const char *type) { return in_list(l->attached, type); }
+int lang_is_module_decl(const chunk_lang *l, const char *type) { return in_list(l->mod.decls, type); }
 
 const chunk_lang *chunk_lang_for_path(const char *path) {
     const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');

@@ -15,7 +15,9 @@
  * boundaries, and with them cache keys, stay where the code does not change.
  * Comments and attributes are not placed at all: the next sibling's unit
  * starts at `from` and takes them in. Blank lines at a chunk's ends are
- * trimmed; a chunk of blank lines only is dropped.
+ * trimmed; a chunk of blank lines only is dropped. The last part of a split
+ * definition, when small (a lone `return x`), goes into the chunk before it
+ * if that is a part of the same definition and still fits.
  */
 #include <string.h>
 
@@ -114,6 +116,8 @@ typedef struct gather {  /* the chunk being gathered */
     const char *kind;
     int enc_depth;       /* the innermost definition it is part of (its name: walker.enc) */
     const char *enc_kind;
+    int tail;            /* it ends a split definition whose chunks start at out->v[tail_from] */
+    size_t tail_from;
 } gather;
 
 typedef struct walker {
@@ -127,6 +131,7 @@ typedef struct walker {
     buf qual;            /* the frames' qualified names */
     buf syms;            /* the gathered chunk's definitions, ", "-joined */
     buf enc;             /* the qualified name of the definition it is a part of (a copy: frames pop) */
+    buf mod;             /* the file's module, which qualifies its outermost definitions */
     gather g;
     chunk_list *out;
 } walker;
@@ -195,14 +200,32 @@ static int fits(const walker *w, const frame *f, int n, int first, int last) {
 
 static const char *str_of(const buf *b, size_t off) { return b->ptr ? b->ptr + off : ""; }
 
-/* Writes the gathered chunk, blank lines at its ends trimmed. */
+#define TAIL_FRACTION 8   /* a last part under 1/8 of the limit joins the part before it */
+
+/* 1 if lines [a, b], the last part of a split definition, are a lone tail
+ * that the chunk before it (a part of the same definition) takes in: under
+ * the limit with its context, and within max_lines. */
+static int tail_merged(walker *w, int a, int b) {
+    const gather *g = &w->g;
+    chunk_list *o = w->out;
+    if (!g->tail || g->n_defs || o->n <= g->tail_from || range_tok(w, a, b) * TAIL_FRACTION >= w->max_tok) return 0;
+    chunk_piece *prev = &o->v[o->n - 1];
+    long tok = range_tok(w, prev->first, b);
+    for (int k = 0; k < prev->n_ctx; k++) tok += range_tok(w, prev->ctx[k].first, prev->ctx[k].last);
+    if (tok > w->max_tok || b - prev->first + 1 > w->max_lines) return 0;
+    prev->last = b;
+    return 1;
+}
+
+/* Writes the gathered chunk, blank lines at its ends trimmed (or puts a lone
+ * tail into the chunk before it). */
 static void flush(walker *w) {
     gather *g = &w->g;
     if (!g->on || w->err) goto reset;
     int a = g->first, b = g->last;
     while (a <= b && blank_line(w, a)) a++;
     while (b >= a && blank_line(w, b)) b--;
-    if (a > b) goto reset;
+    if (a > b || tail_merged(w, a, b)) goto reset;
     chunk_piece p = {.first = a, .last = b};
     ctx_make(w, g->eff, g->n_eff, g->first, p.ctx, &p.n_ctx);
     const char *sym = "";
@@ -348,19 +371,80 @@ static const char *receiver(const walker *w, TSNode d, size_t *len) {
     return NULL;
 }
 
-/* Appends definition d's qualified name to b: the innermost frame's, its
- * receiver's type, its own name, '.'-joined. */
+/* Appends definition d's qualified name to b: the innermost frame's (at the
+ * top, the file's module, unless d declares it), its receiver's type, its own
+ * name, joined by the language's separators. */
 static void qual_append(walker *w, buf *b, TSNode d) {
     size_t len, rlen = 0;
     const char *name = def_name(w, d, &len), *recv = receiver(w, d, &rlen);
     const frame *up = w->depth ? &w->st[w->depth - 1] : NULL;
-    if (buf_reserve(b, (up ? up->sym_len + 1 : 0) + rlen + 1 + len)) {
+    const lang_module *m = &w->L->mod;
+    const int own = !up && lang_is_module_decl(w->L, ts_node_type(d));
+    const char *pre = up ? str_of(&w->qual, up->sym) : str_of(&w->mod, 0), *sep = up ? m->sep : m->mod_sep;
+    const size_t pre_len = up ? up->sym_len : own ? 0 : w->mod.len;
+    if (buf_reserve(b, pre_len + strlen(sep) + rlen + strlen(m->sep) + len)) {
         w->err = CEMBED_ENOMEM;
         return;
     }
-    if (up) buf_append(b, w->qual.ptr + up->sym, up->sym_len), buf_append(b, ".", 1);
-    if (recv) buf_append(b, recv, rlen), buf_append(b, ".", 1);
+    if (pre_len) buf_append(b, pre, pre_len), buf_append(b, sep, strlen(sep));
+    if (recv) buf_append(b, recv, rlen), buf_append(b, m->sep, strlen(m->sep));
     buf_append(b, name, len);
+}
+
+#define MAX_MODULE 200   /* bytes of a module's name */
+
+/* Appends a path component to the module, after sep when it is not the first. */
+static void mod_part(walker *w, const char *s, size_t n, const char *sep) {
+    if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.') || w->mod.len >= MAX_MODULE) return;
+    if ((w->mod.len && buf_append(&w->mod, sep, strlen(sep))) || buf_append(&w->mod, s, n)) w->err = CEMBED_ENOMEM;
+}
+
+/* The module that path names by the language's rule: its components ('.'
+ * and '..' skipped) joined by dir_sep, the extension dropped, and the file's
+ * name too for dirs_only or a name that stands for its folder; without
+ * dir_sep, the path as it is. */
+static void path_module(walker *w, const char *path) {
+    const lang_module *m = &w->L->mod;
+    const char *end = path + strlen(path), *last = path, *stop = end;
+    for (const char *s = path; s < end; s++)
+        if (*s == '/') last = s + 1;
+    if (m->dir_sep) {
+        const char *dot = NULL;
+        for (const char *s = last + 1; s < end; s++)
+            if (*s == '.') dot = s;
+        const size_t stem = (size_t)((dot ? dot : end) - last);
+        const int folder = m->drop && stem == strlen(m->drop) && memcmp(last, m->drop, stem) == 0;
+        stop = m->dirs_only || folder ? last : last + stem;
+    }
+    for (const char *s = path; s < stop;) {
+        const char *e = s;
+        while (e < stop && *e != '/') e++;
+        mod_part(w, s, (size_t)(e - s), m->dir_sep ? m->dir_sep : "/");
+        s = e + 1;
+    }
+}
+
+/* The file's module: the name in its first top-level module declaration
+ * (none when that declaration has a body: its definitions are qualified by
+ * it as by any enclosing definition), else the module of its path (none
+ * without one). */
+static void module_of(walker *w, TSNode root, const char *path) {
+    TSTreeCursor cur = ts_tree_cursor_new(root);
+    int found = 0;
+    for (int more = ts_tree_cursor_goto_first_child(&cur); more && !found; more = ts_tree_cursor_goto_next_sibling(&cur)) {
+        TSNode c = ts_tree_cursor_current_node(&cur);
+        if (!ts_node_is_named(c) || !lang_is_module_decl(w->L, ts_node_type(c))) continue;
+        found = 1;
+        TSNode name = field(c, "name");
+        const uint32_t nc = ts_node_named_child_count(c);
+        if (ts_node_is_null(name) && nc) name = ts_node_named_child(c, nc - 1);
+        if (!ts_node_is_null(field(c, "body")) || ts_node_is_null(name)) break;
+        const uint32_t a = ts_node_start_byte(name), b = ts_node_end_byte(name);
+        const char *s = w->text + a, *nl = memchr(s, '\n', b - a);
+        mod_part(w, s, CE_MIN((size_t)((nl ? nl : w->text + b) - s), (size_t)MAX_MODULE), "");
+    }
+    ts_tree_cursor_delete(&cur);
+    if (!found && path) path_module(w, path);
 }
 
 /* "function" inside a class, struct, impl, trait or interface is a method. */
@@ -435,6 +519,7 @@ static int push(walker *w, TSNode n) {
 
 static int split(walker *w, TSNode n, int from, int nest) {
     const int pushed = push(w, n), saved = w->no_flush;
+    const size_t first_chunk = w->out->n;   /* this definition's chunks start here */
     w->no_flush = lang_is_wrapper(w->L, ts_node_type(n));   /* decorators stay with the definition */
     int held = -1;   /* the last line of comments waiting for the next sibling */
     TSTreeCursor cur = ts_tree_cursor_new(n);
@@ -450,6 +535,7 @@ static int split(walker *w, TSNode n, int from, int nest) {
     const int last = CE_MAX(node_last(w, n), held);
     if (from <= last) rest(w, from, last), from = last + 1;
     w->no_flush = saved;
+    if (pushed && w->g.on) w->g.tail = 1, w->g.tail_from = first_chunk;   /* checked when it is written */
     if (pushed) w->qual.len = w->st[--w->depth].sym;
     return from;
 }
@@ -513,6 +599,7 @@ int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t
         rc = base_err(CEMBED_EFORMAT, "does not parse as %s", l->name);
         goto done;
     }
+    module_of(&w, ts_tree_root_node(tree), o->path);
     const int from = split(&w, ts_tree_root_node(tree), 0, 0);
     if (from < w.n_lines) rest(&w, from, w.n_lines - 1);
     flush(&w);
@@ -524,6 +611,7 @@ done:
     buf_free(&w.qual);
     buf_free(&w.syms);
     buf_free(&w.enc);
+    buf_free(&w.mod);
     return rc;
 }
 

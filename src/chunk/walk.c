@@ -15,22 +15,26 @@ typedef struct walker {
     walk_stats *st;
     ignore_rules **rules;           /* stack: one per folder that has a .gitignore */
     size_t n_rules, cap_rules;
+    size_t up;                      /* bytes of the root's own name and '/' that its files' paths keep */
 } walker;
 
-static int list_add(walk_list *l, char *path, uint64_t size) {
+static int list_add(walk_list *l, char *path, size_t rel, uint64_t size) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
         char **p = base_realloc(l->paths, cap * sizeof *p);
         if (p) l->paths = p;
         uint64_t *s = p ? base_realloc(l->sizes, cap * sizeof *s) : NULL;
         if (s) l->sizes = s;
-        if (!p || !s) {
+        size_t *r = s ? base_realloc(l->rel, cap * sizeof *r) : NULL;
+        if (r) l->rel = r;
+        if (!p || !s || !r) {
             base_free(path);
             return base_err(CEMBED_ENOMEM, "out of memory");
         }
         l->cap = cap;
     }
     l->paths[l->n] = path;
+    l->rel[l->n] = rel;
     l->sizes[l->n++] = size;
     return 0;
 }
@@ -39,6 +43,7 @@ void walk_list_free(walk_list *l) {
     for (size_t i = 0; i < l->n; i++) base_free(l->paths[i]);
     base_free(l->paths);
     base_free(l->sizes);
+    base_free(l->rel);
     memset(l, 0, sizeof *l);
 }
 
@@ -123,7 +128,7 @@ static int walk_dir(walker *w, const char *rel) {
             } else if ((uint64_t)st.st_size > w->max_bytes) {
                 w->st->too_large++;
             } else {
-                rc = list_add(w->list, full, (uint64_t)st.st_size);
+                rc = list_add(w->list, full, strlen(full) - strlen(child_rel) - w->up, (uint64_t)st.st_size);
                 full = NULL;
                 if (!rc) w->st->files++, w->st->bytes += (uint64_t)st.st_size;
             }
@@ -139,6 +144,20 @@ done:
     return rc;
 }
 
+/* A root that is itself a Python package (it holds __init__.py) counts from
+ * its parent, so that its modules are named from the package down
+ * (`numpy/linalg/linalg.py`): returns the bytes of its last component and
+ * the '/' after it, else 0. */
+static size_t package_name(const char *root) {
+    char *init = path_join(root, "__init__.py");
+    struct stat s;
+    const int pkg = init && stat(init, &s) == 0 && S_ISREG(s.st_mode);
+    base_free(init);
+    const char *name = strrchr(root, '/');
+    name = name ? name + 1 : root;
+    return pkg && *name ? strlen(name) + 1 : 0;
+}
+
 int walk_paths(const char *const *paths, size_t n, uint64_t max_file_bytes, walk_list *list, walk_stats *st) {
     memset(list, 0, sizeof *list);
     memset(st, 0, sizeof *st);
@@ -151,7 +170,7 @@ int walk_paths(const char *const *paths, size_t n, uint64_t max_file_bytes, walk
             size_t len = strlen(paths[i]);
             while (len > 1 && paths[i][len - 1] == '/') len--;
             char *root = base_strndup(paths[i], len);
-            walker w = {.root = root, .max_bytes = max_file_bytes, .list = list, .st = st};
+            walker w = {.root = root, .max_bytes = max_file_bytes, .list = list, .st = st, .up = package_name(root)};
             rc = root ? walk_dir(&w, "") : base_err(CEMBED_ENOMEM, "out of memory");
             base_free(w.rules);
             base_free(root);
@@ -160,7 +179,9 @@ int walk_paths(const char *const *paths, size_t n, uint64_t max_file_bytes, walk
                 st->too_large++;
             } else {
                 char *p = base_strndup(paths[i], strlen(paths[i]));
-                rc = p ? list_add(list, p, (uint64_t)s.st_size) : base_err(CEMBED_ENOMEM, "out of memory");
+                const char *base = p ? strrchr(p, '/') : NULL;
+                const size_t rel = p && p[0] == '/' && base ? (size_t)(base + 1 - p) : 0;
+                rc = p ? list_add(list, p, rel, (uint64_t)s.st_size) : base_err(CEMBED_ENOMEM, "out of memory");
                 if (!rc) st->files++, st->bytes += (uint64_t)s.st_size;
             }
         } else {

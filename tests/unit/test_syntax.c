@@ -1,7 +1,8 @@
 /* Unit tests of the syntax chunker (src/chunk/syntax.c): for each language
- * built in (thirteen), a fixture in tests/fixtures/chunk/ and its chunks written out in
+ * built in (thirteen; and tail.py for lone tails), a fixture in tests/fixtures/chunk/ and its chunks written out in
  * NAME.chunks ("first-last kind symbol <context-lines...", 1-based lines,
- * under the limit the file's first line names), with a stand-in tokenizer (a
+ * under the limit and at the path under a walk root that the file's first
+ * line names: the path's module qualifies the symbols), with a stand-in tokenizer (a
  * run of letters and digits, or one punctuation byte, is one token); the
  * invariants (chunk_list_check) on every fixture at several limits and on
  * every cut of each fixture; the fallbacks; out-of-memory at every
@@ -33,14 +34,18 @@ typedef struct cut {
     chunk_list cl;
 } cut;
 
-static int cut_text(const chunk_lang *l, const char *text, size_t len, int max_tokens, cut *c) {
+static int cut_path(const chunk_lang *l, const char *path, const char *text, size_t len, int max_tokens, cut *c) {
     memset(c, 0, sizeof *c);
     if (chunk_split_lines(text, len, &c->lines, &c->n_lines)) return CEMBED_ENOMEM;
     c->tokens = base_malloc((c->n_lines + 1) * sizeof *c->tokens);
     if (!c->tokens) return CEMBED_ENOMEM;
     for (size_t i = 0; i < c->n_lines; i++) c->tokens[i] = stand_in_tokens(text + c->lines[i][0], c->lines[i][1] - c->lines[i][0]);
-    const chunk_opts o = {.max_tokens = max_tokens, .max_lines = 80, .overlap = 0};
+    const chunk_opts o = {.max_tokens = max_tokens, .max_lines = 80, .overlap = 0, .path = path};
     return chunk_file(l, text, len, (const size_t(*)[2])c->lines, c->tokens, c->n_lines, &o, &c->cl);
+}
+
+static int cut_text(const chunk_lang *l, const char *text, size_t len, int max_tokens, cut *c) {
+    return cut_path(l, NULL, text, len, max_tokens, c);
 }
 
 static void cut_free(cut *c) {
@@ -74,7 +79,7 @@ static const struct {
     {"polynomial.py", "python"}, {"vec.c", "c"},      {"shapes.js", "javascript"}, {"stack.go", "go"},
     {"shapes.rs", "rust"},       {"Counter.java", "java"}, {"queue.ts", "typescript"}, {"matrix.cpp", "cpp"},
     {"Inventory.cs", "c_sharp"}, {"stack.rb", "ruby"},     {"cart.php", "php"},         {"deploy.sh", "bash"},
-    {"List.tsx", "tsx"},
+    {"List.tsx", "tsx"},         {"tail.py", "python"},
 };
 
 /* Each fixture against its NAME.chunks. */
@@ -92,9 +97,11 @@ static void expect_fixture(size_t f) {
     CHECK_MSG(text && want, "%s or %s missing", fixtures[f].file, name);
     if (!text || !want) goto done;
     int max_tokens = 0;
-    CHECK_MSG(sscanf(want, "# max_tokens %d", &max_tokens) == 1 && max_tokens > 0, "%s: no '# max_tokens N' line", name);
+    char path[128] = "";   /* where the file would be under the walk root: its module */
+    CHECK_MSG(sscanf(want, "# max_tokens %d path %127s", &max_tokens, path) >= 1 && max_tokens > 0,
+              "%s: no '# max_tokens N [path P]' line", name);
     cut c;
-    CHECK_INT(cut_text(l, text, len, max_tokens, &c), 0);
+    CHECK_INT(cut_path(l, *path ? path : NULL, text, len, max_tokens, &c), 0);
     CHECK_INT(c.cl.syntax, 1);
     CHECK_INT(chunk_list_check(text, (const size_t(*)[2])c.lines, c.n_lines, &c.cl), 0);
     buf got = {0};
@@ -122,6 +129,10 @@ TEST(syntax_ruby_fixture) { expect_fixture(9); }
 TEST(syntax_php_fixture) { expect_fixture(10); }
 TEST(syntax_bash_fixture) { expect_fixture(11); }
 TEST(syntax_tsx_fixture) { expect_fixture(12); }
+/* The lone tails of split definitions: `return wrapper` (3 tokens) joins
+ * the wrapper's last part; `return out` stays alone, the part before it being
+ * full. */
+TEST(syntax_lone_tail_fixture) { expect_fixture(13); }
 
 /* A definition that fits is one chunk, decorator included, with its class
  * line as context. */
@@ -171,6 +182,73 @@ TEST(syntax_invariants_on_cut_sources) {
         base_free(text);
     }
     CHECK(runs > 100);
+}
+
+/* The module rules of lang.c's table: a package or namespace declaration,
+ * else the path under the walk root by each language's rule. */
+TEST(syntax_module_qualifies_symbols) {
+    static const struct {
+        const char *lang, *path, *src, *want;
+    } cases[] = {
+        {"python", "pkg/__init__.py", "def f():\n    pass\n", "pkg.f"},
+        {"python", "./numpy/linalg/linalg.py", "def norm(x):\n    pass\n", "numpy.linalg.linalg.norm"},
+        {"python", "__init__.py", "def f():\n    pass\n", "f"},
+        {"python", NULL, "class A:\n    def f(self):\n        pass\n", "A"},
+        {"java", "src/app/Main.java", "class Main {}\n", "src.app.Main"},
+        {"java", "src/app/Main.java", "package org.x;\nclass Main {}\n", "org.x.Main"},
+        {"c_sharp", "a/B.cs", "namespace N.M;\nclass C {}\n", "N.M.C"},
+        {"c_sharp", "a/B.cs", "class C {}\n", "a.B.C"},
+        {"php", "src/util.php", "<?php\nfunction f() {}\n", "src\\util\\f"},
+        {"go", "cmd/x.go", "package main\n\nfunc F() {}\n", "main.F"},
+        {"rust", "src/geo/mod.rs", "fn f() {}\n", "src::geo::f"},
+        {"c", "src/x.c", "int f(void) { return 0; }\n", "src/x.c::f"},
+        {"cpp", "la/m.hpp", "namespace la { int f(); struct S { int g() { return 1; } }; }\n", "la/m.hpp::la"},
+        {"javascript", "web/index.js", "class A { m() {} }\n", "web/index.js::A"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const chunk_lang *l = chunk_lang_by_name(cases[i].lang);
+        if (!l) continue;
+        cut c;
+        CHECK_INT(cut_path(l, cases[i].path, cases[i].src, strlen(cases[i].src), 100, &c), 0);
+        CHECK_INT(c.cl.syntax, 1);
+        const chunk_piece *p = c.cl.n ? &c.cl.v[0] : NULL;
+        CHECK_MSG(p && p->sym_len == strlen(cases[i].want) && memcmp(c.cl.names.ptr + p->sym, cases[i].want, p->sym_len) == 0,
+                  "%s %s: %.*s, want %s", cases[i].lang, cases[i].path ? cases[i].path : "(no path)", p ? (int)p->sym_len : 0,
+                  p && c.cl.names.ptr ? c.cl.names.ptr + p->sym : "", cases[i].want);
+        cut_free(&c);
+    }
+}
+
+/* The walker says each file's path under its walk root: the module's. */
+TEST(syntax_walk_gives_paths_under_the_root) {
+    const char *const roots[] = {"tests/fixtures/chunk/", "tests/fixtures/chunk/vec.c"};
+    walk_list wl;
+    walk_stats ws;
+    CHECK_INT(walk_paths(roots, 2, 1 << 20, &wl, &ws), 0);
+    CHECK(wl.n > 13);
+    for (size_t i = 0; i + 1 < wl.n; i++) {
+        const char *rel = wl.paths[i] + wl.rel[i];
+        CHECK(wl.rel[i] == 21 && (strchr(rel, '/') == NULL || strncmp(rel, "pkg/", 4) == 0));
+    }
+    CHECK_STR(wl.paths[wl.n - 1] + wl.rel[wl.n - 1], "tests/fixtures/chunk/vec.c");   /* named directly: as given */
+    walk_list_free(&wl);
+    const char *const pkg[] = {"tests/fixtures/chunk/pkg"};   /* a package: its files count from its parent */
+    CHECK_INT(walk_paths(pkg, 1, 1 << 20, &wl, &ws), 0);
+    CHECK_INT((int)wl.n, 2);
+    if (wl.n == 2) {
+        CHECK_STR(wl.paths[1] + wl.rel[1], "pkg/mod.py");
+        size_t len;
+        char *text = NULL;
+        cut c;
+        const chunk_lang *l = chunk_lang_by_name("python");
+        if (l && file_read_all(wl.paths[1], 1 << 20, &text, &len) == 0 && cut_path(l, wl.paths[1] + wl.rel[1], text, len, 100, &c) == 0) {
+            CHECK_INT((int)c.cl.n, 1);
+            CHECK(c.cl.v[0].sym_len == 12 && memcmp(c.cl.names.ptr + c.cl.v[0].sym, "pkg.mod.norm", 12) == 0);
+        }
+        cut_free(&c);
+        base_free(text);
+    }
+    walk_list_free(&wl);
 }
 
 TEST(syntax_falls_back_to_lines) {
