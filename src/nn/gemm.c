@@ -37,7 +37,8 @@ struct nn_gemm {
 
 nn_gemm_backend nn_gemm_pick(nn_precision p, const nn_kernels *k) {
     if (k == nn_kernels_ref()) return NN_GEMM_SCALAR;
-    const unsigned need = p == NN_BF16 ? CPU_AVX512BF16 | CPU_AMX : CPU_AVX512F;   /* fp32, int8: AVX512_CORE */
+    (void)p;   /* every precision: AVX512_CORE (bf16 without fast bf16 dot products runs as bf16w) */
+    const unsigned need = CPU_AVX512F;
     return cpu_features() & need ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
 }
 

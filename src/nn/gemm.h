@@ -105,6 +105,13 @@ size_t nn_gemm_bytes(nn_precision prec, int threads, const nn_shape *shapes, int
  * fail (an error is described in desc). */
 void nn_gemm_plan(nn_precision p, nn_gemm_backend want, char *desc, size_t n);
 
+/* out[i] = the float of bf16 bits in[i], i < n (exact: a 16-bit shift);
+ * the reference (lowp.c) and AVX-512 (kernels_avx512.c), bit for bit alike.
+ * The oneDNN backend's bf16w mode widens a weight panel with it. */
+typedef void (*nn_widen_bf16_fn)(const uint16_t *in, size_t n, float *out);
+void nn_widen_bf16_ref(const uint16_t *in, size_t n, float *out);
+void nn_widen_bf16_avx512(const uint16_t *in, size_t n, float *out);
+
 /* ---- oneDNN (gemm_dnnl.c); through nn_gemm_* only ---- */
 int nn_dnnl_new(nn_precision prec, int threads, const nn_shape *shapes, int n_shapes, nn_dnnl **out);
 void nn_dnnl_free(nn_dnnl *d);
