@@ -1,5 +1,6 @@
 /* The oneDNN backend of nn/gemm.h: matmul primitives built at load, one per
- * (shape, row tile), weights reordered once, per-thread streams and buffers.
+ * (shape, row tile), weights reordered once in column panels, per-thread
+ * streams and buffers.
  *
  * oneDNN 2.6's fast kernels (brgemm on AVX-512, VNNI, BF16, AMX) need the
  * row count when the primitive is made; a run-time row count falls back to a
@@ -12,13 +13,34 @@
  * in); a shape whose small tiles do not qualify pads the rest into the
  * smallest tile that does.
  *
+ * L2: a weight of a base-size model (FFN up of hidden 768 in fp32: 19 MB)
+ * is far past a core's L2, and a tile run over all N columns streams all
+ * of it from L3 for 64 rows. So the weight is cut into column panels of a
+ * width fixed by its shape (panel_width: the widest multiple of 64 dividing
+ * N, padded to 64, that keeps a panel within PANEL_BYTES as the kernel reads
+ * it), each reordered into its own copy of the tile's layout, and a call
+ * runs up to CALL_ROWS rows (nn_gemm_rows) panel by panel, every tile on a
+ * panel while it is in L2. Neither the panels nor the tiles depend on M, so
+ * a row's bits never depend on its batchmates.
+ *
+ * bf16w: where bf16 dot products are slower than fp32 FMAs (Intel without
+ * AMX: vdpbf16ps at half the FMA rate; cpu_bf16_dot_fast) or missing, bf16
+ * keeps its weights in bf16 (half the memory) but computes in fp32: a panel
+ * is reordered into the fp32 primitive's layout and rounded element by
+ * element to bf16; a call widens each panel (a 16-bit shift, the layout
+ * kept) into the thread's fp32 panel buffer and runs the fp32 tiles on it.
+ * Activations stay fp32, more accurate than bf16 x bf16. AMX and AMD keep
+ * oneDNN's bf16 kernels.
+ *
  * Data: A is rounded (bf16), quantized (int8: uint8 per row, nn_kernels'
  * quantize_u8; weights int8 as in lowp.c, with 8 bits, [-127, 127], where
- * every tile's kernel is VNNI or AMX, else 7 as there) or copied (fp32) into the thread's src tile [rows, K]; the
- * primitive writes dst [rows, N] (f32, or s32 for int8); the epilogue
- * (bias_act, or dequant_i8 with the row's scale and zero point) writes C.
- * Memory objects and the user scratchpad are made at load for every thread
- * and tile, so a call only executes.
+ * every tile's kernel is VNNI or AMX, else 7 as there) or copied (fp32,
+ * where a tile cannot read A's rows in place) into the thread's src rows
+ * [CALL_ROWS, K]; the primitive writes dst [tile, pw] (f32, or s32 for
+ * int8); the epilogue (bias_act, or dequant_i8 with the row's scale and
+ * zero point) writes the panel's columns of C. Memory objects and the user
+ * scratchpad are made at load for every thread and tile, so a call only
+ * executes.
  */
 #include <dnnl.h>
 #include <string.h>
@@ -32,8 +54,12 @@ void omp_set_num_threads(int n);
 #define TILES 7
 #define MAX_SHAPES 8
 #define TILE_ROWS 64
+#ifndef CALL_ROWS
 #define CALL_ROWS 256                 /* rows one call converts at a time; nn_gemm_rows */
+#endif
+#ifndef PANEL_BYTES
 #define PANEL_BYTES ((size_t)1 << 20) /* a weight panel, as the kernel reads it: half this L2 */
+#endif
 static const int tile_rows[TILES] = {64, 32, 16, 8, 4, 2, 1};
 
 typedef struct dshape {
