@@ -13,12 +13,14 @@
  *                      oneDNN with our quantization and epilogue), M rows
  *                      handed over in nn_gemm_rows chunks as the engine does.
  * One thread; the encoder's shapes for M tokens: qkv [M,384]x[1152,384],
- * out [M,384]x[384,384], ffn up [M,384]x[1536,384], ffn down [M,1536]x[384,1536].
+ * out [M,384]x[384,384], ffn up [M,384]x[1536,384], ffn down [M,1536]x[384,1536]
+ * (MiniLM); with "base", nomic-embed-text-v1.5's: hidden 768, SwiGLU 3072
+ * (ffn up [M,768]x[6144,768], its weights 4x as large: past a 2 MiB L2).
  * ONEDNN_MAX_CPU_ISA lowers both oneDNN and cembed (the table of gemm.c was
  * measured that way). The last line ("peak fp32 X bf16 Y int8 Z", GFLOP/s of
  * the best of oneDNN and cembed per precision) is read by bench/run.sh.
  *
- * usage: build/gemm_peak [M=2048] [reps=5]
+ * usage: build/gemm_peak [M=2048] [reps=5] [small|base]
  */
 #include <dnnl.h>
 #include <immintrin.h>
@@ -37,10 +39,14 @@ static double now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static const struct {
+typedef struct {
     const char *name;
     int N, K;
-} shapes[] = {{"qkv", 1152, 384}, {"out", 384, 384}, {"ffn_up", 1536, 384}, {"ffn_down", 384, 1536}};
+} peak_shape;
+static const peak_shape small_shapes[] = {{"qkv", 1152, 384}, {"out", 384, 384}, {"ffn_up", 1536, 384}, {"ffn_down", 384, 1536}};
+/* nomic-embed-text-v1.5's: hidden 768, SwiGLU 3072 (up and gate in one weight) */
+static const peak_shape base_shapes[] = {{"qkv", 2304, 768}, {"out", 768, 768}, {"ffn_up", 6144, 768}, {"ffn_down", 768, 3072}};
+static const peak_shape *shapes = small_shapes;
 #define N_SHAPES 4
 
 /* ---- instruction peaks: 12 independent chains in registers ---- */
@@ -227,10 +233,11 @@ static double seam(nn_precision p, nn_gemm_backend b, int M, int reps, double ou
 
 int main(int argc, char **argv) {
     const int M = argc > 1 ? atoi(argv[1]) : 2048, reps = argc > 2 ? atoi(argv[2]) : 5;
+    if (argc > 3 && !strcmp(argv[3], "base")) shapes = base_shapes;
     omp_set_num_threads(1);
     const unsigned f = cpu_features();
-    printf("ISA %s (ONEDNN_MAX_CPU_ISA caps it), kernels %s, M = %d tokens, 1 thread, GFLOP/s (2 per multiply-add)\n",
-           cpu_isa_name(f), nn_kernels_best()->name, M);
+    printf("ISA %s (ONEDNN_MAX_CPU_ISA caps it), kernels %s, M = %d tokens, hidden %d, 1 thread, GFLOP/s (2 per "
+           "multiply-add)\n", cpu_isa_name(f), nn_kernels_best()->name, M, shapes[1].K);
     if (f & CPU_AVX2) printf("peak fma ymm        %7.1f\n", 2e-9 * fma256_peak());
     if (f & CPU_AVX512F) printf("peak fma zmm        %7.1f\n", 2e-9 * fma512_peak());
     if (f & CPU_AVX2) printf("peak int8 avx2      %7.1f  (vpmaddubsw + vpmaddwd + vpaddd)\n", 2e-9 * int8_avx2_peak());

@@ -16,6 +16,11 @@
  * So oneDNN for fp32 and int8 from AVX512_CORE up and for bf16 with
  * AVX512_BF16 (AMX, where oneDNN's own dispatch takes it, is above all of
  * these); our AVX2 kernels below that; the scalar reference without AVX2.
+ * bf16 on AVX512_CORE where bf16 dot products are slow or absent (Intel
+ * without AMX) runs oneDNN's fp32 brgemm on bf16 weights widened a panel at
+ * a time ("bf16w", gemm_dnnl.c): on a 2-core Xeon with AVX512_BF16, one
+ * thread at hidden 768 (gemm_peak base), 160 GFLOP/s against 84 for
+ * brg:avx512_core_bf16.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +42,8 @@ struct nn_gemm {
 
 nn_gemm_backend nn_gemm_pick(nn_precision p, const nn_kernels *k) {
     if (k == nn_kernels_ref()) return NN_GEMM_SCALAR;
-    const unsigned need = p == NN_BF16 ? CPU_AVX512BF16 | CPU_AMX : CPU_AVX512F;   /* fp32, int8: AVX512_CORE */
+    (void)p;   /* every precision: AVX512_CORE (bf16 without fast bf16 dot products runs as bf16w) */
+    const unsigned need = CPU_AVX512F;
     return cpu_features() & need ? NN_GEMM_ONEDNN : NN_GEMM_OWN;
 }
 
@@ -185,8 +191,9 @@ size_t nn_gemm_bytes(nn_precision prec, int threads, const nn_shape *shapes, int
     for (int i = 0; i < n_shapes; i++) {
         max_n = CE_MAX(max_n, shapes[i].N);
         max_k = CE_MAX(max_k, shapes[i].K);
-        /* padded to whole panels of 64 columns and 64 inputs (either layout), int8 scales and sums */
-        weights += ((size_t)shapes[i].N + 64) * ((size_t)shapes[i].K + 64) * per + ((size_t)shapes[i].N + 64) * 8;
+        /* padded to whole panels of 64 columns and 64 inputs (either layout), int8 scales and sums,
+         * oneDNN's column panels aligned to 64 bytes */
+        weights += ((size_t)shapes[i].N + 64) * ((size_t)shapes[i].K + 64) * per + ((size_t)shapes[i].N + 64) * 9 + 256;
     }
     const size_t thread = CE_MAX(nn_dnnl_thread_bytes(max_n, max_k), nn_lowp_scratch_bytes(max_k) + 64);
     return (size_t)layers * weights + (size_t)threads * thread;

@@ -8,9 +8,11 @@
  *   onednn  oneDNN's matmul with its own run-time dispatch (AVX2 jit,
  *           AVX-512 and VNNI brgemm, BF16, AMX), one primitive per shape and
  *           row tile built at load, the weights reordered once into the
- *           layout it asks for; our kernels quantize or round A before it
- *           and scale back after it (int8: u8 x s8 -> s32, so every row
- *           keeps its own scale);
+ *           layout it asks for, in column panels that fit L2; our kernels
+ *           quantize or round A before it and scale back after it (int8:
+ *           u8 x s8 -> s32, so every row keeps its own scale); bf16 where
+ *           bf16 dot products are slow ("bf16w": Intel without AMX) keeps
+ *           bf16 weights and widens them to fp32 a panel at a time;
  *   avx2    our packed kernels (lowp_avx2.c), epilogue in registers;
  *   scalar  the packed reference (lowp.c), for CPUs without AVX2;
  *   blas    OpenBLAS sgemm on the model's own fp32 weights (fp32 only, and
@@ -89,8 +91,9 @@ int nn_gemm_qmax(const nn_gemm *g);
 /* The scalar backend quantizes as a fast one does (a reference for it);
  * before any nn_gemm_prepare. qmax: 63 or 127. */
 void nn_gemm_set_qmax(nn_gemm *g, int qmax);
-/* Rows worth handing to one nn_gemm_run (so that the product stays in L2
- * for what follows). */
+/* Rows worth handing to one nn_gemm_run: enough that a weight panel read
+ * into L2 serves many rows (oneDNN: 256), few enough that the product
+ * stays in the caches for what follows. */
 int nn_gemm_rows(const nn_gemm *g);
 /* What runs, e.g. "onednn brg:avx512_core_vnni", "cembed avx2", "openblas sgemm".
  * Owned by g. */
@@ -104,6 +107,13 @@ size_t nn_gemm_bytes(nn_precision prec, int threads, const nn_shape *shapes, int
  * building it, into desc[n] (e.g. "onednn brg:avx512_core_bf16"). Cannot
  * fail (an error is described in desc). */
 void nn_gemm_plan(nn_precision p, nn_gemm_backend want, char *desc, size_t n);
+
+/* out[i] = the float of bf16 bits in[i], i < n (exact: a 16-bit shift);
+ * the reference (lowp.c) and AVX-512 (kernels_avx512.c), bit for bit alike.
+ * The oneDNN backend's bf16w mode widens a weight panel with it. */
+typedef void (*nn_widen_bf16_fn)(const uint16_t *in, size_t n, float *out);
+void nn_widen_bf16_ref(const uint16_t *in, size_t n, float *out);
+void nn_widen_bf16_avx512(const uint16_t *in, size_t n, float *out);
 
 /* ---- oneDNN (gemm_dnnl.c); through nn_gemm_* only ---- */
 int nn_dnnl_new(nn_precision prec, int threads, const nn_shape *shapes, int n_shapes, nn_dnnl **out);

@@ -8,8 +8,25 @@
  */
 #include <string.h>
 
+#include "gemm.h"
 #include "kernels.h"
 #include "simd_avx512.h"
+
+/* bf16 -> fp32 (gemm.h): each 16-bit value to the top half of a 32-bit lane */
+void nn_widen_bf16_avx512(const uint16_t *in, size_t n, float *out) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512i a = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(in + i)));
+        const __m512i b = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(in + i + 16)));
+        _mm512_storeu_si512(out + i, _mm512_slli_epi32(a, 16));
+        _mm512_storeu_si512(out + i + 16, _mm512_slli_epi32(b, 16));
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = mask16((int)(n - i));
+        const __m512i a = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, in + i));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(a, 16)));
+    }
+}
 
 static void bias_avx512(float *x, const float *bias, int rows, int n) {
     for (int r = 0; r < rows; r++) {

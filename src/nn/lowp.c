@@ -24,6 +24,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "kernels.h"
 
 
@@ -140,4 +141,9 @@ void nn_gemm_lowp_ref(int M, const float *A, int lda, const nn_packed *W, const 
             }
         }
     }
+}
+
+/* bf16 -> fp32, the reference of nn_widen_bf16_avx512 (gemm.h) */
+void nn_widen_bf16_ref(const uint16_t *in, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = nn_bf16_float(in[i]);
 }
