@@ -145,12 +145,27 @@ static int open_cache(runtime *rt, const cli_common *c) {
     return 0;
 }
 
+/* A model's batch workspace as the plan counts it: OUT *per_token, the
+ * activations of one token, and *scratch, attention's per-thread K^T and V
+ * of one sequence of its longest length L, which a batch holds once, not
+ * once per token: f(L + 1) - f(L) and f(L) - L x that (f: the bytes of a
+ * batch of that many tokens, exact). */
+static void workspace_parts(const cembed_model *m, int L, size_t *per_token, size_t *scratch) {
+    size_t fl, fl1, unused;
+    cembed_workspace_bytes(m, L, &fl, &unused);
+    cembed_workspace_bytes(m, L + 1, &fl1, &unused);
+    *per_token = fl1 - fl;
+    *scratch = fl - (size_t)L * *per_token;
+}
+
 /* Warms every model up (touches every weight), then sizes the batch
  * workspace and the request pool from what is left of the budget: one
  * workspace, the largest model's (the scheduler gives one back before
- * another runs). */
+ * another runs): per token its activations, and once the attention
+ * scratch of the longest sequence (a batch is planned at >= that many
+ * tokens, so it always holds one that long). */
 static int plan_memory(runtime *rt, const settings *st) {
-    size_t per_token = 0;
+    size_t per_token = 0, scratch = 0;
     int longest = 0;
     for (int k = 0; k < rt->n_models; k++) {
         const cembed_model_info *mi = &rt->infos[k];
@@ -164,15 +179,18 @@ static int plan_memory(runtime *rt, const settings *st) {
             return EXIT_FAIL;
         }
         free(warm_out);
-        size_t per_tok, unused;
-        cembed_workspace_bytes(rt->models[k], 1, &per_tok, &unused);
+        size_t per_tok, scr;
+        workspace_parts(rt->models[k], mi->max_seq_len, &per_tok, &scr);
         if (k + 1 < rt->n_models) cembed_release_workspace(rt->models[k]);
         per_token = CE_MAX(per_token, per_tok);
+        scratch = CE_MAX(scratch, scr);
         longest = CE_MAX(longest, mi->max_seq_len);
     }
     gov_trim(rt->g);
-    /* what the process holds now, and the embedding rows it will read from the model files */
-    uint64_t fixed = gov_rss();
+    /* what the process holds now, the embedding rows it will read from the
+     * model files, and the attention scratch (in the fixed part: it does
+     * not grow with the batch) */
+    uint64_t fixed = gov_rss() + scratch;
     for (int k = 0; k < rt->n_models; k++) fixed += cembed_model_lazy_bytes(rt->models[k]);
     if (gov_plan(rt->g, fixed, per_token, (int)st->max_tokens, longest, &rt->batch_tokens)) {
         cli_error("%s", cembed_last_error());
@@ -181,8 +199,10 @@ static int plan_memory(runtime *rt, const settings *st) {
     gov_stats gs;
     gov_get_stats(rt->g, &gs);
     log_info("memory plan: %.1f MB model and runtime, %.1f MB kept free for what no reservation counts (thread "
-             "stacks, library buffers), %.1f MB batch workspace (%d tokens), %.1f MB for requests", gs.fixed / 1048576.0,
-             gs.slack / 1048576.0, gs.workspace / 1048576.0, rt->batch_tokens, gs.pool / 1048576.0);
+             "stacks, library buffers), %.1f MB batch workspace (%d tokens: %.1f MB activations + %.1f MB attention "
+             "scratch), %.1f MB for requests", (gs.fixed - scratch) / 1048576.0, gs.slack / 1048576.0,
+             (gs.workspace + scratch) / 1048576.0, rt->batch_tokens, gs.workspace / 1048576.0, scratch / 1048576.0,
+             gs.pool / 1048576.0);
     if (rt->psi) log_info("memory pressure (PSI) from %s, threshold %.1f%%", rt->psi, rt->psi_threshold);
     return 0;
 }

@@ -49,34 +49,68 @@ typedef struct loader {
     size_t owned_used, owned_cap;
 } loader;
 
-/* Converts tensor t to F32 in owned memory (or points into the map). */
+size_t model_w_elem(model_w w) { return w.dtype == ST_F32 ? 4 : 2; }
+
+const float *model_w_f32(model_w w) {
+    return w.dtype == ST_F32 && ((uintptr_t)w.p & 3) == 0 ? (const float *)w.p : NULL;
+}
+
+model_w model_w_at(model_w w, size_t off) {
+    return (model_w){(const uint8_t *)w.p + off * model_w_elem(w), w.dtype};
+}
+
+static float bf16_to_f32(uint16_t h) {
+    const uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+void model_w_read(model_w w, size_t off, size_t n, float *dst, int add) {
+    const uint8_t *s = (const uint8_t *)w.p + off * model_w_elem(w);
+    if (w.dtype == ST_F32) {
+        if (!add) {
+            memcpy(dst, s, n * sizeof(float));
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            float f;
+            memcpy(&f, s + 4 * i, 4);
+            dst[i] += f;
+        }
+        return;
+    }
+    /* one loop per (dtype, add): the compiler vectorizes the BF16 shift */
+    const int bf = w.dtype == ST_BF16;
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t h = (uint16_t)(s[2 * i] | (s[2 * i + 1] << 8));
+        const float f = bf ? bf16_to_f32(h) : model_f16_to_f32(h);
+        dst[i] = add ? dst[i] + f : f;
+    }
+}
+
+size_t model_w_release(model_w w, size_t off, size_t n) {
+    if (!w.p) return 0;
+    return file_map_release((const uint8_t *)w.p + off * model_w_elem(w), n * model_w_elem(w));
+}
+
+/* Converts vector t to F32 in owned memory (or points into the map). */
 static const float *as_f32(loader *L, const st_tensor *t) {
-    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) return (const float *)t->data;
+    const model_w w = {t->data, t->dtype};
+    if (model_w_f32(w)) return model_w_f32(w);
     CE_ASSERT(L->owned_used + t->numel <= L->owned_cap);
     float *dst = L->m->owned + L->owned_used;
     L->owned_used += t->numel;
-    const uint8_t *s = t->data;
-    for (size_t i = 0; i < t->numel; i++) {
-        if (t->dtype == ST_F32) {
-            memcpy(&dst[i], s + 4 * i, 4);
-        } else {
-            uint16_t h = (uint16_t)(s[2 * i] | (s[2 * i + 1] << 8));
-            if (t->dtype == ST_F16) {
-                dst[i] = model_f16_to_f32(h);
-            } else {
-                uint32_t bits = (uint32_t)h << 16;
-                memcpy(&dst[i], &bits, 4);
-            }
-        }
-    }
+    model_w_read(w, 0, t->numel, dst, 0);
     return dst;
 }
 
 /* Finds NAME (prefixed unless it starts with '/', which means "no prefix"),
- * or ALT, checks its shape and returns F32 data. optional: an absent tensor
- * leaves *out NULL and is no error. */
+ * or ALT, checks its shape and stores it at out: a matrix (d1 > 0) as a
+ * model_w, a vector as F32 data. optional: an absent tensor leaves it NULL
+ * and is no error. */
 static int tensor_opt(loader *L, const char *name, const char *alt, int64_t d0, int64_t d1, int optional,
-                      const float **out) {
+                      void *out) {
     char full[256];
     const int bare = name[0] == '/';
     snprintf(full, sizeof full, "%s%s", bare ? "" : L->prefix, name + bare);
@@ -85,7 +119,8 @@ static int tensor_opt(loader *L, const char *name, const char *alt, int64_t d0, 
         snprintf(full, sizeof full, "%s%s", bare ? "" : L->prefix, alt);
         t = st_find(&L->m->st, full);
     }
-    *out = NULL;
+    if (d1) *(model_w *)out = (model_w){NULL, ST_F32};
+    else *(const float **)out = NULL;
     if (!t && optional) return 0;
     if (!t)
         return base_err(CEMBED_EMODEL, "model.safetensors: missing tensor \"%s%s\"", bare ? "" : L->prefix,
@@ -101,7 +136,8 @@ static int tensor_opt(loader *L, const char *name, const char *alt, int64_t d0, 
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
         return base_err(CEMBED_EMODEL, "model.safetensors: tensor \"%s\" is %s (F32, F16 or BF16 needed)",
                         full, st_dtype_name(t->dtype));
-    *out = as_f32(L, t);
+    if (d1) *(model_w *)out = (model_w){t->data, t->dtype};
+    else *(const float **)out = as_f32(L, t);
     return 0;
 }
 
@@ -345,7 +381,7 @@ static int load_table(loader *L, const tspec *t, const char *layer_fmt, int l, v
             snprintf(alt, sizeof alt, "%s", t->alt);
         }
         int rc = tensor_opt(L, name, t->alt ? alt : NULL, dim_of(c, t->d0), dim_of(c, t->d1), optional,
-                            (const float **)((char *)base + t->off));
+                            (char *)base + t->off);
         if (rc) return rc;
     }
     return 0;
@@ -368,7 +404,7 @@ static void split_qkv_bias(model *m) {
     const size_t H = (size_t)m->cfg.hidden;
     for (int l = 0; l < m->cfg.layers; l++) {
         bert_layer_w *w = &m->layer[l];
-        if (w->qkv_w && w->q_b) w->k_b = w->q_b + H, w->v_b = w->q_b + 2 * H;
+        if (w->qkv_w.p && w->q_b) w->k_b = w->q_b + H, w->v_b = w->q_b + 2 * H;
     }
 }
 
@@ -376,12 +412,13 @@ static int load_weights(model *m) {
     const model_config *c = &m->cfg;
     const family f = family_of(c);
     loader L = {.m = m, .prefix = find_prefix(&m->st, f.probe)};
-    /* room for converting every tensor that is not usable in place */
+    /* room for converting every vector that is not usable in place (the
+     * matrices stay as stored) */
     size_t need = 0;
     m->dtype = ST_F32;
     for (size_t i = 0; i < m->st.n; i++) {
         const st_tensor *t = &m->st.tensors[i];
-        if (t->dtype != ST_F32 || ((uintptr_t)t->data & 3)) need += t->numel;
+        if (t->ndim == 1 && (t->dtype != ST_F32 || ((uintptr_t)t->data & 3))) need += t->numel;
         if (t->dtype == ST_F16 || t->dtype == ST_BF16) m->dtype = t->dtype;
     }
     if (need) {
@@ -403,7 +440,7 @@ static int load_weights(model *m) {
     if (c->double_norm) /* up_gated_layer: the act half is the second */
         for (int l = 0; l < c->layers; l++) {
             bert_layer_w *w = &m->layer[l];
-            w->i_w = w->i2_w + (size_t)c->intermediate * (size_t)c->hidden;
+            w->i_w = model_w_at(w->i2_w, (size_t)c->intermediate * (size_t)c->hidden);
         }
     /* a LayerNorm without bias adds zeros */
     if (m->emb_ln_g && !m->emb_ln_b) m->emb_ln_b = m->zeros;
@@ -467,15 +504,16 @@ static int load_st_settings(const char *dir, model *m) {
     return rc;
 }
 
-/* The embedding tables that lie in the map, [3] (unused entries NULL). */
-static void emb_tables(const model *m, const float *p[3], size_t n[3]) {
+/* The embedding tables that lie in the map, [3] (absent ones p NULL), and
+ * their elements. */
+static void emb_tables(const model *m, model_w p[3], size_t n[3]) {
     const model_config *c = &m->cfg;
     const uintptr_t lo = (uintptr_t)m->map, hi = lo + m->map_len;
     p[0] = m->word_emb, n[0] = (size_t)c->vocab_size * (size_t)c->hidden;
     p[1] = m->pos_emb, n[1] = (size_t)c->max_position * (size_t)c->hidden;
     p[2] = m->type_emb, n[2] = (size_t)c->type_vocab_size * (size_t)c->hidden;
     for (int i = 0; i < 3; i++)
-        if ((uintptr_t)p[i] < lo || (uintptr_t)p[i] >= hi) p[i] = NULL, n[i] = 0;
+        if ((uintptr_t)p[i].p < lo || (uintptr_t)p[i].p >= hi) p[i].p = NULL, n[i] = 0;
 }
 
 int model_load(const char *dir, model *m) {
@@ -503,13 +541,13 @@ int model_load(const char *dir, model *m) {
     }
     /* the embedding rows are read one by one: no read-around, so that a
      * row's page comes in alone and the table holds only what was used */
-    const float *emb[3];
+    model_w emb[3];
     size_t emb_n[3];
     emb_tables(m, emb, emb_n);
     for (int i = 0; i < 3; i++)
-        if (emb[i]) {
-            const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)emb[i] & ~(page - 1);
-            madvise((void *)a, (uintptr_t)(emb[i] + emb_n[i]) - a, MADV_RANDOM);
+        if (emb[i].p) {
+            const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)emb[i].p & ~(page - 1);
+            madvise((void *)a, (uintptr_t)emb[i].p + emb_n[i] * model_w_elem(emb[i]) - a, MADV_RANDOM);
         }
     if ((rc = load_st_settings(dir, m))) {
         base_err_prefix(rc, "%s", dir);
@@ -524,39 +562,32 @@ fail:
 }
 
 size_t model_embedding_bytes(const model *m) {
-    const float *p[3];
-    size_t n[3];
+    model_w p[3];
+    size_t n[3], bytes = 0;
     emb_tables(m, p, n);
-    return (n[0] + n[1] + n[2]) * sizeof(float);
+    for (int i = 0; i < 3; i++) bytes += n[i] * model_w_elem(p[i]);
+    return bytes;
 }
 
 size_t model_release_embeddings(model *m) {
-    const float *p[3];
+    model_w p[3];
     size_t n[3], released = 0;
     emb_tables(m, p, n);
-    for (int i = 0; i < 3; i++)
-        if (p[i]) released += file_map_release(p[i], n[i] * sizeof(float));
+    for (int i = 0; i < 3; i++) released += model_w_release(p[i], 0, n[i]);
     return released;
 }
 
 size_t model_release_linear(model *m) {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)m->map, hi = lo + m->map_len;
     const size_t H = (size_t)m->cfg.hidden, I = (size_t)m->cfg.intermediate;
-    const size_t up = (m->cfg.glu && !m->layer[0].i2_w ? 2 : 1) * I;
+    const size_t up = (m->cfg.glu && !m->layer[0].i2_w.p ? 2 : 1) * I;
     const size_t Q = (size_t)m->cfg.heads * (size_t)m->cfg.head_dim, KV = (size_t)m->cfg.kv_heads * (size_t)m->cfg.head_dim;
     size_t released = 0;
     for (int l = 0; l < m->cfg.layers; l++) {
         const bert_layer_w *w = &m->layer[l];
-        const struct { const float *p; size_t n; } t[] = {
+        const struct { model_w w; size_t n; } t[] = {
             {w->q_w, Q * H}, {w->k_w, KV * H}, {w->v_w, KV * H}, {w->qkv_w, 3 * H * H}, {w->o_w, H * Q},
             {w->i_w, up * H}, {w->i2_w, I * H}, {w->f_w, H * I}};
-        for (size_t i = 0; i < CE_ARRAY_LEN(t); i++) {
-            if (!t[i].p) continue;
-            uintptr_t a = (uintptr_t)t[i].p, b = a + t[i].n * sizeof(float);
-            if (a < lo || b > hi) continue;   /* converted at load: owned memory */
-            a = (a + page - 1) & ~(page - 1), b &= ~(page - 1);
-            if (b > a && madvise((void *)a, b - a, MADV_DONTNEED) == 0) released += b - a;
-        }
+        for (size_t i = 0; i < CE_ARRAY_LEN(t); i++) released += model_w_release(t[i].w, 0, t[i].n);
     }
     return released;
 }

@@ -11,9 +11,12 @@
  * config.json gives the shape; model.safetensors is mapped read-only and
  * every tensor is looked up by its Hugging Face name (with the prefix the
  * checkpoint uses: "", "bert.", "roberta.", "model.") and checked against
- * that shape. F32 tensors are used in place from the map; F16 and BF16
- * tensors are converted once at load into owned memory, and so are the
- * halves a family splits that the engine wants stacked. The
+ * that shape. The matrices (Linear weights, embedding tables, a
+ * classifier's) stay in the map as stored, F32, F16 or BF16 (model_w): the
+ * forward pass widens one weight at a time while it prepares it (and drops
+ * its file pages after), and one embedding row at a time on lookup, so that
+ * a BF16 file never has a whole fp32 copy. Vectors (norms, biases) that are
+ * not F32 are converted once at load into owned memory (small). The
  * sentence-transformers files (modules.json, 1_Pooling/config.json,
  * sentence_bert_config.json) set pooling, normalization and max_seq_length.
  */
@@ -71,19 +74,44 @@ typedef struct model_config {
 
 typedef enum { POOL_MEAN, POOL_CLS, POOL_LAST } pool_mode;
 
+/* A matrix as the file stores it, in the map: F32 (maybe unaligned), F16
+ * or BF16. p NULL: absent. */
+typedef struct model_w {
+    const void *p;
+    st_dtype dtype;
+} model_w;
+
+/* Bytes of one element of w. Cannot fail. */
+size_t model_w_elem(model_w w);
+/* w's data as floats in place (stored aligned F32), else NULL. */
+const float *model_w_f32(model_w w);
+/* The view of w from element off on. */
+model_w model_w_at(model_w w, size_t off);
+/* dst[0..n) = elements [off, off + n) of w widened to fp32 (add: dst +=
+ * them). Cannot fail. */
+void model_w_read(model_w w, size_t off, size_t n, float *dst, int add);
+/* Drops the resident file pages of elements [off, off + n) of w (they are
+ * read from the file again if touched). Returns the bytes released. */
+size_t model_w_release(model_w w, size_t off, size_t n);
+
 /* One layer's weights, whatever the family: [out, in] matrices. A bias the
  * checkpoint lacks is NULL; a LayerNorm without bias points at zeros. */
 typedef struct bert_layer_w {
-    const float *qkv_w;                               /* [3H, H] when the file fuses Q, K, V, else NULL */
-    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   /* [heads x head_dim, H], K and V [kv_heads x head_dim, H]
-                                                         (BERT-likes: [H, H]); biases may be NULL */
-    const float *o_w, *o_b, *ln1_g, *ln1_b;           /* attention output; its LayerNorm (pre-norm: the one
+    model_w qkv_w;                                    /* [3H, H] when the file fuses Q, K, V, else absent */
+    model_w q_w, k_w, v_w;                            /* [heads x head_dim, H], K and V [kv_heads x head_dim, H]
+                                                         (BERT-likes: [H, H]) */
+    const float *q_b, *k_b, *v_b;                     /* their biases, may be NULL */
+    model_w o_w;                                      /* attention output */
+    const float *o_b, *ln1_g, *ln1_b;                 /* its bias; its LayerNorm (pre-norm: the one
                                                          before attention, NULL where it is the identity) */
-    const float *i_w, *i_b;                           /* [I, H] (GLU: [2I, H] stacked, or the act half) */
-    const float *i2_w, *i2_b;                         /* GLU split in two tensors: the other half [I, H], [I] */
+    model_w i_w;                                      /* [I, H] (GLU: [2I, H] stacked, or the act half) */
+    const float *i_b;
+    model_w i2_w;                                     /* GLU split in two tensors: the other half [I, H] */
+    const float *i2_b;                                /* ... its bias [I] */
     const float *qn_g, *qn_b, *kn_g, *kn_b;           /* qk_norm: the norms of Q and K [qk_norm] */
     const float *ln1x_g, *ln1x_b;                     /* double_norm: the second LayerNorm after attention */
-    const float *f_w, *f_b, *ln2_g, *ln2_b;           /* [H, I], [H]; the MLP's LayerNorm */
+    model_w f_w;                                      /* [H, I] */
+    const float *f_b, *ln2_g, *ln2_b;                 /* [H]; the MLP's LayerNorm */
 } bert_layer_w;
 
 /* config_sentence_transformers.json's prompts: texts put before a text
@@ -101,11 +129,14 @@ typedef struct model {
     int normalize;
     int st_max_seq_length;      /* sentence_bert_config.json, 0 when absent */
     model_prompts prompts;
-    const float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
+    model_w word_emb, pos_emb, type_emb;         /* [V, H], [max_position, H], [types, H] */
+    const float *emb_ln_g, *emb_ln_b;
     bert_layer_w *layer;        /* cfg.layers entries */
     const float *final_g, *final_b;              /* final LayerNorm (cfg.final_norm) */
-    const float *head_w, *head_b;                /* classifier: dense [H, H] (+ tanh) */
-    const float *out_w, *out_b;                  /* ... and output [num_labels, H] */
+    model_w head_w;                              /* classifier: dense [H, H] (+ tanh) */
+    const float *head_b;
+    model_w out_w;                               /* ... and output [num_labels, H] */
+    const float *out_b;
     const float *zeros;                          /* H zeros: the bias of a LayerNorm without one */
     float *zeros_owned;
     st_dtype dtype;             /* dtype of the weights on disk */
@@ -114,7 +145,7 @@ typedef struct model {
     const void *map;
     size_t map_len;
     st_file st;
-    float *owned;               /* converted F16/BF16 tensors */
+    float *owned;               /* converted F16/BF16 (or unaligned) vectors */
 } model;
 
 /* The model_type values config.json may name, for messages. */
@@ -148,12 +179,11 @@ float model_f16_to_f32(uint16_t h);
  * Fails with EIO, EFORMAT, EMODEL or ENOMEM; the message names the file and
  * the tensor or field. */
 int model_load(const char *dir, model *m);
-/* Drops the resident pages of the Linear layers' F32 weights in the file map
- * (not those converted into owned memory), for a forward pass that packed its
- * own copy (bf16, int8); touched again, they are read back from the file.
- * Returns the bytes released. Cannot fail. */
+/* Drops the resident pages of the Linear layers' weights in the file map,
+ * for a forward pass that packed its own copy (bf16, int8); touched again,
+ * they are read back from the file. Returns the bytes released. Cannot fail. */
 size_t model_release_linear(model *m);
-/* Bytes of the embedding tables (words, positions, types) read from the
+/* Bytes of the embedding tables (words, positions, types) as stored in the
  * map: their rows become resident as tokens use them. Cannot fail. */
 size_t model_embedding_bytes(const model *m);
 /* Drops the resident pages of those tables (used rows are read from the

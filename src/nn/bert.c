@@ -40,8 +40,11 @@ struct bert {
     int blas;                  /* the GEMMs read the model's fp32 weights */
     void (*attention)(const float *q, const float *k, const float *v, int ld, int L, int i0, int i1, int dh, float scale,
                       const nn_attn_mask *mask, float *out, int ldo, float *scratch);
-    float *wqkv, *bqkv;        /* per layer: [3H, H] (BLAS, stacked from three tensors), [3H] (NULL: no bias) */
-    float *wup, *bup;          /* per layer: [U, H] (BLAS, a GLU stacked from two tensors), [U] */
+    float *wown;               /* BLAS: the fp32 weights it reads that the map cannot give in place (stacked
+                                  from several tensors, or widened from F16/BF16), every layer's */
+    float *bqkv, *bup;         /* per layer: [3H] (NULL: no bias), [U] */
+    const float *head_w, *out_w;   /* the classifier's matrices in fp32 (in the map, or head_own) */
+    float *head_own;
     nn_linear *lin;            /* per layer qkv, o, i, f */
     float *rope[2];            /* rotary: cos and sin [max_seq_len, rope_dims / 2] of the global and local bases */
     float *slopes;             /* ALiBi: [heads] */
@@ -93,9 +96,9 @@ static size_t scratch_kept(const bert *b) {
 
 void bert_free(bert *b) {
     if (!b) return;
-    base_free(b->wqkv);
+    base_free(b->wown);
+    base_free(b->head_own);
     base_free(b->bqkv);
-    base_free(b->wup);
     base_free(b->bup);
     for (int i = 0; b->lin && i < 4 * b->c->layers; i++) nn_linear_free(&b->lin[i]);
     base_free(b->lin);
@@ -116,50 +119,99 @@ static void copy_or_zero(float *dst, const float *src, size_t n) {
     else memset(dst, 0, n * sizeof(float));
 }
 
-/* Q, K, V of layer l as one [Dq + 2 Dkv, H] weight: the file's fused one,
- * or the three stacked into qkv. Their biases go to bqkv (NULL when none). */
-static const float *qkv_weight(bert *b, size_t l, float *qkv) {
+/* Floats of buffer a layer's fp32 weight `which` (qkv, o, up, f) needs:
+ * 0 where the map holds it in place as one aligned F32 tensor. */
+static size_t weight_buf_floats(const bert *b, size_t l, int which) {
     const bert_layer_w *w = &b->m->layer[l];
-    const size_t H = (size_t)b->H, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
-    if (b->bqkv) { /* a bias the file lacks for this layer is zeros */
+    const size_t H = (size_t)b->H;
+    switch (which) {
+    case 0: return model_w_f32(w->qkv_w) ? 0 : (size_t)(b->Dq + 2 * b->Dkv) * H;
+    case 1: return model_w_f32(w->o_w) ? 0 : H * (size_t)b->Dq;
+    case 2: return !w->i2_w.p && model_w_f32(w->i_w) ? 0 : (size_t)b->U * H;
+    default: return model_w_f32(w->f_w) ? 0 : H * (size_t)b->I;
+    }
+}
+
+/* Writes the parts of a weight into buf as fp32 (widened from F16/BF16,
+ * stacked) and drops their file pages. Returns buf. */
+static const float *widen(float *buf, const model_w *parts, const size_t *n, int k) {
+    size_t off = 0;
+    for (int i = 0; i < k; i++) {
+        model_w_read(parts[i], 0, n[i], buf + off, 0);
+        model_w_release(parts[i], 0, n[i]);
+        off += n[i];
+    }
+    return buf;
+}
+
+/* Layer l's weight `which` as one fp32 [N, K] matrix: in place from the map,
+ * or written into buf (weight_buf_floats of it): qkv as the file's fused one
+ * or Q, K, V stacked; up as the file's or a GLU's two halves stacked (act
+ * half first). The biases of qkv and up go to bqkv and bup. */
+static const float *weight_f32(bert *b, size_t l, int which, float *buf) {
+    const bert_layer_w *w = &b->m->layer[l];
+    const size_t H = (size_t)b->H, I = (size_t)b->I, U = (size_t)b->U, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
+    if (which == 0 && b->bqkv) { /* a bias the file lacks for this layer is zeros */
         float *bd = b->bqkv + l * (Q + 2 * KV);
         copy_or_zero(bd, w->q_b, Q);
         copy_or_zero(bd + Q, w->k_b, KV);
         copy_or_zero(bd + Q + KV, w->v_b, KV);
     }
-    if (w->qkv_w) return w->qkv_w;
-    memcpy(qkv, w->q_w, Q * H * sizeof(float));
-    memcpy(qkv + Q * H, w->k_w, KV * H * sizeof(float));
-    memcpy(qkv + (Q + KV) * H, w->v_w, KV * H * sizeof(float));
-    return qkv;
-}
-
-/* The MLP's up-projection of layer l as one [U, H] weight: the file's, or
- * a GLU's two halves (act half first) stacked into up; biases to bup. */
-static const float *up_weight(bert *b, size_t l, float *up) {
-    const bert_layer_w *w = &b->m->layer[l];
-    const size_t H = (size_t)b->H, I = (size_t)b->I, U = (size_t)b->U;
-    if (b->bup) {
+    if (which == 2 && b->bup) {
         float *bd = b->bup + l * U;
-        copy_or_zero(bd, w->i_b, w->i2_w ? I : U);
-        if (w->i2_w) copy_or_zero(bd + I, w->i2_b, I);
+        copy_or_zero(bd, w->i_b, w->i2_w.p ? I : U);
+        if (w->i2_w.p) copy_or_zero(bd + I, w->i2_b, I);
     }
-    if (!w->i2_w) return w->i_w;
-    memcpy(up, w->i_w, I * H * sizeof(float));
-    memcpy(up + I * H, w->i2_w, I * H * sizeof(float));
-    return up;
+    const int in_place = weight_buf_floats(b, l, which) == 0;
+    if (which == 0) {
+        if (in_place) return model_w_f32(w->qkv_w);
+        if (w->qkv_w.p) return widen(buf, &w->qkv_w, (size_t[]){(Q + 2 * KV) * H}, 1);
+        return widen(buf, (model_w[]){w->q_w, w->k_w, w->v_w}, (size_t[]){Q * H, KV * H, KV * H}, 3);
+    }
+    if (which == 2) {
+        if (in_place) return model_w_f32(w->i_w);
+        if (!w->i2_w.p) return widen(buf, &w->i_w, (size_t[]){U * H}, 1);
+        return widen(buf, (model_w[]){w->i_w, w->i2_w}, (size_t[]){I * H, I * H}, 2);
+    }
+    const model_w *t = which == 1 ? &w->o_w : &w->f_w;
+    return in_place ? model_w_f32(*t) : widen(buf, t, (size_t[]){which == 1 ? H * Q : H * I}, 1);
 }
 
-/* Prepares layer l's four weights; qkv and up are [3H, H] and [U, H]
- * buffers for stacking (for BLAS the ones it keeps). */
-static int prepare_layer(bert *b, size_t l, float *qkv, float *up) {
-    const bert_layer_w *w = &b->m->layer[l];
+/* Prepares layer l's four weights. buf: room for the fp32 ones the map
+ * cannot give in place, one weight at a time (BLAS: *buf moves past each
+ * one, which it keeps reading). */
+static int prepare_layer(bert *b, size_t l, float **buf) {
     nn_linear *lin = b->lin + 4 * l;
-    int rc = nn_gemm_prepare(b->g, qkv_weight(b, l, qkv), b->Dq + 2 * b->Dkv, b->H, &lin[0]);
-    if (!rc) rc = nn_gemm_prepare(b->g, w->o_w, b->H, b->Dq, &lin[1]);
-    if (!rc) rc = nn_gemm_prepare(b->g, up_weight(b, l, up), b->U, b->H, &lin[2]);
-    if (!rc) rc = nn_gemm_prepare(b->g, w->f_w, b->H, b->I, &lin[3]);
-    return rc;
+    const int N[4] = {b->Dq + 2 * b->Dkv, b->H, b->U, b->H}, K[4] = {b->H, b->Dq, b->H, b->I};
+    for (int k = 0; k < 4; k++) {
+        const float *W = weight_f32(b, l, k, *buf);
+        int rc = nn_gemm_prepare(b->g, W, N[k], K[k], &lin[k]);
+        if (rc) return rc;
+        if (b->blas) *buf += weight_buf_floats(b, l, k);
+    }
+    return 0;
+}
+
+/* Floats of the widening buffer: every layer's (BLAS keeps them), else the
+ * largest one weight's. */
+static size_t widen_floats(const bert *b) {
+    size_t n = 0;
+    for (size_t l = 0; l < (size_t)b->c->layers; l++)
+        for (int k = 0; k < 4; k++)
+            n = b->blas ? n + weight_buf_floats(b, l, k) : CE_MAX(n, weight_buf_floats(b, l, k));
+    return n;
+}
+
+/* The classifier's matrices in fp32: in place, or widened into head_own. */
+static int classifier_f32(bert *b) {
+    const model *m = b->m;
+    const size_t H = (size_t)b->H, n = (size_t)b->c->num_labels;
+    b->head_w = model_w_f32(m->head_w), b->out_w = model_w_f32(m->out_w);
+    if (!b->c->head || (b->head_w && b->out_w)) return 0;
+    if (!(b->head_own = base_malloc((H * H + n * H) * sizeof(float)))) return CEMBED_ENOMEM;
+    if (!b->head_w) model_w_read(m->head_w, 0, H * H, b->head_own, 0), b->head_w = b->head_own;
+    if (!b->out_w) model_w_read(m->out_w, 0, n * H, b->head_own + H * H, 0), b->out_w = b->head_own + H * H;
+    return 0;
 }
 
 /* cos and sin of position p times each rotary frequency, computed as
@@ -190,10 +242,8 @@ static void alibi_slopes(float *out, int n) {
 
 static int alloc_workspace(bert *b, const model_config *c, int threads) {
     const size_t H = (size_t)b->H, T = (size_t)b->max_tokens, L = (size_t)c->layers, U = (size_t)b->U;
-    const size_t QKV = (size_t)(b->Dq + 2 * b->Dkv);
-    const int fused_qkv = b->m->layer[0].qkv_w != NULL, split_up = b->m->layer[0].i2_w != NULL;
-    b->wqkv = base_malloc((b->blas && !fused_qkv ? L : 1) * QKV * H * sizeof(float));
-    b->wup = split_up ? base_malloc((b->blas ? L : 1) * U * H * sizeof(float)) : NULL;
+    const size_t QKV = (size_t)(b->Dq + 2 * b->Dkv), wf = widen_floats(b);
+    b->wown = wf ? base_malloc(wf * sizeof(float)) : NULL;
     /* biases as one block per layer when any layer has one (a checkpoint may
      * carry them where its config says none: they are used, the missing ones are zeros) */
     int any_qkv_b = 0, any_up_b = 0;
@@ -214,7 +264,7 @@ static int alloc_workspace(bert *b, const model_config *c, int threads) {
     const size_t rf = rope_floats(c, b->max_seq_len);
     if (rf) b->rope[0] = base_malloc(rf * sizeof(float));
     if (c->pos == POS_ALIBI) b->slopes = base_malloc((size_t)c->heads * sizeof(float));
-    if (!b->wqkv || (split_up && !b->wup) || (any_qkv_b && !b->bqkv) || (any_up_b && !b->bup) ||
+    if ((wf && !b->wown) || classifier_f32(b) || (any_qkv_b && !b->bqkv) || (any_up_b && !b->bup) ||
         !b->lin || !b->x || !b->a || !b->c_buf || !b->scratch || !b->pos || !b->type || (rf && !b->rope[0]) ||
         (c->pos == POS_ALIBI && !b->slopes))
         return CEMBED_ENOMEM;
@@ -251,7 +301,7 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
     b->Dkv = kv_width(c);
     b->wa = CE_MAX(b->Dq + 2 * b->Dkv, b->U);
     b->cw = CE_MAX(b->H, b->Dq);
-    const size_t H = (size_t)b->H, L = (size_t)c->layers, U = (size_t)b->U, QKV = (size_t)(b->Dq + 2 * b->Dkv);
+    const size_t L = (size_t)c->layers;
     const int threads = pool_threads(p);
     nn_shape sh[4];
     layer_shapes(c, sh);
@@ -270,16 +320,14 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
     for (int t = 0; t < threads; t++) memset(b->scratch + (size_t)t * b->scratch_per_thread, 0, scratch_kept(b) * sizeof(float));
-    const int keep_qkv = b->blas && !m->layer[0].qkv_w, keep_up = b->blas && b->wup;
-    for (size_t l = 0; l < L && !rc; l++)
-        rc = prepare_layer(b, l, b->wqkv + (keep_qkv ? l * QKV * H : 0), b->wup ? b->wup + (keep_up ? l * U * H : 0) : NULL);
-    if (!rc && !keep_qkv) {   /* the stacked copies served their purpose */
-        base_free(b->wqkv);
-        b->wqkv = NULL;
+    float *buf = b->wown;
+    for (size_t l = 0; l < L && !rc; l++) {
+        if (!b->blas) buf = b->wown;   /* one weight at a time */
+        rc = prepare_layer(b, l, &buf);
     }
-    if (!rc && !keep_up) {
-        base_free(b->wup);
-        b->wup = NULL;
+    if (!rc && !b->blas) {   /* the widened copies served their purpose */
+        base_free(b->wown);
+        b->wown = NULL;
     }
     if (rc) {
         bert_free(b);
@@ -395,11 +443,11 @@ static void embed_rows(bert *b, const int32_t *ids, int r0, int r1) {
     const model *m = b->m;
     const int H = b->H;
     for (int r = r0; r < r1; r++) {
-        const float *we = m->word_emb + (size_t)ids[r] * H;
-        const float *pe = m->pos_emb ? m->pos_emb + (size_t)b->pos[r] * H : NULL;
-        const float *te = m->type_emb ? m->type_emb + (size_t)b->type[r] * H : NULL;
+        /* the tables as stored (F32, F16, BF16), a row widened at a time */
         float *x = b->x + (size_t)r * H;
-        for (int i = 0; i < H; i++) x[i] = we[i] + (pe ? pe[i] : 0.0f) + (te ? te[i] : 0.0f);
+        model_w_read(m->word_emb, (size_t)ids[r] * H, (size_t)H, x, 0);
+        if (m->pos_emb.p) model_w_read(m->pos_emb, (size_t)b->pos[r] * H, (size_t)H, x, 1);
+        if (m->type_emb.p) model_w_read(m->type_emb, (size_t)b->type[r] * H, (size_t)H, x, 1);
     }
     if (r1 > r0 && m->emb_ln_g)
         b->k->add_layernorm(NULL, NULL, b->x + (size_t)r0 * H, m->emb_ln_g, m->emb_ln_b, m->cfg.layer_norm_eps,
@@ -505,12 +553,12 @@ static void classify(const bert *b, const float *x, float *o, float *h) {
     const int H = b->H, n = b->c->num_labels;
     for (int i = 0; i < H; i++) {
         double acc = m->head_b[i];
-        for (int k = 0; k < H; k++) acc += (double)m->head_w[(size_t)i * H + k] * x[k];
+        for (int k = 0; k < H; k++) acc += (double)b->head_w[(size_t)i * H + k] * x[k];
         h[i] = tanhf((float)acc);
     }
     for (int j = 0; j < n; j++) {
         double acc = m->out_b[j];
-        for (int k = 0; k < H; k++) acc += (double)m->out_w[(size_t)j * H + k] * h[k];
+        for (int k = 0; k < H; k++) acc += (double)b->out_w[(size_t)j * H + k] * h[k];
         o[j] = (float)acc;
     }
 }

@@ -228,3 +228,199 @@ TEST(long_inputs_match_torch) {
 #endif
     each_model(long_inputs);
 }
+
+/* ---- checkpoints stored in BF16 or F16 (as the Hub's Qwen3-Embedding) ----
+ * Every golden model is rewritten twice: its tensors stored in the half
+ * type, and stored as F32 holding the same (half-rounded) values. Both
+ * must give the same bits through every precision and backend: the half
+ * matrices are widened per weight while they are prepared, and per row
+ * on embedding lookup, with nothing else changing. */
+
+#include "base/base.h"
+#include "model/model.h"
+#include "tiny_model.h"
+
+static uint16_t f32_to_bf16(float x) {   /* round to nearest even (no NaNs here) */
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
+}
+
+/* x rounded to the half type (F16 or BF16) and back. */
+static float half_round(float x, st_dtype half) {
+    if (half == ST_F16) return (float)(_Float16)x;
+    const uint32_t b = (uint32_t)f32_to_bf16(x) << 16;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+/* Rewrites src's model.safetensors into dst (the other files copied):
+ * every tensor in dtype `out` (F32, F16 or BF16) with values rounded to
+ * `half` first. Returns 0 or -1. */
+static int rewrite_model(const char *src, const char *dst, st_dtype half, st_dtype out) {
+    char cmd[2200], path[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst, src, dst);
+    if (system(cmd) != 0) return -1;
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    const void *map;
+    size_t len;
+    st_file f;
+    if (file_map(path, &map, &len)) return -1;
+    if (st_parse(map, len, &f)) {
+        file_unmap(map, len);
+        return -1;
+    }
+    buf h = {0}, data = {0};
+    const size_t es = out == ST_F32 ? 4 : 2;
+    buf_append(&h, "{", 1);
+    float *row = NULL;
+    for (size_t i = 0; i < f.n; i++) {
+        const st_tensor *t = &f.tensors[i];
+        buf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", t->name, st_dtype_name(out));
+        for (int d = 0; d < t->ndim; d++) buf_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", data.len, data.len + t->numel * es);
+        row = realloc(row, t->numel * sizeof(float));
+        model_w_read((model_w){t->data, t->dtype}, 0, t->numel, row, 0);
+        for (size_t k = 0; k < t->numel; k++) {
+            const float x = half_round(row[k], half);
+            uint16_t v;
+            if (out == ST_F32) {
+                buf_append(&data, &x, 4);
+                continue;
+            }
+            if (out == ST_F16) {
+                const _Float16 hx = (_Float16)x;
+                memcpy(&v, &hx, 2);
+            } else {
+                v = f32_to_bf16(x);
+            }
+            buf_append(&data, &v, 2);
+        }
+    }
+    free(row);
+    buf_append(&h, "}", 1);
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    buf all = {0};
+    buf_append(&all, len8, 8);
+    buf_append(&all, h.ptr, h.len);
+    buf_append(&all, data.ptr, data.len);
+    snprintf(path, sizeof path, "%s/model.safetensors", dst);
+    const int rc = file_write_all(path, all.ptr, all.len) ? -1 : 0;
+    buf_free(&h), buf_free(&data), buf_free(&all);
+    st_free(&f);
+    file_unmap(map, len);
+    return rc;
+}
+
+/* The golden ids through dir at (precision, gemm). OUT: *out (n x dims
+ * floats, malloc'd); returns the dims, 0 on failure. */
+static size_t run_dir(const char *dir, golden_seq *g, int n, int precision, const char *gemm, float **out) {
+    cembed_options o = {.threads = 2, .precision = precision, .gemm = gemm, .max_batch = 16};
+    cembed_model *m = NULL;
+    *out = NULL;
+    if (cembed_model_open(dir, &o, &m)) {
+        FAIL_AT("%s: %s", dir, cembed_last_error());
+        return 0;
+    }
+    cembed_model_info info;
+    cembed_model_get_info(m, &info);
+    const size_t D = (size_t)info.hidden;
+    *out = calloc((size_t)n * D, sizeof(float));
+    CHECK_INT(run_all(m, g, n, *out), 0);
+    cembed_model_free(m);
+    return D;
+}
+
+static void half_stored(const char *dir, st_dtype half) {
+    golden_seq g[ARCH_MAX_SEQ];
+    char path[1100], hdir[1100], rdir[1100];
+    snprintf(path, sizeof path, "%s/golden-torch.json", dir);
+    const int n = load_golden(path, g);
+    if (n < 0) return;
+    const char *name = strrchr(dir, '/') + 1;
+    snprintf(hdir, sizeof hdir, "%s/%s-%s", test_tmpdir(), name, st_dtype_name(half));
+    snprintf(rdir, sizeof rdir, "%s/%s-%s-as-f32", test_tmpdir(), name, st_dtype_name(half));
+    CHECK_INT(rewrite_model(dir, hdir, half, half), 0);
+    CHECK_INT(rewrite_model(dir, rdir, half, ST_F32), 0);
+    static const struct { int prec; const char *gemm; } runs[] = {
+        {CEMBED_FP32, "auto"}, {CEMBED_FP32, "scalar"}, {CEMBED_FP32, "blas"}, {CEMBED_BF16, NULL}, {CEMBED_INT8, NULL}};
+    for (size_t r = 0; r < CE_ARRAY_LEN(runs); r++) {
+        char desc[200];
+        cembed_gemm_plan(runs[r].prec, runs[r].gemm, desc, sizeof desc);
+        if (strncmp(desc, "unavailable", 11) == 0) continue;
+        float *a, *b;
+        const size_t D = run_dir(hdir, g, n, runs[r].prec, runs[r].gemm, &a), D2 = run_dir(rdir, g, n, runs[r].prec, runs[r].gemm, &b);
+        CHECK_MSG(D && D == D2 && memcmp(a, b, (size_t)n * D * sizeof(float)) == 0,
+                  "%s stored %s, precision %d gemm %s: outputs differ from the same values stored F32", name,
+                  st_dtype_name(half), runs[r].prec, runs[r].gemm ? runs[r].gemm : "default");
+        if (r == 0 && D) {   /* and the goldens, within what rounding the weights costs */
+            double worst = 1;
+            for (int i = 0; i < n && g[i].dims == D; i++) worst = fmin(worst, cosine(a + (size_t)i * D, g[i].want, D));
+            fprintf(stderr, "    %-28s stored %-4s fp32: min cosine to golden-torch %.7f\n", name, st_dtype_name(half), worst);
+            CHECK_MSG(worst >= (half == ST_BF16 ? 0.999 : 0.99999), "%s stored %s: min cosine %.7f", name,
+                      st_dtype_name(half), worst);
+        }
+        free(a), free(b);
+    }
+    free_golden(g, n);
+}
+
+static void bf16_stored(const char *dir) { half_stored(dir, ST_BF16); }
+static void f16_stored(const char *dir) { half_stored(dir, ST_F16); }
+
+TEST(arch_half_stored_same_as_f32) {
+    each_model(bf16_stored);
+    each_model(f16_stored);
+}
+
+static size_t status_kib(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t v = 0, kl = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl)) v = strtoull(line + kl + 1, NULL, 10);
+    if (f) fclose(f);
+    return v;
+}
+
+/* A BF16-stored BERT (embeddings 30,000 x 384, four layers: 38 MB on disk,
+ * 75 MB as fp32) opened at int8 and run: the peak RSS it adds holds the
+ * int8 weights (7 MB), one widened weight at a time (2.4 MB), a small
+ * workspace, the tokenizer and oneDNN's code pages (about 21 MB in all
+ * here), never an fp32 copy of the file (75 MB, of the embeddings alone
+ * 46 MB); the governor counts the embedding tables at their stored size. */
+TEST(bf16_stored_peak_rss_has_no_f32_copy) {
+#if defined(__SANITIZE_ADDRESS__)
+    TEST_SKIP("ASan's quarantine keeps freed blocks resident: RSS says nothing there");
+    return;
+#endif
+    char f32dir[400], bdir[400];
+    snprintf(f32dir, sizeof f32dir, "%s/mem-f32", test_tmpdir());
+    snprintf(bdir, sizeof bdir, "%s/mem-bf16", test_tmpdir());
+    const tiny_spec sp = {.vocab = 30000, .hidden = 384, .layers = 4, .heads = 6, .inter = 1536, .max_pos = 512};
+    CHECK_INT(tiny_model_write(f32dir, &sp, 7), 0);
+    CHECK_INT(rewrite_model(f32dir, bdir, ST_BF16, ST_BF16), 0);
+    const size_t H = 384, emb = (30000 + 512 + 2) * H, lin = 4 * (4 * H * H + 2 * H * 1536), file16 = 2 * (emb + lin);
+    FILE *cr = fopen("/proc/self/clear_refs", "w");
+    if (!cr || fputs("5", cr) < 0 || fclose(cr) != 0) {   /* resets VmHWM to VmRSS */
+        TEST_SKIP("cannot reset the peak RSS (/proc/self/clear_refs)");
+        return;
+    }
+    const size_t before = status_kib("VmRSS:") * 1024;
+    cembed_options o = {.threads = 1, .precision = CEMBED_INT8, .max_batch = 1, .max_seq_len = 32};
+    cembed_model *m = NULL;
+    CHECK_INT(cembed_model_open(bdir, &o, &m), 0);
+    if (!m) return;
+    const int32_t ids[8] = {2, 5, 6, 7, 8, 9, 29999, 3};
+    const int32_t *pi[1] = {ids};
+    const size_t ni[1] = {8};
+    float out[384];
+    CHECK_INT(cembed_embed_ids(m, pi, ni, 1, out), 0);
+    const size_t peak = status_kib("VmHWM:") * 1024, grew = peak > before ? peak - before : 0;
+    fprintf(stderr, "    BF16 file %.1f MB (fp32 %.1f MB, int8 matrices %.1f MB): peak RSS grew %.1f MB\n",
+            file16 / 1e6, 2 * file16 / 1e6, lin / 1e6, grew / 1e6);
+    CHECK_MSG(grew < file16, "peak RSS grew %zu bytes opening a %zu-byte BF16 model at int8", grew, file16);
+    CHECK_INT(cembed_model_lazy_bytes(m), emb * 2);
+    cembed_model_free(m);
+}

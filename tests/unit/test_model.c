@@ -255,8 +255,12 @@ TEST(model_load_converts_f16_and_bf16) {
         CHECK_INT(model_load(dir, &mh), 0);
         CHECK_STR(st_dtype_name(mh.dtype), dtypes[d]);
         size_t n = (size_t)m32.cfg.intermediate * m32.cfg.hidden, bad = 0;
+        CHECK_INT(mh.layer[1].i_w.dtype, d == 0 ? ST_F16 : ST_BF16);   /* kept as stored */
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+        model_w_read(m32.layer[1].i_w, 0, n, a, 0);
+        model_w_read(mh.layer[1].i_w, 0, n, b, 0);
         for (size_t i = 0; i < n; i++) {
-            float x = m32.layer[1].i_w[i], want;
+            float x = a[i], want;
             if (d == 0) {
                 want = (float)(_Float16)x;
             } else {
@@ -265,8 +269,9 @@ TEST(model_load_converts_f16_and_bf16) {
                 bits &= 0xffff0000u;
                 memcpy(&want, &bits, 4);
             }
-            bad += mh.layer[1].i_w[i] != want;
+            bad += b[i] != want;
         }
+        free(a), free(b);
         CHECK_INT(bad, 0);
         CHECK(mh.emb_ln_b[3] != 0);
         model_free(&mh);

@@ -699,3 +699,46 @@ TEST(nn_workspace_plan_counts_a_long_sequence) {
     pool_free(p);
     model_free(&m);
 }
+
+/* The plan of app/runtime.c splits a batch's workspace into activations
+ * per token, f(L + 1) - f(L), and attention's scratch of one L-token
+ * sequence per thread, f(L) - L x that (L: the longest sequence): a batch
+ * of t >= L tokens then costs exactly t x per-token + scratch, and two
+ * sequences of L tokens make resident no more than that (the scratch is
+ * not counted once per token, which over-reserved batches). */
+TEST(nn_workspace_plan_scratch_once_per_thread) {
+    char ldir[160];
+    snprintf(ldir, sizeof ldir, "%s/nn-plan2", test_tmpdir());
+    const tiny_spec sp = {.vocab = 64, .hidden = 64, .layers = 1, .heads = 2, .inter = 96, .max_pos = 600};
+    if (tiny_model_write(ldir, &sp, 9) != 0) {
+        FAIL_AT("cannot write the tiny model");
+        return;
+    }
+    model m;
+    pool *p = NULL;
+    bert *b = NULL;
+    const bert_opts o = {.k = nn_kernels_best(), .prec = NN_FP32, .gemm = NN_GEMM_AUTO};
+    enum { L = 512 };
+    if (model_load(ldir, &m) || pool_new(2, &p) || bert_new(&m, &o, p, 2 * L, L, &b)) {
+        FAIL_AT("%s", cembed_last_error());
+        return;
+    }
+    const size_t per_token = bert_batch_bytes(b, L + 1) - bert_batch_bytes(b, L);
+    const size_t scratch = bert_batch_bytes(b, L) - L * per_token;
+    CHECK_INT(scratch, 2 * 2 * (size_t)L * 32 * sizeof(float));   /* 2 threads x K^T and V x L x head_dim */
+    CHECK_INT(bert_batch_bytes(b, 2 * L), 2 * L * per_token + scratch);
+    CHECK(2 * L * bert_batch_bytes(b, 1) > bert_batch_bytes(b, 2 * L) + scratch / 2);   /* the old plan's excess */
+    static int32_t ids[2 * L];
+    for (int t = 0; t < 2 * L; t++) ids[t] = (t * 7) % 64;
+    const int off[3] = {0, L, 2 * L};
+    float out[2 * 64];
+    bert_release(b);
+    const size_t before = bert_resident_bytes(b);
+    bert_forward(b, 2, ids, off, out, 1);
+    const size_t grew = bert_resident_bytes(b) - before, page = (size_t)sysconf(_SC_PAGESIZE);
+    CHECK_MSG(grew <= 2 * L * per_token + scratch + 8 * page, "resident grew %zu, plan %zu", grew,
+              2 * L * per_token + scratch);
+    bert_free(b);
+    pool_free(p);
+    model_free(&m);
+}
