@@ -132,23 +132,23 @@ static size_t weight_buf_floats(const bert *b, size_t l, int which) {
     }
 }
 
-/* Writes the parts of a weight into buf as fp32 (widened from F16/BF16,
- * stacked) and drops their file pages. Returns buf. */
-static const float *widen(float *buf, const model_w *parts, const size_t *n, int k) {
+/* Writes the parts of a weight into dst as fp32 (widened from F16/BF16,
+ * stacked) and drops their file pages. Returns dst. */
+static const float *widen(float *dst, const model_w *parts, const size_t *n, int k) {
     size_t off = 0;
     for (int i = 0; i < k; i++) {
-        model_w_read(parts[i], 0, n[i], buf + off, 0);
+        model_w_read(parts[i], 0, n[i], dst + off, 0);
         model_w_release(parts[i], 0, n[i]);
         off += n[i];
     }
-    return buf;
+    return dst;
 }
 
 /* Layer l's weight `which` as one fp32 [N, K] matrix: in place from the map,
- * or written into buf (weight_buf_floats of it): qkv as the file's fused one
+ * or written into dst (weight_buf_floats of it): qkv as the file's fused one
  * or Q, K, V stacked; up as the file's or a GLU's two halves stacked (act
  * half first). The biases of qkv and up go to bqkv and bup. */
-static const float *weight_f32(bert *b, size_t l, int which, float *buf) {
+static const float *weight_f32(bert *b, size_t l, int which, float *dst) {
     const bert_layer_w *w = &b->m->layer[l];
     const size_t H = (size_t)b->H, I = (size_t)b->I, U = (size_t)b->U, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
     if (which == 0 && b->bqkv) { /* a bias the file lacks for this layer is zeros */
@@ -165,29 +165,29 @@ static const float *weight_f32(bert *b, size_t l, int which, float *buf) {
     const int in_place = weight_buf_floats(b, l, which) == 0;
     if (which == 0) {
         if (in_place) return model_w_f32(w->qkv_w);
-        if (w->qkv_w.p) return widen(buf, &w->qkv_w, (size_t[]){(Q + 2 * KV) * H}, 1);
-        return widen(buf, (model_w[]){w->q_w, w->k_w, w->v_w}, (size_t[]){Q * H, KV * H, KV * H}, 3);
+        if (w->qkv_w.p) return widen(dst, &w->qkv_w, (size_t[]){(Q + 2 * KV) * H}, 1);
+        return widen(dst, (model_w[]){w->q_w, w->k_w, w->v_w}, (size_t[]){Q * H, KV * H, KV * H}, 3);
     }
     if (which == 2) {
         if (in_place) return model_w_f32(w->i_w);
-        if (!w->i2_w.p) return widen(buf, &w->i_w, (size_t[]){U * H}, 1);
-        return widen(buf, (model_w[]){w->i_w, w->i2_w}, (size_t[]){I * H, I * H}, 2);
+        if (!w->i2_w.p) return widen(dst, &w->i_w, (size_t[]){U * H}, 1);
+        return widen(dst, (model_w[]){w->i_w, w->i2_w}, (size_t[]){I * H, I * H}, 2);
     }
     const model_w *t = which == 1 ? &w->o_w : &w->f_w;
-    return in_place ? model_w_f32(*t) : widen(buf, t, (size_t[]){which == 1 ? H * Q : H * I}, 1);
+    return in_place ? model_w_f32(*t) : widen(dst, t, (size_t[]){which == 1 ? H * Q : H * I}, 1);
 }
 
-/* Prepares layer l's four weights. buf: room for the fp32 ones the map
- * cannot give in place, one weight at a time (BLAS: *buf moves past each
+/* Prepares layer l's four weights. dst: room for the fp32 ones the map
+ * cannot give in place, one weight at a time (BLAS: *dst moves past each
  * one, which it keeps reading). */
-static int prepare_layer(bert *b, size_t l, float **buf) {
+static int prepare_layer(bert *b, size_t l, float **dst) {
     nn_linear *lin = b->lin + 4 * l;
     const int N[4] = {b->Dq + 2 * b->Dkv, b->H, b->U, b->H}, K[4] = {b->H, b->Dq, b->H, b->I};
     for (int k = 0; k < 4; k++) {
-        const float *W = weight_f32(b, l, k, *buf);
+        const float *W = weight_f32(b, l, k, *dst);
         int rc = nn_gemm_prepare(b->g, W, N[k], K[k], &lin[k]);
         if (rc) return rc;
-        if (b->blas) *buf += weight_buf_floats(b, l, k);
+        if (b->blas) *dst += weight_buf_floats(b, l, k);
     }
     return 0;
 }
@@ -320,10 +320,10 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         return base_err(CEMBED_ENOMEM, "forward pass: cannot allocate the %zu-byte workspace", want);
     }
     for (int t = 0; t < threads; t++) memset(b->scratch + (size_t)t * b->scratch_per_thread, 0, scratch_kept(b) * sizeof(float));
-    float *buf = b->wown;
+    float *dst = b->wown;
     for (size_t l = 0; l < L && !rc; l++) {
-        if (!b->blas) buf = b->wown;   /* one weight at a time */
-        rc = prepare_layer(b, l, &buf);
+        if (!b->blas) dst = b->wown;   /* one weight at a time */
+        rc = prepare_layer(b, l, &dst);
     }
     if (!rc && !b->blas) {   /* the widened copies served their purpose */
         base_free(b->wown);
