@@ -1,8 +1,9 @@
 /* `cembed embed PATH...` over source files: walk, chunk, look up the cache,
  * embed what is missing, write JSON lines (or .npy + metadata), with a
- * progress bar on a terminal and periodic log lines elsewhere. Work goes in
- * windows of WINDOW chunks, in file order, so memory is flat for any tree
- * and Ctrl-C stops after the window in hand with everything computed so far
+ * progress bar on a terminal and periodic log lines elsewhere. Files are
+ * read, cut and tokenized ahead on helper threads (app/tree_prep.c) and
+ * taken back in walk order; work goes in windows of WINDOW chunks, so
+ * memory is flat for any tree and Ctrl-C stops after the window in hand with everything computed so far
  * written and cached. Files in a language with a grammar are cut by syntax
  * (src/chunk/syntax.c: a chunk's text is its context lines, the enclosing
  * signatures, then its own lines), the rest in windows of lines. The cache
@@ -29,20 +30,6 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
-typedef struct pending {
-    size_t file;            /* index in the walk list */
-    int first, last;        /* 1-based lines */
-    int n_ctx;              /* context lines put before them (0-based, as chunk_piece) */
-    chunk_span ctx[CHUNK_MAX_CTX];
-    const char *lang, *kind;   /* static; NULL: unknown language, a line window */
-    char *symbol;           /* the qualified symbol, or NULL */
-    char *text;
-    size_t len;
-    int32_t *ids;
-    size_t n_ids;
-    int truncated;
-} pending;
-
 typedef struct run {
     const tree_opts *o;
     cembed_model *m;
@@ -54,7 +41,7 @@ typedef struct run {
     FILE *out, *meta;       /* JSONL (or metadata JSONL for npy), and the .npy */
     FILE *npy;
     buf line;
-    pending win[WINDOW];
+    tree_chunk win[WINDOW];
     size_t n_win;
     sched *s;               /* the pipeline's scheduler: one inference thread, as in serve */
     pipe_env pe;
@@ -116,7 +103,7 @@ static int npy_header(run *r, size_t rows) {
 }
 
 /* ,"language","kind","symbol","context" of a chunk, those it has. */
-static int write_meta(buf *b, const pending *p) {
+static int write_meta(buf *b, const tree_chunk *p) {
     int rc = 0;
     if (p->lang) rc = rc || buf_append(b, ",\"language\":", 12) || json_write_string(b, p->lang, strlen(p->lang));
     if (p->kind) rc = rc || buf_append(b, ",\"kind\":", 8) || json_write_string(b, p->kind, strlen(p->kind));
@@ -127,18 +114,10 @@ static int write_meta(buf *b, const pending *p) {
     return rc;
 }
 
-static void pending_free(pending *p) {
-    base_free(p->text);
-    cembed_free(p->ids);
-    base_free(p->symbol);
-    p->text = p->symbol = NULL;
-    p->ids = NULL;
-}
-
 static int write_window(run *r, const pipe_job *j) {
     const size_t H = (size_t)r->info.hidden;
     for (size_t k = 0; k < r->n_win; k++) {
-        const pending *p = &r->win[k];
+        const tree_chunk *p = &r->win[k];
         const char *path = r->files.paths[p->file];
         buf *b = &r->line;
         b->len = 0;
@@ -173,7 +152,7 @@ static int flush_window(run *r) {
     pipe_job j = {0};
     int rc = pipe_items(&j, &r->pe, r->n_win);
     for (size_t k = 0; k < r->n_win; k++) {
-        pending *p = &r->win[k];
+        tree_chunk *p = &r->win[k];
         if (!rc) { /* the text and its tokens go to the job */
             j.req.items[k].text = p->text;
             j.req.items[k].text_len = p->len;
@@ -181,7 +160,7 @@ static int flush_window(run *r) {
             p->text = NULL;
             p->ids = NULL;
         } else {
-            pending_free(p);
+            tree_chunk_free(p);
         }
     }
     if (!rc) rc = pipe_run(&j, PIPE_EMBED, NULL);
@@ -194,107 +173,39 @@ static int flush_window(run *r) {
         rc = base_err(rc == PIPE_NO_MEMORY ? CEMBED_ENOMEM : CEMBED_EINVAL, "%s", j.msg);
     }
     pipe_free(&j);
-    for (size_t k = 0; k < r->n_win; k++) pending_free(&r->win[k]);
+    for (size_t k = 0; k < r->n_win; k++) tree_chunk_free(&r->win[k]);
     r->n_win = 0;
     return rc;
 }
 
-/* The text of a chunk: the prompt, its context lines, then its own lines.
- * OUT: *out, *len (base_malloc'd, NUL-terminated). ENOMEM only. */
-static int chunk_text(const run *r, const char *text, const size_t (*lines)[2], const chunk_piece *c, char **out,
-                      size_t *len) {
-    buf b = {0};
-    int rc = buf_append(&b, r->prompt, strlen(r->prompt));
-    for (int k = 0; k < c->n_ctx && !rc; k++)
-        for (int i = c->ctx[k].first; i <= c->ctx[k].last && !rc; i++)
-            rc = buf_append(&b, text + lines[i][0], lines[i][1] - lines[i][0]) || buf_append(&b, "\n", 1);
-    const size_t a = lines[c->first][0], e = lines[c->last][1];
-    rc = rc || buf_append(&b, text + a, e - a) || buf_append(&b, "", 1);
-    if (rc) {
-        buf_free(&b);
-        return base_err(CEMBED_ENOMEM, "out of memory");
-    }
-    *out = b.ptr;
-    *len = b.len - 1;
-    return 0;
-}
-
-/* Tokenizes chunk c of file fi into the window, flushing it when it fills. */
-static int add_chunk(run *r, size_t fi, const char *text, const size_t (*lines)[2], const chunk_list *cl,
-                     const chunk_piece *c) {
-    pending *p = &r->win[r->n_win];
-    *p = (pending){.file = fi, .first = c->first + 1, .last = c->last + 1, .n_ctx = c->n_ctx, .lang = cl->lang, .kind = c->kind};
-    memcpy(p->ctx, c->ctx, sizeof p->ctx);
-    int rc = chunk_text(r, text, lines, c, &p->text, &p->len);
-    if (!rc && c->sym_len && !(p->symbol = base_malloc(c->sym_len + 1))) rc = base_err(CEMBED_ENOMEM, "out of memory");
-    if (p->symbol) {
-        memcpy(p->symbol, cl->names.ptr ? cl->names.ptr + c->sym : "", c->sym_len);
-        p->symbol[c->sym_len] = 0;
-    }
-    size_t full;
-    if (!rc) rc = cembed_tokenize(r->m, p->text, p->len, &p->ids, &p->n_ids, &p->truncated, &full);
-    if (rc) {
-        pending_free(p);
-        return rc;
-    }
-    r->truncated += (size_t)p->truncated;
-    r->tokens += p->n_ids;
-    if (++r->n_win == WINDOW) {
-        rc = flush_window(r);
-        progress(r, 0);
-    }
-    return rc;
-}
-
-/* Chunks one file into the window, flushing it whenever it fills. */
-static int do_file(run *r, size_t fi) {
-    const char *path = r->files.paths[fi];
-    char *text = NULL;
-    size_t len = 0, (*lines)[2] = NULL, n_lines = 0;
-    int *tokens = NULL, rc = 0;
-    chunk_list cl = {0};
-    if (file_read_all(path, r->o->max_file_bytes, &text, &len)) {
-        log_warn("skipping %s: cannot read it: %s", path, cembed_last_error());
+/* Takes file f's chunks into the window, flushing it whenever it fills
+ * (after Ctrl-C: only the window in hand); counts the file. */
+static int take_file(run *r, tree_file *f) {
+    const char *path = r->files.paths[f->index];
+    int rc = 0;
+    switch (f->kind) {
+    case TREE_UNREADABLE:
+        log_warn("skipping %s: cannot read it: %s", path, f->msg ? f->msg : "out of memory");
         r->ws.unreadable++;
         r->unreadable++;
         return 0;
+    case TREE_BINARY: r->binary++; return 0;
+    case TREE_EMPTY: r->empty++; return 0;
+    case TREE_CUT: break;
     }
-    if (chunk_is_binary(text, len)) {
-        r->binary++;
-        goto done;
+    if (f->rc) return base_err(f->rc, "%s: %s", path, f->msg ? f->msg : "out of memory");
+    r->by_syntax += (size_t)f->by_syntax;
+    r->fell_back += (size_t)f->fell_back;
+    for (size_t s = 0; s < f->n && !rc && !interrupted; s++) {
+        r->truncated += (size_t)f->v[s].truncated;
+        r->tokens += f->v[s].n_ids;
+        r->win[r->n_win] = f->v[s];
+        f->v[s] = (tree_chunk){0};   /* the window owns it now */
+        if (++r->n_win == WINDOW) {
+            rc = flush_window(r);
+            progress(r, 0);
+        }
     }
-    if ((rc = chunk_split_lines(text, len, &lines, &n_lines))) goto done;
-    if (n_lines == 0) {
-        r->empty++;
-        goto done;
-    }
-    tokens = base_malloc(n_lines * sizeof *tokens);
-    if (!tokens) {
-        rc = base_err(CEMBED_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n_lines; i++) {
-        int32_t *ids;
-        size_t n, full;
-        if ((rc = cembed_tokenize(r->m, text + lines[i][0], lines[i][1] - lines[i][0], &ids, &n, NULL, &full))) goto done;
-        cembed_free(ids);
-        tokens[i] = (int)CE_MIN(full - 2, (size_t)1 << 30);
-    }
-    chunk_opts co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap,
-                     .path = path + r->files.rel[fi]};   /* its module qualifies the symbols */
-    const chunk_lang *lang = chunk_lang_for_path(path);
-    if ((rc = chunk_file(r->o->lines_only ? NULL : lang, text, len, (const size_t(*)[2])lines, tokens, n_lines, &co, &cl)))
-        goto done;
-    if (!cl.lang && lang) cl.lang = chunk_lang_name(lang);   /* --chunker lines still says the language */
-    r->by_syntax += (size_t)cl.syntax;
-    r->fell_back += !cl.syntax && lang && !r->o->lines_only;
-    for (size_t s = 0; s < cl.n && !rc && !interrupted; s++)   /* after Ctrl-C: only the window in hand */
-        rc = add_chunk(r, fi, text, (const size_t(*)[2])lines, &cl, &cl.v[s]);
-done:
-    base_free(text);
-    base_free(lines);
-    base_free(tokens);
-    chunk_list_free(&cl);
     return rc;
 }
 
@@ -383,13 +294,20 @@ static int embed_files(run *r, const char *npy_path) {
     log_info("embedding %zu files (%.1f MB) with %s, %d threads; cache %s", r->files.n, (double)r->ws.bytes / 1e6,
              r->info.name, r->info.threads, r->o->cache_path ? r->o->cache_path : "off");
     r->t0 = r->last_report = time_now();
-    int rc = 0;
-    for (size_t i = 0; i < r->files.n && !rc && !interrupted; i++) {
-        rc = do_file(r, i);
+    const tree_prep_opts po = {.m = r->m, .files = &r->files, .prompt = r->prompt, .lines_only = r->o->lines_only,
+                               .max_file_bytes = r->o->max_file_bytes, .threads = r->info.threads,
+                               .co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap}};
+    tree_prep *tp = NULL;
+    int rc = tree_prep_start(&po, &tp);
+    tree_file f;
+    while (!rc && !interrupted && tree_prep_next(tp, &f)) {
+        rc = take_file(r, &f);
+        tree_file_free(&f);
         r->files_done++;
-        r->bytes_done += r->files.sizes[i];
+        r->bytes_done += r->files.sizes[f.index];
         progress(r, 0);
     }
+    tree_prep_free(tp);   /* the threads stop before the last window is computed */
     if (!rc) rc = flush_window(r);
     if (rc) return cli_error("%s", cembed_last_error()), -1;
     if (r->npy && (npy_header(r, r->rows) || fflush(r->npy) || fflush(r->meta))) {
@@ -444,7 +362,7 @@ int embed_tree(const cli_common *cc, const tree_opts *o, const char *const *path
     if (r->meta) fclose(r->meta);
     base_free(npy_path);
     base_free(meta_path);
-    for (size_t k = 0; k < r->n_win; k++) pending_free(&r->win[k]);
+    for (size_t k = 0; k < r->n_win; k++) tree_chunk_free(&r->win[k]);
     sched_free(r->s);
     if (r->have_pe) pipe_env_destroy(&r->pe);
     buf_free(&r->line);
