@@ -246,7 +246,40 @@ static int add_chunk(run *r, size_t fi, const char *text, const size_t (*lines)[
     return rc;
 }
 
-/* Chunks one file into the window, flushing it whenever it fills. */
+/* The tokens of each of the n lines of text, without the special ones.
+ * OUT: *tokens (base_malloc'd, n of them). 0 or a CEMBED_E* error. */
+static int line_tokens(const run *r, const char *text, const size_t (*lines)[2], size_t n, int **tokens) {
+    *tokens = base_malloc(n * sizeof **tokens);
+    if (!*tokens) return base_err(CEMBED_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int32_t *ids;
+        size_t n_ids, full;
+        const int rc = cembed_tokenize(r->m, text + lines[i][0], lines[i][1] - lines[i][0], &ids, &n_ids, NULL, &full);
+        if (rc) return rc;
+        cembed_free(ids);
+        (*tokens)[i] = (int)CE_MIN(full - 2, (size_t)1 << 30);
+    }
+    return 0;
+}
+
+/* Chunks file fi (its text in lines, their tokens) into cl, by syntax where
+ * a grammar knows it, and counts how it was chunked. 0 or a CEMBED_E* error. */
+static int chunk_one(run *r, size_t fi, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
+                     size_t n_lines, chunk_list *cl) {
+    const char *path = r->files.paths[fi];
+    chunk_opts co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap,
+                     .path = path + r->files.rel[fi]};   /* its module qualifies the symbols */
+    const chunk_lang *lang = chunk_lang_for_path(path);
+    const int rc = chunk_file(r->o->lines_only ? NULL : lang, text, len, lines, tokens, n_lines, &co, cl);
+    if (rc) return rc;
+    if (!cl->lang && lang) cl->lang = chunk_lang_name(lang);   /* --chunker lines still says the language */
+    r->by_syntax += (size_t)cl->syntax;
+    r->fell_back += !cl->syntax && lang && !r->o->lines_only;
+    return 0;
+}
+
+/* Chunks one file into the window, flushing it whenever it fills; an
+ * unreadable, binary or empty file is counted and skipped. */
 static int do_file(run *r, size_t fi) {
     const char *path = r->files.paths[fi];
     char *text = NULL;
@@ -268,26 +301,9 @@ static int do_file(run *r, size_t fi) {
         r->empty++;
         goto done;
     }
-    tokens = base_malloc(n_lines * sizeof *tokens);
-    if (!tokens) {
-        rc = base_err(CEMBED_ENOMEM, "out of memory");
+    if ((rc = line_tokens(r, text, (const size_t(*)[2])lines, n_lines, &tokens)) ||
+        (rc = chunk_one(r, fi, text, len, (const size_t(*)[2])lines, tokens, n_lines, &cl)))
         goto done;
-    }
-    for (size_t i = 0; i < n_lines; i++) {
-        int32_t *ids;
-        size_t n, full;
-        if ((rc = cembed_tokenize(r->m, text + lines[i][0], lines[i][1] - lines[i][0], &ids, &n, NULL, &full))) goto done;
-        cembed_free(ids);
-        tokens[i] = (int)CE_MIN(full - 2, (size_t)1 << 30);
-    }
-    chunk_opts co = {.max_tokens = r->chunk_tokens, .max_lines = r->o->chunk_lines, .overlap = r->o->overlap,
-                     .path = path + r->files.rel[fi]};   /* its module qualifies the symbols */
-    const chunk_lang *lang = chunk_lang_for_path(path);
-    if ((rc = chunk_file(r->o->lines_only ? NULL : lang, text, len, (const size_t(*)[2])lines, tokens, n_lines, &co, &cl)))
-        goto done;
-    if (!cl.lang && lang) cl.lang = chunk_lang_name(lang);   /* --chunker lines still says the language */
-    r->by_syntax += (size_t)cl.syntax;
-    r->fell_back += !cl.syntax && lang && !r->o->lines_only;
     for (size_t s = 0; s < cl.n && !rc && !interrupted; s++)   /* after Ctrl-C: only the window in hand */
         rc = add_chunk(r, fi, text, (const size_t(*)[2])lines, &cl, &cl.v[s]);
 done:
