@@ -271,18 +271,25 @@ static int embed_choice_flag(embed_args *e, int argc, char **argv, int *i) {
 /* The switches and text flags of embed at argv[*i]: 1 taken, 0 not one, -1 wrong (said). */
 static int embed_flag(cli_common *c, embed_args *e, int argc, char **argv, int *i) {
     const char *a = argv[*i];
-    int r = opt_take_text("EMBEDDING_CACHE", argc, argv, i, &e->cache_flag);
+    const int r = opt_take_text("EMBEDDING_CACHE", argc, argv, i, &e->cache_flag);
     if (r) return r;
-    if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && *i + 1 >= argc)
-        return cli_error("%s needs a value", a), -1;
-    if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) e->o.out = argv[++*i];
-    else if (strcmp(a, "--no-cache") == 0) e->no_cache = 1;
-    else if (strcmp(a, "--jsonl") == 0) e->jsonl = 1;
-    else if (strcmp(a, "--list-files") == 0) e->o.list_files = 1;
-    else if (strcmp(a, "--prompt-name") != 0) return embed_choice_flag(e, argc, argv, i);
-    else if (*i + 1 >= argc)
-        return cli_error("--prompt-name needs a name (one of the model's config_sentence_transformers.json prompts)"), -1;
-    else c->prompt_name = argv[++*i];
+    if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+        if (*i + 1 >= argc) return cli_error("%s needs a value", a), -1;
+        e->o.out = argv[++*i];
+    } else if (strcmp(a, "--prompt-name") == 0) {
+        if (*i + 1 >= argc)
+            return cli_error("--prompt-name needs a name (one of the model's config_sentence_transformers.json prompts)"),
+                   -1;
+        c->prompt_name = argv[++*i];
+    } else if (strcmp(a, "--no-cache") == 0) {
+        e->no_cache = 1;
+    } else if (strcmp(a, "--jsonl") == 0) {
+        e->jsonl = 1;
+    } else if (strcmp(a, "--list-files") == 0) {
+        e->o.list_files = 1;
+    } else {
+        return embed_choice_flag(e, argc, argv, i);
+    }
     return 1;
 }
 

@@ -6,10 +6,11 @@
  * the flag with opt_flag / opt_take_long / opt_take_text, so the range, the
  * values and the message that names the variable or flag and what it takes
  * come from one place (EMBEDDING_PSI_THRESHOLD, a percentage with
- * decimals, has opt_double). Every --help lists its command's rows
+ * decimals, has opt_double). app/runtime.c still reads its three
+ * (EMBEDDING_ADAPTIVE_BATCHING, _PSI_THRESHOLD, _PSI_PATH) itself: they go
+ * to opt_bool, opt_double and opt_text. Every --help lists its command's rows
  * (opt_help), and the README's table is `cembed help variables` (opt_table;
  * tests/integration/cli_errors.sh checks that they agree). */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,9 +204,8 @@ int opt_double(const char *env, double *out) {
     const char *v = getenv(env);
     if (!v || !*v) return 0;
     char *end;
-    errno = 0;
-    const double d = strtod(v, &end);
-    if (errno || *end || !(d >= (double)o->lo && d <= (double)o->hi)) {
+    const double d = strtod(v, &end);   /* as runtime.c's own parse did: no errno check (an underflow is 0) */
+    if (*end || !(d >= (double)o->lo && d <= (double)o->hi)) {
         cli_error("%s=%s: must be a number in [%ld, %ld]", env, v, o->lo, o->hi);
         return EXIT_USAGE;
     }
