@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "hub/hub.h"
+#include "options.h"
 
 void cli_error(const char *fmt, ...) {
     va_list ap;
@@ -26,24 +27,7 @@ int cli_parse_int(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-int cli_env_long(const char *name, long lo, long hi, long *out) {
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    if (cli_parse_int(v, lo, hi, out)) {
-        cli_error("%s=%s: must be an integer in [%ld, %ld]", name, v, lo, hi);
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
-static int env_int(const char *name, long lo, long hi, int *out) {
-    long x = *out;
-    int rc = cli_env_long(name, lo, hi, &x);
-    *out = (int)x;
-    return rc;
-}
-
-/* "fp32" | "bf16" | "int8" -> a cembed_precision; -1 when none */
+/* "fp32" | "bf16" | "int8" (checked by the table) -> a cembed_precision */
 static int precision_from(const char *s) {
     static const char *const names[] = {[CEMBED_FP32] = "fp32", [CEMBED_BF16] = "bf16", [CEMBED_INT8] = "int8"};
     for (int p = 0; p < (int)CE_ARRAY_LEN(names); p++)
@@ -51,48 +35,30 @@ static int precision_from(const char *s) {
     return -1;
 }
 
-/* The GEMM backends a user may name (src/nn/gemm.h) */
-static int gemm_ok(const char *s) {
-    static const char *const names[] = {"auto", "onednn", "avx2", "scalar", "blas"};
-    for (size_t i = 0; i < CE_ARRAY_LEN(names); i++)
-        if (strcmp(s, names[i]) == 0) return 1;
-    return 0;
+/* One model, or several (serve) separated by commas, from list (changed in place). */
+static void split_models(cli_common *c, char *list, int replace) {
+    if (replace) c->n_models = 0;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && c->n_models < CLI_MAX_MODELS;
+         t = strtok_r(NULL, ",", &save))
+        if (*t) c->model_specs[c->n_models++] = t;
+    c->model_dir = c->n_models ? c->model_specs[0] : NULL;
 }
 
 int cli_common_init(cli_common *c) {
     *c = (cli_common){.model_dir = NULL, .precision = cembed_precision_default()};
-    const char *prec = getenv("EMBEDDING_PRECISION");
-    if (prec && *prec && (c->precision = precision_from(prec)) < 0) {
-        cli_error("EMBEDDING_PRECISION=%s: must be one of fp32, bf16, int8", prec);
+    const char *prec = NULL, *model = NULL, *lvl = NULL;
+    long threads;
+    if (opt_text("EMBEDDING_PRECISION", &prec) || opt_text("EMBEDDING_GEMM", &c->gemm) ||
+        opt_text("EMBEDDING_MODEL", &model) || opt_long("EMBEDDING_THREADS", &threads) ||
+        opt_text("EMBEDDING_LOG_LEVEL", &lvl))
         return EXIT_USAGE;
+    if (prec) c->precision = precision_from(prec);
+    if (model) {
+        snprintf(c->spec_buf, sizeof c->spec_buf, "%s", model);
+        split_models(c, c->spec_buf, 1);
     }
-    const char *gemm = getenv("EMBEDDING_GEMM");
-    if (gemm && *gemm) {
-        if (!gemm_ok(gemm)) {
-            cli_error("EMBEDDING_GEMM=%s: must be one of auto, onednn, avx2, scalar, blas", gemm);
-            return EXIT_USAGE;
-        }
-        c->gemm = gemm;
-    }
-    const char *m = getenv("EMBEDDING_MODEL");
-    if (m && *m) { /* one model, or several (serve) separated by commas */
-        snprintf(c->spec_buf, sizeof c->spec_buf, "%s", m);
-        for (char *save = NULL, *t = strtok_r(c->spec_buf, ",", &save); t && c->n_models < CLI_MAX_MODELS;
-             t = strtok_r(NULL, ",", &save))
-            if (*t) c->model_specs[c->n_models++] = t;
-        c->model_dir = c->n_models ? c->model_specs[0] : NULL;
-    }
-    if (env_int("EMBEDDING_ONNX_THREADS", 1, 1024, &c->threads) || env_int("EMBEDDING_THREADS", 1, 1024, &c->threads))
-        return EXIT_USAGE;
-    const char *lvl = getenv("EMBEDDING_LOG_LEVEL");
-    if (lvl && *lvl) {
-        int l = log_level_from(str_from(lvl, strlen(lvl)));
-        if (l < 0) {
-            cli_error("EMBEDDING_LOG_LEVEL=%s: must be one of debug, info, warning, error", lvl);
-            return EXIT_USAGE;
-        }
-        log_set_level(l);
-    }
+    c->threads = (int)threads;
+    if (lvl) log_set_level(log_level_from(str_from(lvl, strlen(lvl))));
     return 0;
 }
 
@@ -105,63 +71,41 @@ cembed_options cli_model_options(const cli_common *c, int max_batch) {
         .gemm = c->gemm};
 }
 
+/* --model, repeated or a comma list: the flags replace EMBEDDING_MODEL's list, and add up. */
+static int model_flag(cli_common *c, const char *list) {
+    const int n0 = c->models_from_flags ? c->n_models : 0;
+    int n = n0;
+    for (const char *p = list; *p; p += *p == ',')   /* count as strtok_r will split */
+        if (*p != ',') n++, p += strcspn(p, ",");
+    if (n > CLI_MAX_MODELS) {
+        cli_error("--model: at most %d models", CLI_MAX_MODELS);
+        return -1;
+    }
+    split_models(c, (char *)list, !c->models_from_flags);
+    c->models_from_flags = 1;
+    return 1;
+}
+
 int cli_common_flag(cli_common *c, int argc, char **argv, int *i) {
-    const char *a = argv[*i];
-    struct {
-        const char *flag;
-        long lo, hi;
-        int *dst;
-    } ints[] = {
-        {"--threads", 1, 1024, &c->threads},
-        {"--batch-size", 1, 4096, &c->batch_size},
-        {"--max-seq-len", 2, 1 << 20, &c->max_seq_len},
-    };
-    if (strcmp(a, "--model") == 0) {
-        if (*i + 1 >= argc) {
-            cli_error("--model needs a directory or a Hub repo id (ORG/NAME[@REVISION])");
-            return -1;
-        }
-        if (!c->models_from_flags) c->n_models = 0;   /* flags replace EMBEDDING_MODEL's list, and add up */
-        c->models_from_flags = 1;
-        char *list = argv[++*i];
-        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (c->n_models == CLI_MAX_MODELS) {
-                cli_error("--model: at most %d models", CLI_MAX_MODELS);
-                return -1;
-            }
-            c->model_specs[c->n_models++] = t;
-        }
-        c->model_dir = c->n_models ? c->model_specs[0] : NULL;
-        return 1;
+    const char *text = NULL;
+    long v;
+    int r;
+    if ((r = opt_take_text("EMBEDDING_MODEL", argc, argv, i, &text))) return r < 0 ? r : model_flag(c, text);
+    if ((r = opt_take_text("EMBEDDING_GEMM", argc, argv, i, &c->gemm))) return r;
+    if ((r = opt_take_text("EMBEDDING_PRECISION", argc, argv, i, &text)) > 0) c->precision = precision_from(text);
+    if (r) return r;
+    if ((r = opt_take_long("EMBEDDING_THREADS", argc, argv, i, &v)) > 0) c->threads = (int)v;
+    if (r) return r;
+    if ((r = opt_take_long("EMBEDDING_MAX_BATCH_SIZE", argc, argv, i, &v)) > 0) c->batch_size = (int)v;
+    if (r) return r;
+    if (strcmp(argv[*i], "--max-seq-len") != 0) return 0;   /* a flag only: no variable sets it */
+    if (*i + 1 >= argc || cli_parse_int(argv[*i + 1], 2, 1 << 20, &v)) {
+        cli_error("--max-seq-len needs an integer in [2, %d]", 1 << 20);
+        return -1;
     }
-    if (strcmp(a, "--gemm") == 0) {
-        if (*i + 1 >= argc || !gemm_ok(argv[*i + 1])) {
-            cli_error("--gemm needs one of auto, onednn, avx2, scalar, blas");
-            return -1;
-        }
-        c->gemm = argv[++*i];
-        return 1;
-    }
-    if (strcmp(a, "--precision") == 0) {
-        if (*i + 1 >= argc || precision_from(argv[*i + 1]) < 0) {
-            cli_error("--precision needs one of fp32, bf16, int8");
-            return -1;
-        }
-        c->precision = precision_from(argv[++*i]);
-        return 1;
-    }
-    for (size_t k = 0; k < CE_ARRAY_LEN(ints); k++) {
-        if (strcmp(a, ints[k].flag) != 0) continue;
-        long v;
-        if (*i + 1 >= argc || cli_parse_int(argv[*i + 1], ints[k].lo, ints[k].hi, &v)) {
-            cli_error("%s needs an integer in [%ld, %ld]", ints[k].flag, ints[k].lo, ints[k].hi);
-            return -1;
-        }
-        *ints[k].dst = (int)v;
-        ++*i;
-        return 1;
-    }
-    return 0;
+    c->max_seq_len = (int)v;
+    ++*i;
+    return 1;
 }
 
 

@@ -35,8 +35,9 @@ typedef struct cli_common {
  * is cembed_precision_default(): int8 on CPUs with its SIMD kernels. */
 
 /* Fills defaults from the environment (EMBEDDING_MODEL, EMBEDDING_THREADS /
- * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_GEMM, EMBEDDING_LOG_LEVEL). Returns 0 or EXIT_USAGE
- * after printing which variable is wrong. */
+ * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_GEMM, EMBEDDING_LOG_LEVEL),
+ * parsed through app/options.c's table. Returns 0 or EXIT_USAGE after
+ * printing which variable is wrong. */
 int cli_common_init(cli_common *c);
 /* The model options the common flags and variables set; max_batch: the
  * sequences per forward pass (0 = the library's default). */
@@ -60,9 +61,6 @@ int cli_open_model(cli_common *c, const cembed_options *o, cembed_model **m);
 int cli_require_embedding(const cembed_model *m);
 /* The user's data folder for cembed's own models: $XDG_DATA_HOME/cembed/models, else ~/.local/share/cembed/models. */
 void cli_data_models_dir(char *out, size_t n);
-/* Reads the integer environment variable NAME into *out when it is set;
- * returns 0, or EXIT_USAGE after printing the variable and the range. */
-int cli_env_long(const char *name, long lo, long hi, long *out);
 /* Parses a decimal integer in [lo, hi]; returns 0 or -1. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

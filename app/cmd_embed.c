@@ -200,150 +200,181 @@ static int has_suffix(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* The cache's path from --cache / --no-cache / EMBEDDING_CACHE, else the
- * user's cache folder; NULL when off. */
-static const char *cache_path(const char *flag, int off, char *b, size_t n) {
+/* The cache's path from --cache (flag) / --no-cache (off) / EMBEDDING_CACHE
+ * (env, "off": none), else the user's cache folder; NULL when off. */
+static const char *cache_path(const char *flag, const char *env, int off, char *b, size_t n) {
     if (off) return NULL;
     if (flag) return flag;
-    const char *env = getenv("EMBEDDING_CACHE");
-    if (env && *env) return strcmp(env, "off") == 0 ? NULL : env;
+    if (env) return strcmp(env, "off") == 0 ? NULL : env;
     return cache_default_path(b, n) == 0 ? b : NULL;
 }
 
 int cli_cache_settings(const char *flag, int off, char *b, size_t n, const char **path, uint64_t *max_bytes) {
     long mb;
-    if (opt_long("EMBEDDING_CACHE_MAX_MB", &mb)) return EXIT_USAGE;
+    const char *env = NULL;
+    if (opt_long("EMBEDDING_CACHE_MAX_MB", &mb) || opt_text("EMBEDDING_CACHE", &env)) return EXIT_USAGE;
     *max_bytes = (uint64_t)mb << 20;
-    *path = cache_path(flag, off, b, n);
+    *path = cache_path(flag, env, off, b, n);
     return 0;
+}
+
+/* What embed's own flags set (the common ones are in cli_common). */
+typedef struct embed_args {
+    tree_opts o;
+    const char *cache_flag;
+    int no_cache, jsonl, n_paths;
+    const char **paths;   /* argc + 1 of them */
+    long chunk_tokens, chunk_lines, overlap, max_file_bytes;
+} embed_args;
+
+/* --chunk-tokens, --chunk-lines, --overlap, --max-file-bytes at argv[*i]
+ * (flags only: no variable sets them): 1 taken, 0 not one, -1 wrong (said). */
+static int embed_int_flag(embed_args *e, int argc, char **argv, int *i) {
+    const struct {
+        const char *flag;
+        long lo, hi;
+        long *dst;
+    } ints[] = {{"--chunk-tokens", 1, 1 << 20, &e->chunk_tokens}, {"--chunk-lines", 1, 100000, &e->chunk_lines},
+                {"--overlap", 0, 99999, &e->overlap}, {"--max-file-bytes", 1, 1L << 40, &e->max_file_bytes}};
+    for (size_t k = 0; k < CE_ARRAY_LEN(ints); k++) {
+        if (strcmp(argv[*i], ints[k].flag) != 0) continue;
+        if (*i + 1 >= argc || cli_parse_int(argv[*i + 1], ints[k].lo, ints[k].hi, ints[k].dst)) {
+            cli_error("%s needs an integer in [%ld, %ld]", ints[k].flag, ints[k].lo, ints[k].hi);
+            return -1;
+        }
+        ++*i;
+        return 1;
+    }
+    return 0;
+}
+
+/* --chunker syntax|lines and --format jsonl|npy at argv[*i]: 1 taken, 0 not one, -1 wrong (said). */
+static int embed_choice_flag(embed_args *e, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--chunker") == 0) {
+        const char *ch = *i + 1 < argc ? argv[++*i] : "";
+        if (strcmp(ch, "lines") == 0) e->o.lines_only = 1;
+        else if (strcmp(ch, "syntax") != 0) {
+            cli_error("--chunker needs syntax or lines (syntax: built in for %s)", *chunk_langs() ? chunk_langs() : "no language");
+            return -1;
+        }
+        return 1;
+    }
+    if (strcmp(a, "--format") != 0) return 0;
+    if (*i + 1 >= argc) return cli_error("%s needs a value", a), -1;
+    const char *f = argv[++*i];
+    if (strcmp(f, "npy") == 0) e->o.npy = 1;
+    else if (strcmp(f, "jsonl") != 0) return cli_error("--format %s: must be jsonl or npy", f), -1;
+    return 1;
+}
+
+/* The switches and text flags of embed at argv[*i]: 1 taken, 0 not one, -1 wrong (said). */
+static int embed_flag(cli_common *c, embed_args *e, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    const int r = opt_take_text("EMBEDDING_CACHE", argc, argv, i, &e->cache_flag);
+    if (r) return r;
+    if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+        if (*i + 1 >= argc) return cli_error("%s needs a value", a), -1;
+        e->o.out = argv[++*i];
+    } else if (strcmp(a, "--prompt-name") == 0) {
+        if (*i + 1 >= argc)
+            return cli_error("--prompt-name needs a name (one of the model's config_sentence_transformers.json prompts)"),
+                   -1;
+        c->prompt_name = argv[++*i];
+    } else if (strcmp(a, "--no-cache") == 0) {
+        e->no_cache = 1;
+    } else if (strcmp(a, "--jsonl") == 0) {
+        e->jsonl = 1;
+    } else if (strcmp(a, "--list-files") == 0) {
+        e->o.list_files = 1;
+    } else {
+        return embed_choice_flag(e, argc, argv, i);
+    }
+    return 1;
+}
+
+/* Every argument: flags over the variables, and the paths. 0 or EXIT_USAGE (said). */
+static int embed_parse(cli_common *c, embed_args *e, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_flag(c, argc, argv, &i);
+        if (!r) r = embed_int_flag(e, argc, argv, &i);
+        if (!r) r = embed_flag(c, e, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if (argv[i][0] == '-' && argv[i][1]) return cli_error("unknown flag %s", argv[i]), EXIT_USAGE;
+        e->paths[e->n_paths++] = argv[i];
+    }
+    if (e->n_paths == 0) {
+        cli_error("usage: cembed embed [--model DIR] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache] "
+                  "[--chunker syntax|lines] [--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] [--list-files] "
+                  "PATH...\n"
+                  "       cembed embed [--model DIR] FILE.jsonl|-     (JSON lines {\"id\", \"text\"} in)");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* JSON lines in: "-", --jsonl, or .jsonl / .ndjson files */
+static int is_jsonl_input(const embed_args *e) {
+    int all_jsonl = 1;
+    for (int i = 0; i < e->n_paths; i++)
+        all_jsonl &= strcmp(e->paths[i], "-") == 0 || has_suffix(e->paths[i], ".jsonl") || has_suffix(e->paths[i], ".ndjson");
+    return e->jsonl || all_jsonl;
+}
+
+/* One JSON lines input to JSON lines of vectors (-o: into that file). */
+static int embed_jsonl(cli_common *c, const embed_args *e) {
+    if (e->n_paths != 1) {
+        cli_error("one JSON lines input, please (got %d)", e->n_paths);
+        return EXIT_USAGE;
+    }
+    if (e->o.npy) {
+        cli_error("--format npy is for source trees (vectors.npy + metadata.jsonl by path and line); JSON lines "
+                  "input writes JSON lines {\"id\", \"embedding\"}: leave out --format npy");
+        return EXIT_USAGE;
+    }
+    if (e->o.out && !freopen(e->o.out, "wb", stdout)) {
+        cli_error("%s: %s", e->o.out, strerror(errno));
+        return EXIT_FAIL;
+    }
+    return run(*c, e->paths[0], 1);
+}
+
+/* Files and folders: the chunking, progress and cache settings, then embed_tree. */
+static int embed_files(cli_common *c, embed_args *e) {
+    tree_opts *o = &e->o;
+    if (o->npy && !o->out) {
+        cli_error("--format npy needs -o DIR (vectors.npy and metadata.jsonl are written there)");
+        return EXIT_USAGE;
+    }
+    o->chunk_tokens = (int)e->chunk_tokens;
+    o->chunk_lines = (int)e->chunk_lines;
+    o->overlap = (int)e->overlap;
+    o->max_file_bytes = (uint64_t)e->max_file_bytes;
+    if (o->overlap >= o->chunk_lines) {
+        cli_error("--overlap %d must be below --chunk-lines %d", o->overlap, o->chunk_lines);
+        return EXIT_USAGE;
+    }
+    long every;
+    int status = opt_long("EMBEDDING_PROGRESS_SECONDS", &every);
+    if (status) return status;
+    o->progress_s = (double)every;
+    char b[4096];
+    if ((status = cli_cache_settings(e->cache_flag, e->no_cache, b, sizeof b, &o->cache_path, &o->cache_max_bytes)))
+        return status;
+    if (!o->list_files && (status = cli_resolve_model(c))) return status;
+    return embed_tree(c, o, e->paths, (size_t)e->n_paths);
 }
 
 int cmd_embed(int argc, char **argv) {
     cli_common c;
     if (cli_common_init(&c)) return EXIT_USAGE;
-    tree_opts o = {.max_file_bytes = 1u << 20, .chunk_lines = 80, .overlap = 0};
-    const char *cache_flag = NULL;
-    int no_cache = 0, n_paths = 0, jsonl = 0;
-    long v;
-    const char **paths = base_calloc((size_t)argc + 1, sizeof *paths);
-    if (!paths) return EXIT_FAIL;
-    struct {
-        const char *flag;
-        long lo, hi;
-        long *dst;
-    } ints[] = {{"--chunk-tokens", 1, 1 << 20, NULL}, {"--chunk-lines", 1, 100000, NULL},
-                {"--overlap", 0, 99999, NULL}, {"--max-file-bytes", 1, 1L << 40, NULL}};
-    long vals[4] = {0, 80, 0, 1L << 20};
-    for (int k = 0; k < 4; k++) ints[k].dst = &vals[k];
-    int status = EXIT_USAGE;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_flag(&c, argc, argv, &i), known = 0;
-        if (r < 0) goto done;
-        if (r > 0) continue;
-        const char *a = argv[i];
-        for (int k = 0; k < 4; k++) {
-            if (strcmp(a, ints[k].flag) != 0) continue;
-            if (i + 1 >= argc || cli_parse_int(argv[i + 1], ints[k].lo, ints[k].hi, &v)) {
-                cli_error("%s needs an integer in [%ld, %ld]", ints[k].flag, ints[k].lo, ints[k].hi);
-                goto done;
-            }
-            *ints[k].dst = v;
-            i++;
-            known = 1;
-        }
-        if (known) continue;
-        if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 || strcmp(a, "--cache") == 0 ||
-             strcmp(a, "--format") == 0) && i + 1 >= argc) {
-            cli_error("%s needs a value", a);
-            goto done;
-        }
-        if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            o.out = argv[++i];
-        } else if (strcmp(a, "--cache") == 0) {
-            cache_flag = argv[++i];
-        } else if (strcmp(a, "--no-cache") == 0) {
-            no_cache = 1;
-        } else if (strcmp(a, "--prompt-name") == 0) {
-            if (i + 1 >= argc) {
-                cli_error("--prompt-name needs a name (one of the model's config_sentence_transformers.json prompts)");
-                goto done;
-            }
-            c.prompt_name = argv[++i];
-        } else if (strcmp(a, "--jsonl") == 0) {
-            jsonl = 1;
-        } else if (strcmp(a, "--list-files") == 0) {
-            o.list_files = 1;
-        } else if (strcmp(a, "--chunker") == 0) {
-            const char *ch = i + 1 < argc ? argv[++i] : "";
-            if (strcmp(ch, "lines") == 0) o.lines_only = 1;
-            else if (strcmp(ch, "syntax") != 0) {
-                cli_error("--chunker needs syntax or lines (syntax: built in for %s)", *chunk_langs() ? chunk_langs() : "no language");
-                goto done;
-            }
-        } else if (strcmp(a, "--format") == 0) {
-            const char *f = argv[++i];
-            if (strcmp(f, "npy") == 0) o.npy = 1;
-            else if (strcmp(f, "jsonl") != 0) {
-                cli_error("--format %s: must be jsonl or npy", f);
-                goto done;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            cli_error("unknown flag %s", a);
-            goto done;
-        } else {
-            paths[n_paths++] = a;
-        }
-    }
-    if (n_paths == 0) {
-        cli_error("usage: cembed embed [--model DIR] [-o OUT] [--format jsonl|npy] [--cache PATH | --no-cache] "
-                  "[--chunker syntax|lines] [--chunk-tokens N] [--chunk-lines N] [--overlap N] [--max-file-bytes N] [--list-files] "
-                  "PATH...\n"
-                  "       cembed embed [--model DIR] FILE.jsonl|-     (JSON lines {\"id\", \"text\"} in)");
-        goto done;
-    }
-    /* JSON lines in: "-", --jsonl, or .jsonl / .ndjson files */
-    int all_jsonl = 1;
-    for (int i = 0; i < n_paths; i++)
-        all_jsonl &= strcmp(paths[i], "-") == 0 || has_suffix(paths[i], ".jsonl") || has_suffix(paths[i], ".ndjson");
-    if (jsonl || all_jsonl) {
-        if (n_paths != 1) {
-            cli_error("one JSON lines input, please (got %d)", n_paths);
-            goto done;
-        }
-        if (o.npy) {   /* status is EXIT_USAGE here */
-            cli_error("--format npy is for source trees (vectors.npy + metadata.jsonl by path and line); JSON lines "
-                      "input writes JSON lines {\"id\", \"embedding\"}: leave out --format npy");
-            goto done;
-        }
-        if (o.out && !freopen(o.out, "wb", stdout)) {
-            cli_error("%s: %s", o.out, strerror(errno));
-            status = EXIT_FAIL;
-            goto done;
-        }
-        status = run(c, paths[0], 1);
-        goto done;
-    }
-    if (o.npy && !o.out) {
-        cli_error("--format npy needs -o DIR (vectors.npy and metadata.jsonl are written there)");
-        goto done;
-    }
-    o.chunk_tokens = (int)vals[0];
-    o.chunk_lines = (int)vals[1];
-    o.overlap = (int)vals[2];
-    o.max_file_bytes = (uint64_t)vals[3];
-    if (o.overlap >= o.chunk_lines) {
-        cli_error("--overlap %d must be below --chunk-lines %d", o.overlap, o.chunk_lines);
-        goto done;
-    }
-    long every;
-    if ((status = opt_long("EMBEDDING_PROGRESS_SECONDS", &every))) goto done;
-    o.progress_s = (double)every;
-    char b[4096];
-    if ((status = cli_cache_settings(cache_flag, no_cache, b, sizeof b, &o.cache_path, &o.cache_max_bytes))) goto done;
-    if (!o.list_files && (status = cli_resolve_model(&c))) goto done;
-    status = embed_tree(&c, &o, paths, (size_t)n_paths);
-done:
-    base_free(paths);
+    embed_args e = {.chunk_tokens = 0, .chunk_lines = 80, .overlap = 0, .max_file_bytes = 1L << 20};
+    e.paths = base_calloc((size_t)argc + 1, sizeof *e.paths);
+    if (!e.paths) return EXIT_FAIL;
+    int status = embed_parse(&c, &e, argc, argv);
+    if (!status) status = is_jsonl_input(&e) ? embed_jsonl(&c, &e) : embed_files(&c, &e);
+    base_free(e.paths);
     return status;
 }
 

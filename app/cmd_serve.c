@@ -35,16 +35,16 @@ static int add_source(keyset *out, const char *what, const char *text, size_t le
     return 0;
 }
 
-/* The keys of --api-key / EMBEDDING_API_KEY (comma-separated) and of the
- * key file. strict (at start): every source given must hold a key.
- * *file_keys: the file's keys. Returns 0, or -1 (printed; keys never are). */
-static int load_keys(const char *const *flags, int n_flags, const char *file, int strict, keyset *out,
-                     size_t *file_keys) {
+/* The keys of EMBEDDING_API_KEY (env; NULL: unset) and --api-key
+ * (comma-separated) and of the key file. strict (at start): every source
+ * given must hold a key. *file_keys: the file's keys. Returns 0, or -1
+ * (printed; keys never are). */
+static int load_keys(const char *env, const char *const *flags, int n_flags, const char *file, int strict,
+                     keyset *out, size_t *file_keys) {
     *out = (keyset){0};
     *file_keys = 0;
     size_t added = 0;
-    const char *env = getenv("EMBEDDING_API_KEY");
-    int rc = env && *env ? add_source(out, "EMBEDDING_API_KEY", env, strlen(env), 1, strict, &added) : 0;
+    int rc = env ? add_source(out, "EMBEDDING_API_KEY", env, strlen(env), 1, strict, &added) : 0;
     for (int i = 0; i < n_flags && !rc; i++)
         rc = add_source(out, "--api-key", flags[i], strlen(flags[i]), 1, strict, &added);
     if (!rc && file) {
@@ -62,58 +62,48 @@ static int load_keys(const char *const *flags, int n_flags, const char *file, in
 
 /* What serve's flags and variables set. */
 typedef struct serve_args {
-    const char *host, *key_file;
+    const char *host, *key_file, *key_env;   /* key_env: EMBEDDING_API_KEY, or NULL */
     const char *key_flags[64];
     int n_key_flags, metrics_auth;
     long port, max_body, max_chunks, depth, conns, per_ip, idle, header, queue, drain;
 } serve_args;
 
-/* The variables (the table's numbers, EMBEDDING_HOST, the key settings). 0 or EXIT_USAGE (said). */
+/* The variables, through the table (app/options.c). 0 or EXIT_USAGE (said). */
 static int serve_env(serve_args *a) {
-    a->host = getenv("EMBEDDING_HOST");
-    if (!a->host || !*a->host) a->host = "127.0.0.1";
-    if (opt_long("EMBEDDING_PORT", &a->port) || opt_long("EMBEDDING_MAX_BODY_BYTES", &a->max_body) ||
-        opt_long("EMBEDDING_MAX_CHUNKS", &a->max_chunks) || opt_long("EMBEDDING_MAX_JSON_DEPTH", &a->depth) ||
-        opt_long("EMBEDDING_MAX_CONNECTIONS", &a->conns) || opt_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", &a->per_ip) ||
-        opt_long("EMBEDDING_IDLE_TIMEOUT", &a->idle) || opt_long("EMBEDDING_HEADER_TIMEOUT", &a->header) ||
-        opt_long("EMBEDDING_MAX_QUEUED", &a->queue) || opt_long("EMBEDDING_DRAIN_TIMEOUT", &a->drain))
+    a->host = "127.0.0.1";
+    if (opt_text("EMBEDDING_HOST", &a->host) || opt_long("EMBEDDING_PORT", &a->port) ||
+        opt_long("EMBEDDING_MAX_BODY_BYTES", &a->max_body) || opt_long("EMBEDDING_MAX_CHUNKS", &a->max_chunks) ||
+        opt_long("EMBEDDING_MAX_JSON_DEPTH", &a->depth) || opt_long("EMBEDDING_MAX_CONNECTIONS", &a->conns) ||
+        opt_long("EMBEDDING_MAX_CONNECTIONS_PER_IP", &a->per_ip) || opt_long("EMBEDDING_IDLE_TIMEOUT", &a->idle) ||
+        opt_long("EMBEDDING_HEADER_TIMEOUT", &a->header) || opt_long("EMBEDDING_MAX_QUEUED", &a->queue) ||
+        opt_long("EMBEDDING_DRAIN_TIMEOUT", &a->drain) || opt_text("EMBEDDING_API_KEY", &a->key_env) ||
+        opt_text("EMBEDDING_API_KEY_FILE", &a->key_file) || opt_bool("EMBEDDING_METRICS_AUTH", &a->metrics_auth))
         return EXIT_USAGE;
-    a->key_file = getenv("EMBEDDING_API_KEY_FILE");
-    if (a->key_file && !*a->key_file) a->key_file = NULL;
-    const char *ma = getenv("EMBEDDING_METRICS_AUTH");
-    if (ma && *ma) {
-        if (strcmp(ma, "true") == 0 || strcmp(ma, "1") == 0) a->metrics_auth = 1;
-        else if (strcmp(ma, "false") != 0 && strcmp(ma, "0") != 0) {
-            cli_error("EMBEDDING_METRICS_AUTH=%s: must be true or false", ma);
-            return EXIT_USAGE;
-        }
-    }
     return 0;
+}
+
+/* One of serve's own flags at argv[*i]: 1 taken, 0 not one, -1 wrong (said). */
+static int serve_flag(serve_args *a, int argc, char **argv, int *i) {
+    const char *key;
+    int r = opt_take_text("EMBEDDING_API_KEY", argc, argv, i, &key);
+    if (r > 0 && a->n_key_flags == 64) {
+        cli_error("--api-key: at most 64 on the command line (use --api-key-file)");
+        return -1;
+    }
+    if (r > 0) a->key_flags[a->n_key_flags++] = key;
+    if (!r) r = opt_take_text("EMBEDDING_API_KEY_FILE", argc, argv, i, &a->key_file);
+    if (!r) r = opt_take_text("EMBEDDING_HOST", argc, argv, i, &a->host);
+    if (!r) r = opt_take_long("EMBEDDING_PORT", argc, argv, i, &a->port);
+    return r;
 }
 
 /* The flags, over the variables. 0 or EXIT_USAGE (said). */
 static int serve_flags(cli_common *c, serve_args *a, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int r = cli_common_flag(c, argc, argv, &i);
+        if (!r) r = serve_flag(a, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
-        if (r > 0) continue;
-        if ((strcmp(argv[i], "--api-key") == 0 || strcmp(argv[i], "--api-key-file") == 0) && i + 1 >= argc) {
-            cli_error("%s needs a value", argv[i]);
-            return EXIT_USAGE;
-        }
-        if (strcmp(argv[i], "--api-key") == 0) {
-            if (a->n_key_flags == 64) {
-                cli_error("--api-key: at most 64 on the command line (use --api-key-file)");
-                return EXIT_USAGE;
-            }
-            a->key_flags[a->n_key_flags++] = argv[++i];
-        } else if (strcmp(argv[i], "--api-key-file") == 0) {
-            a->key_file = argv[++i];
-        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
-            a->host = argv[++i];
-        } else if (strcmp(argv[i], "--port") == 0) {
-            if (opt_flag("EMBEDDING_PORT", i + 1 < argc ? argv[++i] : NULL, &a->port)) return EXIT_USAGE;
-        } else {
+        if (!r) {
             cli_error("unknown argument %s", argv[i]);
             return EXIT_USAGE;
         }
@@ -131,7 +121,7 @@ static void serve_until_stopped(http_server *s, const serve_args *a, sigset_t *s
             continue;
         }
         keyset fresh;
-        if (load_keys(a->key_flags, a->n_key_flags, a->key_file, 0, &fresh, &file_keys)) {
+        if (load_keys(a->key_env, a->key_flags, a->n_key_flags, a->key_file, 0, &fresh, &file_keys)) {
             log_warn("received SIGHUP: the API key file did not load; the keys stay as they were");
             continue;
         }
@@ -188,7 +178,7 @@ int cmd_serve(int argc, char **argv) {
     if (cli_common_init(&c) || serve_env(&a) || serve_flags(&c, &a, argc, argv)) return EXIT_USAGE;
     keyset keys;
     size_t file_keys;
-    if (load_keys(a.key_flags, a.n_key_flags, a.key_file, 1, &keys, &file_keys)) return EXIT_USAGE;
+    if (load_keys(a.key_env, a.key_flags, a.n_key_flags, a.key_file, 1, &keys, &file_keys)) return EXIT_USAGE;
     int listen_fd;   /* bound before the model loads: a port in use is said at once */
     if (http_listen(a.host, (int)a.port, &listen_fd)) {
         cli_error("%s", cembed_last_error());

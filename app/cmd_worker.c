@@ -20,77 +20,75 @@ static void on_stop(int sig) {
     stop_flag = 1;
 }
 
-static const char *env_or(const char *name, const char *def) {
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
+/* What worker's variables and flags set: the job options and the numbers they take. */
+typedef struct worker_args {
+    worker_opts o;
+    const char *url;
+    char consumer[320];   /* the default consumer name: HOST-PID */
+    long idle, deliveries, ttl, block, max_body, max_chunks, depth;
+} worker_args;
 
-/* --name VALUE string flags shared by the three commands; 1 consumed, 0 not one, -1 missing value */
-static int str_flag(int argc, char **argv, int *i, const char *name, const char **dst) {
-    if (strcmp(argv[*i], name) != 0) return 0;
-    if (*i + 1 >= argc) return cli_error("%s needs a value", name), -1;
-    *dst = argv[++*i];
-    return 1;
-}
-
-int cmd_worker(int argc, char **argv) {
-    cli_common c;
-    if (cli_common_init(&c)) return EXIT_USAGE;
-    char host[256] = "worker", consumer[320];
+/* The variables, through the table (app/options.c). 0 or EXIT_USAGE (said). */
+static int worker_vars(worker_args *w) {
+    char host[256] = "worker";
     gethostname(host, sizeof host - 1);
-    snprintf(consumer, sizeof consumer, "%s-%d", host, (int)getpid());
-    const char *url = env_or("EMBEDDING_REDIS_URL", NULL), *cons = env_or("EMBEDDING_CONSUMER", consumer);
-    worker_opts o = {.stream = env_or("EMBEDDING_STREAM", "cembed:jobs"), .group = env_or("EMBEDDING_GROUP", "cembed"),
-                     .results_stream = "cembed:results", .dead_stream = "cembed:dead", .errors_hash = "cembed:errors",
-                     .result_prefix = "cembed:result", .max_depth = 32};
-    long idle, deliveries, ttl, block, max_body, max_chunks, queue = 200000, depth;
-    if (opt_long("EMBEDDING_CLAIM_IDLE_MS", &idle) || opt_long("EMBEDDING_MAX_DELIVERIES", &deliveries) ||
-        opt_long("EMBEDDING_RESULT_TTL", &ttl) || opt_long("EMBEDDING_BLOCK_MS", &block) ||
-        opt_long("EMBEDDING_MAX_BODY_BYTES", &max_body) || opt_long("EMBEDDING_MAX_CHUNKS", &max_chunks) ||
-        opt_long("EMBEDDING_MAX_JSON_DEPTH", &depth))
+    snprintf(w->consumer, sizeof w->consumer, "%s-%d", host, (int)getpid());
+    w->o = (worker_opts){.stream = "cembed:jobs", .group = "cembed", .consumer = w->consumer,
+                         .results_stream = "cembed:results", .dead_stream = "cembed:dead",
+                         .errors_hash = "cembed:errors", .result_prefix = "cembed:result", .max_depth = 32};
+    if (opt_text("EMBEDDING_REDIS_URL", &w->url) || opt_text("EMBEDDING_CONSUMER", &w->o.consumer) ||
+        opt_text("EMBEDDING_STREAM", &w->o.stream) || opt_text("EMBEDDING_GROUP", &w->o.group) ||
+        opt_long("EMBEDDING_CLAIM_IDLE_MS", &w->idle) || opt_long("EMBEDDING_MAX_DELIVERIES", &w->deliveries) ||
+        opt_long("EMBEDDING_RESULT_TTL", &w->ttl) || opt_long("EMBEDDING_BLOCK_MS", &w->block) ||
+        opt_long("EMBEDDING_MAX_BODY_BYTES", &w->max_body) || opt_long("EMBEDDING_MAX_CHUNKS", &w->max_chunks) ||
+        opt_long("EMBEDDING_MAX_JSON_DEPTH", &w->depth))
         return EXIT_USAGE;
-    o.max_depth = (int)depth;
+    return 0;
+}
+
+/* One of worker's own flags at argv[*i]: 1 taken, 0 not one, -1 wrong (said). */
+static int worker_flag(worker_args *w, int argc, char **argv, int *i) {
+    int r = opt_take_text("EMBEDDING_REDIS_URL", argc, argv, i, &w->url);
+    if (!r) r = opt_take_text("EMBEDDING_STREAM", argc, argv, i, &w->o.stream);
+    if (!r) r = opt_take_text("EMBEDDING_GROUP", argc, argv, i, &w->o.group);
+    if (!r) r = opt_take_text("EMBEDDING_CONSUMER", argc, argv, i, &w->o.consumer);
+    if (!r) r = opt_take_long("EMBEDDING_CLAIM_IDLE_MS", argc, argv, i, &w->idle);
+    if (!r) r = opt_take_long("EMBEDDING_MAX_DELIVERIES", argc, argv, i, &w->deliveries);
+    if (!r) r = opt_take_long("EMBEDDING_RESULT_TTL", argc, argv, i, &w->ttl);
+    return r;
+}
+
+/* The variables, then the flags over them, into w->o. 0 or EXIT_USAGE (said). */
+static int worker_settings(cli_common *c, worker_args *w, int argc, char **argv) {
+    if (cli_common_init(c) || worker_vars(w)) return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_flag(&c, argc, argv, &i);
+        int r = cli_common_flag(c, argc, argv, &i);
+        if (!r) r = worker_flag(w, argc, argv, &i);
         if (r < 0) return EXIT_USAGE;
-        if (r > 0) continue;
-        const char *v = NULL;
-        if ((r = str_flag(argc, argv, &i, "--redis", &url)) || (r = str_flag(argc, argv, &i, "--stream", &o.stream)) ||
-            (r = str_flag(argc, argv, &i, "--group", &o.group)) || (r = str_flag(argc, argv, &i, "--consumer", &cons))) {
-            if (r < 0) return EXIT_USAGE;
-            continue;
-        }
-        long *dst = NULL;
-        const char *var = NULL;
-        if (strcmp(argv[i], "--claim-idle-ms") == 0) dst = &idle, var = "EMBEDDING_CLAIM_IDLE_MS";
-        else if (strcmp(argv[i], "--max-deliveries") == 0) dst = &deliveries, var = "EMBEDDING_MAX_DELIVERIES";
-        else if (strcmp(argv[i], "--result-ttl") == 0) dst = &ttl, var = "EMBEDDING_RESULT_TTL";
-        if (!dst) return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
-        v = i + 1 < argc ? argv[++i] : NULL;
-        if (opt_flag(var, v, dst)) return EXIT_USAGE;
+        if (!r) return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
     }
-    if (!url) return cli_error("usage: cembed worker [--model DIR] --redis redis://HOST[:PORT][/DB] [--stream S] "
-                               "[--group G] [--consumer C] [--claim-idle-ms N] [--max-deliveries N] [--result-ttl S]"),
-                  EXIT_USAGE;
-    if (redis_parse_url(url, &o.addr)) return cli_error("%s", cembed_last_error()), EXIT_USAGE;
-    o.consumer = cons;
-    o.claim_idle_ms = idle;
-    o.max_deliveries = (int)deliveries;
-    o.result_ttl_s = ttl;
-    o.block_ms = block;
-    o.max_body_bytes = (size_t)max_body;
-    o.max_chunks = (size_t)max_chunks;
-    struct sigaction sa = {.sa_handler = on_stop};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (!w->url) return cli_error("usage: cembed worker [--model DIR] --redis redis://HOST[:PORT][/DB] [--stream S] "
+                                  "[--group G] [--consumer C] [--claim-idle-ms N] [--max-deliveries N] [--result-ttl S]"),
+                     EXIT_USAGE;
+    if (redis_parse_url(w->url, &w->o.addr)) return cli_error("%s", cembed_last_error()), EXIT_USAGE;
+    w->o.max_depth = (int)w->depth;
+    w->o.claim_idle_ms = w->idle;
+    w->o.max_deliveries = (int)w->deliveries;
+    w->o.result_ttl_s = w->ttl;
+    w->o.block_ms = w->block;
+    w->o.max_body_bytes = (size_t)w->max_body;
+    w->o.max_chunks = (size_t)w->max_chunks;
+    return 0;
+}
+
+/* Opens the runtime and the scheduler and works jobs until SIGTERM/SIGINT. */
+static int work(cli_common *c, const worker_opts *o) {
     runtime rt;
-    int status = cli_resolve_model(&c);
+    int status = cli_resolve_model(c);
     if (status) return status;
-    status = runtime_open(&rt, &c);
+    status = runtime_open(&rt, c);
     sched *s = NULL;
-    sched_opts so = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = (size_t)queue,
+    sched_opts so = {.max_batch = rt.max_batch, .max_batch_tokens = rt.batch_tokens, .max_queued = 200000,
                      .gov = rt.g};
     if (!status && sched_new(rt.m, &so, &s)) {
         cli_error("%s", cembed_last_error());
@@ -98,7 +96,7 @@ int cmd_worker(int argc, char **argv) {
     }
     if (!status) {
         worker_env env = {.m = rt.m, .s = s, .g = rt.g, .cache = rt.lookup, .writer = rt.writer, .scope = rt.scope};
-        if (worker_run(&env, &o, &stop_flag)) {
+        if (worker_run(&env, o, &stop_flag)) {
             cli_error("%s", cembed_last_error());
             status = EXIT_FAIL;
         } else {
@@ -110,6 +108,19 @@ int cmd_worker(int argc, char **argv) {
     return status;
 }
 
+int cmd_worker(int argc, char **argv) {
+    cli_common c;
+    worker_args w = {0};
+    const int rc = worker_settings(&c, &w, argc, argv);
+    if (rc) return rc;
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return work(&c, &w.o);
+}
+
 static redisContext *connect_url(const char *url) {
     redis_addr a;
     redisContext *rc = NULL;
@@ -118,10 +129,12 @@ static redisContext *connect_url(const char *url) {
 }
 
 int cmd_enqueue(int argc, char **argv) {
-    const char *url = env_or("EMBEDDING_REDIS_URL", NULL), *stream = env_or("EMBEDDING_STREAM", "cembed:jobs"), *path = NULL;
+    const char *url = NULL, *stream = "cembed:jobs", *path = NULL;
+    if (opt_text("EMBEDDING_REDIS_URL", &url) || opt_text("EMBEDDING_STREAM", &stream)) return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         int r;
-        if ((r = str_flag(argc, argv, &i, "--redis", &url)) || (r = str_flag(argc, argv, &i, "--stream", &stream))) {
+        if ((r = opt_take_text("EMBEDDING_REDIS_URL", argc, argv, &i, &url)) ||
+            (r = opt_take_text("EMBEDDING_STREAM", argc, argv, &i, &stream))) {
             if (r < 0) return EXIT_USAGE;
         } else if (!path) {
             path = argv[i];
@@ -157,12 +170,13 @@ int cmd_enqueue(int argc, char **argv) {
 }
 
 int cmd_result(int argc, char **argv) {
-    const char *url = env_or("EMBEDDING_REDIS_URL", NULL), *id = NULL;
+    const char *url = NULL, *id = NULL;
+    if (opt_text("EMBEDDING_REDIS_URL", &url)) return EXIT_USAGE;
     int wait = 0, kind = WORKER_KEY_STRING;
     long timeout = 600;
     for (int i = 1; i < argc; i++) {
         int r;
-        if ((r = str_flag(argc, argv, &i, "--redis", &url))) {
+        if ((r = opt_take_text("EMBEDDING_REDIS_URL", argc, argv, &i, &url))) {
             if (r < 0) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--wait") == 0) {
             wait = 1;

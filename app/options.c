@@ -1,13 +1,17 @@
 /* The settings of every command in one table (as curl keeps its options):
  * the EMBEDDING_* variable, the flag that overrides it, the range (numbers)
- * or values (text, boolean, path), the default, the commands that read it
- * and a help line. The parsers read the numbers through opt_long and
- * opt_flag (range and default from here); every --help lists its command's
- * rows (opt_help), and the README's table is `cembed help variables`
- * (opt_table; tests/integration/cli_errors.sh checks that they agree). The
- * text, boolean and path settings (and EMBEDDING_THREADS and
- * EMBEDDING_PSI_THRESHOLD) are still parsed where they are used (cli.c,
- * runtime.c, cmd_*.c): their rows here must say what those parsers do. */
+ * or values (text, choices, booleans, paths), the default, the commands
+ * that read it and a help line. Every setting is parsed here, by opt_parse
+ * through its row: the variable with opt_long / opt_text / opt_bool, then
+ * the flag with opt_flag / opt_take_long / opt_take_text, so the range, the
+ * values and the message that names the variable or flag and what it takes
+ * come from one place (EMBEDDING_PSI_THRESHOLD, a percentage with
+ * decimals, has opt_double). app/runtime.c still reads its three
+ * (EMBEDDING_ADAPTIVE_BATCHING, _PSI_THRESHOLD, _PSI_PATH) itself: they go
+ * to opt_bool, opt_double and opt_text. Every --help lists its command's rows
+ * (opt_help), and the README's table is `cembed help variables` (opt_table;
+ * tests/integration/cli_errors.sh checks that they agree). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "options.h"
@@ -15,8 +19,10 @@
 #define KB 1024L
 #define MB (1024L * 1024L)
 /* a number; a text, boolean or path setting */
-#define NUM(env, flag, lo, hi, def, cmds, help) {env, flag, lo, hi, def, cmds, help, OPT_NUMBER, NULL, NULL}
-#define SETTING(type, env, flag, cmds, values, def, help) {env, flag, 0, 0, 0, cmds, help, type, values, def}
+#define NUM(env, flag, lo, hi, def, cmds, help) {env, flag, lo, hi, def, cmds, help, OPT_NUMBER, NULL, NULL, NULL, NULL}
+#define SETTING(type, env, flag, cmds, values, def, help) {env, flag, 0, 0, 0, cmds, help, type, values, def, NULL, NULL}
+/* one of values (or of also, words taken but not listed) */
+#define CHOICE(env, flag, cmds, values, also, def, help) {env, flag, 0, 0, 0, cmds, help, OPT_CHOICE, values, def, also, NULL}
 #define MODEL_CMDS (OPT_SERVE | OPT_WORKER | OPT_EMBED | OPT_TOKENIZE | OPT_RERANK | OPT_INFO)
 
 static const opt_def opts[] = {
@@ -57,14 +63,14 @@ static const opt_def opts[] = {
     SETTING(OPT_TEXT, "EMBEDDING_MODEL", "--model", MODEL_CMDS, "a folder or ORG/NAME[@REVISION]",
             "sentence-transformers/all-MiniLM-L6-v2 (the Hub cache, else fetch-model.sh's copy)",
             "the model (serve: several, comma-separated)"),
-    NUM("EMBEDDING_THREADS", "--threads", 1, 1024, 0, MODEL_CMDS,
-     "compute threads (alias EMBEDDING_ONNX_THREADS); default min(usable CPUs, 8)"),
-    SETTING(OPT_TEXT, "EMBEDDING_PRECISION", "--precision", MODEL_CMDS, "fp32, bf16, int8", "int8 (fp32 without AVX2)",
-            "arithmetic of the Linear layers"),
-    SETTING(OPT_TEXT, "EMBEDDING_GEMM", "--gemm", MODEL_CMDS, "auto, onednn, avx2, scalar, blas", "auto",
-            "GEMM backend"),
-    SETTING(OPT_TEXT, "EMBEDDING_LOG_LEVEL", NULL, MODEL_CMDS, "debug, info, warning, error", "info",
-            "the least severe log line written"),
+    {.env = "EMBEDDING_THREADS", .flag = "--threads", .lo = 1, .hi = 1024, .def = 0, .cmds = MODEL_CMDS,
+     .help = "compute threads (alias EMBEDDING_ONNX_THREADS); default min(usable CPUs, 8)", .type = OPT_NUMBER,
+     .alias = "EMBEDDING_ONNX_THREADS"},
+    CHOICE("EMBEDDING_PRECISION", "--precision", MODEL_CMDS, "fp32, bf16, int8", NULL, "int8 (fp32 without AVX2)",
+           "arithmetic of the Linear layers"),
+    CHOICE("EMBEDDING_GEMM", "--gemm", MODEL_CMDS, "auto, onednn, avx2, scalar, blas", NULL, "auto", "GEMM backend"),
+    CHOICE("EMBEDDING_LOG_LEVEL", NULL, MODEL_CMDS, "debug, info, warning, error", "off, warn", "info",
+           "the least severe log line written"),
     /* the HTTP service's text settings */
     SETTING(OPT_TEXT, "EMBEDDING_HOST", "--host", OPT_SERVE, "an IPv4 address", "127.0.0.1", "listen address"),
     SETTING(OPT_TEXT, "EMBEDDING_API_KEY", "--api-key", OPT_SERVE, "keys, comma-separated", "none",
@@ -101,21 +107,129 @@ static const opt_def *find(const char *env) {
 
 const opt_def *opt_get(const char *env) { return find(env); }
 
+/* 1 when word is one of list's words (", "-separated; NULL: none) */
+static int in_list(const char *list, const char *word) {
+    const size_t n = strlen(word);
+    for (const char *p = list; p && *p; p += strspn(p, ", ")) {
+        const size_t len = strcspn(p, ",");
+        if (len == n && memcmp(p, word, n) == 0) return 1;
+        p += len;
+    }
+    return 0;
+}
+
+/* What a value of o must be, as said after "must be " or "needs ". */
+static void limit_of(const opt_def *o, char *b, size_t n) {
+    if (o->type == OPT_NUMBER) snprintf(b, n, "an integer in [%ld, %ld]", o->lo, o->hi);
+    else if (o->type == OPT_BOOL) snprintf(b, n, "true or false");
+    else if (o->type == OPT_CHOICE) snprintf(b, n, "one of %s", o->values);
+    else snprintf(b, n, "%s", o->values);
+}
+
+/* 0 when value is one of o's (a number or a boolean into *num), else -1.
+ * Text and paths take anything: a variable set empty counts as unset, and
+ * an empty flag is the caller's to judge (an empty --api-key is refused). */
+static int check(const opt_def *o, const char *value, long *num) {
+    switch (o->type) {
+    case OPT_NUMBER: return cli_parse_int(value, o->lo, o->hi, num);
+    case OPT_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) *num = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0) *num = 0;
+        else return -1;
+        return 0;
+    case OPT_CHOICE: return in_list(o->values, value) || in_list(o->also, value) ? 0 : -1;
+    default: return 0;
+    }
+}
+
+/* opt_parse with the row found and the name to say (the flag, the variable or its alias). */
+static int parse_as(const opt_def *o, const char *name, int flag, const char *value, long *num, const char **text) {
+    long n = 0;
+    if (!value || check(o, value, &n)) {
+        char limit[160];
+        limit_of(o, limit, sizeof limit);
+        if (flag) cli_error("%s needs %s", name, limit);
+        else cli_error("%s=%s: must be %s", name, value ? value : "", limit);
+        return EXIT_USAGE;
+    }
+    if (num) *num = n;
+    if (text) *text = value;
+    return 0;
+}
+
+int opt_parse(const char *env, int flag, const char *value, long *num, const char **text) {
+    const opt_def *o = find(env);
+    return parse_as(o, flag && o->flag ? o->flag : env, flag, value, num, text);
+}
+
+/* The variable name (env's own or its alias) when it is set and not empty. */
+static int read_env(const opt_def *o, const char *name, long *num, const char **text) {
+    const char *v = getenv(name);
+    return v && *v ? parse_as(o, name, 0, v, num, text) : 0;
+}
+
 int opt_long(const char *env, long *out) {
     const opt_def *o = find(env);
     CE_ASSERT(o->type == OPT_NUMBER);
     *out = o->def;
-    return cli_env_long(env, o->lo, o->hi, out);
+    if (o->alias && read_env(o, o->alias, out, NULL)) return EXIT_USAGE;
+    return read_env(o, env, out, NULL);
 }
 
 int opt_flag(const char *env, const char *value, long *out) {
     const opt_def *o = find(env);
     CE_ASSERT(o->type == OPT_NUMBER);
-    if (!value || cli_parse_int(value, o->lo, o->hi, out)) {
-        cli_error("%s needs an integer in [%ld, %ld]", o->flag ? o->flag : env, o->lo, o->hi);
+    return parse_as(o, o->flag ? o->flag : env, 1, value, out, NULL);
+}
+
+int opt_text(const char *env, const char **out) {
+    const opt_def *o = find(env);
+    CE_ASSERT(o->type != OPT_NUMBER && o->type != OPT_BOOL);
+    return read_env(o, env, NULL, out);
+}
+
+int opt_bool(const char *env, int *out) {
+    const opt_def *o = find(env);
+    CE_ASSERT(o->type == OPT_BOOL);
+    long b = strcmp(o->def_text, "true") == 0;
+    const int rc = read_env(o, env, &b, NULL);
+    *out = (int)b;
+    return rc;
+}
+
+int opt_double(const char *env, double *out) {
+    const opt_def *o = find(env);
+    CE_ASSERT(o->type == OPT_NUMBER);
+    *out = (double)o->def;
+    const char *v = getenv(env);
+    if (!v || !*v) return 0;
+    char *end;
+    const double d = strtod(v, &end);   /* as runtime.c's own parse did: no errno check (an underflow is 0) */
+    if (*end || !(d >= (double)o->lo && d <= (double)o->hi)) {
+        cli_error("%s=%s: must be a number in [%ld, %ld]", env, v, o->lo, o->hi);
         return EXIT_USAGE;
     }
+    *out = d;
     return 0;
+}
+
+/* opt_take_*: the flag's value after argv[*i], parsed as env's. */
+static int take(const char *env, int argc, char **argv, int *i, long *num, const char **text) {
+    const opt_def *o = find(env);
+    CE_ASSERT(o->flag);
+    if (strcmp(argv[*i], o->flag) != 0) return 0;
+    const char *v = *i + 1 < argc ? argv[++*i] : NULL;
+    return parse_as(o, o->flag, 1, v, num, text) ? -1 : 1;
+}
+
+int opt_take_long(const char *env, int argc, char **argv, int *i, long *out) {
+    CE_ASSERT(find(env)->type == OPT_NUMBER);
+    return take(env, argc, argv, i, out, NULL);
+}
+
+int opt_take_text(const char *env, int argc, char **argv, int *i, const char **out) {
+    CE_ASSERT(find(env)->type != OPT_NUMBER && find(env)->type != OPT_BOOL);
+    return take(env, argc, argv, i, NULL, out);
 }
 
 /* A number as people read it: a power of two from 2^31 as such, bytes

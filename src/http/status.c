@@ -4,19 +4,23 @@
 #include "http/internal.h"
 #include "json/json.h"
 
-/* One metric with its HELP and TYPE lines. */
-static int metric(buf *b, const char *name, const char *type, const char *help, unsigned long long v) {
-    return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+/* A metric with no labels: its name, type, HELP line and value. */
+typedef struct metric_row {
+    const char *name, *type, *help;
+    unsigned long long v;
+} metric_row;
+
+/* The n metrics of m, each with its HELP and TYPE lines. */
+static int metrics(buf *b, const metric_row *m, size_t n) {
+    int rc = 0;
+    for (size_t k = 0; k < n && !rc; k++)
+        rc = buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[k].name, m[k].help, m[k].name, m[k].type,
+                        m[k].name, m[k].v);
+    return rc;
 }
 
-/* GET /metrics: Prometheus text, every metric with # HELP. cembed_batch_size
- * is the one batch size (the adaptive one the scheduler uses now); the last
- * batch's sequences are cembed_last_batch_sequences. */
-static int write_metrics(http_server *s, buf *b) {
-    sched_stats st;
-    sched_get_stats(s->s, &st);
-    gov *g = s->o.sched.gov;
-    const int size = g ? CE_MIN(s->o.sched.max_batch, gov_batch_size(g)) : s->o.sched.max_batch;
+/* cembed_requests_total by route and status, and the requests' durations. */
+static int request_metrics(http_server *s, buf *b) {
     int rc = buf_printf(b, "# HELP cembed_requests_total HTTP requests by route and status.\n"
                            "# TYPE cembed_requests_total counter\n");
     for (size_t k = 0; k < N_ROUTES && http_routes[k].path && !rc; k++)
@@ -30,7 +34,18 @@ static int write_metrics(http_server *s, buf *b) {
                            "# TYPE cembed_request_duration_seconds summary\n"
                            "cembed_request_duration_seconds_sum %.6f\ncembed_request_duration_seconds_count %llu\n",
                         (double)atomic_load(&s->latency_us_sum) / 1e6, atomic_load(&s->latency_count));
-    const struct { const char *name, *type, *help; unsigned long long v; } m[] = {
+    return rc;
+}
+
+/* The scheduler's, the process's, the cache's and the connections' counts.
+ * cembed_batch_size is the one batch size (the adaptive one the scheduler
+ * uses now); the last batch's sequences are cembed_last_batch_sequences. */
+static int engine_metrics(http_server *s, buf *b) {
+    sched_stats st;
+    sched_get_stats(s->s, &st);
+    gov *g = s->o.sched.gov;
+    const int size = g ? CE_MIN(s->o.sched.max_batch, gov_batch_size(g)) : s->o.sched.max_batch;
+    const metric_row m[] = {
         {"cembed_batches_total", "counter", "Forward passes run.", st.batches},
         {"cembed_chunks_total", "counter", "Texts answered by the embedding routes.", atomic_load(&s->chunks)},
         {"cembed_truncated_chunks_total", "counter", "Texts cut to the model's limit.", atomic_load(&s->truncated)},
@@ -52,11 +67,15 @@ static int write_metrics(http_server *s, buf *b) {
         {"cembed_auth_failures_total", "counter", "Requests refused for a missing or unknown API key.",
          atomic_load(&s->auth_failures)},
     };
-    for (size_t k = 0; k < sizeof m / sizeof *m && !rc; k++) rc = metric(b, m[k].name, m[k].type, m[k].help, m[k].v);
-    if (rc || !g) return rc;
+    return metrics(b, m, CE_ARRAY_LEN(m));
+}
+
+/* The memory governor's budget, pressure and reservations, and the
+ * requests admission control refused (only with a governor). */
+static int memory_metrics(http_server *s, gov *g, buf *b) {
     gov_stats gs;
     gov_get_stats(g, &gs);
-    const struct { const char *name, *type, *help; unsigned long long v; } gm[] = {
+    const metric_row m[] = {
         {"cembed_memory_budget_bytes", "gauge", "The memory budget (EMBEDDING_MAX_MEMORY_PERCENT of the limit).",
          gov_budget(g)},
         {"cembed_memory_pressure_events_total", "counter", "Batches that met memory pressure (trimmed and halved).",
@@ -67,13 +86,22 @@ static int write_metrics(http_server *s, buf *b) {
         {"cembed_memory_reserved_bytes", "gauge", "Bytes requests hold reserved now.", gs.reserved},
         {"cembed_memory_reserved_peak_bytes", "gauge", "The most bytes requests held reserved.", gs.reserved_peak},
     };
-    for (size_t k = 0; k < sizeof gm / sizeof *gm && !rc; k++) rc = metric(b, gm[k].name, gm[k].type, gm[k].help, gm[k].v);
+    int rc = metrics(b, m, CE_ARRAY_LEN(m));
     if (!rc)
         rc = buf_printf(b, "# HELP cembed_rejected_requests_total Requests refused by admission control.\n"
                            "# TYPE cembed_rejected_requests_total counter\n"
                            "cembed_rejected_requests_total{reason=\"memory\"} %llu\n"
                            "cembed_rejected_requests_total{reason=\"queue\"} %llu\n",
                         atomic_load(&s->shed_memory), atomic_load(&s->shed_queue));
+    return rc;
+}
+
+/* GET /metrics: Prometheus text, every metric with # HELP. */
+static int write_metrics(http_server *s, buf *b) {
+    gov *g = s->o.sched.gov;
+    int rc = request_metrics(s, b);
+    if (!rc) rc = engine_metrics(s, b);
+    if (!rc && g) rc = memory_metrics(s, g, b);
     return rc;
 }
 

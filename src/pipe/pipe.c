@@ -266,50 +266,13 @@ static int tokenize_all(pipe_job *j) {
     return 0;
 }
 
-/* The cache key of every item (token-id items: a marker no UTF-8 text
- * starts with, then the ids); then the hits, read into vec raw, like a
- * computed vector, so both are finished the same way. */
-/* keys[k] = the cache key of the bytes parts[0..n) put end to end. */
-static int key_of(pipe_job *j, size_t k, const str *parts, size_t n) {
-    if (n == 1) { /* one piece: hashed where it is */
-        cache_key(&j->e->scope, parts[0].ptr, parts[0].len, j->keys[k]);
-        return 0;
-    }
-    buf b = {0};
-    for (size_t i = 0; i < n; i++)
-        if (buf_append(&b, parts[i].ptr, parts[i].len)) {
-            buf_free(&b);
-            return no_memory(j);
-        }
-    cache_key(&j->e->scope, b.ptr, b.len, j->keys[k]);
-    buf_free(&b);
-    return 0;
-}
-
+/* The cache key of every item (pipe_item_key, key.c); then the hits, read
+ * into vec raw, like a computed vector, so both are finished the same way. */
 static int cache_lookup(pipe_job *j) {
     pipe_env *e = j->e;
     const size_t n = j->req.n_items;
-    for (size_t k = 0; k < n; k++) {
-        const req_item *it = &j->req.items[k];
-        const str text = str_from(it->text, it->text_len);
-        int rc;
-        if (j->req.kind == REQ_RERANK) { /* the pair: a marker no text starts with, the query's length, both */
-            const uint64_t ql = j->req.query_len;
-            const str parts[] = {str_from("\xff\xfcpair", 6), str_from((const char *)&ql, sizeof ql),
-                                 str_from(j->req.query, ql), str_from(j->req.truncate_left ? "L" : "R", 1), text};
-            rc = key_of(j, k, parts, CE_ARRAY_LEN(parts));
-        } else if (it->text && !(j->truncated[k] && j->req.truncate_left)) {
-            rc = key_of(j, k, &text, 1);
-        } else if (it->text) { /* cut from the left: another vector than the same text cut from the right */
-            const str parts[] = {str_from("\xff\xfdleft", 6), text};
-            rc = key_of(j, k, parts, CE_ARRAY_LEN(parts));
-        } else {
-            const str parts[] = {str_from("\xff\xfeids", 5),
-                                 str_from((const char *)j->ids[k], j->n_ids[k] * sizeof(int32_t))};
-            rc = key_of(j, k, parts, CE_ARRAY_LEN(parts));
-        }
-        if (rc) return rc;
-    }
+    for (size_t k = 0; k < n; k++)
+        if (pipe_item_key(j, k, j->keys[k])) return no_memory(j);
     j->keyed = 1;
     pthread_mutex_lock(&e->cache_mu);
     /* committed rows and those the writer has not stored yet */

@@ -148,6 +148,9 @@ int pipe_parse(pipe_job *j, pipe_env *e, req_kind kind, const char *body, size_t
 int pipe_items(pipe_job *j, pipe_env *e, size_t n);
 void pipe_set_tokens(pipe_job *j, size_t k, int32_t *ids, size_t n_ids, int truncated);
 int pipe_prepare(pipe_job *j, pipe_form form);
+/* key = the cache key of item k of j (tokenized: its ids and whether it was
+ * cut are known), in j's model's scope (key.c). Returns 0 or CEMBED_ENOMEM. */
+int pipe_item_key(const pipe_job *j, size_t k, uint8_t key[CACHE_KEY_BYTES]);
 /* 0 once submitted (on_done follows, also at once when every vector was cached). */
 int pipe_submit(pipe_job *j);
 void pipe_wait(pipe_job *j);

@@ -142,6 +142,18 @@ if [ -f README.md ]; then
 fi
 expect table-range 2 "EMBEDDING_DRAIN_TIMEOUT=0: must be an integer in \[1, 86400\]" env EMBEDDING_DRAIN_TIMEOUT=0 "$cembed" serve --model "$model"
 expect table-flag 2 "--max-deliveries needs an integer in \[1, 1000\]" "$cembed" worker --redis redis://127.0.0.1:1 --max-deliveries 0
+# text, choice and boolean settings go through the same table: the variable or flag and what it takes
+expect table-choice-env 2 "EMBEDDING_PRECISION=fp16: must be one of fp32, bf16, int8" env EMBEDDING_PRECISION=fp16 "$cembed" info --model "$model"
+expect table-choice-flag 2 "--precision needs one of fp32, bf16, int8" "$cembed" info --model "$model" --precision fp16
+expect table-choice-missing 2 "--gemm needs one of auto, onednn" "$cembed" info --model "$model" --gemm
+expect table-log-level 2 "EMBEDDING_LOG_LEVEL=loud: must be one of debug, info, warning, error" env EMBEDDING_LOG_LEVEL=loud "$cembed" info --model "$model"
+expect table-log-level-alias 1 "no such folder" env EMBEDDING_LOG_LEVEL=warn "$cembed" info --model "$tmp/no-model"
+expect table-bool-env 2 "EMBEDDING_METRICS_AUTH=maybe: must be true or false" env EMBEDDING_METRICS_AUTH=maybe "$cembed" serve --model "$model"
+expect table-alias-env 2 "EMBEDDING_ONNX_THREADS=0: must be an integer in \[1, 1024\]" env EMBEDDING_ONNX_THREADS=0 "$cembed" info --model "$model"
+expect table-text-flag 2 "--redis needs redis://" "$cembed" worker --redis
+expect table-text-flag-host 2 "--host needs an IPv4 address" "$cembed" serve --model "$model" --host
+expect table-path-flag 2 "--cache needs a path" "$cembed" cache stats --cache
+expect table-text-env 2 "http://x: a Redis URL starts with redis://" env EMBEDDING_REDIS_URL=http://x "$cembed" worker --model "$model"
 top=$("$cembed" --help)
 miss=""; for f in --list-files --jsonl --max-seq-len --precision --gemm; do grep -q -- "$f" <<<"$top" || miss+=" $f"; done
 if [ -z "$miss" ] && "$cembed" embed --help >/dev/null && "$cembed" serve --help >/dev/null && "$cembed" pull --help >/dev/null; then

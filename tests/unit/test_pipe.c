@@ -362,3 +362,50 @@ TEST(tokens_offsets_byte_level) {
     pipe_tokens_unload(&e);
     pthread_mutex_destroy(&e.tok_mu);
 }
+
+/* pipe_item_key (key.c): the bytes each kind of item hashes, as stored in
+ * the persistent cache; a change here loses every cached vector. */
+TEST(pipe_item_key_bytes) {
+    pipe_env e = {0};
+    memset(&e.scope, 0x5a, sizeof e.scope);
+    char text[] = "hello";
+    int32_t ids[] = {101, 7592, 102};
+    req_item items[2] = {{.text = text, .text_len = 5}, {.ids = ids, .n_ids = 3}};
+    int32_t *id_rows[2] = {ids, ids};
+    size_t n_ids[2] = {3, 3};
+    int truncated[2] = {0, 0};
+    pipe_job j = {.e = &e, .ids = id_rows, .n_ids = n_ids, .truncated = truncated};
+    j.req.kind = REQ_EMBED;
+    j.req.items = items;
+    j.req.n_items = 2;
+    uint8_t got[CACHE_KEY_BYTES], want[CACHE_KEY_BYTES];
+    CHECK_INT(pipe_item_key(&j, 0, got), 0);   /* a text: itself */
+    cache_key(&e.scope, "hello", 5, want);
+    CHECK(memcmp(got, want, sizeof got) == 0);
+    truncated[0] = 1;   /* cut from the right: the same key; from the left: another */
+    CHECK_INT(pipe_item_key(&j, 0, got), 0);
+    CHECK(memcmp(got, want, sizeof got) == 0);
+    j.req.truncate_left = 1;
+    CHECK_INT(pipe_item_key(&j, 0, got), 0);
+    cache_key(&e.scope, "\xff\xfdlefthello", 11, want);
+    CHECK(memcmp(got, want, sizeof got) == 0);
+    CHECK_INT(pipe_item_key(&j, 1, got), 0);   /* token ids */
+    char idb[5 + sizeof ids];
+    memcpy(idb, "\xff\xfeids", 5);
+    memcpy(idb + 5, ids, sizeof ids);
+    cache_key(&e.scope, idb, sizeof idb, want);
+    CHECK(memcmp(got, want, sizeof got) == 0);
+    char query[] = "q?";
+    j.req.kind = REQ_RERANK;   /* a pair: marker, the query's length, the query, the side, the document */
+    j.req.query = query;
+    j.req.query_len = 2;
+    CHECK_INT(pipe_item_key(&j, 0, got), 0);
+    const uint64_t ql = 2;
+    char pair[6 + 8 + 2 + 1 + 5];
+    memcpy(pair, "\xff\xfcpair", 6);
+    memcpy(pair + 6, &ql, 8);
+    memcpy(pair + 14, "q?L", 3);
+    memcpy(pair + 17, "hello", 5);
+    cache_key(&e.scope, pair, sizeof pair, want);
+    CHECK(memcmp(got, want, sizeof got) == 0);
+}
