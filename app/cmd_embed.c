@@ -201,10 +201,11 @@ static int has_suffix(const char *s, const char *suf) {
 }
 
 /* The cache's path from --cache (flag) / --no-cache (off) / EMBEDDING_CACHE
- * (env, "off": none), else the user's cache folder; NULL when off. */
+ * (env), "off" in either meaning none (a file named off: ./off), else the
+ * user's cache folder; NULL when off. */
 static const char *cache_path(const char *flag, const char *env, int off, char *b, size_t n) {
     if (off) return NULL;
-    if (flag) return flag;
+    if (flag) return strcmp(flag, "off") == 0 ? NULL : flag;
     if (env) return strcmp(env, "off") == 0 ? NULL : env;
     return cache_default_path(b, n) == 0 ? b : NULL;
 }

@@ -6,15 +6,6 @@
 #include "options.h"
 #include "runtime.h"
 
-static int env_bool(const char *name, int *out) {
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) *out = 1;
-    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) *out = 0;
-    else return cli_error("%s=%s: must be true or false", name, v), EXIT_USAGE;
-    return 0;
-}
-
 /* The batch and memory settings (EMBEDDING_*), parsed once. */
 typedef struct settings {
     long max_batch, min_batch, percent, max_tokens, forced;
@@ -25,7 +16,7 @@ static int read_settings(const cli_common *c, settings *st) {
     *st = (settings){.adaptive = 1};
     if (opt_long("EMBEDDING_MAX_BATCH_SIZE", &st->max_batch) || opt_long("EMBEDDING_MAX_BATCH_TOKENS", &st->max_tokens) ||
         opt_long("EMBEDDING_MIN_BATCH_SIZE", &st->min_batch) || opt_long("EMBEDDING_MAX_MEMORY_PERCENT", &st->percent) ||
-        env_bool("EMBEDDING_ADAPTIVE_BATCHING", &st->adaptive) ||
+        opt_bool("EMBEDDING_ADAPTIVE_BATCHING", &st->adaptive) ||
         opt_long("EMBEDDING_MEMORY_LIMIT", &st->forced))   /* for hosts whose limit cannot be read */
         return EXIT_USAGE;
     if (c->batch_size) st->max_batch = c->batch_size;
@@ -38,19 +29,11 @@ static int read_settings(const cli_common *c, settings *st) {
 
 /* Memory pressure (PSI): the threshold and the file, cgroup's or EMBEDDING_PSI_PATH. */
 static int read_psi(runtime *rt) {
-    rt->psi_threshold = 10;
-    const char *pt = getenv("EMBEDDING_PSI_THRESHOLD");
-    if (pt && *pt) {
-        char *end;
-        rt->psi_threshold = strtod(pt, &end);
-        if (*end || !(rt->psi_threshold >= 0 && rt->psi_threshold <= 100)) {
-            cli_error("EMBEDDING_PSI_THRESHOLD=%s: must be a percentage in [0, 100] (0 turns PSI off)", pt);
-            return EXIT_USAGE;
-        }
-    }
+    if (opt_double("EMBEDDING_PSI_THRESHOLD", &rt->psi_threshold)) return EXIT_USAGE;
     if (gov_psi_path("/sys/fs/cgroup", "/proc/self/cgroup", rt->psi_path, sizeof rt->psi_path) == 0) rt->psi = rt->psi_path;
-    const char *pp = getenv("EMBEDDING_PSI_PATH");   /* where a container shows PSI elsewhere */
-    if (pp && *pp) {
+    const char *pp = NULL;   /* where a container shows PSI elsewhere */
+    if (opt_text("EMBEDDING_PSI_PATH", &pp)) return EXIT_USAGE;
+    if (pp) {
         if (gov_psi_avg10(pp) < 0) {
             cli_error("EMBEDDING_PSI_PATH=%s: not a readable PSI file (\"some avg10=...\")", pp);
             return EXIT_USAGE;
