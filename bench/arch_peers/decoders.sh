@@ -14,8 +14,8 @@
 # usage: bench/arch_peers/decoders.sh [--n N] [--len LO:HI] [--threads T] [--flash on|off|auto]
 #                                     [--peers LIST] [--cold] MODEL
 #   MODEL   qwen3-embedding-0.6b | jina-code-embeddings-0.5b | qwen2-1.5b
-#   --peers comma list of cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,llama-f32,llama-q8_0
-#           (default: all but ort-fp32)
+#   --peers comma list of cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,llama-f32,llama-q8_0
+#           (default: all; ORT where export_onnx.py wrote model.onnx / model-int8.onnx)
 #   --cold  no warm-up for cembed (--warmup 0) and a 32-token warm-up for
 #           llama.cpp (always): for long sequences, where a warm-up is a whole pass
 # Every peer under nice -n 10 and /usr/bin/time -v; results in
@@ -29,7 +29,7 @@ LLAMA_SRC=${LLAMA_SRC:-/work/llama.cpp-src-new}
 LLAMA_BUILD=${LLAMA_BUILD:-/work/llama.cpp-build-new}
 LC=$(head -c 8 "$LLAMA_SRC/COMMIT")
 export BENCH_PEERS_NODE=${BENCH_PEERS_NODE:-/tmp/archbench/node}
-N=3 LEN=480:512 THREADS=2 FLASH=on COLD=0 PEERS=cembed-fp32,cembed-bf16,cembed-int8,llama-f32,llama-q8_0
+N=3 LEN=480:512 THREADS=2 FLASH=on COLD=0 PEERS=cembed-fp32,cembed-bf16,cembed-int8,ort-fp32,ort-int8,llama-f32,llama-q8_0
 while [ $# -gt 1 ]; do
 	case $1 in
 	--n) N=$2; shift ;;
@@ -81,14 +81,17 @@ for p in fp32 bf16 int8; do
 	measure cembed-$p "$ROOT/build/bench_embed_ids" --model "$D/model" --ids "$IDS" --threads "$THREADS" \
 		"${warm[@]}" --precision $p --out "$R/cembed-$p.f32"
 done
-if want ort-fp32; then
-	if [ -e "$D/model.onnx" ]; then
-		measure ort-fp32 node "$HERE/ort_ids.js" --model "$D/model.onnx" --ids "$IDS" --threads "$THREADS" \
-			--pool last --out "$R/ort-fp32.f32"
+for p in fp32 int8; do
+	want ort-$p || continue
+	m=$D/model.onnx
+	[ $p = fp32 ] || m=$D/model-int8.onnx
+	if [ -e "$m" ]; then
+		measure ort-$p node "$HERE/ort_ids.js" --model "$m" --ids "$IDS" --threads "$THREADS" --pool last \
+			--out "$R/ort-$p.f32"
 	else
-		echo "no $D/model.onnx (export_onnx.py)" >"$R/ort-fp32.skip"
+		echo "no $m (export_onnx.py)" >"$R/ort-$p.skip"
 	fi
-fi
+done
 for g in f32 q8_0; do
 	want llama-$g || continue
 	measure llama-$g "$LL" --model "$D/llama-$LC-$g.gguf" --ids "$IDS" --threads "$THREADS" --flash "$FLASH" \
