@@ -33,9 +33,9 @@ sys.path.insert(0, ARCH)
 
 import common as C  # noqa: E402
 import make_models as M  # noqa: E402
-import port_bert, port_jina, port_modernbert, port_nomic, port_xlmr  # noqa: E402,E401
+import port_bert, port_jina, port_modernbert, port_nomic, port_qwen, port_xlmr  # noqa: E402,E401
 
-PORTS = (port_bert, port_jina, port_modernbert, port_nomic, port_xlmr)
+PORTS = (port_bert, port_jina, port_modernbert, port_nomic, port_qwen, port_xlmr)
 
 
 def torch_shim():
@@ -89,6 +89,29 @@ def int8_linear_factory():
     return linear
 
 
+def read_weights(path):
+    """common.read_safetensors, plus the BF16 tensors it skips (numpy has no
+    bfloat16): the Qwen checkpoints of make_real.py are BF16 as the Hub's.
+    A BF16 value is the top half of the float32 with the same bits."""
+    import json
+    import struct
+
+    import numpy as np
+    w = C.read_safetensors(path)
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        base = 8 + n
+        for name, h in header.items():
+            if name == "__metadata__" or h["dtype"] != "BF16":
+                continue
+            a, b = h["data_offsets"]
+            f.seek(base + a)
+            u = np.frombuffer(f.read(b - a), dtype=np.uint16).astype(np.uint32) << 16
+            w[name] = torch.from_numpy(u.view(np.float32).reshape(h["shape"]))
+    return w
+
+
 class Wrapped(torch.nn.Module):
     def __init__(self, spec, w):
         super().__init__()
@@ -109,7 +132,7 @@ def main():
     name, d, out = args
     spec = M.REAL[name]() if name in M.REAL else M.TINY[name]()  # a tiny name: for checking the export
     torch.set_num_threads(2)
-    w = C.read_safetensors(os.path.join(d, "model.safetensors"))
+    w = read_weights(os.path.join(d, "model.safetensors"))
     w = {k: (v.float() if v.is_floating_point() else v) for k, v in w.items()}
     shim = torch_shim()
     for p in PORTS:

@@ -7,8 +7,8 @@
 // provider, intraOpNumThreads = --threads, interOpNumThreads 1, sequential,
 // graphOptimizationLevel 'all'. One warm-up run (the first sequence), then
 // every sequence timed (input building + run + pooling).
-// --pool mean|cls|logits: the vector written with --out (float32 rows in file
-// order; mean and cls are L2-normalized, logits raw).
+// --pool mean|cls|last|logits: the vector written with --out (float32 rows in file
+// order; mean, cls and last (a decoder's last token) are L2-normalized, logits raw).
 // Packages: onnxruntime-node from $BENCH_PEERS_NODE (npm ci of bench-peers' lock).
 //
 // usage: node ort_ids.js --model M.onnx --ids IDS [--threads 2] [--pool mean] [--out F.f32]
@@ -38,8 +38,9 @@ function pool(mode, res, n) {
   if (mode === 'logits') return Float32Array.from(d);
   const H = t.dims[2];
   const acc = new Float64Array(H);
-  const rows = mode === 'cls' ? 1 : n;
-  for (let r = 0; r < rows; r++) for (let h = 0; h < H; h++) acc[h] += d[r * H + h];
+  const first = mode === 'last' ? n - 1 : 0;
+  const rows = mode === 'cls' || mode === 'last' ? 1 : n;
+  for (let r = first; r < first + rows; r++) for (let h = 0; h < H; h++) acc[h] += d[r * H + h];
   let nn = 0;
   for (let h = 0; h < H; h++) nn += acc[h] * acc[h];
   nn = Math.max(Math.sqrt(nn), 1e-30);
