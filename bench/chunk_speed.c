@@ -10,7 +10,6 @@
  * --texts every chunk as "path:first-last HASH" where HASH is the FNV-1a hash
  * of the text `cembed embed` would embed (context lines, then the chunk's):
  * the cache key's content, to count what an edit re-embeds. */
-#include <ctype.h>
 #include <string.h>
 
 #include "chunk/chunk.h"
@@ -27,21 +26,6 @@ static uint64_t text_hash(const char *text, const size_t (*lines)[2], const chun
         for (int i = p->ctx[k].first; i <= p->ctx[k].last; i++)
             h = fnv(fnv(h, text + lines[i][0], lines[i][1] - lines[i][0]), "\n", 1);
     return fnv(h, text + lines[p->first][0], lines[p->last][1] - lines[p->first][0]);
-}
-
-static int estimate(const char *s, size_t n) {
-    int t = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        if (isalnum(c) || c == '_' || c >= 0x80) {
-            while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || (unsigned char)s[i] >= 0x80)) i++;
-            t++;
-        } else {
-            t += !isspace(c);
-            i++;
-        }
-    }
-    return t;
 }
 
 int main(int argc, char **argv) {
@@ -80,7 +64,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < n_lines; i++) {
             int32_t *ids;
             size_t n, full;
-            if (!m) tok[i] = estimate(text + lines[i][0], lines[i][1] - lines[i][0]);
+            if (!m) tok[i] = chunk_estimate_tokens(text + lines[i][0], lines[i][1] - lines[i][0]);
             else if (cembed_tokenize(m, text + lines[i][0], lines[i][1] - lines[i][0], &ids, &n, NULL, &full) == 0)
                 tok[i] = (int)full - 2, cembed_free(ids);
         }

@@ -89,6 +89,11 @@ int chunk_lines(const char *text, const size_t (*lines)[2], const int *tokens, s
                 chunk_span **spans, size_t *n);
 /* Splits text into lines. OUT: *lines (base_malloc'd [start,end) pairs), *n. */
 int chunk_split_lines(const char *text, size_t len, size_t (**lines)[2], size_t *n);
+/* A stand-in token count for a line where no tokenizer is at hand (tests,
+ * bench/chunk_speed without --model): a run of letters, digits, '_' and
+ * non-ASCII bytes is one token, and so is each other non-space byte, as
+ * BERT's pre-tokenizer splits. */
+int chunk_estimate_tokens(const char *s, size_t n);
 /* 1 if the file content looks binary (a NUL byte in its first 8,000 bytes, as git decides). */
 int chunk_is_binary(const char *text, size_t len);
 

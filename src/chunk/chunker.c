@@ -1,7 +1,23 @@
 /* The code chunker; see chunk.h. */
+#include <ctype.h>
 #include <string.h>
 
 #include "chunk/chunk.h"
+
+int chunk_estimate_tokens(const char *s, size_t n) {
+    int t = 0;
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = (unsigned char)s[i];
+        if (isalnum(c) || c == '_' || c >= 0x80) {
+            while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || (unsigned char)s[i] >= 0x80)) i++;
+            t++;
+        } else {
+            t += !isspace(c);
+            i++;
+        }
+    }
+    return t;
+}
 
 int chunk_is_binary(const char *text, size_t len) { return memchr(text, 0, CE_MIN(len, (size_t)8000)) != NULL; }
 

@@ -7,26 +7,10 @@
  * invariants (chunk_list_check) on every fixture at several limits and on
  * every cut of each fixture; the fallbacks; out-of-memory at every
  * allocation. Tests of a language that is not built in are skipped. */
-#include <ctype.h>
 #include <stdlib.h>
 
 #include "chunk/chunk.h"
 #include "test.h"
-
-static int stand_in_tokens(const char *s, size_t n) {
-    int t = 0;
-    for (size_t i = 0; i < n;) {
-        const unsigned char c = (unsigned char)s[i];
-        if (isalnum(c) || c == '_' || c >= 0x80) {
-            while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || (unsigned char)s[i] >= 0x80)) i++;
-            t++;
-        } else {
-            t += !isspace(c);
-            i++;
-        }
-    }
-    return t;
-}
 
 typedef struct cut {
     size_t (*lines)[2], n_lines;
@@ -39,7 +23,7 @@ static int cut_path(const chunk_lang *l, const char *path, const char *text, siz
     if (chunk_split_lines(text, len, &c->lines, &c->n_lines)) return CEMBED_ENOMEM;
     c->tokens = base_malloc((c->n_lines + 1) * sizeof *c->tokens);
     if (!c->tokens) return CEMBED_ENOMEM;
-    for (size_t i = 0; i < c->n_lines; i++) c->tokens[i] = stand_in_tokens(text + c->lines[i][0], c->lines[i][1] - c->lines[i][0]);
+    for (size_t i = 0; i < c->n_lines; i++) c->tokens[i] = chunk_estimate_tokens(text + c->lines[i][0], c->lines[i][1] - c->lines[i][0]);
     const chunk_opts o = {.max_tokens = max_tokens, .max_lines = 80, .overlap = 0, .path = path};
     return chunk_file(l, text, len, (const size_t(*)[2])c->lines, c->tokens, c->n_lines, &o, &c->cl);
 }
