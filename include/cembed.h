@@ -142,6 +142,12 @@ int cembed_tokenize(const cembed_model *m, const char *text, size_t len,
 int cembed_tokenize_ex(const cembed_model *m, const char *text, size_t len, int left,
                        int32_t **ids, size_t *n_ids, int *truncated, size_t *n_full);
 
+/* The vocabulary: its size, and the string of token id as the tokenizer's
+ * vocabulary spells it ("##ing", "Ġthe"), *len bytes, not NUL-terminated,
+ * valid while m is open; "" (len 0) for an id outside it. Any thread. */
+size_t cembed_vocab_size(const cembed_model *m);
+const char *cembed_token_text(const cembed_model *m, int32_t id, size_t *len);
+
 /* A pair (query a, document b) as a cross-encoder reads it: the
  * tokenizer's pair template (BERT: [CLS] a [SEP] b [SEP]; RoBERTa: <s> a
  * </s></s> b </s>), truncated to the model limit the way Hugging Face's

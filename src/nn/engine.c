@@ -325,6 +325,14 @@ void cembed_model_get_info(const cembed_model *cm, cembed_model_info *o) {
     };
 }
 
+size_t cembed_vocab_size(const cembed_model *cm) { return tok_vocab_size(cm->tok); }
+
+const char *cembed_token_text(const cembed_model *cm, int32_t id, size_t *len) {
+    const str s = tok_id_to_token(cm->tok, id);
+    *len = s.len;
+    return s.len ? s.ptr : "";
+}
+
 int cembed_tokenize(const cembed_model *cm, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                     int *truncated, size_t *n_full) {
     return cembed_tokenize_ex(cm, text, len, 0, ids, n_ids, truncated, n_full);

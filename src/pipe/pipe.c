@@ -20,7 +20,6 @@ void pipe_env_init(pipe_env *e, cembed_model *m, sched *s, gov *g, const req_lim
 }
 
 void pipe_env_destroy(pipe_env *e) {
-    pipe_tokens_unload(e);
     pthread_mutex_destroy(&e->cache_mu);
     pthread_mutex_destroy(&e->tok_mu);
 }
@@ -388,9 +387,7 @@ int pipe_prepare(pipe_job *j, pipe_form form) {
     const size_t n = j->req.n_items;
     j->form = form;
     if (check_kind(j) || choose_prompt(j)) return j->refusal;
-    if (form == PIPE_TOKENIZE && !j->ids_only && pipe_tokens_load(e))
-        return pipe_refuse(j, PIPE_INTERNAL, "cannot read the model's tokenizer for /tokenize's token strings: %s",
-                           cembed_last_error());
+    if (form == PIPE_TOKENIZE && !j->ids_only) pipe_tokens_load(e);
     /* what the request needs until it is answered, reserved before the parse's bytes are given back */
     size_t transient;
     const uint64_t need = request_held_bytes(&j->req) + need_bytes(j, &transient) + transient;

@@ -44,8 +44,8 @@ typedef struct pipe_env {
     cache_scope scope;
     req_limits lim;
     pthread_mutex_t cache_mu;
-    /* /tokenize's token strings (tokens.c): the model's tokenizer, loaded on first use */
-    struct tokenizer *tok;
+    /* /tokenize's token strings (tokens.c): the vocabulary's traits, read on first use */
+    int tok_ready;
     int tok_bytes;              /* a byte-level vocabulary (GPT-2's byte characters) */
     size_t tok_longest;         /* bytes of its longest token string */
     pthread_mutex_t tok_mu;
@@ -179,9 +179,9 @@ void pipe_free(pipe_job *j);
 /* ---- /tokenize's tokens (tokens.c) ---- */
 #define PIPE_TOKEN_SPECIAL 0xFFFFFFFEu   /* span[0] of a token the template added */
 #define PIPE_TOKEN_UNFOUND 0xFFFFFFFFu   /* span[0] of a token not found in the text */
-/* Loads e's tokenizer from the model's folder once (any thread). Fails as tok_load_dir. */
-int pipe_tokens_load(pipe_env *e);
-void pipe_tokens_unload(pipe_env *e);
+/* Reads what the alignment needs of the model's vocabulary, once (any
+ * thread). Cannot fail. */
+void pipe_tokens_load(pipe_env *e);
 /* Bytes of scratch pipe_tokens_align needs for a text of text_len bytes;
  * bytes pipe_tokens_write may append for n_ids tokens of it. Need the tokenizer. */
 size_t pipe_tokens_scratch(const pipe_env *e, size_t text_len);

@@ -22,48 +22,44 @@
  * normalizer's rewrite this form does not undo) gets null offsets and its
  * vocabulary string as text, and the search goes on after it.
  *
- * The tokenizer is loaded from the model's folder on the first /tokenize
- * (the engine keeps its own and lends no token strings); one per model,
- * shared by the request threads (it is read-only once built). */
+ * The token strings are the engine's own tokenizer's (cembed_token_text):
+ * no second copy of the vocabulary outside the memory governor's count.
+ * What the alignment needs of the vocabulary (byte-level or not, its
+ * longest token) is read from it on the first /tokenize. */
 #include <string.h>
 #include <utf8proc.h>
 
 #include "json/json.h"
 #include "pipe/pipe.h"
-#include "tok/tok.h"
 
 #define WINDOW 4096     /* units searched past a token's expected place */
 #define PER_CHAR 4      /* units a text character may expand to (case fold, accents) */
 
-int pipe_tokens_load(pipe_env *e) {
-    pthread_mutex_lock(&e->tok_mu);
-    int rc = 0;
-    if (!e->tok) {
-        tokenizer *t = NULL;
-        rc = tok_load_dir(e->info.path, &t);
-        if (!rc) {
-            /* byte-level: the vocabulary holds GPT-2's space and newline characters as tokens ("Ġ", "Ċ"),
-             * or many words starting with the space's ("Ġthe") */
-            size_t byte_level = 0, longest = 0, alone = 0;
-            const size_t n = tok_vocab_size(t);
-            for (size_t id = 0; id < n; id++) {
-                const str s = tok_id_to_token(t, (int32_t)id);
-                longest = CE_MAX(longest, s.len);
-                byte_level += s.len >= 2 && (uint8_t)s.ptr[0] == 0xC4 && (uint8_t)s.ptr[1] == 0xA0;
-                alone += s.len == 2 && (uint8_t)s.ptr[0] == 0xC4 && ((uint8_t)s.ptr[1] == 0xA0 || (uint8_t)s.ptr[1] == 0x8A);
-            }
-            e->tok_bytes = alone == 2 || byte_level * 100 > n;
-            e->tok_longest = longest;
-            e->tok = t;
-        }
-    }
-    pthread_mutex_unlock(&e->tok_mu);
-    return rc;
+/* The vocabulary string of id, from the engine's tokenizer. */
+static str token_str(const pipe_env *e, int32_t id) {
+    size_t len;
+    const char *p = cembed_token_text(e->m, id, &len);
+    return str_from(p, len);
 }
 
-void pipe_tokens_unload(pipe_env *e) {
-    tok_free(e->tok);
-    e->tok = NULL;
+void pipe_tokens_load(pipe_env *e) {
+    pthread_mutex_lock(&e->tok_mu);
+    if (!e->tok_ready) {
+        /* byte-level: the vocabulary holds GPT-2's space and newline characters as tokens ("Ġ", "Ċ"),
+         * or many words starting with the space's ("Ġthe") */
+        size_t byte_level = 0, longest = 0, alone = 0;
+        const size_t n = cembed_vocab_size(e->m);
+        for (size_t id = 0; id < n; id++) {
+            const str s = token_str(e, (int32_t)id);
+            longest = CE_MAX(longest, s.len);
+            byte_level += s.len >= 2 && (uint8_t)s.ptr[0] == 0xC4 && (uint8_t)s.ptr[1] == 0xA0;
+            alone += s.len == 2 && (uint8_t)s.ptr[0] == 0xC4 && ((uint8_t)s.ptr[1] == 0xA0 || (uint8_t)s.ptr[1] == 0x8A);
+        }
+        e->tok_bytes = alone == 2 || byte_level * 100 > n;
+        e->tok_longest = longest;
+        e->tok_ready = 1;
+    }
+    pthread_mutex_unlock(&e->tok_mu);
 }
 
 /* ---- the comparable form ---- */
@@ -269,13 +265,13 @@ void pipe_tokens_align(const pipe_env *e, const char *text, size_t len, const in
         const int special = (k == 0 && ids[k] == e->info.cls_id) || (k == n - 1 && ids[k] == e->info.sep_id);
         span[k][0] = special ? PIPE_TOKEN_SPECIAL : PIPE_TOKEN_UNFOUND;
         if (special) continue;
-        const str t = tok_id_to_token(e->tok, ids[k]);
+        const str t = token_str(e, ids[k]);
         const int byte = e->tok_bytes ? -1 : byte_piece(t);
         const uint32_t none[4] = {PIPE_TOKEN_UNFOUND, 0, 0, 0};
         const uint32_t *prev = none;   /* the span a byte piece may share with its neighbour */
         if (!backwards && k > 0) prev = span[k - 1];
         if (backwards && k + 1 < n && byte >= 0x80) {
-            const int next = byte_piece(tok_id_to_token(e->tok, ids[k + 1]));
+            const int next = byte_piece(token_str(e, ids[k + 1]));
             if (next >= 0x80 && next < 0xC0) prev = span[k + 1];
         }
         int ok;
@@ -302,7 +298,7 @@ int pipe_tokens_write(buf *b, const pipe_env *e, const char *text, const int32_t
     int rc = buf_append(b, "[", 1);
     for (size_t k = 0; k < n && !rc; k++) {
         const int found = span[k][0] < PIPE_TOKEN_SPECIAL, special = span[k][0] == PIPE_TOKEN_SPECIAL;
-        const str t = found ? str_from(text + span[k][2], span[k][3] - span[k][2]) : tok_id_to_token(e->tok, ids[k]);
+        const str t = found ? str_from(text + span[k][2], span[k][3] - span[k][2]) : token_str(e, ids[k]);
         rc = buf_printf(b, "%s{\"id\":%d,\"text\":", k ? "," : "", (int)ids[k]) || json_write_string(b, t.ptr, t.len);
         if (!rc && found)
             rc = buf_printf(b, ",\"special\":false,\"start\":%u,\"stop\":%u}", span[k][0], span[k][1]);

@@ -322,45 +322,49 @@ static void write_byte_level(const char *dir) {
 TEST(tokens_offsets_byte_level) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/bytelevel", test_tmpdir());
-    mkdir(dir, 0755);
-    write_byte_level(dir);
+    const tiny_spec sp = {.vocab = 264, .hidden = 32, .layers = 1, .heads = 2, .inter = 48, .max_pos = 40};
+    CHECK_INT(tiny_model_write(dir, &sp, 5), 0);
+    write_byte_level(dir);   /* read before vocab.txt */
+    cembed_options o = {.threads = 1, .max_batch = 4};
     pipe_env e;
     memset(&e, 0, sizeof e);
+    CHECK_INT(cembed_model_open(dir, &o, &e.m), 0);
     pthread_mutex_init(&e.tok_mu, NULL);
     e.info.path = dir;
     e.info.cls_id = e.info.sep_id = -1;
-    CHECK_INT(pipe_tokens_load(&e), 0);
+    pipe_tokens_load(&e);
     CHECK_INT(e.tok_bytes, 1);
     const char *text = "hello hello world\tcaf\xc3\xa9!";   /* café: é is two bytes, two tokens */
-    tok_ids v = {0};
-    CHECK_INT(tok_encode_ex(e.tok, text, strlen(text), 1000, 0, &v), 0);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_INT(cembed_tokenize(e.m, text, strlen(text), &ids, &n, NULL, NULL), 0);
     /* hello | " hello" | " " | "wor" | l | d | \t | c | a | f | (é: 2 bytes) | ! */
     const uint32_t want[][2] = {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 11}, {11, 12}, {12, 15}, {15, 16},
                                 {16, 17}, {17, 18}, {18, 19}, {19, 20}, {20, 21}, {21, 22}, {21, 22}, {22, 23}};
-    CHECK_INT(v.n, CE_ARRAY_LEN(want));
-    uint32_t(*span)[4] = calloc(v.n, sizeof *span);
+    CHECK_INT(n, CE_ARRAY_LEN(want));
+    uint32_t(*span)[4] = calloc(n, sizeof *span);
     void *scratch = malloc(pipe_tokens_scratch(&e, strlen(text)));
-    pipe_tokens_align(&e, text, strlen(text), v.ids, v.n, 0, span, scratch);
-    for (size_t k = 0; k < v.n && k < CE_ARRAY_LEN(want); k++) {
+    pipe_tokens_align(&e, text, strlen(text), ids, n, 0, span, scratch);
+    for (size_t k = 0; k < n && k < CE_ARRAY_LEN(want); k++) {
         CHECK_INT(span[k][0], want[k][0]);
         CHECK_INT(span[k][1], want[k][1]);
     }
     /* from the end backwards (a text cut from the left) gives the same spans */
-    pipe_tokens_align(&e, text, strlen(text), v.ids, v.n, 1, span, scratch);
-    for (size_t k = 0; k < v.n && k < CE_ARRAY_LEN(want); k++) {
+    pipe_tokens_align(&e, text, strlen(text), ids, n, 1, span, scratch);
+    for (size_t k = 0; k < n && k < CE_ARRAY_LEN(want); k++) {
         CHECK_INT(span[k][0], want[k][0]);
         CHECK_INT(span[k][1], want[k][1]);
     }
     buf b = {0};
-    CHECK_INT(pipe_tokens_write(&b, &e, text, v.ids, v.n, (const uint32_t(*)[4])span), 0);
+    CHECK_INT(pipe_tokens_write(&b, &e, text, ids, n, (const uint32_t(*)[4])span), 0);
     CHECK_CONTAINS(b.ptr, "\"text\":\" hello\",\"special\":false,\"start\":5,\"stop\":11}");
     CHECK_CONTAINS(b.ptr, "\"text\":\"\xc3\xa9\",\"special\":false,\"start\":21,\"stop\":22}");
     buf_free(&b);
     free(span);
     free(scratch);
-    tok_ids_free(&v);
-    pipe_tokens_unload(&e);
+    cembed_free(ids);
     pthread_mutex_destroy(&e.tok_mu);
+    cembed_model_free(e.m);
 }
 
 /* pipe_item_key (key.c): the bytes each kind of item hashes, as stored in
