@@ -169,63 +169,74 @@ int cmd_enqueue(int argc, char **argv) {
     return status;
 }
 
-int cmd_result(int argc, char **argv) {
-    const char *url = NULL, *id = NULL;
-    if (opt_text("EMBEDDING_REDIS_URL", &url)) return EXIT_USAGE;
-    int wait = 0, kind = WORKER_KEY_STRING;
-    long timeout = 600;
+/* `cembed result`'s arguments. */
+typedef struct result_args {
+    const char *url, *id;
+    int wait, kind;
+    long timeout;
+} result_args;
+
+/* Parses result's arguments into *a. Returns 0 or an exit status (usage). */
+static int result_parse(int argc, char **argv, result_args *a) {
+    *a = (result_args){.kind = WORKER_KEY_STRING, .timeout = 600};
+    if (opt_text("EMBEDDING_REDIS_URL", &a->url)) return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         int r;
-        if ((r = opt_take_text("EMBEDDING_REDIS_URL", argc, argv, &i, &url))) {
+        if ((r = opt_take_text("EMBEDDING_REDIS_URL", argc, argv, &i, &a->url))) {
             if (r < 0) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--wait") == 0) {
-            wait = 1;
+            a->wait = 1;
         } else if (strcmp(argv[i], "--int") == 0) {
-            kind = WORKER_KEY_INT;
+            a->kind = WORKER_KEY_INT;
         } else if (strcmp(argv[i], "--entry") == 0) {
-            kind = WORKER_KEY_ENTRY;
+            a->kind = WORKER_KEY_ENTRY;
         } else if (strcmp(argv[i], "--timeout") == 0) {
-            if (i + 1 >= argc || cli_parse_int(argv[++i], 1, 86400 * 7, &timeout))
+            if (i + 1 >= argc || cli_parse_int(argv[++i], 1, 86400 * 7, &a->timeout))
                 return cli_error("--timeout needs seconds in [1, 604800]"), EXIT_USAGE;
-        } else if (!id) {
-            id = argv[i];
+        } else if (!a->id) {
+            a->id = argv[i];
         } else {
             return cli_error("unknown argument %s", argv[i]), EXIT_USAGE;
         }
     }
-    if (!url || !id)
+    if (!a->url || !a->id)
         return cli_error("usage: cembed result --redis URL [--wait [--timeout S]] [--int | --entry] BATCH_ID"),
                EXIT_USAGE;
     long digits;
-    if (kind == WORKER_KEY_INT && cli_parse_int(id, LONG_MIN, LONG_MAX, &digits))
-        return cli_error("--int: %s is not an integer batch_id", id), EXIT_USAGE;
-    redisContext *rc = connect_url(url);
-    if (!rc) return EXIT_FAIL;
-    buf key = {0};
-    if (worker_result_key("cembed:result", kind, id, strlen(id), &key)) {
-        redisFree(rc);
-        return cli_error("out of memory"), EXIT_FAIL;
-    }
-    int status = EXIT_FAIL;
+    if (a->kind == WORKER_KEY_INT && cli_parse_int(a->id, LONG_MIN, LONG_MAX, &digits))
+        return cli_error("--int: %s is not an integer batch_id", a->id), EXIT_USAGE;
+    return 0;
+}
+
+/* GETs key until it is there (once without --wait) and writes it to
+ * stdout. Returns EXIT_OK, EXIT_FAIL, or 3: not there (yet). */
+static int result_poll(redisContext *rc, const buf *key, const result_args *a) {
     for (double t0 = time_now();;) {
-        redisReply *r = redisCommand(rc, "GET %b", key.ptr, key.len);
-        if (!r) {
-            cli_error("redis: %s", rc->errstr);
-            break;
-        }
-        if (r->type == REDIS_REPLY_STRING) {
-            fwrite(r->str, 1, r->len, stdout);
-            status = EXIT_OK;
-        }
+        redisReply *r = redisCommand(rc, "GET %b", key->ptr, key->len);
+        if (!r) return cli_error("redis: %s", rc->errstr), EXIT_FAIL;
+        const int found = r->type == REDIS_REPLY_STRING;
+        if (found) fwrite(r->str, 1, r->len, stdout);
         freeReplyObject(r);
-        if (status == EXIT_OK) break;
-        if (!wait || time_now() - t0 > (double)timeout) {
-            cli_error("no result for batch %s%s", id, wait ? " before the timeout" : "");
-            status = 3;   /* not there (yet): distinct from a failure */
-            break;
+        if (found) return EXIT_OK;
+        if (!a->wait || time_now() - t0 > (double)a->timeout) {
+            cli_error("no result for batch %s%s", a->id, a->wait ? " before the timeout" : "");
+            return 3;   /* distinct from a failure */
         }
         usleep(100000);
     }
+}
+
+int cmd_result(int argc, char **argv) {
+    result_args a;
+    int status = result_parse(argc, argv, &a);
+    if (status) return status;
+    redisContext *rc = connect_url(a.url);
+    if (!rc) return EXIT_FAIL;
+    buf key = {0};
+    if (worker_result_key("cembed:result", a.kind, a.id, strlen(a.id), &key))
+        status = (cli_error("out of memory"), EXIT_FAIL);
+    else
+        status = result_poll(rc, &key, &a);
     redisFree(rc);
     buf_free(&key);
     return status;
