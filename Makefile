@@ -13,14 +13,16 @@
 #                                 HTTP overhead, float writer micro-benchmark
 
 # OpenBLAS (the fp32 reference GEMM) is opened at run time, single-threaded
-# (src/nn/kernels.c): libopenblas-dev provides libopenblas.so.0, no linking
-PKGS     := jansson libutf8proc libmicrohttpd sqlite3 libcrypto hiredis libcurl
+# (src/nn/kernels.c): libopenblas-dev provides libopenblas.so.0, no linking.
+# libcurl too, by the Hub client when it downloads (src/hub/curl_lib.c): its
+# headers only, so that no other command loads its 30-odd libraries.
+PKGS     := jansson libutf8proc libmicrohttpd sqlite3 libcrypto hiredis
 CC       ?= cc
 OPT      ?= -O2
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Werror=implicit-function-declaration
 CFLAGS   ?=
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) libcurl)
 # oneDNN (Debian's libdnnl-dev 2.6) has no pkg-config file; it runs on libgomp,
 # whose thread count cembed sets (src/nn/gemm_dnnl.c)
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -ldnnl -lgomp -lm -lpthread

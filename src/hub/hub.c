@@ -1,6 +1,5 @@
 /* The Hugging Face Hub client; see hub.h. */
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hub/curl_lib.h"
 #include "hub/hub.h"
 #include "model/model.h"
 
@@ -374,36 +374,38 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 }
 
 static CURL *easy(const hub_opts *o, const char *url, transfer *t) {
-    CURL *c = curl_easy_init();
+    const curl_lib *cu = curl_lib_loaded();
+    CURL *c = cu->easy_init();
     if (!c) return NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(c, CURLOPT_URL, url);
+    cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    cu->easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     /* a server that does not answer, or drips (under 1 KB/s for the
      * timeout), is an error rather than a wait without end */
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)o->timeout_s);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, HUB_LOW_SPEED);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)o->timeout_s);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "cembed/" CEMBED_VERSION);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)o->timeout_s);
+    cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, HUB_LOW_SPEED);
+    cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)o->timeout_s);
+    cu->easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    cu->easy_setopt(c, CURLOPT_USERAGENT, "cembed/" CEMBED_VERSION);
+    cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    cu->easy_setopt(c, CURLOPT_WRITEDATA, t);
+    cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    cu->easy_setopt(c, CURLOPT_XFERINFODATA, t);
+    cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     if (o->token[0]) {
         /* libcurl sends it to this URL's host only, never across a redirect to another (UNRESTRICTED_AUTH off) */
-        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, o->token);
+        cu->easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        cu->easy_setopt(c, CURLOPT_XOAUTH2_BEARER, o->token);
     }
     return c;
 }
 
 /* Explains a failed request: what the status means for this repo. */
 static int http_error(const hub_opts *o, const char *repo, const char *rev, const char *what, CURLcode cc, long status) {
+    const curl_lib *cu = curl_lib_loaded();
     if (status == 401 || status == 403) {
         if (o->token[0])
             return base_err(CEMBED_EIO, "%s: the Hub refused HF_TOKEN for %s (HTTP %ld): the token has no access to "
@@ -417,26 +419,27 @@ static int http_error(const hub_opts *o, const char *repo, const char *rev, cons
     if (cc == CURLE_OPERATION_TIMEDOUT)
         return base_err(CEMBED_EIO, "%s: %s did not answer, or sent under %ld bytes/s, for %d s (HF_HUB_DOWNLOAD_TIMEOUT; "
                         "HF_HUB_OFFLINE=1 uses the cache only)", what, o->shown, HUB_LOW_SPEED, o->timeout_s);
-    return base_err(CEMBED_EIO, "%s: %s (%s; HF_HUB_OFFLINE=1 uses the cache only)", what, curl_easy_strerror(cc),
+    return base_err(CEMBED_EIO, "%s: %s (%s; HF_HUB_OFFLINE=1 uses the cache only)", what, cu->easy_strerror(cc),
                     o->shown);
 }
 
 /* GET the API's answer about repo@rev. */
 static int api_info(const hub_opts *o, const char *repo, const char *rev, hub_info *info) {
+    const curl_lib *cu = curl_lib_loaded();
     char url[2048];
-    char *erev = curl_easy_escape(NULL, rev, 0);
+    char *erev = cu->easy_escape(NULL, rev, 0);
     if (!erev) return base_err(CEMBED_ENOMEM, "out of memory");
     snprintf(url, sizeof url, "%s/api/models/%s/revision/%s?blobs=true", o->endpoint, repo, erev);
-    curl_free(erev);
+    cu->free(erev);
     buf b = {0};
     transfer t = {.mem = &b, .limit = HUB_API_MAX, .o = o};
     CURL *c = easy(o, url, &t);
     if (!c) return base_err(CEMBED_ENOMEM, "out of memory");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L * o->timeout_s);   /* the whole answer, however it trickles */
-    const CURLcode cc = curl_easy_perform(c);
+    cu->easy_setopt(c, CURLOPT_TIMEOUT, 10L * o->timeout_s);   /* the whole answer, however it trickles */
+    const CURLcode cc = cu->easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    cu->easy_cleanup(c);
     int rc = t.over ? base_err(CEMBED_EIO, "asking the Hub about the model: %s sent more than %u MB for %s@%s; "
                                "refused", o->shown, HUB_API_MAX >> 20, repo, rev)
            : cc != CURLE_OK ? http_error(o, repo, rev, "asking the Hub about the model", cc, status)
@@ -485,19 +488,20 @@ static uint64_t size_of(const char *path) {
  * followed, whose X-Linked-Etag (LFS: the sha256) or ETag (git's blob id)
  * names it, and X-Linked-Size or Content-Length its size. */
 static int head_etag(const hub_opts *o, const char *repo, const char *rev, const char *commit, hub_file *f) {
+    const curl_lib *cu = curl_lib_loaded();
     char url[2048];
     snprintf(url, sizeof url, "%s/%s/resolve/%s/%s", o->endpoint, repo, commit, f->name);
     transfer t = {.o = o, .limit = 0};
     CURL *c = easy(o, url, &t);
     if (!c) return base_err(CEMBED_ENOMEM, "out of memory");
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);   /* the redirect's own headers name an LFS file */
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    const CURLcode cc = curl_easy_perform(c);
+    cu->easy_setopt(c, CURLOPT_NOBODY, 1L);
+    cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);   /* the redirect's own headers name an LFS file */
+    cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    cu->easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    const CURLcode cc = cu->easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    cu->easy_cleanup(c);
     if (cc != CURLE_OK) return http_error(o, repo, rev, f->name, cc, status);
     if (hex_of_len(t.linked_etag, 64)) {
         snprintf(f->etag, sizeof f->etag, "%s", t.linked_etag);
@@ -518,6 +522,7 @@ static int head_etag(const hub_opts *o, const char *repo, const char *rev, const
  * runs, so an interrupted download resumes with Range), checked, renamed. */
 static int download(const hub_opts *o, const char *repo, const char *rev, const char *rdir, const char *commit,
                     const hub_file *f) {
+    const curl_lib *cu = curl_lib_loaded();
     char url[2048], part[4500], blob[4400];
     snprintf(url, sizeof url, "%s/%s/resolve/%s/%s", o->endpoint, repo, commit, f->name);
     snprintf(blob, sizeof blob, "%s/blobs/%s", rdir, f->etag);
@@ -545,13 +550,13 @@ static int download(const hub_opts *o, const char *repo, const char *rev, const 
             return base_err(CEMBED_ENOMEM, "out of memory");
         }
         if (have) {
-            curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
+            cu->easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
             log_info("resuming %s of %s at %.1f MB", f->name, repo, have / 1e6);
         }
-        const CURLcode cc = curl_easy_perform(c);
+        const CURLcode cc = cu->easy_perform(c);
         long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
+        cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        cu->easy_cleanup(c);
         const int wrote = fclose(out) == 0;
         if (t.over) { /* never kept, never retried: the server does not send the file it described */
             unlink(part);
@@ -574,7 +579,7 @@ static int download(const hub_opts *o, const char *repo, const char *rev, const 
             return rc;
         }
         log_warn("downloading %s of %s: %s; retrying (%d of 5)", f->name, repo,
-                 cc == CURLE_OK ? "short" : curl_easy_strerror(cc), attempt + 1);
+                 cc == CURLE_OK ? "short" : cu->easy_strerror(cc), attempt + 1);
         usleep((useconds_t)(200000u << attempt));
     }
     char got[2 * EVP_MAX_MD_SIZE + 1];
@@ -646,10 +651,9 @@ int hub_resolve(const hub_opts *o, const char *repo, const char *rev, int do_dow
     if (!do_download)
         return base_err(CEMBED_EIO, "%s@%s is not in the Hub cache (%s): run `cembed pull %s@%s`", repo, rev, o->cache,
                         repo, rev);
-    static int curl_ready;
-    if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == 0) curl_ready = 1;
     hub_info info;
-    int rc = api_info(o, repo, rev, &info);
+    int rc = curl_lib_open();
+    if (!rc) rc = api_info(o, repo, rev, &info);
     if (rc) {
         if (commit[0] && snapshot_complete(snap)) { /* the Hub is unreachable; the cache has this revision */
             log_warn("%s; using the cached %s@%s (%.12s)", cembed_last_error(), repo, rev, commit);
