@@ -240,78 +240,6 @@ TEST(long_inputs_match_torch) {
 #include "model/model.h"
 #include "tiny_model.h"
 
-static uint16_t f32_to_bf16(float x) {   /* round to nearest even (no NaNs here) */
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
-}
-
-/* x rounded to the half type (F16 or BF16) and back. */
-static float half_round(float x, st_dtype half) {
-    if (half == ST_F16) return (float)(_Float16)x;
-    const uint32_t b = (uint32_t)f32_to_bf16(x) << 16;
-    memcpy(&x, &b, 4);
-    return x;
-}
-
-/* Rewrites src's model.safetensors into dst (the other files copied):
- * every tensor in dtype `out` (F32, F16 or BF16) with values rounded to
- * `half` first. Returns 0 or -1. */
-static int rewrite_model(const char *src, const char *dst, st_dtype half, st_dtype out) {
-    char cmd[2200], path[1100];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst, src, dst);
-    if (system(cmd) != 0) return -1;
-    snprintf(path, sizeof path, "%s/model.safetensors", src);
-    const void *map;
-    size_t len;
-    st_file f;
-    if (file_map(path, &map, &len)) return -1;
-    if (st_parse(map, len, &f)) {
-        file_unmap(map, len);
-        return -1;
-    }
-    buf h = {0}, data = {0};
-    const size_t es = out == ST_F32 ? 4 : 2;
-    buf_append(&h, "{", 1);
-    float *row = NULL;
-    for (size_t i = 0; i < f.n; i++) {
-        const st_tensor *t = &f.tensors[i];
-        buf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", t->name, st_dtype_name(out));
-        for (int d = 0; d < t->ndim; d++) buf_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-        buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", data.len, data.len + t->numel * es);
-        row = realloc(row, t->numel * sizeof(float));
-        model_w_read((model_w){t->data, t->dtype}, 0, t->numel, row, 0);
-        for (size_t k = 0; k < t->numel; k++) {
-            const float x = half_round(row[k], half);
-            uint16_t v;
-            if (out == ST_F32) {
-                buf_append(&data, &x, 4);
-                continue;
-            }
-            if (out == ST_F16) {
-                const _Float16 hx = (_Float16)x;
-                memcpy(&v, &hx, 2);
-            } else {
-                v = f32_to_bf16(x);
-            }
-            buf_append(&data, &v, 2);
-        }
-    }
-    free(row);
-    buf_append(&h, "}", 1);
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-    buf all = {0};
-    buf_append(&all, len8, 8);
-    buf_append(&all, h.ptr, h.len);
-    buf_append(&all, data.ptr, data.len);
-    snprintf(path, sizeof path, "%s/model.safetensors", dst);
-    const int rc = file_write_all(path, all.ptr, all.len) ? -1 : 0;
-    buf_free(&h), buf_free(&data), buf_free(&all);
-    st_free(&f);
-    file_unmap(map, len);
-    return rc;
-}
 
 /* The golden ids through dir at (precision, gemm). OUT: *out (n x dims
  * floats, malloc'd); returns the dims, 0 on failure. */
@@ -341,8 +269,8 @@ static void half_stored(const char *dir, st_dtype half) {
     const char *name = strrchr(dir, '/') + 1;
     snprintf(hdir, sizeof hdir, "%s/%s-%s", test_tmpdir(), name, st_dtype_name(half));
     snprintf(rdir, sizeof rdir, "%s/%s-%s-as-f32", test_tmpdir(), name, st_dtype_name(half));
-    CHECK_INT(rewrite_model(dir, hdir, half, half), 0);
-    CHECK_INT(rewrite_model(dir, rdir, half, ST_F32), 0);
+    CHECK_INT(tiny_model_rewrite(dir, hdir, half, half), 0);
+    CHECK_INT(tiny_model_rewrite(dir, rdir, half, ST_F32), 0);
     static const struct { int prec; const char *gemm; } runs[] = {
         {CEMBED_FP32, "auto"}, {CEMBED_FP32, "scalar"}, {CEMBED_FP32, "blas"}, {CEMBED_BF16, NULL}, {CEMBED_INT8, NULL}};
     for (size_t r = 0; r < CE_ARRAY_LEN(runs); r++) {
@@ -400,7 +328,7 @@ TEST(bf16_stored_peak_rss_has_no_f32_copy) {
     snprintf(bdir, sizeof bdir, "%s/mem-bf16", test_tmpdir());
     const tiny_spec sp = {.vocab = 30000, .hidden = 384, .layers = 4, .heads = 6, .inter = 1536, .max_pos = 512};
     CHECK_INT(tiny_model_write(f32dir, &sp, 7), 0);
-    CHECK_INT(rewrite_model(f32dir, bdir, ST_BF16, ST_BF16), 0);
+    CHECK_INT(tiny_model_rewrite(f32dir, bdir, ST_BF16, ST_BF16), 0);
     const size_t H = 384, emb = (30000 + 512 + 2) * H, lin = 4 * (4 * H * H + 2 * H * 1536), file16 = 2 * (emb + lin);
     FILE *cr = fopen("/proc/self/clear_refs", "w");
     if (!cr || fputs("5", cr) < 0 || fclose(cr) != 0) {   /* resets VmHWM to VmRSS */

@@ -194,64 +194,15 @@ TEST(model_load_reports_missing_and_misshapen_tensors) {
     CHECK_CONTAINS(cembed_last_error(), "has shape [48, 32]");
 }
 
-/* Rewrites the F32 safetensors of src_dir into dst_dir with every tensor
- * converted to dtype ("F16" or "BF16"); the other files are copied. */
-static int write_half_model(const char *src_dir, const char *dst_dir, const char *dtype) {
-    char cmd[1024], path[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst_dir, src_dir, dst_dir);
-    if (system(cmd) != 0) return -1;
-    snprintf(path, sizeof path, "%s/model.safetensors", src_dir);
-    const void *map;
-    size_t len;
-    st_file f;
-    if (file_map(path, &map, &len) || st_parse(map, len, &f)) return -1;
-    buf h = {0}, data = {0};
-    buf_append(&h, "{", 1);
-    for (size_t i = 0; i < f.n; i++) {
-        const st_tensor *t = &f.tensors[i];
-        buf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", t->name, dtype);
-        for (int d = 0; d < t->ndim; d++) buf_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-        buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", data.len, data.len + t->numel * 2);
-        for (size_t k = 0; k < t->numel; k++) {
-            float x;
-            memcpy(&x, t->data + 4 * k, 4);
-            uint16_t v;
-            if (strcmp(dtype, "F16") == 0) {
-                _Float16 hx = (_Float16)x;
-                memcpy(&v, &hx, 2);
-            } else {
-                uint32_t bits;
-                memcpy(&bits, &x, 4);
-                v = (uint16_t)(bits >> 16);   /* truncation: exact in BF16 */
-            }
-            buf_append(&data, &v, 2);
-        }
-    }
-    buf_append(&h, "}", 1);
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-    buf all = {0};
-    buf_append(&all, len8, 8);
-    buf_append(&all, h.ptr, h.len);
-    buf_append(&all, data.ptr, data.len);
-    snprintf(path, sizeof path, "%s/model.safetensors", dst_dir);
-    int rc = file_write_all(path, all.ptr, all.len);
-    buf_free(&h);
-    buf_free(&data);
-    buf_free(&all);
-    st_free(&f);
-    file_unmap(map, len);
-    return rc;
-}
-
 TEST(model_load_converts_f16_and_bf16) {
     model m32, mh;
     CHECK_INT(model_load(tiny(), &m32), 0);
     const char *dtypes[] = {"F16", "BF16"};
+    const st_dtype halves[] = {ST_F16, ST_BF16};
     for (int d = 0; d < 2; d++) {
         char dir[192];
         snprintf(dir, sizeof dir, "%s-%s", tiny(), dtypes[d]);
-        CHECK_INT(write_half_model(tiny(), dir, dtypes[d]), 0);
+        CHECK_INT(tiny_model_rewrite(tiny(), dir, halves[d], halves[d]), 0);
         CHECK_INT(model_load(dir, &mh), 0);
         CHECK_STR(st_dtype_name(mh.dtype), dtypes[d]);
         size_t n = (size_t)m32.cfg.intermediate * m32.cfg.hidden, bad = 0;
@@ -259,18 +210,7 @@ TEST(model_load_converts_f16_and_bf16) {
         float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
         model_w_read(m32.layer[1].i_w, 0, n, a, 0);
         model_w_read(mh.layer[1].i_w, 0, n, b, 0);
-        for (size_t i = 0; i < n; i++) {
-            float x = a[i], want;
-            if (d == 0) {
-                want = (float)(_Float16)x;
-            } else {
-                uint32_t bits;
-                memcpy(&bits, &x, 4);
-                bits &= 0xffff0000u;
-                memcpy(&want, &bits, 4);
-            }
-            bad += b[i] != want;
-        }
+        for (size_t i = 0; i < n; i++) bad += b[i] != tiny_half_round(a[i], halves[d]);
         free(a), free(b);
         CHECK_INT(bad, 0);
         CHECK(mh.emb_ln_b[3] != 0);

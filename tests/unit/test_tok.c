@@ -5,6 +5,7 @@
 
 #include "test.h"
 #include "tok/tok.h"
+#include "tok_test.h"
 
 static const char vocab_txt[] =
     "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n##s\n##ing\nun\n##aff\n##able\n.\n,\n(\n)\n"
@@ -129,20 +130,24 @@ TEST(tok_json_errors) {
     }
 }
 
-TEST(tok_json_survives_every_allocation_failure) {
+void check_load_under_alloc_failures(tok_load_fn load_fn, const char *doc, size_t len) {
     tokenizer *t = NULL;
     base_alloc_fail_after(0);
-    CHECK_INT(tok_load_json(tiny_json, sizeof tiny_json - 1, &t), 0);
+    CHECK_INT(load_fn(doc, len, &t), 0);
     tok_free(t);
     size_t calls = base_alloc_fail_after(0);
     for (size_t n = 1; n <= calls; n++) {
         base_alloc_fail_after(n);
-        int rc = tok_load_json(tiny_json, sizeof tiny_json - 1, &t);
+        int rc = load_fn(doc, len, &t);
         base_alloc_fail_after(0);
         if (rc == 0) tok_free(t);
         else CHECK(t == NULL);
     }
     tok_thread_release();
+}
+
+TEST(tok_json_survives_every_allocation_failure) {
+    check_load_under_alloc_failures(tok_load_json, tiny_json, sizeof tiny_json - 1);
 }
 
 /* ---- the regex engine, byte-level map, BPE, added-token flags, templates ---- */

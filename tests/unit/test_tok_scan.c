@@ -9,6 +9,7 @@
 
 #include "test.h"
 #include "tok/tok_internal.h"
+#include "tok_test.h"
 
 /* Encodes a few texts with both and compares the ids. */
 static int same_ids(tokenizer *a, tokenizer *b) {
@@ -116,19 +117,7 @@ TEST(tok_scan_real_files) {
 
 TEST(tok_scan_survives_every_allocation_failure) {
     static const char doc[] = BPE_HEAD "{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}}";
-    tokenizer *t = NULL;
-    base_alloc_fail_after(0);
-    CHECK_INT(tok_load_json_scanned(doc, sizeof doc - 1, &t), 0);
-    tok_free(t);
-    size_t calls = base_alloc_fail_after(0);
-    for (size_t n = 1; n <= calls; n++) {
-        base_alloc_fail_after(n);
-        int rc = tok_load_json_scanned(doc, sizeof doc - 1, &t);
-        base_alloc_fail_after(0);
-        if (rc == 0) tok_free(t);
-        else CHECK(t == NULL);
-    }
-    tok_thread_release();
+    check_load_under_alloc_failures(tok_load_json_scanned, doc, sizeof doc - 1);
 }
 
 TEST(tok_vocab_sets_after_build) {

@@ -1,10 +1,13 @@
 /* Writes a tiny random BERT model directory (config.json, F32
  * model.safetensors, vocab.txt, sentence-transformers files) for tests that
- * need a whole model without the real one. */
+ * need a whole model without the real one, and rewrites a model's weights
+ * as F16 or BF16 (tiny_model_rewrite). */
 #ifndef CEMBED_TINY_MODEL_H
 #define CEMBED_TINY_MODEL_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "model/model.h"
@@ -115,6 +118,79 @@ static int tiny_model_write(const char *dir, const tiny_spec *sp, unsigned seed)
             sp->pooling_cls ? "true" : "false", sp->pooling_cls ? "false" : "true");
     fclose(f);
     return 0;
+}
+
+static inline uint16_t tiny_f32_to_bf16(float x) {   /* round to nearest even (no NaNs here) */
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
+}
+
+/* x rounded to the half type (F16 or BF16) and back. */
+static inline float tiny_half_round(float x, st_dtype half) {
+    if (half == ST_F16) return (float)(_Float16)x;
+    const uint32_t b = (uint32_t)tiny_f32_to_bf16(x) << 16;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+/* Rewrites src's model.safetensors into dst (the other files copied):
+ * every tensor in dtype `out` (F32, F16 or BF16) with values rounded to
+ * `half` first. Returns 0 or -1. */
+static inline int tiny_model_rewrite(const char *src, const char *dst, st_dtype half, st_dtype out) {
+    char cmd[2200], path[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst, src, dst);
+    if (system(cmd) != 0) return -1;
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    const void *map;
+    size_t len;
+    st_file f;
+    if (file_map(path, &map, &len)) return -1;
+    if (st_parse(map, len, &f)) {
+        file_unmap(map, len);
+        return -1;
+    }
+    buf h = {0}, data = {0};
+    const size_t es = out == ST_F32 ? 4 : 2;
+    buf_append(&h, "{", 1);
+    float *row = NULL;
+    for (size_t i = 0; i < f.n; i++) {
+        const st_tensor *t = &f.tensors[i];
+        buf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", t->name, st_dtype_name(out));
+        for (int d = 0; d < t->ndim; d++) buf_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", data.len, data.len + t->numel * es);
+        row = realloc(row, t->numel * sizeof(float));
+        model_w_read((model_w){t->data, t->dtype}, 0, t->numel, row, 0);
+        for (size_t k = 0; k < t->numel; k++) {
+            const float x = tiny_half_round(row[k], half);
+            uint16_t v;
+            if (out == ST_F32) {
+                buf_append(&data, &x, 4);
+                continue;
+            }
+            if (out == ST_F16) {
+                const _Float16 hx = (_Float16)x;
+                memcpy(&v, &hx, 2);
+            } else {
+                v = tiny_f32_to_bf16(x);
+            }
+            buf_append(&data, &v, 2);
+        }
+    }
+    free(row);
+    buf_append(&h, "}", 1);
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    buf all = {0};
+    buf_append(&all, len8, 8);
+    buf_append(&all, h.ptr, h.len);
+    buf_append(&all, data.ptr, data.len);
+    snprintf(path, sizeof path, "%s/model.safetensors", dst);
+    const int rc = file_write_all(path, all.ptr, all.len) ? -1 : 0;
+    buf_free(&h), buf_free(&data), buf_free(&all);
+    st_free(&f);
+    file_unmap(map, len);
+    return rc;
 }
 
 #endif
