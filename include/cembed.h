@@ -68,6 +68,9 @@ typedef struct cembed_options {
     int max_seq_len;    /* 0 = the model's limit; else min(this, the model's) */
     const char *gemm;   /* GEMM backend: NULL or "auto" (the table's pick for this CPU),
                            "onednn", "avx2", "scalar", "blas" */
+    const char *weight_cache;  /* folder of the cache of prepared weights: the first start
+                                  quantizes/reorders the weights and writes them there, later
+                                  starts map them; NULL or "off": none (the default) */
 } cembed_options;
 
 /* Facts about an open model; strings are owned by the model. */

@@ -26,6 +26,9 @@ typedef struct bert_opts {
     int attn_bf16;           /* attention with bf16 products, where k has them */
     int int8_qmax;           /* 0: the backend's int8 weight range; 63 or 127: that
                                 (the scalar backend only: a reference for another) */
+    const char *wcache;      /* folder of the cache of prepared weights (nn/wcache.h); NULL: none */
+    const char *model_dir;   /* with wcache: the model's folder, and */
+    const char *model_id;    /* its identity taken before it was loaded (nn_wcache_model_id) */
 } bert_opts;
 
 /* Bytes bert_new will allocate for batches of up to max_tokens tokens and
