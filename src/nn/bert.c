@@ -349,6 +349,8 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
 
 const char *bert_gemm_describe(const bert *b) { return nn_gemm_describe(b->g); }
 
+const char *bert_weight_cache(const bert *b, int *hit) { return nn_gemm_cache_path(b->g, hit); }
+
 int bert_int8_qmax(const bert *b) { return nn_gemm_qmax(b->g); }
 
 int bert_packed(const bert *b) { return !b->blas; }

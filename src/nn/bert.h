@@ -46,6 +46,9 @@ void bert_free(bert *b);
 int bert_packed(const bert *b);
 /* The GEMM backend that runs, as nn_gemm_describe says it. */
 const char *bert_gemm_describe(const bert *b);
+/* The weight cache's file (NULL: no cache) and whether this start read
+ * it (*hit 1) or wrote it (0); nn_gemm_cache_path. */
+const char *bert_weight_cache(const bert *b, int *hit);
 /* The int8 weight range of its GEMMs (nn_gemm_qmax). */
 int bert_int8_qmax(const bert *b);
 
