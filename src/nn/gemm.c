@@ -22,6 +22,7 @@
  * thread at hidden 768 (gemm_peak base), 160 GFLOP/s against 84 for
  * brg:avx512_core_bf16.
  */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -379,12 +380,15 @@ static void cache_write(nn_gemm *g, nn_linear *lin, int n) {
         sh[s] = (nn_wc_shape){(uint32_t)g->shapes[s].N, (uint32_t)g->shapes[s].K, layouts + (size_t)s * lb};
     }
     for (int i = 0; i < n; i++) parts_from(g, &lin[i], &w[i]);
-    if (nn_wcache_write(g->wc, sh, (uint32_t)g->n_shapes, lb, w, (uint32_t)n, &v) == 0)
+    if (nn_wcache_write(g->wc, sh, (uint32_t)g->n_shapes, lb, w, (uint32_t)n, &v) == 0) {
         for (int i = 0; i < n; i++) {
             nn_wc_weight mw;
             nn_wcache_weight_at(v, (uint32_t)i, &mw);
             move_into(g, &lin[i], &mw);
         }
+        malloc_trim(0);   /* the freed copies leave the heap before the map's pages come in */
+        nn_wcache_populate(g->wc);
+    }
 out:
     base_free(layouts);
     base_free(w);

@@ -289,6 +289,12 @@ const nn_wcache_view *nn_wcache_hit(const nn_wcache *wc) { return wc && wc->hit 
 
 const char *nn_wcache_path(const nn_wcache *wc) { return wc ? wc->file : NULL; }
 
+void nn_wcache_populate(nn_wcache *wc) {
+    if (!wc || !wc->map || madvise(wc->map, wc->len, MADV_POPULATE_READ) == 0) return;
+    volatile const char *c = wc->map;   /* kernels before 5.14: a read per page */
+    for (size_t o = 0; o < wc->len; o += 4096) (void)c[o];
+}
+
 void nn_wcache_free(nn_wcache *wc) {
     if (!wc) return;
     if (wc->map) munmap(wc->map, wc->len);
@@ -437,7 +443,10 @@ int nn_wcache_write(nn_wcache *wc, const nn_wc_shape *shapes, uint32_t n_shapes,
         goto out;
     }
     cleanup(wc);
-    void *p = map_file(fd, (size_t)bytes);
+    /* not populated: the caller frees its own copy of each weight as it
+     * points it here (nn_wcache_populate after), so the weights are never
+     * resident twice */
+    void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) goto out;
     if (nn_wcache_parse(p, (size_t)bytes, &wc->view)) {
         munmap(p, (size_t)bytes);

@@ -84,11 +84,15 @@ const nn_wcache_view *nn_wcache_hit(const nn_wcache *wc);
 /* Writes shapes and weights (layout_bytes each shape's layout) to a
  * temporary file, syncs and renames it into place, deletes the files it
  * replaces (this model and name with another key; files whose model is
- * gone or unused for 30 days), then maps it: *view then describes the new
- * file (owned by wc), so the caller may point its weights into it. Returns
+ * gone or unused for 30 days), then maps it, unpopulated: *view then
+ * describes the new file (owned by wc), so the caller may point its
+ * weights into it, freeing its own copies, then nn_wcache_populate. Returns
  * 0, or -1 (logged; nothing left behind; the cache is then off). */
 int nn_wcache_write(nn_wcache *wc, const nn_wc_shape *shapes, uint32_t n_shapes, uint32_t layout_bytes,
                     const nn_wc_weight *weights, uint32_t n_weights, const nn_wcache_view **view);
+/* Maps every page of the file now (the memory measured after loading then
+ * holds the weights, as it would their own copies). NULL is ignored. */
+void nn_wcache_populate(nn_wcache *wc);
 /* Unmaps the file (no pointer into it may be used after). NULL is ignored. */
 void nn_wcache_free(nn_wcache *wc);
 /* The path of the cache file (owned by wc), for logs and tests. */
