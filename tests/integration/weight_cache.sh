@@ -38,5 +38,10 @@ check "int8: a truncated file is replaced, same vectors" 'cmp -s "$tmp/int8.none
 # an unusable folder: a warning, the same vectors
 run int8 "$tmp/in.jsonl/below" "$tmp/int8.bad"
 check "int8: an unusable folder warns and runs" 'cmp -s "$tmp/int8.none" "$tmp/int8.bad" && grep -q "weight cache" "$tmp/int8.bad.err"'
+# two first starts at once: each writes its own temporary file, one rename wins, both embed the same
+rm -rf "$tmp/w2"
+run int8 "$tmp/w2" "$tmp/int8.p1" & run int8 "$tmp/w2" "$tmp/int8.p2" & wait
+check "int8: two writers at once: one file, no temporary left, same vectors" \
+  '[ "$(find "$tmp/w2" -type f | wc -l)" -eq 1 ] && cmp -s "$tmp/int8.none" "$tmp/int8.p1" && cmp -s "$tmp/int8.none" "$tmp/int8.p2"'
 rm -rf "$tmp"
 [ $fails -eq 0 ]

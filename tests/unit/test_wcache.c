@@ -7,6 +7,7 @@
  * an unusable folder writes nothing and still runs. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,8 +34,8 @@ static const char *wc_model(void) {
  * weight cache in folder wdir (NULL: none). OUT: out, *hit (the file was
  * read), the file's path into path (may be NULL). Returns 0, 1 when the
  * backend cannot run here, -1 on failure (reported). */
-static int wc_run(nn_precision prec, nn_gemm_backend be, const char *wdir, float *out, int *hit, char *path) {
-    const char *mdir = wc_model();
+static int wc_run_model(const char *mdir, nn_precision prec, nn_gemm_backend be, const char *wdir, float *out,
+                        int *hit, char *path) {
     char id[8192];
     if (nn_wcache_model_id(mdir, id, sizeof id)) {
         FAIL_AT("model id of %s", mdir);
@@ -70,6 +71,10 @@ static int wc_run(nn_precision prec, nn_gemm_backend be, const char *wdir, float
     pool_free(p);
     model_free(&m);
     return rc;
+}
+
+static int wc_run(nn_precision prec, nn_gemm_backend be, const char *wdir, float *out, int *hit, char *path) {
+    return wc_run_model(wc_model(), prec, be, wdir, out, hit, path);
 }
 
 /* *.wcache files in dir */
@@ -198,4 +203,50 @@ TEST(wcache_parse_rejects_every_truncation) {
     for (size_t n = 0; n < len; n += n < 8192 ? 1 : 997) accepted += nn_wcache_parse((const uint8_t *)data, n, &view) == 0;
     CHECK_INT(accepted, 0);
     base_free(data);
+}
+
+/* An empty file in dir, its mtime `age` seconds ago. */
+static void wc_old_file(const char *dir, const char *name, long age) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (f) fputs("not a cache", f), fclose(f);
+    const struct timespec ts[2] = {{time(NULL) - age, 0}, {time(NULL) - age, 0}};
+    CHECK_INT(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static int wc_exists(const char *dir, const char *name) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* Writing a file deletes those of models that are gone, those unused for
+ * 30 days and temporary files a crash left; it keeps the others. */
+TEST(wcache_write_deletes_stale_files) {
+    char wdir[256], gone[256], path[512];
+    snprintf(wdir, sizeof wdir, "%s/wc-stale", test_tmpdir());
+    snprintf(gone, sizeof gone, "%s/wc-gone-model", test_tmpdir());
+    const tiny_spec sp = {.vocab = 64, .hidden = 32, .layers = 1, .heads = 2, .inter = 48, .max_pos = 40};
+    CHECK_INT(tiny_model_write(gone, &sp, 3), 0);
+    static float v[WC_NSEQ * WC_H];
+    int hit;
+    CHECK_INT(wc_run_model(gone, NN_FP32, NN_GEMM_SCALAR, wdir, v, &hit, path), 0);
+    CHECK_INT(wc_count(wdir), 1);
+    char st[512];
+    snprintf(st, sizeof st, "%s/model.safetensors", gone);
+    CHECK_INT(unlink(st), 0);   /* that model is gone */
+    wc_old_file(wdir, "0123456789abcdef-0123456789abcdef.wcache", 31L * 86400);   /* unused for 31 days */
+    wc_old_file(wdir, "1123456789abcdef-0123456789abcdef.wcache", 29L * 86400);   /* 29: kept */
+    wc_old_file(wdir, "a.wcache.tmp.1.0", 2 * 3600);                                /* a crash's, 2 hours old */
+    wc_old_file(wdir, "b.wcache.tmp.1.0", 60);                                      /* being written: kept */
+    wc_old_file(wdir, "notes.txt", 365L * 86400);                                   /* not ours: kept */
+    CHECK_INT(wc_run(NN_BF16, NN_GEMM_SCALAR, wdir, v, &hit, path), 0);
+    CHECK(hit == 0 && wc_exists(wdir, strrchr(path, '/') + 1));
+    CHECK(!wc_exists(wdir, "0123456789abcdef-0123456789abcdef.wcache"));
+    CHECK(wc_exists(wdir, "1123456789abcdef-0123456789abcdef.wcache"));
+    CHECK(!wc_exists(wdir, "a.wcache.tmp.1.0"));
+    CHECK(wc_exists(wdir, "b.wcache.tmp.1.0"));
+    CHECK(wc_exists(wdir, "notes.txt"));
+    CHECK_INT(wc_count(wdir), 3);   /* the new one, the 29-day one, the fresh temporary (the gone model's went) */
 }
