@@ -119,10 +119,12 @@ void cembed_gemm_plan(int precision, const char *gemm, char *desc, size_t n);
 
 /* Appends to b (a growing buffer of the library's; see base/base.h)
  * `"isa":..,"kernels":..,"gemm":..,"attention":..,"gemm_by_precision":{..},
- * "isa_levels":[..]`: what runs for the model's precision, what each
- * precision would run with the model's GEMM choice, and the ISA levels
- * from AVX2 up that this CPU offers (ONEDNN_MAX_CPU_ISA can lower the one
- * in use to any of them). Fails with ENOMEM. */
+ * "isa_levels":[..],"weight_cache":..,"weight_cache_read":..`: what runs
+ * for the model's precision, what each precision would run with the
+ * model's GEMM choice, the ISA levels from AVX2 up that this CPU offers
+ * (ONEDNN_MAX_CPU_ISA can lower the one in use to any of them), and the
+ * file of prepared weights (null: none) and whether this start read it
+ * (else it wrote it). Fails with ENOMEM. */
 struct buf;
 int cembed_kernels_json(const cembed_model *m, struct buf *b);
 

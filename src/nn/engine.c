@@ -275,6 +275,10 @@ int cembed_kernels_json(const cembed_model *cm, struct buf *b) {
     rc = rc || buf_append(b, "},\"isa_levels\":[", 16);
     for (int k = 0; k < n && !rc; k++) rc = buf_printf(b, "%s\"%s\"", k ? "," : "", levels[k]);
     rc = rc || buf_append(b, "]", 1);
+    int hit = 0;   /* the cache of prepared weights: its file and whether this start read it */
+    const char *wc = bert_weight_cache(cm->fwd, &hit);
+    rc = rc || buf_append(b, ",\"weight_cache\":", 16) || (wc ? json_write_string(b, wc, strlen(wc)) : buf_append(b, "null", 4)) ||
+         buf_printf(b, ",\"weight_cache_read\":%s", hit ? "true" : "false");
     return rc ? base_err(CEMBED_ENOMEM, "out of memory") : 0;
 }
 

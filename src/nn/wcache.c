@@ -168,6 +168,12 @@ static void binary_init(void) {
         snprintf(binary_id, sizeof binary_id, "unknown");
 }
 
+/* The running binary's identity (computed once). */
+static const char *binary(void) {
+    pthread_once(&binary_once, binary_init);
+    return binary_id;
+}
+
 /* "name=PATH\nname_stat=DEV INO SIZE MTIME\n" of dir/file into b; -1 when it cannot be stat'ed. */
 static int file_id(const char *dir, const char *file, const char *name, buf *b) {
     char *p = path_join(dir, file), *real = p ? realpath(p, NULL) : NULL;
@@ -243,8 +249,9 @@ static void try_map(nn_wcache *wc) {
     if (p == MAP_FAILED) goto out;
     nn_wcache_view v;
     const size_t key_len = strlen(wc->key);
-    if (nn_wcache_parse(p, (size_t)st.st_size, &v) || v.key_len != key_len || memcmp(v.key, wc->key, key_len)) {
-        log_debug("weight cache %s: not used (%s)", wc->file, v.key_len ? "another key" : cembed_last_error());
+    const int bad = nn_wcache_parse(p, (size_t)st.st_size, &v);
+    if (bad || v.key_len != key_len || memcmp(v.key, wc->key, key_len)) {
+        log_debug("weight cache %s: not used (%s)", wc->file, bad ? cembed_last_error() : "another key");
         munmap(p, (size_t)st.st_size);
         goto out;
     }
@@ -261,8 +268,7 @@ void nn_wcache_open(const char *dir, const char *model_dir, const char *model_id
     if (!dir || !*dir || nn_wcache_model_id(model_dir, now, sizeof now) || strcmp(now, model_id) != 0) return;
     nn_wcache *wc = base_calloc(1, sizeof *wc);
     buf key = {0}, file = {0};
-    if (!wc || buf_printf(&key, "%sbinary=%s\n%s", model_id, (pthread_once(&binary_once, binary_init), binary_id),
-                          backend_key) || buf_append(&key, "", 1))
+    if (!wc || buf_printf(&key, "%sbinary=%s\n%s", model_id, binary(), backend_key) || buf_append(&key, "", 1))
         goto fail;
     const char *wp = strstr(model_id, "weights="), *we = wp ? strchr(wp, '\n') : NULL;
     uint64_t h = fnv(fnv(FNV0, wp, we ? (size_t)(we - wp) : 0), name, strlen(name));
