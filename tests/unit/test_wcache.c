@@ -88,7 +88,7 @@ static int wc_count(const char *dir) {
 
 static const nn_gemm_backend wc_backends[] = {NN_GEMM_ONEDNN, NN_GEMM_OWN, NN_GEMM_SCALAR};
 
-TEST(wcache_cold_warm_and_none_are_bit_identical) {
+TEST(nn_wcache_cold_warm_and_none_are_bit_identical) {
     static const nn_precision precs[] = {NN_FP32, NN_BF16, NN_INT8};
     int ran = 0;
     for (int pi = 0; pi < 3; pi++)
@@ -131,7 +131,7 @@ static void wc_damage(const char *path, int how, off_t at) {
     close(fd);
 }
 
-TEST(wcache_never_trusts_a_changed_or_damaged_file) {
+TEST(nn_wcache_never_trusts_a_changed_or_damaged_file) {
     const nn_precision prec = NN_INT8;
     const nn_gemm_backend be = NN_GEMM_SCALAR;
     char wdir[256], path[512], p2[512];
@@ -167,7 +167,7 @@ TEST(wcache_never_trusts_a_changed_or_damaged_file) {
     CHECK_INT(wc_count(wdir), 2);
 }
 
-TEST(wcache_off_or_unusable_writes_nothing) {
+TEST(nn_wcache_off_or_unusable_writes_nothing) {
     static float ref[WC_NSEQ * WC_H], v[WC_NSEQ * WC_H];
     int hit;
     CHECK_INT(wc_run(NN_FP32, NN_GEMM_SCALAR, NULL, ref, &hit, NULL), 0);
@@ -184,7 +184,7 @@ TEST(wcache_off_or_unusable_writes_nothing) {
 }
 
 /* A real file's header parses, and no shorter or longer image of it does. */
-TEST(wcache_parse_rejects_every_truncation) {
+TEST(nn_wcache_parse_rejects_every_truncation) {
     char wdir[256], path[512];
     snprintf(wdir, sizeof wdir, "%s/wc-parse", test_tmpdir());
     static float v[WC_NSEQ * WC_H];
@@ -223,7 +223,7 @@ static int wc_exists(const char *dir, const char *name) {
 
 /* Writing a file deletes those of models that are gone, those unused for
  * 30 days and temporary files a crash left; it keeps the others. */
-TEST(wcache_write_deletes_stale_files) {
+TEST(nn_wcache_write_deletes_stale_files) {
     char wdir[256], gone[256], path[512];
     snprintf(wdir, sizeof wdir, "%s/wc-stale", test_tmpdir());
     snprintf(gone, sizeof gone, "%s/wc-gone-model", test_tmpdir());
