@@ -219,18 +219,13 @@ static int make_dirs(const char *path) {
     return mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-/* How the file is mapped: CEMBED_WCACHE_MAP=plain | willneed | populate (default). */
+/* Maps a cache file: its pages mapped read-only up front (one call, no
+ * fault per page later, and the weights in the RSS measured after loading,
+ * which the governor counts; populating a writable private map would copy
+ * every page), then made writable, so that a write (oneDNN padding a
+ * memory) copies only its page. A plain map and MADV_WILLNEED measured
+ * the same at MiniLM size (README). */
 static void *map_file(int fd, size_t len) {
-    const char *how = getenv("CEMBED_WCACHE_MAP");
-    const int plain = how && strcmp(how, "plain") == 0, willneed = how && strcmp(how, "willneed") == 0;
-    if (plain || willneed) {
-        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-        if (p != MAP_FAILED && willneed) madvise(p, len, MADV_WILLNEED);
-        return p;
-    }
-    /* the file's pages mapped read-only up front (one call, no fault per
-     * page later; populating a writable private map would copy every page),
-     * then writable: a write (oneDNN padding) copies only its page */
     void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (p != MAP_FAILED && mprotect(p, len, PROT_READ | PROT_WRITE)) {
         munmap(p, len);
