@@ -59,9 +59,9 @@ int cli_common_init(cli_common *c) {
         opt_text("EMBEDDING_MODEL", &model) || opt_long("EMBEDDING_THREADS", &threads) ||
         opt_text("EMBEDDING_LOG_LEVEL", &lvl) || opt_text("EMBEDDING_WEIGHT_CACHE", &wcache))
         return EXIT_USAGE;
-    if (!wcache) weight_cache_default(c->weight_cache_buf, sizeof c->weight_cache_buf);
-    else snprintf(c->weight_cache_buf, sizeof c->weight_cache_buf, "%s", wcache);
-    c->weight_cache = strcmp(c->weight_cache_buf, "off") == 0 ? NULL : c->weight_cache_buf;
+    static char wcache_default[4096];   /* the process's; the variable's value lives as long */
+    if (!wcache) weight_cache_default(wcache_default, sizeof wcache_default), wcache = wcache_default;
+    c->weight_cache = strcmp(wcache, "off") == 0 ? NULL : wcache;
     if (prec) c->precision = precision_from(prec);
     if (model) {
         snprintf(c->spec_buf, sizeof c->spec_buf, "%s", model);

@@ -30,7 +30,6 @@ typedef struct cli_common {
     const char *gemm; /* GEMM backend (--gemm, EMBEDDING_GEMM); NULL: auto */
     const char *prompt_name; /* --prompt-name (embed): a prompt of the model's; NULL: its default, if any */
     const char *weight_cache; /* EMBEDDING_WEIGHT_CACHE: the folder of prepared weights; NULL: off */
-    char weight_cache_buf[4096];
 } cli_common;
 
 /* The precision when neither --precision nor EMBEDDING_PRECISION names one
