@@ -44,14 +44,24 @@ static void split_models(cli_common *c, char *list, int replace) {
     c->model_dir = c->n_models ? c->model_specs[0] : NULL;
 }
 
+/* The weight cache's default folder: $XDG_CACHE_HOME/cembed/weights, else ~/.cache/cembed/weights. */
+static void weight_cache_default(char *out, size_t n) {
+    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (x && *x == '/') snprintf(out, n, "%s/cembed/weights", x);
+    else snprintf(out, n, "%s/.cache/cembed/weights", home && *home ? home : "/root");
+}
+
 int cli_common_init(cli_common *c) {
     *c = (cli_common){.model_dir = NULL, .precision = cembed_precision_default()};
-    const char *prec = NULL, *model = NULL, *lvl = NULL;
+    const char *prec = NULL, *model = NULL, *lvl = NULL, *wcache = NULL;
     long threads;
     if (opt_text("EMBEDDING_PRECISION", &prec) || opt_text("EMBEDDING_GEMM", &c->gemm) ||
         opt_text("EMBEDDING_MODEL", &model) || opt_long("EMBEDDING_THREADS", &threads) ||
-        opt_text("EMBEDDING_LOG_LEVEL", &lvl))
+        opt_text("EMBEDDING_LOG_LEVEL", &lvl) || opt_text("EMBEDDING_WEIGHT_CACHE", &wcache))
         return EXIT_USAGE;
+    static char wcache_default[4096];   /* the process's; the variable's value lives as long */
+    if (!wcache) weight_cache_default(wcache_default, sizeof wcache_default), wcache = wcache_default;
+    c->weight_cache = strcmp(wcache, "off") == 0 ? NULL : wcache;
     if (prec) c->precision = precision_from(prec);
     if (model) {
         snprintf(c->spec_buf, sizeof c->spec_buf, "%s", model);
@@ -68,7 +78,8 @@ cembed_options cli_model_options(const cli_common *c, int max_batch) {
         .max_batch = max_batch,
         .max_seq_len = c->max_seq_len,
         .precision = c->precision,
-        .gemm = c->gemm};
+        .gemm = c->gemm,
+        .weight_cache = c->weight_cache};
 }
 
 /* --model, repeated or a comma list: the flags replace EMBEDDING_MODEL's list, and add up. */

@@ -29,13 +29,15 @@ typedef struct cli_common {
     int precision;    /* a cembed_precision */
     const char *gemm; /* GEMM backend (--gemm, EMBEDDING_GEMM); NULL: auto */
     const char *prompt_name; /* --prompt-name (embed): a prompt of the model's; NULL: its default, if any */
+    const char *weight_cache; /* EMBEDDING_WEIGHT_CACHE: the folder of prepared weights; NULL: off */
 } cli_common;
 
 /* The precision when neither --precision nor EMBEDDING_PRECISION names one
  * is cembed_precision_default(): int8 on CPUs with its SIMD kernels. */
 
 /* Fills defaults from the environment (EMBEDDING_MODEL, EMBEDDING_THREADS /
- * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_GEMM, EMBEDDING_LOG_LEVEL),
+ * EMBEDDING_ONNX_THREADS, EMBEDDING_PRECISION, EMBEDDING_GEMM, EMBEDDING_LOG_LEVEL,
+ * EMBEDDING_WEIGHT_CACHE: default $XDG_CACHE_HOME/cembed/weights, else ~/.cache/cembed/weights),
  * parsed through app/options.c's table. Returns 0 or EXIT_USAGE after
  * printing which variable is wrong. */
 int cli_common_init(cli_common *c);

@@ -69,6 +69,8 @@ static const opt_def opts[] = {
     CHOICE("EMBEDDING_PRECISION", "--precision", MODEL_CMDS, "fp32, bf16, int8", NULL, "int8 (fp32 without AVX2)",
            "arithmetic of the Linear layers"),
     CHOICE("EMBEDDING_GEMM", "--gemm", MODEL_CMDS, "auto, onednn, avx2, scalar, blas", NULL, "auto", "GEMM backend"),
+    SETTING(OPT_PATH, "EMBEDDING_WEIGHT_CACHE", NULL, MODEL_CMDS, "a folder, or off", "~/.cache/cembed/weights",
+            "prepared (quantized, reordered) weights, written at the first start and mapped by the next"),
     CHOICE("EMBEDDING_LOG_LEVEL", NULL, MODEL_CMDS, "debug, info, warning, error", "off, warn", "info",
            "the least severe log line written"),
     /* the HTTP service's text settings */

@@ -68,6 +68,9 @@ typedef struct cembed_options {
     int max_seq_len;    /* 0 = the model's limit; else min(this, the model's) */
     const char *gemm;   /* GEMM backend: NULL or "auto" (the table's pick for this CPU),
                            "onednn", "avx2", "scalar", "blas" */
+    const char *weight_cache;  /* folder of the cache of prepared weights: the first start
+                                  quantizes/reorders the weights and writes them there, later
+                                  starts map them; NULL or "off": none (the default) */
 } cembed_options;
 
 /* Facts about an open model; strings are owned by the model. */
@@ -116,10 +119,12 @@ void cembed_gemm_plan(int precision, const char *gemm, char *desc, size_t n);
 
 /* Appends to b (a growing buffer of the library's; see base/base.h)
  * `"isa":..,"kernels":..,"gemm":..,"attention":..,"gemm_by_precision":{..},
- * "isa_levels":[..]`: what runs for the model's precision, what each
- * precision would run with the model's GEMM choice, and the ISA levels
- * from AVX2 up that this CPU offers (ONEDNN_MAX_CPU_ISA can lower the one
- * in use to any of them). Fails with ENOMEM. */
+ * "isa_levels":[..],"weight_cache":..,"weight_cache_read":..`: what runs
+ * for the model's precision, what each precision would run with the
+ * model's GEMM choice, the ISA levels from AVX2 up that this CPU offers
+ * (ONEDNN_MAX_CPU_ISA can lower the one in use to any of them), and the
+ * file of prepared weights (null: none) and whether this start read it
+ * (else it wrote it). Fails with ENOMEM. */
 struct buf;
 int cembed_kernels_json(const cembed_model *m, struct buf *b);
 

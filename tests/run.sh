@@ -99,6 +99,8 @@ suite() { # build-dir label tree-test-files worker-jobs worker-kills fidelity-ch
     "$work/tok-corpus.jsonl" "$work"
   check "$l broken model files" tests/integration/broken_models.sh "$b/cembed" "$model" "$work"
   check "$l command-line errors" tests/integration/cli_errors.sh "$b/cembed" "$model" "$work"
+  check "$l weight cache: cold, warm and none identical; damaged file replaced" tests/integration/weight_cache.sh \
+    "$b/cembed" "$model" "$work"
   check "$l HTTP service (loopback)" python3 tests/integration/server_test.py "$b/cembed" "$model" \
     "$work/tok-corpus.jsonl" "$work"
   check "$l embed a source tree: walker, chunks, cache, kills" python3 tests/integration/embed_tree_test.py \

@@ -144,13 +144,10 @@ static const float *widen(float *dst, const model_w *parts, const size_t *n, int
     return dst;
 }
 
-/* Layer l's weight `which` as one fp32 [N, K] matrix: in place from the map,
- * or written into dst (weight_buf_floats of it): qkv as the file's fused one
- * or Q, K, V stacked; up as the file's or a GLU's two halves stacked (act
- * half first). The biases of qkv and up go to bqkv and bup. */
-static const float *weight_f32(bert *b, size_t l, int which, float *dst) {
+/* The biases of layer l's qkv and up (which 0 and 2) into bqkv and bup. */
+static void layer_bias(bert *b, size_t l, int which) {
     const bert_layer_w *w = &b->m->layer[l];
-    const size_t H = (size_t)b->H, I = (size_t)b->I, U = (size_t)b->U, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
+    const size_t I = (size_t)b->I, U = (size_t)b->U, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
     if (which == 0 && b->bqkv) { /* a bias the file lacks for this layer is zeros */
         float *bd = b->bqkv + l * (Q + 2 * KV);
         copy_or_zero(bd, w->q_b, Q);
@@ -162,6 +159,15 @@ static const float *weight_f32(bert *b, size_t l, int which, float *dst) {
         copy_or_zero(bd, w->i_b, w->i2_w.p ? I : U);
         if (w->i2_w.p) copy_or_zero(bd + I, w->i2_b, I);
     }
+}
+
+/* Layer l's weight `which` as one fp32 [N, K] matrix: in place from the map,
+ * or written into dst (weight_buf_floats of it): qkv as the file's fused one
+ * or Q, K, V stacked; up as the file's or a GLU's two halves stacked (act
+ * half first). */
+static const float *weight_f32(bert *b, size_t l, int which, float *dst) {
+    const bert_layer_w *w = &b->m->layer[l];
+    const size_t H = (size_t)b->H, I = (size_t)b->I, U = (size_t)b->U, Q = (size_t)b->Dq, KV = (size_t)b->Dkv;
     const int in_place = weight_buf_floats(b, l, which) == 0;
     if (which == 0) {
         if (in_place) return model_w_f32(w->qkv_w);
@@ -184,6 +190,8 @@ static int prepare_layer(bert *b, size_t l, float **dst) {
     nn_linear *lin = b->lin + 4 * l;
     const int N[4] = {b->Dq + 2 * b->Dkv, b->H, b->U, b->H}, K[4] = {b->H, b->Dq, b->H, b->I};
     for (int k = 0; k < 4; k++) {
+        layer_bias(b, l, k);
+        if (nn_gemm_prepare_cached(b->g, N[k], K[k], &lin[k])) continue;   /* from the weight cache */
         const float *W = weight_f32(b, l, k, *dst);
         int rc = nn_gemm_prepare(b->g, W, N[k], K[k], &lin[k]);
         if (rc) return rc;
@@ -311,6 +319,7 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         return rc;
     }
     if (o->int8_qmax) nn_gemm_set_qmax(b->g, o->int8_qmax);
+    if (o->wcache) nn_gemm_cache_open(b->g, o->wcache, o->model_dir, o->model_id, 4 * c->layers);
     b->blas = nn_gemm_backend_of(b->g) == NN_GEMM_BLAS;
     /* attention's scratch, which the classifier head reuses for its hidden row */
     b->scratch_per_thread = CE_MAX(nn_attention_scratch(max_seq_len, b->dh), (size_t)b->H);
@@ -325,6 +334,7 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
         if (!b->blas) dst = b->wown;   /* one weight at a time */
         rc = prepare_layer(b, l, &dst);
     }
+    if (!rc) nn_gemm_cache_close(b->g, b->lin, 4 * c->layers);
     if (!rc && !b->blas) {   /* the widened copies served their purpose */
         base_free(b->wown);
         b->wown = NULL;
@@ -338,6 +348,8 @@ int bert_new(const model *m, const bert_opts *o, pool *p, int max_tokens, int ma
 }
 
 const char *bert_gemm_describe(const bert *b) { return nn_gemm_describe(b->g); }
+
+const char *bert_weight_cache(const bert *b, int *hit) { return nn_gemm_cache_path(b->g, hit); }
 
 int bert_int8_qmax(const bert *b) { return nn_gemm_qmax(b->g); }
 

@@ -26,6 +26,9 @@ typedef struct bert_opts {
     int attn_bf16;           /* attention with bf16 products, where k has them */
     int int8_qmax;           /* 0: the backend's int8 weight range; 63 or 127: that
                                 (the scalar backend only: a reference for another) */
+    const char *wcache;      /* folder of the cache of prepared weights (nn/wcache.h); NULL: none */
+    const char *model_dir;   /* with wcache: the model's folder, and */
+    const char *model_id;    /* its identity taken before it was loaded (nn_wcache_model_id) */
 } bert_opts;
 
 /* Bytes bert_new will allocate for batches of up to max_tokens tokens and
@@ -43,6 +46,9 @@ void bert_free(bert *b);
 int bert_packed(const bert *b);
 /* The GEMM backend that runs, as nn_gemm_describe says it. */
 const char *bert_gemm_describe(const bert *b);
+/* The weight cache's file (NULL: no cache) and whether this start read
+ * it (*hit 1) or wrote it (0); nn_gemm_cache_path. */
+const char *bert_weight_cache(const bert *b, int *hit);
 /* The int8 weight range of its GEMMs (nn_gemm_qmax). */
 int bert_int8_qmax(const bert *b);
 

@@ -10,6 +10,7 @@
 #include "json/json.h"
 #include "nn/bert.h"
 #include "nn/profile.h"
+#include "nn/wcache.h"
 #include "tok/tok.h"
 
 /* Tokens of one forward pass when max_batch sequences of the longest length
@@ -207,6 +208,10 @@ fail:
 static int open_engine(cembed_model *cm, const char *dir, const cembed_options *opt) {
     const cembed_options o = *opt;
     uint64_t t0 = PROF_START();
+    /* the weight cache's key holds the model files' identity from before they are read */
+    char model_id[8192];
+    const int wcache = o.weight_cache && *o.weight_cache && strcmp(o.weight_cache, "off") != 0 &&
+                       nn_wcache_model_id(dir, model_id, sizeof model_id) == 0;
     int rc = model_load(dir, &cm->m);
     if (rc) return rc;
     PROF_END(PROF_LOAD_WEIGHTS, t0, 0);
@@ -222,7 +227,8 @@ static int open_engine(cembed_model *cm, const char *dir, const cembed_options *
     cm->k = nn_kernels_profiled(nn_kernels_best());
     cm->prec = o.precision == CEMBED_INT8 ? NN_INT8 : o.precision == CEMBED_BF16 ? NN_BF16 : NN_FP32;
     cm->attn_bf16 = nn_bf16_attention(cm->prec);
-    bert_opts bo = {.k = cm->k, .prec = cm->prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = cm->attn_bf16};
+    bert_opts bo = {.k = cm->k, .prec = cm->prec, .gemm = NN_GEMM_AUTO, .attn_bf16 = cm->attn_bf16,
+                    .wcache = wcache ? o.weight_cache : NULL, .model_dir = dir, .model_id = model_id};
     if (o.gemm && (rc = nn_gemm_backend_parse(o.gemm, &bo.gemm))) return rc;
     cm->gemm = bo.gemm;
     if ((rc = pool_new(cm->threads, &cm->pool))) return rc;
@@ -269,6 +275,10 @@ int cembed_kernels_json(const cembed_model *cm, struct buf *b) {
     rc = rc || buf_append(b, "},\"isa_levels\":[", 16);
     for (int k = 0; k < n && !rc; k++) rc = buf_printf(b, "%s\"%s\"", k ? "," : "", levels[k]);
     rc = rc || buf_append(b, "]", 1);
+    int hit = 0;   /* the cache of prepared weights: its file and whether this start read it */
+    const char *wc = bert_weight_cache(cm->fwd, &hit);
+    rc = rc || buf_append(b, ",\"weight_cache\":", 16) || (wc ? json_write_string(b, wc, strlen(wc)) : buf_append(b, "null", 4)) ||
+         buf_printf(b, ",\"weight_cache_read\":%s", hit ? "true" : "false");
     return rc ? base_err(CEMBED_ENOMEM, "out of memory") : 0;
 }
 

@@ -22,11 +22,17 @@
  * thread at hidden 768 (gemm_peak base), 160 GFLOP/s against 84 for
  * brg:avx512_core_bf16.
  */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/prof.h"
 #include "gemm.h"
+#include "wcache.h"
+
+#define MAX_GEMM_SHAPES 8
+enum { WC_NONE, WC_READ, WC_WRITE };   /* no cache; weights read from its file; the file to write */
 
 struct nn_gemm {
     const nn_kernels *k;
@@ -38,6 +44,10 @@ struct nn_gemm {
     char *scratch;         /* scalar/avx2: per thread nn_lowp_scratch_bytes(max K) */
     size_t scratch_per_thread;
     char desc[160];
+    nn_shape shapes[MAX_GEMM_SHAPES];
+    int n_shapes;
+    nn_wcache *wc;         /* the cache of prepared weights, or NULL */
+    int wc_state, wc_weights, wc_next, wc_stale;   /* WC_*; weights it holds; the next to read; a weight it missed */
 };
 
 nn_gemm_backend nn_gemm_pick(nn_precision p, const nn_kernels *k) {
@@ -76,6 +86,7 @@ void nn_gemm_free(nn_gemm *g) {
     if (!g) return;
     nn_dnnl_free(g->dnnl);
     base_free(g->scratch);
+    nn_wcache_free(g->wc);
     base_free(g);
 }
 
@@ -88,6 +99,9 @@ int nn_gemm_new(const nn_kernels *k, nn_precision prec, nn_gemm_backend want, in
     nn_gemm *g = base_calloc(1, sizeof *g);
     if (!g) return base_err(CEMBED_ENOMEM, "out of memory");
     *g = (nn_gemm){.k = k, .prec = prec, .backend = b, .threads = threads, .qmax = 63};
+    CE_ASSERT(n_shapes > 0 && n_shapes <= MAX_GEMM_SHAPES);
+    memcpy(g->shapes, shapes, (size_t)n_shapes * sizeof *shapes);
+    g->n_shapes = n_shapes;
     int rc = 0;
     const uint64_t t0 = PROF_START();
     if (b == NN_GEMM_ONEDNN) {
@@ -214,4 +228,182 @@ void nn_gemm_plan(nn_precision p, nn_gemm_backend want, char *desc, size_t n) {
         snprintf(desc, n, "onednn %s", impl);
     else
         snprintf(desc, n, "%s", own_desc(b));
+}
+
+/* ---- the cache of prepared weights ----
+ * A shape's layout record: oneDNN's (gemm_dnnl.c), or for our packed
+ * kernels the padded sizes and element bytes. A weight's parts: the
+ * weight's bytes, then for int8 its scales and column sums. */
+
+typedef struct own_layout {
+    uint32_t Np, Kp, elem, pad;
+} own_layout;
+
+static uint32_t layout_bytes(const nn_gemm *g) {
+    return (uint32_t)(g->backend == NN_GEMM_ONEDNN ? nn_dnnl_layout_bytes() : sizeof(own_layout));
+}
+
+static size_t elem_bytes(nn_precision p) { return p == NN_INT8 ? 1 : p == NN_BF16 ? 2 : 4; }
+
+static void layout_of(const nn_gemm *g, int s, void *out) {
+    if (g->backend == NN_GEMM_ONEDNN) {
+        nn_dnnl_layout(g->dnnl, s, out);
+        return;
+    }
+    const own_layout l = {(uint32_t)((g->shapes[s].N + NN_PANEL - 1) / NN_PANEL * NN_PANEL),
+                          (uint32_t)((g->shapes[s].K + 3) & ~3), (uint32_t)elem_bytes(g->prec), 0};
+    memcpy(out, &l, sizeof l);
+}
+
+static int layout_ok(const nn_gemm *g, int s, const void *layout) {
+    if (g->backend == NN_GEMM_ONEDNN) return nn_dnnl_layout_ok(g->dnnl, s, layout);
+    own_layout want;
+    layout_of(g, s, &want);
+    return memcmp(&want, layout, sizeof want) == 0;
+}
+
+/* The parts a weight of shape s has (bytes of each) in g's layout. */
+static uint32_t parts_of(const nn_gemm *g, int s, uint64_t bytes[NN_WCACHE_PARTS]) {
+    const uint64_t N = (uint64_t)g->shapes[s].N, K = (uint64_t)g->shapes[s].K;
+    const uint64_t Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, Kp = (K + 3) & ~3ull;
+    const int dn = g->backend == NN_GEMM_ONEDNN;
+    bytes[0] = dn ? nn_dnnl_weight_bytes(g->dnnl, s) : Np * Kp * elem_bytes(g->prec);
+    bytes[1] = bytes[2] = (dn ? N : Np) * 4;
+    return g->prec == NN_INT8 ? 3 : 1;
+}
+
+static int shape_index(const nn_gemm *g, int N, int K) {
+    for (int s = 0; s < g->n_shapes; s++)
+        if (g->shapes[s].N == N && g->shapes[s].K == K) return s;
+    return -1;
+}
+
+/* Whether the mapped file v holds n_weights weights of g's shapes and layouts. */
+static int cache_fits(const nn_gemm *g, const nn_wcache_view *v, int n_weights) {
+    if (v->n_weights != (uint32_t)n_weights || v->n_shapes != (uint32_t)g->n_shapes || v->layout_bytes != layout_bytes(g))
+        return 0;
+    for (uint32_t s = 0; s < v->n_shapes; s++) {
+        nn_wc_shape sh;
+        nn_wcache_shape_at(v, s, &sh);
+        if (sh.N != (uint32_t)g->shapes[s].N || sh.K != (uint32_t)g->shapes[s].K || !layout_ok(g, (int)s, sh.layout))
+            return 0;
+    }
+    for (uint32_t i = 0; i < v->n_weights; i++) {
+        nn_wc_weight w;
+        uint64_t want[NN_WCACHE_PARTS];
+        nn_wcache_weight_at(v, i, &w);
+        const uint32_t n = parts_of(g, (int)w.shape, want);
+        if (w.n_parts != n) return 0;
+        for (uint32_t k = 0; k < n; k++)
+            if (w.bytes[k] != want[k]) return 0;
+    }
+    return 1;
+}
+
+void nn_gemm_cache_open(nn_gemm *g, const char *dir, const char *model_dir, const char *model_id, int n_weights) {
+    if (!dir || g->backend == NN_GEMM_BLAS || g->wc) return;
+    char name[64], key[512], dn[160] = "";
+    snprintf(name, sizeof name, "%s-%s", nn_precision_name(g->prec), names[g->backend]);
+    if (g->backend == NN_GEMM_ONEDNN) nn_dnnl_key(dn, sizeof dn);
+    snprintf(key, sizeof key, "precision=%s\nbackend=%s\nqmax=%d\ngemm=%s\n%scpu=%s\nlayout=%u\nweights=%d\n",
+             nn_precision_name(g->prec), names[g->backend], g->qmax, g->desc, dn, cpu_isa_name(cpu_features()),
+             layout_bytes(g), n_weights);
+    nn_wcache_open(dir, model_dir, model_id, name, key, &g->wc);
+    g->wc_weights = n_weights;
+    const nn_wcache_view *v = nn_wcache_hit(g->wc);
+    g->wc_state = v && cache_fits(g, v, n_weights) ? WC_READ : g->wc ? WC_WRITE : WC_NONE;
+    if (v && g->wc_state == WC_WRITE) log_debug("weight cache %s: other layouts; replaced", nn_wcache_path(g->wc));
+}
+
+int nn_gemm_prepare_cached(nn_gemm *g, int N, int K, nn_linear *out) {
+    if (g->wc_state != WC_READ) return 0;
+    const int i = g->wc_next++;
+    nn_wc_weight w;
+    const nn_wcache_view *v = nn_wcache_hit(g->wc);
+    if (i < (int)v->n_weights) nn_wcache_weight_at(v, (uint32_t)i, &w);
+    const int s = shape_index(g, N, K);
+    if (i >= (int)v->n_weights || s < 0 || w.shape != (uint32_t)s) {
+        g->wc_stale = 1;   /* another order: prepared as without a cache */
+        return 0;
+    }
+    const uint64_t t0 = PROF_START();
+    if (g->backend == NN_GEMM_ONEDNN) {
+        if (nn_dnnl_adopt(g->dnnl, N, K, (void *)w.part[0], out)) {
+            g->wc_stale = 1;
+            return 0;
+        }
+    } else {
+        *out = (nn_linear){.N = N, .K = K, .shape = s};
+        out->p = (nn_packed){.prec = g->prec, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL,
+                             .Kp = (K + 3) & ~3, .w = (void *)w.part[0], .borrowed = 1};
+    }
+    if (g->prec == NN_INT8) out->p.scale = (float *)w.part[1], out->p.colsum = (int32_t *)w.part[2];
+    PROF_END(PROF_PREPARE, t0, 0);
+    return 1;
+}
+
+/* The parts of prepared weight l for writing. */
+static void parts_from(const nn_gemm *g, const nn_linear *l, nn_wc_weight *w) {
+    *w = (nn_wc_weight){.shape = (uint32_t)shape_index(g, l->N, l->K)};
+    w->n_parts = parts_of(g, (int)w->shape, w->bytes);
+    w->part[0] = g->backend == NN_GEMM_ONEDNN ? nn_dnnl_weight_data(l->dw) : l->p.w;
+    w->part[1] = l->p.scale;
+    w->part[2] = l->p.colsum;
+}
+
+/* Points prepared weight l at w's parts in the new file, freeing its own copies. */
+static void move_into(nn_gemm *g, nn_linear *l, const nn_wc_weight *w) {
+    if (g->backend == NN_GEMM_ONEDNN && nn_dnnl_rebase(g->dnnl, l->dw, (void *)w->part[0])) return;
+    if (g->backend != NN_GEMM_ONEDNN) {
+        base_free(l->p.w);
+        l->p.w = (void *)w->part[0];
+    }
+    if (g->prec == NN_INT8) {
+        base_free(l->p.scale);
+        base_free(l->p.colsum);
+        l->p.scale = (float *)w->part[1], l->p.colsum = (int32_t *)w->part[2];
+    }
+    l->p.borrowed = 1;
+}
+
+/* Writes the file of lin[0..n) and moves them into it. */
+static void cache_write(nn_gemm *g, nn_linear *lin, int n) {
+    const uint64_t t0 = PROF_START();
+    const uint32_t lb = layout_bytes(g);
+    nn_wc_shape sh[MAX_GEMM_SHAPES];
+    char *layouts = base_calloc((size_t)g->n_shapes, lb);
+    nn_wc_weight *w = base_calloc((size_t)n, sizeof *w);
+    const nn_wcache_view *v = NULL;
+    if (!layouts || !w) goto out;
+    for (int s = 0; s < g->n_shapes; s++) {
+        layout_of(g, s, layouts + (size_t)s * lb);
+        sh[s] = (nn_wc_shape){(uint32_t)g->shapes[s].N, (uint32_t)g->shapes[s].K, layouts + (size_t)s * lb};
+    }
+    for (int i = 0; i < n; i++) parts_from(g, &lin[i], &w[i]);
+    if (nn_wcache_write(g->wc, sh, (uint32_t)g->n_shapes, lb, w, (uint32_t)n, &v) == 0) {
+        for (int i = 0; i < n; i++) {
+            nn_wc_weight mw;
+            nn_wcache_weight_at(v, (uint32_t)i, &mw);
+            move_into(g, &lin[i], &mw);
+        }
+        malloc_trim(0);   /* the freed copies leave the heap before the map's pages come in */
+        nn_wcache_populate(g->wc);
+    }
+out:
+    base_free(layouts);
+    base_free(w);
+    PROF_END(PROF_PREPARE, t0, 0);
+}
+
+void nn_gemm_cache_close(nn_gemm *g, nn_linear *lin, int n) {
+    if (g->wc_state == WC_WRITE && n == g->wc_weights) cache_write(g, lin, n);
+    else if (g->wc_state == WC_READ && (g->wc_stale || g->wc_next != n)) {   /* the file and the model disagree */
+        log_warn("weight cache %s: does not match the model; deleted", nn_wcache_path(g->wc));
+        unlink(nn_wcache_path(g->wc));
+    }
+}
+
+const char *nn_gemm_cache_path(const nn_gemm *g, int *hit) {
+    if (hit) *hit = g->wc_state == WC_READ;
+    return g->wc_state == WC_NONE ? NULL : nn_wcache_path(g->wc);
 }

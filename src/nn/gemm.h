@@ -84,6 +84,31 @@ void nn_linear_free(nn_linear *w);
 void nn_gemm_run(nn_gemm *g, int t, const nn_linear *w, int M, const float *A, int lda, const float *bias, int gelu,
                  float *C, int ldc);
 
+/* ---- the cache of prepared weights (wcache.h; nn_gemm_cache_* in gemm.c) ----
+ * Between nn_gemm_new and the first nn_gemm_prepare: nn_gemm_cache_open;
+ * then for each weight, in the same order every start, nn_gemm_prepare_cached
+ * first and nn_gemm_prepare only when it did not serve it; at the end
+ * nn_gemm_cache_close with every weight. Weights served from the cache, or
+ * moved into it after it was written, point into its map ("borrowed"): the
+ * map lives until nn_gemm_free, which must come after their nn_linear_free.
+ * The BLAS backend has nothing to cache. */
+/* Opens the cache folder dir (NULL: none) for the n_weights weights of
+ * model folder model_dir (model_id: nn_wcache_model_id, taken before the
+ * model was loaded). A file whose key or layouts differ is not used (and
+ * is replaced at close). Cannot fail: without a usable cache the weights
+ * are prepared as without one. */
+void nn_gemm_cache_open(nn_gemm *g, const char *dir, const char *model_dir, const char *model_id, int n_weights);
+/* The next weight, N x K, from the cache into *out (borrowed). Returns 1
+ * when served, 0 when the caller must nn_gemm_prepare it. Cannot fail. */
+int nn_gemm_prepare_cached(nn_gemm *g, int N, int K, nn_linear *out);
+/* After every weight lin[0..n) is prepared: writes the cache file when it
+ * was missing or stale and points the weights into it (their own copies
+ * are freed). Cannot fail (a failure to write is logged). */
+void nn_gemm_cache_close(nn_gemm *g, nn_linear *lin, int n);
+/* The cache file's path (NULL: no cache), and whether this start read it
+ * (1) or wrote it (0). */
+const char *nn_gemm_cache_path(const nn_gemm *g, int *hit);
+
 nn_gemm_backend nn_gemm_backend_of(const nn_gemm *g);
 /* The int8 weights' range [-qmax, qmax]: 127 on oneDNN's VNNI and AMX
  * kernels (32-bit sums), 63 elsewhere (vpmaddubsw's saturating pairs). */
@@ -129,5 +154,19 @@ size_t nn_dnnl_thread_bytes(int max_n, int max_k);
 /* The implementation oneDNN picks for precision p at a typical shape, into
  * impl[n]; fails with EMODEL when it has none. */
 int nn_dnnl_probe(nn_precision p, char *impl, size_t n);
+/* The weight cache's view of the oneDNN backend (gemm_dnnl.c): a shape's
+ * layout record (nn_dnnl_layout_bytes bytes) and its check, the shape of
+ * N x K (-1: none), a prepared weight's bytes and data, a weight made on
+ * bytes in the cache (borrowed), and a prepared one moved onto them. */
+size_t nn_dnnl_layout_bytes(void);
+/* oneDNN's version and effective ISA as key text. */
+void nn_dnnl_key(char *out, size_t n);
+void nn_dnnl_layout(const nn_dnnl *d, int s, void *out);
+int nn_dnnl_layout_ok(const nn_dnnl *d, int s, const void *layout);
+int nn_dnnl_shape_of(const nn_dnnl *d, int N, int K);
+size_t nn_dnnl_weight_bytes(const nn_dnnl *d, int s);
+const void *nn_dnnl_weight_data(const void *dw);
+int nn_dnnl_adopt(nn_dnnl *d, int N, int K, void *buf, nn_linear *out);
+int nn_dnnl_rebase(nn_dnnl *d, void *dw, void *buf);
 
 #endif

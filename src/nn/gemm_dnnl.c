@@ -90,8 +90,10 @@ typedef struct dthread {
 /* A prepared weight (nn_linear.dw): its panels, each in the shape's layout,
  * at buf + p * wbytes; bf16w: bf16 bits of the fp32 layout, no memories. */
 typedef struct dweight {
-    void *mem, *buf;                 /* the allocation, buf 64-aligned in it */
+    void *mem, *buf;                 /* the allocation, buf 64-aligned in it; mem NULL: buf is borrowed
+                                        (the weight cache's map) */
     int panels;
+    size_t wbytes;                   /* one panel's bytes (the shape's) */
     dnnl_memory_t m[];
 } dweight;
 
@@ -369,6 +371,7 @@ static int weight_new(nn_dnnl *d, const dshape *sh, dweight **out) {
     }
     w->buf = (void *)(((uintptr_t)w->mem + 63) & ~(uintptr_t)63);
     w->panels = sh->panels;
+    w->wbytes = sh->wbytes;
     *out = w;
     for (int p = 0; p < sh->panels && !d->bf16w; p++) {
         dnnl_status_t s = dnnl_memory_create(&w->m[p], &sh->wmd, d->eng, (char *)w->buf + (size_t)p * sh->wbytes);
@@ -573,4 +576,88 @@ int nn_dnnl_probe(nn_precision p, char *impl, size_t n) {
     }
     dnnl_engine_destroy(eng);
     return s == dnnl_success ? 0 : dnnl_fail(s, "creating a matmul");
+}
+
+/* ---- the weight cache (gemm.c's nn_gemm_cache_*) ---- */
+
+/* A shape's layout as the cache stores it: the panels and oneDNN's
+ * description of one (a plain struct in oneDNN 2.x, compared with
+ * dnnl_memory_desc_equal). */
+typedef struct dlayout {
+    uint32_t pw, panels, bf16w, md_bytes;
+    uint64_t wbytes;
+    dnnl_memory_desc_t md;
+} dlayout;
+
+size_t nn_dnnl_layout_bytes(void) { return sizeof(dlayout); }
+
+void nn_dnnl_key(char *out, size_t n) {
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(out, n, "dnnl=%d.%d.%d %s cpu_runtime=%u isa=%d\n", v->major, v->minor, v->patch, v->hash,
+             v->cpu_runtime, (int)dnnl_get_effective_cpu_isa());
+}
+
+void nn_dnnl_layout(const nn_dnnl *d, int s, void *out) {
+    const dshape *sh = &d->shapes[s];
+    dlayout l;
+    memset(&l, 0, sizeof l);
+    l.pw = (uint32_t)sh->pw, l.panels = (uint32_t)sh->panels, l.bf16w = (uint32_t)d->bf16w;
+    l.md_bytes = sizeof l.md, l.wbytes = sh->wbytes, l.md = sh->wmd;
+    memcpy(out, &l, sizeof l);
+}
+
+int nn_dnnl_layout_ok(const nn_dnnl *d, int s, const void *blob) {
+    const dshape *sh = &d->shapes[s];
+    dlayout l;
+    memcpy(&l, blob, sizeof l);
+    return l.pw == (uint32_t)sh->pw && l.panels == (uint32_t)sh->panels && l.bf16w == (uint32_t)d->bf16w &&
+           l.md_bytes == sizeof l.md && l.wbytes == sh->wbytes && dnnl_memory_desc_equal(&l.md, &sh->wmd);
+}
+
+int nn_dnnl_shape_of(const nn_dnnl *d, int N, int K) {
+    for (int s = 0; s < d->n_shapes; s++)
+        if (d->shapes[s].N == N && d->shapes[s].K == K) return s;
+    return -1;
+}
+
+size_t nn_dnnl_weight_bytes(const nn_dnnl *d, int s) { return (size_t)d->shapes[s].panels * d->shapes[s].wbytes; }
+
+const void *nn_dnnl_weight_data(const void *dw) { return ((const dweight *)dw)->buf; }
+
+/* Points w's panels (and their memories) at buf, which holds the same bytes. */
+static int point_at(nn_dnnl *d, dweight *w, void *data) {
+    for (int p = 0; p < w->panels && !d->bf16w; p++) {
+        const dnnl_status_t st = dnnl_memory_set_data_handle(w->m[p], (char *)data + (size_t)p * w->wbytes);
+        if (st != dnnl_success) return dnnl_fail(st, "pointing a weight panel into the weight cache");
+    }
+    w->buf = data;
+    return 0;
+}
+
+int nn_dnnl_adopt(nn_dnnl *d, int N, int K, void *data, nn_linear *out) {
+    const int s = nn_dnnl_shape_of(d, N, K);
+    CE_ASSERT(s >= 0);
+    const dshape *sh = &d->shapes[s];
+    dweight *w = base_calloc(1, sizeof *w + (size_t)sh->panels * sizeof(dnnl_memory_t));
+    if (!w) return base_err(CEMBED_ENOMEM, "out of memory");
+    w->panels = sh->panels, w->wbytes = sh->wbytes, w->buf = data;
+    for (int p = 0; p < sh->panels && !d->bf16w; p++) {
+        const dnnl_status_t st = dnnl_memory_create(&w->m[p], &sh->wmd, d->eng, (char *)data + (size_t)p * sh->wbytes);
+        if (st != dnnl_success) {
+            nn_dnnl_release(w);
+            return dnnl_fail(st, "creating a weight panel");
+        }
+    }
+    *out = (nn_linear){.N = N, .K = K, .shape = s, .p = {.prec = d->prec, .N = N, .K = K, .borrowed = 1}, .dw = w};
+    return 0;
+}
+
+int nn_dnnl_rebase(nn_dnnl *d, void *dw, void *data) {
+    dweight *w = dw;
+    const int rc = point_at(d, w, data);
+    if (!rc) {
+        base_free(w->mem);
+        w->mem = NULL;
+    }
+    return rc;
 }

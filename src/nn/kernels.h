@@ -47,6 +47,7 @@ typedef struct nn_packed {
     void *w;           /* int8 quads or bf16 values, in panels of NN_PANEL columns */
     float *scale;      /* int8: [Np] per output channel, 0 beyond N; NULL for bf16 */
     int32_t *colsum;   /* int8: [Np] sum of each column's quantized weights */
+    int borrowed;      /* w, scale and colsum point into a map (the weight cache's, gemm.h): not freed */
 } nn_packed;
 
 #define NN_PANEL 16      /* output columns per packed panel */
@@ -54,7 +55,8 @@ typedef struct nn_packed {
 
 /* Packs W [N, K] (row-major, ld = K) for precision p (NN_FP32 packs plain
  * floats in the same panels as bf16, for the SIMD fp32 kernel).
- * OUT: *out, owning its memory. Fails with ENOMEM. */
+ * OUT: *out, owning its memory. Fails with ENOMEM. nn_packed_free frees
+ * what it owns (nothing when borrowed) and clears *w. */
 int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *out);
 void nn_packed_free(nn_packed *w);
 /* Bytes a packed weight holds. Cannot fail. */

@@ -35,6 +35,10 @@ size_t nn_packed_bytes(const nn_packed *w) {
 }
 
 void nn_packed_free(nn_packed *w) {
+    if (w->borrowed) {
+        memset(w, 0, sizeof *w);
+        return;
+    }
     base_free(w->w);
     base_free(w->scale);
     base_free(w->colsum);
