@@ -63,8 +63,10 @@ static const struct {
     {"polynomial.py", "python"}, {"vec.c", "c"},      {"shapes.js", "javascript"}, {"stack.go", "go"},
     {"shapes.rs", "rust"},       {"Counter.java", "java"}, {"queue.ts", "typescript"}, {"matrix.cpp", "cpp"},
     {"Inventory.cs", "c_sharp"}, {"stack.rb", "ruby"},     {"cart.php", "php"},         {"deploy.sh", "bash"},
-    {"List.tsx", "tsx"},         {"tail.py", "python"},
+    {"List.tsx", "tsx"},         {"tail.py", "python"},   {"macros.c", "c"},           {"macros.cpp", "cpp"},
+    {"broken.py", "python"},   /* the last: errors over the file, cut by lines */
 };
+#define N_FIXTURES (sizeof fixtures / sizeof *fixtures)
 
 /* Each fixture against its NAME.chunks. */
 static void expect_fixture(size_t f) {
@@ -86,7 +88,7 @@ static void expect_fixture(size_t f) {
               "%s: no '# max_tokens N [path P]' line", name);
     cut c;
     CHECK_INT(cut_path(l, *path ? path : NULL, text, len, max_tokens, &c), 0);
-    CHECK_INT(c.cl.syntax, 1);
+    CHECK_INT(c.cl.syntax, f + 1 < N_FIXTURES);
     CHECK_INT(chunk_list_check(text, (const size_t(*)[2])c.lines, c.n_lines, &c.cl), 0);
     buf got = {0};
     describe(&c, &got);
@@ -117,6 +119,14 @@ TEST(syntax_tsx_fixture) { expect_fixture(12); }
  * the wrapper's last part; `return out` stays alone, the part before it being
  * full. */
 TEST(syntax_lone_tail_fixture) { expect_fixture(13); }
+/* Local parse errors: _Thread_local, a macro as a loop head (MISSING ";"), a
+ * macro before a return type; a function whose declarator is broken has no
+ * symbol. */
+TEST(syntax_c_local_errors_fixture) { expect_fixture(14); }
+/* Q_OBJECT, foreach, a macro before a return type, `extern "C" {` under #ifdef. */
+TEST(syntax_cpp_local_errors_fixture) { expect_fixture(15); }
+/* Missing colons all over the file: the tree is not used. */
+TEST(syntax_spread_errors_fixture) { expect_fixture(16); }
 
 /* A definition that fits is one chunk, decorator included, with its class
  * line as context. */
@@ -257,18 +267,23 @@ TEST(syntax_falls_back_to_lines) {
     }
     CHECK(strstr(chunk_langs(), "python") != NULL);
     CHECK(chunk_lang_for_path("pkg/mod.py") == l);
-    const char *bad = "def f(:\n    return )\n";   /* does not parse */
+    const char *local = "def f(:\n    return )\n";   /* errors within a line each: the tree is used */
+    CHECK_INT(cut_text(l, local, strlen(local), 100, &c), 0);
+    CHECK_INT(c.cl.syntax, 1);
+    CHECK(c.cl.n_errors >= 2);
+    CHECK_INT((int)c.cl.n, 1);
+    cut_free(&c);
+    const char *bad = "class A\n    def f(self)\n        return 1\n";   /* no colons: one ERROR over the file */
     CHECK_INT(cut_text(l, bad, strlen(bad), 100, &c), 0);
     CHECK_INT(c.cl.syntax, 0);
     CHECK_STR(c.cl.lang, "python");
     CHECK_INT((int)c.cl.n, 1);
-    cut_free(&c);
     chunk_list cl;
-    size_t lines[1][2] = {{0, 5}};
-    int tok[1] = {1};
-    const chunk_opts o = {.max_tokens = 10, .max_lines = 10};
-    CHECK_INT(chunk_syntax(l, "def f", 5, (const size_t(*)[2])lines, tok, 1, &o, &cl), CEMBED_EFORMAT);
+    const chunk_opts o = {.max_tokens = 100, .max_lines = 10};
+    CHECK_INT(chunk_syntax(l, bad, strlen(bad), (const size_t(*)[2])c.lines, c.tokens, c.n_lines, &o, &cl), CEMBED_EFORMAT);
+    CHECK_CONTAINS(cembed_last_error(), "bytes in parse errors");
     chunk_list_free(&cl);
+    cut_free(&c);
 }
 
 /* Out of memory at each allocation: CEMBED_ENOMEM, nothing leaked (ASan). */
