@@ -621,8 +621,9 @@ static TSTree *parse(TSParser *p, const char *text, size_t len) {
 #define LOOSE_FRACTION 20
 
 /* Counts the ERROR and MISSING nodes of the tree (OUT: *n) and returns the
- * bytes of tokens lying directly in multi-line ERROR nodes. Iterative: a
- * tree can be deeper than the stack. */
+ * bytes of tokens lying directly in multi-line ERROR nodes (not comments:
+ * they are leaves wherever they are). Iterative: a tree can be deeper than
+ * the stack. */
 static uint64_t loose_bytes(const walker *w, TSNode root, int *n) {
     uint64_t loose = 0;
     TSTreeCursor cur = ts_tree_cursor_new(root);
@@ -633,7 +634,7 @@ static uint64_t loose_bytes(const walker *w, TSNode root, int *n) {
         if (ts_node_is_error(c) && node_last(w, c) > node_first(w, c))
             for (uint32_t i = 0; i < nc; i++) {
                 TSNode k = ts_node_child(c, i);
-                if (!ts_node_child_count(k)) loose += ts_node_end_byte(k) - ts_node_start_byte(k);
+                if (!ts_node_child_count(k) && !ts_node_is_extra(k)) loose += ts_node_end_byte(k) - ts_node_start_byte(k);
             }
         if (ts_node_has_error(c) && ts_tree_cursor_goto_first_child(&cur)) continue;
         while (!ts_tree_cursor_goto_next_sibling(&cur))
