@@ -134,8 +134,9 @@ int chunk_list_check(const char *text, const size_t (*lines)[2], size_t n_lines,
 /* Cuts a file by its syntax (lines, tokens as chunk_lines; o->overlap is
  * not used). Local parse errors are gone past (out->n_errors counts them).
  * OUT: *out (chunk_list_free it, also on failure). Fails with
- * CEMBED_EFORMAT when the text does not parse (errors over 5% of its bytes,
- * or over the parser's work budget: the caller falls back to lines),
+ * CEMBED_EFORMAT when the text does not parse (parse errors spread over
+ * more than 5% of its lines, or over the parser's work budget: the caller
+ * falls back to lines),
  * CEMBED_EINVAL without tree-sitter, CEMBED_ENOMEM. */
 int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
                  size_t n_lines, const chunk_opts *o, chunk_list *out);

@@ -610,22 +610,24 @@ static TSTree *parse(TSParser *p, const char *text, size_t len) {
 }
 
 /* A tree is used when its parse errors are local. An ERROR node keeps the
- * complete constructs it holds (the functions after an unbalanced `{`, the
+ * complete constructs it holds (the functions after an unbalanced `{`, a
  * whole file under `extern "C" {`) and is placed like any node; what has lost
  * its structure is the tokens lying directly in an ERROR node that spans
- * several lines (an error within one line cannot move a chunk's boundary).
- * When those tokens are over 1/LOOSE_FRACTION of the file's bytes the file
- * goes to lines. Measured (README, "Syntax chunks"): 0 for the small errors
- * of real C (macros, `_Thread_local`, C++ in a .h), at most 2.5% for the
- * `extern "C"` files, 10% for a Python file missing half its colons. */
+ * several lines (comments aside: they are leaves wherever they are; an error
+ * within one line cannot move a chunk's boundary). The file goes to lines
+ * when such tokens are on more than LOOSE_MIN_LINES lines and more than
+ * 1/LOOSE_FRACTION of its lines that are not blank. Measured (README, "Syntax
+ * chunks"): none for the small errors of real C (a macro, `_Thread_local`, a
+ * foreach head), at most 2% of the lines for the files under `extern "C" {`
+ * (2 lines in a small header), 7% for Python files missing half their colons
+ * or with an unterminated docstring, whose definitions' nesting is lost. */
 #define LOOSE_FRACTION 20
+#define LOOSE_MIN_LINES 2
 
-/* Counts the ERROR and MISSING nodes of the tree (OUT: *n) and returns the
- * bytes of tokens lying directly in multi-line ERROR nodes (not comments:
- * they are leaves wherever they are). Iterative: a tree can be deeper than
- * the stack. */
-static uint64_t loose_bytes(const walker *w, TSNode root, int *n) {
-    uint64_t loose = 0;
+/* Marks the lines holding tokens that lie directly in multi-line ERROR
+ * nodes in loose[] and counts the ERROR and MISSING nodes (OUT: *n).
+ * Iterative: a tree can be deeper than the stack. */
+static void mark_loose(const walker *w, TSNode root, unsigned char *loose, int *n) {
     TSTreeCursor cur = ts_tree_cursor_new(root);
     for (;;) {
         TSNode c = ts_tree_cursor_current_node(&cur);
@@ -634,7 +636,8 @@ static uint64_t loose_bytes(const walker *w, TSNode root, int *n) {
         if (ts_node_is_error(c) && node_last(w, c) > node_first(w, c))
             for (uint32_t i = 0; i < nc; i++) {
                 TSNode k = ts_node_child(c, i);
-                if (!ts_node_child_count(k) && !ts_node_is_extra(k)) loose += ts_node_end_byte(k) - ts_node_start_byte(k);
+                if (!ts_node_child_count(k) && !ts_node_is_extra(k) && ts_node_end_byte(k) > ts_node_start_byte(k))
+                    loose[node_first(w, k)] = 1;
             }
         if (ts_node_has_error(c) && ts_tree_cursor_goto_first_child(&cur)) continue;
         while (!ts_tree_cursor_goto_next_sibling(&cur))
@@ -642,7 +645,21 @@ static uint64_t loose_bytes(const walker *w, TSNode root, int *n) {
     }
 done:
     ts_tree_cursor_delete(&cur);
-    return loose;
+}
+
+/* 0 if the tree's parse errors are local (out->n_errors: how many), else
+ * CEMBED_EFORMAT saying how far they spread; CEMBED_ENOMEM. */
+static int errors_local(const walker *w, TSNode root, chunk_list *out) {
+    if (!ts_node_has_error(root)) return 0;
+    unsigned char *loose = base_calloc((size_t)w->n_lines, 1);
+    if (!loose) return base_err(CEMBED_ENOMEM, "out of memory");
+    mark_loose(w, root, loose, &out->n_errors);
+    int n = 0, text_lines = 0;
+    for (int i = 0; i < w->n_lines; i++) n += loose[i], text_lines += !blank_line(w, i);
+    base_free(loose);
+    if (n > LOOSE_MIN_LINES && n * LOOSE_FRACTION > text_lines)
+        return base_err(CEMBED_EFORMAT, "does not parse as %s: parse errors on %d of its %d lines", w->L->name, n, text_lines);
+    return 0;
 }
 
 int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
@@ -672,12 +689,7 @@ int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t
         rc = base_err(CEMBED_EFORMAT, "does not parse as %s: over the parser's work budget", l->name);
         goto done;
     }
-    const uint64_t loose = loose_bytes(&w, ts_tree_root_node(tree), &out->n_errors);
-    if (loose * LOOSE_FRACTION > len) {
-        rc = base_err(CEMBED_EFORMAT, "does not parse as %s: %llu of %zu bytes in parse errors", l->name,
-                      (unsigned long long)loose, len);
-        goto done;
-    }
+    if ((rc = errors_local(&w, ts_tree_root_node(tree), out))) goto done;
     module_of(&w, ts_tree_root_node(tree), o->path);
     const int from = split(&w, ts_tree_root_node(tree), 0, 0);
     if (from < w.n_lines) rest(&w, from, w.n_lines - 1);
