@@ -342,6 +342,7 @@ static TSNode unwrap(const walker *w, TSNode n) {
  * Q_OBJECT line as a method `public`), nor told apart from a right one
  * (`GGML_API void f(void) {`). */
 static int header_broken(TSNode d) {
+    if (!ts_node_has_error(d)) return 0;
     TSNode body = field(d, "body");
     const uint32_t nc = ts_node_child_count(d);
     for (uint32_t i = 0; i < nc; i++) {
