@@ -286,11 +286,12 @@ TEST(syntax_falls_back_to_lines) {
     cut_free(&c);
 }
 
-/* Out of memory at each allocation: CEMBED_ENOMEM, nothing leaked (ASan). */
-TEST(syntax_out_of_memory) {
-    const chunk_lang *l = chunk_lang_by_name("python");
+/* Out of memory at each allocation: CEMBED_ENOMEM, nothing leaked (ASan);
+ * a file without parse errors and one with (errors_local's allocation). */
+static void out_of_memory(const char *file, const char *lang) {
+    const chunk_lang *l = chunk_lang_by_name(lang);
     size_t len;
-    char *text = read_fixture("polynomial.py", &len);
+    char *text = read_fixture(file, &len);
     CHECK(text != NULL);
     if (!text) return;
     int rc = -1;
@@ -299,9 +300,14 @@ TEST(syntax_out_of_memory) {
         base_alloc_fail_after(n);
         rc = cut_text(l, text, len, 60, &c);
         base_alloc_fail_after(0);
-        CHECK_MSG(rc == 0 || rc == CEMBED_ENOMEM, "failing allocation %zu: %d", n, rc);
+        CHECK_MSG(rc == 0 || rc == CEMBED_ENOMEM, "%s, failing allocation %zu: %d", file, n, rc);
         cut_free(&c);
     }
     CHECK_INT(rc, 0);
     base_free(text);
+}
+
+TEST(syntax_out_of_memory) {
+    out_of_memory("polynomial.py", "python");
+    out_of_memory("macros.c", "c");
 }
