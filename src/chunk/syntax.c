@@ -405,12 +405,13 @@ static void qual_append(walker *w, buf *b, TSNode d) {
     if (!len || (up && !up->sym_len)) return;   /* no name (a parse error in it or above it): no symbol */
     const lang_module *m = &w->L->mod;
     const int own = !up && lang_is_module_decl(w->L, ts_node_type(d));
-    const char *pre = up ? str_of(&w->qual, up->sym) : str_of(&w->mod, 0), *sep = up ? m->sep : m->mod_sep;
+    const char *sep = up ? m->sep : m->mod_sep;
     const size_t pre_len = up ? up->sym_len : own ? 0 : w->mod.len;
-    if (buf_reserve(b, pre_len + strlen(sep) + rlen + strlen(m->sep) + len)) {
+    if (buf_reserve(b, pre_len + strlen(sep) + rlen + strlen(m->sep) + len + 1)) {
         w->err = CEMBED_ENOMEM;
         return;
     }
+    const char *pre = up ? str_of(&w->qual, up->sym) : str_of(&w->mod, 0);   /* after the reserve: b may be w->qual */
     if (pre_len) buf_append(b, pre, pre_len), buf_append(b, sep, strlen(sep));
     if (recv) buf_append(b, recv, rlen), buf_append(b, m->sep, strlen(m->sep));
     buf_append(b, name, len);

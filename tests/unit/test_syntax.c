@@ -151,6 +151,28 @@ TEST(syntax_definition_whole_when_it_fits) {
     base_free(text);
 }
 
+/* Qualified names longer than the buffer's first allocation: the enclosing
+ * frame's name is read after the buffer grows (ASan saw it read freed memory). */
+TEST(syntax_long_nested_names) {
+    const chunk_lang *l = chunk_lang_by_name("python");
+    if (!l) {
+        TEST_SKIP("no python grammar built in");
+        return;
+    }
+    char a[101], b[101], c3[101], src[600], want[320];
+    memset(a, 'A', 100), memset(b, 'B', 100), memset(c3, 'C', 100);
+    a[100] = b[100] = c3[100] = 0;
+    snprintf(src, sizeof src, "class %s:\n    class %s:\n        class %s:\n            def f(self):\n"
+             "                x = 1\n                return x\n", a, b, c3);
+    snprintf(want, sizeof want, "%s.%s.%s.f", a, b, c3);
+    cut c;
+    CHECK_INT(cut_text(l, src, strlen(src), 2, &c), 0);
+    const chunk_piece *p = c.cl.n ? &c.cl.v[c.cl.n - 1] : NULL;
+    CHECK_MSG(p && p->sym_len == strlen(want) && memcmp(c.cl.names.ptr + p->sym, want, p->sym_len) == 0, "%.*s",
+              p ? (int)p->sym_len : 0, p && c.cl.names.ptr ? c.cl.names.ptr + p->sym : "");
+    cut_free(&c);
+}
+
 /* Every fixture at several limits, and every prefix of it (a file cut off
  * anywhere: most do not parse and go to lines), keeps the invariants. */
 TEST(syntax_invariants_on_cut_sources) {
