@@ -1,5 +1,7 @@
 /* Unit tests of the syntax chunker (src/chunk/syntax.c): for each language
- * built in (thirteen; and tail.py for lone tails), a fixture in tests/fixtures/chunk/ and its chunks written out in
+ * built in (thirteen; and tail.py for lone tails; macros.c and macros.cpp for
+ * local parse errors, broken.py for errors spread over a file, which goes to
+ * lines), a fixture in tests/fixtures/chunk/ and its chunks written out in
  * NAME.chunks ("first-last kind symbol <context-lines...", 1-based lines,
  * under the limit and at the path under a walk root that the file's first
  * line names: the path's module qualifies the symbols), with a stand-in tokenizer (a
