@@ -49,6 +49,7 @@ typedef struct run {
     /* counts */
     size_t files_done, binary, empty, chunks, cached, computed, truncated, tokens, rows;
     size_t by_syntax, fell_back;   /* files cut by syntax; files with a grammar that did not parse */
+    size_t past_errors;            /* files cut by syntax past local parse errors */
     size_t unreadable;          /* listed files that could not be read (also in ws.unreadable): not embedded */
     uint64_t bytes_done;
     double t0, last_report;
@@ -196,6 +197,7 @@ static int take_file(run *r, tree_file *f) {
     if (f->rc) return base_err(f->rc, "%s: %s", path, f->msg ? f->msg : "out of memory");
     r->by_syntax += (size_t)f->by_syntax;
     r->fell_back += (size_t)f->fell_back;
+    r->past_errors += (size_t)f->past_errors;
     for (size_t s = 0; s < f->n && !rc && !interrupted; s++) {
         r->truncated += (size_t)f->v[s].truncated;
         r->tokens += f->v[s].n_ids;
@@ -331,9 +333,10 @@ static int report(const run *r) {
              r->files_done - r->binary - r->empty - r->unreadable, r->ws.ignored + r->binary + r->ws.too_large + r->empty +
              r->ws.unreadable + r->ws.symlinks, r->ws.ignored, r->binary, r->ws.too_large,
              (unsigned long long)o->max_file_bytes, r->empty, r->ws.unreadable, r->ws.symlinks, r->ws.vcs_dirs);
-    log_info("chunker: %s; %zu files cut by syntax, %zu with a grammar that did not parse cut by lines",
+    log_info("chunker: %s; %zu files cut by syntax (%zu past local parse errors), %zu with a grammar that did not parse "
+             "cut by lines",
              o->lines_only ? "lines" : *chunk_langs() ? "syntax" : "lines (built without tree-sitter)", r->by_syntax,
-             r->fell_back);
+             r->past_errors, r->fell_back);
     log_info("chunks: %zu (%zu cached, %zu computed, %zu truncated to %d tokens), %zu tokens in %.2f s: %.1f chunks/s",
              r->chunks, r->cached, r->computed, r->truncated, r->info.max_seq_len, r->tokens, dt,
              dt > 0 ? (double)r->chunks / dt : 0.0);

@@ -45,6 +45,7 @@ typedef struct tree_file {
     int rc;                 /* an error (ENOMEM, or the tokenizer's): msg says it */
     char *msg;              /* the error, or why an unreadable file could not be read */
     int by_syntax, fell_back;   /* cut by syntax; has a grammar but did not parse */
+    int past_errors;            /* cut by syntax past local parse errors */
     tree_chunk *v;          /* its chunks, in order */
     size_t n;
 } tree_file;

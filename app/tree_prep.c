@@ -124,6 +124,7 @@ static void cut_file(const tree_prep_opts *o, size_t fi, tree_file *f) {
         goto done;
     if (!cl.lang && lang) cl.lang = chunk_lang_name(lang);   /* --chunker lines still says the language */
     f->by_syntax = cl.syntax;
+    f->past_errors = cl.syntax && cl.n_errors > 0;
     f->fell_back = !cl.syntax && lang && !o->lines_only;
     if (cl.n && !(f->v = base_calloc(cl.n, sizeof *f->v))) rc = base_err(CEMBED_ENOMEM, "out of memory");
     for (size_t s = 0; s < cl.n && !rc; s++)

@@ -25,8 +25,8 @@
  * before it when that fits; comments and attributes stay with the definition
  * they precede. The chunks' line ranges are disjoint and in order, and every line
  * that is not blank is in exactly one of them (context lines are repeated,
- * nothing else). Files that do not parse and languages without a grammar go
- * to the line chunker (chunk_file). A chunk's symbol is qualified by its
+ * nothing else). Files whose parse errors are not local (syntax.c's rule)
+ * and languages without a grammar go to the line chunker (chunk_file). A chunk's symbol is qualified by its
  * enclosing definitions and the file's module (lang.c's table: a package or
  * namespace declaration, else the path under the walk root:
  * `numpy.linalg.linalg.norm`, `src/vec.c::vec_push`).
@@ -122,6 +122,7 @@ typedef struct chunk_list {
     buf names;                       /* the symbols' bytes */
     const char *lang;                /* static: the language's name, or NULL */
     int syntax;                      /* 1: cut by the syntax chunker; 0: line windows */
+    int n_errors;                    /* syntax: the local parse errors it went past (ERROR and MISSING nodes) */
 } chunk_list;
 void chunk_list_free(chunk_list *l);
 
@@ -131,9 +132,12 @@ void chunk_list_free(chunk_list *l);
 int chunk_list_check(const char *text, const size_t (*lines)[2], size_t n_lines, const chunk_list *l);
 
 /* Cuts a file by its syntax (lines, tokens as chunk_lines; o->overlap is
- * not used). OUT: *out (chunk_list_free it, also on failure). Fails with
- * CEMBED_EFORMAT when the text does not parse (the caller falls back to
- * lines), CEMBED_EINVAL without tree-sitter, CEMBED_ENOMEM. */
+ * not used). Local parse errors are gone past (out->n_errors counts them).
+ * OUT: *out (chunk_list_free it, also on failure). Fails with
+ * CEMBED_EFORMAT when the text does not parse (parse errors spread over
+ * more than 5% of its lines, or over the parser's work budget: the caller
+ * falls back to lines),
+ * CEMBED_EINVAL without tree-sitter, CEMBED_ENOMEM. */
 int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
                  size_t n_lines, const chunk_opts *o, chunk_list *out);
 /* The syntax chunks of a file when l is not NULL and the file parses, else

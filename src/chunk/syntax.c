@@ -283,8 +283,13 @@ static void unit(walker *w, int first, int last, const char *kind, const TSNode 
     if (!kind) return;
     g->mixed |= g->n_defs && strcmp(g->kind, kind) != 0;
     g->kind = kind;
-    if (g->n_defs++ && w->syms.len < MAX_SYMS && buf_append(&w->syms, ", ", 2)) w->err = CEMBED_ENOMEM;
-    if (w->syms.len < MAX_SYMS && def) qual_append(w, &w->syms, *def);
+    g->n_defs++;
+    if (w->syms.len >= MAX_SYMS || !def) return;
+    const size_t at = w->syms.len;
+    if (at && buf_append(&w->syms, ", ", 2)) w->err = CEMBED_ENOMEM;
+    const size_t named = w->syms.len;
+    qual_append(w, &w->syms, *def);
+    if (w->syms.len == named) w->syms.len = at;   /* a nameless definition: no ", " either */
 }
 
 /* Lines [from, to] by the line chunker, each window a chunk of its own; the
@@ -332,12 +337,30 @@ static TSNode unwrap(const walker *w, TSNode n) {
     return n;
 }
 
+/* 1 if a parse error lies in definition d outside its body: its name is not
+ * to be trusted (`void run RUN_ARGS {` reads as a function RUN_ARGS, a
+ * Q_OBJECT line as a method `public`), nor told apart from a right one
+ * (`GGML_API void f(void) {`). */
+static int header_broken(TSNode d) {
+    if (!ts_node_has_error(d)) return 0;
+    TSNode body = field(d, "body");
+    const uint32_t nc = ts_node_child_count(d);
+    for (uint32_t i = 0; i < nc; i++) {
+        TSNode c = ts_node_child(d, i);
+        if (!ts_node_eq(c, body) && ts_node_has_error(c)) return 1;
+    }
+    return 0;
+}
+
 /* A definition's name: its "name" field, else down its "declarator"s (C),
  * else its "type" (a Rust impl), else its first named child's name (a Go
- * type declaration). OUT: *len (the text up to a newline, at most 100 bytes). */
+ * type declaration); none when a parse error lies in its header or on that
+ * path. OUT: *len (the text up to a newline, at most 100 bytes). */
 static const char *def_name(const walker *w, TSNode n, size_t *len) {
     *len = 0;
+    if (header_broken(n)) return "";
     for (int k = 0; k < 8 && !ts_node_is_null(n); k++) {
+        if (ts_node_is_error(n) || ts_node_is_missing(n)) return "";   /* a broken declarator: no name, not a wrong one */
         const char *t = ts_node_type(n);
         const size_t tl = strlen(t);
         TSNode f;
@@ -350,7 +373,7 @@ static const char *def_name(const walker *w, TSNode n, size_t *len) {
         else if (ts_node_named_child_count(n)) n = ts_node_named_child(n, ts_node_named_child_count(n) - 1);
         else return "";
     }
-    if (ts_node_is_null(n)) return "";
+    if (ts_node_is_null(n) || ts_node_is_error(n) || ts_node_is_missing(n)) return "";
     const uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
     const char *s = w->text + a, *nl = memchr(s, '\n', b - a);
     *len = CE_MIN((size_t)((nl ? nl : w->text + b) - s), (size_t)100);
@@ -373,19 +396,22 @@ static const char *receiver(const walker *w, TSNode d, size_t *len) {
 
 /* Appends definition d's qualified name to b: the innermost frame's (at the
  * top, the file's module, unless d declares it), its receiver's type, its own
- * name, joined by the language's separators. */
+ * name, joined by the language's separators; nothing when d has no name or
+ * the frame it is in has none. */
 static void qual_append(walker *w, buf *b, TSNode d) {
     size_t len, rlen = 0;
     const char *name = def_name(w, d, &len), *recv = receiver(w, d, &rlen);
     const frame *up = w->depth ? &w->st[w->depth - 1] : NULL;
+    if (!len || (up && !up->sym_len)) return;   /* no name (a parse error in it or above it): no symbol */
     const lang_module *m = &w->L->mod;
     const int own = !up && lang_is_module_decl(w->L, ts_node_type(d));
-    const char *pre = up ? str_of(&w->qual, up->sym) : str_of(&w->mod, 0), *sep = up ? m->sep : m->mod_sep;
+    const char *sep = up ? m->sep : m->mod_sep;
     const size_t pre_len = up ? up->sym_len : own ? 0 : w->mod.len;
-    if (buf_reserve(b, pre_len + strlen(sep) + rlen + strlen(m->sep) + len)) {
+    if (buf_reserve(b, pre_len + strlen(sep) + rlen + strlen(m->sep) + len + 1)) {
         w->err = CEMBED_ENOMEM;
         return;
     }
+    const char *pre = up ? str_of(&w->qual, up->sym) : str_of(&w->mod, 0);   /* after the reserve: b may be w->qual */
     if (pre_len) buf_append(b, pre, pre_len), buf_append(b, sep, strlen(sep));
     if (recv) buf_append(b, recv, rlen), buf_append(b, m->sep, strlen(m->sep));
     buf_append(b, name, len);
@@ -540,17 +566,25 @@ static int split(walker *w, TSNode n, int from, int nest) {
     return from;
 }
 
-/* The parse stops as soon as every version of it is in error recovery (the
- * file goes to lines anyway, and some grammars' recovery can take minutes
- * and gigabytes on a few hundred bad bytes), or past a work budget of
- * PARSE_CHECKS_PER_KB progress checks (each 100 parser operations) per KiB.
- * Measured over 1,894 real files (numpy, the 3.11 standard library, this
- * repository, llama.cpp's C/C++ and Python): at most 22 checks per KiB and
- * 5,039 for one file (517 KiB); the budget leaves 4.5x that. In recovery one
- * check can cost a millisecond or more (a 133-byte tsx input took 1.4 s under
- * the old 1,000-check floor), so the budget is kept near what real code needs. */
+/* The parse runs past errors (a macro tree-sitter does not know, `extern
+ * "C" {` under #ifdef: most real C files have some) and stops only past a
+ * work budget of PARSE_CHECKS_PER_KB progress checks (each 100 parser
+ * operations) per KiB. Measured over 1,894 real files (numpy, the 3.11
+ * standard library, this repository, llama.cpp's C/C++ and Python): at most
+ * 22 checks per KiB and 5,039 for one file (517 KiB); the budget leaves 4.5x
+ * that; the files with errors need no more (at most 16 per KiB, 35 us a check
+ * against 34 for those without). In recovery one check can cost a
+ * millisecond or more (a 133-byte tsx input took 1.4 s under the old
+ * 1,000-check floor), so the budget is kept near what real code needs, and
+ * once every version of the parse has been in error recovery (tree-sitter's
+ * has_error) what is left of it is at most PARSE_ERR_CHECKS_MIN +
+ * PARSE_ERR_CHECKS_PER_KB per KiB: real files went on for at most 381
+ * checks (10.8 per KiB) after that point, and that tsx input stops at 30 ms
+ * instead of 290. */
 #define PARSE_CHECKS_MIN 200
 #define PARSE_CHECKS_PER_KB 100
+#define PARSE_ERR_CHECKS_MIN 20
+#define PARSE_ERR_CHECKS_PER_KB 25
 typedef struct parse_budget {
     const char *text;
     uint32_t len;
@@ -566,13 +600,68 @@ static const char *read_text(void *payload, uint32_t at, TSPoint pos, uint32_t *
 
 static bool stop_parse(TSParseState *s) {
     parse_budget *b = s->payload;
-    return s->has_error || ++b->checks > b->max;
+    const uint64_t after_err = b->checks + PARSE_ERR_CHECKS_MIN + b->len / 1024 * PARSE_ERR_CHECKS_PER_KB;
+    if (s->has_error && after_err < b->max) b->max = after_err;
+    return ++b->checks > b->max;
 }
 
 static TSTree *parse(TSParser *p, const char *text, size_t len) {
     parse_budget b = {.text = text, .len = (uint32_t)len, .max = PARSE_CHECKS_MIN + len / 1024 * PARSE_CHECKS_PER_KB};
     const TSInput in = {.payload = &b, .read = read_text, .encoding = TSInputEncodingUTF8};
     return ts_parser_parse_with_options(p, NULL, in, (TSParseOptions){.payload = &b, .progress_callback = stop_parse});
+}
+
+/* A tree is used when its parse errors are local. An ERROR node keeps the
+ * complete constructs it holds (the functions after an unbalanced `{`, a
+ * whole file under `extern "C" {`) and is placed like any node; what has lost
+ * its structure is the tokens lying directly in an ERROR node that spans
+ * several lines (comments aside: they are leaves wherever they are; an error
+ * within one line cannot move a chunk's boundary). The file goes to lines
+ * when such tokens are on more than LOOSE_MIN_LINES lines and more than
+ * 1/LOOSE_FRACTION of its lines that are not blank. Measured (README, "Syntax
+ * chunks"): none for the small errors of real C (a macro, `_Thread_local`, a
+ * foreach head), at most 2% of the lines for the files under `extern "C" {`
+ * (2 lines in a small header), 7% for Python files missing half their colons
+ * or with an unterminated docstring, whose definitions' nesting is lost. */
+#define LOOSE_FRACTION 20
+#define LOOSE_MIN_LINES 2
+
+/* Marks the lines holding tokens that lie directly in multi-line ERROR
+ * nodes in loose[] and counts the ERROR and MISSING nodes (OUT: *n).
+ * Iterative: a tree can be deeper than the stack. */
+static void mark_loose(const walker *w, TSNode root, unsigned char *loose, int *n) {
+    TSTreeCursor cur = ts_tree_cursor_new(root);
+    for (;;) {
+        TSNode c = ts_tree_cursor_current_node(&cur);
+        *n += ts_node_is_error(c) || ts_node_is_missing(c);
+        const uint32_t nc = ts_node_child_count(c);
+        if (ts_node_is_error(c) && node_last(w, c) > node_first(w, c))
+            for (uint32_t i = 0; i < nc; i++) {
+                TSNode k = ts_node_child(c, i);
+                if (!ts_node_child_count(k) && !ts_node_is_extra(k) && ts_node_end_byte(k) > ts_node_start_byte(k))
+                    loose[node_first(w, k)] = 1;
+            }
+        if (ts_node_has_error(c) && ts_tree_cursor_goto_first_child(&cur)) continue;
+        while (!ts_tree_cursor_goto_next_sibling(&cur))
+            if (!ts_tree_cursor_goto_parent(&cur)) goto done;
+    }
+done:
+    ts_tree_cursor_delete(&cur);
+}
+
+/* 0 if the tree's parse errors are local (out->n_errors: how many), else
+ * CEMBED_EFORMAT saying how far they spread; CEMBED_ENOMEM. */
+static int errors_local(const walker *w, TSNode root, chunk_list *out) {
+    if (!ts_node_has_error(root)) return 0;
+    unsigned char *loose = base_calloc((size_t)w->n_lines, 1);
+    if (!loose) return base_err(CEMBED_ENOMEM, "out of memory");
+    mark_loose(w, root, loose, &out->n_errors);
+    int n = 0, text_lines = 0;
+    for (int i = 0; i < w->n_lines; i++) n += loose[i], text_lines += !blank_line(w, i);
+    base_free(loose);
+    if (n > LOOSE_MIN_LINES && n * LOOSE_FRACTION > text_lines)
+        return base_err(CEMBED_EFORMAT, "does not parse as %s: parse errors on %d of its %d lines", w->L->name, n, text_lines);
+    return 0;
 }
 
 int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t (*lines)[2], const int *tokens,
@@ -598,11 +687,11 @@ int chunk_syntax(const chunk_lang *l, const char *text, size_t len, const size_t
         rc = base_err(CEMBED_EINVAL, "the %s grammar's ABI is not the tree-sitter runtime's", l->name);
         goto done;
     }
-    tree = parse(p, text, len);
-    if (!tree || ts_node_has_error(ts_tree_root_node(tree))) {
-        rc = base_err(CEMBED_EFORMAT, "does not parse as %s", l->name);
+    if (!(tree = parse(p, text, len))) {
+        rc = base_err(CEMBED_EFORMAT, "does not parse as %s: over the parser's work budget", l->name);
         goto done;
     }
+    if ((rc = errors_local(&w, ts_tree_root_node(tree), out))) goto done;
     module_of(&w, ts_tree_root_node(tree), o->path);
     const int from = split(&w, ts_tree_root_node(tree), 0, 0);
     if (from < w.n_lines) rest(&w, from, w.n_lines - 1);

@@ -1,5 +1,7 @@
 /* Unit tests of the syntax chunker (src/chunk/syntax.c): for each language
- * built in (thirteen; and tail.py for lone tails), a fixture in tests/fixtures/chunk/ and its chunks written out in
+ * built in (thirteen; and tail.py for lone tails; macros.c and macros.cpp for
+ * local parse errors, broken.py for errors spread over a file, which goes to
+ * lines), a fixture in tests/fixtures/chunk/ and its chunks written out in
  * NAME.chunks ("first-last kind symbol <context-lines...", 1-based lines,
  * under the limit and at the path under a walk root that the file's first
  * line names: the path's module qualifies the symbols), with a stand-in tokenizer (a
@@ -63,8 +65,10 @@ static const struct {
     {"polynomial.py", "python"}, {"vec.c", "c"},      {"shapes.js", "javascript"}, {"stack.go", "go"},
     {"shapes.rs", "rust"},       {"Counter.java", "java"}, {"queue.ts", "typescript"}, {"matrix.cpp", "cpp"},
     {"Inventory.cs", "c_sharp"}, {"stack.rb", "ruby"},     {"cart.php", "php"},         {"deploy.sh", "bash"},
-    {"List.tsx", "tsx"},         {"tail.py", "python"},
+    {"List.tsx", "tsx"},         {"tail.py", "python"},   {"macros.c", "c"},           {"macros.cpp", "cpp"},
+    {"broken.py", "python"},   /* the last: errors over the file, cut by lines */
 };
+#define N_FIXTURES (sizeof fixtures / sizeof *fixtures)
 
 /* Each fixture against its NAME.chunks. */
 static void expect_fixture(size_t f) {
@@ -86,7 +90,7 @@ static void expect_fixture(size_t f) {
               "%s: no '# max_tokens N [path P]' line", name);
     cut c;
     CHECK_INT(cut_path(l, *path ? path : NULL, text, len, max_tokens, &c), 0);
-    CHECK_INT(c.cl.syntax, 1);
+    CHECK_INT(c.cl.syntax, f + 1 < N_FIXTURES);
     CHECK_INT(chunk_list_check(text, (const size_t(*)[2])c.lines, c.n_lines, &c.cl), 0);
     buf got = {0};
     describe(&c, &got);
@@ -117,6 +121,14 @@ TEST(syntax_tsx_fixture) { expect_fixture(12); }
  * the wrapper's last part; `return out` stays alone, the part before it being
  * full. */
 TEST(syntax_lone_tail_fixture) { expect_fixture(13); }
+/* Local parse errors: _Thread_local, a macro as a loop head (MISSING ";"), a
+ * macro before a return type; a function whose declarator is broken has no
+ * symbol. */
+TEST(syntax_c_local_errors_fixture) { expect_fixture(14); }
+/* Q_OBJECT, foreach, a macro before a return type, `extern "C" {` under #ifdef. */
+TEST(syntax_cpp_local_errors_fixture) { expect_fixture(15); }
+/* Missing colons all over the file: the tree is not used. */
+TEST(syntax_spread_errors_fixture) { expect_fixture(16); }
 
 /* A definition that fits is one chunk, decorator included, with its class
  * line as context. */
@@ -139,6 +151,28 @@ TEST(syntax_definition_whole_when_it_fits) {
     cut_free(&c);
     buf_free(&got);
     base_free(text);
+}
+
+/* Qualified names longer than the buffer's first allocation: the enclosing
+ * frame's name is read after the buffer grows (ASan saw it read freed memory). */
+TEST(syntax_long_nested_names) {
+    const chunk_lang *l = chunk_lang_by_name("python");
+    if (!l) {
+        TEST_SKIP("no python grammar built in");
+        return;
+    }
+    char a[101], b[101], c3[101], src[600], want[320];
+    memset(a, 'A', 100), memset(b, 'B', 100), memset(c3, 'C', 100);
+    a[100] = b[100] = c3[100] = 0;
+    snprintf(src, sizeof src, "class %s:\n    class %s:\n        class %s:\n            def f(self):\n"
+             "                x = 1\n                return x\n", a, b, c3);
+    snprintf(want, sizeof want, "%s.%s.%s.f", a, b, c3);
+    cut c;
+    CHECK_INT(cut_text(l, src, strlen(src), 2, &c), 0);
+    const chunk_piece *p = c.cl.n ? &c.cl.v[c.cl.n - 1] : NULL;
+    CHECK_MSG(p && p->sym_len == strlen(want) && memcmp(c.cl.names.ptr + p->sym, want, p->sym_len) == 0, "%.*s",
+              p ? (int)p->sym_len : 0, p && c.cl.names.ptr ? c.cl.names.ptr + p->sym : "");
+    cut_free(&c);
 }
 
 /* Every fixture at several limits, and every prefix of it (a file cut off
@@ -257,25 +291,31 @@ TEST(syntax_falls_back_to_lines) {
     }
     CHECK(strstr(chunk_langs(), "python") != NULL);
     CHECK(chunk_lang_for_path("pkg/mod.py") == l);
-    const char *bad = "def f(:\n    return )\n";   /* does not parse */
+    const char *local = "def f(:\n    return )\n";   /* errors within a line each: the tree is used */
+    CHECK_INT(cut_text(l, local, strlen(local), 100, &c), 0);
+    CHECK_INT(c.cl.syntax, 1);
+    CHECK(c.cl.n_errors >= 2);
+    CHECK_INT((int)c.cl.n, 1);
+    cut_free(&c);
+    const char *bad = "class A\n    def f(self)\n        return 1\n    def g(self)\n        return 2\n";   /* no colons */
     CHECK_INT(cut_text(l, bad, strlen(bad), 100, &c), 0);
     CHECK_INT(c.cl.syntax, 0);
     CHECK_STR(c.cl.lang, "python");
     CHECK_INT((int)c.cl.n, 1);
-    cut_free(&c);
     chunk_list cl;
-    size_t lines[1][2] = {{0, 5}};
-    int tok[1] = {1};
-    const chunk_opts o = {.max_tokens = 10, .max_lines = 10};
-    CHECK_INT(chunk_syntax(l, "def f", 5, (const size_t(*)[2])lines, tok, 1, &o, &cl), CEMBED_EFORMAT);
+    const chunk_opts o = {.max_tokens = 100, .max_lines = 10};
+    CHECK_INT(chunk_syntax(l, bad, strlen(bad), (const size_t(*)[2])c.lines, c.tokens, c.n_lines, &o, &cl), CEMBED_EFORMAT);
+    CHECK_CONTAINS(cembed_last_error(), "parse errors on 4 of its 5 lines");
     chunk_list_free(&cl);
+    cut_free(&c);
 }
 
-/* Out of memory at each allocation: CEMBED_ENOMEM, nothing leaked (ASan). */
-TEST(syntax_out_of_memory) {
-    const chunk_lang *l = chunk_lang_by_name("python");
+/* Out of memory at each allocation: CEMBED_ENOMEM, nothing leaked (ASan);
+ * a file without parse errors and one with (errors_local's allocation). */
+static void out_of_memory(const char *file, const char *lang) {
+    const chunk_lang *l = chunk_lang_by_name(lang);
     size_t len;
-    char *text = read_fixture("polynomial.py", &len);
+    char *text = read_fixture(file, &len);
     CHECK(text != NULL);
     if (!text) return;
     int rc = -1;
@@ -284,9 +324,14 @@ TEST(syntax_out_of_memory) {
         base_alloc_fail_after(n);
         rc = cut_text(l, text, len, 60, &c);
         base_alloc_fail_after(0);
-        CHECK_MSG(rc == 0 || rc == CEMBED_ENOMEM, "failing allocation %zu: %d", n, rc);
+        CHECK_MSG(rc == 0 || rc == CEMBED_ENOMEM, "%s, failing allocation %zu: %d", file, n, rc);
         cut_free(&c);
     }
     CHECK_INT(rc, 0);
     base_free(text);
+}
+
+TEST(syntax_out_of_memory) {
+    out_of_memory("polynomial.py", "python");
+    out_of_memory("macros.c", "c");
 }
