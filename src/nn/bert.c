@@ -20,8 +20,10 @@
  * thread takes whole sequences through every layer, and the batch's last
  * (shortest) ones, as many rows as the longest, are shared items that
  * whichever threads are free run phase by phase (co_run), so that no thread
- * idles while another finishes its last whole sequence; otherwise each
- * phase splits its rows across the threads, with a barrier between phases. */
+ * idles while another finishes its last whole sequence; otherwise the whole
+ * batch is shared items, in one pool_run (OpenBLAS, which wants large calls:
+ * each phase splits its rows across the threads, with a barrier between
+ * phases). */
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -791,6 +793,11 @@ static void co_items(job *j, int t) {
     }
 }
 
+static void phase_shared(void *arg, int t, int n) {
+    (void)n;
+    co_items(arg, t);
+}
+
 /* Whole-sequence mode: each thread takes the next sequence and runs it
  * through every layer alone. A sequence's rows of x, a and c (at most 256 x
  * 1536 floats) stay in this core's caches from one step to the next instead
@@ -863,6 +870,12 @@ void bert_forward_ex(bert *b, int n_seq, const int32_t *ids, const int *offsets,
         while (threads > 1 && s0 > threads && T - offsets[s0] < offsets[1] - offsets[0]) s0--;
         co_setup(&j, s0, CE_MIN(CO_ROWS, nn_gemm_rows(b->g)));
         pool_run(b->p, phase_sequences, &j);
+        return;
+    }
+    if (!b->blas) {   /* every sequence as shared items, rows cut so that each thread gets a few */
+        const int step = nn_gemm_rows(b->g), want = (T / (4 * threads) + CO_ROWS - 1) / CO_ROWS * CO_ROWS;
+        co_setup(&j, 0, CE_MIN(step, CE_MAX(CO_ROWS, want)));
+        pool_run(b->p, phase_shared, &j);
         return;
     }
     pool_run(b->p, phase_embed, &j);
