@@ -443,8 +443,11 @@ typedef struct job {
  * NN_ATT_QS: each row's result is the same bits as in one call). */
 #define ATT_CHUNK (8 * NN_ATT_QS)
 
-/* Rows of a shared GEMM item at most (co_run): oneDNN's largest tile */
+/* Rows of a shared GEMM item (co_run), at least: oneDNN's largest tile at
+ * int8; twice that where the weights are 2 or 4 bytes, which a call streams
+ * from L3 once per item (half the calls a tail sequence of 256 rows makes). */
 #define CO_ROWS 64
+static int co_rows_min(const bert *b) { return b->prec == NN_INT8 ? CO_ROWS : 2 * CO_ROWS; }
 
 static void row_range(int T, int t, int n, int *r0, int *r1) {
     *r0 = (int)((long long)T * t / n);
@@ -868,13 +871,13 @@ void bert_forward_ex(bert *b, int n_seq, const int32_t *ids, const int *offsets,
          * shared items, so that a thread done early helps the others finish */
         int s0 = n_seq;
         while (threads > 1 && s0 > threads && T - offsets[s0] < offsets[1] - offsets[0]) s0--;
-        co_setup(&j, s0, CE_MIN(CO_ROWS, nn_gemm_rows(b->g)));
+        co_setup(&j, s0, CE_MIN(co_rows_min(b), nn_gemm_rows(b->g)));
         pool_run(b->p, phase_sequences, &j);
         return;
     }
     if (!b->blas) {   /* every sequence as shared items, rows cut so that each thread gets a few */
         const int step = nn_gemm_rows(b->g), want = (T / (4 * threads) + CO_ROWS - 1) / CO_ROWS * CO_ROWS;
-        co_setup(&j, 0, CE_MIN(step, CE_MAX(CO_ROWS, want)));
+        co_setup(&j, 0, CE_MIN(step, CE_MAX(co_rows_min(b), want)));
         pool_run(b->p, phase_shared, &j);
         return;
     }
