@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bert.h"
@@ -719,8 +720,11 @@ static void phase_pool(void *arg, int t, int n) {
  * barrier for the threads still busy elsewhere, and each item computes what
  * one thread alone would: the same bits. */
 
-/* Waits until *done reaches n: spins briefly, then yields the core (the
- * thread it waits for may need it). */
+/* Waits until *done reaches n: spins briefly (an item is usually done
+ * within microseconds of the others), then yields the core (the thread it
+ * waits for may need it), and after some 4,000 yields sleeps 50 us at a
+ * time, so that threads with nothing to do for long (a batch with fewer
+ * items than threads) do not hold their cores. */
 static void wait_done(atomic_int *done, int n) {
     for (int spins = 0; atomic_load_explicit(done, memory_order_acquire) < n; spins++) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -729,7 +733,8 @@ static void wait_done(atomic_int *done, int n) {
             continue;
         }
 #endif
-        sched_yield();
+        if (spins < 4096) sched_yield();
+        else nanosleep(&(struct timespec){0, 50000}, NULL);
     }
 }
 
