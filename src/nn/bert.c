@@ -720,21 +720,20 @@ static void phase_pool(void *arg, int t, int n) {
  * barrier for the threads still busy elsewhere, and each item computes what
  * one thread alone would: the same bits. */
 
-/* Waits until *done reaches n: spins briefly (an item is usually done
- * within microseconds of the others), then yields the core (the thread it
- * waits for may need it), and after some 4,000 yields sleeps 50 us at a
- * time, so that threads with nothing to do for long (a batch with fewer
- * items than threads) do not hold their cores. */
+/* Waits until *done reaches n: spins (an item is usually done within
+ * microseconds to a millisecond of the others' end), then sleeps 50 us at
+ * a time, so that threads with nothing to do for long (a batch with fewer
+ * items than threads) do not hold their cores. No sched_yield: on a loaded
+ * machine it hands the core to another process, and the waiting thread
+ * then comes back later than the item it waits for. */
 static void wait_done(atomic_int *done, int n) {
     for (int spins = 0; atomic_load_explicit(done, memory_order_acquire) < n; spins++) {
+        if (spins >= 8192) nanosleep(&(struct timespec){0, 50000}, NULL);
 #if defined(__x86_64__) || defined(__i386__)
-        if (spins < 256) {
-            __builtin_ia32_pause();
-            continue;
-        }
+        else __builtin_ia32_pause();
+#else
+        else sched_yield();
 #endif
-        if (spins < 4096) sched_yield();
-        else nanosleep(&(struct timespec){0, 50000}, NULL);
     }
 }
 
@@ -785,9 +784,13 @@ static int co_run(job *j, int k, int t) {
 }
 
 /* Sets up the shared items of sequences [s0, n_seq), rows cut in pieces of
- * at most `rows` */
-static void co_setup(job *j, int s0, int rows) {
-    const int n = j->n_seq - s0, T = j->T - j->offsets[s0];
+ * at most `cap`: into a multiple of the thread count of pieces (a multiple
+ * of 8 rows each, the last one shorter), so that the threads, once all
+ * there, end each phase together */
+static void co_setup(job *j, int s0, int cap) {
+    const int n = j->n_seq - s0, T = j->T - j->offsets[s0], threads = pool_threads(j->b->p);
+    const int pieces = CE_MAX(1, ((T + cap - 1) / cap + threads - 1) / threads * threads);   /* T = 0: no tail */
+    const int rows = CE_MAX(1, CE_MIN(cap, ((T + pieces - 1) / pieces + 7) & ~7));
     int s, h, i0, i1, na = 0;
     while (att_item_of(j->offsets + s0, n, j->b->heads, j->chunked, na, &s, &h, &i0, &i1)) na++;
     j->co_s0 = s0, j->co_rows = rows, j->co_nr = (T + rows - 1) / rows, j->co_na = na;
