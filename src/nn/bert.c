@@ -444,9 +444,9 @@ typedef struct job {
  * NN_ATT_QS: each row's result is the same bits as in one call). */
 #define ATT_CHUNK (8 * NN_ATT_QS)
 
-/* Rows of a shared GEMM item (co_run), at least: oneDNN's largest tile at
- * int8; twice that where the weights are 2 or 4 bytes, which a call streams
- * from L3 once per item (half the calls a tail sequence of 256 rows makes). */
+/* Rows of a shared GEMM item (co_run) when a batch is shared items only, at
+ * least: oneDNN's largest tile at int8; twice that where the weights are 2
+ * or 4 bytes, which a call streams from L3 (bf16: widens) once per item. */
 #define CO_ROWS 64
 static int co_rows_min(const bert *b) { return b->prec == NN_INT8 ? CO_ROWS : 2 * CO_ROWS; }
 
@@ -879,7 +879,10 @@ void bert_forward_ex(bert *b, int n_seq, const int32_t *ids, const int *offsets,
          * shared items, so that a thread done early helps the others finish */
         int s0 = n_seq;
         while (threads > 1 && s0 > threads && T - offsets[s0] < offsets[1] - offsets[0]) s0--;
-        co_setup(&j, s0, CE_MIN(co_rows_min(b), nn_gemm_rows(b->g)));
+        /* fp32 and bf16 weights (4 and 2 bytes, bf16 widened per call) cost
+         * more per call than a tail's balance gains: whole calls there, the
+         * tail's attention items still shared */
+        co_setup(&j, s0, b->prec == NN_INT8 ? CE_MIN(CO_ROWS, nn_gemm_rows(b->g)) : nn_gemm_rows(b->g));
         pool_run(b->p, phase_sequences, &j);
         return;
     }
