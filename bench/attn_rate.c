@@ -6,6 +6,8 @@
  * (one row per token: all query heads, then the key and value heads):
  *   qwen3-0.6b  hidden 1024, 16 query / 8 key-value heads, head_dim 128, causal
  *   bert-base   hidden 768, 12 heads, head_dim 64, bidirectional
+ *   minilm-l6   hidden 384, 12 heads, head_dim 32, bidirectional (at L=256,
+ *               all-MiniLM-L6-v2 as the engine runs it)
  * attention    nn_kernels_best()->attention (fp32) and ->attention_bf16
  *              (bf16 products, where the table has them) on `heads` heads of
  *              one sequence of L tokens, the best head's rate (the GEMM's:
@@ -106,7 +108,8 @@ static double gemm_rate(const layer *y, nn_precision p, int M, char *desc, size_
 int main(int argc, char **argv) {
     const int L = argc > 1 ? atoi(argv[1]) : 8192, heads = argc > 2 ? atoi(argv[2]) : 3;
     const int M = argc > 3 ? atoi(argv[3]) : 2048;
-    const layer ys[] = {{"qwen3-0.6b", 1024, 16, 8, 128, 1}, {"bert-base", 768, 12, 12, 64, 0}};
+    const layer ys[] = {{"qwen3-0.6b", 1024, 16, 8, 128, 1}, {"bert-base", 768, 12, 12, 64, 0},
+                        {"minilm-l6", 384, 12, 12, 32, 0}};
     const nn_kernels *k = nn_kernels_best();
     printf("kernels %s, L=%d, %d heads, one thread\n", k->name, L, heads);
     for (size_t i = 0; i < sizeof ys / sizeof *ys; i++)

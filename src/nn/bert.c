@@ -17,12 +17,19 @@
  * L2. Attention runs the table's fp32 kernel, or its bf16 one when the
  * options ask (int8 and bf16 on CPUs with AVX512_BF16).
  * Two schedules (bert_forward): with at least two sequences per thread, each
- * thread takes whole sequences through every layer; otherwise each phase
- * splits its rows across the threads, with a barrier between phases. */
+ * thread takes whole sequences through every layer, and the batch's last
+ * (shortest) ones, as many rows as the longest, are shared items that
+ * whichever threads are free run phase by phase (co_run), so that no thread
+ * idles while another finishes its last whole sequence; otherwise the whole
+ * batch is shared items, in one pool_run (OpenBLAS, which wants large calls:
+ * each phase splits its rows across the threads, with a barrier between
+ * phases). */
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bert.h"
@@ -438,12 +445,22 @@ typedef struct job {
     int layer;         /* the post-attention phase's layer */
     atomic_int next;   /* attention: next work item (att_item); whole-sequence mode: next sequence */
     int chunked;       /* some sequence is longer than ATT_CHUNK */
+    /* shared items (co_run) for sequences [co_s0, n_seq): rows per GEMM item,
+     * row items and attention items per phase, the next ticket, items done */
+    int co_s0, co_rows, co_nr, co_na;
+    atomic_int co_ticket, co_done;
 } job;
 
 /* Queries of one attention work item at most: a long sequence's heads are
  * split so that every thread gets a share of them (a multiple of
  * NN_ATT_QS: each row's result is the same bits as in one call). */
 #define ATT_CHUNK (8 * NN_ATT_QS)
+
+/* Rows of a shared GEMM item (co_run) when a batch is shared items only, at
+ * least: oneDNN's largest tile at int8; twice that where the weights are 2
+ * or 4 bytes, which a call streams from L3 (bf16: widens) once per item. */
+#define CO_ROWS 64
+static int co_rows_min(const bert *b) { return b->prec == NN_INT8 ? CO_ROWS : 2 * CO_ROWS; }
 
 static void row_range(int T, int t, int n, int *r0, int *r1) {
     *r0 = (int)((long long)T * t / n);
@@ -665,18 +682,18 @@ static void phase_post_attention(void *arg, int t, int n) {
     post_attention_rows(j->b, j->layer, r0, r1, t);
 }
 
-/* Attention work item w: OUT: sequence *s, head *h, queries [*i0, *i1);
- * (sequence, head) pairs in order, each split into chunks of ATT_CHUNK
- * queries when the batch holds a longer sequence. 0 past the last item. */
-static int att_item(const job *j, int w, int *s, int *h, int *i0, int *i1) {
-    const int heads = j->b->heads;
-    if (!j->chunked) {   /* one item per (sequence, head) */
-        if (w >= j->n_seq * heads) return 0;
-        *s = w / heads, *h = w % heads, *i0 = 0, *i1 = j->offsets[*s + 1] - j->offsets[*s];
+/* Attention work item w of sequences [0, n_seq) of offsets: OUT: sequence
+ * *s, head *h, queries [*i0, *i1); (sequence, head) pairs in order, each
+ * split into chunks of ATT_CHUNK queries when chunked (the batch holds a
+ * longer sequence). 0 past the last item. */
+static int att_item_of(const int *offsets, int n_seq, int heads, int chunked, int w, int *s, int *h, int *i0, int *i1) {
+    if (!chunked) {   /* one item per (sequence, head) */
+        if (w >= n_seq * heads) return 0;
+        *s = w / heads, *h = w % heads, *i0 = 0, *i1 = offsets[*s + 1] - offsets[*s];
         return 1;
     }
-    for (int q = 0; q < j->n_seq; q++) {
-        const int L = j->offsets[q + 1] - j->offsets[q], c = (L + ATT_CHUNK - 1) / ATT_CHUNK;
+    for (int q = 0; q < n_seq; q++) {
+        const int L = offsets[q + 1] - offsets[q], c = (L + ATT_CHUNK - 1) / ATT_CHUNK;
         if (w < heads * c) {   /* the heads of a chunk in turn: threads share a head's K^T and V less */
             *s = q, *h = w % heads, *i0 = w / heads * ATT_CHUNK, *i1 = CE_MIN(L, *i0 + ATT_CHUNK);
             return 1;
@@ -684,6 +701,10 @@ static int att_item(const job *j, int w, int *s, int *h, int *i0, int *i1) {
         w -= heads * c;
     }
     return 0;
+}
+
+static int att_item(const job *j, int w, int *s, int *h, int *i0, int *i1) {
+    return att_item_of(j->offsets, j->n_seq, j->b->heads, j->chunked, w, s, h, i0, i1);
 }
 
 static void phase_attention(void *arg, int t, int n) {
@@ -700,17 +721,118 @@ static void phase_pool(void *arg, int t, int n) {
     for (int s = s0; s < s1; s++) pool_seq(j->b, j, s, t);
 }
 
+/* ---- shared items ----
+ * Sequences [co_s0, n_seq) as one list of items in phase order: embedding
+ * rows; per layer qkv rows, attention items (att_item_of), post-attention
+ * rows; pooling, one sequence each. One counter hands out tickets, a second
+ * counts the items done; a ticket's item runs once every item of the
+ * earlier phases is done (no item of a phase starts before that, so the
+ * count reaching the phase's first ticket means exactly that). Any number
+ * of threads, joining whenever they are free, share the phases without a
+ * barrier for the threads still busy elsewhere, and each item computes what
+ * one thread alone would: the same bits. */
+
+/* Waits until *done reaches n: spins (an item is usually done within
+ * microseconds to a millisecond of the others' end), then sleeps 50 us at
+ * a time, so that threads with nothing to do for long (a batch with fewer
+ * items than threads) do not hold their cores. No sched_yield: on a loaded
+ * machine it hands the core to another process, and the waiting thread
+ * then comes back later than the item it waits for. */
+static void wait_done(atomic_int *done, int n) {
+    for (int spins = 0; atomic_load_explicit(done, memory_order_acquire) < n; spins++) {
+        if (spins >= 8192) nanosleep(&(struct timespec){0, 50000}, NULL);
+#if defined(__x86_64__) || defined(__i386__)
+        else __builtin_ia32_pause();
+#else
+        else sched_yield();
+#endif
+    }
+}
+
+/* Rows of GEMM item i: [*r0, *r1) */
+static void co_item_rows(const job *j, int i, int *r0, int *r1) {
+    *r0 = j->offsets[j->co_s0] + i * j->co_rows;
+    *r1 = CE_MIN(j->T, *r0 + j->co_rows);
+}
+
+/* Runs ticket k's item on thread t; 0 past the last one. */
+static int co_run(job *j, int k, int t) {
+    bert *b = j->b;
+    const int nr = j->co_nr, na = j->co_na, per = 2 * nr + na, layers = b->c->layers;
+    const int pool0 = nr + layers * per, n_tail = j->n_seq - j->co_s0;
+    int start, kind, i, l = 0;
+    if (k < nr) {
+        start = 0, kind = 0, i = k;   /* embedding rows */
+    } else if (k < pool0) {
+        l = (k - nr) / per;
+        const int base = nr + l * per, rem = k - base;
+        if (rem < nr) start = base, kind = 1, i = rem;                          /* qkv rows */
+        else if (rem < nr + na) start = base + nr, kind = 2, i = rem - nr;      /* attention */
+        else start = base + nr + na, kind = 3, i = rem - nr - na;              /* post-attention rows */
+    } else if (k < pool0 + n_tail) {
+        start = pool0, kind = 4, i = k - pool0;
+    } else {
+        return 0;
+    }
+    wait_done(&j->co_done, start);
+    int r0 = 0, r1 = 0, s, h, i0, i1;
+    if (kind != 2 && kind != 4) co_item_rows(j, i, &r0, &r1);
+    switch (kind) {
+    case 0: embed_rows(b, j->ids, r0, r1); break;
+    case 1: {
+        const gemm_op op = layer_op(b, l, 0);
+        gemm_rows(b, &op, r0, r1, t);
+        break;
+    }
+    case 2:
+        att_item_of(j->offsets + j->co_s0, n_tail, b->heads, j->chunked, i, &s, &h, &i0, &i1);
+        attend(b, j->offsets, l, j->co_s0 + s, h, i0, i1, t);
+        break;
+    case 3: post_attention_rows(b, l, r0, r1, t); break;
+    default: pool_seq(b, j, j->co_s0 + i, t);
+    }
+    atomic_fetch_add_explicit(&j->co_done, 1, memory_order_acq_rel);
+    return 1;
+}
+
+/* Sets up the shared items of sequences [s0, n_seq), rows cut in pieces of
+ * at most `cap`: into a multiple of the thread count of pieces (a multiple
+ * of 8 rows each, the last one shorter), so that the threads, once all
+ * there, end each phase together */
+static void co_setup(job *j, int s0, int cap) {
+    const int n = j->n_seq - s0, T = j->T - j->offsets[s0], threads = pool_threads(j->b->p);
+    const int pieces = CE_MAX(1, ((T + cap - 1) / cap + threads - 1) / threads * threads);   /* T = 0: no tail */
+    const int rows = CE_MAX(1, CE_MIN(cap, ((T + pieces - 1) / pieces + 7) & ~7));
+    int s, h, i0, i1, na = 0;
+    while (att_item_of(j->offsets + s0, n, j->b->heads, j->chunked, na, &s, &h, &i0, &i1)) na++;
+    j->co_s0 = s0, j->co_rows = rows, j->co_nr = (T + rows - 1) / rows, j->co_na = na;
+    atomic_store(&j->co_ticket, 0);
+    atomic_store(&j->co_done, 0);
+}
+
+static void co_items(job *j, int t) {
+    if (j->co_s0 >= j->n_seq) return;
+    while (co_run(j, atomic_fetch_add(&j->co_ticket, 1), t)) {
+    }
+}
+
+static void phase_shared(void *arg, int t, int n) {
+    (void)n;
+    co_items(arg, t);
+}
+
 /* Whole-sequence mode: each thread takes the next sequence and runs it
  * through every layer alone. A sequence's rows of x, a and c (at most 256 x
  * 1536 floats) stay in this core's caches from one step to the next instead
- * of going to memory between phases, and no thread waits on a barrier. */
+ * of going to memory between phases, and no thread waits on a barrier; then
+ * the shared items of the tail. */
 static void phase_sequences(void *arg, int t, int n) {
     (void)n;
     job *j = arg;
     bert *b = j->b;
     for (;;) {
         const int s = atomic_fetch_add(&j->next, 1);
-        if (s >= j->n_seq) break;
+        if (s >= j->co_s0) break;   /* the rest are shared items */
         const int r0 = j->offsets[s], r1 = j->offsets[s + 1];
         embed_rows(b, j->ids, r0, r1);
         for (int l = 0; l < b->c->layers; l++) {
@@ -721,6 +843,7 @@ static void phase_sequences(void *arg, int t, int n) {
         }
         pool_seq(b, j, s, t);
     }
+    co_items(j, t);
 }
 
 void cembed_l2_normalize(float *v, size_t n) {
@@ -762,8 +885,23 @@ void bert_forward_ex(bert *b, int n_seq, const int32_t *ids, const int *offsets,
      * caller sorts them longest first) and the weights are prepared: OpenBLAS
      * repacks its weights on every call, too often for one sequence's rows.
      * Both orders give every row the same arithmetic. */
-    if (!b->blas && n_seq >= 2 * pool_threads(b->p)) {
+    const int threads = pool_threads(b->p);
+    if (!b->blas && n_seq >= 2 * threads) {
+        /* the last (shortest) sequences, as much work as the longest, become
+         * shared items, so that a thread done early helps the others finish */
+        int s0 = n_seq;
+        while (threads > 1 && s0 > threads && T - offsets[s0] < offsets[1] - offsets[0]) s0--;
+        /* fp32 and bf16 weights (4 and 2 bytes, bf16 widened per call) cost
+         * more per call than a tail's balance gains: whole calls there, the
+         * tail's attention items still shared */
+        co_setup(&j, s0, b->prec == NN_INT8 ? CE_MIN(CO_ROWS, nn_gemm_rows(b->g)) : nn_gemm_rows(b->g));
         pool_run(b->p, phase_sequences, &j);
+        return;
+    }
+    if (!b->blas) {   /* every sequence as shared items, rows cut so that each thread gets a few */
+        const int step = nn_gemm_rows(b->g), want = (T / (4 * threads) + CO_ROWS - 1) / CO_ROWS * CO_ROWS;
+        co_setup(&j, 0, CE_MIN(step, CE_MAX(co_rows_min(b), want)));
+        pool_run(b->p, phase_shared, &j);
         return;
     }
     pool_run(b->p, phase_embed, &j);

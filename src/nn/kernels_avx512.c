@@ -304,8 +304,14 @@ static void glu_avx512(float *x, int ld, int rows, int n, nn_act act) {
  * pass for the range, one that rounds (to nearest even), adds the zero point
  * and saturates to [0, 255] by packing 64 values at a time. */
 static float quantize_row(const float *a, int K, int ldq, uint8_t *q, int32_t *zp_out) {
-    __m512 lo = _mm512_setzero_ps(), hi = lo;
+    __m512 lo = _mm512_setzero_ps(), hi = lo, lo1 = lo, hi1 = lo;   /* two chains: min and max are exact in any order */
     int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        const __m512 v = _mm512_loadu_ps(a + k), v1 = _mm512_loadu_ps(a + k + 16);
+        lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
+        lo1 = _mm512_min_ps(lo1, v1), hi1 = _mm512_max_ps(hi1, v1);
+    }
+    lo = _mm512_min_ps(lo, lo1), hi = _mm512_max_ps(hi, hi1);
     for (; k + 16 <= K; k += 16) {
         const __m512 v = _mm512_loadu_ps(a + k);
         lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);

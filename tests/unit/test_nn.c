@@ -630,6 +630,53 @@ TEST(nn_forward_optimized_matches_reference_and_is_batch_invariant) {
     if (ci < 0.99) FAIL_AT("int8 vs fp32: min cosine %.6f", ci);
 }
 
+/* The shared items of bert.c (co_run): whole-sequence mode hands the
+ * batch's last sequences (as many rows as the longest) to every thread,
+ * and a batch of fewer than two sequences a thread is shared items
+ * throughout. With 1 to 4 threads, at fp32 and int8, every sequence's
+ * vector is the same bits, and that of the sequence run alone: a tail of
+ * short sequences, a tail of two 39-token ones (two row items at int8), and
+ * three sequences (shared items only). */
+static void shared_items_check(const int *lens, int nseq) {
+    enum { H = 64, MAXS = 12 };
+    int off[MAXS + 1] = {0};
+    int32_t ids[MAXS * 40];
+    for (int s = 0; s < nseq; s++) {
+        off[s + 1] = off[s] + lens[s];
+        for (int t = 0; t < lens[s]; t++) ids[off[s] + t] = (s * 13 + t * 29) % 64;
+    }
+    const nn_precision precs[2] = {NN_FP32, NN_INT8};
+    for (int p = 0; p < 2; p++) {
+        static float want[MAXS * H], got[MAXS * H];
+        for (int threads = 1; threads <= 4; threads++) {
+            fwd_fixture f;
+            if (fixture_prec(&f, tiny_dir(), nn_kernels_best(), precs[p], threads, off[nseq])) return;
+            CHECK_INT(f.m.cfg.hidden, H);
+            bert_forward(f.b, nseq, ids, off, threads == 1 ? want : got, f.m.normalize);
+            if (threads == 1)   /* each sequence alone */
+                for (int s = 0; s < nseq; s++) {
+                    const int o1[2] = {0, lens[s]};
+                    float one[H];
+                    bert_forward(f.b, 1, ids + off[s], o1, one, f.m.normalize);
+                    CHECK_MSG(memcmp(one, want + (size_t)s * H, sizeof one) == 0, "%s: %d sequences: sequence %d alone differs",
+                              nn_precision_name(precs[p]), nseq, s);
+                }
+            else
+                CHECK_MSG(memcmp(want, got, (size_t)nseq * H * sizeof(float)) == 0, "%s: %d sequences: %d threads differ from one",
+                          nn_precision_name(precs[p]), nseq, threads);
+            fixture_free(&f);
+        }
+    }
+}
+
+TEST(nn_forward_shared_items_same_bits_any_threads) {
+    static const int a[12] = {40, 40, 39, 38, 30, 25, 12, 9, 5, 3, 2, 1}, b[9] = {40, 40, 40, 40, 40, 40, 40, 39, 39},
+                     c[3] = {40, 40, 40};
+    shared_items_check(a, 12);
+    shared_items_check(b, 9);
+    shared_items_check(c, 3);
+}
+
 TEST(nn_forward_cls_pooling_unnormalized) {
     char d2[160];
     snprintf(d2, sizeof d2, "%s-cls", tiny_dir());
