@@ -57,7 +57,7 @@ if [ -f "$texts" ]; then
 fi
 run second
 # edit one file in its middle
-victim=$(grep -o '"path":"[^"]*"' "$work/out-first.jsonl" | sort -u | head -100 | tail -1 | cut -d'"' -f4)
+victim=$(grep -o '"path":"[^"]*"' "$work/out-first.jsonl" | sort -u | awk 'NR <= 100' | tail -1 | cut -d'"' -f4)
 python3 - "$victim" <<'EOF'
 import sys
 p = sys.argv[1]

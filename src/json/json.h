@@ -40,6 +40,10 @@ typedef struct json_shape {
 } json_shape;
 void json_scan(const char *s, size_t n, json_shape *out);
 
+/* One finite float as "%.9g" writes it, into p (room for 17 bytes: at most
+ * 16 and, on the snprintf path, a NUL); returns the bytes written, no NUL
+ * counted. Cannot fail. */
+int json_format_float(char *p, float x);
 /* Appends floats as a JSON array: [f,f,...]. */
 int json_write_floats(buf *b, const float *v, size_t n);
 /* Appends ints as a JSON array. */

@@ -1,5 +1,7 @@
 /* Unit tests of src/json: input records and the writers. */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "json/json.h"
 #include "test.h"
@@ -54,6 +56,52 @@ TEST(float_writer_round_trips) {
         p = end + 1;
     }
     buf_free(&b);
+}
+
+/* json_format_float writes exactly what snprintf "%.9g" writes: random bit
+ * patterns over every exponent, the floats around each power of ten (where
+ * the decimal exponent and 9-digit rounding change), values whose tenth
+ * digit is an exact tie (rounded to even) and the ends of the fast path's
+ * range. bench/float_writer --check-all compares all 2^32 patterns. */
+static int g9_matches(float x) {
+    char want[32], got[32];
+    snprintf(want, sizeof want, "%.9g", (double)x);
+    const int n = json_format_float(got, x);
+    got[n] = 0;
+    if (strcmp(want, got) == 0) return 1;
+    FAIL_AT("%a: printf %s, json_format_float %s", (double)x, want, got);
+    return 0;
+}
+
+TEST(float_writer_is_printf_g9) {
+    unsigned s = 12345;
+    int ok = 1;
+    for (int i = 0; i < 400000 && ok; i++) {
+        s = s * 1103515245u + 12345u;
+        uint32_t bits = (s >> 1) ^ ((uint32_t)i << 16) ^ (s << 31);
+        float x;
+        memcpy(&x, &bits, 4);
+        if (isfinite(x)) ok = g9_matches(x);
+    }
+    for (int e = -45; e <= 38 && ok; e++) {
+        float p10 = (float)pow(10, e);
+        for (int d = -300; d <= 300 && ok; d++) {
+            uint32_t bits;
+            memcpy(&bits, &p10, 4);
+            bits += (uint32_t)d;
+            float x;
+            memcpy(&x, &bits, 4);
+            if (isfinite(x)) ok = g9_matches(x) && g9_matches(-x);
+        }
+    }
+    /* exact ties at the tenth digit: integers 1,000,000,0d5 need 30 bits, so
+     * take k / 2^j of small odd k (exact decimal expansions) */
+    for (uint32_t k = 1; k < 20000 && ok; k += 2)
+        for (int j = 0; j < 30 && ok; j++) ok = g9_matches(ldexpf((float)k, -j)) && g9_matches(ldexpf((float)k * 5, j));
+    const float edges[] = {1e-19f, 9.99999e-20f, 1e9f, 999999936.0f, 999999999.0f, 0.5f, 1.5f, 2.5f, 123456789.5f,
+                           0.1f, 1e-5f, 1e-4f, 9.9999999e-5f, 1.17549435e-38f, 1e-45f, 3.40282347e38f};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges && ok; i++) ok = g9_matches(edges[i]) && g9_matches(-edges[i]);
+    CHECK(ok);
 }
 
 TEST(string_writer_escapes) {
