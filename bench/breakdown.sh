@@ -12,7 +12,9 @@
 # per thread, from build/gemm_peak at the same level: oneDNN's matmul alone
 # at the precision (GEMM), and the instruction peak of what attention runs
 # on (16-wide FMA, 8-wide at AVX2, for fp32; vdpbf16ps for the bf16
-# products that int8 and bf16 use where the CPU has AVX512_BF16).
+# products that int8 and bf16 use where they are fast: `cembed info`'s
+# "attention" at that level says which). The weight cache is off, so the
+# start-up rows show what preparing the weights costs.
 #
 # usage: bench/breakdown.sh
 # env:   MODEL (default $XDG_DATA_HOME/cembed/models/all-MiniLM-L6-v2),
@@ -49,7 +51,7 @@ for isa in $isas; do
   ONEDNN_MAX_CPU_ISA=$isa "$tmp/gemm_peak" 512 3 >"$tmp/peak.$isa" 2>&1
   for p in $precisions; do
     out="$tmp/run.$isa.$p"
-    if ! ONEDNN_MAX_CPU_ISA=$isa CEMBED_PROFILE=tsv /usr/bin/time -f "time %e %M" -o "$out.time" \
+    if ! ONEDNN_MAX_CPU_ISA=$isa EMBEDDING_WEIGHT_CACHE=off CEMBED_PROFILE=tsv /usr/bin/time -f "time %e %M" -o "$out.time" \
         "$tmp/cembed" embed --model "$model" --precision "$p" --threads "$threads" --no-cache \
         "$tmp/texts.jsonl" >/dev/null 2>"$out"; then
       echo "cembed at $p on $isa failed:" >&2
@@ -57,6 +59,9 @@ for isa in $isas; do
       continue
     fi
     cat "$out.time" >>"$out"
+    # what attention runs in at this level (bf16 products only where they are fast)
+    ONEDNN_MAX_CPU_ISA=$isa "$tmp/cembed" info --model "$model" --precision "$p" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin).get("attention", "fp32"))' >"$out.attn"
   done
   python3 - "$tmp" "$isa" "$precisions" <<'EOF'
 import os, sys
@@ -89,19 +94,20 @@ for p in precs:
         elif line.startswith("time "):
             wall, rss = float(f[0].split()[1]), int(f[0].split()[2])
     rows["exec, libraries (before main)"] = (max(0.0, wall - total), 0.0, "")
-    runs[p] = (rows, wall, rss, what)
+    attn = open(path + ".attn").read().strip() if os.path.exists(path + ".attn") else "fp32"
+    runs[p] = (rows, wall, rss, what, attn)
 if not runs:
     sys.exit(0)
 order = ["exec, libraries (before main)"] + order
 print(f"\n## {isa}\n")
-for p, (rows, wall, rss, what) in runs.items():
-    print(f"- {p}: {what}; {wall:.2f} s wall, peak RSS {rss / 1024:.1f} MiB")
+for p, (rows, wall, rss, what, attn) in runs.items():
+    print(f"- {p}: {what}, attention in {attn}; {wall:.2f} s wall, peak RSS {rss / 1024:.1f} MiB")
 print()
 print("| | " + " | ".join(runs) + " |")
 print("|---|" + "---|" * len(runs))
 for name in order:
     cells = []
-    for p, (rows, wall, rss, what) in runs.items():
+    for p, (rows, wall, rss, what, attn) in runs.items():
         w, rate, unit = rows.get(name, (0.0, 0.0, ""))
         cell = f"{100 * w / wall:.1f}%" if wall else "-"
         if rate:
@@ -110,7 +116,7 @@ for name in order:
             if name.strip() == "GEMM":
                 ref = peak.get(p)
             elif name.strip() == "attention":
-                ref = peak.get("vdpbf16ps") if p != "fp32" and "vdpbf16ps" in peak else peak.get("fma")
+                ref = peak.get("vdpbf16ps") if attn == "bf16" and "vdpbf16ps" in peak else peak.get("fma")
             if ref:
                 cell += f" ({100 * rate / ref:.0f}% of {ref:.0f})"
         cells.append(cell)
