@@ -54,9 +54,13 @@ void cache_close(cache *c);
 int cache_default_path(char *path, size_t n);
 
 /* Looks up n keys; for each hit copies dims floats to vecs + i*dims and sets
- * hit[i] = 1. Returns the number of hits (corrupt rows are deleted and are
- * misses), or -1 with the error set. */
+ * hit[i] = 1 (and its recency to now when it was an hour old or more; see
+ * cache_set_touch_interval). Returns the number of hits (corrupt rows are
+ * deleted and are misses), or -1 with the error set. */
 int cache_get_many(cache *c, const uint8_t (*keys)[CACHE_KEY_BYTES], size_t n, int dims, float *vecs, uint8_t *hit);
+/* A hit writes its row's recency (for eviction) only when the stored one is
+ * at least ms old: an hour unless set (tests: 0, every hit). */
+void cache_set_touch_interval(cache *c, int64_t ms);
 /* Stores n vectors in one transaction (replacing rows with the same key),
  * then evicts least recently used rows while over the cap. Returns 0 or -1
  * with the error set. */
@@ -65,6 +69,7 @@ int cache_put_many(cache *c, const uint8_t (*keys)[CACHE_KEY_BYTES], size_t n, i
 typedef struct cache_stats {
     uint64_t rows, vector_bytes, file_bytes, max_bytes;
     uint64_t hits, misses, corrupt, stored, evicted;   /* this handle's counts */
+    uint64_t touched;   /* hits whose recency was written (the others were used within the hour) */
 } cache_stats;
 int cache_get_stats(cache *c, cache_stats *out);
 /* Evicts least recently used rows until the vectors fit max_bytes, then

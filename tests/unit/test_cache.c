@@ -76,8 +76,10 @@ TEST(cache_round_trip_corruption_eviction) {
     CHECK_STR(msg, "ok");
     cache_close(c);
 
-    /* a cap of 8 vectors: the least recently used go first (to 90% of the cap) */
+    /* a cap of 8 vectors: the least recently used go first (to 90% of the cap);
+     * every hit writes its recency here (by default only hits an hour old do) */
     CHECK_INT(cache_open(path, 8 * D * 4, &c), 0);
+    cache_set_touch_interval(c, 0);
     CHECK_INT(cache_clear(c), 0);
     for (int i = 0; i < 8; i++) {
         CHECK_INT(cache_put_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys + i, 1, D, v + i * D), 0);
@@ -107,6 +109,50 @@ TEST(cache_round_trip_corruption_eviction) {
 
 /* A vector handed to the writer is found at once: committed (the lookup
  * connection) or still queued / in flight (the writer), never neither. */
+/* By default a hit writes its recency only when the stored one is an hour
+ * old: a second read of the same rows writes nothing, a row last used two
+ * hours ago is touched once (and then is recent). */
+TEST(cache_hits_write_recency_only_when_old) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cache-touch.sqlite", test_tmpdir());
+    cache *c;
+    CHECK_INT(cache_open(path, 0, &c), 0);
+    CHECK_INT(cache_clear(c), 0);
+    enum { N = 4, D = 8 };
+    uint8_t keys[N][CACHE_KEY_BYTES], hit[N];
+    float v[N * D], got[N * D];
+    cache_scope sc = {.max_seq_len = 16};
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "t%d", i);
+        cache_key(&sc, text, strlen(text), keys[i]);
+        fill(v + i * D, D, (float)i);
+    }
+    CHECK_INT(cache_put_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N, D, v), 0);
+    cache_stats st;
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N, D, got, hit), N);
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N, D, got, hit), N);
+    CHECK_INT(cache_get_stats(c, &st), 0);
+    CHECK_INT(st.touched, 0);   /* just stored: recent */
+    CHECK(memcmp(got, v, sizeof v) == 0);
+    /* row 1 last used two hours ago */
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    CHECK_INT(sqlite3_prepare_v2(db, "UPDATE vectors SET used = used - 7200000 WHERE key = ?", -1, &q, NULL),
+              SQLITE_OK);
+    sqlite3_bind_blob(q, 1, keys[1], CACHE_KEY_BYTES, SQLITE_STATIC);
+    CHECK_INT(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N, D, got, hit), N);
+    CHECK_INT(cache_get_many(c, (const uint8_t(*)[CACHE_KEY_BYTES])keys, N, D, got, hit), N);
+    CHECK_INT(cache_get_stats(c, &st), 0);
+    CHECK_INT(st.touched, 1);   /* once, then recent */
+    for (int i = 0; i < N; i++) CHECK_INT(hit[i], 1);
+    sqlite3_close(db);
+    cache_close(c);
+}
+
 TEST(cache_writer_vectors_visible_before_commit) {
     char path[512];
     snprintf(path, sizeof path, "%s/cache/w.sqlite", test_tmpdir());
