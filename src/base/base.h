@@ -111,6 +111,9 @@ size_t file_map_release(const void *p, size_t len);
 /* Writes data to PATH atomically (temporary file + rename). */
 int file_write_all(const char *path, const void *data, size_t len);
 int file_exists(const char *path);
+/* mkdir -p: creates path and whichever of its parents are missing (0755).
+ * Returns 0, or -1 with errno set. */
+int file_mkdirs(const char *path);
 /* Joins dir and name with '/'; returns a base_malloc'd string or NULL. */
 char *path_join(const char *dir, const char *name);
 

@@ -256,18 +256,6 @@ static void repo_dir(const hub_opts *o, const char *repo, char *out, size_t n) {
     out[l] = 0;
 }
 
-static int mkdirs(const char *path) {
-    char b[4096];
-    snprintf(b, sizeof b, "%s", path);
-    for (char *p = b + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(b, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(b, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* The commit refs/REV names, into sha[41]; 0 or -1. */
 static int read_ref(const char *rdir, const char *rev, char *sha) {
     char path[4400], *data = NULL;
@@ -599,7 +587,7 @@ static int link_file(const char *rdir, const char *commit, const hub_file *f) {
     snprintf(path, sizeof path, "%s/snapshots/%s/%s", rdir, commit, f->name);
     char *slash = strrchr(path, '/');
     *slash = 0;
-    if (mkdirs(path)) return base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
+    if (file_mkdirs(path)) return base_err(CEMBED_EIO, "%s: %s", path, strerror(errno));
     *slash = '/';
     int depth = 2;
     for (const char *p = f->name; *p; p++) depth += *p == '/';
@@ -680,7 +668,7 @@ int hub_resolve(const hub_opts *o, const char *repo, const char *rev, int do_dow
     snprintf(snap, sizeof snap, "%s/snapshots/%s", rdir, info.sha);
     char blobs[2300];
     snprintf(blobs, sizeof blobs, "%s/blobs", rdir);
-    if (mkdirs(blobs) || mkdirs(snap)) {
+    if (file_mkdirs(blobs) || file_mkdirs(snap)) {
         rc = base_err(CEMBED_EIO, "cannot create %s: %s", snap, strerror(errno));
         goto done;
     }
@@ -705,7 +693,7 @@ int hub_resolve(const hub_opts *o, const char *repo, const char *rev, int do_dow
         snprintf(ref, sizeof ref, "%s/%s", refs, rev);
         char *slash = strrchr(ref, '/');
         *slash = 0;
-        if (mkdirs(ref) != 0) rc = base_err(CEMBED_EIO, "%s: %s", ref, strerror(errno));
+        if (file_mkdirs(ref) != 0) rc = base_err(CEMBED_EIO, "%s: %s", ref, strerror(errno));
         *slash = '/';
         if (!rc && file_write_all(ref, info.sha, strlen(info.sha)))
             rc = base_err_prefix(CEMBED_EIO, "%s", ref);

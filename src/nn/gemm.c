@@ -250,8 +250,8 @@ static void layout_of(const nn_gemm *g, int s, void *out) {
         nn_dnnl_layout(g->dnnl, s, out);
         return;
     }
-    const own_layout l = {(uint32_t)((g->shapes[s].N + NN_PANEL - 1) / NN_PANEL * NN_PANEL),
-                          (uint32_t)((g->shapes[s].K + 3) & ~3), (uint32_t)elem_bytes(g->prec), 0};
+    const nn_packed p = nn_packed_shape(g->prec, g->shapes[s].N, g->shapes[s].K);
+    const own_layout l = {(uint32_t)p.Np, (uint32_t)p.Kp, (uint32_t)elem_bytes(g->prec), 0};
     memcpy(out, &l, sizeof l);
 }
 
@@ -264,11 +264,10 @@ static int layout_ok(const nn_gemm *g, int s, const void *layout) {
 
 /* The parts a weight of shape s has (bytes of each) in g's layout. */
 static uint32_t parts_of(const nn_gemm *g, int s, uint64_t bytes[NN_WCACHE_PARTS]) {
-    const uint64_t N = (uint64_t)g->shapes[s].N, K = (uint64_t)g->shapes[s].K;
-    const uint64_t Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, Kp = (K + 3) & ~3ull;
+    const nn_packed p = nn_packed_shape(g->prec, g->shapes[s].N, g->shapes[s].K);
     const int dn = g->backend == NN_GEMM_ONEDNN;
-    bytes[0] = dn ? nn_dnnl_weight_bytes(g->dnnl, s) : Np * Kp * elem_bytes(g->prec);
-    bytes[1] = bytes[2] = (dn ? N : Np) * 4;
+    bytes[0] = dn ? nn_dnnl_weight_bytes(g->dnnl, s) : (uint64_t)p.Np * (uint64_t)p.Kp * elem_bytes(g->prec);
+    bytes[1] = bytes[2] = (uint64_t)(dn ? p.N : p.Np) * 4;
     return g->prec == NN_INT8 ? 3 : 1;
 }
 
@@ -333,9 +332,9 @@ int nn_gemm_prepare_cached(nn_gemm *g, int N, int K, nn_linear *out) {
             return 0;
         }
     } else {
-        *out = (nn_linear){.N = N, .K = K, .shape = s};
-        out->p = (nn_packed){.prec = g->prec, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL,
-                             .Kp = (K + 3) & ~3, .w = (void *)w.part[0], .borrowed = 1};
+        *out = (nn_linear){.N = N, .K = K, .shape = s, .p = nn_packed_shape(g->prec, N, K)};
+        out->p.w = (void *)w.part[0];
+        out->p.borrowed = 1;
     }
     if (g->prec == NN_INT8) out->p.scale = (float *)w.part[1], out->p.colsum = (int32_t *)w.part[2];
     PROF_END(PROF_PREPARE, t0, 0);

@@ -360,16 +360,17 @@ void nn_dnnl_release(void *dw) {
     base_free(w);
 }
 
-/* The panels of a weight: memory, and for the native types a memory object
- * per panel in shape sh's layout. OUT: *out. */
-static int weight_new(nn_dnnl *d, const dshape *sh, dweight **out) {
+/* The panels of a weight: memory (data: bytes already in the layout, e.g.
+ * in the weight cache's map, not owned; NULL: allocated), and for the
+ * native types a memory object per panel in shape sh's layout. OUT: *out. */
+static int weight_new(nn_dnnl *d, const dshape *sh, void *data, dweight **out) {
     dweight *w = base_calloc(1, sizeof *w + (size_t)sh->panels * sizeof(dnnl_memory_t));
-    if (w) w->mem = base_malloc((size_t)sh->panels * sh->wbytes + 64);
-    if (!w || !w->mem) {
+    if (w && !data) w->mem = base_malloc((size_t)sh->panels * sh->wbytes + 64);
+    if (!w || (!data && !w->mem)) {
         base_free(w);
         return base_err(CEMBED_ENOMEM, "out of memory preparing a %d x %d weight", sh->N, sh->K);
     }
-    w->buf = (void *)(((uintptr_t)w->mem + 63) & ~(uintptr_t)63);
+    w->buf = data ? data : (void *)(((uintptr_t)w->mem + 63) & ~(uintptr_t)63);
     w->panels = sh->panels;
     w->wbytes = sh->wbytes;
     *out = w;
@@ -439,9 +440,7 @@ static int reorder(nn_dnnl *d, const dshape *sh, const void *W, dnnl_data_type_t
 
 int nn_dnnl_prepare(nn_dnnl *d, const float *W, int N, int K, nn_linear *out) {
     serial_omp();
-    int shape = -1;
-    for (int s = 0; s < d->n_shapes; s++)
-        if (d->shapes[s].N == N && d->shapes[s].K == K) shape = s;
+    const int shape = nn_dnnl_shape_of(d, N, K);
     CE_ASSERT(shape >= 0);
     const dshape *sh = &d->shapes[shape];
     *out = (nn_linear){.N = N, .K = K, .shape = shape, .p = {.prec = d->prec, .N = N, .K = K}};
@@ -464,7 +463,7 @@ int nn_dnnl_prepare(nn_dnnl *d, const float *W, int N, int K, nn_linear *out) {
     if ((d->tb != dnnl_f32 && !tmp) || (d->prec == NN_INT8 && (!out->p.scale || !out->p.colsum)))
         rc = base_err(CEMBED_ENOMEM, "out of memory preparing a %d x %d weight", N, K);
     dweight *w = NULL;
-    if (!rc) rc = weight_new(d, sh, &w);
+    if (!rc) rc = weight_new(d, sh, NULL, &w);
     if (!rc) rc = reorder(d, sh, d->tb == dnnl_f32 ? (const void *)W : tmp, d->tb, w);
     base_free(tmp);
     if (rc) {   /* the int8 scales and sums (out->dw is not set yet) */
@@ -637,17 +636,9 @@ static int point_at(nn_dnnl *d, dweight *w, void *data) {
 int nn_dnnl_adopt(nn_dnnl *d, int N, int K, void *data, nn_linear *out) {
     const int s = nn_dnnl_shape_of(d, N, K);
     CE_ASSERT(s >= 0);
-    const dshape *sh = &d->shapes[s];
-    dweight *w = base_calloc(1, sizeof *w + (size_t)sh->panels * sizeof(dnnl_memory_t));
-    if (!w) return base_err(CEMBED_ENOMEM, "out of memory");
-    w->panels = sh->panels, w->wbytes = sh->wbytes, w->buf = data;
-    for (int p = 0; p < sh->panels && !d->bf16w; p++) {
-        const dnnl_status_t st = dnnl_memory_create(&w->m[p], &sh->wmd, d->eng, (char *)data + (size_t)p * sh->wbytes);
-        if (st != dnnl_success) {
-            nn_dnnl_release(w);
-            return dnnl_fail(st, "creating a weight panel");
-        }
-    }
+    dweight *w;
+    const int rc = weight_new(d, &d->shapes[s], data, &w);
+    if (rc) return rc;
     *out = (nn_linear){.N = N, .K = K, .shape = s, .p = {.prec = d->prec, .N = N, .K = K, .borrowed = 1}, .dw = w};
     return 0;
 }

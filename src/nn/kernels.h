@@ -58,6 +58,9 @@ typedef struct nn_packed {
  * OUT: *out, owning its memory. Fails with ENOMEM. nn_packed_free frees
  * what it owns (nothing when borrowed) and clears *w. */
 int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *out);
+/* The shape fields of an N x K weight packed for precision p (Np, Kp: the
+ * padded sizes), no memory. Cannot fail. */
+nn_packed nn_packed_shape(nn_precision p, int N, int K);
 void nn_packed_free(nn_packed *w);
 /* Bytes a packed weight holds. Cannot fail. */
 size_t nn_packed_bytes(const nn_packed *w);

@@ -49,10 +49,14 @@ nn_quantize_weight_fn nn_quantize_weight_best(void) {
     return cpu_features() & CPU_AVX2 ? nn_quantize_weight_row_avx2 : nn_quantize_weight_row;
 }
 
+nn_packed nn_packed_shape(nn_precision p, int N, int K) {
+    return (nn_packed){.prec = p, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, .Kp = (K + 3) & ~3};
+}
+
 int nn_pack(const float *W, int N, int K, nn_precision p, int qmax, nn_packed *out) {
     CE_ASSERT(p == NN_INT8 || p == NN_BF16 || p == NN_FP32);
     CE_ASSERT(N > 0 && K > 0);
-    nn_packed w = {.prec = p, .N = N, .K = K, .Np = (N + NN_PANEL - 1) / NN_PANEL * NN_PANEL, .Kp = (K + 3) & ~3};
+    nn_packed w = nn_packed_shape(p, N, K);
     const size_t Np = (size_t)w.Np, Kp = (size_t)w.Kp;
     w.w = base_calloc(Np * Kp, p == NN_INT8 ? 1 : p == NN_BF16 ? 2 : 4);
     if (p == NN_INT8) {

@@ -206,19 +206,6 @@ static void unusable(const char *dir, const char *what, int e) {
     else log_warn("weight cache %s: %s: %s; running without it", dir, what, strerror(e));
 }
 
-/* mkdir -p path; 0 or -1 (errno set) */
-static int make_dirs(const char *path) {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return errno = ENAMETOOLONG, -1;
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(p, 0755) && errno != EEXIST) return -1;
-            *s = '/';
-        }
-    return mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 /* Maps a cache file: its pages mapped read-only up front (one call, no
  * fault per page later, and the weights in the RSS measured after loading,
  * which the governor counts; populating a writable private map would copy
@@ -434,7 +421,7 @@ int nn_wcache_write(nn_wcache *wc, const nn_wc_shape *shapes, uint32_t n_shapes,
     }
     if (!off || build_header(wc, shapes, n_shapes, layout_bytes, weights, n_weights, &h, off, &bytes)) goto out;
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", wc->file, (long)getpid(), atomic_fetch_add(&seq, 1));
-    if (make_dirs(wc->dir) || (fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+    if (file_mkdirs(wc->dir) || (fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
         unusable(wc->dir, "cannot write there", errno);
         goto out;
     }
